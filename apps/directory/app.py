@@ -1,0 +1,58 @@
+"""The directory's HTTP view (exercise 2): who is registered, where, and for how long.
+
+Exercise 2.2 (the default): services register themselves in Redis at start-up and this
+service only reads the hash. Exercise 2.1: started with DIRECTORY_STATIC or
+DIRECTORY_STATIC_FILE, it first writes those known addresses as entries without a TTL.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+from quart import Blueprint, Response, jsonify
+from redis.asyncio import Redis
+
+from apps.directory.settings import DirectorySettings
+from apps.directory.static import load_static_entries
+from apps.kit.app import ServiceApp, error, runtime
+from apps.kit.app import create_app as create_service_app
+from apps.kit.names import is_service_name
+
+routes = Blueprint("directory", __name__)
+
+
+def create_app(settings: DirectorySettings | None = None, redis: Redis | None = None) -> ServiceApp:
+    """The directory service app."""
+    settings = settings or DirectorySettings()
+    app = create_service_app(settings, import_name=__name__, redis=redis)
+    static_entries = load_static_entries(settings)  # bad input fails here, before serving
+
+    @app.runtime.on_start
+    async def write_static_entries() -> None:
+        for entry in static_entries:
+            await app.runtime.directory.register_static(entry)
+
+    app.register_blueprint(routes)
+    return app
+
+
+@routes.get("/directory")
+async def list_services() -> Response:
+    """Every live entry, grouped by service, with the seconds of TTL it has left."""
+    grouped: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    listings = await runtime().directory.list()
+    for listing in listings:
+        grouped[listing.entry.service].append(listing.to_dict())
+    return jsonify({"services": grouped, "instances": len(listings)})
+
+
+@routes.get("/directory/<service>")
+async def show_service(service: str) -> Response:
+    """The live instances of one service; 404 if there are none."""
+    if not is_service_name(service):
+        return error(400, "invalid service name: expected 1 to 64 of [a-z0-9-]", service=service)
+    listings = [item for item in await runtime().directory.list() if item.entry.service == service]
+    if not listings:
+        return error(404, "no live instance of this service", service=service)
+    return jsonify({"service": service, "instances": [item.to_dict() for item in listings]})

@@ -1,0 +1,159 @@
+"""The app factory every service starts from.
+
+It gives each service the same plumbing: /health, /ready, /metrics, OpenAPI (quart-schema),
+JSON errors (never an HTML page, never a traceback), an X-Request-ID on every request and
+log line, and the Runtime that connects to Redis and keeps the instance in the directory.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+from typing import Any, cast
+
+from quart import Quart, Response, current_app, g, jsonify, request
+from quart_schema import QuartSchema, RequestSchemaValidationError
+from redis.asyncio import Redis
+from werkzeug.exceptions import HTTPException
+
+from apps.kit.lifecycle import Runtime
+from apps.kit.logs import request_id_var
+from apps.kit.metrics import CONTENT_TYPE, Metrics
+from apps.kit.settings import KitSettings
+
+log = logging.getLogger("canaduck.http")
+
+REQUEST_ID_HEADER = "X-Request-ID"
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+_PROBE_PATHS = frozenset({"/health", "/ready", "/metrics"})
+
+
+class ServiceApp(Quart):
+    """A Quart app that carries its service's settings, runtime and metrics."""
+
+    settings: KitSettings
+    runtime: Runtime
+    metrics: Metrics
+
+
+def create_app(settings: KitSettings, *, import_name: str, redis: Redis | None = None) -> ServiceApp:
+    """A service app with the kit's routes and hooks; the caller adds its own routes.
+
+    `redis` replaces the client built from REDIS_URL (tests pass a fakeredis one).
+    """
+    app = ServiceApp(import_name)
+    app.settings = settings
+    app.runtime = Runtime(settings, redis)
+    app.metrics = Metrics(settings.service_name)
+    app.metrics.expose_counts("canaduck_pubsub", "Pub/sub messages by outcome",
+                              lambda: app.runtime.broker.counts)
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    app.config["JSON_SORT_KEYS"] = False
+    QuartSchema(app, info={"title": settings.service_name, "version": settings.version})
+
+    app.before_serving(app.runtime.start)
+    app.after_serving(app.runtime.stop)
+    app.before_request(_begin_request)
+    app.after_request(_end_request)
+    app.register_error_handler(RequestSchemaValidationError, _validation_error)
+    app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(Exception, _unexpected_error)
+
+    app.add_url_rule("/health", "health", _health, methods=["GET"])
+    app.add_url_rule("/ready", "ready", _ready, methods=["GET"])
+    app.add_url_rule("/metrics", "metrics", _metrics, methods=["GET"])
+    return app
+
+
+def service_app() -> ServiceApp:
+    """The app serving the current request."""
+    return cast(ServiceApp, current_app)
+
+
+def runtime() -> Runtime:
+    """The Runtime of the app serving the current request."""
+    return service_app().runtime
+
+
+def error(status: int, message: str, **details: Any) -> Response:
+    """A JSON error response: `{"error": message, "status": status, ...details}`."""
+    response = jsonify({"error": message, "status": status, **details})
+    response.status_code = status
+    return response
+
+
+async def _begin_request() -> None:
+    incoming = request.headers.get(REQUEST_ID_HEADER, "")
+    request_id = incoming if _REQUEST_ID.fullmatch(incoming) else uuid.uuid4().hex
+    g.request_id = request_id
+    g.started = time.perf_counter()
+    request_id_var.set(request_id)
+
+
+async def _end_request(response: Response) -> Response:
+    request_id = getattr(g, "request_id", "")
+    response.headers[REQUEST_ID_HEADER] = request_id
+    started = getattr(g, "started", None)
+    if started is not None:
+        elapsed = time.perf_counter() - started
+        route = request.url_rule.rule if request.url_rule else "<unmatched>"
+        service_app().metrics.observe(request.method, route, response.status_code, elapsed)
+        # Probes (Caddy's health checks, the runner) would drown the log at INFO.
+        level = logging.DEBUG if request.path in _PROBE_PATHS else logging.INFO
+        if log.isEnabledFor(level):
+            log.log(
+                level,
+                "%s %s %d", request.method, request.path, response.status_code,
+                extra={"fields": {"status": response.status_code, "ms": round(elapsed * 1000, 2),
+                                 "request_id": request_id}},
+            )
+    return response
+
+
+async def _validation_error(exc: RequestSchemaValidationError) -> Response:
+    problems = []
+    errors = getattr(exc.validation_error, "errors", None)
+    for item in errors(include_url=False) if callable(errors) else []:
+        problems.append({"field": ".".join(str(p) for p in item["loc"]), "problem": item["msg"]})
+    if not problems:
+        problems.append({"field": "body", "problem": str(exc.validation_error)})
+    first = problems[0]
+    return error(400, f"invalid {first['field']}: {first['problem']}", problems=problems)
+
+
+async def _http_error(exc: HTTPException) -> Response:
+    status = exc.code or 500
+    message = (exc.name or "error").lower()
+    response = error(status, message, detail=exc.description)
+    allowed = getattr(exc, "valid_methods", None)
+    if status == 405 and allowed:
+        response.headers["Allow"] = ", ".join(allowed)
+    return response
+
+
+async def _unexpected_error(exc: Exception) -> Response:
+    log.exception("unhandled error in %s %s", request.method, request.path)
+    return error(500, "internal error", request_id=getattr(g, "request_id", ""))
+
+
+async def _health() -> Response:
+    settings = service_app().settings
+    return jsonify({"status": "ok", "service": settings.service_name,
+                    "instance": settings.instance_id})
+
+
+async def _ready() -> Response:
+    rt = runtime()
+    body = {"service": rt.settings.service_name, "instance": rt.settings.instance_id,
+            "redis": rt.redis_ok, "registered": rt.registered}
+    if rt.registered and rt.redis_ok and not rt.stopping:
+        return jsonify({"status": "ready", **body})
+    response = jsonify({"status": "not ready", "error": "not ready", **body})
+    response.status_code = 503
+    return response
+
+
+async def _metrics() -> Response:
+    return Response(service_app().metrics.render(), content_type=CONTENT_TYPE)

@@ -1,0 +1,59 @@
+"""The message envelope carried on every channel that carries messages (ARCHITECTURE.md)."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from apps.kit.names import SERVICE_NAME_PATTERN
+
+ServiceName = Annotated[str, Field(pattern=SERVICE_NAME_PATTERN)]
+
+
+def new_id() -> str:
+    """A fresh envelope id: 32 hex digits."""
+    return uuid.uuid4().hex
+
+
+class Envelope(BaseModel):
+    """`{"id", "from", "to", "kind", "body", "sent_at", "deadline"}`; `from` is `sender` here."""
+
+    model_config = ConfigDict(populate_by_name=True, frozen=True, extra="ignore")
+
+    id: str = Field(default_factory=new_id, pattern=r"^[0-9a-f]{1,64}$")
+    sender: ServiceName = Field(alias="from")
+    to: ServiceName
+    kind: str = Field(min_length=1, max_length=64)
+    body: Any = None
+    sent_at: float = Field(default_factory=time.time)
+    deadline: float | None = None
+
+    @classmethod
+    def parse(cls, raw: str | bytes) -> Envelope:
+        """Validate a JSON envelope; raises MalformedEnvelope naming what is wrong."""
+        try:
+            return cls.model_validate_json(raw)
+        except ValidationError as exc:
+            raise MalformedEnvelope(_describe(exc)) from None
+
+    def to_json(self) -> str:
+        return self.model_dump_json(by_alias=True)
+
+    def expired(self, now: float | None = None) -> bool:
+        """True once the deadline (if any) has passed."""
+        return self.deadline is not None and (time.time() if now is None else now) > self.deadline
+
+
+class MalformedEnvelope(ValueError):
+    """Raised for bytes on a channel that are not a valid envelope."""
+
+
+def _describe(exc: ValidationError) -> str:
+    problems = []
+    for error in exc.errors(include_url=False)[:3]:
+        where = ".".join(str(part) for part in error["loc"]) or "envelope"
+        problems.append(f"{where}: {error['msg']}")
+    return "; ".join(problems)

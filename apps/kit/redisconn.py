@@ -1,0 +1,108 @@
+"""The Redis connection every service opens, and the start-up checks made on it."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from redis.asyncio import Redis
+from redis.backoff import ExponentialWithJitterBackoff
+from redis.exceptions import (
+    AuthenticationError,
+    NoPermissionError,
+    RedisError,
+    ResponseError,
+)
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.retry import Retry
+
+#: Commands the directory relies on; a server lacking them cannot expire a killed instance.
+REQUIRED_COMMANDS = ("HPEXPIRE", "HPTTL")
+
+
+class StartupError(RuntimeError):
+    """A condition that makes a service refuse to start; its message is one line for humans."""
+
+
+def connect(url: str, *, client_name: str) -> Redis:
+    """Open a pooled client with short timeouts and a few quick retries on dropped links.
+
+    Authentication errors are not retried (redis-py would treat them as connection errors),
+    so a wrong password fails in milliseconds instead of hanging.
+    """
+    return Redis.from_url(
+        url,
+        client_name=client_name,
+        socket_connect_timeout=2.0,
+        socket_timeout=5.0,
+        health_check_interval=15,
+        retry=Retry(ExponentialWithJitterBackoff(base=0.05, cap=0.5), retries=2),
+        retry_on_error=[RedisConnectionError, RedisTimeoutError],
+    )
+
+
+async def wait_until_reachable(client: Redis, timeout: float) -> None:
+    """Ping until the server answers, for at most `timeout` seconds.
+
+    Raises StartupError at once on a refused login, and after `timeout` if nothing answers.
+    """
+    deadline = time.monotonic() + timeout
+    delay = 0.05
+    while True:
+        try:
+            await client.ping()
+            return
+        except AuthenticationError as exc:
+            raise StartupError(
+                f"Redis refused the login ({exc}): check REDIS_URL's user and password"
+            ) from exc
+        except NoPermissionError as exc:
+            raise StartupError(f"Redis user may not run PING ({exc}): check redis/users.acl") from exc
+        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+            if time.monotonic() + delay > deadline:
+                raise StartupError(
+                    f"Redis did not answer within {timeout:g} s at {_safe_url(client)}: {exc}"
+                ) from exc
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 1.0)
+
+
+async def check_capabilities(client: Redis, probe_key: str) -> None:
+    """Refuse a server without hash-field expiry (Redis < 7.4, Valkey < 9.0).
+
+    The capability is probed by running the commands on a field that does not exist, which
+    changes nothing, needs no extra ACL right and works on every server: version strings lie
+    (Valkey 9 reports redis_version 7.2.4).
+    """
+    probe_field = "__capability-probe__"
+    try:
+        async with client.pipeline(transaction=False) as pipe:
+            pipe.execute_command("HPTTL", probe_key, "FIELDS", 1, probe_field)
+            pipe.execute_command("HPEXPIRE", probe_key, 60_000, "FIELDS", 1, probe_field)
+            await pipe.execute()
+    except NoPermissionError:
+        raise
+    except ResponseError as exc:
+        needed = " and ".join(REQUIRED_COMMANDS)
+        raise StartupError(
+            f"Redis at {_safe_url(client)} lacks hash-field expiry ({needed}): "
+            f"canaduck needs Redis >= 7.4 or Valkey >= 9.0 ({exc})"
+        ) from exc
+
+
+def _safe_url(client: Redis) -> str:
+    kwargs = client.connection_pool.connection_kwargs
+    if "path" in kwargs:
+        return f"unix://{kwargs['path']}"
+    return f"{kwargs.get('host', '?')}:{kwargs.get('port', '?')}"
+
+
+__all__ = [
+    "REQUIRED_COMMANDS",
+    "RedisError",
+    "StartupError",
+    "check_capabilities",
+    "connect",
+    "wait_until_reachable",
+]

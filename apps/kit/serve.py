@@ -1,0 +1,78 @@
+"""Serve one service under Hypercorn: `python -m apps.kit.serve apps.<service>`.
+
+Before Hypercorn starts, the Redis server is checked, so a wrong password or a server
+without hash-field expiry ends the process with one clear line and exit status 2. On SIGTERM
+(or SIGINT) the instance leaves the directory at once, then Hypercorn drains in-flight
+requests for up to GRACEFUL_TIMEOUT seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import logging
+import signal
+import sys
+
+from hypercorn.asyncio import serve as hypercorn_serve
+from hypercorn.config import Config
+
+from apps.kit.app import ServiceApp
+from apps.kit.logs import setup_logging
+from apps.kit.redisconn import StartupError
+
+
+def load_app(module: str) -> ServiceApp:
+    """Import `<module>.app` and call its `create_app()`."""
+    return importlib.import_module(f"{module}.app").create_app()
+
+
+def hypercorn_config(app: ServiceApp) -> Config:
+    settings = app.settings
+    config = Config()
+    config.bind = [f"{settings.host}:{settings.port}"]
+    config.graceful_timeout = settings.graceful_timeout
+    config.accesslog = None
+    config.errorlog = logging.getLogger("hypercorn.error")  # our JSON handler, once
+    config.keep_alive_timeout = 75  # longer than Caddy's idle pool timeout, so Caddy closes first
+    return config
+
+
+async def run(app: ServiceApp) -> int:
+    """Check Redis, serve until SIGTERM/SIGINT, return the exit status."""
+    try:
+        await app.runtime.check_server()
+    except StartupError as exc:
+        print(f"{app.settings.service_name}: cannot start: {exc}", file=sys.stderr, flush=True)
+        return 2
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    withdrawing: list[asyncio.Task[None]] = []
+
+    def on_signal() -> None:
+        if not stop.is_set():
+            stop.set()
+            withdrawing.append(loop.create_task(app.runtime.withdraw()))
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, on_signal)
+    await hypercorn_serve(app, hypercorn_config(app), shutdown_trigger=stop.wait)
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 1:
+        print("usage: python -m apps.kit.serve apps.<service>", file=sys.stderr)
+        return 64
+    try:
+        app = load_app(argv[0])
+    except (ValueError, OSError) as exc:  # pydantic's ValidationError is a ValueError
+        print(f"{argv[0]}: bad settings: {exc}".replace("\n", "; "), file=sys.stderr)
+        return 2
+    setup_logging(app.settings.service_name, app.settings.instance_id, app.settings.log_level)
+    return asyncio.run(run(app))
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

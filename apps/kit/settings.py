@@ -1,0 +1,59 @@
+"""Typed settings read from the environment: one object per service.
+
+Every service gets the kit's fields (names fixed by ARCHITECTURE.md); a service that needs
+more subclasses `KitSettings` and adds its own fields, which read env vars of the same name.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from typing import Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from apps.kit.names import SERVICE_NAME_PATTERN, Keys
+
+
+def _default_instance_id() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+class KitSettings(BaseSettings):
+    """What every service reads from its environment."""
+
+    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+
+    service_name: str = Field(default="service", pattern=SERVICE_NAME_PATTERN)
+    instance_id: str = Field(default_factory=_default_instance_id, min_length=1, max_length=128)
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    advertise_url: str = ""
+    host: str = "0.0.0.0"
+    port: int = Field(default=5000, ge=0, le=65535)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    key_prefix: str = "canaduck:"
+    directory_ttl: float = Field(default=10.0, gt=0)
+    heartbeat_interval: float = Field(default=3.0, gt=0)
+    # How long start-up waits for Redis to answer before giving up (compose and the local
+    # runner start Redis first, so this only covers its boot).
+    redis_wait: float = Field(default=30.0, ge=0)
+    # Seconds Hypercorn gives in-flight requests to finish after SIGTERM.
+    graceful_timeout: float = Field(default=5.0, ge=0)
+    max_body_bytes: int = Field(default=64 * 1024, gt=0)
+    version: str = "0.1.0"
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+    @property
+    def url(self) -> str:
+        """How other services reach this instance: ADVERTISE_URL, else loopback and PORT."""
+        return self.advertise_url or f"http://127.0.0.1:{self.port}"
+
+    @property
+    def keys(self) -> Keys:
+        """The Redis keys and channels of this deployment."""
+        return Keys(self.key_prefix)

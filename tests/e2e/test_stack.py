@@ -1,0 +1,58 @@
+"""The local stack as a user meets it: scripts/up, then requests through Caddy."""
+
+
+from tests.support import LocalStack, running_server, wait_until
+
+
+def test_directory_through_caddy_lists_every_running_service(stack):
+    from scripts.localstack import SERVICES
+
+    body = stack.get("/directory").json()
+    expected = {svc.service for svc in SERVICES}
+    assert expected <= set(body["services"])
+    for instances in body["services"].values():
+        assert all(0 < item["ttl"] <= 10 for item in instances)
+
+
+def test_directory_of_one_service_and_bad_names(stack):
+    assert stack.get("/directory/directory").json()["service"] == "directory"
+    missing = stack.get("/directory/nobody")
+    assert missing.status_code == 404 and missing.json()["service"] == "nobody"
+    for bad in ("Calc", "a_b", "x" * 65, "caf%C3%A9"):
+        response = stack.get(f"/directory/{bad}")
+        assert response.status_code == 400, bad
+        assert "invalid service name" in response.json()["error"]
+
+
+def test_unknown_path_is_a_json_404_from_caddy(stack):
+    response = stack.get("/no/such/thing")
+    assert response.status_code == 404
+    assert response.headers["content-type"].startswith("application/json")
+    assert response.json()["error"] == "not found"
+
+
+def test_caddy_health(stack):
+    assert stack.get("/health").json() == {"status": "ok", "service": "caddy"}
+
+
+def test_a_killed_service_comes_back_and_caddy_answers_json_502_meanwhile(stack):
+    stack.hold_down("directory")
+    wait_until(lambda: stack.get("/directory").status_code in (502, 503), timeout=10)
+    down = stack.get("/directory")
+    assert down.headers["content-type"].startswith("application/json")
+    assert down.json()["status"] in (502, 503)
+    stack.release("directory")
+    wait_until(lambda: stack.get("/directory").status_code == 200, timeout=20)
+
+
+def test_stopping_leaves_no_process_and_no_directory_entry():
+    with running_server() as server:
+        admin = server.admin()
+        local = LocalStack(redis_url=server.admin_url).start()
+        try:
+            assert admin.hlen("canaduck:directory") >= 1
+        finally:
+            assert local.stop() == 0
+        assert not local.process_group_alive()
+        assert admin.hgetall("canaduck:directory") == {}
+        assert "SIGTERM received" in local.log()

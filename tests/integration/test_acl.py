@@ -1,0 +1,44 @@
+"""Each service's Redis user reaches its own keys and channels only."""
+
+import pytest
+
+import redis
+
+
+def as_user(redis_server, user: str) -> redis.Redis:
+    return redis.Redis.from_url(redis_server.url(user), decode_responses=True)
+
+
+def test_a_service_touching_another_services_key_gets_noperm(redis_server, admin):
+    calc = as_user(redis_server, "calc")
+    with pytest.raises(redis.exceptions.NoPermissionError):
+        calc.hset("canaduck:rally", "points", 1)
+    with pytest.raises(redis.exceptions.NoPermissionError):
+        calc.get("canaduck:cache:joke")
+    with pytest.raises(redis.exceptions.NoPermissionError):
+        calc.publish("canaduck:inbox:pong", "{}")
+
+
+def test_a_service_may_write_its_directory_entry_and_publish_events(redis_server, admin):
+    calc = as_user(redis_server, "calc")
+    calc.hset("canaduck:directory", "calc/x", "{}")
+    calc.hpexpire("canaduck:directory", 1000, "calc/x")
+    assert calc.publish("canaduck:events", "{}") == 0
+
+
+def test_the_inspector_reads_everything_and_writes_nothing(redis_server, admin):
+    admin.hset("canaduck:directory", "calc/x", "{}")
+    inspector = as_user(redis_server, "inspector")
+    assert inspector.hgetall("canaduck:directory") == {"calc/x": "{}"}
+    for write in (lambda: inspector.hset("canaduck:directory", "calc/y", "{}"),
+                  lambda: inspector.set("anything", 1),
+                  lambda: inspector.publish("canaduck:events", "x"),
+                  lambda: inspector.flushall()):
+        with pytest.raises(redis.exceptions.NoPermissionError):
+            write()
+
+
+def test_the_default_user_is_off(redis_server, admin):
+    anonymous = redis.Redis(port=redis_server.port)
+    with pytest.raises(redis.exceptions.AuthenticationError):
+        anonymous.ping()

@@ -1,0 +1,122 @@
+"""The kit's app factory: the plumbing every service gets."""
+
+import json
+
+import pytest
+from quart import abort
+
+from apps.kit.app import create_app
+from apps.kit.settings import KitSettings
+
+
+def make_app(redis, **settings):
+    app = create_app(KitSettings(service_name="calc", instance_id="calc-1", port=5101, **settings),
+                     import_name=__name__, redis=redis)
+
+    @app.get("/boom")
+    async def boom():
+        raise RuntimeError("secret internals")
+
+    @app.get("/teapot")
+    async def teapot():
+        abort(418)
+
+    @app.post("/echo")
+    async def echo():
+        from quart import request
+        return {"size": len(await request.get_data())}
+
+    return app
+
+
+async def test_health_and_ready_once_registered(redis, started):
+    async with started(make_app(redis)) as client:
+        health = await client.get("/health")
+        assert health.status_code == 200
+        assert (await health.get_json())["service"] == "calc"
+        ready = await client.get("/ready")
+        assert ready.status_code == 200
+        assert (await ready.get_json())["registered"] is True
+        assert await redis.hexists("canaduck:directory", "calc/calc-1")
+
+
+async def test_ready_is_503_before_registration_and_after_withdrawal(redis, started):
+    app = make_app(redis)
+    client = app.test_client()  # not started: never registered
+    response = await client.get("/ready")
+    assert response.status_code == 503
+    assert (await response.get_json())["error"] == "not ready"
+    async with started(app) as client:
+        await app.runtime.withdraw()
+        assert (await client.get("/ready")).status_code == 503
+        assert not await redis.hexists("canaduck:directory", "calc/calc-1")
+
+
+async def test_stop_deregisters(redis, started):
+    async with started(make_app(redis)):
+        assert await redis.hexists("canaduck:directory", "calc/calc-1")
+    assert not await redis.hexists("canaduck:directory", "calc/calc-1")
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status"),
+    [("GET", "/nowhere", 404), ("DELETE", "/health", 405), ("GET", "/teapot", 418)],
+)
+async def test_http_errors_are_json(redis, method, path, status):
+    response = await make_app(redis).test_client().open(path, method=method)
+    assert response.status_code == status
+    assert response.content_type == "application/json"
+    body = await response.get_json()
+    assert body["status"] == status and body["error"]
+
+
+async def test_405_says_which_methods_are_allowed(redis):
+    response = await make_app(redis).test_client().delete("/health")
+    assert "GET" in response.headers["Allow"]
+
+
+async def test_unexpected_error_is_a_json_500_without_the_traceback(redis):
+    response = await make_app(redis).test_client().get("/boom")
+    assert response.status_code == 500
+    text = await response.get_data(as_text=True)
+    assert json.loads(text)["error"] == "internal error"
+    assert "secret internals" not in text and "Traceback" not in text
+
+
+async def test_body_over_the_limit_is_a_json_413(redis):
+    client = make_app(redis, max_body_bytes=1024).test_client()
+    assert (await client.post("/echo", data=b"x" * 1000)).status_code == 200
+    response = await client.post("/echo", data=b"x" * 2000)
+    assert response.status_code == 413
+    assert (await response.get_json())["status"] == 413
+
+
+async def test_request_id_is_kept_or_made_and_returned(redis):
+    client = make_app(redis).test_client()
+    kept = await client.get("/health", headers={"X-Request-ID": "abc-123"})
+    assert kept.headers["X-Request-ID"] == "abc-123"
+    made = await client.get("/health")
+    assert len(made.headers["X-Request-ID"]) == 32
+    forged = await client.get("/health", headers={"X-Request-ID": "<script>"})
+    assert forged.headers["X-Request-ID"] != "<script>"
+
+
+async def test_request_id_is_in_the_log_line(redis, caplog):
+    from apps.kit.logs import JsonFormatter
+
+    caplog.set_level("INFO", logger="canaduck.http")
+    await make_app(redis).test_client().get("/nowhere", headers={"X-Request-ID": "trace-me"})
+    record = next(r for r in caplog.records if r.name == "canaduck.http")
+    line = json.loads(JsonFormatter("calc", "calc-1").format(record))
+    assert line["request_id"] == "trace-me" and line["status"] == 404
+
+
+async def test_metrics_count_requests_per_route(redis):
+    client = make_app(redis).test_client()
+    for _ in range(3):
+        await client.get("/health")
+    await client.get("/nowhere")
+    text = await (await client.get("/metrics")).get_data(as_text=True)
+    assert 'http_requests_total{method="GET",route="/health",status="200"} 3.0' in text
+    assert 'route="<unmatched>",status="404"' in text
+    assert "http_request_duration_seconds_bucket" in text
