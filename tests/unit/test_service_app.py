@@ -3,10 +3,16 @@
 import json
 
 import pytest
+from pydantic import BaseModel, Field
 from quart import abort
+from quart_schema import validate_querystring
 
 from apps.kit.app import create_app
 from apps.kit.settings import KitSettings
+
+
+class SquareQuery(BaseModel):
+    n: int = Field(ge=0, le=1000)
 
 
 def make_app(redis, **settings):
@@ -20,6 +26,11 @@ def make_app(redis, **settings):
     @app.get("/teapot")
     async def teapot():
         abort(418)
+
+    @app.get("/square")
+    @validate_querystring(SquareQuery)
+    async def square(query_args: SquareQuery):
+        return {"square": query_args.n ** 2}
 
     @app.post("/echo")
     async def echo():
@@ -120,3 +131,22 @@ async def test_metrics_count_requests_per_route(redis):
     assert 'http_requests_total{method="GET",route="/health",status="200"} 3.0' in text
     assert 'route="<unmatched>",status="404"' in text
     assert "http_request_duration_seconds_bucket" in text
+
+
+@pytest.mark.parametrize("query", ["", "?n=abc", "?n=-1"])
+async def test_validation_errors_are_400s_naming_the_field(redis, query):
+    response = await make_app(redis).test_client().get(f"/square{query}")
+    assert response.status_code == 400
+    body = await response.get_json()
+    assert body["problems"][0]["field"] == "n"
+    assert body["error"].startswith("invalid n:")
+
+
+async def test_valid_query_passes(redis):
+    response = await make_app(redis).test_client().get("/square?n=12&unknown=ignored")
+    assert (await response.get_json()) == {"square": 144}
+
+
+async def test_openapi_is_served(redis):
+    spec = await (await make_app(redis).test_client().get("/openapi.json")).get_json()
+    assert "/square" in spec["paths"]
