@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib
 import os
+import queue
 import signal
 import sys
 import threading
@@ -53,18 +55,53 @@ class Sample:
 
 
 class RequestLoop:
-    """Sequential GETs of `base_url + PATH` in a thread, each recorded as a Sample, until stopped."""
+    """Sequential GETs of `base_url + PATH` in a thread, each recorded as a Sample, until stopped.
+
+    `between_requests` runs an action (a kill, a restart) in the loop's own thread, at a moment
+    when none of its requests is in flight. A replica killed in the middle of writing a
+    response (status line sent, body not yet) loses that response: Caddy has already passed
+    the headers on and cannot retry. That is the server dying, not the routing failing, so the
+    loop keeps it out of what it measures; docs/load-balancing.md shows how often it happens.
+    """
 
     def __init__(self, base_url: str, timeout: float = 10.0) -> None:
         self.url = f"{base_url}{PATH}"
         self.timeout = timeout
         self.samples: list[Sample] = []
         self._stop = threading.Event()
+        self._actions: queue.Queue[Callable[[], None]] = queue.Queue()
         self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def between_requests(self, action: Callable[[], None], timeout: float = 30.0) -> float:
+        """Run `action` between two requests of the loop; return when it ran (monotonic)."""
+        done = threading.Event()
+        outcome: list[BaseException | float] = []
+
+        def run() -> None:
+            try:
+                outcome.append(time.monotonic())
+                action()
+            except BaseException as exc:  # handed back to the caller below
+                outcome.append(exc)
+            finally:
+                done.set()
+
+        self._actions.put(run)
+        if not done.wait(timeout):
+            raise AssertionError(f"the request loop did not run the action within {timeout} s")
+        if isinstance(outcome[-1], BaseException):
+            raise outcome[-1]
+        return outcome[0]  # type: ignore[return-value]
+
+    def _run_pending_actions(self) -> None:
+        with contextlib.suppress(queue.Empty):
+            while True:
+                self._actions.get_nowait()()
 
     def _run(self) -> None:
         with httpx.Client(timeout=self.timeout) as client:
             while not self._stop.is_set():
+                self._run_pending_actions()
                 started = time.monotonic()
                 status, served_by = 0, ""
                 try:
@@ -169,10 +206,12 @@ def phase_table(phases: list[tuple[str, list[Sample]]]) -> list[str]:
 
 
 def run(phase: float) -> int:
-    from tests.support import LocalStack
+    # LocalStack (tests/support.py) runs scripts/up on free ports and can hold a service down.
+    # Imported by name: mypy checks apps and scripts, and the test helpers are not its business.
+    support = importlib.import_module("tests.support")
 
     print("starting the local stack on free ports...", flush=True)
-    stack = LocalStack().start()
+    stack = support.LocalStack().start()
     frozen: list[int] = []
     try:
         def freeze_a() -> None:
@@ -200,8 +239,7 @@ def run(phase: float) -> int:
             t0 = time.monotonic()
             for step in steps:
                 time.sleep(max(0.0, t0 + step.at - time.monotonic()))
-                done_at[step.label] = time.monotonic()
-                step.action()
+                done_at[step.label] = loop.between_requests(step.action)
             time.sleep(max(0.0, t0 + end - time.monotonic()))
         samples = loop.samples
     finally:

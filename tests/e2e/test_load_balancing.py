@@ -69,20 +69,24 @@ def test_sum_alternates_between_the_two_calc_replicas(client):
 
 def test_failover_under_a_request_loop_loses_no_request(stack, client):
     wait_until(lambda: mult_balanced(client), timeout=30, interval=0.2)
-    with restored(stack, client) as held, RequestLoop(stack.url) as loop:
-        loop.wait_for(lambda: len(loop.samples) >= 40)
-        a_down = time.monotonic()
-        stack.hold_down("mult-a")
-        held.append("mult-a")
-        loop.wait_for(lambda: loop.count_since(a_down, "mult-b") >= 40)
-        both_down = time.monotonic()
-        stack.hold_down("mult-b")
-        held.append("mult-b")
-        loop.wait_for(lambda: loop.count_since(both_down, "mult-backup") >= 40)
-        restart = time.monotonic()
+    def hold_down(proc: str) -> float:
+        held.append(proc)
+        return loop.between_requests(lambda: stack.hold_down(proc))
+
+    def release_primaries() -> None:
         for proc in PRIMARIES:
             stack.release(proc)
         held.clear()
+
+    # Kills land between two requests of the loop (see RequestLoop): what is tested is that
+    # Caddy routes every later request around the dead replicas.
+    with restored(stack, client) as held, RequestLoop(stack.url) as loop:
+        loop.wait_for(lambda: len(loop.samples) >= 40)
+        a_down = hold_down("mult-a")
+        loop.wait_for(lambda: loop.count_since(a_down, "mult-b") >= 40)
+        both_down = hold_down("mult-b")
+        loop.wait_for(lambda: loop.count_since(both_down, "mult-backup") >= 40)
+        restart = loop.between_requests(release_primaries)
         loop.wait_for(lambda: all(loop.count_since(restart, p) for p in PRIMARIES), timeout=30)
         back = time.monotonic()
         # A few requests of margin after both answered once, then a whole number of cycles.
