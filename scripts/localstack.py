@@ -61,6 +61,12 @@ class Service:
 #: proxy/Caddyfile and its ACL user in redis/users.acl.
 SERVICES: tuple[Service, ...] = (
     Service("directory", "apps.directory", "directory", 1, "DIRECTORY_UPSTREAM", "/directory"),
+    Service("calc-1", "apps.calc", "calc", 20, "CALC_1_UPSTREAM", "/calc"),
+    Service("calc-2", "apps.calc", "calc", 21, "CALC_2_UPSTREAM", "/calc"),
+    Service("mult-a", "apps.mult", "mult", 22, "MULT_A_UPSTREAM", "/mult?op1=6&op2=7"),
+    Service("mult-b", "apps.mult", "mult", 23, "MULT_B_UPSTREAM", "/mult?op1=6&op2=7"),
+    # The backup answers through Caddy only while a and b are down: no public probe.
+    Service("mult-backup", "apps.mult", "mult", 24, "MULT_BACKUP_UPSTREAM"),
 )
 
 

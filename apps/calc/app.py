@@ -1,0 +1,42 @@
+"""The calc service: /sum and /sub on exact numbers, and /calc to say which replica answers."""
+
+from __future__ import annotations
+
+import operator
+
+from quart import Blueprint, Response, jsonify
+from redis.asyncio import Redis
+
+from apps.calc.operation import answer
+from apps.calc.settings import CalcSettings
+from apps.kit.app import ServiceApp, service_app
+from apps.kit.app import create_app as create_service_app
+
+routes = Blueprint("calc", __name__)
+
+
+def create_app(settings: CalcSettings | None = None, redis: Redis | None = None) -> ServiceApp:
+    """The calc service app."""
+    app = create_service_app(settings or CalcSettings(), import_name=__name__, redis=redis)
+    app.register_blueprint(routes)
+    return app
+
+
+@routes.get("/sum")
+async def sum_() -> Response:
+    """op1 + op2: integers stay integers, decimals are exact."""
+    return answer(operator.add)
+
+
+@routes.get("/sub")
+async def sub() -> Response:
+    """op1 - op2: integers stay integers, decimals are exact."""
+    return answer(operator.sub)
+
+
+@routes.get("/calc")
+async def calc() -> Response:
+    """Which service, version and replica answered: the "calc is working" check."""
+    settings = service_app().settings
+    return jsonify({"status": "calc is working", "service": settings.service_name,
+                    "version": settings.version, "instance": settings.instance_id})
