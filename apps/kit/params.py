@@ -23,19 +23,21 @@ class InvalidParameter(ValueError):
 def text_param(args: Mapping[str, str], name: str, *, max_length: int = 100) -> str:
     """The parameter `name` of `args`, stripped; InvalidParameter if unusable.
 
-    Refused: absent, empty or blank, longer than `max_length` characters (after stripping), or
-    containing a control character (C0/C1, e.g. a newline or NUL).
+    Refused: absent; containing a control character (C0/C1, e.g. a newline or NUL, anywhere);
+    empty or blank; longer than `max_length` characters (after stripping).
     """
     raw = args.get(name)
     if raw is None:
         raise InvalidParameter(name, "missing")
+    # Control characters are looked for before stripping: str.strip() would quietly remove
+    # some of them (tab, newline, U+0085) at the ends.
+    if any(unicodedata.category(char) == "Cc" for char in raw):
+        raise InvalidParameter(name, "contains a control character")
     value = raw.strip()
     if not value:
         raise InvalidParameter(name, "empty")
     if len(value) > max_length:
         raise InvalidParameter(name, f"longer than {max_length} characters")
-    if any(unicodedata.category(char) == "Cc" for char in value):
-        raise InvalidParameter(name, "contains a control character")
     return value
 
 
