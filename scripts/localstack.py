@@ -61,6 +61,9 @@ class Service:
 #: proxy/Caddyfile and its ACL user in redis/users.acl.
 SERVICES: tuple[Service, ...] = (
     Service("directory", "apps.directory", "directory", 1, "DIRECTORY_UPSTREAM", "/directory"),
+    Service("weather", "apps.weather", "weather", 20),
+    Service("jokes", "apps.jokes", "jokes", 21),
+    Service("aggregator", "apps.aggregator", "aggregator", 22, "AGGREGATOR_UPSTREAM", "/joke"),
 )
 
 

@@ -17,6 +17,9 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from apps.kit.http import NoInstance, Peers
 
+#: Instances tried when connecting is refused, within the one time limit of the call.
+CONNECT_ATTEMPTS = 2
+
 
 class UpstreamDown(Exception):
     """An upstream failed this call; `reason` says how, in a few words."""
@@ -73,8 +76,7 @@ class Upstreams:
                     shape: type[BaseModel]) -> Answer:
         try:
             async with asyncio.timeout(self.timeout):
-                base = await self._peers.url(service)
-                response = await self._http().get(f"{base}{path}", params=params)
+                response = await self._get(service, path, params)
         except TimeoutError:
             raise UpstreamDown(service, f"no answer within {self.timeout:g} s") from None
         except NoInstance:
@@ -82,6 +84,18 @@ class Upstreams:
         except httpx.HTTPError as exc:
             raise UpstreamDown(service, f"unreachable ({type(exc).__name__})") from None
         return _judge(service, response, shape)
+
+    async def _get(self, service: str, path: str, params: dict[str, str]) -> httpx.Response:
+        # A refused connection sent nothing, so it is safe to try the next instance: a killed
+        # one stays in the directory until its TTL runs out, beside the one that replaced it.
+        for attempt in range(1, CONNECT_ATTEMPTS + 1):
+            base = await self._peers.url(service)
+            try:
+                return await self._http().get(f"{base}{path}", params=params)
+            except httpx.ConnectError:
+                if attempt == CONNECT_ATTEMPTS:
+                    raise
+        raise AssertionError("unreachable")
 
 
 def _judge(service: str, response: httpx.Response, shape: type[BaseModel]) -> Answer:

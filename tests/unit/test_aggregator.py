@@ -330,3 +330,15 @@ async def test_metrics_count_cache_outcomes(redis, started, upstreams):
         text = await (await client.get("/metrics")).get_data(as_text=True)
     assert 'canaduck_aggregator_total{what="hit"} 1.0' in text
     assert 'canaduck_aggregator_total{what="call:weather"} 1.0' in text
+
+
+async def test_a_refused_connection_tries_the_next_instance(redis, started, upstreams):
+    upstreams.handlers = {"dead.test": refused, "alive.test": weather_ok, "jokes.test": joke_ok}
+    directory = Directory(redis, "canaduck:directory", ttl=10)
+    for name in ("dead", "alive"):
+        await directory.register(Entry("weather", name, f"http://{name}.test", "canaduck:inbox:weather"))
+    async with started(make_app(redis, upstreams, weather_url="", peers_fresh_for=60)) as client:
+        for city in ("Rodez", "Albi", "Millau", "Sète"):
+            response = await client.get("/weather", query_string={"city": city})
+            assert response.status_code == 200, city
+    assert upstreams.calls["alive.test"] == 4 and upstreams.calls["dead.test"] >= 1
