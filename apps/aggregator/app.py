@@ -51,6 +51,9 @@ class Aggregator:
     async def get(self, *sources: Source) -> list[Part]:
         """The parts for `sources`: one cache read for all, then the upstreams concurrently."""
         cached = await self.cache.read(*(s.key for s in sources))
+        hits = self.parts.hits(cached)
+        if hits is not None:  # the hot path: no task, no upstream
+            return hits
         return list(await asyncio.gather(*(self.parts.get(s, c) for s, c in zip(sources, cached,
                                                                                    strict=True))))
 
@@ -70,7 +73,8 @@ def create_app(settings: AggregatorSettings | None = None, redis: Redis | None =
         return runtime.http
 
     cache = ResponseCache(runtime.redis, stale_ttl=settings.stale_ttl, timeout=settings.cache_timeout,
-                          retry_after=settings.cache_retry_after)
+                          retry_after=settings.cache_retry_after,
+                          local_for=settings.local_cache_seconds)
     aggregator = Aggregator(settings, settings.keys, Upstreams(peers, http, settings.upstream_timeout),
                             cache)
     app.extensions["aggregator"] = aggregator

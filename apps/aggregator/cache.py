@@ -7,6 +7,11 @@ An entry is fresh until `fresh_until` (then it is refreshed on the next request)
 Redis for the stale lifetime (TTL, 24 h by default): a stale copy is what answers when the
 upstream fails. Redis failing or slow never fails a request: the read counts as a miss, the
 write is skipped, and the cache is bypassed for `retry_after` seconds before trying again.
+
+In front of Redis, each instance keeps the fresh entries it has seen for at most `local_for`
+seconds (a micro-cache): a hot key then costs no round trip at all, and instances disagree
+for at most that long after a refresh. Only fresh entries are kept there; stale copies are
+always read from Redis.
 """
 
 from __future__ import annotations
@@ -62,8 +67,12 @@ class ResponseCache:
     """Reads and writes entries; a circuit breaker keeps a sick Redis off the request path."""
 
     def __init__(self, redis: Redis, *, stale_ttl: float, timeout: float, retry_after: float,
+                 local_for: float = 0.0, local_size: int = 10_000,
                  clock: Callable[[], float] = time.time) -> None:
         self._redis = redis
+        self._local_for = local_for
+        self._local_size = local_size
+        self._local: dict[str, tuple[float, Entry]] = {}  # key -> (kept until, entry)
         self._stale_ttl_ms = max(1, round(stale_ttl * 1000))
         self._timeout = timeout
         self._retry_after = retry_after
@@ -78,22 +87,49 @@ class ResponseCache:
 
     async def read(self, *keys: str) -> list[Entry | None]:
         """The entries under `keys`, None for each missing or unreadable one (all None if down)."""
+        found = [self._recall(key) for key in keys]
+        missing = [key for key, entry in zip(keys, found, strict=True) if entry is None]
+        if not missing:
+            return found
         if not self.available:
-            return [None] * len(keys)
+            return found
         try:
             async with asyncio.timeout(self._timeout):
-                raws = await self._redis.mget(keys)
+                raws = await self._redis.mget(missing)
         except (RedisError, OSError, TimeoutError) as exc:
             self._trip(exc)
-            return [None] * len(keys)
-        return [None if raw is None else Entry.from_json(raw) for raw in raws]
+            return found
+        read = {key: None if raw is None else Entry.from_json(raw) for key, raw in zip(missing, raws,
+                                                                                      strict=True)}
+        for key, entry in read.items():
+            if entry is not None:
+                self._remember(key, entry)
+        return [entry if entry is not None else read.get(key) for key, entry in zip(keys, found, strict=True)]
+
+    def _recall(self, key: str) -> Entry | None:
+        kept = self._local.get(key)
+        if kept is None:
+            return None
+        if self.clock() < kept[0]:
+            return kept[1]
+        del self._local[key]
+        return None
+
+    def _remember(self, key: str, entry: Entry) -> None:
+        until = min(entry.fresh_until, self.clock() + self._local_for)
+        if self._local_for <= 0 or self.clock() >= until:
+            return
+        if len(self._local) >= self._local_size:
+            self._local.pop(next(iter(self._local)))  # the oldest: a bound, not an LRU
+        self._local[key] = (until, entry)
 
     async def write(self, key: str, body: dict[str, Any], fresh_for: float) -> None:
         """Store `body` as fresh for `fresh_for` seconds, kept for the stale lifetime."""
-        if not self.available:
-            return
         now = self.clock()
         entry = Entry(body=body, stored_at=now, fresh_until=now + fresh_for)
+        self._remember(key, entry)  # also while Redis is down: it spares the upstreams
+        if not self.available:
+            return
         try:
             async with asyncio.timeout(self._timeout):
                 await self._redis.set(key, entry.to_json(), px=self._stale_ttl_ms)

@@ -25,5 +25,7 @@ class AggregatorSettings(KitSettings):
     cache_timeout: float = Field(default=0.25, gt=0)
     #: ...and then for how long requests skip the cache and go straight to the upstreams.
     cache_retry_after: float = Field(default=1.0, ge=0)
+    #: Seconds an instance keeps a fresh entry in memory before reading Redis again (0: never).
+    local_cache_seconds: float = Field(default=1.0, ge=0)
     #: Seconds a directory lookup of an upstream is reused.
     peers_fresh_for: float = Field(default=1.0, ge=0)

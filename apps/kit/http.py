@@ -21,7 +21,9 @@ def new_http_client(timeout: float = 5.0, max_connections: int = 100,
     return httpx.AsyncClient(
         transport=transport,
         timeout=httpx.Timeout(timeout, connect=min(timeout, 2.0)),
-        limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=20),
+        # Keep every pooled connection alive: a smaller keep-alive pool than the concurrency
+        # makes each burst open (and the peer accept) fresh connections.
+        limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
         headers={"user-agent": "canaduck"},
     )
 

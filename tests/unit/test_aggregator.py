@@ -286,12 +286,12 @@ async def test_redis_down_still_answers_and_ready_says_degraded(redis, fake_serv
     app = make_app(redis, upstreams, heartbeat_interval=0.05, cache_retry_after=0.05)
     async with started(app) as client:
         assert (await (await client.get("/ready")).get_json())["status"] == "ready"
-        await client.get("/weather?city=Rodez")  # cached while Redis is up
         fake_server.connected = False
-        for _ in range(3):
-            response = await client.get("/fullinfo?city=Albi")
-            assert response.status_code == 200 and response.headers["X-Cache"] == "MISS"
-            assert (await response.get_json())["weather"]["temperature"] == 12.5
+        first = await client.get("/fullinfo?city=Albi")
+        assert first.status_code == 200 and first.headers["X-Cache"] == "MISS"
+        assert (await first.get_json())["weather"]["temperature"] == 12.5
+        again = await client.get("/fullinfo?city=Albi")  # kept in memory meanwhile
+        assert again.status_code == 200 and again.headers["X-Cache"] == "HIT"
         for _ in range(100):
             ready = await client.get("/ready")
             if (await ready.get_json())["redis"] is False:
@@ -301,9 +301,30 @@ async def test_redis_down_still_answers_and_ready_says_degraded(redis, fake_serv
         assert (await ready.get_json())["status"] == "degraded"
         fake_server.connected = True
         await asyncio.sleep(0.1)  # past cache_retry_after: the cache is tried again
-        await client.get("/weather?city=Albi")
-        assert await redis.exists("canaduck:cache:weather:albi")
-    assert upstreams.calls["weather.test"] == 5  # Rodez, Albi x3 without cache, Albi again
+        await client.get("/weather?city=Castres")
+        assert await redis.exists("canaduck:cache:weather:castres")
+        assert not await redis.exists("canaduck:cache:weather:albi")
+    assert upstreams.calls["weather.test"] == 2
+
+
+async def test_fresh_entries_are_kept_in_memory_for_local_cache_seconds(redis, started, upstreams):
+    app = make_app(redis, upstreams, local_cache_seconds=1.0)
+    clock = pin_clock(app)
+    async with started(app) as client:
+        await client.get("/weather?city=Rodez")
+        await redis.delete(WEATHER_KEY)
+        assert (await client.get("/weather?city=Rodez")).headers["X-Cache"] == "HIT"  # no Redis read
+        clock.now += 1.5
+        assert (await client.get("/weather?city=Rodez")).headers["X-Cache"] == "MISS"
+    assert upstreams.calls["weather.test"] == 2
+
+
+async def test_no_memory_with_local_cache_seconds_zero(redis, started, upstreams):
+    async with started(make_app(redis, upstreams, local_cache_seconds=0)) as client:
+        await client.get("/weather?city=Rodez")
+        await redis.delete(WEATHER_KEY)
+        assert (await client.get("/weather?city=Rodez")).headers["X-Cache"] == "MISS"
+    assert upstreams.calls["weather.test"] == 2
 
 
 async def test_upstreams_are_found_in_the_directory(redis, started, upstreams):
