@@ -106,6 +106,13 @@ class ResponseCache:
                 self._remember(key, entry)
         return [entry if entry is not None else read.get(key) for key, entry in zip(keys, found, strict=True)]
 
+    async def reread(self, key: str) -> Entry | None:
+        """The entry under `key` as of now: from memory if entries are kept there, else Redis."""
+        if self._local_for > 0:
+            return self._recall(key)
+        (entry,) = await self.read(key)
+        return entry
+
     def _recall(self, key: str) -> Entry | None:
         kept = self._local.get(key)
         if kept is None:

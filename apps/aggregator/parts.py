@@ -78,9 +78,10 @@ class PartGetter:
         return Part(answer, CacheStatus.MISS)
 
     async def _refresh(self, source: Source) -> Answer:
-        # Another flight (here or in another instance) may have refreshed the key since our
-        # read: look again before calling, so N concurrent misses make one upstream call.
-        (again,) = await self.cache.read(source.key)
+        # A flight may have landed between our read and this one's start: look again before
+        # calling, so N concurrent misses make one upstream call. (In memory when entries are
+        # kept there, as every landed flight's answer is; else in Redis.)
+        again = await self.cache.reread(source.key)
         if again is not None and again.fresh(self.cache.clock()):
             return Answer(200, again.body)
         self.counts[f"call:{source.name}"] += 1

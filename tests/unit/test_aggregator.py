@@ -363,3 +363,9 @@ async def test_a_refused_connection_tries_the_next_instance(redis, started, upst
             response = await client.get("/weather", query_string={"city": city})
             assert response.status_code == 200, city
     assert upstreams.calls["alive.test"] == 4 and upstreams.calls["dead.test"] >= 1
+
+
+async def test_single_flight_without_the_memory_cache(redis, started, upstreams):
+    async with started(make_app(redis, upstreams, local_cache_seconds=0)) as client:
+        await asyncio.gather(*(client.get("/weather?city=Rodez") for _ in range(50)))
+    assert upstreams.calls["weather.test"] == 1
