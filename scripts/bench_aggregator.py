@@ -16,12 +16,13 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable
 from pathlib import Path
 
 from scripts.loadgen import Result, run
 from tests.support import ROOT, LocalStack, free_port, stop_process, wait_until
 
-CONCURRENCY = int(os.environ.get("BENCH_CONCURRENCY", "32"))
+CONCURRENCY = int(os.environ.get("BENCH_CONCURRENCY", "8"))
 REQUESTS = int(os.environ.get("BENCH_REQUESTS", "6000"))
 COLD_REQUESTS = int(os.environ.get("BENCH_COLD_REQUESTS", "3000"))
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
@@ -67,7 +68,38 @@ def _get_ok(port: int, path: str) -> bool:
         return False
 
 
-async def measure(port: int) -> tuple[Result, Result, Result]:
+class CpuMeter:
+    """CPU seconds used by the services' processes (from /proc): a figure that, unlike req/s,
+    hardly moves when something else loads the machine."""
+
+    PROCS = ("aggregator", "weather")
+
+    def __init__(self, stack: LocalStack) -> None:
+        self.pids = {proc: stack.service_pid(proc) for proc in self.PROCS}
+        self.used: dict[str, dict[str, float]] = {}
+
+    def _now(self) -> dict[str, float]:
+        tick = os.sysconf("SC_CLK_TCK")
+        seconds = {}
+        for proc, pid in self.pids.items():
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            seconds[proc] = (int(fields[11]) + int(fields[12])) / tick
+        return seconds
+
+    async def around(self, name: str, work: Awaitable[Result]) -> Result:
+        before = self._now()
+        result = await work
+        after = self._now()
+        used = self.used.setdefault(name, dict.fromkeys(self.PROCS, 0.0))
+        for proc in self.PROCS:
+            used[proc] += after[proc] - before[proc]
+        return result
+
+    def ms_per_request(self, result: Result, proc: str) -> float:
+        return self.used.get(result.name, {}).get(proc, 0.0) / max(1, result.ok) * 1000
+
+
+async def measure(port: int, cpu: CpuMeter) -> tuple[Result, Result, Result]:
     """Warm up, then ROUNDS interleaved rounds of baseline, hot and cold, merged per route.
 
     Interleaving spreads any change in the machine's load over the three alike.
@@ -82,12 +114,15 @@ async def measure(port: int) -> tuple[Result, Result, Result]:
     totals = [Result("baseline /health"), Result("fullinfo hot"), Result("fullinfo cold")]
     for _ in range(ROUNDS):
         rounds = [
-            await run("baseline", host, port, itertools.repeat("/baseline"),
-                      requests=REQUESTS // ROUNDS, concurrency=CONCURRENCY),
-            await run("hot", host, port, itertools.repeat("/fullinfo?city=Rodez"),
-                      requests=REQUESTS // ROUNDS, concurrency=CONCURRENCY),
-            await run("cold", host, port, cold_cities, requests=COLD_REQUESTS // ROUNDS,
-                      concurrency=CONCURRENCY),
+            await cpu.around(totals[0].name, run(
+                "baseline", host, port, itertools.repeat("/baseline"),
+                requests=REQUESTS // ROUNDS, concurrency=CONCURRENCY)),
+            await cpu.around(totals[1].name, run(
+                "hot", host, port, itertools.repeat("/fullinfo?city=Rodez"),
+                requests=REQUESTS // ROUNDS, concurrency=CONCURRENCY)),
+            await cpu.around(totals[2].name, run(
+                "cold", host, port, cold_cities, requests=COLD_REQUESTS // ROUNDS,
+                concurrency=CONCURRENCY)),
         ]
         for total, part in zip(totals, rounds, strict=True):
             total.merge(part)
@@ -95,12 +130,14 @@ async def measure(port: int) -> tuple[Result, Result, Result]:
     return baseline, hot, cold
 
 
-def table(results: list[Result], baseline: Result) -> str:
+def table(results: list[Result], baseline: Result, cpu: CpuMeter) -> str:
     lines = [f"{'route':<18} {'requests':>8} {'failed':>6} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7}"
-             f" {'vs baseline':>11}"]
+             f" {'vs baseline':>11} {'cpu ms/req: aggregator':>23} {'weather':>7}"]
     for r in results:
         lines.append(f"{r.name:<18} {r.ok:>8} {r.failures:>6} {r.rps:>8.0f} {r.percentile_ms(0.5):>7.2f}"
-                     f" {r.percentile_ms(0.99):>7.2f} {r.rps / baseline.rps:>10.2f}x")
+                     f" {r.percentile_ms(0.99):>7.2f} {r.rps / baseline.rps:>10.2f}x"
+                     f" {cpu.ms_per_request(r, 'aggregator'):>23.3f}"
+                     f" {cpu.ms_per_request(r, 'weather'):>7.3f}")
     return "\n".join(lines)
 
 
@@ -113,11 +150,12 @@ def main() -> int:
     try:
         wait_until(lambda: _get_ok(port, "/baseline") and _get_ok(port, "/fullinfo?city=Rodez"),
                    timeout=30, interval=0.2)
-        baseline, hot, cold = asyncio.run(measure(port))
+        cpu = CpuMeter(stack)
+        baseline, hot, cold = asyncio.run(measure(port, cpu))
     finally:
         stop_process(caddy)
         stack.stop()
-    print(table([baseline, hot, cold], baseline))
+    print(table([baseline, hot, cold], baseline, cpu))
     for r in (baseline, hot, cold):
         if r.failures:
             print(f"warning: {r.name}: {r.failures} failed requests, statuses {dict(r.statuses)}")
