@@ -67,6 +67,9 @@ SERVICES: tuple[Service, ...] = (
     Service("mult-b", "apps.mult", "mult", 23, "MULT_B_UPSTREAM", "/mult?op1=6&op2=7"),
     # The backup answers through Caddy only while a and b are down: no public probe.
     Service("mult-backup", "apps.mult", "mult", 24, "MULT_BACKUP_UPSTREAM"),
+    Service("weather", "apps.weather", "weather", 30),
+    Service("jokes", "apps.jokes", "jokes", 31),
+    Service("aggregator", "apps.aggregator", "aggregator", 32, "AGGREGATOR_UPSTREAM", "/joke"),
 )
 
 

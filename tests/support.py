@@ -258,8 +258,9 @@ class LocalStack:
                 stderr=subprocess.STDOUT, start_new_session=True,
             )
         started = time.monotonic()
+        proc = self.proc
         try:
-            wait_until(lambda: "canaduck: ready in" in self.log() or self.proc.poll() is not None,
+            wait_until(lambda: "canaduck: ready in" in self.log() or proc.poll() is not None,
                        timeout=timeout, interval=0.2)
         except AssertionError:
             self.stop()

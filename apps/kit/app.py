@@ -13,6 +13,7 @@ import time
 import uuid
 from typing import Any, cast
 
+import httpx
 from quart import Quart, Response, current_app, g, jsonify, request
 from quart_schema import QuartSchema, RequestSchemaValidationError
 from redis.asyncio import Redis
@@ -21,6 +22,7 @@ from werkzeug.exceptions import HTTPException
 from apps.kit.lifecycle import Runtime
 from apps.kit.logs import request_id_var
 from apps.kit.metrics import CONTENT_TYPE, Metrics
+from apps.kit.params import InvalidParameter
 from apps.kit.settings import KitSettings
 
 log = logging.getLogger("canaduck.http")
@@ -36,28 +38,40 @@ class ServiceApp(Quart):
     settings: KitSettings
     runtime: Runtime
     metrics: Metrics
+    #: Readiness policy: True for a service that keeps serving without Redis (its /ready then
+    #: answers 200 "degraded" instead of 503, so it stays in rotation).
+    ready_without_redis: bool = False
 
 
-def create_app(settings: KitSettings, *, import_name: str, redis: Redis | None = None) -> ServiceApp:
+def create_app(settings: KitSettings, *, import_name: str, redis: Redis | None = None,
+               http_transport: httpx.AsyncBaseTransport | None = None,
+               ready_without_redis: bool = False) -> ServiceApp:
     """A service app with the kit's routes and hooks; the caller adds its own routes.
 
-    `redis` replaces the client built from REDIS_URL (tests pass a fakeredis one).
+    `redis` replaces the client built from REDIS_URL (tests pass a fakeredis one) and
+    `http_transport` the network under `runtime().http` (tests pass an httpx.MockTransport).
+    `ready_without_redis` sets the readiness policy (see `ServiceApp.ready_without_redis`).
     """
     app = ServiceApp(import_name)
     app.settings = settings
-    app.runtime = Runtime(settings, redis)
+    app.runtime = Runtime(settings, redis, http_transport=http_transport)
+    app.ready_without_redis = ready_without_redis
     app.metrics = Metrics(settings.service_name)
     app.metrics.expose_counts("canaduck_pubsub", "Pub/sub messages by outcome",
                               lambda: app.runtime.broker.counts)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.config["JSON_SORT_KEYS"] = False
     QuartSchema(app, info={"title": settings.service_name, "version": settings.version})
+    # Keep keys in the order a route wrote them (JSON_SORT_KEYS above is no longer read, and
+    # quart-schema installs its own provider).
+    app.json.sort_keys = False  # type: ignore[attr-defined]
 
     app.before_serving(app.runtime.start)
     app.after_serving(app.runtime.stop)
     app.before_request(_begin_request)
     app.after_request(_end_request)
     app.register_error_handler(RequestSchemaValidationError, _validation_error)
+    app.register_error_handler(InvalidParameter, _invalid_parameter)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _unexpected_error)
 
@@ -123,6 +137,10 @@ async def _validation_error(exc: RequestSchemaValidationError) -> Response:
     return error(400, f"invalid {first['field']}: {first['problem']}", problems=problems)
 
 
+async def _invalid_parameter(exc: InvalidParameter) -> Response:
+    return error(400, str(exc), parameter=exc.name)
+
+
 async def _http_error(exc: HTTPException) -> Response:
     status = exc.code or 500
     message = (exc.name or "error").lower()
@@ -150,6 +168,8 @@ async def _ready() -> Response:
             "redis": rt.redis_ok, "registered": rt.registered}
     if rt.registered and rt.redis_ok and not rt.stopping:
         return jsonify({"status": "ready", **body})
+    if rt.started and not rt.stopping and service_app().ready_without_redis:
+        return jsonify({"status": "degraded", **body})
     response = jsonify({"status": "not ready", "error": "not ready", **body})
     response.status_code = 503
     return response

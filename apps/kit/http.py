@@ -2,18 +2,28 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
+import time
 
 import httpx
+from redis.exceptions import RedisError
 
 from apps.kit.directory import Directory
 
 
-def new_http_client(timeout: float = 5.0, max_connections: int = 100) -> httpx.AsyncClient:
-    """A pooled async client; callers pass a tighter per-call timeout where they have one."""
+def new_http_client(timeout: float = 5.0, max_connections: int = 100,
+                    transport: httpx.AsyncBaseTransport | None = None) -> httpx.AsyncClient:
+    """A pooled async client; callers pass a tighter per-call timeout where they have one.
+
+    `transport` replaces the network (tests pass an httpx.MockTransport).
+    """
     return httpx.AsyncClient(
+        transport=transport,
         timeout=httpx.Timeout(timeout, connect=min(timeout, 2.0)),
-        limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=20),
+        # Keep every pooled connection alive: a smaller keep-alive pool than the concurrency
+        # makes each burst open (and the peer accept) fresh connections.
+        limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
         headers={"user-agent": "canaduck"},
     )
 
@@ -25,19 +35,40 @@ class NoInstance(LookupError):
 class Peers:
     """Finds a URL for a service: a fixed override if configured, else the directory.
 
-    Successive calls rotate over the live instances, so callers spread their load.
+    Successive calls rotate over the live instances, so callers spread their load. With
+    `fresh_for` > 0 a lookup is reused for that many seconds (fewer directory reads on a busy
+    path). When the directory cannot be read (Redis down or slower than `lookup_timeout`), the
+    instances seen last are used: a caller keeps reaching its peers while Redis is away.
     """
 
-    def __init__(self, directory: Directory, overrides: dict[str, str] | None = None) -> None:
+    def __init__(self, directory: Directory, overrides: dict[str, str] | None = None, *,
+                 fresh_for: float = 0.0, lookup_timeout: float | None = None) -> None:
         self._directory = directory
         self._overrides = {k: v for k, v in (overrides or {}).items() if v}
         self._turn = itertools.count()
+        self._fresh_for = fresh_for
+        self._lookup_timeout = lookup_timeout
+        self._known: dict[str, tuple[float, list[str]]] = {}
 
     async def url(self, service: str) -> str:
         """The base URL of one live instance of `service` (NoInstance if none)."""
         if service in self._overrides:
             return self._overrides[service]
-        entries = [e for e in await self._directory.lookup(service) if e.url]
-        if not entries:
+        urls = await self._urls(service)
+        if not urls:
             raise NoInstance(service)
-        return entries[next(self._turn) % len(entries)].url.rstrip("/")
+        return urls[next(self._turn) % len(urls)]
+
+    async def _urls(self, service: str) -> list[str]:
+        seen_at, urls = self._known.get(service, (float("-inf"), []))
+        now = time.monotonic()
+        if now - seen_at < self._fresh_for:
+            return urls
+        try:
+            async with asyncio.timeout(self._lookup_timeout):
+                entries = await self._directory.lookup(service)
+        except (RedisError, OSError, TimeoutError):
+            return urls  # the last instances seen, possibly none
+        urls = [e.url.rstrip("/") for e in entries if e.url]
+        self._known[service] = (now, urls)
+        return urls

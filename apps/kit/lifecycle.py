@@ -31,7 +31,8 @@ class Runtime:
     Services add their own start-up and shut-down work with `on_start` and `on_stop`.
     """
 
-    def __init__(self, settings: KitSettings, redis: Redis | None = None) -> None:
+    def __init__(self, settings: KitSettings, redis: Redis | None = None, *,
+                 http_transport: httpx.AsyncBaseTransport | None = None) -> None:
         self.settings = settings
         self.keys = settings.keys
         self.redis: Redis = redis or connect(
@@ -47,7 +48,9 @@ class Runtime:
             version=settings.version,
         )
         self.http: httpx.AsyncClient | None = None
+        self._http_transport = http_transport
         self.checked = False
+        self.started = False
         self.registered = False
         self.redis_ok = False
         self.stopping = False
@@ -76,12 +79,13 @@ class Runtime:
     async def start(self) -> None:
         """Check the server, register, start the heartbeat, then the service's own hooks."""
         await self.check_server()
-        self.http = new_http_client()
+        self.http = new_http_client(transport=self._http_transport)
         await self._register()
         await self.broker.event("registered", url=self.entry.url)
         self._heartbeat = asyncio.create_task(self._beat(), name="heartbeat")
         for hook in self._start_hooks:
             await hook()
+        self.started = True
 
     async def withdraw(self) -> None:
         """Leave the directory now; /ready turns 503. Idempotent."""

@@ -1,0 +1,168 @@
+"""The aggregator: `GET /fullinfo?city=` (weather and a joke in one answer), and the pass-through
+routes `GET /weather?city=` and `GET /joke`. Every answer says `X-Cache: HIT|MISS|STALE`.
+
+Weather and jokes are found in the directory (or at WEATHER_URL / JOKES_URL), called
+concurrently with UPSTREAM_TIMEOUT each, and cached in Redis under `canaduck:cache:`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import httpx
+from quart import Blueprint, Response, jsonify, request
+from redis.asyncio import Redis
+
+from apps.aggregator.cache import ResponseCache
+from apps.aggregator.parts import CacheStatus, Part, PartGetter, Source
+from apps.aggregator.settings import AggregatorSettings
+from apps.aggregator.upstreams import Upstreams
+from apps.kit.app import ServiceApp, error, service_app
+from apps.kit.app import create_app as create_service_app
+from apps.kit.http import Peers
+from apps.kit.names import Keys
+from apps.kit.params import fold, text_param
+
+routes = Blueprint("aggregator", __name__)
+
+MAX_CITY_LENGTH = 100
+_WORST_FIRST = (CacheStatus.STALE, CacheStatus.MISS, CacheStatus.HIT)
+
+
+class Aggregator:
+    """The sources of the parts, and the getter that serves them."""
+
+    def __init__(self, settings: AggregatorSettings, keys: Keys, upstreams: Upstreams,
+                 cache: ResponseCache) -> None:
+        self.settings = settings
+        self.keys = keys
+        self.upstreams = upstreams
+        self.cache = cache
+        self.parts = PartGetter(cache)
+
+    def weather_source(self, city: str) -> Source:
+        return Source("weather", self.keys[f"cache:weather:{fold(city)}"], self.settings.weather_ttl,
+                      lambda: self.upstreams.weather(city))
+
+    def joke_source(self) -> Source:
+        return Source("jokes", self.keys["cache:joke"], self.settings.joke_ttl, self.upstreams.joke)
+
+    async def get(self, *sources: Source) -> list[Part]:
+        """The parts for `sources`: one cache read for all, then the upstreams concurrently."""
+        cached = await self.cache.read(*(s.key for s in sources))
+        hits = self.parts.hits(cached)
+        if hits is not None:  # the hot path: no task, no upstream
+            return hits
+        return list(await asyncio.gather(*(self.parts.get(s, c) for s, c in zip(sources, cached,
+                                                                                   strict=True))))
+
+
+def create_app(settings: AggregatorSettings | None = None, redis: Redis | None = None,
+               http_transport: httpx.AsyncBaseTransport | None = None) -> ServiceApp:
+    """The aggregator app. It keeps answering without Redis, so its /ready says "degraded"."""
+    settings = settings or AggregatorSettings()
+    app = create_service_app(settings, import_name=__name__, redis=redis,
+                             http_transport=http_transport, ready_without_redis=True)
+    runtime = app.runtime
+    peers = Peers(runtime.directory, {"weather": settings.weather_url, "jokes": settings.jokes_url},
+                  fresh_for=settings.peers_fresh_for, lookup_timeout=settings.cache_timeout)
+
+    def http() -> httpx.AsyncClient:
+        assert runtime.http is not None, "the app has not started"
+        return runtime.http
+
+    cache = ResponseCache(runtime.redis, stale_ttl=settings.stale_ttl, timeout=settings.cache_timeout,
+                          retry_after=settings.cache_retry_after,
+                          local_for=settings.local_cache_seconds)
+    aggregator = Aggregator(settings, settings.keys, Upstreams(peers, http, settings.upstream_timeout),
+                            cache)
+    app.extensions["aggregator"] = aggregator
+    app.metrics.expose_counts("canaduck_aggregator", "Cache outcomes, upstream calls and failures",
+                              lambda: {**aggregator.parts.counts, "cache_errors": cache.errors})
+    app.register_blueprint(routes)
+    return app
+
+
+def _aggregator() -> Aggregator:
+    aggregator: Aggregator = service_app().extensions["aggregator"]
+    return aggregator
+
+
+def _city() -> str:
+    return text_param(request.args, "city", max_length=MAX_CITY_LENGTH)
+
+
+@routes.get("/fullinfo")
+async def fullinfo() -> Response:
+    """{city, weather, joke}; a failed part is null and explained in `errors`."""
+    city = _city()
+    aggregator = _aggregator()
+    weather, joke = await aggregator.get(aggregator.weather_source(city), aggregator.joke_source())
+    if weather.answer is not None and not weather.answer.ok:
+        return _answer(weather.answer.status, weather.answer.body, weather)  # e.g. unknown city
+    errors: dict[str, str] = {}
+    if weather.error:
+        errors["weather"] = weather.error
+    if joke.error:
+        errors["joke"] = joke.error
+    joke_text: str | None = None
+    if joke.answer is not None and joke.answer.ok:
+        joke_text = joke.answer.body["joke"]
+    elif joke.answer is not None:
+        errors["joke"] = f"answered {joke.answer.status}"
+    if weather.answer is None and joke_text is None:
+        return _with_cache(error(502, "weather and jokes unavailable", city=city, errors=errors),
+                           weather, joke)
+    body: dict[str, Any] = {
+        "city": city,
+        "weather": None if weather.answer is None else
+        {k: v for k, v in weather.answer.body.items() if k != "city"},
+        "joke": joke_text,
+    }
+    if errors:
+        body["errors"] = errors
+    stale = {name: round(part.age or 0.0, 1) for name, part in (("weather", weather), ("joke", joke))
+             if part.status is CacheStatus.STALE}
+    if stale:
+        body["stale"] = stale
+    return _with_cache(jsonify(body), weather, joke)
+
+
+@routes.get("/weather")
+async def weather() -> Response:
+    """The weather service's answer, unchanged (status and body), from the cache if fresh."""
+    aggregator = _aggregator()
+    (part,) = await aggregator.get(aggregator.weather_source(_city()))
+    return _pass_through("weather", part)
+
+
+@routes.get("/joke")
+async def joke() -> Response:
+    """The jokes service's answer, unchanged: the joke of the moment."""
+    aggregator = _aggregator()
+    (part,) = await aggregator.get(aggregator.joke_source())
+    return _pass_through("jokes", part)
+
+
+def _pass_through(service: str, part: Part) -> Response:
+    if part.answer is None:
+        return _with_cache(error(502, f"{service} unavailable", upstream=service, reason=part.error),
+                           part)
+    return _answer(part.answer.status, part.answer.body, part)
+
+
+def _answer(status: int, body: dict[str, Any], part: Part) -> Response:
+    response = jsonify(body)
+    response.status_code = status
+    return _with_cache(response, part)
+
+
+def _with_cache(response: Response, *parts: Part) -> Response:
+    """X-Cache: the worst status of the parts (STALE, then MISS, then HIT); Age if cached."""
+    statuses = {part.status for part in parts}
+    response.headers["X-Cache"] = next(s for s in _WORST_FIRST if s in statuses).value
+    ages = [part.age for part in parts if part.age is not None]
+    if ages and len(ages) == len(parts):
+        response.headers["Age"] = str(round(max(ages)))
+    return response

@@ -1,0 +1,50 @@
+"""Query parameters that carry free text (a city name, a search term): read, check, fold.
+
+Every service that takes such a parameter refuses the same bad inputs the same way: missing,
+empty, too long or holding control characters gives a 400 naming the parameter and the
+problem (`InvalidParameter`, turned into JSON by the app factory). Any other Unicode is fine.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Mapping
+
+
+class InvalidParameter(ValueError):
+    """A request parameter is missing or malformed; the app answers 400 with `message`."""
+
+    def __init__(self, name: str, problem: str) -> None:
+        super().__init__(f"invalid {name}: {problem}")
+        self.name = name
+        self.problem = problem
+
+
+def text_param(args: Mapping[str, str], name: str, *, max_length: int = 100) -> str:
+    """The parameter `name` of `args`, stripped; InvalidParameter if unusable.
+
+    Refused: absent; containing a control character (C0/C1, e.g. a newline or NUL, anywhere);
+    empty or blank; longer than `max_length` characters (after stripping).
+    """
+    raw = args.get(name)
+    if raw is None:
+        raise InvalidParameter(name, "missing")
+    # Control characters are looked for before stripping: str.strip() would quietly remove
+    # some of them (tab, newline, U+0085) at the ends.
+    if any(unicodedata.category(char) == "Cc" for char in raw):
+        raise InvalidParameter(name, "contains a control character")
+    value = raw.strip()
+    if not value:
+        raise InvalidParameter(name, "empty")
+    if len(value) > max_length:
+        raise InvalidParameter(name, f"longer than {max_length} characters")
+    return value
+
+
+def fold(text: str) -> str:
+    """A comparison form of `text`: NFKC, case-folded, inner whitespace runs as one dash.
+
+    "  São  Paulo " and "SÃO PAULO" fold alike ("são-paulo"); accents are kept, since they can
+    tell names apart. The result is safe to put in a Redis key and readable in redis-cli.
+    """
+    return "-".join(unicodedata.normalize("NFKC", text).casefold().split())

@@ -1,0 +1,108 @@
+"""A small HTTP/1.1 load generator for the benchmarks: keep-alive connections, fixed concurrency.
+
+Pure asyncio on raw sockets, so the client costs far less CPU per request than the servers it
+measures (an HTTP client library would be the bottleneck on a 2-core machine). Loopback only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import statistics
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+
+@dataclass
+class Result:
+    """What one run measured: latencies (s) of successful requests, statuses, wall time."""
+
+    name: str
+    latencies: list[float] = field(default_factory=list)
+    statuses: Counter[int] = field(default_factory=Counter)
+    failures: int = 0
+    elapsed: float = 0.0
+
+    @property
+    def ok(self) -> int:
+        return len(self.latencies)
+
+    @property
+    def rps(self) -> float:
+        return self.ok / self.elapsed if self.elapsed else 0.0
+
+    def merge(self, other: Result) -> None:
+        """Add another run of the same route (e.g. one of several interleaved rounds)."""
+        self.latencies += other.latencies
+        self.statuses.update(other.statuses)
+        self.failures += other.failures
+        self.elapsed += other.elapsed
+
+    def percentile_ms(self, q: float) -> float:
+        if not self.latencies:
+            return float("nan")
+        if len(self.latencies) == 1:
+            return self.latencies[0] * 1000
+        return statistics.quantiles(self.latencies, n=1000, method="inclusive")[round(q * 1000) - 1] * 1000
+
+
+async def _request(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, host: str,
+                   path: str) -> int:
+    writer.write(f"GET {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: canaduck-bench\r\n\r\n".encode())
+    head = await reader.readuntil(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split(" ", 2)[1])
+    length = 0
+    for line in lines[1:]:
+        name, _, value = line.partition(":")
+        if name.lower() == "content-length":
+            length = int(value)
+    if length:
+        await reader.readexactly(length)
+    return status
+
+
+async def run(name: str, host: str, port: int, paths: Iterator[str] | Callable[[], str],
+              *, requests: int, concurrency: int, max_seconds: float = 30.0,
+              want: int = 200) -> Result:
+    """Send `requests` GETs (at most `max_seconds`) over `concurrency` keep-alive connections.
+
+    `paths` gives each request's path (an iterator, or a function called per request). A
+    request counts as successful when its status is `want`.
+    """
+    result = Result(name)
+    if callable(paths):
+        next_path = paths
+    else:
+        iterator = iter(paths)
+        next_path = lambda: next(iterator)  # noqa: E731
+    budget = itertools.count()
+    deadline = time.monotonic() + max_seconds
+
+    async def worker() -> None:
+        reader, writer = await asyncio.open_connection(host, port)
+        try:
+            while next(budget) < requests and time.monotonic() < deadline:
+                path = next_path()
+                began = time.perf_counter()
+                try:
+                    status = await _request(reader, writer, f"{host}:{port}", path)
+                except (OSError, asyncio.IncompleteReadError, ValueError):
+                    result.failures += 1
+                    writer.close()
+                    reader, writer = await asyncio.open_connection(host, port)
+                    continue
+                result.statuses[status] += 1
+                if status == want:
+                    result.latencies.append(time.perf_counter() - began)
+                else:
+                    result.failures += 1
+        finally:
+            writer.close()
+
+    began = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    result.elapsed = time.perf_counter() - began
+    return result

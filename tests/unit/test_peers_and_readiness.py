@@ -1,0 +1,60 @@
+"""Kit: Peers keeps the last instances seen when the directory is unreachable; readiness policy."""
+
+from __future__ import annotations
+
+import asyncio
+
+import fakeredis
+import pytest
+
+from apps.kit.app import create_app
+from apps.kit.directory import Directory, Entry
+from apps.kit.http import NoInstance, Peers
+from apps.kit.settings import KitSettings
+
+
+async def test_peers_fall_back_to_the_last_instances_seen(redis, fake_server):
+    directory = Directory(redis, "canaduck:directory", ttl=10)
+    await directory.register(Entry("weather", "a", "http://a.test/", "canaduck:inbox:weather"))
+    peers = Peers(directory, lookup_timeout=0.5)
+    assert await peers.url("weather") == "http://a.test"
+    fake_server.connected = False
+    assert await peers.url("weather") == "http://a.test"  # Redis away: the last one seen
+    with pytest.raises(NoInstance):
+        await peers.url("jokes")  # never seen: nothing to fall back to
+
+
+async def test_peers_reuse_a_lookup_for_fresh_for_seconds(redis):
+    directory = Directory(redis, "canaduck:directory", ttl=10)
+    peers = Peers(directory, fresh_for=60)
+    with pytest.raises(NoInstance):
+        await peers.url("weather")
+    await directory.register(Entry("weather", "a", "http://a.test", "canaduck:inbox:weather"))
+    with pytest.raises(NoInstance):
+        await peers.url("weather")  # the empty answer is still fresh
+    assert await Peers(directory).url("weather") == "http://a.test"
+
+
+async def test_overrides_win(redis):
+    peers = Peers(Directory(redis, "canaduck:directory", ttl=10), {"weather": "http://fixed", "jokes": ""})
+    assert await peers.url("weather") == "http://fixed"
+    with pytest.raises(NoInstance):
+        await peers.url("jokes")  # an empty override means "use the directory"
+
+
+@pytest.mark.parametrize(("policy", "status", "state"), [(False, 503, "not ready"), (True, 200, "degraded")])
+async def test_readiness_policy_when_redis_goes_away(started, policy, status, state):
+    server = fakeredis.FakeServer()
+    client = fakeredis.FakeAsyncRedis(server=server)
+    settings = KitSettings(service_name="calc", instance_id="calc-1", heartbeat_interval=0.05)
+    app = create_app(settings, import_name=__name__, redis=client, ready_without_redis=policy)
+    async with started(app) as http:
+        server.connected = False
+        for _ in range(100):
+            if not app.runtime.redis_ok:
+                break
+            await asyncio.sleep(0.05)
+        response = await http.get("/ready")
+        assert response.status_code == status
+        assert (await response.get_json())["status"] == state
+        server.connected = True
