@@ -36,6 +36,8 @@ class ServiceApp(Quart):
     settings: KitSettings
     runtime: Runtime
     metrics: Metrics
+    #: Paths logged at DEBUG instead of INFO: probes, and hot paths a service adds.
+    quiet_paths: set[str]
 
 
 def create_app(settings: KitSettings, *, import_name: str, redis: Redis | None = None) -> ServiceApp:
@@ -47,6 +49,7 @@ def create_app(settings: KitSettings, *, import_name: str, redis: Redis | None =
     app.settings = settings
     app.runtime = Runtime(settings, redis)
     app.metrics = Metrics(settings.service_name)
+    app.quiet_paths = set(_PROBE_PATHS)
     app.metrics.expose_counts("canaduck_pubsub", "Pub/sub messages by outcome",
                               lambda: app.runtime.broker.counts)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
@@ -101,7 +104,7 @@ async def _end_request(response: Response) -> Response:
         route = request.url_rule.rule if request.url_rule else "<unmatched>"
         service_app().metrics.observe(request.method, route, response.status_code, elapsed)
         # Probes (Caddy's health checks, the runner) would drown the log at INFO.
-        level = logging.DEBUG if request.path in _PROBE_PATHS else logging.INFO
+        level = logging.DEBUG if request.path in service_app().quiet_paths else logging.INFO
         if log.isEnabledFor(level):
             log.log(
                 level,
