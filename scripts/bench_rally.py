@@ -21,9 +21,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import redis  # noqa: E402
-from apps.player.rally import percentile  # noqa: E402
-from tests.support import RedisServer, ServiceLauncher, free_port, start_at, wait_until  # noqa: E402
+import redis
+from apps.player.rally import percentile
+from tests.support import RedisServer, ServiceLauncher, free_port, start_at, wait_until
 
 RALLY_KEY = "canaduck:rally"
 
