@@ -61,6 +61,9 @@ class Service:
 #: proxy/Caddyfile and its ACL user in redis/users.acl.
 SERVICES: tuple[Service, ...] = (
     Service("directory", "apps.directory", "directory", 1, "DIRECTORY_UPSTREAM", "/directory"),
+    Service("ping", "apps.player", "ping", 10, "PING_UPSTREAM", "/rally", {"PEER_URL": "{pong_url}"}),
+    Service("pong", "apps.player", "pong", 11, "PONG_UPSTREAM", "/rally", {"PEER_URL": "{ping_url}"}),
+    Service("broker", "apps.broker", "broker", 12, "BROKER_UPSTREAM"),
     Service("calc-1", "apps.calc", "calc", 20, "CALC_1_UPSTREAM", "/calc"),
     Service("calc-2", "apps.calc", "calc", 21, "CALC_2_UPSTREAM", "/calc"),
     Service("mult-a", "apps.mult", "mult", 22, "MULT_A_UPSTREAM", "/mult?op1=6&op2=7"),
@@ -117,7 +120,7 @@ def build(manager: Manager, settings: StackSettings, rundir: Path) -> None:
             HOST="127.0.0.1",
             ADVERTISE_URL=f"http://127.0.0.1:{port}",
             REDIS_URL=service_redis_url(settings, svc.service),
-            **svc.env,
+            **with_urls(svc.env, settings),
         )
         manager.add_process(svc.proc, restarting(f"{sys.executable} -m apps.kit.serve {svc.module}",
                                                  settings.restart_delay), env=env, cwd=str(ROOT))
@@ -128,6 +131,17 @@ def build(manager: Manager, settings: StackSettings, rundir: Path) -> None:
         f"exec {caddy_binary()} run --config {ROOT / 'proxy/Caddyfile'} --adapter caddyfile",
         env=caddy_env,
     )
+
+
+def with_urls(env: dict[str, str], settings: StackSettings) -> dict[str, str]:
+    """`env` with each `{<proc>_url}` replaced by that service's local URL (e.g. PEER_URL)."""
+    urls = {f"{{{s.proc}_url}}": f"http://127.0.0.1:{s.port(settings)}" for s in SERVICES}
+    out = {}
+    for name, value in env.items():
+        for placeholder, url in urls.items():
+            value = value.replace(placeholder, url)
+        out[name] = value
+    return out
 
 
 def restarting(command: str, delay: float) -> str:

@@ -318,3 +318,28 @@ class LocalStack:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.proc.pid, signal.SIGKILL)
         return self.proc.returncode
+
+
+async def wait_until_async(predicate: Callable[[], object], timeout: float = 5.0,
+                           interval: float = 0.01) -> None:
+    """`wait_until` for async tests: polls without blocking the event loop."""
+    import asyncio
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        await asyncio.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout} s")
+
+
+def start_at(launcher: ServiceLauncher, module: str, service: str, port: int,
+             **env: str) -> ServiceProcess:
+    """Start a service on a port chosen in advance (so a peer can be told its URL first)."""
+    svc = launcher.start(module, service, wait=False, PORT=str(port),
+                         INSTANCE_ID=f"{service}-{port}", **env)
+    svc.port = port
+    wait_until(lambda: svc.ready() or svc.proc.poll() is not None, timeout=20)
+    if svc.proc.poll() is not None:
+        raise AssertionError(f"{service} exited with {svc.proc.returncode}:\n{svc.log()}")
+    return svc

@@ -41,6 +41,8 @@ class ServiceApp(Quart):
     #: Readiness policy: True for a service that keeps serving without Redis (its /ready then
     #: answers 200 "degraded" instead of 503, so it stays in rotation).
     ready_without_redis: bool = False
+    #: Paths logged at DEBUG instead of INFO: probes, and hot paths a service adds.
+    quiet_paths: set[str]
 
 
 def create_app(settings: KitSettings, *, import_name: str, redis: Redis | None = None,
@@ -57,6 +59,7 @@ def create_app(settings: KitSettings, *, import_name: str, redis: Redis | None =
     app.runtime = Runtime(settings, redis, http_transport=http_transport)
     app.ready_without_redis = ready_without_redis
     app.metrics = Metrics(settings.service_name)
+    app.quiet_paths = set(_PROBE_PATHS)
     app.metrics.expose_counts("canaduck_pubsub", "Pub/sub messages by outcome",
                               lambda: app.runtime.broker.counts)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
@@ -115,7 +118,7 @@ async def _end_request(response: Response) -> Response:
         route = request.url_rule.rule if request.url_rule else "<unmatched>"
         service_app().metrics.observe(request.method, route, response.status_code, elapsed)
         # Probes (Caddy's health checks, the runner) would drown the log at INFO.
-        level = logging.DEBUG if request.path in _PROBE_PATHS else logging.INFO
+        level = logging.DEBUG if request.path in service_app().quiet_paths else logging.INFO
         if log.isEnabledFor(level):
             log.log(
                 level,

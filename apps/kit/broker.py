@@ -137,7 +137,11 @@ class Subscription:
 
     async def stop(self) -> None:
         """Cancel the task and wait for it to finish."""
-        self._task.cancel()
+        # A cancellation landing inside redis-py's read can be swallowed there (seen when a
+        # message arrives as the task is cancelled); cancel again until the task is done.
+        while not self._task.done():
+            self._task.cancel()
+            await asyncio.wait({self._task}, timeout=0.1)
         with contextlib.suppress(asyncio.CancelledError):
             await self._task
 

@@ -49,4 +49,6 @@ def setup_logging(service: str, instance: str, level: str) -> None:
     root.setLevel(level)
     # Hypercorn's own access log duplicates ours (which carries the request id).
     logging.getLogger("hypercorn.access").disabled = True
+    # httpx logs every request at INFO; callers log what matters to them.
+    logging.getLogger("httpx").setLevel(max(logging.WARNING, root.level))
     logging.Formatter.converter = time.gmtime

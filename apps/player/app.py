@@ -1,0 +1,75 @@
+"""A ping/pong player (exercises 1, 2 and 4): run as SERVICE_NAME=ping and SERVICE_NAME=pong.
+
+TRANSPORT=http: shots are POSTed to PEER_URL; directory: to the URL the directory gives for
+the peer; broker (the default): envelopes relayed by the broker service. Either player answers
+`GET /rally` from the scoreboard hash both keep in Redis.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from quart import Blueprint, Response, current_app, jsonify, request
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from apps.kit.app import ServiceApp, error
+from apps.kit.app import create_app as create_service_app
+from apps.player.player import Player
+from apps.player.rally import Shot
+from apps.player.settings import PlayerSettings
+
+routes = Blueprint("player", __name__)
+
+_background: set[asyncio.Task[Any]] = set()
+
+
+def create_app(settings: PlayerSettings | None = None, redis: Redis | None = None) -> ServiceApp:
+    """The player app; it starts playing once it is registered."""
+    settings = settings or PlayerSettings()
+    app = create_service_app(settings, import_name=__name__, redis=redis)
+    player = Player(settings, app.runtime)
+    app.extensions["player"] = player
+    app.quiet_paths.add("/shots")  # one line per shot would flood the log
+    app.runtime.on_start(player.start)
+    app.runtime.on_stop(player.stop)
+    app.register_blueprint(routes)
+    return app
+
+
+def _player() -> Player:
+    return current_app.extensions["player"]
+
+
+@routes.get("/rally")
+async def scoreboard() -> Response:
+    """The scoreboard: transport, rallies, current and longest rally, points, round trips."""
+    player = _player()
+    try:
+        board = await player.scoreboard.read()
+    except RedisError as exc:
+        return error(503, "scoreboard unreachable", detail=str(exc))
+    return jsonify({**board, "answered_by": player.me})
+
+
+@routes.post("/shots")
+async def take_shot() -> Response:
+    """A shot from the peer (transports http and directory); 202 at once, answered later."""
+    player = _player()
+    if player.link.name == "broker":
+        return error(409, "this player plays over the broker: shots arrive on its inbox")
+    data = await request.get_json(silent=True)
+    try:
+        shot = Shot.from_dict(data)
+    except ValueError as exc:
+        field = str(exc).split(":", 1)[0]
+        return error(400, f"invalid {exc}", field=field)
+    if shot.sender != player.peer:
+        return error(400, f"invalid sender: expected {player.peer}", field="sender")
+    task = asyncio.create_task(player.on_shot(shot))
+    _background.add(task)
+    task.add_done_callback(_background.discard)
+    response = jsonify({"accepted": True, "rally": shot.rally, "hit": shot.hit})
+    response.status_code = 202
+    return response

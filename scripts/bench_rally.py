@@ -1,0 +1,233 @@
+"""Behind scripts/bench-rally: every process on 127.0.0.1, bounded in count and time.
+
+1. Raw baseline: two processes, redis-py asyncio pub/sub, A -> B -> A round trip.
+2. The rally at think time 0 over http, directory and broker: the round trip of a shot to its
+   answer, as the players measure it (their last N/2 shots each), shots/s and misses.
+3. The broker alone: several sender processes pipeline envelopes to `canaduck:broker`; one
+   subscriber drains the recipient's inbox; relayed messages per second, with and without
+   batched (pipelined) relaying.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing
+import socket
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import redis
+from apps.player.rally import percentile
+from tests.support import RedisServer, ServiceLauncher, free_port, start_at, wait_until
+
+RALLY_KEY = "canaduck:rally"
+
+
+# -- 1. raw pub/sub baseline ------------------------------------------------------------------
+
+def _echo(url: str, ready: multiprocessing.synchronize.Event) -> None:
+    async def run() -> None:
+        client = redis.asyncio.Redis.from_url(url)
+        pubsub = client.pubsub(ignore_subscribe_messages=True)
+        await pubsub.subscribe("bench:a")
+        ready.set()
+        async for message in pubsub.listen():
+            if message["data"] == b"stop":
+                return
+            await client.publish("bench:b", message["data"])
+
+    asyncio.run(run())
+
+
+def raw_round_trip(url: str, shots: int) -> dict:
+    ready = multiprocessing.Event()
+    echo = multiprocessing.Process(target=_echo, args=(url, ready), daemon=True)
+    echo.start()
+    ready.wait(10)
+
+    async def run() -> tuple[list[float], float]:
+        client = redis.asyncio.Redis.from_url(url)
+        pubsub = client.pubsub(ignore_subscribe_messages=True)
+        await pubsub.subscribe("bench:b")
+        rtts = []
+        payload = json.dumps({"rally": 1, "hit": 1, "sender": "ping", "kind": "return"})
+        started = time.perf_counter()
+        for _ in range(shots + 200):
+            sent = time.perf_counter()
+            await client.publish("bench:a", payload)
+            while (await pubsub.get_message(timeout=1.0)) is None:
+                pass
+            rtts.append(time.perf_counter() - sent)
+        elapsed = time.perf_counter() - started
+        await client.publish("bench:a", "stop")
+        await client.aclose()
+        return rtts[200:], elapsed
+
+    rtts, elapsed = asyncio.run(run())
+    echo.join(5)
+    return {"transport": "raw pub/sub", "shots": shots, "shots_per_s": (shots + 200) / elapsed,
+            "p50": percentile(rtts, 50), "p99": percentile(rtts, 99), "misses": 0}
+
+
+# -- 2. the rally ----------------------------------------------------------------------------
+
+def player_states(admin: redis.Redis) -> dict[str, dict]:
+    raw = admin.hgetall(RALLY_KEY)
+    return {name: json.loads(raw[f"{name}:state"]) for name in ("ping", "pong")
+            if f"{name}:state" in raw}
+
+
+def misses(admin: redis.Redis) -> int:
+    return sum(int(admin.hget(RALLY_KEY, f"{name}:misses") or 0) for name in ("ping", "pong"))
+
+
+def rally(server: RedisServer, transport: str, shots: int, warmup: int = 300) -> dict:
+    admin = server.admin()
+    admin.flushall()
+    launcher = ServiceLauncher(server)
+    half = shots // 2
+    env = {"TRANSPORT": transport, "THINK_TIME": "0", "RALLY_WINDOW": str(half),
+           "SCOREBOARD_INTERVAL": "0.2", "LOG_LEVEL": "WARNING"}
+    try:
+        if transport == "broker":
+            launcher.start("apps.broker", "broker", LOG_LEVEL="WARNING")
+        ports = {"ping": free_port(), "pong": free_port()}
+        for name, peer in (("ping", "pong"), ("pong", "ping")):
+            start_at(launcher, "apps.player", name, ports[name],
+                     PEER_URL=f"http://127.0.0.1:{ports[peer]}", **env)
+
+        def returned(at_least: int) -> bool:
+            states = player_states(admin)
+            return len(states) == 2 and all(s["returned"] >= at_least for s in states.values())
+
+        wait_until(lambda: returned(warmup), timeout=60, interval=0.1)
+        misses_before = misses(admin)
+        wait_until(lambda: returned(warmup + half + 50), timeout=300, interval=0.1)
+        states = player_states(admin)
+        rtts = [x / 1e6 for s in states.values() for x in s["rtt_us"]]
+        return {"transport": transport, "shots": len(rtts),
+                "shots_per_s": sum(s["shots_per_s"] for s in states.values()),
+                "p50": percentile(rtts, 50), "p99": percentile(rtts, 99),
+                "misses": misses(admin) - misses_before}
+    finally:
+        launcher.stop_all()
+
+
+# -- 3. the broker alone ---------------------------------------------------------------------
+
+def _sender(url: str, count: int, index: int) -> None:
+    client = redis.Redis.from_url(url)
+    envelope: dict[str, Any] = {"id": "", "from": f"sender-{index}", "to": "sink", "kind": "bench",
+                "body": {"n": 0}, "sent_at": time.time(), "deadline": None}
+    pipe = client.pipeline(transaction=False)
+    for n in range(count):
+        envelope["id"] = f"{index:04x}{n:012x}"
+        envelope["body"]["n"] = n
+        pipe.publish("canaduck:broker", json.dumps(envelope))
+        if len(pipe) >= 200:
+            pipe.execute()
+    pipe.execute()
+
+
+def _drain(port: int, user: str, password: str, stop: multiprocessing.synchronize.Event) -> None:
+    """A subscriber that reads and discards: the cheapest listener an inbox can have."""
+    sock = socket.create_connection(("127.0.0.1", port))
+    sock.sendall(f"AUTH {user} {password}\r\nSUBSCRIBE canaduck:inbox:sink\r\n".encode())
+    sock.settimeout(0.2)
+    while not stop.is_set():
+        try:
+            if not sock.recv(1 << 20):
+                return
+        except TimeoutError:
+            continue
+
+
+def broker_alone(server: RedisServer, senders: int, per_sender: int, batch: int) -> dict:
+    admin = server.admin()
+    admin.flushall()
+    entry = {"service": "sink", "instance": "bench", "url": "", "channel": "canaduck:inbox:sink",
+             "started_at": 0, "version": "", "meta": {}}
+    admin.hset("canaduck:directory", "sink/bench", json.dumps(entry))
+    stop = multiprocessing.Event()
+    drain = multiprocessing.Process(target=_drain, args=(server.port, "test-admin", "test-only-admin",
+                                                         stop), daemon=True)
+    drain.start()
+    wait_until(lambda: admin.pubsub_numsub("canaduck:inbox:sink")[0][1] == 1, timeout=10)
+    launcher = ServiceLauncher(server)
+    try:
+        broker = launcher.start("apps.broker", "broker", LOG_LEVEL="WARNING", RELAY_BATCH=str(batch))
+        total = senders * per_sender
+        started = time.perf_counter()
+        procs = [multiprocessing.Process(target=_sender, args=(server.admin_url, per_sender, i))
+                 for i in range(senders)]
+        for proc in procs:
+            proc.start()
+
+        def done() -> bool:
+            stats = broker.get("/stats").json()
+            return stats["relayed"] + stats["undeliverable"] + stats["errors"] >= total
+
+        wait_until(done, timeout=300, interval=0.02)
+        elapsed = time.perf_counter() - started
+        for proc in procs:
+            proc.join(10)
+        stats = broker.get("/stats").json()
+        return {"batch": batch, "senders": senders, "messages": total, "seconds": elapsed,
+                "per_s": stats["relayed"] / elapsed, "relayed": stats["relayed"],
+                "undeliverable": stats["undeliverable"], "errors": stats["errors"]}
+    finally:
+        launcher.stop_all()
+        stop.set()
+        drain.join(5)
+
+
+# -- the report ------------------------------------------------------------------------------
+
+def us(seconds: float | None) -> int:
+    return round((seconds or 0) * 1e6)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--shots", type=int, default=2000, help="shots per transport")
+    parser.add_argument("--senders", type=int, default=3)
+    parser.add_argument("--messages", type=int, default=20_000, help="messages per sender")
+    args = parser.parse_args()
+    server = RedisServer().start()
+    try:
+        server.admin().flushall()
+        rows = [raw_round_trip(server.admin_url, args.shots)]
+        for transport in ("http", "directory", "broker"):
+            rows.append(rally(server, transport, args.shots))
+        relays = [broker_alone(server, args.senders, args.messages, batch) for batch in (1, 128)]
+    finally:
+        server.stop()
+
+    raw = rows[0]["p50"]
+    print(f"{'transport':<12} {'shots':>6} {'shots/s':>8} {'p50 us':>7} {'p99 us':>7} "
+          f"{'p50/raw':>7} {'misses':>6}")
+    for row in rows:
+        print(f"{row['transport']:<12} {row['shots']:>6} {row['shots_per_s']:>8.0f} {us(row['p50']):>7} "
+              f"{us(row['p99']):>7} {row['p50'] / raw:>7.2f} {row['misses']:>6}")
+    print()
+    print(f"{'broker alone':<12} {'senders':>7} {'messages':>8} {'seconds':>7} {'msg/s':>7} {'undeliv.':>8}")
+    for relay in relays:
+        label = "one by one" if relay["batch"] == 1 else f"batch {relay['batch']}"
+        print(f"{label:<12} {relay['senders']:>7} {relay['messages']:>8} {relay['seconds']:>7.2f} "
+              f"{relay['per_s']:>7.0f} {relay['undeliverable']:>8}")
+    by = {row["transport"]: row for row in rows}
+    broker, http = by["broker"], by["http"]
+    print(f"RESULT broker_p50_us={us(broker['p50'])} broker_p99_us={us(broker['p99'])} "
+          f"raw_p50_us={us(raw)} http_p50_us={us(http['p50'])} "
+          f"broker_vs_raw={broker['p50'] / raw:.2f} broker_vs_http={broker['p50'] / http['p50']:.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
