@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,15 +51,37 @@ def eventually(probe: Callable[[], bool], timeout: float, interval: float = 0.5)
     return False
 
 
+def returned(client: httpx.Client) -> int:
+    """Shots answered in time so far, both players, from the scoreboard behind /rally."""
+    board = get(client, "/rally").json()
+    return sum(int(row.get("returned", 0)) for row in board["players"].values())
+
+
+def rally_advances(client: httpx.Client, within: float) -> bool:
+    """True once shots are answered again; with a player absent nothing is returned."""
+    try:
+        before = returned(client)
+    except (httpx.HTTPError, ValueError, KeyError):
+        before = -1
+    return eventually(lambda: before >= 0 and returned(client) >= before + 5, within)
+
+
+def served_by(client: httpx.Client, path: str, count: int) -> Counter[str]:
+    """Which instance answered each of `count` sequential requests to `path`."""
+    return Counter(get(client, path).json()["served_by"] for _ in range(count))
+
+
 def route_checks(client: httpx.Client) -> list[Check]:
     """Every public route through Caddy, with what its answer must look like."""
     checks = []
 
-    def check(name: str, path: str, expect: Callable[[httpx.Response], bool]) -> None:
+    def check(name: str, path: str, expect: Callable[[httpx.Response], bool],
+              method: str = "GET", body: object = None) -> None:
         try:
-            response = get(client, path)
-            ok = expect(response)
-            checks.append(Check(name, ok, f"{response.status_code} {response.text[:70]}"))
+            response = client.request(method, f"{BASE}{path}", json=body, timeout=10)
+            ok = bool(expect(response))
+            detail = " ".join(response.text.split())[:70]
+            checks.append(Check(name, ok, f"{response.status_code} {detail}"))
         except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
             checks.append(Check(name, False, repr(exc)[:80]))
 
@@ -68,6 +91,38 @@ def route_checks(client: httpx.Client) -> list[Check]:
     check("GET /directory/directory", "/directory/directory",
           lambda r: r.json()["instances"][0]["url"] == "http://directory:5000")
     check("GET /directory/Bad_Name -> 400", "/directory/Bad_Name", lambda r: r.status_code == 400)
+    check("GET /rally", "/rally",
+          lambda r: r.json()["transport"] in ("broker", "http", "directory")
+          and set(r.json()["players"]) == {"ping", "pong"})
+    advancing = rally_advances(client, 20)
+    checks.append(Check("rally advancing (shots returned)", advancing, ""))
+    check("POST /messages -> 202 delivered", "/messages",
+          lambda r: r.status_code == 202 and r.json()["delivered"] is True,
+          "POST", {"to": "pong", "kind": "note", "body": {"from": "smoke"}})
+    check("POST /messages bad body -> 400", "/messages",
+          lambda r: r.status_code == 400 and "to" in r.json()["error"], "POST", {"kind": "note"})
+    check("GET /fullinfo?city=Rodez", "/fullinfo?city=Rodez",
+          lambda r: r.status_code == 200 and r.json()["city"] == "Rodez"
+          and isinstance(r.json()["weather"]["temperature"], (int, float))
+          and isinstance(r.json()["joke"], str))
+    check("GET /weather?city=Honolulu", "/weather?city=Honolulu",
+          lambda r: r.json()["city"] == "Honolulu" and "condition" in r.json())
+    check("GET /joke", "/joke", lambda r: r.status_code == 200 and r.json()["joke"])
+    check("GET /fullinfo (no city) -> 400", "/fullinfo", lambda r: r.status_code == 400)
+    check("GET /calc", "/calc", lambda r: r.json()["service"] == "calc")
+    check("GET /sum?op1=2&op2=3", "/sum?op1=2&op2=3", lambda r: r.json()["result"] == 5)
+    check("GET /sub?op1=2&op2=3.5", "/sub?op1=2&op2=3.5", lambda r: r.json()["result"] == -1.5)
+    check("GET /mult?op1=6&op2=7", "/mult?op1=6&op2=7", lambda r: r.json()["result"] == 42)
+    check("GET /mult?op1=x -> 400", "/mult?op1=x&op2=1", lambda r: r.status_code == 400)
+    try:
+        calc = served_by(client, "/sum?op1=1&op2=1", 20)
+        checks.append(Check("/sum over calc-1, calc-2 = 1:1", calc == {"calc-1": 10, "calc-2": 10},
+                            repr(dict(calc))))
+        mult = served_by(client, "/mult?op1=2&op2=3", 40)
+        checks.append(Check("/mult a:b:backup = 30:10:0", mult == {"mult-a": 30, "mult-b": 10},
+                            repr(dict(mult))))
+    except (httpx.HTTPError, ValueError, KeyError) as exc:
+        checks.append(Check("load balancing", False, repr(exc)[:80]))
     check("GET /nowhere -> JSON 404", "/nowhere",
           lambda r: r.status_code == 404 and r.json()["error"] == "not found")
     return checks
@@ -76,6 +131,24 @@ def route_checks(client: httpx.Client) -> list[Check]:
 def failover_checks(client: httpx.Client) -> list[Check]:
     """Stop services and check the stack copes, then start them again."""
     checks = []
+
+    def mult_answers_from(names: set[str]) -> bool:
+        return set(served_by(client, "/mult?op1=2&op2=3", 8)) <= names
+
+    compose("stop", "mult-a", "mult-b")
+    backup = eventually(lambda: mult_answers_from({"mult-backup"}), 15)
+    checks.append(Check("mult-a, mult-b stopped -> backup answers", backup, ""))
+    compose("start", "mult-a", "mult-b")
+    back = eventually(lambda: mult_answers_from({"mult-a", "mult-b"}), 30)
+    checks.append(Check("mult-a, mult-b started -> backup idle again", back, ""))
+
+    compose("kill", "pong")
+    stalled = eventually(lambda: not rally_advances(client, 3), 15)
+    checks.append(Check("pong killed -> rally stalls", stalled, ""))
+    compose("start", "pong")
+    resumed = rally_advances(client, 30)
+    checks.append(Check("pong restarted -> rally resumes", resumed, ""))
+
     compose("stop", "directory")
     down = eventually(lambda: get(client, "/directory").status_code in (502, 503), 15)
     checks.append(Check("directory stopped -> JSON 502/503", down, ""))
