@@ -18,9 +18,9 @@ from collections.abc import Callable
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from apps.kit.broker import BrokerClient, Subscription
+from apps.kit.broker import BrokerClient, Subscription, parse_or_count
 from apps.kit.dircache import DirectoryCache
-from apps.kit.envelope import Envelope, MalformedEnvelope
+from apps.kit.envelope import Envelope
 
 log = logging.getLogger("canaduck.relay")
 
@@ -76,13 +76,9 @@ class Relay:
 
     async def on_message(self, channel: str, data: bytes) -> None:
         """One message of the broker channel: queue it if it is a valid envelope."""
-        try:
-            envelope = Envelope.parse(data)
-        except MalformedEnvelope as exc:
-            self.counts["malformed"] += 1
-            log.warning("malformed envelope on %s: %s", channel, exc)
-            return
-        await self._queue.put((envelope, data))
+        envelope = parse_or_count(channel, data, self.counts)
+        if envelope is not None:
+            await self._queue.put((envelope, data))
 
     async def relay_now(self, envelope: Envelope) -> int | None:
         """Relay one envelope at once (POST /messages): receivers, or None if unknown recipient."""

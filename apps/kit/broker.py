@@ -76,15 +76,21 @@ class BrokerClient:
         """
 
         async def on_message(channel: str, data: bytes) -> None:
-            try:
-                envelope = Envelope.parse(data)
-            except MalformedEnvelope as exc:
-                self.counts["malformed"] += 1
-                log.warning("malformed envelope on %s: %s", channel, exc)
-                return
-            await handler(envelope)
+            envelope = parse_or_count(channel, data, self.counts)
+            if envelope is not None:
+                await handler(envelope)
 
         return self.listen(channels, on_message)
+
+
+def parse_or_count(channel: str, data: bytes, counts: Counter[str]) -> Envelope | None:
+    """The envelope in `data`; None for a malformed one, which is counted and logged."""
+    try:
+        return Envelope.parse(data)
+    except MalformedEnvelope as exc:
+        counts["malformed"] += 1
+        log.warning("malformed envelope on %s: %s", channel, exc)
+        return None
 
 
 class Subscription:
