@@ -68,6 +68,8 @@ def create_app(settings: KitSettings, *, import_name: str, redis: Redis | None =
     # Keep keys in the order a route wrote them (JSON_SORT_KEYS above is no longer read, and
     # quart-schema installs its own provider).
     app.json.sort_keys = False  # type: ignore[attr-defined]
+    # Non-ASCII text as UTF-8 (São Paulo), not \u escapes: readable in curl and logs.
+    app.json.ensure_ascii = False  # type: ignore[attr-defined]
 
     app.before_serving(app.runtime.start)
     app.after_serving(app.runtime.stop)

@@ -270,6 +270,8 @@ async def test_unicode_cities(redis, started, upstreams, city):
         response = await client.get("/fullinfo", query_string={"city": city})
         assert response.status_code == 200
         assert (await response.get_json())["city"] == city
+        # Written as UTF-8 text, readable in curl's output, not as \u escapes.
+        assert city.encode() in await response.get_data()
     assert upstreams.cities == [city]
     assert await redis.exists(f"canaduck:cache:weather:{city.casefold().replace(' ', '-')}")
 
