@@ -18,6 +18,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import honcho.manager
 from honcho.manager import Manager
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -37,6 +38,9 @@ class StackSettings(BaseSettings):
     #: Seconds before a service killed by a signal is started again (like compose's restart
     #: policy). A clean exit or a start-up refusal is not restarted: it stops the stack.
     restart_delay: float = Field(default=1.0, ge=0)
+    #: Seconds the processes get to end after Ctrl-C/SIGTERM before they are killed: more than
+    #: a service's GRACEFUL_TIMEOUT (5 s), so draining requests and leaving the directory fit.
+    stop_timeout: float = Field(default=15.0, gt=0)
     #: An external Redis (>= 7.4) to use instead of the embedded server; every service gets it.
     redis_url: str = Field(default="", validation_alias="REDIS_URL")
 
@@ -218,6 +222,8 @@ def main() -> int:
     settings = StackSettings()
     started = time.monotonic()
     rundir = Path(tempfile.mkdtemp(prefix="canaduck-"))
+    # honcho's kill delay is a module constant (5 s, as long as a service's own drain).
+    honcho.manager.KILL_WAIT = settings.stop_timeout
     manager = Manager()
     try:
         build(manager, settings, rundir)

@@ -80,7 +80,14 @@ class Runtime:
         """Check the server, register, start the heartbeat, then the service's own hooks."""
         await self.check_server()
         self.http = new_http_client(transport=self._http_transport)
+        if self.stopping:  # SIGTERM during start-up: never join
+            return
         await self._register()
+        if self.stopping:
+            # withdraw() ran while our HSET was in flight, and its HDEL may have gone first:
+            # remove the entry again, or it would outlive the process by a whole TTL.
+            await self._deregister()
+            return
         await self.broker.event("registered", url=self.entry.url)
         self._heartbeat = asyncio.create_task(self._beat(), name="heartbeat")
         for hook in self._start_hooks:
@@ -97,11 +104,15 @@ class Runtime:
             self._heartbeat.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._heartbeat
+        await self._deregister()
+
+    async def _deregister(self) -> None:
         try:
             await self.directory.deregister(self.entry.service, self.entry.instance)
             await self.broker.event("deregistered")
         except RedisError as exc:
             log.warning("could not deregister (%s); the entry expires within its TTL", exc)
+        self.registered = False
 
     async def stop(self) -> None:
         """Withdraw, run the stop hooks, close the clients."""

@@ -1,0 +1,51 @@
+"""An instance's life on fakeredis: a SIGTERM that lands during start-up leaves no entry."""
+
+from __future__ import annotations
+
+import asyncio
+
+from apps.kit.lifecycle import Runtime
+from apps.kit.settings import KitSettings
+
+SETTINGS = KitSettings(service_name="broker", instance_id="b1", advertise_url="http://127.0.0.1:1")
+
+
+async def test_a_withdraw_while_registering_leaves_no_entry(redis, monkeypatch):
+    runtime = Runtime(SETTINGS, redis)
+    runtime.checked = True  # fakeredis has no hash-field expiry probe to pass
+    registering, release = asyncio.Event(), asyncio.Event()
+    register = runtime.directory.register
+
+    async def slow_register(entry):
+        registering.set()
+        await release.wait()
+        await register(entry)  # lands after the withdraw's HDEL, as a slow HSET would
+
+    monkeypatch.setattr(runtime.directory, "register", slow_register)
+    starting = asyncio.create_task(runtime.start())
+    await registering.wait()
+    await runtime.withdraw()
+    release.set()
+    await starting
+
+    assert await redis.hgetall("canaduck:directory") == {}
+    assert not runtime.started and runtime._heartbeat is None
+    await runtime.stop()
+
+
+async def test_a_withdraw_before_start_never_registers(redis):
+    runtime = Runtime(SETTINGS, redis)
+    runtime.checked = True
+    await runtime.withdraw()
+    await runtime.start()
+    assert await redis.hgetall("canaduck:directory") == {}
+    await runtime.stop()
+
+
+async def test_a_normal_start_registers_and_stop_deregisters(redis):
+    runtime = Runtime(SETTINGS, redis)
+    runtime.checked = True
+    await runtime.start()
+    assert list(await redis.hgetall("canaduck:directory")) == [b"broker/b1"]
+    await runtime.stop()
+    assert await redis.hgetall("canaduck:directory") == {}
