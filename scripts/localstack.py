@@ -101,6 +101,37 @@ def service_redis_url(settings: StackSettings, user: str) -> str:
     return f"redis://{user}:dev-only-{user}@127.0.0.1:{settings.redis_port}/0"
 
 
+class StackManager(Manager):
+    """honcho's Manager, except that Redis is stopped only after every other process ended.
+
+    honcho signals all processes at once; the services would then find Redis gone when they
+    leave the directory on SIGTERM. Here Redis gets its SIGTERM once the rest have exited (or
+    with everything else when the kill delay runs out).
+    """
+
+    LAST = "redis"
+
+    def _killall(self, force: bool = False) -> None:
+        if force or self.LAST not in self._processes:
+            super()._killall(force)
+            return
+        # honcho's own loop, minus Redis (the dict is not changed: a signal handler runs this).
+        for name, proc in list(self._processes.items()):
+            if name != self.LAST and "returncode" not in proc:
+                self._system_print(f"sending SIGTERM to {name} (pid {proc['pid']})\n")
+                self._procmgr.terminate(proc["pid"])
+        threading.Thread(target=self._stop_last_when_alone, daemon=True).start()
+
+    def _stop_last_when_alone(self) -> None:
+        others = [p for name, p in self._processes.items() if name != self.LAST]
+        while any("returncode" not in p for p in others):
+            time.sleep(0.05)
+        last = self._processes[self.LAST]
+        if "returncode" not in last:
+            self._system_print(f"sending SIGTERM to {self.LAST} (pid {last['pid']})\n")
+            self._procmgr.terminate(last["pid"])
+
+
 def build(manager: Manager, settings: StackSettings, rundir: Path) -> None:
     """Add every process of the stack to `manager`."""
     base_env = dict(os.environ)
@@ -222,9 +253,9 @@ def main() -> int:
     settings = StackSettings()
     started = time.monotonic()
     rundir = Path(tempfile.mkdtemp(prefix="canaduck-"))
-    # honcho's kill delay is a module constant (5 s, as long as a service's own drain).
+    # honcho's kill delay is a module constant (5 s, no longer than a service's own drain).
     honcho.manager.KILL_WAIT = settings.stop_timeout
-    manager = Manager()
+    manager = StackManager()
     try:
         build(manager, settings, rundir)
         done = threading.Event()

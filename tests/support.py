@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -272,8 +273,6 @@ class LocalStack:
 
     def wrapper_pid(self, proc: str) -> int:
         """The pid honcho reported for process `proc` (its restart loop, for services)."""
-        import re
-
         found = re.findall(rf"\| {re.escape(proc)} started \(pid=(\d+)\)", self.log())
         if not found:
             raise LookupError(proc)
@@ -296,14 +295,23 @@ class LocalStack:
         """Let a held-down service's restart loop bring it back."""
         os.kill(self.wrapper_pid(proc), signal.SIGCONT)
 
-    def process_group_alive(self) -> bool:
+    def _process_groups(self) -> list[int]:
+        """The runner's process group and each of its children's (honcho starts every process
+        in a session of its own)."""
         if self.proc is None:
-            return False
-        try:
-            os.killpg(self.proc.pid, 0)
-            return True
-        except ProcessLookupError:
-            return False
+            return []
+        started = re.findall(r"\| \S+ started \(pid=(\d+)\)", self.log())
+        return [self.proc.pid, *map(int, started)]
+
+    def process_group_alive(self) -> bool:
+        """True while the runner or any process it started (or their children) still runs."""
+        for group in self._process_groups():
+            try:
+                os.killpg(group, 0)
+                return True
+            except ProcessLookupError:
+                continue
+        return False
 
     def stop(self) -> int | None:
         """SIGTERM the runner (as Ctrl-C would) and wait for everything it started to end."""
@@ -313,10 +321,10 @@ class LocalStack:
             self.proc.send_signal(signal.SIGTERM)
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self.proc.wait(30)
-        # Anything left in the group is an orphan: kill it so tests never leak processes.
-        if self.process_group_alive():
+        # Anything left is an orphan: kill it so tests never leak processes.
+        for group in self._process_groups():
             with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.proc.pid, signal.SIGKILL)
+                os.killpg(group, signal.SIGKILL)
         return self.proc.returncode
 
 

@@ -55,6 +55,7 @@ class Runtime:
         self.redis_ok = False
         self.stopping = False
         self._heartbeat: asyncio.Task[None] | None = None
+        self._withdrawal: asyncio.Future[None] | None = None
         self._start_hooks: list[Hook] = []
         self._stop_hooks: list[Hook] = []
 
@@ -95,11 +96,15 @@ class Runtime:
         self.started = True
 
     async def withdraw(self) -> None:
-        """Leave the directory now; /ready turns 503. Idempotent."""
-        if self.stopping:
-            return
-        self.stopping = True
-        self.registered = False
+        """Leave the directory now; /ready turns 503. Later calls wait for the first to finish,
+        so that stop() never closes the Redis client under the signal handler's HDEL."""
+        if self._withdrawal is None:
+            self.stopping = True
+            self.registered = False
+            self._withdrawal = asyncio.ensure_future(self._leave())
+        await asyncio.shield(self._withdrawal)
+
+    async def _leave(self) -> None:
         if self._heartbeat:
             self._heartbeat.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -49,3 +49,26 @@ async def test_a_normal_start_registers_and_stop_deregisters(redis):
     assert list(await redis.hgetall("canaduck:directory")) == [b"broker/b1"]
     await runtime.stop()
     assert await redis.hgetall("canaduck:directory") == {}
+
+
+async def test_stop_waits_for_a_withdraw_in_flight_before_closing_redis(redis, monkeypatch, caplog):
+    runtime = Runtime(SETTINGS, redis)
+    runtime.checked = True
+    await runtime.start()
+    deregistering, release = asyncio.Event(), asyncio.Event()
+    deregister = runtime.directory.deregister
+
+    async def slow_deregister(service, instance):
+        deregistering.set()
+        await release.wait()
+        return await deregister(service, instance)
+
+    monkeypatch.setattr(runtime.directory, "deregister", slow_deregister)
+    signal_handler = asyncio.create_task(runtime.withdraw())  # what SIGTERM starts
+    await deregistering.wait()
+    stopping = asyncio.create_task(runtime.stop())  # what Hypercorn's shutdown then runs
+    await asyncio.sleep(0.05)
+    assert not stopping.done(), "stop() must wait for the withdraw in flight"
+    release.set()
+    await asyncio.gather(signal_handler, stopping)
+    assert "could not deregister" not in caplog.text
