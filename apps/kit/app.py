@@ -17,6 +17,7 @@ import httpx
 from quart import Quart, Response, current_app, g, jsonify, request
 from quart_schema import QuartSchema, RequestSchemaValidationError
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 from werkzeug.exceptions import HTTPException
 
 from apps.kit.lifecycle import Runtime
@@ -78,6 +79,7 @@ def create_app(settings: KitSettings, *, import_name: str, redis: Redis | None =
     app.register_error_handler(RequestSchemaValidationError, _validation_error)
     app.register_error_handler(InvalidParameter, _invalid_parameter)
     app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(RedisError, _redis_unavailable)
     app.register_error_handler(Exception, _unexpected_error)
 
     app.add_url_rule("/health", "health", _health, methods=["GET"])
@@ -153,6 +155,14 @@ async def _http_error(exc: HTTPException) -> Response:
     allowed = getattr(exc, "valid_methods", None)
     if status == 405 and allowed:
         response.headers["Allow"] = ", ".join(allowed)
+    return response
+
+
+async def _redis_unavailable(exc: RedisError) -> Response:
+    # A route that needs Redis while it is down or hung: the client may retry shortly.
+    log.warning("Redis unavailable in %s %s: %s", request.method, request.path, exc)
+    response = error(503, "Redis unavailable", detail=type(exc).__name__)
+    response.headers["Retry-After"] = "1"
     return response
 
 

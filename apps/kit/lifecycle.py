@@ -36,7 +36,8 @@ class Runtime:
         self.settings = settings
         self.keys = settings.keys
         self.redis: Redis = redis or connect(
-            settings.redis_url, client_name=f"{settings.service_name}/{settings.instance_id}"
+            settings.redis_url, client_name=f"{settings.service_name}/{settings.instance_id}",
+            timeout=settings.redis_timeout,
         )
         self.directory = Directory(self.redis, self.keys.directory, settings.directory_ttl)
         self.broker = BrokerClient(self.redis, self.keys, settings.service_name, settings.instance_id)

@@ -25,20 +25,22 @@ class StartupError(RuntimeError):
     """A condition that makes a service refuse to start; its message is one line for humans."""
 
 
-def connect(url: str, *, client_name: str) -> Redis:
+def connect(url: str, *, client_name: str, timeout: float = 2.0) -> Redis:
     """Open a pooled client with short timeouts and a few quick retries on dropped links.
 
-    Authentication errors are not retried (redis-py would treat them as connection errors),
-    so a wrong password fails in milliseconds instead of hanging.
+    A command that times out is not retried: the server may have run it, and retries would
+    multiply `timeout` past the gateway's own limit. Authentication errors are not retried
+    either (redis-py would treat them as connection errors), so a wrong password fails in
+    milliseconds instead of hanging.
     """
     return Redis.from_url(
         url,
         client_name=client_name,
-        socket_connect_timeout=2.0,
-        socket_timeout=5.0,
+        socket_connect_timeout=timeout,
+        socket_timeout=timeout,
         health_check_interval=15,
         retry=Retry(ExponentialWithJitterBackoff(base=0.05, cap=0.5), retries=2),
-        retry_on_error=[RedisConnectionError, RedisTimeoutError],
+        retry_on_error=[RedisConnectionError],
     )
 
 

@@ -38,6 +38,9 @@ class KitSettings(BaseSettings):
     # How long start-up waits for Redis to answer before giving up (compose and the local
     # runner start Redis first, so this only covers its boot).
     redis_wait: float = Field(default=30.0, ge=0)
+    # Seconds one Redis command may take: under Caddy's 5 s response_header_timeout, so a hung
+    # Redis becomes the service's own JSON 503, not a gateway timeout.
+    redis_timeout: float = Field(default=2.0, gt=0)
     # Seconds Hypercorn gives in-flight requests to finish after SIGTERM.
     graceful_timeout: float = Field(default=5.0, ge=0)
     max_body_bytes: int = Field(default=64 * 1024, gt=0)

@@ -23,6 +23,10 @@ def make_app(redis, **settings):
     async def boom():
         raise RuntimeError("secret internals")
 
+    @app.get("/counter")
+    async def counter():
+        return {"n": await app.runtime.redis.incr("canaduck:test:counter")}
+
     @app.get("/teapot")
     async def teapot():
         abort(418)
@@ -92,6 +96,16 @@ async def test_unexpected_error_is_a_json_500_without_the_traceback(redis):
     text = await response.get_data(as_text=True)
     assert json.loads(text)["error"] == "internal error"
     assert "secret internals" not in text and "Traceback" not in text
+
+
+async def test_redis_down_is_a_json_503_naming_it_not_a_500(redis, fake_server):
+    client = make_app(redis).test_client()
+    assert (await client.get("/counter")).status_code == 200
+    fake_server.connected = False
+    response = await client.get("/counter")
+    assert response.status_code == 503
+    assert (await response.get_json())["error"] == "Redis unavailable"
+    assert response.headers["Retry-After"] == "1"
 
 
 async def test_body_over_the_limit_is_a_json_413(redis):
