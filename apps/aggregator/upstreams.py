@@ -88,13 +88,15 @@ class Upstreams:
     async def _get(self, service: str, path: str, params: dict[str, str]) -> httpx.Response:
         # A refused connection sent nothing, so it is safe to try the next instance: a killed
         # one stays in the directory until its TTL runs out, beside the one that replaced it.
+        refused: list[str] = []
         for attempt in range(1, CONNECT_ATTEMPTS + 1):
-            base = await self._peers.url(service)
+            base = await self._peers.url(service, avoid=refused)
             try:
                 return await self._http().get(f"{base}{path}", params=params)
             except httpx.ConnectError:
                 if attempt == CONNECT_ATTEMPTS:
                     raise
+                refused.append(base)
         raise AssertionError("unreachable")
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
+from collections.abc import Collection
 
 import httpx
 from redis.exceptions import RedisError
@@ -50,14 +51,19 @@ class Peers:
         self._lookup_timeout = lookup_timeout
         self._known: dict[str, tuple[float, list[str]]] = {}
 
-    async def url(self, service: str) -> str:
-        """The base URL of one live instance of `service` (NoInstance if none)."""
+    async def url(self, service: str, avoid: Collection[str] = ()) -> str:
+        """The base URL of one live instance of `service` (NoInstance if none).
+
+        `avoid` lists URLs that just failed: another instance is chosen while there is one
+        (concurrent callers share the rotation, so the next turn alone could land on it again).
+        """
         if service in self._overrides:
             return self._overrides[service]
         urls = await self._urls(service)
         if not urls:
             raise NoInstance(service)
-        return urls[next(self._turn) % len(urls)]
+        untried = [url for url in urls if url not in avoid] or urls
+        return untried[next(self._turn) % len(untried)]
 
     async def _urls(self, service: str) -> list[str]:
         seen_at, urls = self._known.get(service, (float("-inf"), []))

@@ -367,6 +367,22 @@ async def test_a_refused_connection_tries_the_next_instance(redis, started, upst
     assert upstreams.calls["alive.test"] == 4 and upstreams.calls["dead.test"] >= 1
 
 
+async def test_concurrent_retries_never_go_back_to_the_refused_instance(redis, started, upstreams):
+    async def refused_after_a_turn(request):
+        await asyncio.sleep(0.001)  # a real refused connect yields: other requests take turns
+        return await refused(request)
+
+    upstreams.handlers = {"dead.test": refused_after_a_turn, "alive.test": weather_ok,
+                          "jokes.test": joke_ok}
+    directory = Directory(redis, "canaduck:directory", ttl=10)
+    for name in ("dead", "alive"):
+        await directory.register(Entry("weather", name, f"http://{name}.test", "canaduck:inbox:weather"))
+    async with started(make_app(redis, upstreams, weather_url="", peers_fresh_for=60)) as client:
+        responses = await asyncio.gather(*(client.get("/weather", query_string={"city": f"Ville {i}"})
+                                           for i in range(20)))
+    assert [r.status_code for r in responses] == [200] * 20
+
+
 async def test_single_flight_without_the_memory_cache(redis, started, upstreams):
     async with started(make_app(redis, upstreams, local_cache_seconds=0)) as client:
         await asyncio.gather(*(client.get("/weather?city=Rodez") for _ in range(50)))
