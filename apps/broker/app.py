@@ -19,7 +19,7 @@ from apps.broker.settings import BrokerSettings
 from apps.kit.app import ServiceApp, error, runtime
 from apps.kit.app import create_app as create_service_app
 from apps.kit.dircache import DirectoryCache
-from apps.kit.envelope import ServiceName
+from apps.kit.envelope import Kind, ServiceName
 
 routes = Blueprint("broker", __name__)
 
@@ -30,7 +30,7 @@ class Message(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
     to: ServiceName
-    kind: str = Field(min_length=1, max_length=64)
+    kind: Kind
     body: Any = None
     sender: ServiceName | None = Field(default=None, alias="from")
 

@@ -14,11 +14,13 @@ import uuid
 from typing import Any, cast
 
 import httpx
-from quart import Quart, Response, current_app, g, jsonify, request
+import pydantic_core
+from quart import Quart, Request, Response, current_app, g, jsonify, request
+from quart.json.provider import DefaultJSONProvider
 from quart_schema import QuartSchema, RequestSchemaValidationError
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import BadRequest, HTTPException
 
 from apps.kit.lifecycle import Runtime
 from apps.kit.logs import request_id_var
@@ -33,8 +35,41 @@ _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 _PROBE_PATHS = frozenset({"/health", "/ready", "/metrics"})
 
 
+class ServiceJSON(DefaultJSONProvider):
+    """JSON in and out of every service.
+
+    Out: keys in the order a route wrote them, non-ASCII as UTF-8 (São Paulo, not S\\u00e3o),
+    pydantic models as their JSON (what quart-schema's own provider adds).
+    In: parsed by pydantic-core instead of the json module, so lone surrogates (`"\\ud800"`),
+    NaN/Infinity and nesting deeper than 200 levels are refused at the door as a 400, instead
+    of failing later, as a 500, when the value is written out again.
+    """
+
+    sort_keys = False
+    ensure_ascii = False
+
+    @staticmethod
+    def default(value: Any) -> Any:
+        try:
+            return DefaultJSONProvider.default(value)
+        except TypeError:
+            return pydantic_core.to_jsonable_python(value)
+
+    def loads(self, s: str | bytes, **kwargs: Any) -> Any:
+        return pydantic_core.from_json(s, allow_inf_nan=False)
+
+
+class ServiceRequest(Request):
+    """A request whose JSON parse error says why (Quart says why only in debug mode)."""
+
+    def on_json_loading_failed(self, error: Exception) -> Any:
+        raise BadRequest(f"body is not valid JSON: {error}")
+
+
 class ServiceApp(Quart):
     """A Quart app that carries its service's settings, runtime and metrics."""
+
+    request_class = ServiceRequest
 
     settings: KitSettings
     runtime: Runtime
@@ -64,13 +99,8 @@ def create_app(settings: KitSettings, *, import_name: str, redis: Redis | None =
     app.metrics.expose_counts("canaduck_pubsub", "Pub/sub messages by outcome",
                               lambda: app.runtime.broker.counts)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
-    app.config["JSON_SORT_KEYS"] = False
     QuartSchema(app, info={"title": settings.service_name, "version": settings.version})
-    # Keep keys in the order a route wrote them (JSON_SORT_KEYS above is no longer read, and
-    # quart-schema installs its own provider).
-    app.json.sort_keys = False  # type: ignore[attr-defined]
-    # Non-ASCII text as UTF-8 (São Paulo), not \u escapes: readable in curl and logs.
-    app.json.ensure_ascii = False  # type: ignore[attr-defined]
+    app.json = ServiceJSON(app)  # after QuartSchema, which installs a provider of its own
 
     app.before_serving(app.runtime.start)
     app.after_serving(app.runtime.stop)
@@ -140,6 +170,8 @@ async def _validation_error(exc: RequestSchemaValidationError) -> Response:
         problems.append({"field": ".".join(str(p) for p in item["loc"]), "problem": item["msg"]})
     if not problems:
         problems.append({"field": "body", "problem": str(exc.validation_error)})
+    for problem in problems:  # a body that is not an object at all has no field name
+        problem["field"] = problem["field"] or "body"
     first = problems[0]
     return error(400, f"invalid {first['field']}: {first['problem']}", problems=problems)
 

@@ -11,6 +11,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from apps.kit.names import SERVICE_NAME_PATTERN
 
 ServiceName = Annotated[str, Field(pattern=SERVICE_NAME_PATTERN)]
+#: What a message is about: 1 to 64 characters, none of them a control character.
+Kind = Annotated[str, Field(pattern=r"^[^\x00-\x1f\x7f]{1,64}$")]
 
 
 def new_id() -> str:
@@ -26,7 +28,7 @@ class Envelope(BaseModel):
     id: str = Field(default_factory=new_id, pattern=r"^[0-9a-f]{1,64}$")
     sender: ServiceName = Field(alias="from")
     to: ServiceName
-    kind: str = Field(min_length=1, max_length=64)
+    kind: Kind
     body: Any = None
     sent_at: float = Field(default_factory=time.time)
     deadline: float | None = None

@@ -108,6 +108,7 @@ async def test_post_messages_relays_and_says_how_many_heard_it(app, redis, start
     ({"to": "pong", "kind": ""}, "kind"),
     ({"to": "pong", "kind": "note", "from": "UPPER"}, "from"),
     ({"to": "pong", "kind": "note", "surprise": 1}, "surprise"),
+    ({"to": "pong", "kind": "no\u0000te\n"}, "kind"),
 ])
 async def test_post_messages_with_a_bad_field_is_a_400_naming_it(app, redis, started, payload, field):
     await register(redis, "pong")
@@ -118,12 +119,26 @@ async def test_post_messages_with_a_bad_field_is_a_400_naming_it(app, redis, sta
         assert body["error"].startswith(f"invalid {field}")
 
 
-async def test_post_messages_that_is_not_json_is_a_400(app, started):
+@pytest.mark.parametrize("raw, problem", [
+    (b"to=pong", "body is not valid JSON"),
+    (b'{"to": "pong", "kind": "note", "body": ' + b"[" * 260 + b"]" * 260 + b"}", "recursion limit"),
+    (b'{"to": "pong", "kind": "note", "body": "\\udfff"}', "surrogate"),
+])
+async def test_post_messages_that_is_not_strict_json_is_a_400_saying_why(app, redis, started, raw,
+                                                                         problem):
+    await register(redis, "pong")
     async with started(app) as client:
-        response = await client.post("/messages", data=b"to=pong",
-                                     headers={"content-type": "application/json"})
+        response = await client.post("/messages", data=raw, headers={"content-type": "application/json"})
         assert response.status_code == 400
-        assert "error" in await response.get_json()
+        assert problem in (await response.get_json())["detail"]
+    assert app.extensions["relay"].counts["relayed"] == 0
+
+
+async def test_post_messages_as_a_form_is_a_400_about_the_body(app, started):
+    async with started(app) as client:
+        response = await client.post("/messages", form={"to": "pong", "kind": "note"})
+        assert response.status_code == 400
+        assert (await response.get_json())["error"].startswith("invalid body")
 
 
 async def test_post_messages_over_64_kib_is_a_413(app, redis, started):

@@ -96,11 +96,13 @@ async def test_bad_jokes_are_400(redis, payload, problem):
     assert await redis.hlen(KEY) == 0
 
 
-async def test_a_body_that_is_not_json_is_400(redis):
+@pytest.mark.parametrize("raw", [b"{not json", b'{"joke": "\\ud800"}'])
+async def test_a_body_that_is_not_json_is_400(redis, raw):
     response = await make_app(redis).test_client().post(
-        "/jokes", data=b"{not json", headers={"Content-Type": "application/json"})
+        "/jokes", data=raw, headers={"Content-Type": "application/json"})
     assert response.status_code == 400
-    assert (await response.get_json())["status"] == 400
+    assert (await response.get_json())["detail"].startswith("body is not valid JSON")
+    assert await redis.hlen(KEY) == 0
 
 
 async def test_a_joke_at_the_limit_and_with_a_newline_is_fine(redis):

@@ -36,6 +36,11 @@ def make_app(redis, **settings):
     async def square(query_args: SquareQuery):
         return {"square": query_args.n ** 2}
 
+    @app.post("/keys")
+    async def keys():
+        from quart import request
+        return {"keys": sorted(await request.get_json())}
+
     @app.post("/echo")
     async def echo():
         from quart import request
@@ -164,3 +169,25 @@ async def test_valid_query_passes(redis):
 async def test_openapi_is_served(redis):
     spec = await (await make_app(redis).test_client().get("/openapi.json")).get_json()
     assert "/square" in spec["paths"]
+
+
+@pytest.mark.parametrize("body, problem", [
+    ('{"a": "\\ud800"}', "hex escape"),          # a lone surrogate: valid to json, not to UTF-8
+    ("[" * 300 + "]" * 300, "recursion limit"),    # deeper than anything could write back
+    ('{"a": NaN}', "expected value"),
+    ("{'a': 1}", "key must be a string"),
+    ("", "EOF"),
+])
+async def test_a_body_that_is_not_strict_json_is_a_400_saying_why(redis, body, problem):
+    client = make_app(redis).test_client()
+    response = await client.post("/keys", data=body, headers={"Content-Type": "application/json"})
+    assert response.status_code == 400
+    answer = await response.get_json()
+    assert answer["error"] == "bad request"
+    assert answer["detail"].startswith("body is not valid JSON") and problem in answer["detail"]
+
+
+async def test_a_strict_json_body_passes(redis):
+    client = make_app(redis).test_client()
+    response = await client.post("/keys", json={"b": 1, "a": {"deep": [1, 2.5, "é"]}})
+    assert (await response.get_json())["keys"] == ["a", "b"]
