@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict
 from quart import Blueprint, Response, current_app, jsonify
 from quart_schema import validate_request
 from redis.asyncio import Redis
@@ -25,14 +25,14 @@ routes = Blueprint("broker", __name__)
 
 
 class Message(BaseModel):
-    """`POST /messages`: what to relay, to whom; `from` defaults to the broker itself."""
+    """`POST /messages`: what to relay, to whom. It goes out `from` the broker itself: a public
+    route must not let anyone speak as a service (players only take shots from their peer)."""
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(extra="forbid")
 
     to: ServiceName
     kind: Kind
     body: Any = None
-    sender: ServiceName | None = Field(default=None, alias="from")
 
 
 def create_app(settings: BrokerSettings | None = None, redis: Redis | None = None) -> ServiceApp:
@@ -60,8 +60,6 @@ async def post_message(data: Message) -> Response:
     """Relay one message now: 202 with how many instances heard it; 404 for an unknown recipient."""
     broker = runtime().broker
     envelope = broker.envelope(data.to, data.kind, data.body)
-    if data.sender:
-        envelope = envelope.model_copy(update={"sender": data.sender})
     receivers = await _relay().relay_now(envelope)  # Redis down: the kit's JSON 503
     if receivers is None:
         return error(404, "unknown recipient: no live instance in the directory", field="to",

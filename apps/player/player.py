@@ -134,7 +134,7 @@ class Player:
     async def _serve(self) -> None:
         self._serving = True
         try:
-            rally_id = await self.scoreboard.next_rally_id()
+            rally_id = await self.scoreboard.next_rally_id(above=self.rally.newest_seen)
             self._redis_ok()
         except (RedisError, OSError) as exc:
             self._redis_down(exc)

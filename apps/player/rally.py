@@ -212,6 +212,11 @@ class Rally:
         return Miss(waiting.shot.rally, waiting.shot.hit + 1, self.peer, self.me,
                     waiting.undelivered or "too late")
 
+    @property
+    def newest_seen(self) -> int:
+        """The largest rally id this player knows of: a new serve must be above it."""
+        return max(self.rally, self.lost_upto)
+
     # -- what to do next ------------------------------------------------------------------
 
     def deadline_at(self) -> float | None:

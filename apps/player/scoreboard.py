@@ -29,9 +29,17 @@ class Scoreboard:
         self._redis = redis
         self.key = key
 
-    async def next_rally_id(self) -> int:
-        """A new rally id, larger than every one given before."""
-        return int(await self._redis.hincrby(self.key, "rallies", 1))
+    async def next_rally_id(self, above: int = 0) -> int:
+        """A new rally id, larger than every one given before and than `above`.
+
+        `above` is the newest rally this player has seen. Redis keeps no data across a
+        restart, so the counter may start again from 0 while both players remember rallies
+        up to, say, 500: ids they would ignore as stale. Then the counter is moved past it.
+        """
+        rally_id = int(await self._redis.hincrby(self.key, "rallies", 1))
+        if rally_id <= above:
+            rally_id = int(await self._redis.hincrby(self.key, "rallies", above - rally_id + 1))
+        return rally_id
 
     async def point(self, winner: str, loser: str) -> None:
         """`winner` takes a point, `loser` gets a miss."""

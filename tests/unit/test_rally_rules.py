@@ -152,3 +152,21 @@ def test_shots_per_second_and_percentiles(clock):
 def test_a_bad_shot_names_its_field(bad, field):
     with pytest.raises(ValueError, match=f"^{field}:"):
         Shot.from_dict(bad)
+
+
+async def test_after_redis_lost_the_counter_a_new_serve_is_still_newer_than_any_seen(clock):
+    import fakeredis
+
+    from apps.player.scoreboard import Scoreboard
+
+    ping, pong = player(clock), player(clock, "pong", "ping")
+    serve = rally_of(ping, pong, rally_id=500)
+    pong.receive(serve)
+    clock.advance(1.0)
+    assert ping.expire() is not None  # pong never answered: rally 500 is over for ping
+    # Redis restarted (no persistence): the counter starts again from 0.
+    board = Scoreboard(fakeredis.FakeAsyncRedis(), "canaduck:rally")
+    rally_id = await board.next_rally_id(above=ping.newest_seen)
+    assert rally_id == 501
+    assert pong.receive(ping.serve(rally_id)).reply is not None  # not ignored as stale
+    assert await board.next_rally_id(above=ping.newest_seen) == 502  # the counter moved on
