@@ -23,9 +23,12 @@ CHANGING_EVENTS = frozenset({"registered", "deregistered"})
 class DirectoryCache:
     """`lookup(service)` through a per-service cache with a TTL, invalidated by events."""
 
-    def __init__(self, directory: Directory, ttl: float, clock: Clock = time.monotonic) -> None:
+    def __init__(self, directory: Directory, ttl: float, clock: Clock = time.monotonic,
+                 max_services: int = 1024) -> None:
         self._directory = directory
         self._ttl = ttl
+        # Names come from messages (a public POST /messages among them): bound the memory.
+        self._max_services = max_services
         self._clock = clock
         self._cache: dict[str, tuple[float, list[Entry]]] = {}
         self.hits = 0
@@ -40,8 +43,16 @@ class DirectoryCache:
             return cached[1]
         self.misses += 1
         entries = await self._directory.lookup(service)
+        if service not in self._cache and len(self._cache) >= self._max_services:
+            self._make_room(now)
         self._cache[service] = (now + self._ttl, entries)
         return entries
+
+    def _make_room(self, now: float) -> None:
+        for name in [name for name, (until, _) in self._cache.items() if until <= now]:
+            del self._cache[name]
+        if len(self._cache) >= self._max_services:
+            del self._cache[next(iter(self._cache))]  # the oldest lookup
 
     def invalidate(self, service: str | None = None) -> None:
         """Forget one service's entries, or everything."""
