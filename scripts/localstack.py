@@ -236,6 +236,9 @@ def summary(settings: StackSettings, elapsed: float) -> str:
     else:
         rows.append(("redis", f"redis://127.0.0.1:{settings.redis_port}", "embedded valkey"))
         cli = f"redis-cli -p {settings.redis_port} --user inspector --pass dev-only-inspector"
+    inspect = "scripts/inspect"
+    if not settings.redis_url and settings.redis_port != 6379:
+        inspect = f"CANADUCK_REDIS_PORT={settings.redis_port} scripts/inspect"
     width = max(len(r[0]) for r in rows)
     url_width = max(len(r[1]) for r in rows)
     lines = [f"canaduck: ready in {elapsed:.1f} s", f"  {'service':<{width}}  {'url':<{url_width}}  instance"]
@@ -243,7 +246,7 @@ def summary(settings: StackSettings, elapsed: float) -> str:
     lines += [
         f"  try:     curl -s http://127.0.0.1:{settings.http_port}/directory",
         f"  inspect: {cli} HGETALL canaduck:directory",
-        "           (no redis-cli? scripts/inspect HGETALL canaduck:directory)",
+        f"           (no redis-cli? {inspect} HGETALL canaduck:directory)",
         "  stop:    Ctrl-C",
     ]
     return "\n".join(lines)
