@@ -7,9 +7,6 @@ the peer; broker (the default): envelopes relayed by the broker service. Either 
 
 from __future__ import annotations
 
-import asyncio
-from typing import Any
-
 from quart import Blueprint, Response, current_app, jsonify, request
 from redis.asyncio import Redis
 
@@ -21,7 +18,6 @@ from apps.player.settings import PlayerSettings
 
 routes = Blueprint("player", __name__)
 
-_background: set[asyncio.Task[Any]] = set()
 
 
 def create_app(settings: PlayerSettings | None = None, redis: Redis | None = None) -> ServiceApp:
@@ -63,9 +59,7 @@ async def take_shot() -> Response:
         return error(400, f"invalid {exc}", field=field)
     if shot.sender != player.peer:
         return error(400, f"invalid sender: expected {player.peer}", field="sender")
-    task = asyncio.create_task(player.on_shot(shot))
-    _background.add(task)
-    task.add_done_callback(_background.discard)
+    player.take(shot)
     response = jsonify({"accepted": True, "rally": shot.rally, "hit": shot.hit})
     response.status_code = 202
     return response

@@ -38,6 +38,7 @@ class Player:
         self._timer: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._serving = False
+        self._stopped = False
         self._shown_status = "playing"
         self._stalled_since = 0.0
         self._redis_failing = False
@@ -54,6 +55,7 @@ class Player:
 
     async def stop(self) -> None:
         """Stop the timers and the transport; write the state one last time."""
+        self._stopped = True
         if self._timer:
             self._timer.cancel()
         for task in list(self._tasks):
@@ -82,17 +84,22 @@ class Player:
         if delay <= 0:
             await self._send(verdict.reply)
         else:
-            reply = verdict.reply
-            asyncio.get_running_loop().call_later(delay, self._spawn_send, reply)
+            self._spawn(self._send_after(delay, verdict.reply))
+
+    def take(self, shot: Shot) -> None:
+        """Handle a shot in the background (a transport's request must not wait for it)."""
+        self._spawn(self.on_shot(shot))
 
     def on_lost(self, shot: Shot, reason: str) -> None:
         """The transport learnt afterwards that `shot` never reached the peer."""
         self.rally.undelivered(shot, reason)
         self._show_status()
 
-    def _spawn_send(self, shot: Shot) -> None:
-        if self.rally.still_current(shot):
-            self._spawn(self._send(shot))
+    async def _send_after(self, delay: float, shot: Shot) -> None:
+        # A task, not a loop timer: stop() cancels it with the others, so no answer leaves
+        # after the transport has closed.
+        await asyncio.sleep(delay)
+        await self._send(shot)
 
     async def _send(self, shot: Shot) -> None:
         if not self.rally.still_current(shot):
@@ -223,6 +230,9 @@ class Player:
             log.warning("scoreboard unreachable (%s); playing on, retrying", exc)
 
     def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+        if self._stopped:
+            coro.close()
+            return
         task = asyncio.create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
