@@ -26,7 +26,6 @@ from apps.kit.params import fold, text_param
 
 routes = Blueprint("aggregator", __name__)
 
-MAX_CITY_LENGTH = 100
 _WORST_FIRST = (CacheStatus.STALE, CacheStatus.MISS, CacheStatus.HIT)
 
 
@@ -90,7 +89,7 @@ def _aggregator() -> Aggregator:
 
 
 def _city() -> str:
-    return text_param(request.args, "city", max_length=MAX_CITY_LENGTH)
+    return text_param(request.args, "city")
 
 
 @routes.get("/fullinfo")

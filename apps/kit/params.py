@@ -23,12 +23,16 @@ class InvalidParameter(ValueError):
 def text_param(args: Mapping[str, str], name: str, *, max_length: int = 100) -> str:
     """The parameter `name` of `args`, stripped; InvalidParameter if unusable.
 
-    Refused: absent; containing a control character (C0/C1, e.g. a newline or NUL, anywhere);
-    empty or blank; longer than `max_length` characters (after stripping).
+    Refused: absent; given more than once; containing a control character (C0/C1, e.g. a
+    newline or NUL, anywhere); empty or blank; longer than `max_length` characters (after
+    stripping). 100 is the course's limit for a city name.
     """
     raw = args.get(name)
     if raw is None:
         raise InvalidParameter(name, "missing")
+    getlist = getattr(args, "getlist", None)  # a request's MultiDict: ?city=a&city=b
+    if getlist is not None and len(getlist(name)) > 1:
+        raise InvalidParameter(name, "given more than once")
     # Control characters are looked for before stripping: str.strip() would quietly remove
     # some of them (tab, newline, U+0085) at the ends.
     if any(unicodedata.category(char) == "Cc" for char in raw):

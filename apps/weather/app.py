@@ -22,9 +22,6 @@ from apps.weather.synthetic import SyntheticProvider
 
 routes = Blueprint("weather", __name__)
 
-#: Longest city name accepted (the aggregator applies the same limit).
-MAX_CITY_LENGTH = 100
-
 
 def create_app(settings: WeatherSettings | None = None, redis: Redis | None = None,
                http_transport: httpx.AsyncBaseTransport | None = None,
@@ -55,7 +52,7 @@ def _provider() -> Provider:
 @routes.get("/weather")
 async def weather() -> Response:
     """The current weather of `city`: 400 for a bad name, 404 for an unknown city."""
-    city = text_param(request.args, "city", max_length=MAX_CITY_LENGTH)
+    city = text_param(request.args, "city")
     try:
         report = await _provider().current(city)
     except UnknownCity:

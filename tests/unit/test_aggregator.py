@@ -250,6 +250,7 @@ async def test_pass_through_keeps_status_and_body(redis, started, upstreams):
     ("?city=" + "x" * 101, "invalid city: longer than 100 characters"),
     ("?city=Ro%1Bdez", "invalid city: contains a control character"),
     ("?city=%C2%85Rodez", "invalid city: contains a control character"),
+    ("?city=Rodez&city=Albi", "invalid city: given more than once"),
 ])
 async def test_bad_cities_are_400_on_every_route(redis, upstreams, route, query, problem):
     response = await make_app(redis, upstreams).test_client().get(f"{route}{query}")
