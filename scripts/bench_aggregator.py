@@ -14,13 +14,12 @@ import itertools
 import os
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Awaitable
 from pathlib import Path
 
 from scripts.loadgen import Result, run
-from tests.support import ROOT, LocalStack, free_port, stop_process, wait_until
+from tests.support import ROOT, LocalStack, free_port, scratch_dir, stop_process, wait_until
 
 CONCURRENCY = int(os.environ.get("BENCH_CONCURRENCY", "8"))
 REQUESTS = int(os.environ.get("BENCH_REQUESTS", "6000"))
@@ -142,7 +141,7 @@ def table(results: list[Result], baseline: Result, cpu: CpuMeter) -> str:
 
 
 def main() -> int:
-    workdir = Path(tempfile.mkdtemp(prefix="canaduck-bench-"))
+    workdir = scratch_dir("bench")
     print(f"starting a local stack (concurrency {CONCURRENCY}, through Caddy)...", flush=True)
     stack = LocalStack(LOG_LEVEL="WARNING").start()
     port = free_port()

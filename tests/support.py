@@ -5,9 +5,11 @@ Every process started here is stopped by the fixture that started it, SIGKILL as
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -24,6 +26,23 @@ import redis
 
 ROOT = Path(__file__).resolve().parent.parent
 ADMIN_USER, ADMIN_PASSWORD = "test-admin", "test-only-admin"
+
+
+_SCRATCH: Path | None = None
+
+
+def scratch_dir(kind: str) -> Path:
+    """A fresh directory for one server's or stack's files (logs, ACL, data).
+
+    All of them live under one directory per process, removed when the process exits: the
+    logs stay readable after a stop, for assertions and failure reports, and nothing is left
+    behind in /tmp.
+    """
+    global _SCRATCH
+    if _SCRATCH is None:
+        _SCRATCH = Path(tempfile.mkdtemp(prefix="canaduck-tests-"))
+        atexit.register(shutil.rmtree, _SCRATCH, ignore_errors=True)
+    return Path(tempfile.mkdtemp(prefix=f"{kind}-", dir=_SCRATCH))
 
 
 def free_port() -> int:
@@ -66,7 +85,7 @@ class RedisServer:
     port: int = field(default_factory=free_port)
     extra_config: list[str] = field(default_factory=list)
     proc: subprocess.Popen | None = None
-    workdir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="canaduck-redis-")))
+    workdir: Path = field(default_factory=lambda: scratch_dir("redis"))
 
     def url(self, user: str, password: str | None = None) -> str:
         """A REDIS_URL for one of the ACL users (dev password unless given)."""
@@ -238,7 +257,7 @@ class LocalStack:
             self.env["REDIS_URL"] = redis_url
         else:
             self.env.pop("REDIS_URL", None)
-        self.log_path = Path(tempfile.mkdtemp(prefix="canaduck-stack-")) / "stack.log"
+        self.log_path = scratch_dir("stack") / "stack.log"
         self.proc: subprocess.Popen | None = None
         self.ready_seconds: float | None = None
 
