@@ -76,14 +76,21 @@ def exact(operation: Operation, left: Number, right: Number) -> Number:
     """`operation(left, right)`, exact: ints stay ints, decimals are never rounded."""
     if isinstance(left, int) and isinstance(right, int):
         return operation(left, right)
+    out_of_range = ResultError(f"result exponent out of range (at most {MAX_EXPONENT})")
     try:
         with decimal.localcontext(_EXACT):
-            return operation(Decimal(left), Decimal(right))
+            result = Decimal(operation(Decimal(left), Decimal(right)))
     # Overflow and underflow are also inexact: they must be told apart first.
     except (decimal.Overflow, decimal.Underflow):
-        raise ResultError(f"result exponent out of range (at most {MAX_EXPONENT})") from None
+        raise out_of_range from None
     except decimal.Inexact:
         raise ResultError(f"result needs more than {PRECISION} significant digits") from None
+    # An exact result may still fall below Emin without underflowing: a subnormal
+    # (1e-999999 * 1e-10) or a zero with a tiny exponent (1.0e-999999 - 1e-999999).
+    exponent = result.as_tuple().exponent if result.is_zero() else result.adjusted()
+    if not isinstance(exponent, int) or abs(exponent) > MAX_EXPONENT:
+        raise out_of_range
+    return result
 
 
 def json_number(value: Number) -> str:

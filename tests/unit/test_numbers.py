@@ -73,6 +73,8 @@ def test_results_are_exact(op, left, right, expected):
     (operator.mul, Decimal("1e999999"), Decimal("10"), "exponent out of range"),
     (operator.mul, Decimal("1e-999999"), Decimal("1e-999999"), "exponent out of range"),
     (operator.add, Decimal("1e500"), Decimal("1e-500"), "more than 200 significant digits"),
+    (operator.mul, Decimal("1e-999999"), Decimal("1e-10"), "exponent out of range"),  # subnormal
+    (operator.sub, Decimal("1.0e-999999"), Decimal("1e-999999"), "exponent out of range"),  # 0E-1000000
 ])
 def test_a_result_that_cannot_be_exact_is_refused(op, left, right, problem):
     with pytest.raises(ResultError, match=problem):
