@@ -25,16 +25,20 @@ class StartupError(RuntimeError):
     """A condition that makes a service refuse to start; its message is one line for humans."""
 
 
-def connect(url: str, *, client_name: str, timeout: float = 2.0) -> Redis:
+def connect(url: str, *, client_name: str, timeout: float = 2.0, username: str = "",
+            password: str = "") -> Redis:
     """Open a pooled client with short timeouts and a few quick retries on dropped links.
 
     A command that times out is not retried: the server may have run it, and retries would
     multiply `timeout` past the gateway's own limit. Authentication errors are not retried
     either (redis-py would treat them as connection errors), so a wrong password fails in
-    milliseconds instead of hanging.
+    milliseconds instead of hanging. `username` and `password`, if given, are used as they
+    are (REDIS_URL then carries none: the settings refuse both).
     """
     return Redis.from_url(
         url,
+        username=username or None,
+        password=password or None,
         client_name=client_name,
         socket_connect_timeout=timeout,
         socket_timeout=timeout,

@@ -9,8 +9,9 @@ from __future__ import annotations
 import os
 import socket
 from typing import Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from apps.kit.names import SERVICE_NAME_PATTERN, Keys
@@ -28,6 +29,10 @@ class KitSettings(BaseSettings):
     service_name: str = Field(default="service", pattern=SERVICE_NAME_PATTERN)
     instance_id: str = Field(default_factory=_default_instance_id, min_length=1, max_length=128)
     redis_url: str = "redis://127.0.0.1:6379/0"
+    # The ACL user and password, when they are not in REDIS_URL: a password taken as it is,
+    # with no URL escaping (compose passes them this way; `/`, `#`, `%`, `@` are then fine).
+    redis_username: str = ""
+    redis_password: str = Field(default="", repr=False)
     advertise_url: str = ""
     host: str = "0.0.0.0"
     port: int = Field(default=5000, ge=0, le=65535)
@@ -45,6 +50,13 @@ class KitSettings(BaseSettings):
     graceful_timeout: float = Field(default=5.0, ge=0)
     max_body_bytes: int = Field(default=64 * 1024, gt=0)
     version: str = "0.1.0"
+
+    @model_validator(mode="after")
+    def _one_source_of_credentials(self) -> KitSettings:
+        userinfo = urlsplit(self.redis_url)
+        if (self.redis_username and userinfo.username) or (self.redis_password and userinfo.password):
+            raise ValueError("REDIS_USERNAME/REDIS_PASSWORD and credentials in REDIS_URL: give one")
+        return self
 
     @field_validator("log_level", mode="before")
     @classmethod

@@ -20,14 +20,14 @@ COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 SERVICES = COMPOSE["services"]
 APP_DIRS = sorted(p.parent for p in (ROOT / "apps").glob("*/app.py") if p.parent.name != "kit")
 # Env vars read by something other than a settings class: Caddy's, and Redis's entrypoint.
-NON_APP_SERVICES = {"redis", "proxy", "kit"}
+NON_APP_SERVICES = {"redis", "proxy"}
 
 
 def app_package(service: dict) -> str | None:
     """The apps.<name> package a compose service builds, from its Dockerfile path."""
     dockerfile = (service.get("build") or {}).get("dockerfile", "")
     match = re.fullmatch(r"apps/([a-z_]+)/Dockerfile", dockerfile)
-    return f"apps.{match.group(1)}" if match and match.group(1) != "kit" else None
+    return f"apps.{match.group(1)}" if match else None
 
 
 def settings_env_names(package: str) -> set[str]:
@@ -49,13 +49,29 @@ def settings_env_names(package: str) -> set[str]:
     return names
 
 
+def shared_steps(dockerfile: Path) -> str:
+    """A Dockerfile's steps from FROM to `COPY apps/kit`: the part every app shares."""
+    text = dockerfile.read_text()
+    return text[text.index("FROM "):text.index("COPY apps/kit apps/kit")]
+
+
 @pytest.mark.parametrize("app_dir", APP_DIRS, ids=lambda p: p.name)
-def test_every_app_has_a_dockerfile_from_the_kit_image(app_dir: Path):
+def test_every_app_has_a_slim_non_root_dockerfile_with_a_python_healthcheck(app_dir: Path):
     dockerfile = app_dir / "Dockerfile"
     assert dockerfile.exists(), f"{app_dir.name} has no Dockerfile"
     text = dockerfile.read_text()
-    assert "FROM ${KIT_IMAGE}" in text
-    assert f"apps.kit.serve\", \"apps.{app_dir.name}\"" in text
+    assert text.count("FROM ") == 1 and "FROM python:3.11-slim\n" in text
+    assert "USER canaduck" in text and "--only-binary=:all:" in text
+    assert 'CMD ["python", "-m", "apps.kit.healthcheck"]' in text
+    assert f'CMD ["python", "-m", "apps.kit.serve", "apps.{app_dir.name}"]' in text
+    assert f"COPY apps/{app_dir.name} apps/{app_dir.name}" in text
+
+
+def test_every_app_dockerfile_shares_the_dependency_and_kit_layers():
+    # Identical steps are what lets images share layers: one dependency install for all.
+    reference = shared_steps(ROOT / "apps/directory/Dockerfile")
+    for app_dir in APP_DIRS:
+        assert shared_steps(app_dir / "Dockerfile") == reference, app_dir.name
 
 
 @pytest.mark.parametrize("app_dir", APP_DIRS, ids=lambda p: p.name)
@@ -115,3 +131,50 @@ def test_compose_config_is_valid():
     if "is not a docker command" in result.stderr or "unknown" in result.stderr.lower():
         pytest.skip("docker compose is not installed")
     assert result.returncode == 0, result.stderr
+
+
+ACL_USERS = {line.split()[1] for line in (ROOT / "redis/users.acl").read_text().splitlines()
+             if line.startswith("user ")}
+
+
+@pytest.mark.parametrize("name", sorted(set(SERVICES) - NON_APP_SERVICES))
+def test_every_service_logs_in_as_an_acl_user_with_its_password_variable(name: str):
+    env = SERVICES[name]["environment"]
+    user = env["REDIS_USERNAME"]
+    var = f"REDIS_PASSWORD_{user.upper().replace('-', '_')}"
+    assert user in ACL_USERS
+    assert "@" not in env["REDIS_URL"], "credentials go in REDIS_USERNAME/REDIS_PASSWORD"
+    assert env["REDIS_PASSWORD"] == f"${{{var}:-dev-only-{user}}}"
+    assert var in SERVICES["redis"]["environment"], "Redis would keep the dev-only password"
+    assert f"\n{var}=" in (ROOT / ".env.example").read_text()
+
+
+def run_redis_entrypoint(tmp_path: Path, **passwords: str) -> tuple[subprocess.CompletedProcess[str], str]:
+    """redis/entrypoint.sh with the image's entry point stubbed: the rendered ACL file."""
+    stub = tmp_path / "bin/docker-entrypoint.sh"
+    stub.parent.mkdir()
+    stub.write_text("#!/bin/sh\necho \"$@\"\n")
+    stub.chmod(0o755)
+    acl = tmp_path / "users.acl"
+    env = {"PATH": f"{stub.parent}:/usr/bin:/bin", "REDIS_CONF_DIR": str(ROOT / "redis"),
+           "REDIS_ACL_FILE": str(acl), **passwords}
+    result = subprocess.run(["sh", str(ROOT / "redis/entrypoint.sh")], env=env,
+                            capture_output=True, text=True, timeout=10)
+    return result, acl.read_text() if acl.exists() else ""
+
+
+def test_the_redis_entrypoint_writes_passwords_as_they_are(tmp_path: Path):
+    odd = 'p&a\\s/s>w"o\'r#d%41'
+    result, acl = run_redis_entrypoint(tmp_path, REDIS_PASSWORD_CALC=odd, REDIS_PASSWORD_MULT="")
+    assert result.returncode == 0, result.stderr
+    lines = {line.split()[1]: line for line in acl.splitlines() if line.startswith("user ")}
+    assert f" >{odd} " in lines["calc"] and "dev-only" not in lines["calc"]
+    assert " >dev-only-mult " in lines["mult"]  # empty: the dev-only password stays
+    assert "--aclfile" in result.stdout and "redis-server" in result.stdout
+
+
+def test_the_redis_entrypoint_refuses_a_password_with_whitespace(tmp_path: Path):
+    result, _ = run_redis_entrypoint(tmp_path, REDIS_PASSWORD_CALC="pass word")
+    assert result.returncode != 0
+    assert "REDIS_PASSWORD_CALC contains whitespace" in result.stderr
+    assert "redis-server" not in result.stdout
