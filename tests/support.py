@@ -259,6 +259,7 @@ class LocalStack:
             self.env.pop("REDIS_URL", None)
         self.log_path = scratch_dir("stack") / "stack.log"
         self.proc: subprocess.Popen | None = None
+        self.leaked: list[int] = []
         self.ready_seconds: float | None = None
 
     @property
@@ -314,6 +315,16 @@ class LocalStack:
         """Let a held-down service's restart loop bring it back."""
         os.kill(self.wrapper_pid(proc), signal.SIGCONT)
 
+    @contextlib.contextmanager
+    def held_down(self, proc: str) -> Iterator[None]:
+        """`hold_down` for the block, and `release` after it, even when an assertion fails
+        (a restart loop left paused would break every later test of a shared stack)."""
+        self.hold_down(proc)
+        try:
+            yield
+        finally:
+            self.release(proc)
+
     def _process_groups(self) -> list[int]:
         """The runner's process group and each of its children's (honcho starts every process
         in a session of its own)."""
@@ -322,28 +333,48 @@ class LocalStack:
         started = re.findall(r"\| \S+ started \(pid=(\d+)\)", self.log())
         return [self.proc.pid, *map(int, started)]
 
+    def _live_groups(self) -> list[int]:
+        """Those of our process groups that still have a member running this checkout's code.
+
+        A group whose leader is gone is found through its members in /proc; a member must run
+        something under ROOT (the venv's python, valkey, caddy), so a recycled pid of someone
+        else's is never taken for ours.
+        """
+        groups = set(self._process_groups())
+        live = set()
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+                cmdline = (stat.parent / "cmdline").read_bytes()
+            except (OSError, IndexError):
+                continue
+            pgid = int(fields[2])
+            if pgid in groups and str(ROOT).encode() in cmdline:
+                live.add(pgid)
+        return sorted(live)
+
     def process_group_alive(self) -> bool:
         """True while the runner or any process it started (or their children) still runs."""
-        for group in self._process_groups():
-            try:
-                os.killpg(group, 0)
-                return True
-            except ProcessLookupError:
-                continue
-        return False
+        return bool(self._live_groups())
 
     def stop(self) -> int | None:
-        """SIGTERM the runner (as Ctrl-C would) and wait for everything it started to end."""
+        """SIGTERM the runner (as Ctrl-C would) and wait for everything it started to end.
+
+        What is still running after that is recorded in `leaked` (a test can assert it is
+        empty), then killed so that no test ever leaves a process behind.
+        """
         if self.proc is None:
             return None
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self.proc.wait(30)
-        # Anything left is an orphan: kill it so tests never leak processes.
-        for group in self._process_groups():
+        self.leaked = self._live_groups()
+        for group in self.leaked:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(group, signal.SIGKILL)
+        if self.leaked:
+            wait_until(lambda: not self._live_groups(), timeout=10, interval=0.05)
         return self.proc.returncode
 
 

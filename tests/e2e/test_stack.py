@@ -37,12 +37,11 @@ def test_caddy_health(stack):
 
 
 def test_a_killed_service_comes_back_and_caddy_answers_json_502_meanwhile(stack):
-    stack.hold_down("directory")
-    wait_until(lambda: stack.get("/directory").status_code in (502, 503), timeout=10)
-    down = stack.get("/directory")
-    assert down.headers["content-type"].startswith("application/json")
-    assert down.json()["status"] in (502, 503)
-    stack.release("directory")
+    with stack.held_down("directory"):
+        wait_until(lambda: stack.get("/directory").status_code in (502, 503), timeout=10)
+        down = stack.get("/directory")
+        assert down.headers["content-type"].startswith("application/json")
+        assert down.json()["status"] in (502, 503)
     wait_until(lambda: stack.get("/directory").status_code == 200, timeout=20)
 
 
@@ -54,7 +53,7 @@ def test_stopping_leaves_no_process_and_no_directory_entry():
             assert admin.hlen("canaduck:directory") >= 1
         finally:
             assert local.stop() == 0
-        assert not local.process_group_alive()
+        assert local.leaked == [] and not local.process_group_alive()
         assert admin.hgetall("canaduck:directory") == {}
         assert "SIGTERM received" in local.log()
     assert "could not deregister" not in local.log()
@@ -63,7 +62,7 @@ def test_stopping_leaves_no_process_and_no_directory_entry():
 def test_the_embedded_redis_stops_last_so_every_service_leaves_the_directory_first():
     local = LocalStack().start()
     assert local.stop() == 0
-    assert not local.process_group_alive()
+    assert local.leaked == [] and not local.process_group_alive()
     log = local.log()
     assert "could not deregister" not in log
     stopped = re.findall(r"\| (\S+) stopped \(rc=", log)
