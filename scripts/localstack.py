@@ -8,6 +8,7 @@ until every service is ready, then prints where everything runs.
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import sys
 import tempfile
@@ -132,6 +133,11 @@ class StackManager(Manager):
             self._procmgr.terminate(last["pid"])
 
 
+def q(path: object) -> str:
+    """`path` quoted for the shell lines honcho runs (a checkout path may hold spaces)."""
+    return shlex.quote(str(path))
+
+
 def build(manager: Manager, settings: StackSettings, rundir: Path) -> None:
     """Add every process of the stack to `manager`."""
     base_env = dict(os.environ)
@@ -139,8 +145,8 @@ def build(manager: Manager, settings: StackSettings, rundir: Path) -> None:
     if not settings.redis_url:
         manager.add_process(
             "redis",
-            f"exec {redis_binary()} {ROOT / 'redis/redis.conf'} --port {settings.redis_port}"
-            f" --aclfile {ROOT / 'redis/users.acl'} --dir {rundir} --logfile ''",
+            f"exec {q(redis_binary())} {q(ROOT / 'redis/redis.conf')} --port {settings.redis_port}"
+            f" --aclfile {q(ROOT / 'redis/users.acl')} --dir {q(rundir)} --logfile ''",
             env=base_env,
         )
     caddy_env = dict(base_env, CADDY_PORT=str(settings.http_port))
@@ -157,13 +163,13 @@ def build(manager: Manager, settings: StackSettings, rundir: Path) -> None:
             REDIS_URL=service_redis_url(settings, svc.service),
             **with_urls(svc.env, settings),
         )
-        manager.add_process(svc.proc, restarting(f"{sys.executable} -m apps.kit.serve {svc.module}",
+        manager.add_process(svc.proc, restarting(f"{q(sys.executable)} -m apps.kit.serve {svc.module}",
                                                  settings.restart_delay), env=env, cwd=str(ROOT))
         if svc.caddy_var:
             caddy_env[svc.caddy_var] = f"127.0.0.1:{port}"
     manager.add_process(
         "caddy",
-        f"exec {caddy_binary()} run --config {ROOT / 'proxy/Caddyfile'} --adapter caddyfile",
+        f"exec {q(caddy_binary())} run --config {q(ROOT / 'proxy/Caddyfile')} --adapter caddyfile",
         env=caddy_env,
     )
 

@@ -113,14 +113,21 @@ class RedisServer:
              "--dir", str(self.workdir), "--logfile", str(self.workdir / "server.log")],
             start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
-        wait_until(self._answers, timeout=10)
+        try:
+            wait_until(self._answers, timeout=10)
+        except AssertionError:
+            self.stop()  # never leave a server that did not come up
+            raise
         return self
 
     def _answers(self) -> bool:
+        client = self.admin()
         try:
-            return bool(self.admin().ping())
+            return bool(client.ping())
         except redis.ConnectionError:
             return False
+        finally:
+            client.close()
 
     def stop(self) -> None:
         if self.proc:
