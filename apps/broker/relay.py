@@ -9,7 +9,6 @@ envelope. The original bytes are forwarded as they came: nothing is re-serialise
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections import Counter
@@ -21,6 +20,7 @@ from redis.exceptions import RedisError
 from apps.kit.broker import BrokerClient, Subscription, parse_or_count
 from apps.kit.dircache import DirectoryCache
 from apps.kit.envelope import Envelope
+from apps.kit.tasks import cancel_and_wait
 
 log = logging.getLogger("canaduck.relay")
 
@@ -70,9 +70,7 @@ class Relay:
         for subscription in self._subscriptions:
             await subscription.stop()
         for task in self._tasks:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await cancel_and_wait(task)
 
     async def on_message(self, channel: str, data: bytes) -> None:
         """One message of the broker channel: queue it if it is a valid envelope."""

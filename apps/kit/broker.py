@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import random
@@ -18,6 +17,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from apps.kit.envelope import Envelope, MalformedEnvelope
 from apps.kit.names import Keys
+from apps.kit.tasks import cancel_and_wait
 
 log = logging.getLogger("canaduck.broker")
 
@@ -143,13 +143,7 @@ class Subscription:
 
     async def stop(self) -> None:
         """Cancel the task and wait for it to finish."""
-        # A cancellation landing inside redis-py's read can be swallowed there (seen when a
-        # message arrives as the task is cancelled); cancel again until the task is done.
-        while not self._task.done():
-            self._task.cancel()
-            await asyncio.wait({self._task}, timeout=0.1)
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
+        await cancel_and_wait(self._task)
 
 
 async def _close_quietly(pubsub: Any) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -17,6 +16,7 @@ from apps.kit.directory import Directory, Entry
 from apps.kit.http import new_http_client
 from apps.kit.redisconn import check_capabilities, connect, wait_until_reachable
 from apps.kit.settings import KitSettings
+from apps.kit.tasks import cancel_and_wait
 
 log = logging.getLogger("canaduck.lifecycle")
 
@@ -108,9 +108,7 @@ class Runtime:
 
     async def _leave(self) -> None:
         if self._heartbeat:
-            self._heartbeat.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._heartbeat
+            await cancel_and_wait(self._heartbeat)
         await self._deregister()
 
     async def _deregister(self) -> None:

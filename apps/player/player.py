@@ -13,6 +13,7 @@ from typing import Any
 from redis.exceptions import RedisError
 
 from apps.kit.lifecycle import Runtime
+from apps.kit.tasks import cancel_and_wait
 from apps.player.links import DELIVERED, SENT, Link, make_link
 from apps.player.rally import Miss, Rally, Shot
 from apps.player.scoreboard import Scoreboard
@@ -59,10 +60,7 @@ class Player:
         if self._timer:
             self._timer.cancel()
         for task in list(self._tasks):
-            task.cancel()
-        for task in list(self._tasks):
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+            await cancel_and_wait(task)
         await self.link.stop()
         with contextlib.suppress(RedisError, OSError):
             await self._publish_state()
@@ -190,7 +188,7 @@ class Player:
         await self.scoreboard.publish_state(self.me, self.link.name, self.state())
 
     async def _publish_loop(self) -> None:
-        while True:
+        while not self._stopped:
             try:
                 await self._publish_state()
                 self._redis_ok()
