@@ -98,8 +98,9 @@ class CpuMeter:
         return self.used.get(result.name, {}).get(proc, 0.0) / max(1, result.ok) * 1000
 
 
-async def measure(port: int, cpu: CpuMeter) -> tuple[Result, Result, Result]:
-    """Warm up, then ROUNDS interleaved rounds of baseline, hot and cold, merged per route.
+async def measure(port: int, cpu: CpuMeter) -> tuple[Result, Result, Result, Result]:
+    """Warm up, then ROUNDS interleaved rounds of baseline, hot and cold, merged per route;
+    last, cold requests one at a time: what a miss costs when nothing queues.
 
     Interleaving spreads any change in the machine's load over the three alike.
     """
@@ -126,7 +127,10 @@ async def measure(port: int, cpu: CpuMeter) -> tuple[Result, Result, Result]:
         for total, part in zip(totals, rounds, strict=True):
             total.merge(part)
     baseline, hot, cold = totals
-    return baseline, hot, cold
+    alone = await cpu.around("fullinfo cold, c=1", run(
+        "cold alone", host, port, cold_cities, requests=COLD_REQUESTS // ROUNDS, concurrency=1))
+    alone.name = "fullinfo cold, c=1"
+    return baseline, hot, cold, alone
 
 
 def table(results: list[Result], baseline: Result, cpu: CpuMeter) -> str:
@@ -150,12 +154,12 @@ def main() -> int:
         wait_until(lambda: _get_ok(port, "/baseline") and _get_ok(port, "/fullinfo?city=Rodez"),
                    timeout=30, interval=0.2)
         cpu = CpuMeter(stack)
-        baseline, hot, cold = asyncio.run(measure(port, cpu))
+        baseline, hot, cold, alone = asyncio.run(measure(port, cpu))
     finally:
         stop_process(caddy)
         stack.stop()
-    print(table([baseline, hot, cold], baseline, cpu))
-    for r in (baseline, hot, cold):
+    print(table([baseline, hot, cold, alone], baseline, cpu))
+    for r in (baseline, hot, cold, alone):
         if r.failures:
             print(f"warning: {r.name}: {r.failures} failed requests, statuses {dict(r.statuses)}")
     print(f"RESULT fullinfo_hot_rps={hot.rps:.0f} baseline_rps={baseline.rps:.0f} "
