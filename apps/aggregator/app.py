@@ -20,6 +20,7 @@ from apps.aggregator.settings import AggregatorSettings
 from apps.aggregator.upstreams import Upstreams
 from apps.kit.app import ServiceApp, error, service_app
 from apps.kit.app import create_app as create_service_app
+from apps.kit.dircache import DirectoryCache
 from apps.kit.http import Peers
 from apps.kit.names import Keys
 from apps.kit.params import fold, text_param
@@ -64,8 +65,9 @@ def create_app(settings: AggregatorSettings | None = None, redis: Redis | None =
     app = create_service_app(settings, import_name=__name__, redis=redis,
                              http_transport=http_transport, ready_without_redis=True)
     runtime = app.runtime
-    peers = Peers(runtime.directory, {"weather": settings.weather_url, "jokes": settings.jokes_url},
-                  fresh_for=settings.peers_fresh_for, lookup_timeout=settings.cache_timeout)
+    peers = Peers(DirectoryCache(runtime.directory, settings.peers_fresh_for),
+                  {"weather": settings.weather_url, "jokes": settings.jokes_url},
+                  lookup_timeout=settings.cache_timeout)
 
     def http() -> httpx.AsyncClient:
         assert runtime.http is not None, "the app has not started"

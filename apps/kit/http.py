@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import time
 from collections.abc import Collection
 
 import httpx
 from redis.exceptions import RedisError
 
-from apps.kit.directory import Directory
+from apps.kit.dircache import DirectoryCache
 
 
 def new_http_client(timeout: float = 5.0, max_connections: int = 100,
@@ -36,20 +35,19 @@ class NoInstance(LookupError):
 class Peers:
     """Finds a URL for a service: a fixed override if configured, else the directory.
 
-    Successive calls rotate over the live instances, so callers spread their load. With
-    `fresh_for` > 0 a lookup is reused for that many seconds (fewer directory reads on a busy
-    path). When the directory cannot be read (Redis down or slower than `lookup_timeout`), the
-    instances seen last are used: a caller keeps reaching its peers while Redis is away.
+    Successive calls rotate over the live instances, so callers spread their load. Lookups go
+    through `lookups` (its TTL spares the directory on a busy path). When the directory cannot
+    be read (Redis down or slower than `lookup_timeout`), the instances seen last are used: a
+    caller keeps reaching its peers while Redis is away.
     """
 
-    def __init__(self, directory: Directory, overrides: dict[str, str] | None = None, *,
-                 fresh_for: float = 0.0, lookup_timeout: float | None = None) -> None:
-        self._directory = directory
+    def __init__(self, lookups: DirectoryCache, overrides: dict[str, str] | None = None, *,
+                 lookup_timeout: float | None = None) -> None:
+        self._lookups = lookups
         self._overrides = {k: v for k, v in (overrides or {}).items() if v}
         self._turn = itertools.count()
-        self._fresh_for = fresh_for
         self._lookup_timeout = lookup_timeout
-        self._known: dict[str, tuple[float, list[str]]] = {}
+        self._last_seen: dict[str, list[str]] = {}
 
     async def url(self, service: str, avoid: Collection[str] = ()) -> str:
         """The base URL of one live instance of `service` (NoInstance if none).
@@ -66,15 +64,11 @@ class Peers:
         return untried[next(self._turn) % len(untried)]
 
     async def _urls(self, service: str) -> list[str]:
-        seen_at, urls = self._known.get(service, (float("-inf"), []))
-        now = time.monotonic()
-        if now - seen_at < self._fresh_for:
-            return urls
         try:
             async with asyncio.timeout(self._lookup_timeout):
-                entries = await self._directory.lookup(service)
+                entries = await self._lookups.lookup(service)
         except (RedisError, OSError, TimeoutError):
-            return urls  # the last instances seen, possibly none
+            return self._last_seen.get(service, [])  # possibly none
         urls = [e.url.rstrip("/") for e in entries if e.url]
-        self._known[service] = (now, urls)
+        self._last_seen[service] = urls
         return urls

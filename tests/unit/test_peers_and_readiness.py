@@ -8,6 +8,7 @@ import fakeredis
 import pytest
 
 from apps.kit.app import create_app
+from apps.kit.dircache import DirectoryCache
 from apps.kit.directory import Directory, Entry
 from apps.kit.http import NoInstance, Peers
 from apps.kit.settings import KitSettings
@@ -16,7 +17,7 @@ from apps.kit.settings import KitSettings
 async def test_peers_fall_back_to_the_last_instances_seen(redis, fake_server):
     directory = Directory(redis, "canaduck:directory", ttl=10)
     await directory.register(Entry("weather", "a", "http://a.test/", "canaduck:inbox:weather"))
-    peers = Peers(directory, lookup_timeout=0.5)
+    peers = Peers(DirectoryCache(directory, ttl=0), lookup_timeout=0.5)
     assert await peers.url("weather") == "http://a.test"
     fake_server.connected = False
     assert await peers.url("weather") == "http://a.test"  # Redis away: the last one seen
@@ -24,19 +25,20 @@ async def test_peers_fall_back_to_the_last_instances_seen(redis, fake_server):
         await peers.url("jokes")  # never seen: nothing to fall back to
 
 
-async def test_peers_reuse_a_lookup_for_fresh_for_seconds(redis):
+async def test_peers_reuse_a_lookup_for_the_cache_ttl(redis):
     directory = Directory(redis, "canaduck:directory", ttl=10)
-    peers = Peers(directory, fresh_for=60)
+    peers = Peers(DirectoryCache(directory, ttl=60))
     with pytest.raises(NoInstance):
         await peers.url("weather")
     await directory.register(Entry("weather", "a", "http://a.test", "canaduck:inbox:weather"))
     with pytest.raises(NoInstance):
         await peers.url("weather")  # the empty answer is still fresh
-    assert await Peers(directory).url("weather") == "http://a.test"
+    assert await Peers(DirectoryCache(directory, ttl=0)).url("weather") == "http://a.test"
 
 
 async def test_overrides_win(redis):
-    peers = Peers(Directory(redis, "canaduck:directory", ttl=10), {"weather": "http://fixed", "jokes": ""})
+    lookups = DirectoryCache(Directory(redis, "canaduck:directory", ttl=10), ttl=0)
+    peers = Peers(lookups, {"weather": "http://fixed", "jokes": ""})
     assert await peers.url("weather") == "http://fixed"
     with pytest.raises(NoInstance):
         await peers.url("jokes")  # an empty override means "use the directory"
