@@ -191,3 +191,13 @@ async def test_a_strict_json_body_passes(redis):
     client = make_app(redis).test_client()
     response = await client.post("/keys", json={"b": 1, "a": {"deep": [1, 2.5, "é"]}})
     assert (await response.get_json())["keys"] == ["a", "b"]
+
+
+def test_redis_credentials_come_from_one_place():
+    from pydantic import ValidationError
+
+    KitSettings(redis_url="redis://redis:6379/0", redis_username="calc", redis_password="a/b#c")
+    KitSettings(redis_url="redis://calc:secret@redis:6379/0")
+    with pytest.raises(ValidationError, match="give one"):
+        KitSettings(redis_url="redis://calc:secret@redis:6379/0", redis_password="other")
+    assert "a/b#c" not in repr(KitSettings(redis_password="a/b#c"))
