@@ -38,6 +38,29 @@ class Keys:
     def inbox(self, service: str) -> str:
         return f"{self.prefix}inbox:{service}"
 
+    # The chat. Names passed in are already folded (apps.kit.casemap); the part in braces is
+    # a Redis Cluster hash tag, so everything about one conversation lands in one slot.
+
+    def chat_log(self, conversation: str) -> str:
+        """The history stream of a channel (`#chan`) or a private conversation (`a,b`)."""
+        return f"{self.prefix}chat:{{{conversation}}}:log"
+
+    def chat_live(self, name: str) -> str:
+        """The live fan-out channel of a channel, or of whoever holds a nick."""
+        return f"{self.prefix}chat:{{{name}}}:live"
+
+    def chat_dms(self, party: str) -> str:
+        """A party's private conversations: member = the other party, score = last ms."""
+        return f"{self.prefix}chat:{{{party}}}:dms"
+
+    def user_account(self, account: str) -> str:
+        """An account: hash of name, password hash, created."""
+        return f"{self.prefix}users:{{{account}}}:account"
+
+    def user_sessions(self, account: str) -> str:
+        """An account's web sessions: field per token digest, each with its own TTL."""
+        return f"{self.prefix}users:{{{account}}}:sessions"
+
     def __getitem__(self, name: str) -> str:
         """Any other key of a service's own, e.g. ``keys["rally"]``."""
         return f"{self.prefix}{name}"
