@@ -1,6 +1,6 @@
 """Benchmark of /fullinfo through Caddy: hot cache, cold cache (distinct cities), and a baseline.
 
-Starts its own local stack on free ports (tests.support.LocalStack: embedded Redis, every
+Starts its own local stack on free ports (scripts.devkit's LocalStack: embedded Redis, every
 service, Caddy), plus one more Caddy on a free port whose config is the project's Caddyfile
 with one extra route, `/baseline`, proxied with the same options to the aggregator's trivial
 `/health` route: the same gateway, the same server stack, without any of the work. All three
@@ -18,8 +18,11 @@ import time
 from collections.abc import Awaitable
 from pathlib import Path
 
-from scripts.loadgen import Result, run
-from tests.support import ROOT, LocalStack, free_port, scratch_dir, stop_process, wait_until
+from scripts.devkit.loadgen import Result, run
+from scripts.devkit.localstack import LocalStack
+from scripts.devkit.processes import ROOT, free_port, scratch_dir, stop_process
+from scripts.devkit.stack import SERVICES, StackSettings
+from scripts.devkit.waiting import wait_until
 
 CONCURRENCY = int(os.environ.get("BENCH_CONCURRENCY", "8"))
 REQUESTS = int(os.environ.get("BENCH_REQUESTS", "6000"))
@@ -42,8 +45,6 @@ BASELINE_ROUTE = """\
 
 def bench_caddy(stack: LocalStack, port: int, workdir: Path) -> subprocess.Popen:
     """A Caddy with the project's routes plus /baseline, in front of the stack's services."""
-    from scripts.localstack import SERVICES, StackSettings
-
     text = (ROOT / "proxy/Caddyfile").read_text()
     marker = "\t# Anything else is not ours"
     assert marker in text, "proxy/Caddyfile changed: update the bench's insertion point"
@@ -108,11 +109,13 @@ async def measure(port: int, cpu: CpuMeter) -> tuple[Result, Result, Result, Res
     tag = f"{int(time.time())}"
     cold_cities = (f"/fullinfo?city=Bench-{tag}-{i}" for i in itertools.count())
     # Warm-up: connections, Caddy's pools, the hot key, the joke of the moment.
+    print("warming up...", flush=True)
     await run("warm-up", host, port, itertools.repeat("/fullinfo?city=Rodez"),
               requests=500, concurrency=CONCURRENCY)
     await run("warm-up", host, port, itertools.repeat("/baseline"), requests=500, concurrency=CONCURRENCY)
     totals = [Result("baseline /health"), Result("fullinfo hot"), Result("fullinfo cold")]
-    for _ in range(ROUNDS):
+    for number in range(1, ROUNDS + 1):
+        print(f"round {number}/{ROUNDS}: baseline, hot, cold...", flush=True)
         rounds = [
             await cpu.around(totals[0].name, run(
                 "baseline", host, port, itertools.repeat("/baseline"),
@@ -127,6 +130,7 @@ async def measure(port: int, cpu: CpuMeter) -> tuple[Result, Result, Result, Res
         for total, part in zip(totals, rounds, strict=True):
             total.merge(part)
     baseline, hot, cold = totals
+    print("cold requests one at a time...", flush=True)
     alone = await cpu.around("fullinfo cold, c=1", run(
         "cold alone", host, port, cold_cities, requests=COLD_REQUESTS // ROUNDS, concurrency=1))
     alone.name = "fullinfo cold, c=1"
@@ -137,8 +141,8 @@ def table(results: list[Result], baseline: Result, cpu: CpuMeter) -> str:
     lines = [f"{'route':<18} {'requests':>8} {'failed':>6} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7}"
              f" {'vs baseline':>11} {'cpu ms/req: aggregator':>23} {'weather':>7}"]
     for r in results:
-        lines.append(f"{r.name:<18} {r.ok:>8} {r.failures:>6} {r.rps:>8.0f} {r.percentile_ms(0.5):>7.2f}"
-                     f" {r.percentile_ms(0.99):>7.2f} {r.rps / baseline.rps:>10.2f}x"
+        lines.append(f"{r.name:<18} {r.ok:>8} {r.failures:>6} {r.rps:>8.0f} {r.percentile_ms(50):>7.2f}"
+                     f" {r.percentile_ms(99):>7.2f} {r.rps / baseline.rps:>10.2f}x"
                      f" {cpu.ms_per_request(r, 'aggregator'):>23.3f}"
                      f" {cpu.ms_per_request(r, 'weather'):>7.3f}")
     return "\n".join(lines)
@@ -151,6 +155,7 @@ def main() -> int:
     port = free_port()
     caddy = bench_caddy(stack, port, workdir)
     try:
+        print(f"stack ready in {stack.ready_seconds:.1f} s; starting the bench's own Caddy", flush=True)
         wait_until(lambda: _get_ok(port, "/baseline") and _get_ok(port, "/fullinfo?city=Rodez"),
                    timeout=30, interval=0.2)
         cpu = CpuMeter(stack)
@@ -163,7 +168,7 @@ def main() -> int:
         if r.failures:
             print(f"warning: {r.name}: {r.failures} failed requests, statuses {dict(r.statuses)}")
     print(f"RESULT fullinfo_hot_rps={hot.rps:.0f} baseline_rps={baseline.rps:.0f} "
-          f"hot_vs_baseline={hot.rps / baseline.rps:.2f} fullinfo_cold_p50_ms={cold.percentile_ms(0.5):.2f}")
+          f"hot_vs_baseline={hot.rps / baseline.rps:.2f} fullinfo_cold_p50_ms={cold.percentile_ms(50):.2f}")
     return 0
 
 

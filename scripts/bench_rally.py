@@ -17,14 +17,14 @@ import multiprocessing
 import socket
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
 import redis
-from apps.player.rally import percentile
-from tests.support import RedisServer, ServiceLauncher, free_port, start_at, wait_until
+from scripts.devkit.processes import free_port
+from scripts.devkit.redis_server import RedisServer
+from scripts.devkit.services import ServiceLauncher, start_at
+from scripts.devkit.stats import percentile
+from scripts.devkit.waiting import wait_until
 
 RALLY_KEY = "canaduck:rally"
 
@@ -189,6 +189,14 @@ def broker_alone(server: RedisServer, senders: int, per_sender: int, batch: int)
 
 # -- the report ------------------------------------------------------------------------------
 
+_STARTED = time.monotonic()
+
+
+def phase(what: str) -> None:
+    """One line as each phase starts: the whole run takes a minute or more."""
+    print(f"{time.monotonic() - _STARTED:6.1f} s  {what}...", flush=True)
+
+
 def us(seconds: float | None) -> int:
     return round((seconds or 0) * 1e6)
 
@@ -202,12 +210,18 @@ def main() -> int:
     server = RedisServer().start()
     try:
         server.admin().flushall()
+        phase(f"raw pub/sub round trip, {args.shots} shots")
         rows = [raw_round_trip(server.admin_url, args.shots)]
         for transport in ("http", "directory", "broker"):
+            phase(f"rally over {transport}, {args.shots} shots after a warm-up")
             rows.append(rally(server, transport, args.shots))
-        relays = [broker_alone(server, args.senders, args.messages, batch) for batch in (1, 128)]
+        relays = []
+        for batch in (1, 128):
+            phase(f"broker alone, batch {batch}: {args.senders} senders x {args.messages} messages")
+            relays.append(broker_alone(server, args.senders, args.messages, batch))
     finally:
         server.stop()
+    print()
 
     raw = rows[0]["p50"]
     print(f"{'transport':<12} {'shots':>6} {'shots/s':>8} {'p50 us':>7} {'p99 us':>7} "

@@ -14,11 +14,12 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import httpx
 
-ROOT = Path(__file__).resolve().parent.parent
+from scripts.devkit.processes import ROOT
+from scripts.devkit.waiting import eventually as _eventually
+
 PORT = int(os.environ.get("CANADUCK_HTTP_PORT", "80"))
 BASE = f"http://127.0.0.1:{PORT}"
 
@@ -40,15 +41,16 @@ def get(client: httpx.Client, path: str) -> httpx.Response:
 
 
 def eventually(probe: Callable[[], bool], timeout: float, interval: float = 0.5) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if probe():
-                return True
-        except httpx.HTTPError:
-            pass
-        time.sleep(interval)
-    return False
+    """True once `probe` holds within `timeout` s; a failed request counts as not yet."""
+    return _eventually(probe, timeout, interval, ignore=(httpx.HTTPError,))
+
+
+_STARTED = time.monotonic()
+
+
+def phase(what: str) -> None:
+    """One line as each phase starts: building and the failover cases take minutes."""
+    print(f"{time.monotonic() - _STARTED:6.1f} s  {what}", flush=True)
 
 
 def returned(client: httpx.Client) -> int:
@@ -135,6 +137,7 @@ def failover_checks(client: httpx.Client) -> list[Check]:
     def mult_answers_from(names: set[str]) -> bool:
         return set(served_by(client, "/mult?op1=2&op2=3", 8)) <= names
 
+    phase("failover: mult-a and mult-b stopped, then started")
     compose("stop", "mult-a", "mult-b")
     backup = eventually(lambda: mult_answers_from({"mult-backup"}), 15)
     checks.append(Check("mult-a, mult-b stopped -> backup answers", backup, ""))
@@ -142,6 +145,7 @@ def failover_checks(client: httpx.Client) -> list[Check]:
     back = eventually(lambda: mult_answers_from({"mult-a", "mult-b"}), 30)
     checks.append(Check("mult-a, mult-b started -> backup idle again", back, ""))
 
+    phase("failover: pong killed, then started")
     compose("kill", "pong")
     stalled = eventually(lambda: not rally_advances(client, 3), 15)
     checks.append(Check("pong killed -> rally stalls", stalled, ""))
@@ -149,6 +153,7 @@ def failover_checks(client: httpx.Client) -> list[Check]:
     resumed = rally_advances(client, 30)
     checks.append(Check("pong restarted -> rally resumes", resumed, ""))
 
+    phase("failover: directory stopped, then started")
     compose("stop", "directory")
     down = eventually(lambda: get(client, "/directory").status_code in (502, 503), 15)
     checks.append(Check("directory stopped -> JSON 502/503", down, ""))
@@ -159,6 +164,7 @@ def failover_checks(client: httpx.Client) -> list[Check]:
 
 
 def main() -> int:
+    phase("docker compose up -d --build --wait (builds the images)")
     started = time.monotonic()
     up = compose("up", "-d", "--build", "--wait", timeout=900)
     up_seconds = time.monotonic() - started
@@ -169,15 +175,18 @@ def main() -> int:
     try:
         if up.returncode == 0:
             with httpx.Client() as client:
+                phase(f"stack up in {up_seconds:.0f} s; checking every public route through Caddy")
                 routes = route_checks(client)
                 failover = failover_checks(client)
         else:
             print(up.stdout[-3000:], up.stderr[-3000:], sep="\n", file=sys.stderr)
     finally:
+        phase("docker compose down -v")
         down = compose("down", "-v", "--remove-orphans", timeout=300)
         checks += routes + failover
         checks.append(Check("docker compose down -v", down.returncode == 0, ""))
 
+    print()
     width = max(len(c.name) for c in checks)
     print(f"{'check':<{width}}  ok   detail")
     for c in checks:

@@ -1,4 +1,4 @@
-"""The message envelope carried on every channel that carries messages (ARCHITECTURE.md)."""
+"""The message envelope carried on every channel that carries messages (docs/architecture.md)."""
 
 from __future__ import annotations
 

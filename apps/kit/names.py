@@ -1,6 +1,6 @@
 """Names that cross service boundaries: service names and the Redis keys and channels.
 
-ARCHITECTURE.md fixes them; this is their only spelling in code.
+docs/architecture.md fixes them; this is their only spelling in code.
 """
 
 from __future__ import annotations

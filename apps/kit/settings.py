@@ -1,6 +1,6 @@
 """Typed settings read from the environment: one object per service.
 
-Every service gets the kit's fields (names fixed by ARCHITECTURE.md); a service that needs
+Every service gets the kit's fields (names fixed by docs/architecture.md); a service that needs
 more subclasses `KitSettings` and adds its own fields, which read env vars of the same name.
 """
 

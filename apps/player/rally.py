@@ -23,6 +23,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from apps.kit.stats import percentile
+
 Clock = Callable[[], float]
 ShotKind = Literal["serve", "return"]
 
@@ -262,11 +264,3 @@ class Rally:
         self.absent = ""
         self._undelivered_in_a_row = 0
 
-
-def percentile(samples: Any, pct: float) -> float | None:
-    """The `pct` percentile (nearest rank) of `samples`, None if there are none."""
-    ordered = sorted(samples)
-    if not ordered:
-        return None
-    rank = max(1, -(-len(ordered) * pct // 100))  # ceil without floats drifting
-    return ordered[min(len(ordered), int(rank)) - 1]

@@ -16,7 +16,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from apps.player.rally import percentile
+from apps.kit.stats import percentile
 
 #: A player whose state is older than this is shown as silent.
 SILENT_AFTER = 5.0

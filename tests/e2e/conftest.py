@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.support import LocalStack
+from scripts.devkit import LocalStack
 
 pytestmark = pytest.mark.e2e
 

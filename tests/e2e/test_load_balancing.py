@@ -15,8 +15,9 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from scripts.lb_demo import PATH, RequestLoop, backup_only_when_down
-from tests.support import LocalStack, wait_until
+from scripts.devkit import LocalStack, wait_until
+from scripts.devkit.requestloop import MULT_PATH as PATH
+from scripts.devkit.requestloop import RequestLoop, backup_only_when_down
 
 PRIMARIES = ("mult-a", "mult-b")
 

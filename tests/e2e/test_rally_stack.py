@@ -1,6 +1,6 @@
 """The rally and the broker as a user meets them: scripts/up, then requests through Caddy."""
 
-from tests.support import wait_until
+from scripts.devkit import wait_until
 
 
 def test_the_rally_is_played_over_the_broker_and_shown_through_caddy(stack):

@@ -2,11 +2,11 @@
 
 import re
 
-from tests.support import LocalStack, running_server, wait_until
+from scripts.devkit import LocalStack, running_server, wait_until
 
 
 def test_directory_through_caddy_lists_every_running_service(stack):
-    from scripts.localstack import SERVICES
+    from scripts.devkit.stack import SERVICES
 
     body = stack.get("/directory").json()
     expected = {svc.service for svc in SERVICES}

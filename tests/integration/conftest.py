@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 import redis
-from tests.support import RedisServer, ServiceLauncher, running_server
+from scripts.devkit import RedisServer, ServiceLauncher, running_server
 
 pytestmark = pytest.mark.integration
 

@@ -7,7 +7,7 @@ import time
 
 import httpx
 
-from tests.support import wait_until
+from scripts.devkit import wait_until
 
 
 def start_all(launcher, **aggregator_env):

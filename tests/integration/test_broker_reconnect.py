@@ -5,6 +5,7 @@ import asyncio
 from apps.kit.broker import BrokerClient
 from apps.kit.names import Keys
 from apps.kit.redisconn import connect
+from scripts.devkit import wait_until_async
 
 KEYS = Keys()
 
@@ -21,13 +22,16 @@ async def test_resubscribes_by_itself_after_redis_restarts(redis_server, admin):
     try:
         await asyncio.wait_for(subscription.subscribed.wait(), 5)
         await asyncio.to_thread(redis_server.restart, 0.5)
-        async with asyncio.timeout(15):
-            while not (subscription.subscribed.is_set() and broker.counts["reconnects"] >= 1):
-                await asyncio.sleep(0.05)
+        await wait_until_async(
+            lambda: subscription.subscribed.is_set() and broker.counts["reconnects"] >= 1, timeout=15)
+
+        def heard_after_publishing() -> bool:
             # Publish until heard: resubscription is asynchronous after the restart.
-            while not heard:
+            if not heard:
                 redis_server.admin().publish(KEYS.inbox("calc"), "after the restart")
-                await asyncio.sleep(0.1)
+            return bool(heard)
+
+        await wait_until_async(heard_after_publishing, timeout=15, interval=0.1)
         assert heard[0] == b"after the restart"
     finally:
         await subscription.stop()

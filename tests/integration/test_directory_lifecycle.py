@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from tests.support import running_server, wait_until
+from scripts.devkit import running_server, wait_until
 
 KEY = "canaduck:directory"
 
@@ -73,7 +73,7 @@ def test_a_wrong_password_fails_within_seconds_with_a_clear_line(launcher):
 
 @pytest.mark.parametrize("redis_wait", ["1"])
 def test_no_server_at_all_fails_after_redis_wait(launcher, redis_wait):
-    from tests.support import free_port
+    from scripts.devkit import free_port
 
     svc = launcher.start("apps.directory", "directory", wait=False, REDIS_WAIT=redis_wait,
                          REDIS_URL=f"redis://directory:x@127.0.0.1:{free_port()}/0")

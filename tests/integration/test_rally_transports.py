@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from tests.support import ServiceLauncher, ServiceProcess, free_port, start_at, wait_until
+from scripts.devkit import ServiceLauncher, ServiceProcess, free_port, start_at, wait_until
 
 TRANSPORTS = ["http", "directory", "broker"]
 

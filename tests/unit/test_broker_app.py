@@ -12,7 +12,7 @@ from apps.kit.broker import BrokerClient
 from apps.kit.directory import Directory, Entry
 from apps.kit.envelope import Envelope
 from apps.kit.names import Keys
-from tests.support import wait_until_async
+from scripts.devkit import wait_until_async
 
 KEYS = Keys()
 

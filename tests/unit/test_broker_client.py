@@ -4,14 +4,9 @@ import json
 from apps.kit.broker import BrokerClient
 from apps.kit.envelope import Envelope
 from apps.kit.names import Keys
+from scripts.devkit import wait_until_async
 
 KEYS = Keys()
-
-
-async def wait_for(predicate, timeout: float = 3.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not predicate():
-            await asyncio.sleep(0.01)
 
 
 async def test_send_goes_to_the_broker_channel_and_deliver_to_the_inbox(redis):
@@ -26,7 +21,7 @@ async def test_send_goes_to_the_broker_channel_and_deliver_to_the_inbox(redis):
     shot = ping.envelope("pong", "shot", {"hit": 1}, within=0.5)
     assert await ping.send(shot) == 1
     assert await ping.deliver(shot) == 1
-    await wait_for(lambda: len(heard) == 2)
+    await wait_until_async(lambda: len(heard) == 2)
     assert heard == [shot, shot]
     assert shot.deadline is not None and 0.49 < shot.deadline - shot.sent_at <= 0.5
     await subscription.stop()
@@ -45,7 +40,7 @@ async def test_malformed_messages_are_counted_and_the_subscription_goes_on(redis
         await redis.publish(KEYS.inbox("pong"), garbage)
     good = client.envelope("pong", "shot")
     await client.deliver(good)
-    await wait_for(lambda: heard)
+    await wait_until_async(lambda: heard)
     assert heard == [good]
     assert client.counts["malformed"] == 3
     await subscription.stop()
@@ -64,7 +59,7 @@ async def test_a_failing_handler_is_counted_not_fatal(redis):
     await subscription.subscribed.wait()
     await redis.publish(KEYS.events, "boom")
     await redis.publish(KEYS.events, "fine")
-    await wait_for(lambda: len(calls) == 2)
+    await wait_until_async(lambda: len(calls) == 2)
     assert client.counts["handler_errors"] == 1
     await subscription.stop()
 

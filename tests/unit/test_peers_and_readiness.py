@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import fakeredis
 import pytest
 
@@ -12,6 +10,7 @@ from apps.kit.dircache import DirectoryCache
 from apps.kit.directory import Directory, Entry
 from apps.kit.http import NoInstance, Peers
 from apps.kit.settings import KitSettings
+from scripts.devkit import wait_until_async
 
 
 async def test_peers_fall_back_to_the_last_instances_seen(redis, fake_server):
@@ -52,10 +51,7 @@ async def test_readiness_policy_when_redis_goes_away(started, policy, status, st
     app = create_app(settings, import_name=__name__, redis=client, ready_without_redis=policy)
     async with started(app) as http:
         server.connected = False
-        for _ in range(100):
-            if not app.runtime.redis_ok:
-                break
-            await asyncio.sleep(0.05)
+        await wait_until_async(lambda: not app.runtime.redis_ok)
         response = await http.get("/ready")
         assert response.status_code == status
         assert (await response.get_json())["status"] == state

@@ -2,7 +2,7 @@
 
 import pytest
 
-from apps.player.rally import Rally, Shot, percentile
+from apps.player.rally import Rally, Shot
 
 
 class Clock:
@@ -138,8 +138,9 @@ def test_shots_per_second_and_percentiles(clock):
     assert ping.shots_per_second() == pytest.approx(100, rel=0.01)
     clock.advance(10)
     assert ping.shots_per_second() == 0.0
-    assert percentile(range(1, 101), 50) == 50 and percentile(range(1, 101), 99) == 99
-    assert percentile([], 50) is None
+    for rtt in (0.004, 0.001, 0.003, 0.005, 0.002):
+        ping.rtts.append(rtt)
+    assert ping.rtt_percentiles() == (0.003, 0.005)
 
 
 @pytest.mark.parametrize("bad, field", [

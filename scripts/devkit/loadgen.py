@@ -1,4 +1,5 @@
-"""A small HTTP/1.1 load generator for the benchmarks: keep-alive connections, fixed concurrency.
+"""Load generation for the benchmarks: an HTTP/1.1 generator (keep-alive connections, fixed
+concurrency) that reports throughput and latency percentiles.
 
 Pure asyncio on raw sockets, so the client costs far less CPU per request than the servers it
 measures (an HTTP client library would be the bottleneck on a 2-core machine). Loopback only.
@@ -8,11 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import statistics
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+
+from scripts.devkit.stats import percentile
 
 
 @dataclass
@@ -40,12 +42,10 @@ class Result:
         self.failures += other.failures
         self.elapsed += other.elapsed
 
-    def percentile_ms(self, q: float) -> float:
-        if not self.latencies:
-            return float("nan")
-        if len(self.latencies) == 1:
-            return self.latencies[0] * 1000
-        return statistics.quantiles(self.latencies, n=1000, method="inclusive")[round(q * 1000) - 1] * 1000
+    def percentile_ms(self, pct: float) -> float:
+        """The `pct` percentile (0 to 100) of the latencies in milliseconds; NaN without any."""
+        value = percentile(self.latencies, pct)
+        return float("nan") if value is None else value * 1000
 
 
 async def _request(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, host: str,

