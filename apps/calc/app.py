@@ -7,10 +7,10 @@ import operator
 from quart import Blueprint, Response, jsonify
 from redis.asyncio import Redis
 
-from apps.calc.operation import answer
 from apps.calc.settings import CalcSettings
 from apps.kit.app import ServiceApp, service_app
 from apps.kit.app import create_app as create_service_app
+from apps.kit.arithmetic import answer
 
 routes = Blueprint("calc", __name__)
 

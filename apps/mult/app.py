@@ -1,4 +1,5 @@
-"""The mult service: /mult on exact numbers, parsed and answered like calc's /sum."""
+"""The mult service: /mult on exact numbers, parsed and answered like calc's /sum (the kit's
+arithmetic)."""
 
 from __future__ import annotations
 
@@ -7,9 +8,9 @@ import operator
 from quart import Blueprint, Response
 from redis.asyncio import Redis
 
-from apps.calc.operation import answer
 from apps.kit.app import ServiceApp
 from apps.kit.app import create_app as create_service_app
+from apps.kit.arithmetic import answer
 from apps.mult.settings import MultSettings
 
 routes = Blueprint("mult", __name__)

@@ -56,3 +56,16 @@ def test_no_script_edits_the_import_path():
     edits = [str(p.relative_to(ROOT)) for p in (ROOT / "scripts").rglob("*.py")
              if "sys.path" in p.read_text()]
     assert edits == []
+
+
+def test_services_import_only_the_kit_and_themselves():
+    found = []
+    for package in sorted(p for p in (ROOT / "apps").iterdir() if (p / "__init__.py").exists()):
+        allowed = {"apps", "apps.kit"} if package.name == "kit" else {"apps", "apps.kit",
+                                                                        f"apps.{package.name}"}
+        for path in sorted(package.rglob("*.py")):
+            for name in imported_modules(path):
+                parts = name.split(".")
+                if parts[0] == "apps" and ".".join(parts[:2]) not in allowed:
+                    found.append(f"{path.relative_to(ROOT)} imports {name}")
+    assert found == []

@@ -5,7 +5,7 @@ from decimal import Decimal
 
 import pytest
 
-from apps.calc.numbers import (
+from apps.kit.numbers import (
     MAX_OPERAND_CHARS,
     OperandError,
     ResultError,

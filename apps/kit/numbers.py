@@ -1,4 +1,4 @@
-"""Exact arithmetic on query-string operands, shared by calc (/sum, /sub) and mult (/mult).
+"""Exact arithmetic on query-string operands, for calc (/sum, /sub) and mult (/mult).
 
 An operand written without a point or exponent ("42", "-7") is a Python `int`, so integer
 results stay integers of any size. Anything else ("1.5", "2e3") is a `Decimal`, so 0.1 + 0.2

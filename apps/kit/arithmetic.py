@@ -1,6 +1,7 @@
 """One arithmetic route: read op1 and op2 from the query string, answer exactly or 400.
 
-Shared by calc's /sum and /sub and mult's /mult, so they parse, refuse and answer alike.
+In the kit because two services answer this way: calc's /sum and /sub and mult's /mult parse,
+refuse and answer alike, and a service imports nothing but the kit.
 """
 
 from __future__ import annotations
@@ -9,8 +10,8 @@ import json
 
 from quart import Response, request
 
-from apps.calc.numbers import Number, OperandError, Operation, ResultError, exact, json_number, parse_operand
 from apps.kit.app import error, service_app
+from apps.kit.numbers import Number, OperandError, Operation, ResultError, exact, json_number, parse_operand
 
 OPERANDS = ("op1", "op2")
 
