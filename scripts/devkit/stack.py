@@ -83,6 +83,7 @@ SERVICES: tuple[Service, ...] = (
     Service("weather", "apps.weather", "weather", 30),
     Service("jokes", "apps.jokes", "jokes", 31),
     Service("aggregator", "apps.aggregator", "aggregator", 32, "AGGREGATOR_UPSTREAM", "/joke"),
+    Service("users", "apps.users", "users", 40, "USERS_UPSTREAM", "/api/users/rules"),
 )
 
 

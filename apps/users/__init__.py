@@ -1,0 +1,1 @@
+"""The users service: accounts, password checks and web sessions for the chat."""

@@ -1,0 +1,263 @@
+"""The users service: accounts (register, log in, change password), SASL checks, sessions.
+
+Public through Caddy, under `/api/users/` (the web page): register, login, logout, me,
+password. Internal, under `/internal/` and never routed by Caddy (the ircd): verify (SASL
+PLAIN), account lookup (who owns a nick), session check. An account name is a nick, and the
+nick is reserved for the account: names compare folded with the chat's casemapping.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from pydantic import BaseModel, ConfigDict
+from quart import Blueprint, Response, jsonify, request
+from quart_schema import validate_request
+from redis.asyncio import Redis
+
+from apps.kit.app import ServiceApp, error, service_app
+from apps.kit.app import create_app as create_service_app
+from apps.kit.casemap import NICKLEN, is_valid_nick
+from apps.kit.params import InvalidParameter
+from apps.users.accounts import Account, AccountStore, Session
+from apps.users.passwords import Hasher, checked_password
+from apps.users.settings import UsersSettings
+
+public = Blueprint("users_public", __name__, url_prefix="/api/users")
+internal = Blueprint("users_internal", __name__, url_prefix="/internal")
+
+
+class Credentials(BaseModel):
+    """An account name and its password."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    account: str
+    password: str
+
+
+class PasswordChange(BaseModel):
+    """The current password and the new one."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    password: str
+    new_password: str
+
+
+class TokenCheck(BaseModel):
+    """A session token, as the web page got it from login."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    token: str
+
+
+def create_app(settings: UsersSettings | None = None, redis: Redis | None = None) -> ServiceApp:
+    """The users service app."""
+    settings = settings or UsersSettings()
+    app = create_service_app(settings, import_name=__name__, redis=redis)
+    app.extensions["users.store"] = AccountStore(app.runtime.redis, settings.keys, settings.session_ttl)
+    app.extensions["users.hasher"] = Hasher(
+        time_cost=settings.argon2_time_cost, memory_kib=settings.argon2_memory_kib,
+        parallelism=settings.argon2_parallelism, concurrency=settings.hash_concurrency)
+    counts: Counter[str] = Counter()
+    app.extensions["users.counts"] = counts
+    app.metrics.expose_counts("canaduck_users", "Account operations by outcome", lambda: counts)
+    app.register_blueprint(public)
+    app.register_blueprint(internal)
+    return app
+
+
+def _settings() -> UsersSettings:
+    settings: UsersSettings = service_app().settings  # type: ignore[assignment]
+    return settings
+
+
+def _store() -> AccountStore:
+    store: AccountStore = service_app().extensions["users.store"]
+    return store
+
+
+def _hasher() -> Hasher:
+    hasher: Hasher = service_app().extensions["users.hasher"]
+    return hasher
+
+
+def _count(what: str) -> None:
+    service_app().extensions["users.counts"][what] += 1
+
+
+def _account_name(value: str) -> str:
+    if not value:
+        raise InvalidParameter("account", "empty")
+    if not is_valid_nick(value):
+        raise InvalidParameter(
+            "account", f"not a nick (a letter or one of []\\`_^{{|}}, then letters, digits, those "
+                       f"or '-', at most {NICKLEN} characters)")
+    return value
+
+
+def _new_password(value: str, field: str) -> str:
+    settings = _settings()
+    return checked_password(value, field=field, min_length=settings.password_min_length,
+                            max_length=settings.password_max_length)
+
+
+def _given_password(value: str) -> str:
+    # A password being checked only has to be one that could have been set: a bad one is
+    # simply wrong (401), and the rules in force today do not leak through a 400.
+    return checked_password(value, field="password", min_length=1,
+                            max_length=_settings().password_max_length)
+
+
+async def _check_credentials(data: Credentials, what: str) -> Account | None:
+    """The account if the credentials are right; counted as `<what>_ok` or `<what>_failed`."""
+    name = _account_name(data.account)
+    try:
+        password = _given_password(data.password)
+    except InvalidParameter:
+        _count(f"{what}_failed")
+        return None
+    found = await _store().password_hash(name)
+    verdict = await _hasher().verify(found[1] if found else None, password)
+    if not verdict.ok or found is None:
+        _count(f"{what}_failed")
+        return None
+    if verdict.rehash:
+        await _store().set_password_hash(name, await _hasher().hash(password))
+    _count(f"{what}_ok")
+    return found[0]
+
+
+def _invalid_credentials() -> Response:
+    return error(401, "invalid credentials")
+
+
+def _session_json(session: Session) -> Response:
+    return jsonify({"account": session.account, "token": session.token,
+                    "expires_in": session.expires_in})
+
+
+def _account_json(account: Account) -> dict[str, object]:
+    return {"account": account.name, "created": account.created}
+
+
+def _bearer_token() -> str | None:
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+
+async def _session_account() -> Account | None:
+    token = _bearer_token()
+    return None if token is None else await _store().session_account(token)
+
+
+def _unauthorized(message: str = "missing or invalid session token") -> Response:
+    response = error(401, message)
+    response.headers["WWW-Authenticate"] = "Bearer"
+    return response
+
+
+# Public routes (through Caddy).
+
+@public.get("/rules")
+async def rules() -> Response:
+    """What registration accepts, for a form to check before sending."""
+    settings = _settings()
+    return jsonify({"account_max_length": NICKLEN, "password_min_length": settings.password_min_length,
+                    "password_max_length": settings.password_max_length})
+
+
+@public.post("/register")
+@validate_request(Credentials)
+async def register(data: Credentials) -> Response:
+    """Create an account: 201 {account, created}; 409 if the name (any case) is taken."""
+    name = _account_name(data.account)
+    password = _new_password(data.password, "password")
+    if await _store().exists(name):  # spares a hash; create() below is the real guard
+        return error(409, "account exists", account=name)
+    account = await _store().create(name, await _hasher().hash(password))
+    if account is None:
+        return error(409, "account exists", account=name)
+    _count("registered")
+    response = jsonify(_account_json(account))
+    response.status_code = 201
+    return response
+
+
+@public.post("/login")
+@validate_request(Credentials)
+async def login(data: Credentials) -> Response:
+    """Check the credentials and open a session: 200 {account, token, expires_in}; 401."""
+    account = await _check_credentials(data, "login")
+    if account is None:
+        return _invalid_credentials()
+    return _session_json(await _store().open_session(account))
+
+
+@public.post("/logout")
+async def logout() -> Response:
+    """End the session of the bearer token: 204; 401 if it is not a live one."""
+    token = _bearer_token()
+    if token is None or not await _store().close_session(token):
+        return _unauthorized()
+    return Response(status=204)
+
+
+@public.get("/me")
+async def me() -> Response:
+    """The account of the bearer token: 200 {account, created}; 401."""
+    account = await _session_account()
+    if account is None:
+        return _unauthorized()
+    return jsonify(_account_json(account))
+
+
+@public.post("/password")
+@validate_request(PasswordChange)
+async def change_password(data: PasswordChange) -> Response:
+    """Change the password: every session ends, and a new one is returned (200)."""
+    account = await _session_account()
+    if account is None:
+        return _unauthorized()
+    new_password = _new_password(data.new_password, "new_password")
+    if await _check_credentials(Credentials(account=account.name, password=data.password),
+                                "password_check") is None:
+        return error(403, "wrong password")
+    await _store().set_password_hash(account.name, await _hasher().hash(new_password))
+    await _store().close_all_sessions(account.name)
+    _count("password_changed")
+    return _session_json(await _store().open_session(account))
+
+
+# Internal routes (other services only: never routed by Caddy).
+
+@internal.post("/verify")
+@validate_request(Credentials)
+async def verify(data: Credentials) -> Response:
+    """SASL PLAIN's check: 200 {account} (as registered) or 401. No session is opened."""
+    account = await _check_credentials(data, "verify")
+    if account is None:
+        return _invalid_credentials()
+    return jsonify({"account": account.name})
+
+
+@internal.get("/accounts/<name>")
+async def lookup(name: str) -> Response:
+    """The account of `name` (any case): 200 {account, created}, 404. A nick is reserved
+    exactly when this answers 200."""
+    account = await _store().get(_account_name(name))
+    if account is None:
+        return error(404, "no such account", account=name)
+    return jsonify(_account_json(account))
+
+
+@internal.post("/sessions/check")
+@validate_request(TokenCheck)
+async def check_session(data: TokenCheck) -> Response:
+    """The account of a web session token: 200 {account}; 401."""
+    account = await _store().session_account(data.token)
+    if account is None:
+        return error(401, "invalid session token")
+    return jsonify({"account": account.name})
