@@ -53,6 +53,10 @@ class Keys:
         """A party's private conversations: member = the other party, score = last ms."""
         return f"{self.prefix}chat:{{{party}}}:dms"
 
+    def irc_channel(self, channel: str) -> str:
+        """The ircd's state of a channel: hash with `name`, `modes` (letters, e.g. `nt`)..."""
+        return f"{self.prefix}irc:chan:{{{channel}}}"
+
     def user_account(self, account: str) -> str:
         """An account: hash of name, password hash, created."""
         return f"{self.prefix}users:{{{account}}}:account"

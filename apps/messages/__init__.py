@@ -1,0 +1,1 @@
+"""The messages service: the chat history over HTTP."""

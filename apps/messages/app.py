@@ -1,0 +1,191 @@
+"""The messages service: the chat history over HTTP, read from the streams the ircd writes.
+
+Public through Caddy, for the web page: `GET /api/messages/<channel>` for a logged-in user
+(a users-service session token) and a channel anyone could list and join (no +s, +p, +k or
++i). Internal, for tools and tests: `GET /internal/history/<channel>` and
+`GET /internal/history/private/<party>/<party>`, any conversation, no session.
+The service only reads: its Redis user may not write a stream (`%R~` in the ACL).
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+from quart import Blueprint, Response, jsonify, request
+from redis.asyncio import Redis
+
+from apps.kit.app import ServiceApp, error, runtime, service_app
+from apps.kit.app import create_app as create_service_app
+from apps.kit.casemap import casefold, is_channel_name, is_valid_nick
+from apps.kit.chatlog import ChatLog, ChatMessage, Conversation, InvalidRef, Ref
+from apps.kit.dircache import DirectoryCache
+from apps.kit.http import NoInstance, Peers
+from apps.kit.params import InvalidParameter
+from apps.messages.settings import MessagesSettings
+
+public = Blueprint("messages_public", __name__, url_prefix="/api/messages")
+internal = Blueprint("messages_internal", __name__, url_prefix="/internal/history")
+
+#: Channel modes that keep a channel's history off the public route: secret, private, keyed,
+#: invite-only (a stranger could not see or enter the channel over IRC either).
+CLOSED_MODES = frozenset("spki")
+
+
+class UsersUnavailable(RuntimeError):
+    """The users service could not say whether a token is valid."""
+
+
+def create_app(settings: MessagesSettings | None = None, redis: Redis | None = None,
+               http_transport: httpx.AsyncBaseTransport | None = None) -> ServiceApp:
+    """The messages service app."""
+    settings = settings or MessagesSettings()
+    app = create_service_app(settings, import_name=__name__, redis=redis, http_transport=http_transport)
+    app.extensions["messages.log"] = ChatLog.from_settings(app.runtime.redis, settings)
+    app.extensions["messages.peers"] = Peers(DirectoryCache(app.runtime.directory, 1.0),
+                                             {"users": settings.users_url},
+                                             lookup_timeout=settings.users_timeout)
+    app.register_error_handler(UsersUnavailable, _users_unavailable)
+    app.register_blueprint(public)
+    app.register_blueprint(internal)
+    return app
+
+
+def _settings() -> MessagesSettings:
+    settings: MessagesSettings = service_app().settings  # type: ignore[assignment]
+    return settings
+
+
+def _log() -> ChatLog:
+    log: ChatLog = service_app().extensions["messages.log"]
+    return log
+
+
+@public.get("/limits")
+async def limits() -> Response:
+    """Page sizes: the default, the most one request returns, and how much a channel keeps."""
+    settings = _settings()
+    return jsonify({"default_limit": settings.history_page, "max_limit": settings.chat_history_limit,
+                    "kept_per_conversation": settings.chat_history_max})
+
+
+@public.get("/<path:channel>")
+async def channel_history(channel: str) -> Response:
+    """A public channel's history, for a logged-in user: `?limit=&before=&after=` (message
+    ids); oldest first. 401 without a live session, 403 for a closed channel, 404 for none."""
+    name = _channel(channel)
+    query = _query()
+    if await _session_account() is None:
+        response = error(401, "missing or invalid session token")
+        response.headers["WWW-Authenticate"] = "Bearer"
+        return response
+    state = await runtime().redis.hget(runtime().keys.irc_channel(casefold(name)), "modes")
+    if state is None:
+        return error(404, "no such channel", target=name)
+    modes = state.decode() if isinstance(state, bytes) else str(state)
+    if CLOSED_MODES & set(modes):
+        return error(403, "channel history is not public", target=name)
+    return await _history(name, _log().channel(name), query)
+
+
+@internal.get("/private/<first>/<second>")
+async def private_history(first: str, second: str) -> Response:
+    """A private conversation between two parties (`alice` for an account, `~bob` for a nick
+    without one), in either order. Same query parameters."""
+    parties = [_party(first, "first"), _party(second, "second")]
+    return await _history(",".join(parties), _log().private(*parties), _query())
+
+
+@internal.get("/<path:channel>")
+async def internal_channel_history(channel: str) -> Response:
+    """Any channel's history, whatever its modes. Same query parameters."""
+    name = _channel(channel)
+    return await _history(name, _log().channel(name), _query())
+
+
+class _Query:
+    def __init__(self, limit: int, before: Ref | None, after: Ref | None) -> None:
+        self.limit, self.before, self.after = limit, before, after
+
+
+def _query() -> _Query:
+    args = request.args
+    for name in ("limit", "before", "after"):
+        if len(args.getlist(name)) > 1:
+            raise InvalidParameter(name, "given more than once")
+    settings = _settings()
+    limit = settings.history_page
+    if "limit" in args:
+        raw = args["limit"]
+        if not raw.isdigit() or not 1 <= int(raw) <= settings.chat_history_limit:
+            raise InvalidParameter("limit",
+                                   f"expected a whole number from 1 to {settings.chat_history_limit}")
+        limit = int(raw)
+    return _Query(limit, _ref("before"), _ref("after"))
+
+
+def _ref(name: str) -> Ref | None:
+    raw = request.args.get(name)
+    if raw is None:
+        return None
+    try:
+        return Ref.msgid(raw)
+    except InvalidRef:
+        raise InvalidParameter(name, "expected a message id such as 1795347671006-0") from None
+
+
+def _channel(name: str) -> str:
+    if not is_channel_name(name):
+        raise InvalidParameter("channel", "not a channel name (# or & then up to 63 characters, "
+                                          "no space, comma, colon or control character)")
+    return name
+
+
+def _party(value: str, field: str) -> str:
+    nick = value.removeprefix("~")
+    if not is_valid_nick(nick):
+        raise InvalidParameter(field, "expected an account or ~nick")
+    return ("~" if value.startswith("~") else "") + casefold(nick)
+
+
+async def _history(target: str, conversation: Conversation, query: _Query) -> Response:
+    log = _log()
+    messages: list[ChatMessage]
+    if query.before and query.after:
+        messages = await log.between(conversation, query.after, query.before, query.limit)
+    elif query.before:
+        messages = await log.before(conversation, query.before, query.limit)
+    elif query.after:
+        messages = await log.after(conversation, query.after, query.limit)
+    else:
+        messages = await log.latest(conversation, query.limit)
+    return jsonify({"target": target, "messages": [m.to_dict() for m in messages]})
+
+
+async def _session_account() -> str | None:
+    """The account of the request's bearer token, None if there is none or it is not live."""
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        return None
+    peers: Peers = service_app().extensions["messages.peers"]
+    http = runtime().http
+    assert http is not None, "the app has not started"
+    try:
+        async with asyncio.timeout(_settings().users_timeout):
+            base = await peers.url("users")
+            response = await http.post(f"{base}/internal/sessions/check", json={"token": token})
+    except (TimeoutError, NoInstance, httpx.HTTPError) as exc:
+        raise UsersUnavailable(type(exc).__name__) from None
+    if response.status_code in (400, 401):
+        return None
+    if response.status_code != 200:
+        raise UsersUnavailable(f"users answered {response.status_code}")
+    account = response.json().get("account")
+    return account if isinstance(account, str) else None
+
+
+async def _users_unavailable(exc: UsersUnavailable) -> Response:
+    response = error(503, "users service unavailable", detail=str(exc))
+    response.headers["Retry-After"] = "1"
+    return response

@@ -1,0 +1,52 @@
+"""The messages service as a process, reading what the ircd's Redis user wrote."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+from redis.asyncio import Redis as AsyncRedis
+
+from apps.kit.chatlog import ChatLog, ChatMessage
+from apps.kit.names import Keys
+
+FAST = {"ARGON2_TIME_COST": "1", "ARGON2_MEMORY_KIB": "1024"}
+
+
+async def write_as_the_ircd(url: str) -> list[ChatMessage]:
+    ircd = AsyncRedis.from_url(url)
+    log = ChatLog(ircd, Keys())
+    stored = [await log.append_channel("#Live", ChatMessage("PRIVMSG", "a!b@c", "#Live", f"m{i}"))
+              for i in range(3)]
+    await ircd.hset("canaduck:irc:chan:{#live}", mapping={"name": "#Live", "modes": "nt"})
+    await ircd.aclose()
+    return stored
+
+
+def test_history_written_by_the_ircd_user_read_over_http(launcher, redis_server, admin):
+    stored = asyncio.run(write_as_the_ircd(redis_server.url("ircd")))
+    users = launcher.start("apps.users", "users", **FAST)
+    messages = launcher.start("apps.messages", "messages", USERS_URL=users.url)
+    internal = messages.get("/internal/history/%23live?limit=2").json()
+    assert [m["id"] for m in internal["messages"]] == [s.id for s in stored[1:]]
+    assert messages.get("/api/messages/%23live").status_code == 401
+    httpx.post(f"{users.url}/api/users/register", json={"account": "reader", "password": "long enough"})
+    token = httpx.post(f"{users.url}/api/users/login",
+                       json={"account": "reader", "password": "long enough"}).json()["token"]
+    public = messages.get("/api/messages/%23LIVE", headers={"Authorization": f"Bearer {token}"})
+    assert public.status_code == 200 and [m["text"] for m in public.json()["messages"]] == ["m0", "m1", "m2"]
+
+
+def test_messages_finds_users_in_the_directory(launcher, admin):
+    launcher.start("apps.users", "users", **FAST)
+    messages = launcher.start("apps.messages", "messages")
+    admin.hset("canaduck:irc:chan:{#d}", mapping={"name": "#d", "modes": ""})
+    token = "bm9ib2R5." + "x" * 24
+    response = messages.get("/api/messages/%23d", headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 401  # the users service answered: the token is unknown
+
+
+def test_no_users_service_is_a_503(launcher, admin):
+    messages = launcher.start("apps.messages", "messages")
+    response = messages.get("/api/messages/%23d", headers={"Authorization": "Bearer x.y"})
+    assert response.status_code == 503

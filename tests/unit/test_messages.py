@@ -1,0 +1,156 @@
+"""The messages service on fakeredis, with the users service mocked: history routes and bad input."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from apps.kit.chatlog import ChatLog, ChatMessage, party
+from apps.kit.names import Keys
+from apps.messages.app import create_app
+from apps.messages.settings import MessagesSettings
+
+GOOD = {"Authorization": "Bearer good-token"}
+
+
+def users_service(request: httpx.Request) -> httpx.Response:
+    assert request.url.path == "/internal/sessions/check"
+    token = httpx.Request("POST", "/", content=request.content).read()
+    if b'"good-token"' in token:
+        return httpx.Response(200, json={"account": "Alice"})
+    if b'"broken"' in token:
+        return httpx.Response(500, json={"error": "internal error"})
+    return httpx.Response(401, json={"error": "invalid session token"})
+
+
+def make_app(redis, transport=None, **settings):
+    return create_app(MessagesSettings(instance_id="messages-1", users_url="http://users.test", **settings),
+                      redis=redis, http_transport=transport or httpx.MockTransport(users_service))
+
+
+async def seed(redis, channel="#Chan", count=5, modes="nt") -> list[ChatMessage]:
+    log = ChatLog(redis, Keys())
+    if modes is not None:
+        await redis.hset(Keys().irc_channel(channel.lower()), mapping={"name": channel, "modes": modes})
+    return [await log.append_channel(channel, ChatMessage("PRIVMSG", "a!b@c", channel, f"m{i}"))
+            for i in range(count)]
+
+
+def texts(body) -> list[str]:
+    return [m["text"] for m in body["messages"]]
+
+
+async def test_latest_history_of_a_public_channel(redis, started):
+    stored = await seed(redis)
+    async with started(make_app(redis)) as client:
+        response = await client.get("/api/messages/%23chan", headers=GOOD)
+        assert response.status_code == 200
+        body = await response.get_json()
+        assert body["target"] == "#chan" and texts(body) == ["m0", "m1", "m2", "m3", "m4"]
+        first = body["messages"][0]
+        assert first == {"id": stored[0].id, "time": stored[0].time_ms, "command": "PRIVMSG", "from": "a!b@c",
+                         "account": "", "target": "#Chan", "text": "m0", "tags": {}}
+
+
+async def test_paging_with_before_after_and_limit(redis, started):
+    stored = await seed(redis, count=10)
+    async with started(make_app(redis)) as client:
+        async def page(query: str) -> list[str]:
+            return texts(await (await client.get(f"/api/messages/%23Chan?{query}", headers=GOOD)).get_json())
+
+        assert await page("limit=3") == ["m7", "m8", "m9"]
+        assert await page(f"before={stored[5].id}&limit=2") == ["m3", "m4"]
+        assert await page(f"after={stored[5].id}&limit=2") == ["m6", "m7"]
+        assert await page(f"after={stored[1].id}&before={stored[5].id}") == ["m2", "m3", "m4"]
+
+
+async def test_a_session_is_needed(redis, started):
+    await seed(redis)
+    async with started(make_app(redis)) as client:
+        for headers in ({}, {"Authorization": "Bearer nope"}, {"Authorization": "Basic x"}):
+            response = await client.get("/api/messages/%23chan", headers=headers)
+            assert response.status_code == 401
+            assert response.headers["WWW-Authenticate"] == "Bearer"
+
+
+async def test_users_down_is_a_503_not_a_500(redis, started):
+    await seed(redis)
+
+    def down(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("refused", request=request)
+
+    async with started(make_app(redis, httpx.MockTransport(down))) as client:
+        response = await client.get("/api/messages/%23chan", headers=GOOD)
+        assert response.status_code == 503 and response.headers["Retry-After"] == "1"
+        assert (await response.get_json())["error"] == "users service unavailable"
+    async with started(make_app(redis)) as client:
+        broken = await client.get("/api/messages/%23chan", headers={"Authorization": "Bearer broken"})
+        assert broken.status_code == 503
+
+
+@pytest.mark.parametrize("modes", ["nts", "p", "ntk", "i"])
+async def test_closed_channels_are_not_public(redis, started, modes):
+    await seed(redis, "#hidden", modes=modes)
+    async with started(make_app(redis)) as client:
+        response = await client.get("/api/messages/%23hidden", headers=GOOD)
+        assert response.status_code == 403
+        internal = await client.get("/internal/history/%23hidden")
+        assert texts(await internal.get_json()) == ["m0", "m1", "m2", "m3", "m4"]
+
+
+async def test_a_channel_that_does_not_exist_is_404(redis, started):
+    await seed(redis, "#gone", modes=None)  # history without a live channel
+    async with started(make_app(redis)) as client:
+        assert (await client.get("/api/messages/%23gone", headers=GOOD)).status_code == 404
+        assert (await client.get("/api/messages/%23never", headers=GOOD)).status_code == 404
+
+
+@pytest.mark.parametrize(("path", "problem"), [
+    ("/api/messages/chan", "invalid channel"),
+    ("/api/messages/%23a%20b", "invalid channel"),
+    ("/api/messages/%23" + "x" * 64, "invalid channel"),
+    ("/api/messages/%23chan?limit=0", "invalid limit"),
+    ("/api/messages/%23chan?limit=101", "invalid limit"),
+    ("/api/messages/%23chan?limit=ten", "invalid limit"),
+    ("/api/messages/%23chan?limit=-1", "invalid limit"),
+    ("/api/messages/%23chan?limit=1&limit=2", "invalid limit: given more than once"),
+    ("/api/messages/%23chan?before=yesterday", "invalid before"),
+    ("/api/messages/%23chan?after=1-2-3", "invalid after"),
+    (f"/api/messages/%23chan?before={2**64}-0", "invalid before"),
+    ("/internal/history/private/alice/9x", "invalid second"),
+    ("/internal/history/private/~/bob", "invalid first"),
+])
+async def test_bad_requests_are_400_naming_the_parameter(redis, started, path, problem):
+    async with started(make_app(redis)) as client:
+        response = await client.get(path, headers=GOOD)
+        assert response.status_code == 400
+        assert (await response.get_json())["error"].startswith(problem)
+
+
+async def test_private_history_internal_route(redis, started):
+    log = ChatLog(redis, Keys())
+    alice, bob = party("Alice", "alice"), party("Bob")
+    await log.append_private(alice, bob, ChatMessage("PRIVMSG", "Alice!a@h", "Bob", "hi"))
+    async with started(make_app(redis)) as client:
+        for path in ("/internal/history/private/alice/~bob", "/internal/history/private/~BOB/ALICE"):
+            body = await (await client.get(path)).get_json()
+            assert texts(body) == ["hi"] and body["target"] in ("alice,~bob", "~bob,alice")
+        empty = await (await client.get("/internal/history/private/alice/bob")).get_json()
+        assert empty["messages"] == []  # bob the account is not ~bob the nick
+
+
+async def test_limits_route_and_openapi(redis, started):
+    async with started(make_app(redis, chat_history_limit=20, history_page=10)) as client:
+        assert await (await client.get("/api/messages/limits")).get_json() == {
+            "default_limit": 10, "max_limit": 20, "kept_per_conversation": 10_000}
+        spec = await (await client.get("/openapi.json")).get_json()
+        assert "/api/messages/{channel}" in spec["paths"] or any("messages" in p for p in spec["paths"])
+
+
+async def test_redis_down_is_a_503(redis, started, fake_server):
+    await seed(redis)
+    async with started(make_app(redis)) as client:
+        fake_server.connected = False
+        response = await client.get("/internal/history/%23chan")
+        assert response.status_code == 503
+        fake_server.connected = True
