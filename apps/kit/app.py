@@ -26,6 +26,7 @@ from apps.kit.lifecycle import Runtime
 from apps.kit.logs import request_id_var
 from apps.kit.metrics import CONTENT_TYPE, Metrics
 from apps.kit.params import InvalidParameter
+from apps.kit.reporter import StatsReporter
 from apps.kit.settings import KitSettings
 
 log = logging.getLogger("canaduck.http")
@@ -101,6 +102,12 @@ def create_app(settings: KitSettings, *, import_name: str, redis: Redis | None =
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     QuartSchema(app, info={"title": settings.service_name, "version": settings.version})
     app.json = ServiceJSON(app)  # after QuartSchema, which installs a provider of its own
+
+    # Every instance publishes its counters (what /metrics shows) for the dashboard.
+    reporter = StatsReporter(app.runtime.redis, settings.keys.stats, settings.service_name,
+                             settings.instance_id, settings.stats_interval, app.metrics.snapshot)
+    app.runtime.on_start(reporter.start)
+    app.runtime.on_stop(reporter.stop)
 
     app.before_serving(app.runtime.start)
     app.after_serving(app.runtime.stop)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, Metric
@@ -37,6 +38,22 @@ class Metrics:
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+    def snapshot(self) -> dict[str, list[dict[str, Any]]]:
+        """Every counter and gauge, as `{family: [{label: value, ..., "value": n}, ...]}`.
+
+        What /metrics shows, minus histograms and the `_created` timestamps: the counts an
+        instance publishes on `canaduck:stats` for the dashboard.
+        """
+        out: dict[str, list[dict[str, Any]]] = {}
+        for family in self.registry.collect():
+            if family.type not in ("counter", "gauge"):
+                continue
+            samples = [{**sample.labels, "value": sample.value} for sample in family.samples
+                       if not sample.name.endswith("_created")]
+            if samples:
+                out[family.name] = samples
+        return out
 
 
 class _CountsCollector(Collector):

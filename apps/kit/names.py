@@ -35,6 +35,10 @@ class Keys:
     def broker(self) -> str:
         return f"{self.prefix}broker"
 
+    @property
+    def stats(self) -> str:
+        return f"{self.prefix}stats"
+
     def inbox(self, service: str) -> str:
         return f"{self.prefix}inbox:{service}"
 

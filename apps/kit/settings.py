@@ -49,6 +49,9 @@ class KitSettings(BaseSettings):
     # Seconds Hypercorn gives in-flight requests to finish after SIGTERM.
     graceful_timeout: float = Field(default=5.0, ge=0)
     max_body_bytes: int = Field(default=64 * 1024, gt=0)
+    # Seconds between two publications of this instance's counters on `canaduck:stats` (what
+    # /metrics shows, for the dashboard); 0 publishes nothing.
+    stats_interval: float = Field(default=1.0, ge=0)
     version: str = "0.1.0"
 
     @model_validator(mode="after")

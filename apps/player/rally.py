@@ -263,4 +263,3 @@ class Rally:
     def _peer_is_back(self) -> None:
         self.absent = ""
         self._undelivered_in_a_row = 0
-

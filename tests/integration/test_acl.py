@@ -1,5 +1,7 @@
 """Each service's Redis user reaches its own keys and channels only."""
 
+from pathlib import Path
+
 import pytest
 
 import redis
@@ -42,3 +44,27 @@ def test_the_default_user_is_off(redis_server, admin):
     anonymous = redis.Redis(port=redis_server.port)
     with pytest.raises(redis.exceptions.AuthenticationError):
         anonymous.ping()
+
+
+def test_the_web_front_reads_the_rally_and_cannot_write_it(redis_server, admin):
+    admin.hset("canaduck:rally", "rallies", 3)
+    web = as_user(redis_server, "web")
+    assert web.hgetall("canaduck:rally") == {"rallies": "3"}
+    for write in (lambda: web.hset("canaduck:rally", "rallies", 4),
+                  lambda: web.hincrby("canaduck:rally", "rallies", 1),
+                  lambda: web.get("canaduck:cache:joke"),
+                  lambda: web.publish("canaduck:broker", "{}")):
+        with pytest.raises(redis.exceptions.NoPermissionError):
+            write()
+    pubsub = web.pubsub()
+    pubsub.subscribe("canaduck:events", "canaduck:stats")
+    pubsub.close()
+
+
+def test_every_service_may_publish_its_stats(redis_server, admin):
+    acl = Path(__file__).resolve().parents[2] / "redis/users.acl"
+    users = [line.split()[1] for line in acl.read_text().splitlines() if line.startswith("user ")]
+    for user in users:
+        if user in ("default", "inspector"):
+            continue
+        assert as_user(redis_server, user).publish("canaduck:stats", "{}") == 0, user

@@ -1,0 +1,76 @@
+"""An instance's counters on `canaduck:stats`: what its /metrics shows, published every second.
+
+The dashboard shows per-replica figures (the /mult split, the broker's relays per second, the
+aggregator's cache hits) without scraping every instance: each one publishes
+`{"service", "instance", "at", "metrics"}` on the stats channel every STATS_INTERVAL seconds,
+and whoever wants the figures subscribes. Counters are totals since the instance started; a
+reader turns two of them into a rate. Nothing is stored: pub/sub, fire and forget.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from apps.kit.tasks import cancel_and_wait
+
+log = logging.getLogger("canaduck.stats")
+
+Snapshot = Callable[[], dict[str, Any]]
+
+
+class StatsReporter:
+    """Publishes `snapshot()` on `channel` every `interval` seconds (0: never)."""
+
+    def __init__(self, redis: Redis, channel: str, service: str, instance: str, interval: float,
+                 snapshot: Snapshot, clock: Callable[[], float] = time.time) -> None:
+        self._redis = redis
+        self.channel = channel
+        self._service = service
+        self._instance = instance
+        self._interval = interval
+        self._snapshot = snapshot
+        self._clock = clock
+        self._task: asyncio.Task[None] | None = None
+        self._failing = False
+
+    def payload(self) -> str:
+        """The JSON published: who, when, and the counters."""
+        return json.dumps({"service": self._service, "instance": self._instance,
+                           "at": round(self._clock(), 3), "metrics": self._snapshot()},
+                          separators=(",", ":"))
+
+    async def publish(self) -> None:
+        """Publish once now."""
+        await self._redis.publish(self.channel, self.payload())
+
+    async def start(self) -> None:
+        if self._interval > 0 and self._task is None:
+            self._task = asyncio.create_task(self._run(), name="stats")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            await cancel_and_wait(self._task)
+            self._task = None
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self.publish()
+                if self._failing:
+                    self._failing = False
+                    log.info("publishing stats again")
+            except (RedisError, OSError) as exc:
+                # Redis away (the heartbeat says so too) or an ACL user without the channel:
+                # say it once, keep serving, try again next time.
+                if not self._failing:
+                    self._failing = True
+                    log.warning("cannot publish stats on %s (%s)", self.channel, exc)
+            await asyncio.sleep(self._interval)
