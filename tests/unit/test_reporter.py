@@ -5,8 +5,8 @@ import json
 
 from apps.kit.metrics import Metrics
 from apps.kit.names import Keys
-from apps.kit.settings import KitSettings
 from apps.kit.reporter import StatsReporter
+from apps.kit.settings import KitSettings
 from scripts.devkit.waiting import wait_until_async
 
 
