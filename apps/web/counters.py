@@ -1,7 +1,7 @@
 """Totals and per-second rates from the counters instances publish on `canaduck:stats`.
 
 Each instance publishes what its /metrics shows, as totals since it started
-(`apps/kit/stats.py`). Keeping each instance's recent snapshots turns two of them into a
+(`apps/kit/reporter.py`). Keeping each instance's recent snapshots turns two of them into a
 rate; a total that goes down means the instance restarted, and counts from zero again.
 """
 
