@@ -3,8 +3,8 @@
 Pure functions of the directory listing, the rally hash and the instances' counters, so the
 unit tests need no server. Names of the figures read (metric families and labels) are those
 the services put on /metrics: `http_requests` (route), `canaduck_relay` (the broker's
-outcomes), `canaduck_aggregator` (cache outcomes), `canaduck_irc` (a gateway's connections
-and messages).
+outcomes), `canaduck_aggregator` (cache outcomes), `canaduck_irc` and
+`canaduck_irc_connections` (a chat gateway's messages and connections).
 """
 
 from __future__ import annotations
@@ -96,6 +96,9 @@ def _mult(listings: list[Listing], counters: Counters, now: float) -> dict[str, 
 
 
 def _chat(listings: list[Listing], counters: Counters, now: float) -> dict[str, Any]:
+    """Per gateway: clients connected now (the `canaduck_irc_connections` gauge), messages
+    posted by clients per second (`canaduck_irc{what="posted"}`) and lines delivered to
+    clients per second (`canaduck_irc{what="messages"}`)."""
     gateways: list[dict[str, Any]] = []
     for listing in listings:
         if listing.entry.service != GATEWAY_SERVICE:
@@ -103,9 +106,11 @@ def _chat(listings: list[Listing], counters: Counters, now: float) -> dict[str, 
         name = listing.entry.field
         gateways.append({
             "instance": listing.entry.instance,
-            "connections": int(counters.total(name, "canaduck_irc", _what("connections"))),
-            "messages_per_s": round(counters.rate(name, "canaduck_irc", now, _what("messages")), 1),
+            "connections": int(counters.total(name, "canaduck_irc_connections")),
+            "messages_per_s": round(counters.rate(name, "canaduck_irc", now, _what("posted")), 1),
+            "deliveries_per_s": round(counters.rate(name, "canaduck_irc", now, _what("messages")), 1),
         })
     return {"gateways": gateways,
             "connections": sum(g["connections"] for g in gateways),
-            "messages_per_s": round(sum(g["messages_per_s"] for g in gateways), 1)}
+            "messages_per_s": round(sum(g["messages_per_s"] for g in gateways), 1),
+            "deliveries_per_s": round(sum(g["deliveries_per_s"] for g in gateways), 1)}

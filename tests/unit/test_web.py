@@ -93,8 +93,11 @@ def test_broker_cache_and_chat_figures_add_up_over_instances():
         counters.add("aggregator/g1", 100.0 + second, {"canaduck_aggregator": [
             {"what": "hit", "value": 9 * second}, {"what": "miss", "value": 4}]})
         for gateway, connections in (("ircd-1", 3), ("ircd-2", 5)):
-            counters.add(f"ircd/{gateway}", 100.0 + second, {"canaduck_irc": [
-                {"what": "connections", "value": connections}, {"what": "messages", "value": 2 * second}]})
+            counters.add(f"ircd/{gateway}", 100.0 + second, {
+                "canaduck_irc_connections": [{"value": connections}],
+                "canaduck_irc": [{"what": "connections", "value": 100},
+                                 {"what": "posted", "value": 2 * second},
+                                 {"what": "messages", "value": 6 * second}]})
     listings = [listing("aggregator", "g1"), listing("broker", "b1"), listing("ircd", "ircd-1"),
                 listing("ircd", "ircd-2")]
     snapshot = view.build(listings, {}, counters, 104.0)
@@ -103,6 +106,7 @@ def test_broker_cache_and_chat_figures_add_up_over_instances():
     assert snapshot["cache"]["hit"] == 36 and snapshot["cache"]["miss"] == 4
     assert snapshot["cache"]["hit_ratio"] == 0.9 and snapshot["cache"]["hit_per_s"] == 9.0
     assert snapshot["chat"]["connections"] == 8 and snapshot["chat"]["messages_per_s"] == 4.0
+    assert snapshot["chat"]["deliveries_per_s"] == 12.0
     assert [g["instance"] for g in snapshot["chat"]["gateways"]] == ["ircd-1", "ircd-2"]
 
 

@@ -131,13 +131,14 @@ function renderChat(chat) {
   fill(document.getElementById('chat'), chat);
   const body = document.querySelector('#gateways tbody');
   if (!chat.gateways.length) {
-    body.replaceChildren(el('tr', {}, el('td', { colspan: 3, class: 'empty',
+    body.replaceChildren(el('tr', {}, el('td', { colspan: 4, class: 'empty',
       text: 'No IRC gateway in the directory.' })));
     return;
   }
   body.replaceChildren(...chat.gateways.map((g) => el('tr', { 'data-instance': g.instance },
     el('td', { text: g.instance }), el('td', { class: 'num', text: num(g.connections) }),
-    el('td', { class: 'num', text: num(g.messages_per_s, 1) }))));
+    el('td', { class: 'num', text: num(g.messages_per_s, 1) }),
+    el('td', { class: 'num', text: num(g.deliveries_per_s, 1) }))));
 }
 
 function render(snapshot) {
