@@ -85,7 +85,7 @@ SERVICES: tuple[Service, ...] = (
     Service("aggregator", "apps.aggregator", "aggregator", 32, "AGGREGATOR_UPSTREAM", "/joke"),
     Service("users", "apps.users", "users", 40, "USERS_UPSTREAM", "/api/users/rules"),
     Service("messages", "apps.messages", "messages", 41, "MESSAGES_UPSTREAM", "/api/messages/limits"),
-    Service("web", "apps.web", "web", 40, "WEB_UPSTREAM", "/dashboard"),
+    Service("web", "apps.web", "web", 60, "WEB_UPSTREAM", "/dashboard"),
 )
 
 
