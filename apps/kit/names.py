@@ -65,6 +65,14 @@ class Keys:
         """An account: hash of name, password hash, created."""
         return f"{self.prefix}users:{{{account}}}:account"
 
+    def user_failures(self, account: str) -> str:
+        """An account's failed password checks: a rate limiter's state (apps/kit/ratelimit.py)."""
+        return f"{self.prefix}users:{{{account}}}:failures"
+
+    def chat_flood(self, who: str) -> str:
+        """A chat sender's flood limiter state (`who`: a party, or `ip:<address>`)."""
+        return f"{self.prefix}chat:{{{who}}}:flood"
+
     def user_sessions(self, account: str) -> str:
         """An account's web sessions: field per token digest, each with its own TTL."""
         return f"{self.prefix}users:{{{account}}}:sessions"

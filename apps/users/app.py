@@ -17,14 +17,23 @@ from redis.asyncio import Redis
 
 from apps.kit.app import ServiceApp, error, service_app
 from apps.kit.app import create_app as create_service_app
-from apps.kit.casemap import NICKLEN, is_valid_nick
+from apps.kit.casemap import NICKLEN, casefold, is_valid_nick
 from apps.kit.params import InvalidParameter
+from apps.kit.ratelimit import Limit, RateLimiter
 from apps.users.accounts import Account, AccountStore, Session
 from apps.users.passwords import Hasher, checked_password
 from apps.users.settings import UsersSettings
 
 public = Blueprint("users_public", __name__, url_prefix="/api/users")
 internal = Blueprint("users_internal", __name__, url_prefix="/internal")
+
+
+class TooManyFailures(Exception):
+    """Too many wrong passwords for one account lately."""
+
+    def __init__(self, retry_after: float) -> None:
+        super().__init__(f"retry in {retry_after:.1f} s")
+        self.retry_after = retry_after
 
 
 class Credentials(BaseModel):
@@ -61,6 +70,10 @@ def create_app(settings: UsersSettings | None = None, redis: Redis | None = None
     app.extensions["users.hasher"] = Hasher(
         time_cost=settings.argon2_time_cost, memory_kib=settings.argon2_memory_kib,
         parallelism=settings.argon2_parallelism, concurrency=settings.hash_concurrency)
+    app.extensions["users.limiter"] = RateLimiter(app.runtime.redis)
+    app.extensions["users.failure_limit"] = Limit(rate=settings.failed_login_per_minute, period=60,
+                                                  burst=settings.failed_login_burst)
+    app.register_error_handler(TooManyFailures, _too_many_failures)
     counts: Counter[str] = Counter()
     app.extensions["users.counts"] = counts
     app.metrics.expose_counts("canaduck_users", "Account operations by outcome", lambda: counts)
@@ -119,15 +132,32 @@ async def _check_credentials(data: Credentials, what: str) -> Account | None:
     except InvalidParameter:
         _count(f"{what}_failed")
         return None
+    limiter: RateLimiter = service_app().extensions["users.limiter"]
+    limit: Limit = service_app().extensions["users.failure_limit"]
+    failures = service_app().runtime.keys.user_failures(casefold(name))
+    # Guessing is slowed per account, whichever replica or route the guesses go through; a
+    # refused check costs no hash. Only failures count, so the owner is never limited.
+    allowed = await limiter.take(failures, limit, dry_run=True)
+    if not allowed.allowed:
+        _count(f"{what}_throttled")
+        raise TooManyFailures(allowed.retry_after)
     found = await _store().password_hash(name)
     verdict = await _hasher().verify(found[1] if found else None, password)
     if not verdict.ok or found is None:
         _count(f"{what}_failed")
+        await limiter.take(failures, limit)
         return None
     if verdict.rehash:
         await _store().set_password_hash(name, await _hasher().hash(password))
     _count(f"{what}_ok")
     return found[0]
+
+
+async def _too_many_failures(exc: TooManyFailures) -> Response:
+    response = error(429, "too many failed password checks for this account",
+                     retry_after=round(exc.retry_after, 1))
+    response.headers["Retry-After"] = str(max(1, round(exc.retry_after)))
+    return response
 
 
 def _invalid_credentials() -> Response:

@@ -23,6 +23,10 @@ class UsersSettings(KitSettings):
     argon2_parallelism: int = Field(default=1, ge=1, le=16)
     #: Hashes computed at once (each in a worker thread, each holding its memory cost).
     hash_concurrency: int = Field(default=2, ge=1, le=64)
+    #: Failed password checks (login, SASL, password change) an account takes at once, and how
+    #: many more per minute after that; past it, checks answer 429 without hashing anything.
+    failed_login_burst: int = Field(default=10, ge=1, le=10_000)
+    failed_login_per_minute: float = Field(default=2.0, gt=0)
     #: Seconds a web session lives after login.
     session_ttl: float = Field(default=7 * 24 * 3600, gt=0)
 

@@ -212,6 +212,31 @@ async def test_passwords_never_reach_the_log(redis, caplog):
     assert "hunter2" not in caplog.text
 
 
+async def test_repeated_wrong_passwords_are_slowed_down_per_account(redis):
+    first, second = (make_app(redis, failed_login_burst=3).test_client() for _ in range(2))
+    await register(first)
+    await register(first, "Bob")
+    for client in (first, second, first):  # two replicas share the count
+        assert (await login(client, password="guess")).status_code == 401
+    throttled = await client_verify(second, "Alice", "correct horse")
+    assert throttled.status_code == 429 and int(throttled.headers["Retry-After"]) >= 1
+    body = await throttled.get_json()
+    assert body["error"] == "too many failed password checks for this account" and body["retry_after"] > 0
+    assert (await login(first, "bob")).status_code == 200  # other accounts are not affected
+    assert 0 < await redis.pttl("canaduck:users:{alice}:failures") <= 3 * 30_000
+
+
+async def test_right_passwords_never_count_against_the_owner(redis):
+    client = make_app(redis, failed_login_burst=1).test_client()
+    await register(client)
+    for _ in range(5):
+        assert (await login(client)).status_code == 200
+
+
+async def client_verify(client, account, password):
+    return await client.post("/internal/verify", json={"account": account, "password": password})
+
+
 async def test_counts_are_on_metrics(client):
     await register(client)
     await login(client)

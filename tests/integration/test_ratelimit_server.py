@@ -1,0 +1,30 @@
+"""The shared rate limiter on the real server, under the ircd's and the users service's ACL users."""
+
+from __future__ import annotations
+
+import asyncio
+
+from redis.asyncio import Redis as AsyncRedis
+
+from apps.kit.names import Keys
+from apps.kit.ratelimit import Limit, RateLimiter
+
+
+async def test_two_replicas_share_one_flood_limit(redis_server, admin):
+    replicas = [AsyncRedis.from_url(redis_server.url("ircd")) for _ in range(2)]
+    limiters = [RateLimiter(client) for client in replicas]
+    key = Keys().chat_flood("alice")
+    limit = Limit(rate=1, period=3600, burst=25)
+    decisions = await asyncio.gather(*(limiters[i % 2].take(key, limit) for i in range(60)))
+    assert sum(d.allowed for d in decisions) == 25
+    assert 0 < admin.pttl(key) <= 25 * 3600 * 1000
+    for client in replicas:
+        await client.aclose()
+
+
+async def test_the_users_service_user_may_run_its_limiter(redis_server, admin):
+    client = AsyncRedis.from_url(redis_server.url("users"))
+    limit = Limit(rate=2, period=60, burst=10)
+    decision = await RateLimiter(client).take(Keys().user_failures("alice"), limit)
+    assert decision.allowed and decision.remaining == 9
+    await client.aclose()
