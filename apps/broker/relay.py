@@ -142,7 +142,7 @@ class Relay:
             self._broker.envelope(envelope.sender, UNDELIVERABLE, {
                 "reason": reason, "id": envelope.id, "to": envelope.to, "kind": envelope.kind,
                 "body": envelope.body,
-            })
+            }, request_id=envelope.request_id)
             for envelope, reason in bounced if envelope.kind != UNDELIVERABLE
         ]
         if notices:

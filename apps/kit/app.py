@@ -8,7 +8,6 @@ log line, and the Runtime that connects to Redis and keeps the instance in the d
 from __future__ import annotations
 
 import logging
-import re
 import time
 import uuid
 from typing import Any, cast
@@ -23,7 +22,7 @@ from redis.exceptions import RedisError
 from werkzeug.exceptions import BadRequest, HTTPException
 
 from apps.kit.lifecycle import Runtime
-from apps.kit.logs import request_id_var
+from apps.kit.logs import REQUEST_ID_HEADER, is_request_id, request_id_var
 from apps.kit.metrics import CONTENT_TYPE, Metrics
 from apps.kit.params import InvalidParameter
 from apps.kit.reporter import StatsReporter
@@ -31,8 +30,6 @@ from apps.kit.settings import KitSettings
 
 log = logging.getLogger("canaduck.http")
 
-REQUEST_ID_HEADER = "X-Request-ID"
-_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 _PROBE_PATHS = frozenset({"/health", "/ready", "/metrics"})
 
 
@@ -144,7 +141,7 @@ def error(status: int, message: str, **details: Any) -> Response:
 
 async def _begin_request() -> None:
     incoming = request.headers.get(REQUEST_ID_HEADER, "")
-    request_id = incoming if _REQUEST_ID.fullmatch(incoming) else uuid.uuid4().hex
+    request_id = incoming if is_request_id(incoming) else uuid.uuid4().hex
     g.request_id = request_id
     g.started = time.perf_counter()
     request_id_var.set(request_id)

@@ -16,6 +16,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from apps.kit.envelope import Envelope, MalformedEnvelope
+from apps.kit.logs import request_id_var, serving
 from apps.kit.names import Keys
 from apps.kit.tasks import cancel_and_wait
 
@@ -42,13 +43,18 @@ class BrokerClient:
         self.counts: Counter[str] = Counter()
 
     def envelope(
-        self, to: str, kind: str, body: Any = None, *, within: float | None = None
+        self, to: str, kind: str, body: Any = None, *, within: float | None = None,
+        request_id: str | None = None,
     ) -> Envelope:
-        """A new envelope from this service; `within` seconds sets its deadline."""
+        """A new envelope from this service; `within` seconds sets its deadline.
+
+        It carries `request_id`, by default the id of the request being served (if any).
+        """
         now = time.time()
         return Envelope(
             sender=self.service, to=to, kind=kind, body=body, sent_at=now,
             deadline=None if within is None else now + within,
+            request_id=request_id or request_id_var.get() or None,
         )
 
     async def send(self, envelope: Envelope) -> int:
@@ -72,13 +78,16 @@ class BrokerClient:
     def listen_envelopes(self, channels: list[str], handler: EnvelopeHandler) -> Subscription:
         """Like `listen`, but each message is validated as an envelope first.
 
-        Malformed messages are logged and counted, never passed on and never fatal.
+        Malformed messages are logged and counted, never passed on and never fatal. The
+        handler runs as part of the envelope's request: its logs, HTTP calls and envelopes
+        carry the envelope's `request_id`.
         """
 
         async def on_message(channel: str, data: bytes) -> None:
             envelope = parse_or_count(channel, data, self.counts)
             if envelope is not None:
-                await handler(envelope)
+                with serving(envelope.request_id):
+                    await handler(envelope)
 
         return self.listen(channels, on_message)
 

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from apps.kit.logs import REQUEST_ID_PATTERN
 from apps.kit.names import SERVICE_NAME_PATTERN
 
 ServiceName = Annotated[str, Field(pattern=SERVICE_NAME_PATTERN)]
@@ -21,7 +22,8 @@ def new_id() -> str:
 
 
 class Envelope(BaseModel):
-    """`{"id", "from", "to", "kind", "body", "sent_at", "deadline"}`; `from` is `sender` here."""
+    """`{"id", "from", "to", "kind", "body", "sent_at", "deadline", "request_id"}`; `from` is
+    `sender` here. `request_id` is that of the HTTP request that caused the message, if any."""
 
     model_config = ConfigDict(populate_by_name=True, frozen=True, extra="ignore")
 
@@ -32,6 +34,7 @@ class Envelope(BaseModel):
     body: Any = None
     sent_at: float = Field(default_factory=time.time)
     deadline: float | None = None
+    request_id: str | None = Field(default=None, pattern=REQUEST_ID_PATTERN)
 
     @classmethod
     def parse(cls, raw: str | bytes) -> Envelope:

@@ -10,13 +10,16 @@ import httpx
 from redis.exceptions import RedisError
 
 from apps.kit.dircache import DirectoryCache
+from apps.kit.logs import REQUEST_ID_HEADER, request_id_var
 
 
 def new_http_client(timeout: float = 5.0, max_connections: int = 100,
                     transport: httpx.AsyncBaseTransport | None = None) -> httpx.AsyncClient:
     """A pooled async client; callers pass a tighter per-call timeout where they have one.
 
-    `transport` replaces the network (tests pass an httpx.MockTransport).
+    `transport` replaces the network (tests pass an httpx.MockTransport). Every call made
+    while serving a request carries that request's `X-Request-ID`, so the service called logs
+    under the same id.
     """
     return httpx.AsyncClient(
         transport=transport,
@@ -25,7 +28,15 @@ def new_http_client(timeout: float = 5.0, max_connections: int = 100,
         # makes each burst open (and the peer accept) fresh connections.
         limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
         headers={"user-agent": "canaduck"},
+        event_hooks={"request": [forward_request_id]},
     )
+
+
+async def forward_request_id(request: httpx.Request) -> None:
+    """Put the current request id on an outgoing request (unless the caller set one)."""
+    request_id = request_id_var.get()
+    if request_id and REQUEST_ID_HEADER not in request.headers:
+        request.headers[REQUEST_ID_HEADER] = request_id
 
 
 class NoInstance(LookupError):

@@ -2,14 +2,42 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import re
 import sys
 import time
+from collections.abc import Iterator
 from contextvars import ContextVar
 
-#: The request being served by the current task ("" outside a request).
+#: The request being served by the current task ("" outside a request). Tasks started while
+#: serving it inherit it (asyncio copies the context), so their log lines carry it too.
 request_id_var: ContextVar[str] = ContextVar("request_id", default="")
+
+REQUEST_ID_HEADER = "X-Request-ID"
+#: A request id we accept from outside: a plain token, safe in a log line and a header.
+REQUEST_ID_PATTERN = r"^[A-Za-z0-9._:-]{1,128}$"
+_REQUEST_ID = re.compile(REQUEST_ID_PATTERN)
+
+
+def is_request_id(value: str) -> bool:
+    """True if `value` may be used as a request id as it is."""
+    return bool(_REQUEST_ID.fullmatch(value))
+
+
+@contextlib.contextmanager
+def serving(request_id: str | None) -> Iterator[None]:
+    """Log (and call other services) as part of `request_id` inside the block.
+
+    For work that does not start with an HTTP request of its own: an envelope handled off a
+    channel carries the id of the request that sent it.
+    """
+    token = request_id_var.set(request_id or "")
+    try:
+        yield
+    finally:
+        request_id_var.reset(token)
 
 
 class JsonFormatter(logging.Formatter):
