@@ -11,23 +11,42 @@ import asyncio
 from typing import Any
 
 import httpx
+from pydantic import BaseModel
 from quart import Blueprint, Response, jsonify, request
 from redis.asyncio import Redis
 
 from apps.aggregator.cache import ResponseCache
 from apps.aggregator.parts import CacheStatus, Part, PartGetter, Source
 from apps.aggregator.settings import AggregatorSettings
-from apps.aggregator.upstreams import Upstreams
+from apps.aggregator.upstreams import JokeShape, Upstreams, WeatherShape
 from apps.kit.app import ServiceApp, error, service_app
 from apps.kit.app import create_app as create_service_app
 from apps.kit.dircache import DirectoryCache
 from apps.kit.http import Peers
 from apps.kit.names import Keys
-from apps.kit.params import fold, text_param
+from apps.kit.openapi import documented
+from apps.kit.params import CityQuery, fold, text_param
 
 routes = Blueprint("aggregator", __name__)
 
 _WORST_FIRST = (CacheStatus.STALE, CacheStatus.MISS, CacheStatus.HIT)
+
+
+class Weather(BaseModel):
+    temperature: float
+    condition: str
+    source: str
+
+
+class FullInfo(BaseModel):
+    """`GET /fullinfo`: a failed part is null and explained in `errors`; `stale` gives the age
+    in seconds of a part served from an expired copy while its upstream was down."""
+
+    city: str
+    weather: Weather | None
+    joke: str | None
+    errors: dict[str, str] | None = None
+    stale: dict[str, float] | None = None
 
 
 class Aggregator:
@@ -95,6 +114,7 @@ def _city() -> str:
 
 
 @routes.get("/fullinfo")
+@documented(query=CityQuery, ok=FullInfo, errors=[400, 404, 502])
 async def fullinfo() -> Response:
     """{city, weather, joke}; a failed part is null and explained in `errors`."""
     city = _city()
@@ -131,6 +151,7 @@ async def fullinfo() -> Response:
 
 
 @routes.get("/weather")
+@documented(query=CityQuery, ok=WeatherShape, errors=[400, 404, 502])
 async def weather() -> Response:
     """The weather service's answer, unchanged (status and body), from the cache if fresh."""
     aggregator = _aggregator()
@@ -139,6 +160,7 @@ async def weather() -> Response:
 
 
 @routes.get("/joke")
+@documented(ok=JokeShape, errors=[404, 502])
 async def joke() -> Response:
     """The jokes service's answer, unchanged: the joke of the moment."""
     aggregator = _aggregator()

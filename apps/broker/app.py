@@ -20,6 +20,7 @@ from apps.kit.app import ServiceApp, error, runtime
 from apps.kit.app import create_app as create_service_app
 from apps.kit.dircache import DirectoryCache
 from apps.kit.envelope import Kind, ServiceName
+from apps.kit.openapi import documented
 
 routes = Blueprint("broker", __name__)
 
@@ -54,8 +55,36 @@ def _relay() -> Relay:
     return current_app.extensions["relay"]
 
 
+class Accepted(BaseModel):
+    """`POST /messages` relayed: the envelope's id, and how many instances heard it."""
+
+    id: str
+    to: str
+    kind: str
+    receivers: int
+    delivered: bool
+
+
+class Lookups(BaseModel):
+    cached: int
+    directory: int
+
+
+class Stats(BaseModel):
+    """`GET /stats`: envelopes by outcome since this instance started."""
+
+    relayed: int
+    undeliverable: int
+    expired: int
+    malformed: int
+    errors: int
+    queued: int
+    lookups: Lookups
+
+
 @routes.post("/messages")
 @validate_request(Message)
+@documented(ok=Accepted, ok_status=202, errors=[400, 404, 413, 503])
 async def post_message(data: Message) -> Response:
     """Relay one message now: 202 with how many instances heard it; 404 for an unknown recipient."""
     broker = runtime().broker
@@ -71,6 +100,7 @@ async def post_message(data: Message) -> Response:
 
 
 @routes.get("/stats")
+@documented(ok=Stats)
 async def stats() -> Response:
     """Envelopes relayed, undeliverable, expired and malformed since this instance started."""
     relay = _relay()

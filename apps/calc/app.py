@@ -4,15 +4,26 @@ from __future__ import annotations
 
 import operator
 
+from pydantic import BaseModel
 from quart import Blueprint, Response, jsonify
 from redis.asyncio import Redis
 
 from apps.calc.settings import CalcSettings
 from apps.kit.app import ServiceApp, service_app
 from apps.kit.app import create_app as create_service_app
-from apps.kit.arithmetic import answer
+from apps.kit.arithmetic import Operands, Result, answer
+from apps.kit.openapi import documented
 
 routes = Blueprint("calc", __name__)
+
+
+class CalcInfo(BaseModel):
+    """`GET /calc`: which replica answered."""
+
+    status: str
+    service: str
+    version: str
+    instance: str
 
 
 def create_app(settings: CalcSettings | None = None, redis: Redis | None = None) -> ServiceApp:
@@ -23,18 +34,21 @@ def create_app(settings: CalcSettings | None = None, redis: Redis | None = None)
 
 
 @routes.get("/sum")
+@documented(query=Operands, ok=Result, errors=[400])
 async def sum_() -> Response:
     """op1 + op2: integers stay integers, decimals are exact."""
     return answer(operator.add)
 
 
 @routes.get("/sub")
+@documented(query=Operands, ok=Result, errors=[400])
 async def sub() -> Response:
     """op1 - op2: integers stay integers, decimals are exact."""
     return answer(operator.sub)
 
 
 @routes.get("/calc")
+@documented(ok=CalcInfo)
 async def calc() -> Response:
     """Which service, version and replica answered: the "calc is working" check."""
     settings = service_app().settings

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
+from pydantic import BaseModel
 from quart import Blueprint, Response, jsonify
 from redis.asyncio import Redis
 
@@ -18,6 +19,7 @@ from apps.directory.static import load_static_entries
 from apps.kit.app import ServiceApp, error, runtime
 from apps.kit.app import create_app as create_service_app
 from apps.kit.names import is_service_name
+from apps.kit.openapi import documented
 
 routes = Blueprint("directory", __name__)
 
@@ -37,7 +39,35 @@ def create_app(settings: DirectorySettings | None = None, redis: Redis | None = 
     return app
 
 
+class Instance(BaseModel):
+    """One live instance: its directory entry, and the seconds of TTL its field has left."""
+
+    service: str
+    instance: str
+    url: str
+    channel: str
+    started_at: float
+    version: str
+    meta: dict[str, Any]
+    ttl: float | None  # None: a static entry (DIRECTORY_STATIC), no TTL
+
+
+class Services(BaseModel):
+    """`GET /directory`: every live instance, grouped by service."""
+
+    services: dict[str, list[Instance]]
+    instances: int
+
+
+class ServiceInstances(BaseModel):
+    """`GET /directory/<service>`: one service's live instances."""
+
+    service: str
+    instances: list[Instance]
+
+
 @routes.get("/directory")
+@documented(ok=Services)
 async def list_services() -> Response:
     """Every live entry, grouped by service, with the seconds of TTL it has left."""
     grouped: dict[str, list[dict[str, Any]]] = defaultdict(list)
@@ -48,6 +78,7 @@ async def list_services() -> Response:
 
 
 @routes.get("/directory/<service>")
+@documented(ok=ServiceInstances, errors=[400, 404])
 async def show_service(service: str) -> Response:
     """The live instances of one service; 404 if there are none."""
     if not is_service_name(service):

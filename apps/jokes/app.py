@@ -17,9 +17,10 @@ from quart_schema import validate_request
 from redis.asyncio import Redis
 
 from apps.jokes.settings import JokesSettings
-from apps.jokes.store import PACKAGED_JOKES, JokeStore, read_jokes_file
+from apps.jokes.store import PACKAGED_JOKES, Joke, JokeStore, read_jokes_file
 from apps.kit.app import ServiceApp, error, service_app
 from apps.kit.app import create_app as create_service_app
+from apps.kit.openapi import documented
 
 routes = Blueprint("jokes", __name__)
 
@@ -56,6 +57,7 @@ def _store() -> JokeStore:
 
 
 @routes.get("/joke")
+@documented(ok=Joke, errors=[404])
 async def random_joke() -> Response:
     """One joke at random: {id, joke}."""
     joke = await _store().random()
@@ -65,6 +67,7 @@ async def random_joke() -> Response:
 
 
 @routes.get("/jokes/<joke_id>")
+@documented(ok=Joke, errors=[400, 404])
 async def one_joke(joke_id: str) -> Response:
     """The joke with this id; 400 for a malformed id, 404 for an unknown one."""
     if not _JOKE_ID.fullmatch(joke_id):
@@ -77,6 +80,7 @@ async def one_joke(joke_id: str) -> Response:
 
 @routes.post("/jokes")
 @validate_request(NewJoke)
+@documented(ok=Joke, ok_status=201, errors=[400, 409, 413])
 async def add_joke(data: NewJoke) -> Response:
     """Add a joke: 201 with its id, 409 if it is already there (up to case and spacing)."""
     text = data.joke.strip()

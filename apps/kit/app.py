@@ -10,10 +10,11 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from typing import Any, cast
+from typing import Any, Literal, cast
 
 import httpx
 import pydantic_core
+from pydantic import BaseModel
 from quart import Quart, Request, Response, current_app, g, jsonify, request
 from quart.json.provider import DefaultJSONProvider
 from quart_schema import QuartSchema, RequestSchemaValidationError
@@ -24,6 +25,7 @@ from werkzeug.exceptions import BadRequest, HTTPException
 from apps.kit.lifecycle import Runtime
 from apps.kit.logs import REQUEST_ID_HEADER, is_request_id, request_id_var
 from apps.kit.metrics import CONTENT_TYPE, Metrics
+from apps.kit.openapi import documented
 from apps.kit.params import InvalidParameter
 from apps.kit.reporter import StatsReporter
 from apps.kit.settings import KitSettings
@@ -207,12 +209,32 @@ async def _unexpected_error(exc: Exception) -> Response:
     return error(500, "internal error", request_id=getattr(g, "request_id", ""))
 
 
+class Health(BaseModel):
+    """`GET /health`: the process answers."""
+
+    status: Literal["ok"]
+    service: str
+    instance: str
+
+
+class Readiness(BaseModel):
+    """`GET /ready`: 200 when ready (or degraded, for a service that can do without Redis)."""
+
+    status: Literal["ready", "degraded", "not ready"]
+    service: str
+    instance: str
+    redis: bool
+    registered: bool
+
+
+@documented(ok=Health)
 async def _health() -> Response:
     settings = service_app().settings
     return jsonify({"status": "ok", "service": settings.service_name,
                     "instance": settings.instance_id})
 
 
+@documented(ok=Readiness, errors=[503])
 async def _ready() -> Response:
     rt = runtime()
     body = {"service": rt.settings.service_name, "instance": rt.settings.instance_id,

@@ -8,12 +8,33 @@ from __future__ import annotations
 
 import json
 
+from pydantic import BaseModel
 from quart import Response, request
 
 from apps.kit.app import error, service_app
 from apps.kit.numbers import Number, OperandError, Operation, ResultError, exact, json_number, parse_operand
+from apps.kit.openapi import query_param
 
 OPERANDS = ("op1", "op2")
+
+_OPERAND = ("an integer of any size, or a decimal (1.5, 2e3) computed exactly; at most 64 "
+            "characters, given once")
+
+
+class Operands(BaseModel):
+    """The query string of an arithmetic route (documentation: `_operand` reads it)."""
+
+    op1: str = query_param(_OPERAND, examples=["6"])
+    op2: str = query_param(_OPERAND, examples=["7"])
+
+
+class Result(BaseModel):
+    """An arithmetic answer: integers stay integers, decimals keep every digit."""
+
+    op1: int | float
+    op2: int | float
+    result: int | float
+    served_by: str
 
 
 def _operand(name: str) -> Number:

@@ -10,6 +10,10 @@ from __future__ import annotations
 import unicodedata
 from collections.abc import Mapping
 
+from pydantic import BaseModel
+
+from apps.kit.openapi import query_param
+
 
 class InvalidParameter(ValueError):
     """A request parameter is missing or malformed; the app answers 400 with `message`."""
@@ -43,6 +47,13 @@ def text_param(args: Mapping[str, str], name: str, *, max_length: int = 100) -> 
     if len(value) > max_length:
         raise InvalidParameter(name, f"longer than {max_length} characters")
     return value
+
+
+class CityQuery(BaseModel):
+    """`?city=`: what routes taking a city name document (they read it with `text_param`)."""
+
+    city: str = query_param("a city name: 1 to 100 characters, no control character, given once",
+                            examples=["Rodez"])
 
 
 def fold(text: str) -> str:

@@ -10,7 +10,8 @@ from redis.asyncio import Redis
 
 from apps.kit.app import ServiceApp
 from apps.kit.app import create_app as create_service_app
-from apps.kit.arithmetic import answer
+from apps.kit.arithmetic import Operands, Result, answer
+from apps.kit.openapi import documented
 from apps.mult.settings import MultSettings
 
 routes = Blueprint("mult", __name__)
@@ -24,6 +25,7 @@ def create_app(settings: MultSettings | None = None, redis: Redis | None = None)
 
 
 @routes.get("/mult")
+@documented(query=Operands, ok=Result, errors=[400])
 async def mult() -> Response:
     """op1 * op2: integers stay integers (2 * 3 is 6), decimals are exact."""
     return answer(operator.mul)

@@ -7,11 +7,15 @@ the peer; broker (the default): envelopes relayed by the broker service. Either 
 
 from __future__ import annotations
 
+from typing import Any, Literal
+
+from pydantic import BaseModel
 from quart import Blueprint, Response, current_app, jsonify, request
 from redis.asyncio import Redis
 
 from apps.kit.app import ServiceApp, error
 from apps.kit.app import create_app as create_service_app
+from apps.kit.openapi import documented
 from apps.player.player import Player
 from apps.player.rally import Shot
 from apps.player.settings import PlayerSettings
@@ -37,7 +41,47 @@ def _player() -> Player:
     return current_app.extensions["player"]
 
 
+class RallyNow(BaseModel):
+    id: int
+    hits: int
+
+
+class RoundTrips(BaseModel):
+    p50: float | None  # ms; None before any shot came back
+    p99: float | None
+    samples: int
+
+
+class Scoreboard(BaseModel):
+    """`GET /rally`: the scoreboard both players write in Redis."""
+
+    transport: str
+    rallies: int
+    current_rally: RallyNow
+    longest_rally: int
+    players: dict[str, dict[str, Any]]  # per player: status, points, misses, shots, returned...
+    round_trip_ms: RoundTrips
+    shots_per_s: float
+    answered_by: str
+
+
+class ShotBody(BaseModel):
+    """`POST /shots`: a shot from the peer (the http and directory transports)."""
+
+    rally: int
+    hit: int
+    sender: str
+    kind: Literal["serve", "return"]
+
+
+class ShotTaken(BaseModel):
+    accepted: bool
+    rally: int
+    hit: int
+
+
 @routes.get("/rally")
+@documented(ok=Scoreboard, errors=[503])
 async def scoreboard() -> Response:
     """The scoreboard: transport, rallies, current and longest rally, points, round trips."""
     player = _player()
@@ -46,6 +90,7 @@ async def scoreboard() -> Response:
 
 
 @routes.post("/shots")
+@documented(body=ShotBody, ok=ShotTaken, ok_status=202, errors=[400, 409])
 async def take_shot() -> Response:
     """A shot from the peer (transports http and directory); 202 at once, answered later."""
     player = _player()

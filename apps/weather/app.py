@@ -14,9 +14,10 @@ from redis.asyncio import Redis
 
 from apps.kit.app import ServiceApp, error
 from apps.kit.app import create_app as create_service_app
-from apps.kit.params import text_param
+from apps.kit.openapi import documented
+from apps.kit.params import CityQuery, text_param
 from apps.weather.open_meteo import OpenMeteoProvider
-from apps.weather.report import Provider, ProviderError, UnknownCity
+from apps.weather.report import Provider, ProviderError, Report, UnknownCity
 from apps.weather.settings import WeatherSettings
 from apps.weather.synthetic import SyntheticProvider
 
@@ -50,6 +51,7 @@ def _provider() -> Provider:
 
 
 @routes.get("/weather")
+@documented(query=CityQuery, ok=Report, errors=[400, 404, 502])
 async def weather() -> Response:
     """The current weather of `city`: 400 for a bad name, 404 for an unknown city."""
     city = text_param(request.args, "city")
