@@ -1,4 +1,8 @@
-"""The player: drives the pure rally rules (rally.py) with timers, a transport and Redis."""
+"""The player: drives the pure rally rules (rally.py) with timers, a transport and Redis.
+
+Every time it reads or waits on goes through its Clock (the system's by default), so tests
+move time by hand.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ from typing import Any
 
 from redis.exceptions import RedisError
 
+from apps.kit.clock import Clock, SystemClock
 from apps.kit.lifecycle import Runtime
 from apps.kit.tasks import cancel_and_wait
 from apps.player.links import DELIVERED, SENT, Link, make_link
@@ -25,18 +30,21 @@ log = logging.getLogger("canaduck.player")
 class Player:
     """One player: answers shots after thinking, notices misses, serves, keeps the score."""
 
-    def __init__(self, settings: PlayerSettings, runtime: Runtime, link: Link | None = None) -> None:
+    def __init__(self, settings: PlayerSettings, runtime: Runtime, link: Link | None = None,
+                 clock: Clock | None = None) -> None:
         self.settings = settings
+        self.clock = clock or SystemClock()
         self.me, self.peer = settings.service_name, settings.peer
         self.rally = Rally(
             self.me, self.peer, deadline=settings.rally_deadline, backoff=settings.serve_backoff,
             backoff_max=settings.serve_backoff_max, window=settings.rally_window,
             idle_after=max(2 * settings.rally_deadline, settings.serve_backoff_max),
+            clock=self.clock.now,
         )
         self.link = link or make_link(settings, runtime)
         self.scoreboard = Scoreboard(runtime.redis, runtime.keys["rally"])
         self._events = runtime.broker
-        self._timer: asyncio.TimerHandle | None = None
+        self._timer: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._serving = False
         self._stopped = False
@@ -58,7 +66,7 @@ class Player:
         """Stop the timers and the transport; write the state one last time."""
         self._stopped = True
         if self._timer:
-            self._timer.cancel()
+            await cancel_and_wait(self._timer)
         for task in list(self._tasks):
             await cancel_and_wait(task)
         await self.link.stop()
@@ -96,7 +104,7 @@ class Player:
     async def _send_after(self, delay: float, shot: Shot) -> None:
         # A task, not a loop timer: stop() cancels it with the others, so no answer leaves
         # after the transport has closed.
-        await asyncio.sleep(delay)
+        await self.clock.sleep(delay)
         await self._send(shot)
 
     async def _send(self, shot: Shot) -> None:
@@ -119,12 +127,13 @@ class Player:
             self._timer.cancel()
             self._timer = None
         times = [t for t in (self.rally.deadline_at(), self.rally.serve_due_at()) if t is not None]
-        if times:
-            delay = max(0.0, min(times) - time.monotonic())
-            self._timer = asyncio.get_running_loop().call_later(delay, self._wake)
+        if times and not self._stopped:
+            delay = max(0.0, min(times) - self.clock.now())
+            self._timer = asyncio.create_task(self._wake_after(delay))
 
-    def _wake(self) -> None:
-        self._timer = None
+    async def _wake_after(self, delay: float) -> None:
+        await self.clock.sleep(delay)
+        self._timer = None  # it ends here: _on_wake's reschedule must not cancel this task
         self._spawn(self._on_wake())
 
     async def _on_wake(self) -> None:
@@ -132,7 +141,7 @@ class Player:
         if miss:
             await self._record_miss(miss)
         due = self.rally.serve_due_at()
-        if due is not None and due <= time.monotonic() and not self._serving:
+        if due is not None and due <= self.clock.now() and not self._serving:
             await self._serve()
         self._reschedule()
 
@@ -149,7 +158,7 @@ class Player:
         finally:
             self._serving = False
         due = self.rally.serve_due_at()
-        if due is None or due > time.monotonic():
+        if due is None or due > self.clock.now():
             return  # the peer served meanwhile: play its rally
         shot = self.rally.serve(rally_id)
         if not self.rally.absent:
@@ -194,14 +203,14 @@ class Player:
                 self._redis_ok()
             except (RedisError, OSError) as exc:
                 self._redis_down(exc)
-            await asyncio.sleep(self.settings.scoreboard_interval)
+            await self.clock.sleep(self.settings.scoreboard_interval)
 
     def _show_status(self) -> None:
         """Log a change of status once: a stall when it starts, and when it ends."""
         status = self.rally.status
         if status == self._shown_status:
             return
-        now = time.monotonic()
+        now = self.clock.now()
         if status == "playing":
             log.info("%s is back: playing again after %.1f s", self.peer, now - self._stalled_since)
         elif self._shown_status == "playing":

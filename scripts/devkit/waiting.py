@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import time
 from collections.abc import Callable
 
@@ -38,9 +39,17 @@ def wait_until(predicate: Callable[[], object], timeout: float = 10.0, interval:
 
 async def wait_until_async(predicate: Callable[[], object], timeout: float = 5.0,
                            interval: float = 0.01) -> None:
-    """`wait_until` for async code: polls without blocking the event loop."""
+    """`wait_until` for async code: polls without blocking the event loop.
+
+    `predicate` may be a coroutine function (e.g. a probe that makes a request).
+    """
     deadline = time.monotonic() + timeout
-    while not predicate():
+    while True:
+        result = predicate()
+        if inspect.isawaitable(result):
+            result = await result
+        if result:
+            return
         if time.monotonic() >= deadline:
             raise NotMet(f"condition not met within {timeout} s")
         await asyncio.sleep(interval)

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from apps.kit.lifecycle import Runtime
 from apps.player.links import SENT
 from apps.player.player import Player
 from apps.player.rally import Shot
 from apps.player.settings import PlayerSettings
+from scripts.devkit.clock import ManualClock, settle
 
 
 class RecordingLink:
@@ -28,28 +27,44 @@ class RecordingLink:
         pass
 
 
-def make_player(redis, think_time: float) -> tuple[Player, RecordingLink]:
+def make_player(redis, think_time: float) -> tuple[Player, RecordingLink, ManualClock]:
     settings = PlayerSettings(service_name="ping", instance_id="ping", think_time=think_time,
                               transport="broker")
-    link = RecordingLink()
-    return Player(settings, Runtime(settings, redis), link=link), link
+    link, clock = RecordingLink(), ManualClock()
+    return Player(settings, Runtime(settings, redis), link=link, clock=clock), link, clock
 
 
 async def test_a_shot_is_answered_after_the_think_time(redis):
-    player, link = make_player(redis, think_time=0.05)
+    player, link, clock = make_player(redis, think_time=0.05)
     player.take(Shot(7, 1, "pong", "serve"))
-    await asyncio.sleep(0.01)
+    await clock.advance(0.049)
     assert link.sent == []  # still thinking
-    await asyncio.sleep(0.1)
+    await clock.advance(0.001)
     assert link.sent == [Shot(7, 2, "ping", "return")]
     await player.stop()
 
 
 async def test_stop_cancels_an_answer_being_thought_about(redis):
-    player, link = make_player(redis, think_time=0.05)
+    player, link, clock = make_player(redis, think_time=0.05)
     player.take(Shot(7, 1, "pong", "serve"))
-    await asyncio.sleep(0.01)
+    await settle()
+    assert clock.sleeping >= 1  # the answer waits for its think time
     await player.stop()
     player.take(Shot(8, 1, "pong", "serve"))  # arriving late: not handled any more
-    await asyncio.sleep(0.1)
+    await clock.advance(1.0)
     assert link.sent == []
+    assert clock.sleeping == 0  # nothing left waiting
+
+
+async def test_no_answer_within_the_deadline_is_a_miss_and_the_rally_is_served_again(redis):
+    player, link, clock = make_player(redis, think_time=0.0)
+    player.take(Shot(7, 1, "pong", "serve"))
+    await settle()
+    assert link.sent == [Shot(7, 2, "ping", "return")]
+    await clock.advance(player.settings.rally_deadline + 0.001)  # pong never answers
+    assert (player.rally.score.misses_by_peer, player.rally.score.points) == (1, 1)
+    assert await redis.hget("canaduck:rally", "ping:points") == b"1"
+    await clock.advance(player.settings.serve_backoff_max)  # the next serve is due by then
+    serve = link.sent[1]
+    assert serve.kind == "serve" and serve.rally > 7  # a new rally, above every one seen
+    await player.stop()
