@@ -8,6 +8,8 @@
 - `localstack`: that stack started in the background on free ports, and driven
 - `stats`: the one percentile (from `apps/kit/stats.py`)
 - `loadgen`: a keep-alive HTTP load generator; `requestloop`: a request loop for failover
+- `ircstack`: the chat for tests and benchmarks (Redis, users, messages) and IRC gateways
+  started one by one (ours, or ngIRCd as the peer); `rrproxy`: a round-robin TCP proxy
 
 Nothing here is imported by the services; scripts/ entry points and tests import from here
 (`from scripts.devkit import LocalStack, wait_until`), never from each other.
