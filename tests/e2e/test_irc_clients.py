@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from scripts.devkit import free_port, scratch_dir, wait_until
 from scripts.devkit.ircstack import (
     ChatBacking,
     Gateway,
@@ -23,7 +24,6 @@ from scripts.devkit.ircstack import (
     stop_gateways,
 )
 from tests.e2e.irc_clients import IiClient, WeechatClient, missing
-from scripts.devkit import free_port, scratch_dir, wait_until
 
 pytestmark = pytest.mark.e2e
 

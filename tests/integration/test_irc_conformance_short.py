@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from scripts.devkit.ircstack import has_ircd
 from scripts.devkit import ROOT
+from scripts.devkit.ircstack import has_ircd
 
 #: Registration, PING, JOIN, private and channel messages between two clients (on two
 #: replicas in the second run), KICK and TOPIC seen by another member.

@@ -9,8 +9,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from scripts.devkit.rrproxy import RoundRobinProxy, ThreadedProxy
 from scripts.devkit import free_port
+from scripts.devkit.rrproxy import RoundRobinProxy, ThreadedProxy
 
 
 async def _backend(name: bytes) -> asyncio.Server:

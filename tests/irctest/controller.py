@@ -39,8 +39,8 @@ from irctest.runner import NotImplementedByController
 from irctest.specifications import Capabilities, OptionalBehaviors
 
 from scripts.devkit.ircstack import ChatBacking, Gateway, GatewaySpec, start_ngircd, stop_gateways
-from scripts.devkit.rrproxy import ThreadedProxy
 from scripts.devkit.processes import free_port
+from scripts.devkit.rrproxy import ThreadedProxy
 
 GATEWAYS = int(os.environ.get("CANADUCK_IRCTEST_GATEWAYS", "1"))
 SERVER = os.environ.get("CANADUCK_IRCTEST_SERVER", "canaduck")
