@@ -239,7 +239,8 @@ class CanaduckController(_GatewaysController):
     def start_gateway(self, spec: GatewaySpec, workdir: Path, index: int, prefix: str) -> Gateway:
         chat = _run.chat()
         # Its own key prefix: the test's admin login, as the ACL users are tied to canaduck:*.
-        spec.env.update(KEY_PREFIX=prefix, REDIS_URL=chat.server.admin_url)
+        spec.env.update(KEY_PREFIX=prefix, REDIS_URL=chat.server.admin_url,
+                        IRC_OPERS="operuser:operpassword")  # the operator irctest's tests use
         return chat.start_ircd(spec, f"ircd-{index + 1}-{spec.port}")
 
     def before_test(self) -> None:
