@@ -278,7 +278,7 @@ def main(argv: list[str] | None = None) -> int:
     resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 65536)), hard))
     servers = args.servers.split(",")
     if "canaduck" in servers and not has_ircd():
-        print("bench-irc: this checkout has no apps/ircd: ours is left out", file=sys.stderr)
+        print("bench-irc: this checkout has no IRC gateway (apps.ircd): ours is left out", file=sys.stderr)
         servers.remove("canaduck")
     if "ngircd" in servers and ngircd_binary() is None:
         print("bench-irc: ngircd is not installed (apt-get install ngircd): no peer row", file=sys.stderr)

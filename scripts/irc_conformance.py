@@ -32,6 +32,8 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from scripts.devkit.ircstack import has_ircd
+
 ROOT = Path(__file__).resolve().parent.parent
 BASIC = "not services and not implementation-specific and not deprecated and not strict"
 SERVICES = "services and not implementation-specific and not deprecated and not strict"
@@ -178,8 +180,8 @@ def main(argv: list[str] | None = None) -> int:
     irctest_dir = Path(args.irctest_dir).resolve()
     if not (irctest_dir / "irctest/server_tests").is_dir():
         parser.error(f"{irctest_dir} is not an irctest checkout")
-    if args.server == "canaduck" and not (ROOT / "apps/ircd/app.py").exists():
-        parser.error("this checkout has no apps/ircd gateway yet")
+    if args.server == "canaduck" and not has_ircd():
+        parser.error("this checkout has no IRC gateway (apps.ircd) yet")
 
     python = irctest_python()
     runs = set(args.runs.split(","))

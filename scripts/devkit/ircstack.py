@@ -63,7 +63,7 @@ NGIRCD_CONFIG = """\
 
 def has_ircd() -> bool:
     """Whether this checkout has our gateway."""
-    return (ROOT / "apps/ircd/app.py").exists()
+    return (ROOT / "apps" / "ircd" / "app.py").exists()
 
 
 def ngircd_binary() -> str | None:

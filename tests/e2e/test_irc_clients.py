@@ -58,7 +58,7 @@ def replicas(request: pytest.FixtureRequest) -> Iterator[Replicas]:
             ports = (gateways[0].listen_port, gateways[0].listen_port)
         else:
             if not has_ircd():
-                pytest.skip("this checkout has no apps/ircd gateway")
+                pytest.skip("this checkout has no IRC gateway (apps.ircd)")
             backing = ChatBacking().start()
             for index in (1, 2):
                 spec = GatewaySpec(port=free_port(), http_port=free_port())

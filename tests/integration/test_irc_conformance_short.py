@@ -38,7 +38,7 @@ def _irctest_dir() -> Path:
 def test_short_irctest_run_passes_on_one_and_two_gateways() -> None:
     irctest_dir = _irctest_dir()
     if not has_ircd():
-        pytest.skip("this checkout has no apps/ircd gateway")
+        pytest.skip("this checkout has no IRC gateway (apps.ircd)")
     proc = subprocess.run(
         [sys.executable, "-m", "scripts.irc_conformance", f"IRCTEST_DIR={irctest_dir}", "-k", SHORT,
          "--runs", "one,two", "--ngircd", "off", "--workers", "1"],

@@ -12,6 +12,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 PROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
 FIRST_PARTY = {"apps", "scripts", "tests"}
+#: Imported from a checkout outside the repository, never installed: irctest (our controller
+#: in tests/irctest/ runs inside it; it is on no package registry in a usable version).
+EXTERNAL = {"irctest"}
 
 
 def normalized(name: str) -> str:
@@ -40,7 +43,7 @@ def third_party_imports(folder: str) -> set[str]:
             else:
                 continue
             found.update(n.split(".")[0] for n in names)
-    return found - set(sys.stdlib_module_names) - FIRST_PARTY
+    return found - set(sys.stdlib_module_names) - FIRST_PARTY - EXTERNAL
 
 
 def undeclared(folder: str, declared: set[str]) -> list[str]:
