@@ -9,6 +9,7 @@ from collections.abc import Collection
 import httpx
 from redis.exceptions import RedisError
 
+from apps.kit.aiohttp_transport import AiohttpTransport
 from apps.kit.dircache import DirectoryCache
 from apps.kit.logs import REQUEST_ID_HEADER, request_id_var
 
@@ -17,16 +18,15 @@ def new_http_client(timeout: float = 5.0, max_connections: int = 100,
                     transport: httpx.AsyncBaseTransport | None = None) -> httpx.AsyncClient:
     """A pooled async client; callers pass a tighter per-call timeout where they have one.
 
-    `transport` replaces the network (tests pass an httpx.MockTransport). Every call made
-    while serving a request carries that request's `X-Request-ID`, so the service called logs
-    under the same id.
+    `transport` replaces the network (tests pass an httpx.MockTransport); by default httpx
+    runs on aiohttp (apps/kit/aiohttp_transport.py), whose pool keeps every connection alive:
+    a keep-alive pool smaller than the concurrency would make each burst reconnect. Every call
+    made while serving a request carries that request's `X-Request-ID`, so the service called
+    logs under the same id.
     """
     return httpx.AsyncClient(
-        transport=transport,
+        transport=transport or AiohttpTransport(max_connections),
         timeout=httpx.Timeout(timeout, connect=min(timeout, 2.0)),
-        # Keep every pooled connection alive: a smaller keep-alive pool than the concurrency
-        # makes each burst open (and the peer accept) fresh connections.
-        limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
         headers={"user-agent": "canaduck"},
         event_hooks={"request": [forward_request_id]},
     )
