@@ -99,10 +99,10 @@ class CpuMeter:
     """CPU seconds used by the services' processes (from /proc): a figure that, unlike req/s,
     hardly moves when something else loads the machine."""
 
-    PROCS = ("aggregator", "weather")
+    PROCS = ("aggregator", "weather", "jokes", "caddy")
 
     def __init__(self, pids: dict[str, int]) -> None:
-        self.pids = {proc: pids[proc] for proc in self.PROCS}
+        self.pids = {proc: pids[proc] for proc in self.PROCS if proc in pids}
         self.used: dict[str, dict[str, float]] = {}
 
     def _now(self) -> dict[str, float]:
@@ -117,8 +117,8 @@ class CpuMeter:
         before = self._now()
         result = await work
         after = self._now()
-        used = self.used.setdefault(name, dict.fromkeys(self.PROCS, 0.0))
-        for proc in self.PROCS:
+        used = self.used.setdefault(name, dict.fromkeys(self.pids, 0.0))
+        for proc in self.pids:
             used[proc] += after[proc] - before[proc]
         return result
 
@@ -160,14 +160,16 @@ async def measure(port: int, recipe_port: int, cpu: CpuMeter, recipe_cpu: CpuMet
 
 
 def table(results: list[Result], baseline: Result, meters: dict[str, CpuMeter]) -> str:
+    """One row per route; CPU columns per process (the recipe has no gateway: no caddy)."""
     lines = [f"{'route':<18} {'requests':>8} {'failed':>6} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7}"
-             f" {'vs baseline':>11} {'cpu ms/req: aggregator':>23} {'weather':>7}"]
+             f" {'vs baseline':>11} {'cpu ms/req: aggregator':>23} {'weather':>7} {'jokes':>6} {'caddy':>6}"]
     for r in results:
         cpu = meters[r.name]
         lines.append(f"{r.name:<18} {r.ok:>8} {r.failures:>6} {r.rps:>8.0f} {r.percentile_ms(50):>7.2f}"
                      f" {r.percentile_ms(99):>7.2f} {r.rps / baseline.rps:>10.2f}x"
                      f" {cpu.ms_per_request(r, 'aggregator'):>23.3f}"
-                     f" {cpu.ms_per_request(r, 'weather'):>7.3f}")
+                     f" {cpu.ms_per_request(r, 'weather'):>7.3f} {cpu.ms_per_request(r, 'jokes'):>6.3f}"
+                     f" {cpu.ms_per_request(r, 'caddy'):>6.3f}")
     return "\n".join(lines)
 
 
@@ -185,7 +187,7 @@ def main() -> int:
               flush=True)
         wait_until(lambda: _get_ok(port, "/baseline") and _get_ok(port, "/fullinfo?city=Rodez")
                    and _get_ok(recipe_port, "/fullinfo?city=Rodez"), timeout=30, interval=0.2)
-        cpu = CpuMeter({proc: stack.service_pid(proc) for proc in CpuMeter.PROCS})
+        cpu = CpuMeter({**{proc: stack.service_pid(proc) for proc in RECIPE_APPS}, "caddy": caddy.pid})
         recipe_cpu = CpuMeter({name: proc.pid for name, proc in recipe.items()})
         results = asyncio.run(measure(port, recipe_port, cpu, recipe_cpu))
     finally:
