@@ -75,8 +75,19 @@ class Aggregator:
         hits = self.parts.hits(cached)
         if hits is not None:  # the hot path: no task, no upstream
             return hits
-        return list(await asyncio.gather(*(self.parts.get(s, c) for s, c in zip(sources, cached,
-                                                                                   strict=True))))
+        # Fresh parts are taken at once; only the others go to their upstreams, a lone one
+        # without a task of its own (the usual miss: a new city while the joke is fresh).
+        found = [self.parts.fresh(c) for c in cached]
+        missing = [(i, s, c) for i, (s, c, part) in enumerate(zip(sources, cached, found, strict=True))
+                   if part is None]
+        if len(missing) == 1:
+            i, source, entry = missing[0]
+            found[i] = await self.parts.get(source, entry)
+        else:
+            fetched = await asyncio.gather(*(self.parts.get(s, c) for _, s, c in missing))
+            for (i, _, _), part in zip(missing, fetched, strict=True):
+                found[i] = part
+        return [part for part in found if part is not None]
 
 
 def create_app(settings: AggregatorSettings | None = None, redis: Redis | None = None,

@@ -60,12 +60,20 @@ class PartGetter:
         self.counts["hit"] += len(cached)
         return [Part(Answer(200, e.body), CacheStatus.HIT, age=e.age(now)) for e in cached if e]
 
+    def fresh(self, cached: Entry | None) -> Part | None:
+        """A HIT part if `cached` is fresh, else None (the upstream must be asked)."""
+        now = self.cache.clock()
+        if cached is None or not cached.fresh(now):
+            return None
+        self.counts["hit"] += 1
+        return Part(Answer(200, cached.body), CacheStatus.HIT, age=cached.age(now))
+
     async def get(self, source: Source, cached: Entry | None) -> Part:
         """The part for `source`; `cached` is what a read of `source.key` just found."""
+        hit = self.fresh(cached)
+        if hit is not None:
+            return hit
         now = self.cache.clock()
-        if cached is not None and cached.fresh(now):
-            self.counts["hit"] += 1
-            return Part(Answer(200, cached.body), CacheStatus.HIT, age=cached.age(now))
         try:
             answer = await self.flights.run(source.key, lambda: self._refresh(source))
         except UpstreamDown as down:
