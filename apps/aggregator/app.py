@@ -118,6 +118,7 @@ def create_app(settings: AggregatorSettings | None = None, redis: Redis | None =
     aggregator = Aggregator(settings, settings.keys, Upstreams(peers, http, settings.upstream_timeout),
                             cache)
     app.extensions["aggregator"] = aggregator
+    runtime.on_stop(cache.settle)  # the cache writes still under way, before Redis closes
     app.metrics.expose_counts("canaduck_aggregator", "Cache outcomes, upstream calls and failures",
                               lambda: {**aggregator.parts.counts, "cache_errors": cache.errors})
     app.register_blueprint(routes)

@@ -11,7 +11,9 @@ write is skipped, and the cache is bypassed for `retry_after` seconds before try
 In front of Redis, each instance keeps the fresh entries it has seen for at most `local_for`
 seconds (a micro-cache): a hot key then costs no round trip at all, and instances disagree
 for at most that long after a refresh. Only fresh entries are kept there; stale copies are
-always read from Redis.
+always read from Redis. With that copy on, a new entry is written to Redis in the background
+(`store`): the answer that brought it does not wait for the `SET`, while this instance's next
+readers find it in memory at once.
 """
 
 from __future__ import annotations
@@ -78,6 +80,7 @@ class ResponseCache:
         self._retry_after = retry_after
         self.clock = clock
         self._bypass_until = 0.0
+        self._writes: set[asyncio.Task[None]] = set()
         self.errors = 0
 
     @property
@@ -132,9 +135,31 @@ class ResponseCache:
 
     async def write(self, key: str, body: dict[str, Any], fresh_for: float) -> None:
         """Store `body` as fresh for `fresh_for` seconds, kept for the stale lifetime."""
+        await self._put(key, self._new_entry(key, body, fresh_for))
+
+    async def store(self, key: str, body: dict[str, Any], fresh_for: float) -> None:
+        """`write`, but when entries are kept in memory, the Redis write goes on in the
+        background: the caller answers one round trip sooner. `settle` waits for it."""
+        entry = self._new_entry(key, body, fresh_for)
+        if self._local_for <= 0:  # readers look in Redis: it must be there first
+            await self._put(key, entry)
+            return
+        task = asyncio.create_task(self._put(key, entry), name=f"cache write {key}")
+        self._writes.add(task)
+        task.add_done_callback(self._writes.discard)
+
+    async def settle(self) -> None:
+        """Wait for the background writes under way (at stop; tests that read Redis)."""
+        while self._writes:
+            await asyncio.wait(set(self._writes))
+
+    def _new_entry(self, key: str, body: dict[str, Any], fresh_for: float) -> Entry:
         now = self.clock()
         entry = Entry(body=body, stored_at=now, fresh_until=now + fresh_for)
         self._remember(key, entry)  # also while Redis is down: it spares the upstreams
+        return entry
+
+    async def _put(self, key: str, entry: Entry) -> None:
         if not self.available:
             return
         try:

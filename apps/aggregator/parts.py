@@ -95,5 +95,5 @@ class PartGetter:
         self.counts[f"call:{source.name}"] += 1
         answer = await source.call()
         if answer.ok:
-            await self.cache.write(source.key, answer.body, source.fresh_for)
+            await self.cache.store(source.key, answer.body, source.fresh_for)
         return answer

@@ -308,6 +308,7 @@ async def test_redis_down_still_answers_and_ready_says_degraded(redis, fake_serv
         assert not await redis.exists("canaduck:cache:weather:gaillac")  # still bypassed
         clock.now += 5  # past cache_retry_after: the cache is tried again
         await client.get("/weather?city=Castres")
+        await app.extensions["aggregator"].cache.settle()
         assert await redis.exists("canaduck:cache:weather:castres")
         assert not await redis.exists("canaduck:cache:weather:albi")
     assert upstreams.calls["weather.test"] == 3
@@ -318,6 +319,7 @@ async def test_fresh_entries_are_kept_in_memory_for_local_cache_seconds(redis, s
     clock = pin_clock(app)
     async with started(app) as client:
         await client.get("/weather?city=Rodez")
+        await app.extensions["aggregator"].cache.settle()
         await redis.delete(WEATHER_KEY)
         assert (await client.get("/weather?city=Rodez")).headers["X-Cache"] == "HIT"  # no Redis read
         clock.now += 1.5
@@ -392,3 +394,40 @@ async def test_single_flight_without_the_memory_cache(redis, started, upstreams)
     async with started(make_app(redis, upstreams, local_cache_seconds=0)) as client:
         await asyncio.gather(*(client.get("/weather?city=Rodez") for _ in range(50)))
     assert upstreams.calls["weather.test"] == 1
+
+
+async def test_a_miss_is_answered_before_its_cache_write_lands(redis, started, upstreams):
+    # With the in-memory copy on, the SET goes on in the background; the copy serves at once.
+    app = make_app(redis, upstreams)
+    cache = app.extensions["aggregator"].cache
+    async with started(app) as client:
+        redis_set = redis.set
+        release = asyncio.Event()
+
+        async def slow_set(*args, **kwargs):
+            await release.wait()
+            return await redis_set(*args, **kwargs)
+
+        redis.set = slow_set
+        first = await client.get("/weather?city=Rodez")
+        assert first.status_code == 200 and first.headers["X-Cache"] == "MISS"
+        assert not await redis.exists(WEATHER_KEY)  # not written yet: the answer did not wait
+        assert (await client.get("/weather?city=Rodez")).headers["X-Cache"] == "HIT"
+        release.set()
+        await cache.settle()
+        assert json.loads(await redis.get(WEATHER_KEY))["body"]["city"] == "Rodez"
+    assert upstreams.calls["weather.test"] == 1
+
+
+async def test_stop_waits_for_the_cache_writes_under_way(redis, started, upstreams):
+    app = make_app(redis, upstreams)
+    async with started(app) as client:
+        redis_set = redis.set
+
+        async def slow_set(*args, **kwargs):
+            await asyncio.sleep(0.2)
+            return await redis_set(*args, **kwargs)
+
+        redis.set = slow_set
+        assert (await client.get("/weather?city=Rodez")).status_code == 200
+    assert json.loads(await redis.get(WEATHER_KEY))["body"]["city"] == "Rodez"
