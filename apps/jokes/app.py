@@ -1,7 +1,7 @@
 """The jokes service: `GET /joke`, `GET /jokes/<id>`, `POST /jokes {"joke"}`.
 
-Internal only: the aggregator calls it. The jokes live in Redis; the first start loads them
-from a JSON file (by default the packaged `jokes.json`).
+The jokes live in Redis; the jokes of a JSON file (by default the packaged `jokes.json`) are
+seeded at start and put back whenever Redis comes back without them (see `store`).
 """
 
 from __future__ import annotations
@@ -39,13 +39,11 @@ def create_app(settings: JokesSettings | None = None, redis: Redis | None = None
     """The jokes service app. A bad jokes file fails here, before serving."""
     settings = settings or JokesSettings()
     app = create_service_app(settings, import_name=__name__, redis=redis)
-    first_jokes = read_jokes_file(Path(settings.jokes_file) if settings.jokes_file else PACKAGED_JOKES)
-    store = JokeStore(app.runtime.redis, settings.keys["jokes"])
+    seeded = read_jokes_file(Path(settings.jokes_file) if settings.jokes_file else PACKAGED_JOKES)
+    store = JokeStore(app.runtime.redis, settings.keys["jokes"], seeded)
     app.extensions["jokes.store"] = store
-
-    @app.runtime.on_start
-    async def load_first_jokes() -> None:
-        await store.seed(first_jokes)
+    app.runtime.on_start(store.restore_seeded)
+    app.runtime.on_beat(store.heal)
 
     app.register_blueprint(routes)
     return app

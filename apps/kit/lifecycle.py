@@ -20,7 +20,7 @@ from apps.kit.tasks import cancel_and_wait
 
 log = logging.getLogger("canaduck.lifecycle")
 
-Hook = Callable[[], Awaitable[None]]
+Hook = Callable[[], Awaitable[object]]
 
 
 class Runtime:
@@ -60,10 +60,20 @@ class Runtime:
         self._withdrawal: asyncio.Future[None] | None = None
         self._start_hooks: list[Hook] = []
         self._stop_hooks: list[Hook] = []
+        self._beat_hooks: list[Hook] = []
 
     def on_start(self, hook: Hook) -> Hook:
         """Run `hook` after the instance is registered (decorator)."""
         self._start_hooks.append(hook)
+        return hook
+
+    def on_beat(self, hook: Hook) -> Hook:
+        """Run `hook` after each heartbeat that reached Redis (decorator).
+
+        For cheap checks that heal what a Redis restart or flush lost (the jokes service puts
+        its seeded jokes back). A hook that fails is logged and tried again at the next beat.
+        """
+        self._beat_hooks.append(hook)
         return hook
 
     def on_stop(self, hook: Hook) -> Hook:
@@ -154,3 +164,12 @@ class Runtime:
                 if lost_since is None:  # say it once, not every beat
                     lost_since = time.monotonic()
                     log.warning("heartbeat failed (%s); retrying until Redis is back", exc)
+                continue
+            await self._run_beat_hooks()
+
+    async def _run_beat_hooks(self) -> None:
+        for hook in self._beat_hooks:
+            try:
+                await hook()
+            except Exception as exc:  # a hook must never end the heartbeat
+                log.warning("beat hook %s failed: %s", getattr(hook, "__name__", hook), exc)

@@ -6,6 +6,7 @@ import asyncio
 import time
 
 from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.exceptions import (
     AuthenticationError,
@@ -15,7 +16,6 @@ from redis.exceptions import (
 )
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
-from redis.retry import Retry
 
 #: Commands the directory relies on; a server lacking them cannot expire a killed instance.
 REQUIRED_COMMANDS = ("HPEXPIRE", "HPTTL")
@@ -43,7 +43,11 @@ def connect(url: str, *, client_name: str, timeout: float = 2.0, username: str =
         socket_connect_timeout=timeout,
         socket_timeout=timeout,
         health_check_interval=15,
-        retry=Retry(ExponentialWithJitterBackoff(base=0.05, cap=0.5), retries=2),
+        # The asyncio Retry: the sync one's loop never sees an awaited command fail, so it
+        # would never retry (the first command on each pooled link after a Redis restart
+        # would fail). Only dropped links are retried, not timeouts (see above).
+        retry=Retry(ExponentialWithJitterBackoff(base=0.05, cap=0.5), retries=2,
+                    supported_errors=(RedisConnectionError,)),
         retry_on_error=[RedisConnectionError],
     )
 

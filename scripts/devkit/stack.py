@@ -81,7 +81,7 @@ SERVICES: tuple[Service, ...] = (
     # The backup answers through Caddy only while a and b are down: no public probe.
     Service("mult-backup", "apps.mult", "mult", 24, "MULT_BACKUP_UPSTREAM"),
     Service("weather", "apps.weather", "weather", 30),
-    Service("jokes", "apps.jokes", "jokes", 31),
+    Service("jokes", "apps.jokes", "jokes", 31, "JOKES_UPSTREAM"),
     Service("aggregator", "apps.aggregator", "aggregator", 32, "AGGREGATOR_UPSTREAM", "/joke"),
     Service("users", "apps.users", "users", 40, "USERS_UPSTREAM", "/api/users/rules"),
     Service("messages", "apps.messages", "messages", 41, "MESSAGES_UPSTREAM", "/api/messages/limits"),

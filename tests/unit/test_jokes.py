@@ -1,14 +1,15 @@
-"""The jokes service: first load, random and by id, adding with limits and duplicates."""
+"""The jokes service: seeding and healing, random and by id, adding with limits and duplicates."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import pytest
 
 from apps.jokes.app import create_app
 from apps.jokes.settings import JokesSettings
-from apps.jokes.store import PACKAGED_JOKES, joke_id, read_jokes_file
+from apps.jokes.store import PACKAGED_JOKES, JokeStore, joke_id, read_jokes_file
 
 KEY = "canaduck:jokes"
 
@@ -23,14 +24,51 @@ def test_the_packaged_file_holds_at_least_50_distinct_jokes():
     assert len({joke_id(j) for j in jokes}) == len(jokes)
 
 
-async def test_first_start_loads_the_file_and_later_starts_do_not(redis, started, tmp_path):
+async def test_start_seeds_the_file_and_never_overwrites(redis, started, tmp_path):
+    jokes = read_jokes_file(PACKAGED_JOKES)
     async with started(make_app(redis)):
-        assert await redis.hlen(KEY) == len(read_jokes_file(PACKAGED_JOKES))
-    await redis.hdel(KEY, joke_id(read_jokes_file(PACKAGED_JOKES)[0]))
+        assert await redis.hlen(KEY) == len(jokes)
     other = tmp_path / "jokes.json"
-    other.write_text(json.dumps(["Une autre blague."]))
+    other.write_text(json.dumps(["Une autre blague.", jokes[0].upper()]))
     async with started(make_app(redis, jokes_file=str(other))):
-        assert not await redis.hexists(KEY, joke_id("Une autre blague."))  # not empty: not reloaded
+        assert await redis.hget(KEY, joke_id("Une autre blague.")) == b"Une autre blague."
+        assert await redis.hget(KEY, joke_id(jokes[0])) == jokes[0].encode()  # kept as it was
+    assert await redis.hlen(KEY) == len(jokes) + 1
+
+
+async def test_after_a_flush_the_first_request_puts_the_seeded_jokes_back(redis, started):
+    jokes = read_jokes_file(PACKAGED_JOKES)
+    async with started(make_app(redis)) as client:
+        added = await (await client.post("/jokes", json={"joke": "Coin coin."})).get_json()
+        await redis.flushall()  # a Redis without persistence restarted, or a FLUSHALL
+        response = await client.get("/joke")
+        assert response.status_code == 200
+        assert await redis.hlen(KEY) == len(jokes)  # the seeded ones, not the one added
+        await redis.flushall()
+        by_id = await client.get(f"/jokes/{joke_id(jokes[3])}")
+        assert by_id.status_code == 200 and (await by_id.get_json())["joke"] == jokes[3]
+        lost = await client.get(f"/jokes/{added['id']}")
+        assert lost.status_code == 404  # data, not seeded: only persistence keeps it
+
+
+async def test_the_heartbeat_puts_the_seeded_jokes_back_without_a_request(redis, started):
+    app = make_app(redis, heartbeat_interval=0.05)
+    async with started(app):
+        await redis.flushall()
+        for _ in range(100):
+            if await redis.hlen(KEY):
+                break
+            await asyncio.sleep(0.02)
+        assert await redis.hlen(KEY) == len(read_jokes_file(PACKAGED_JOKES))
+
+
+async def test_heal_costs_one_read_when_nothing_is_missing(redis):
+    store = JokeStore(redis, KEY, ["Une.", "Deux."])
+    assert await store.heal() == 2
+    assert await store.heal() == 0
+    await redis.hdel(KEY, joke_id("Deux."))  # only the sentinel is checked by heal ...
+    assert await store.heal() == 0
+    assert await store.restore_seeded() == 1  # ... a miss on the request path restores all
 
 
 async def test_a_bad_jokes_file_refuses_to_start(redis, tmp_path):
@@ -51,8 +89,10 @@ async def test_random_joke_and_joke_by_id(redis, started):
         assert await again.get_json() == body
 
 
-async def test_no_jokes_is_a_json_404(redis):
-    response = await make_app(redis).test_client().get("/joke")  # not started: nothing loaded
+async def test_no_jokes_at_all_is_a_json_404(redis, tmp_path):
+    empty = tmp_path / "jokes.json"
+    empty.write_text("[]")
+    response = await make_app(redis, jokes_file=str(empty)).test_client().get("/joke")
     assert response.status_code == 404
     assert (await response.get_json())["error"] == "no jokes yet"
 

@@ -72,3 +72,26 @@ async def test_stop_waits_for_a_withdraw_in_flight_before_closing_redis(redis, m
     release.set()
     await asyncio.gather(signal_handler, stopping)
     assert "could not deregister" not in caplog.text
+
+
+async def test_beat_hooks_run_after_each_beat_and_a_failing_one_does_not_stop_it(redis):
+    runtime = Runtime(SETTINGS.model_copy(update={"heartbeat_interval": 0.01}), redis)
+    runtime.checked = True
+    beats = []
+
+    @runtime.on_beat
+    async def failing() -> None:
+        beats.append("failing")
+        raise RuntimeError("boom")
+
+    @runtime.on_beat
+    async def counting() -> None:
+        beats.append("counting")
+
+    await runtime.start()
+    for _ in range(200):
+        if beats.count("counting") >= 3:
+            break
+        await asyncio.sleep(0.01)
+    await runtime.stop()
+    assert beats.count("counting") >= 3 and beats.count("failing") >= 3
