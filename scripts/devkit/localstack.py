@@ -45,6 +45,9 @@ class LocalStack:
         else:
             self.env.pop("REDIS_URL", None)
         self.log_path = scratch_dir("stack") / "stack.log"
+        # The stack's own run directory (Redis's append-only file), removed with the rest.
+        self.run_dir = self.log_path.parent / "run"
+        self.env["CANADUCK_RUN_DIR"] = env.get("CANADUCK_RUN_DIR", str(self.run_dir))
         self.proc: subprocess.Popen | None = None
         self.leaked: list[int] = []
         self.ready_seconds: float | None = None

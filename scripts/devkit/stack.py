@@ -4,21 +4,25 @@ Hypercorn, and Caddy.
 Run through `scripts/up` (`python -m scripts.localstack`). Honcho runs the processes, prefixes
 their logs with their names and, on Ctrl-C or SIGTERM, stops them all (SIGTERM, then SIGKILL
 after CANADUCK_STOP_TIMEOUT). A watcher thread waits until every service is ready, then
-prints where everything runs.
+prints where everything runs. Redis keeps its append-only file in the run directory
+(`run/redis`), kept from one run to the next; `--fresh` empties it.
 """
 
 from __future__ import annotations
 
+import argparse
+import contextlib
+import fcntl
 import math
 import os
 import shlex
 import shutil
 import sys
-import tempfile
 import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -49,6 +53,8 @@ class StackSettings(BaseSettings):
     stop_timeout: float = Field(default=15.0, gt=0)
     #: An external Redis (>= 7.4) to use instead of the embedded server; every service gets it.
     redis_url: str = Field(default="", validation_alias="REDIS_URL")
+    #: What outlives a run: the embedded Redis's append-only file, in `<run_dir>/redis`.
+    run_dir: Path = ROOT / "run"
 
 
 @dataclass(frozen=True)
@@ -144,10 +150,13 @@ def build(manager: Manager, settings: StackSettings, rundir: Path) -> None:
     base_env = dict(os.environ)
     base_env.setdefault("PYTHONUNBUFFERED", "1")
     if not settings.redis_url:
+        # Restarted when killed, like the services (compose's restart policy does the same);
+        # the append-only file in `rundir` brings its data back.
         manager.add_process(
             "redis",
-            f"exec {q(valkey_binary())} {q(ROOT / 'redis/redis.conf')} --port {settings.redis_port}"
-            f" --aclfile {q(ROOT / 'redis/users.acl')} --dir {q(rundir)} --logfile ''",
+            restarting(f"{q(valkey_binary())} {q(ROOT / 'redis/redis.conf')} --port {settings.redis_port}"
+                       f" --aclfile {q(ROOT / 'redis/users.acl')} --dir {q(rundir)} --logfile ''",
+                       settings.restart_delay),
             env=base_env,
         )
     caddy_env = dict(base_env, CADDY_PORT=str(settings.http_port))
@@ -170,7 +179,8 @@ def build(manager: Manager, settings: StackSettings, rundir: Path) -> None:
             caddy_env[svc.caddy_var] = f"127.0.0.1:{port}"
     manager.add_process(
         "caddy",
-        f"exec {q(caddy_binary())} run --config {q(ROOT / 'proxy/Caddyfile')} --adapter caddyfile",
+        restarting(f"{q(caddy_binary())} run --config {q(ROOT / 'proxy/Caddyfile')} --adapter caddyfile",
+                   settings.restart_delay),
         env=caddy_env,
     )
 
@@ -189,9 +199,10 @@ def with_urls(env: dict[str, str], settings: StackSettings) -> dict[str, str]:
 def restarting(command: str, delay: float) -> str:
     """A shell loop that runs `command` again when a signal killed it (exit status > 128).
 
-    Honcho stops the whole stack when one process ends; this keeps a SIGKILLed replica coming
-    back, as compose's restart policy does. Tests that need a replica to stay down stop this
-    loop (SIGSTOP) before killing its child, and resume it (SIGCONT) to bring it back.
+    Honcho stops the whole stack when one process ends; this keeps a SIGKILLed replica (or
+    Redis, or Caddy) coming back, as compose's restart policy does. Tests that need a replica
+    to stay down stop this loop (SIGSTOP) before killing its child, and resume it (SIGCONT) to
+    bring it back.
     """
     # On SIGTERM the loop waits for its child (which got the same signal from honcho's
     # killpg) so the stack only ends once every service has deregistered.
@@ -262,22 +273,55 @@ def summary(settings: StackSettings, elapsed: float) -> str:
     return "\n".join(lines)
 
 
-def main() -> int:
+@contextlib.contextmanager
+def redis_dir(settings: StackSettings, fresh: bool) -> Iterator[Path]:
+    """The embedded Redis's data directory, locked for this run; emptied first if `fresh`.
+
+    Two stacks writing one append-only file would corrupt it: a second `scripts/up` on the same
+    run directory is refused (give it another CANADUCK_RUN_DIR).
+    """
+    path = settings.run_dir / "redis"
+    path.mkdir(parents=True, exist_ok=True)
+    with open(path / ".lock", "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise SystemExit(f"canaduck: {path} is in use by another scripts/up: stop it, or give "
+                             "this one its own CANADUCK_RUN_DIR") from None
+        if fresh:
+            for item in path.iterdir():
+                if item.name != ".lock":
+                    shutil.rmtree(item) if item.is_dir() else item.unlink()
+        yield path
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="scripts/up", description="Run the whole stack locally.")
+    parser.add_argument("--fresh", action="store_true",
+                        help="start with an empty Redis: erase the data kept in the run directory")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
     settings = StackSettings()
     started = time.monotonic()
-    rundir = Path(tempfile.mkdtemp(prefix="canaduck-"))
     # honcho's kill delay is a module constant (5 s, no longer than a service's own drain).
     honcho.manager.KILL_WAIT = settings.stop_timeout
     manager = StackManager()
-    try:
+    if settings.redis_url:
+        if args.fresh:
+            print("canaduck: --fresh empties the embedded Redis only, not REDIS_URL's", flush=True)
+        data: contextlib.AbstractContextManager[Path] = contextlib.nullcontext(settings.run_dir)
+    else:
+        data = redis_dir(settings, args.fresh)
+    with data as rundir:
         build(manager, settings, rundir)
         done = threading.Event()
         watcher = threading.Thread(target=watch_readiness, args=(settings, started, done), daemon=True)
         watcher.start()
         manager.loop()
         done.set()
-    finally:
-        shutil.rmtree(rundir, ignore_errors=True)
     # Ctrl-C or SIGTERM is a normal way to stop: honcho reports 130/143 for them.
     return 0 if manager.returncode in (0, 130, 143, None) else int(manager.returncode)
 

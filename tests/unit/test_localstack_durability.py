@@ -1,0 +1,31 @@
+"""The local runner's Redis: a restart loop, a run directory kept across runs, `--fresh`."""
+
+from __future__ import annotations
+
+import pytest
+from honcho.manager import Manager
+
+from scripts.devkit.stack import StackSettings, build, parse_args, redis_dir
+
+
+def test_the_run_directory_is_kept_unless_fresh_and_locked_while_in_use(tmp_path):
+    settings = StackSettings(run_dir=tmp_path)
+    with redis_dir(settings, fresh=False) as path:
+        (path / "appendonly").mkdir()
+        (path / "appendonly" / "canaduck.aof.manifest").write_text("kept")
+        with pytest.raises(SystemExit, match="in use by another scripts/up"), redis_dir(settings, False):
+            pass
+    with redis_dir(settings, fresh=False) as path:
+        assert (path / "appendonly" / "canaduck.aof.manifest").read_text() == "kept"
+    with redis_dir(settings, fresh=True) as path:
+        assert [p.name for p in path.iterdir()] == [".lock"]
+    assert parse_args(["--fresh"]).fresh and not parse_args([]).fresh
+
+
+def test_redis_and_caddy_run_in_a_restart_loop_redis_on_the_run_directory(tmp_path):
+    manager = Manager()
+    build(manager, StackSettings(run_dir=tmp_path), tmp_path / "redis")
+    for name in ("redis", "caddy"):
+        command = manager._processes[name]["obj"].cmd
+        assert "while :; do" in command and "restarting in" in command, name
+    assert f"--dir {tmp_path / 'redis'}" in manager._processes["redis"]["obj"].cmd
