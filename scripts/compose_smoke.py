@@ -1,18 +1,23 @@
 """Compose smoke test: build and start the stack in containers, use it through Caddy, tear down.
 
-Run through `scripts/compose-smoke` on a machine with Docker and Compose v2. Prints a table
-of checks and ends with `RESULT compose_routes_ok=<n>/<n> failover_ok=<yes|no> up_seconds=<n>`.
+Run through `scripts/compose-smoke` on a machine with Docker and Compose v2. The stack comes up
+while CPU burners keep every core busy (`--busy N`, default one per core; 0 for none): the
+health checks must hold on a loaded machine. Then the routes, failover, and durability (a
+joke survives a crashed and a restarted Redis container). Prints a table of checks and ends
+with `RESULT compose_routes_ok=<n>/<n> failover_ok=<yes|no> up_seconds=<n>`.
 Exit status 0 only if every check passed.
 """
 
 from __future__ import annotations
 
+import argparse
+import contextlib
 import os
 import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import httpx
@@ -163,12 +168,49 @@ def failover_checks(client: httpx.Client) -> list[Check]:
     return checks
 
 
-def main() -> int:
+def durability_checks(client: httpx.Client) -> list[Check]:
+    """A joke a user added survives Redis crashing (SIGKILL inside the container: the restart
+    policy brings it back) and `docker compose restart redis`; the seeded ones are there too."""
+    checks = []
+    added = client.post(f"{BASE}/jokes", json={"joke": f"Compose smoke {time.time_ns()}."}, timeout=10)
+    checks.append(Check("POST /jokes -> 201", added.status_code == 201, added.text[:60]))
+    if added.status_code != 201:
+        return checks
+    path = f"/jokes/{added.json()['id']}"
+    compose("exec", "-T", "-u", "0", "redis", "sh", "-c", "kill -KILL -1")
+    back = eventually(lambda: get(client, path).status_code == 200, 30)
+    checks.append(Check("redis crashed (kill -9) -> restarted, joke still there", back, ""))
+    compose("restart", "redis")
+    back = eventually(lambda: get(client, path).status_code == 200, 30)
+    checks.append(Check("docker compose restart redis -> joke still there", back, ""))
+    full = eventually(lambda: isinstance(get(client, "/fullinfo?city=Albi").json().get("joke"), str), 30)
+    checks.append(Check("/fullinfo has its joke again", full, ""))
+    return checks
+
+
+@contextlib.contextmanager
+def cpu_burners(count: int) -> Iterator[None]:
+    """`count` processes spinning on a core each, for the block."""
+    burners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(count)]
+    try:
+        yield
+    finally:
+        for burner in burners:
+            burner.kill()
+            burner.wait()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="scripts/compose-smoke")
+    parser.add_argument("--busy", type=int, default=os.cpu_count() or 2,
+                        help="CPU burners running while the stack comes up (default: one per core)")
+    args = parser.parse_args(argv)
     phase("docker compose up -d --build --wait (builds the images)")
     started = time.monotonic()
-    up = compose("up", "-d", "--build", "--wait", timeout=900)
+    with cpu_burners(args.busy):
+        up = compose("up", "-d", "--build", "--wait", timeout=900)
     up_seconds = time.monotonic() - started
-    checks = [Check("docker compose up -d --build --wait", up.returncode == 0,
+    checks = [Check(f"docker compose up -d --build --wait ({args.busy} CPU burners)", up.returncode == 0,
                     (up.stderr or up.stdout).strip().splitlines()[-1][:80] if up.returncode else "")]
     routes: list[Check] = []
     failover: list[Check] = []
@@ -177,7 +219,7 @@ def main() -> int:
             with httpx.Client() as client:
                 phase(f"stack up in {up_seconds:.0f} s; checking every public route through Caddy")
                 routes = route_checks(client)
-                failover = failover_checks(client)
+                failover = failover_checks(client) + durability_checks(client)
         else:
             print(up.stdout[-3000:], up.stderr[-3000:], sep="\n", file=sys.stderr)
     finally:
