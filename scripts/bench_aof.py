@@ -21,14 +21,9 @@ import signal
 import sys
 import threading
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:  # run as a script: make `tests.support` importable
-    sys.path.insert(0, str(ROOT))
-
-import redis  # noqa: E402
-from tests.support import RedisServer, stop_process  # noqa: E402
+import redis
+from scripts.devkit import RedisServer, stop_process
 
 KEY = "canaduck:jokes"
 TEXT = "Pourquoi les canards n'ont-ils pas de portefeuille ? Parce qu'ils ont déjà des plumes." * 2

@@ -11,8 +11,8 @@ import httpx
 import pytest
 
 import redis
-from scripts.chaos import LocalTarget, chaos
-from tests.support import LocalStack, wait_until
+from scripts.devkit import LocalStack, wait_until
+from scripts.devkit.chaos import LocalTarget, chaos
 
 JOKE = "Pourquoi les canards ont-ils des plumes ? Pour couvrir leur derrière."
 

@@ -9,7 +9,7 @@ import signal
 import httpx
 
 from apps.jokes.store import PACKAGED_JOKES, joke_id, read_jokes_file
-from tests.support import running_server, stop_process, wait_until
+from scripts.devkit import running_server, stop_process, wait_until
 
 KEY = "canaduck:jokes"
 SEEDED = read_jokes_file(PACKAGED_JOKES)
