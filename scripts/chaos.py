@@ -5,10 +5,11 @@ frozen and brought back, then a check that nothing written before a fault is mis
     scripts/chaos --compose              # the same against `docker compose` (own project)
     scripts/chaos --duration 20 --every 5 --seed 3
 
-On a schedule (every `--every` s after `--warmup` s) it cycles through three faults: SIGKILL of
-Redis (the local runner or compose's restart policy brings it back, with its append-only
-file), SIGKILL of a random replica (brought back the same way), SIGSTOP of a random replica for
-`--freeze` s then SIGCONT (compose: pause/unpause). Meanwhile `--workers` loops send
+On a schedule (every `--every` s after `--warmup` s, and at least one of each) it cycles
+through three faults: SIGKILL of Redis (the local runner or compose's restart policy brings it
+back, with its append-only file), SIGKILL of a random replica (brought back the same way),
+SIGSTOP of a random replica for `--freeze` s then SIGCONT (compose: pause/unpause).
+Meanwhile `--workers` loops send
 GET /fullinfo, /sum, /mult, /rally and POST /messages, /jokes through Caddy; every joke
 acknowledged (201) is read back at the end. Prints the faults with their recovery, a timeline,
 a table per route, and last:

@@ -282,7 +282,8 @@ async def inject(target: Target, kind: str, victim: str, freeze_for: float) -> F
 async def chaos(target: Target, *, duration: float, every: float, warmup: float, settle: float,
                 freeze_for: float, workers: int, pause: float, timeout: float, seed: int,
                 victims: tuple[str, ...] = VICTIMS) -> Report:
-    """Run the load for `duration` s with a fault every `every` s, then check what was written."""
+    """Run the load for `duration` s with a fault every `every` s (at least one of each kind),
+    then check that every write acknowledged is still there."""
     rng = random.Random(seed)
     load = Load(target.base_url, routes(uuid.uuid4().hex[:8]), workers, pause, timeout)
     began = time.monotonic()
@@ -290,13 +291,14 @@ async def chaos(target: Target, *, duration: float, every: float, warmup: float,
     faults: list[Fault] = []
     kinds = itertools.cycle(("kill redis", "kill", "freeze"))
     await asyncio.sleep(warmup)
-    while time.monotonic() - began < duration - settle:
+    # At least one fault of each kind, even when a slow machine makes that outlast `duration`.
+    while time.monotonic() - began < duration - settle or len(faults) < 3:
         kind = next(kinds)
         victim = "redis" if kind == "kill redis" else rng.choice(victims)
         next_at = time.monotonic() + every
         faults.append(await inject(target, kind, victim, freeze_for))
         await asyncio.sleep(max(0.0, min(next_at, began + duration - settle) - time.monotonic()))
-    await asyncio.sleep(max(0.0, began + duration - time.monotonic()))
+    await asyncio.sleep(max(settle, began + duration - time.monotonic()))
     load.stop()
     await running
     lost = await asyncio.to_thread(missing_writes, target.base_url, load.written)
