@@ -54,9 +54,14 @@ def _json(response: httpx.Response) -> Any:
         return None
 
 
-def routes(run_id: str) -> list[Route]:
-    """The mixed loop: every public route a user drives, reads and writes."""
-    return [
+#: The password of the accounts the loop registers (they are checked by logging in).
+PASSWORD = "chaos-password-1"
+
+
+def routes(run_id: str, chat: bool) -> list[Route]:
+    """The mixed loop: every public route a user drives, reads and writes; with `chat`, the
+    chat's account registration too."""
+    mixed = [
         Route("GET /fullinfo", "GET", False, lambda n: (f"/fullinfo?city={CITIES[n % len(CITIES)]}", None),
               lambda n, r: r.status_code == 200 and (_json(r) or {}).get("city") == CITIES[n % len(CITIES)]),
         Route("GET /sum", "GET", False, lambda n: (f"/sum?op1={n}&op2=2", None),
@@ -72,6 +77,12 @@ def routes(run_id: str) -> list[Route]:
               lambda n: ("/jokes", {"joke": f"Chaos {run_id}: blague {n}."}),
               lambda n, r: r.status_code == 201 and bool((_json(r) or {}).get("id"))),
     ]
+    if chat:
+        mixed.append(Route("POST /api/users/register", "POST", True,
+                           lambda n: ("/api/users/register",
+                                      {"account": f"c{run_id}{n}", "password": PASSWORD}),
+                           lambda n, r: r.status_code == 201))
+    return mixed
 
 
 @dataclass(frozen=True)
@@ -101,6 +112,7 @@ class Load:
     timeout: float
     samples: list[Sample] = field(default_factory=list)
     written: dict[str, str] = field(default_factory=dict)  # joke id -> text, acknowledged
+    accounts: list[str] = field(default_factory=list)  # registered, acknowledged
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def run(self) -> None:
@@ -130,6 +142,8 @@ class Load:
                                            ok, proper))
                 if ok and route.name == "POST /jokes":
                     self.written[response.json()["id"]] = body["joke"]
+                elif ok and route.name == "POST /api/users/register":
+                    self.accounts.append(body["account"])
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), self.pause)
 
@@ -285,7 +299,8 @@ async def chaos(target: Target, *, duration: float, every: float, warmup: float,
     """Run the load for `duration` s with a fault every `every` s (at least one of each kind),
     then check that every write acknowledged is still there."""
     rng = random.Random(seed)
-    load = Load(target.base_url, routes(uuid.uuid4().hex[:8]), workers, pause, timeout)
+    chat = await asyncio.to_thread(has_chat, target.base_url)
+    load = Load(target.base_url, routes(uuid.uuid4().hex[:6], chat), workers, pause, timeout)
     began = time.monotonic()
     running = asyncio.create_task(load.run())
     faults: list[Fault] = []
@@ -301,20 +316,33 @@ async def chaos(target: Target, *, duration: float, every: float, warmup: float,
     await asyncio.sleep(max(settle, began + duration - time.monotonic()))
     load.stop()
     await running
-    lost = await asyncio.to_thread(missing_writes, target.base_url, load.written)
-    return Report(began, time.monotonic(), load.samples, faults, len(load.written), lost,
+    lost = await asyncio.to_thread(missing_writes, target.base_url, load.written, load.accounts)
+    return Report(began, time.monotonic(), load.samples, faults, len(load.written) + len(load.accounts), lost,
                   [r.name for r in load.routes], {r.name for r in load.routes if r.needs_redis})
 
 
-def missing_writes(base_url: str, written: dict[str, str]) -> list[str]:
-    """The acknowledged jokes that cannot be read back with the same text."""
+def missing_writes(base_url: str, jokes: dict[str, str], accounts: list[str]) -> list[str]:
+    """The acknowledged writes that cannot be read back: jokes by id (same text), accounts by
+    logging in."""
     lost = []
-    with httpx.Client(base_url=base_url, timeout=10) as client:
-        for id_, text in written.items():
+    with httpx.Client(base_url=base_url, timeout=30) as client:
+        for id_, text in jokes.items():
             response = client.get(f"/jokes/{id_}")
             if response.status_code != 200 or response.json().get("joke") != text:
-                lost.append(id_)
+                lost.append(f"joke {id_}")
+        for account in accounts:
+            login = client.post("/api/users/login", json={"account": account, "password": PASSWORD})
+            if login.status_code != 200:
+                lost.append(f"account {account}")
     return lost
+
+
+def has_chat(base_url: str) -> bool:
+    """True when the stack routes the chat's accounts (the users service is there)."""
+    try:
+        return httpx.get(f"{base_url}/api/users/rules", timeout=10).status_code == 200
+    except httpx.HTTPError:
+        return False
 
 
 # --- the report -------------------------------------------------------------------------------
@@ -389,16 +417,17 @@ class Report:
                          f"{len(picked):5d} {sum(not s.ok for s in picked):4d} "
                          f"{ms([s.seconds for s in picked], 99):7.0f}  {events}"
                          + (f"  [failed: {what}]" if what else ""))
-        lines += ["", f"  {'route':<16} {'requests':>8} {'failed':>6} {'in outage':>9} "
+        lines += ["", f"  {'route':<26} {'requests':>8} {'failed':>6} {'in outage':>9} "
                       f"{'JSON 503':>8} {'p50 ms':>7} {'p99 ms':>7} {'max ms':>7}"]
         for name in self.route_names:
             mine = [(s, out) for s, out in zip(self.samples, self.in_outage, strict=True) if s.route == name]
             times = [s.seconds for s, _ in mine]
-            lines.append(f"  {name:<16} {len(mine):8d} {sum(not s.ok and not o for s, o in mine):6d} "
+            lines.append(f"  {name:<26} {len(mine):8d} {sum(not s.ok and not o for s, o in mine):6d} "
                          f"{sum(not s.ok and o for s, o in mine):9d} "
                          f"{sum(s.proper_503 and o for s, o in mine):8d} {ms(times, 50):7.1f} "
                          f"{ms(times, 99):7.1f} {ms(times, 100):7.1f}")
-        lines += ["", f"jokes written and acknowledged: {self.written}; missing afterwards: {len(self.lost)}"
+        lines += ["", f"writes acknowledged (jokes, accounts): {self.written}; "
+                      f"missing afterwards: {len(self.lost)}"
                   + (f" ({', '.join(self.lost[:5])})" if self.lost else ""),
                   f"failures during an outage that were not a JSON 503 with Retry-After from a route "
                   f"that needs Redis: {self.bad_outage_answers}"]
