@@ -1,8 +1,8 @@
 """Compose smoke test: build and start the stack in containers, use it through Caddy, tear down.
 
-Run through `scripts/compose-smoke` on a machine with Docker and Compose v2. The stack comes up
-while CPU burners keep every core busy (`--busy N`, default one per core; 0 for none): the
-health checks must hold on a loaded machine. Then the routes, failover, and durability (a
+Run through `scripts/compose-smoke` on a machine with Docker and Compose v2. `--busy N` brings
+the stack up while N CPU burners keep the cores busy: the health checks must hold on a loaded
+machine. Then the routes, failover, and durability (a
 joke survives a crashed and a restarted Redis container). Prints a table of checks and ends
 with `RESULT compose_routes_ok=<n>/<n> failover_ok=<yes|no> up_seconds=<n>`.
 Exit status 0 only if every check passed.
@@ -202,8 +202,9 @@ def cpu_burners(count: int) -> Iterator[None]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="scripts/compose-smoke")
-    parser.add_argument("--busy", type=int, default=os.cpu_count() or 2,
-                        help="CPU burners running while the stack comes up (default: one per core)")
+    parser.add_argument("--busy", type=int, default=0,
+                        help="CPU burners running while the stack comes up (one per core: "
+                             f"--busy {os.cpu_count() or 2})")
     args = parser.parse_args(argv)
     phase("docker compose up -d --build --wait (builds the images)")
     started = time.monotonic()
@@ -222,6 +223,9 @@ def main(argv: list[str] | None = None) -> int:
                 failover = failover_checks(client) + durability_checks(client)
         else:
             print(up.stdout[-3000:], up.stderr[-3000:], sep="\n", file=sys.stderr)
+            # What failed, before `down` erases it: each container's state and last log lines.
+            print(compose("ps", "-a").stdout, compose("logs", "--tail", "15", "--no-color").stdout[-6000:],
+                  sep="\n", file=sys.stderr)
     finally:
         phase("docker compose down -v")
         down = compose("down", "-v", "--remove-orphans", timeout=300)
