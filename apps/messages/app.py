@@ -10,8 +10,10 @@ The service only reads: its Redis user may not write a stream (`%R~` in the ACL)
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import httpx
+from pydantic import BaseModel
 from quart import Blueprint, Response, jsonify, request
 from redis.asyncio import Redis
 
@@ -21,6 +23,7 @@ from apps.kit.casemap import casefold, is_channel_name, is_valid_nick
 from apps.kit.chatlog import ChatLog, ChatMessage, Conversation, InvalidRef, Ref
 from apps.kit.dircache import DirectoryCache
 from apps.kit.http import NoInstance, Peers
+from apps.kit.openapi import documented, query_param
 from apps.kit.params import InvalidParameter
 from apps.messages.settings import MessagesSettings
 
@@ -30,6 +33,29 @@ internal = Blueprint("messages_internal", __name__, url_prefix="/internal/histor
 #: Channel modes that keep a channel's history off the public route: secret, private, keyed,
 #: invite-only (a stranger could not see or enter the channel over IRC either).
 CLOSED_MODES = frozenset("spki")
+
+
+class HistoryQuery(BaseModel):
+    """The query string of a history route (documentation: `_query` reads it)."""
+
+    limit: str = query_param("how many messages, 1 to CHAT_HISTORY_LIMIT (default: a page)",
+                             required=False, examples=["50"])
+    before: str = query_param("only messages before this message id", required=False,
+                              examples=["1795347671006-0"])
+    after: str = query_param("only messages after this message id", required=False)
+
+
+class History(BaseModel):
+    """Messages of one conversation, oldest first: `{id, time, command, from, ...}` each."""
+
+    target: str
+    messages: list[dict[str, Any]]
+
+
+class Limits(BaseModel):
+    default_limit: int
+    max_limit: int
+    kept_per_conversation: int
 
 
 class UsersUnavailable(RuntimeError):
@@ -62,6 +88,7 @@ def _log() -> ChatLog:
 
 
 @public.get("/limits")
+@documented(ok=Limits)
 async def limits() -> Response:
     """Page sizes: the default, the most one request returns, and how much a channel keeps."""
     settings = _settings()
@@ -70,6 +97,7 @@ async def limits() -> Response:
 
 
 @public.get("/<path:channel>")
+@documented(query=HistoryQuery, ok=History, errors=[400, 401, 403, 404, 503])
 async def channel_history(channel: str) -> Response:
     """A public channel's history, for a logged-in user: `?limit=&before=&after=` (message
     ids); oldest first. 401 without a live session, 403 for a closed channel, 404 for none."""
@@ -89,6 +117,7 @@ async def channel_history(channel: str) -> Response:
 
 
 @internal.get("/private/<first>/<second>")
+@documented(query=HistoryQuery, ok=History, errors=[400])
 async def private_history(first: str, second: str) -> Response:
     """A private conversation between two parties (`alice` for an account, `~bob` for a nick
     without one), in either order. Same query parameters."""
@@ -97,6 +126,7 @@ async def private_history(first: str, second: str) -> Response:
 
 
 @internal.get("/<path:channel>")
+@documented(query=HistoryQuery, ok=History, errors=[400])
 async def internal_channel_history(channel: str) -> Response:
     """Any channel's history, whatever its modes. Same query parameters."""
     name = _channel(channel)

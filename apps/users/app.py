@@ -18,6 +18,7 @@ from redis.asyncio import Redis
 from apps.kit.app import ServiceApp, error, service_app
 from apps.kit.app import create_app as create_service_app
 from apps.kit.casemap import NICKLEN, casefold, is_valid_nick
+from apps.kit.openapi import documented
 from apps.kit.params import InvalidParameter
 from apps.kit.ratelimit import Limit, RateLimiter
 from apps.users.accounts import Account, AccountStore, Session
@@ -52,6 +53,33 @@ class PasswordChange(BaseModel):
 
     password: str
     new_password: str
+
+
+class AccountOut(BaseModel):
+    """An account as the routes show it: its name as registered, and when (unix seconds)."""
+
+    account: str
+    created: int
+
+
+class SessionOut(BaseModel):
+    """A web session: the bearer token and the seconds it lives."""
+
+    account: str
+    token: str
+    expires_in: float
+
+
+class Verified(BaseModel):
+    account: str
+
+
+class Rules(BaseModel):
+    """What registration accepts."""
+
+    account_max_length: int
+    password_min_length: int
+    password_max_length: int
 
 
 class TokenCheck(BaseModel):
@@ -192,6 +220,7 @@ def _unauthorized(message: str = "missing or invalid session token") -> Response
 # Public routes (through Caddy).
 
 @public.get("/rules")
+@documented(ok=Rules)
 async def rules() -> Response:
     """What registration accepts, for a form to check before sending."""
     settings = _settings()
@@ -201,6 +230,7 @@ async def rules() -> Response:
 
 @public.post("/register")
 @validate_request(Credentials)
+@documented(ok=AccountOut, ok_status=201, errors=[400, 409])
 async def register(data: Credentials) -> Response:
     """Create an account: 201 {account, created}; 409 if the name (any case) is taken."""
     name = _account_name(data.account)
@@ -218,6 +248,7 @@ async def register(data: Credentials) -> Response:
 
 @public.post("/login")
 @validate_request(Credentials)
+@documented(ok=SessionOut, errors=[400, 401, 429])
 async def login(data: Credentials) -> Response:
     """Check the credentials and open a session: 200 {account, token, expires_in}; 401."""
     account = await _check_credentials(data, "login")
@@ -227,6 +258,7 @@ async def login(data: Credentials) -> Response:
 
 
 @public.post("/logout")
+@documented(errors=[401])  # 204, no body
 async def logout() -> Response:
     """End the session of the bearer token: 204; 401 if it is not a live one."""
     token = _bearer_token()
@@ -236,6 +268,7 @@ async def logout() -> Response:
 
 
 @public.get("/me")
+@documented(ok=AccountOut, errors=[401])
 async def me() -> Response:
     """The account of the bearer token: 200 {account, created}; 401."""
     account = await _session_account()
@@ -246,6 +279,7 @@ async def me() -> Response:
 
 @public.post("/password")
 @validate_request(PasswordChange)
+@documented(ok=SessionOut, errors=[400, 401, 403, 429])
 async def change_password(data: PasswordChange) -> Response:
     """Change the password: every session ends, and a new one is returned (200)."""
     account = await _session_account()
@@ -265,6 +299,7 @@ async def change_password(data: PasswordChange) -> Response:
 
 @internal.post("/verify")
 @validate_request(Credentials)
+@documented(ok=Verified, errors=[400, 401, 429])
 async def verify(data: Credentials) -> Response:
     """SASL PLAIN's check: 200 {account} (as registered) or 401. No session is opened."""
     account = await _check_credentials(data, "verify")
@@ -274,6 +309,7 @@ async def verify(data: Credentials) -> Response:
 
 
 @internal.get("/accounts/<name>")
+@documented(ok=AccountOut, errors=[400, 404])
 async def lookup(name: str) -> Response:
     """The account of `name` (any case): 200 {account, created}, 404. A nick is reserved
     exactly when this answers 200."""
@@ -285,6 +321,7 @@ async def lookup(name: str) -> Response:
 
 @internal.post("/sessions/check")
 @validate_request(TokenCheck)
+@documented(ok=Verified, errors=[400, 401])
 async def check_session(data: TokenCheck) -> Response:
     """The account of a web session token: 200 {account}; 401."""
     account = await _store().session_account(data.token)
