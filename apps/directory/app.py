@@ -3,23 +3,34 @@
 Exercise 2.2 (the default): services register themselves in Redis at start-up and this
 service only reads the hash. Exercise 2.1: started with DIRECTORY_STATIC or
 DIRECTORY_STATIC_FILE, it first writes those known addresses as entries without a TTL.
+It also answers DNS (apps/directory/dns.py): that is how Caddy finds each service's instances.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 from collections import defaultdict
+from collections.abc import Mapping
 from typing import Any
 
 from pydantic import BaseModel
 from quart import Blueprint, Response, jsonify
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
+from apps.directory.dns import DnsServer
 from apps.directory.settings import DirectorySettings
 from apps.directory.static import load_static_entries
 from apps.kit.app import ServiceApp, error, runtime
 from apps.kit.app import create_app as create_service_app
+from apps.kit.broker import Subscription
 from apps.kit.names import is_service_name
 from apps.kit.openapi import documented
+from apps.kit.tasks import cancel_and_wait
+
+log = logging.getLogger("canaduck.directory")
 
 routes = Blueprint("directory", __name__)
 
@@ -35,6 +46,8 @@ def create_app(settings: DirectorySettings | None = None, redis: Redis | None = 
         for entry in static_entries:
             await app.runtime.directory.register_static(entry)
 
+    if settings.dns_port:
+        add_dns_interface(app, settings)
     app.register_blueprint(routes)
     return app
 
@@ -64,6 +77,41 @@ class ServiceInstances(BaseModel):
 
     service: str
     instances: list[Instance]
+
+
+def add_dns_interface(app: ServiceApp, settings: DirectorySettings) -> None:
+    """Serve the directory over DNS while the app runs (see apps/directory/dns.py)."""
+    rt = app.runtime
+
+    async def read_hash() -> Mapping[bytes | str, bytes | str]:
+        return await rt.redis.hgetall(rt.keys.directory)  # type: ignore[misc]
+
+    dns = DnsServer(read_hash, settings.dns_domain, settings.dns_refresh, settings.dns_max_entry_bytes)
+    app.extensions["dns"] = dns
+    tasks: list[asyncio.Task[None]] = []
+    subscriptions: list[Subscription] = []
+    app.metrics.expose_counts("canaduck_dns", "DNS queries answered", lambda: {"queries": dns.queries})
+
+    @rt.on_start
+    async def start_dns() -> None:
+        with contextlib.suppress(RedisError):
+            await dns.reload()
+        host, port = await dns.start(settings.dns_host or settings.host, settings.dns_port)
+        log.info("DNS interface on %s:%d (udp, tcp) for %s", host, port, dns.responder.zone)
+
+        async def on_event(channel: str, data: bytes) -> None:
+            dns.on_event(data)
+
+        subscriptions.append(rt.broker.listen([rt.keys.events], on_event, name="dns"))
+        tasks.append(asyncio.create_task(dns.keep_fresh(), name="dns-refresh"))
+
+    @rt.on_stop
+    async def stop_dns() -> None:
+        for task in tasks:
+            await cancel_and_wait(task)
+        for subscription in subscriptions:
+            await subscription.stop()
+        await dns.stop()
 
 
 @routes.get("/directory")

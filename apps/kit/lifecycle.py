@@ -6,16 +6,18 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 
 import httpx
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from apps.kit.advertise import own_address
 from apps.kit.broker import BrokerClient
 from apps.kit.directory import Directory, Entry
 from apps.kit.http import new_http_client
 from apps.kit.redisconn import check_capabilities, connect, wait_until_reachable
-from apps.kit.settings import KitSettings
+from apps.kit.settings import KitSettings, http_url
 from apps.kit.tasks import cancel_and_wait
 
 log = logging.getLogger("canaduck.lifecycle")
@@ -92,6 +94,9 @@ class Runtime:
     async def start(self) -> None:
         """Check the server, register, start the heartbeat, then the service's own hooks."""
         await self.check_server()
+        if self.settings.advertises_own_address:
+            address = await own_address(self.settings.redis_url)
+            self.entry = replace(self.entry, url=http_url(address, self.settings.port))
         self.http = new_http_client(transport=self._http_transport)
         if self.stopping:  # SIGTERM during start-up: never join
             return

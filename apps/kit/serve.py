@@ -2,8 +2,10 @@
 
 Before Hypercorn starts, the Redis server is checked, so a wrong password or a server
 without hash-field expiry ends the process with one clear line and exit status 2. On SIGTERM
-(or SIGINT) the instance leaves the directory at once, then Hypercorn drains in-flight
-requests for up to GRACEFUL_TIMEOUT seconds.
+(or SIGINT) the instance leaves the directory at once, keeps serving for DRAIN_SECONDS (the
+gateway, which reads the directory every second, stops sending it requests meanwhile), then
+Hypercorn stops listening and gives in-flight requests up to GRACEFUL_TIMEOUT seconds. A
+second signal skips what is left of the drain.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from hypercorn.config import Config
 from apps.kit.app import ServiceApp
 from apps.kit.logs import setup_logging
 from apps.kit.redisconn import StartupError
+
+log = logging.getLogger("canaduck.serve")
 
 
 def load_app(module: str) -> ServiceApp:
@@ -48,12 +52,21 @@ async def run(app: ServiceApp) -> int:
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    withdrawing: list[asyncio.Task[None]] = []
+    leaving: list[asyncio.Task[None]] = []
+
+    async def leave_then_stop() -> None:
+        await app.runtime.withdraw()
+        drain = app.settings.drain_seconds
+        if app.runtime.started and drain:  # it was in the directory: requests may still come
+            log.info("left the directory; serving %.1f s more while the gateway catches up", drain)
+            await asyncio.sleep(drain)
+        stop.set()
 
     def on_signal() -> None:
-        if not stop.is_set():
+        if leaving:  # a second signal: stop now
             stop.set()
-            withdrawing.append(loop.create_task(app.runtime.withdraw()))
+        else:
+            leaving.append(loop.create_task(leave_then_stop()))
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, on_signal)

@@ -21,6 +21,11 @@ def _default_instance_id() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
 
 
+def http_url(host: str, port: int) -> str:
+    """`http://host:port`, with an IPv6 address in brackets."""
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
 class KitSettings(BaseSettings):
     """What every service reads from its environment."""
 
@@ -46,7 +51,11 @@ class KitSettings(BaseSettings):
     # Seconds one Redis command may take: under Caddy's 5 s response_header_timeout, so a hung
     # Redis becomes the service's own JSON 503, not a gateway timeout.
     redis_timeout: float = Field(default=2.0, gt=0)
-    # Seconds Hypercorn gives in-flight requests to finish after SIGTERM.
+    # Seconds an instance keeps serving after SIGTERM has taken it out of the directory:
+    # longer than the gateway's refresh of the directory (1 s), so that no request is routed
+    # to it once it stops listening.
+    drain_seconds: float = Field(default=2.0, ge=0)
+    # Seconds Hypercorn gives in-flight requests to finish after that.
     graceful_timeout: float = Field(default=5.0, ge=0)
     max_body_bytes: int = Field(default=64 * 1024, gt=0)
     # Seconds between two publications of this instance's counters on `canaduck:stats` (what
@@ -68,8 +77,21 @@ class KitSettings(BaseSettings):
 
     @property
     def url(self) -> str:
-        """How other services reach this instance: ADVERTISE_URL, else loopback and PORT."""
-        return self.advertise_url or f"http://127.0.0.1:{self.port}"
+        """How other services reach this instance: ADVERTISE_URL, else HOST and PORT.
+
+        Listening on every interface (HOST 0.0.0.0, as in a container), the instance
+        advertises the address it reaches Redis from (see `Runtime.start`); until then, and
+        for a loopback HOST, this is the loopback address.
+        """
+        if self.advertise_url:
+            return self.advertise_url
+        host = self.host if self.host not in ("", "0.0.0.0", "::") else "127.0.0.1"
+        return http_url(host, self.port)
+
+    @property
+    def advertises_own_address(self) -> bool:
+        """True when the URL must be completed with this host's own address at start-up."""
+        return not self.advertise_url and self.host in ("", "0.0.0.0", "::")
 
     @property
     def keys(self) -> Keys:

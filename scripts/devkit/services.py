@@ -84,6 +84,8 @@ class ServiceLauncher:
             "DIRECTORY_TTL": "2",
             "HEARTBEAT_INTERVAL": "0.5",
             "REDIS_WAIT": "5",
+            "DRAIN_SECONDS": "0",  # tests that need the drain set it
+            "DNS_PORT": "0",  # the directory's DNS interface: off unless a test gives a port
             "PYTHONUNBUFFERED": "1",
             **(env or {}),
         }
