@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import re
 import subprocess
 import sys
 import time
@@ -95,8 +96,8 @@ def route_checks(client: httpx.Client) -> list[Check]:
     check("GET /health (caddy)", "/health", lambda r: r.json()["status"] == "ok")
     check("GET /directory", "/directory",
           lambda r: r.status_code == 200 and "directory" in r.json()["services"])
-    check("GET /directory/directory", "/directory/directory",
-          lambda r: r.json()["instances"][0]["url"] == "http://directory:5000")
+    check("GET /directory/directory (its own address)", "/directory/directory",
+          lambda r: re.fullmatch(r"http://\d+\.\d+\.\d+\.\d+:5000", r.json()["instances"][0]["url"]))
     check("GET /directory/Bad_Name -> 400", "/directory/Bad_Name", lambda r: r.status_code == 400)
     check("GET /rally", "/rally",
           lambda r: r.json()["transport"] in ("broker", "http", "directory")
@@ -122,8 +123,8 @@ def route_checks(client: httpx.Client) -> list[Check]:
     check("GET /mult?op1=6&op2=7", "/mult?op1=6&op2=7", lambda r: r.json()["result"] == 42)
     check("GET /mult?op1=x -> 400", "/mult?op1=x&op2=1", lambda r: r.status_code == 400)
     try:
-        calc = served_by(client, "/sum?op1=1&op2=1", 20)
-        checks.append(Check("/sum over calc-1, calc-2 = 1:1", calc == {"calc-1": 10, "calc-2": 10},
+        calc = served_by(client, "/sum?op1=1&op2=1", 40)
+        checks.append(Check("/sum over both calc instances", len(calc) == 2 and min(calc.values()) >= 10,
                             repr(dict(calc))))
         mult = served_by(client, "/mult?op1=2&op2=3", 40)
         checks.append(Check("/mult a:b:backup = 30:10:0", mult == {"mult-a": 30, "mult-b": 10},

@@ -56,14 +56,17 @@ def test_mult_is_shared_3_to_1_and_the_backup_idles(client):
     assert Counter(r.json()["served_by"] for r in answers) == {"mult-a": 300, "mult-b": 100}
 
 
-def test_sum_alternates_between_the_two_calc_replicas(client):
+def test_sum_is_spread_over_every_calc_instance_in_the_directory(client):
     def both_seen() -> bool:
-        return {client.get("/calc").json().get("instance") for _ in range(4)} == {"calc-1", "calc-2"}
+        return {client.get("/calc").json().get("instance") for _ in range(8)} == {"calc-1", "calc-2"}
 
     wait_until(both_seen, timeout=30, interval=0.2)
     answers = [client.get("/sum", params={"op1": 40, "op2": 2}).json() for _ in range(200)]
     assert {a["result"] for a in answers} == {42}
-    assert Counter(a["served_by"] for a in answers) == {"calc-1": 100, "calc-2": 100}
+    # Round robin over the list the directory gives, which the gateway reorders at each
+    # refresh (SRV records of equal weight): even, not exactly alternate.
+    counts = Counter(a["served_by"] for a in answers)
+    assert set(counts) == {"calc-1", "calc-2"} and min(counts.values()) >= 60, counts
     body = client.get("/calc").json()
     assert body["service"] == "calc" and body["status"] == "calc is working"
 
