@@ -97,7 +97,7 @@ def route_checks(client: httpx.Client) -> list[Check]:
     check("GET /directory", "/directory",
           lambda r: r.status_code == 200 and "directory" in r.json()["services"])
     check("GET /directory/directory (its own address)", "/directory/directory",
-          lambda r: re.fullmatch(r"http://\d+\.\d+\.\d+\.\d+:5000", r.json()["instances"][0]["url"]))
+          lambda r: bool(re.fullmatch(r"http://\d+\.\d+\.\d+\.\d+:5000", r.json()["instances"][0]["url"])))
     check("GET /directory/Bad_Name -> 400", "/directory/Bad_Name", lambda r: r.status_code == 400)
     check("GET /rally", "/rally",
           lambda r: r.json()["transport"] in ("broker", "http", "directory")

@@ -50,6 +50,7 @@ class Runtime:
             url=settings.url,
             channel=self.keys.inbox(settings.service_name),
             version=settings.version,
+            meta={"ports": dict(settings.advertise_ports)} if settings.advertise_ports else {},
         )
         self.http: httpx.AsyncClient | None = None
         self._http_transport = http_transport

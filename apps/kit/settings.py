@@ -7,6 +7,7 @@ more subclasses `KitSettings` and adds its own fields, which read env vars of th
 from __future__ import annotations
 
 import os
+import re
 import socket
 from typing import Literal
 from urllib.parse import urlsplit
@@ -39,6 +40,10 @@ class KitSettings(BaseSettings):
     redis_username: str = ""
     redis_password: str = Field(default="", repr=False)
     advertise_url: str = ""
+    # Extra ports this instance listens on, by name, as JSON (`{"irc": 6667}`): put in its
+    # directory entry (`meta.ports`) and answered by the directory's DNS as
+    # `_<name>._tcp.<service>.service.canaduck` SRV records.
+    advertise_ports: dict[str, int] = Field(default_factory=dict)
     host: str = "0.0.0.0"
     port: int = Field(default=5000, ge=0, le=65535)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
@@ -69,6 +74,14 @@ class KitSettings(BaseSettings):
         if (self.redis_username and userinfo.username) or (self.redis_password and userinfo.password):
             raise ValueError("REDIS_USERNAME/REDIS_PASSWORD and credentials in REDIS_URL: give one")
         return self
+
+    @field_validator("advertise_ports")
+    @classmethod
+    def _port_names(cls, value: dict[str, int]) -> dict[str, int]:
+        for name, port in value.items():
+            if not re.fullmatch(r"[a-z0-9-]{1,32}", name) or not 0 < port < 65536:
+                raise ValueError(f"ADVERTISE_PORTS: {name!r}: {port} is not a name and a port")
+        return value
 
     @field_validator("log_level", mode="before")
     @classmethod

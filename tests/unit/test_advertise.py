@@ -40,3 +40,22 @@ async def test_an_instance_listening_everywhere_registers_its_own_address(redis,
         assert entry.url == "http://127.0.0.1:5999"  # REDIS_URL's default host is loopback
     finally:
         await runtime.stop()
+
+
+async def test_extra_ports_are_announced_in_the_entry(redis, monkeypatch):
+    monkeypatch.setenv("SERVICE_NAME", "ircd")
+    monkeypatch.setenv("ADVERTISE_PORTS", '{"irc": 6667}')
+    runtime = Runtime(KitSettings(), redis)
+    await runtime.start()
+    try:
+        [entry] = await runtime.directory.lookup("ircd")
+        assert entry.meta == {"ports": {"irc": 6667}}
+    finally:
+        await runtime.stop()
+
+
+@pytest.mark.parametrize("value", ['{"IRC": 6667}', '{"irc": 0}', '{"irc": 70000}', "irc=6667"])
+def test_bad_extra_ports_are_refused(monkeypatch, value):
+    monkeypatch.setenv("ADVERTISE_PORTS", value)
+    with pytest.raises(ValueError):
+        KitSettings()
