@@ -3,9 +3,11 @@
 Run through `scripts/compose-smoke` on a machine with Docker and Compose v2. `--busy N` brings
 the stack up while N CPU burners keep the cores busy: the health checks must hold on a loaded
 machine. Then the routes, failover, and durability (a
-joke survives a crashed and a restarted Redis container). Prints a table of checks and ends
-with `RESULT compose_routes_ok=<n>/<n> failover_ok=<yes|no> up_seconds=<n>`.
-Exit status 0 only if every check passed.
+joke survives a crashed and a restarted Redis container). Then calc scaled 1 -> 4 -> 2 -> 1 under a request loop
+(scale-demo's compose scenario, its timeline printed). Prints a table of checks and ends with
+`RESULT compose_routes_ok=<n>/<n> failover_ok=<yes|no> scaling_ok=<yes|no> up_seconds=<n>`.
+Exit status 0 only if every check passed. COMPOSE_PROJECT_NAME and CANADUCK_HTTP_PORT keep it
+apart from another stack on the same engine.
 """
 
 from __future__ import annotations
@@ -25,6 +27,12 @@ import httpx
 
 from scripts.devkit.processes import ROOT
 from scripts.devkit.waiting import eventually as _eventually
+from scripts.scale_demo import (
+    FIRST_REQUEST_LIMIT_MS,
+    LAST_REQUEST_LIMIT_MS,
+    compose_scenario,
+    report,
+)
 
 PORT = int(os.environ.get("CANADUCK_HTTP_PORT", "80"))
 BASE = f"http://127.0.0.1:{PORT}"
@@ -169,6 +177,29 @@ def failover_checks(client: httpx.Client) -> list[Check]:
     return checks
 
 
+def scaling_checks() -> list[Check]:
+    """calc scaled 1 -> 4 -> 2 -> 1 with `docker compose up --scale` under a request loop."""
+    try:
+        run = compose_scenario(BASE, phase=3)
+    except (RuntimeError, AssertionError, subprocess.TimeoutExpired) as exc:
+        return [Check("scale calc 1 -> 4 -> 2 -> 1", False, str(exc)[:80])]
+    print("calc scaled 1 -> 4 -> 2 -> 1 under a request loop:")
+    result = report(run)
+    print()
+    return [
+        Check("scaling: no failed request", result.failed == 0,
+              f"{result.failed} of {result.requests}"),
+        Check("scaling: 4 instances served", result.instances_seen >= 4, f"{result.instances_seen}"),
+        Check("scaling: new instance served <= 2 s after registering",
+              bool(result.first_request_ms) and result.worst_first_ms <= FIRST_REQUEST_LIMIT_MS,
+              f"worst {result.worst_first_ms:.0f} ms"),
+        Check("scaling: none served 1.5 s after leaving the directory",
+              len(result.last_request_ms) >= 3 and result.worst_last_ms <= LAST_REQUEST_LIMIT_MS,
+              f"worst {result.worst_last_ms:.0f} ms"),
+    ]
+
+
+
 def durability_checks(client: httpx.Client) -> list[Check]:
     """A joke a user added survives Redis crashing (SIGKILL inside the container: the restart
     policy brings it back) and `docker compose restart redis`; the seeded ones are there too."""
@@ -216,12 +247,15 @@ def main(argv: list[str] | None = None) -> int:
                     (up.stderr or up.stdout).strip().splitlines()[-1][:80] if up.returncode else "")]
     routes: list[Check] = []
     failover: list[Check] = []
+    scaling: list[Check] = []
     try:
         if up.returncode == 0:
             with httpx.Client() as client:
                 phase(f"stack up in {up_seconds:.0f} s; checking every public route through Caddy")
                 routes = route_checks(client)
                 failover = failover_checks(client) + durability_checks(client)
+            phase("scaling calc 1 -> 4 -> 2 -> 1 under a request loop")
+            scaling = scaling_checks()
         else:
             print(up.stdout[-3000:], up.stderr[-3000:], sep="\n", file=sys.stderr)
             # What failed, before `down` erases it: each container's state and last log lines.
@@ -230,7 +264,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         phase("docker compose down -v")
         down = compose("down", "-v", "--remove-orphans", timeout=300)
-        checks += routes + failover
+        checks += routes + failover + scaling
         checks.append(Check("docker compose down -v", down.returncode == 0, ""))
 
     print()
@@ -240,8 +274,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{c.name:<{width}}  {'yes' if c.ok else 'NO ':<4} {c.detail}")
     routes_ok = sum(c.ok for c in routes)
     failover_ok = bool(failover) and all(c.ok for c in failover)
+    scaling_ok = bool(scaling) and all(c.ok for c in scaling)
     print(f"RESULT compose_routes_ok={routes_ok}/{len(routes)} "
-          f"failover_ok={'yes' if failover_ok else 'no'} up_seconds={up_seconds:.0f}")
+          f"failover_ok={'yes' if failover_ok else 'no'} scaling_ok={'yes' if scaling_ok else 'no'} "
+          f"up_seconds={up_seconds:.0f}")
     return 0 if all(c.ok for c in checks) else 1
 
 

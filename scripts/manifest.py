@@ -1,0 +1,208 @@
+"""The service manifest: docker-compose.yml, read by the local runner too.
+
+The list of services, their replicas and settings is written once, in docker-compose.yml;
+`scripts/up` runs what it says as local processes, so the two cannot disagree. What compose
+knows and a local run does not is derived here:
+
+- an app service is one that builds `apps/<package>/Dockerfile`; it runs as
+  `python -m apps.kit.serve apps.<package>`;
+- its instances: `deploy.replicas` (1 if absent), or `--scale <service>=<n>`; an instance is
+  named like its container (`calc-1`, `calc-2`; a single one keeps the service's name);
+- each instance gets its own local port, from CANADUCK_PORT_BASE up, in manifest order;
+- its environment is compose's, with `${VAR:-default}` taken from the environment, minus the
+  Redis login (the runner gives each its ACL user's URL) and with every `http://<service>:5000`
+  or `<service>:<port>` pointing at that service's first local instance instead;
+- `x-canaduck` on a service holds what only a local run needs: `probe`, a public path that
+  answers through Caddy once the service is reachable, and `ports`, the extra ports an
+  instance listens on (`{dns: DNS_PORT}`: a local port is chosen per instance and given in
+  that variable, and in ADVERTISE_PORTS so that it is announced in the directory).
+
+Adding a service is its folder, one entry here, one route in proxy/Caddyfile and one line in
+redis/users.acl.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+COMPOSE_FILE = ROOT / "docker-compose.yml"
+#: The port every app listens on inside its container.
+CONTAINER_PORT = 5000
+#: Set by the runner for each instance, whatever compose says.
+RUNNER_SET = frozenset({"REDIS_URL", "REDIS_USERNAME", "REDIS_PASSWORD", "INSTANCE_ID", "PORT", "HOST",
+                        "ADVERTISE_URL", "ADVERTISE_PORTS"})
+_DOCKERFILE = re.compile(r"apps/([a-z_]+)/Dockerfile")
+_INTERPOLATION = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::?-([^}]*))?\}")
+
+
+class ManifestError(ValueError):
+    """docker-compose.yml or a --scale argument does not say something the runner can run."""
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    """One app service of the manifest."""
+
+    name: str  # the compose service: calc, mult-a
+    module: str  # apps.calc
+    service_name: str  # SERVICE_NAME: its name in the directory
+    redis_user: str  # REDIS_USERNAME: its ACL user
+    replicas: int
+    environment: dict[str, str]  # compose's, interpolated, minus what the runner sets
+    instance_id: str = ""  # a fixed INSTANCE_ID (mult-a), used when there is one instance
+    probe: str = ""
+    ports: dict[str, str] = field(default_factory=dict)  # extra port name -> its env var
+
+    def container_port(self, port_name: str) -> int | None:
+        """The port an extra port has in compose (its env var's value there)."""
+        value = self.environment.get(self.ports.get(port_name, ""), "")
+        return int(value) if value.isdigit() else None
+
+
+@dataclass(frozen=True)
+class Manifest:
+    services: tuple[ServiceSpec, ...]
+    proxy_environment: dict[str, str]
+
+    def get(self, name: str) -> ServiceSpec:
+        for spec in self.services:
+            if spec.name == name:
+                return spec
+        raise ManifestError(f"no service {name!r} in the manifest "
+                            f"(services: {', '.join(s.name for s in self.services)})")
+
+
+@dataclass(frozen=True)
+class Instance:
+    """One process of the local stack."""
+
+    spec: ServiceSpec
+    name: str  # process name and INSTANCE_ID: calc-1
+    port: int
+    extra_ports: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+def interpolate(value: object, environ: Mapping[str, str]) -> str:
+    """A compose value with `${VAR}`, `${VAR:-default}` and `${VAR-default}` replaced."""
+
+    def one(match: re.Match[str]) -> str:
+        found = environ.get(match.group(1))
+        default = match.group(2) or ""
+        if ":-" in match.group(0):
+            return found or default
+        return default if found is None else found
+
+    return _INTERPOLATION.sub(one, str(value))
+
+
+def load(path: Path = COMPOSE_FILE, environ: Mapping[str, str] | None = None) -> Manifest:
+    """The app services and Caddy's environment, as docker-compose.yml declares them."""
+    environ = os.environ if environ is None else environ
+    compose = yaml.safe_load(path.read_text())
+    services = []
+    proxy_environment: dict[str, str] = {}
+    for name, body in (compose.get("services") or {}).items():
+        declared = body.get("environment") or {}
+        environment = {key: interpolate(value, environ) for key, value in declared.items()}
+        if name == "proxy":
+            proxy_environment = environment
+            continue
+        match = _DOCKERFILE.fullmatch(str((body.get("build") or {}).get("dockerfile", "")))
+        if not match:
+            continue  # redis and the like: the runner brings its own
+        local = body.get("x-canaduck") or {}
+        replicas = int((body.get("deploy") or {}).get("replicas", 1))
+        services.append(ServiceSpec(
+            name=name, module=f"apps.{match.group(1)}",
+            service_name=environment.get("SERVICE_NAME", name),
+            redis_user=environment.get("REDIS_USERNAME", environment.get("SERVICE_NAME", name)),
+            replicas=replicas,
+            environment={k: v for k, v in environment.items() if k not in RUNNER_SET},
+            instance_id=environment.get("INSTANCE_ID", ""),
+            probe=str(local.get("probe", "")),
+            ports={str(k): str(v) for k, v in (local.get("ports") or {}).items()},
+        ))
+    return Manifest(tuple(services), proxy_environment)
+
+
+def parse_scale(values: list[str], manifest: Manifest) -> dict[str, int]:
+    """`["calc=4", "ircd=2"]` (or one comma-separated string) -> {"calc": 4, "ircd": 2}."""
+    scale: dict[str, int] = {}
+    for item in (part for value in values for part in value.split(",") if part.strip()):
+        name, _, count = item.strip().partition("=")
+        if not count.isdigit() or int(count) > 64:
+            raise ManifestError(f"--scale {item!r}: expected <service>=<0..64>")
+        manifest.get(name)
+        scale[name] = int(count)
+    return scale
+
+
+def plan(manifest: Manifest, port_base: int, scale: Mapping[str, int] | None = None) -> list[Instance]:
+    """Every instance to run, with its ports: port_base + 1, + 2... in manifest order."""
+    scale = scale or {}
+    instances = []
+    next_port = port_base + 1
+    for spec in manifest.services:
+        count = scale.get(spec.name, spec.replicas)
+        for index in range(1, count + 1):
+            # Named like its container: calc-1, calc-2; a single instance keeps its own name.
+            name = (spec.instance_id or spec.name) if count == 1 else f"{spec.name}-{index}"
+            extra = {}
+            for port_name in spec.ports:
+                extra[port_name] = next_port + 1
+            instances.append(Instance(spec, name, next_port, extra))
+            next_port += 1 + len(extra)
+    return instances
+
+
+def _local_addresses(instances: list[Instance]) -> dict[str, str]:
+    """`<service>:<container port>` -> `127.0.0.1:<local port>` of its first instance."""
+    addresses: dict[str, str] = {}
+    for instance in instances:
+        spec = instance.spec
+        addresses.setdefault(f"{spec.name}:{CONTAINER_PORT}", f"127.0.0.1:{instance.port}")
+        for port_name, local in instance.extra_ports.items():
+            container = spec.container_port(port_name)
+            if container is not None:
+                addresses.setdefault(f"{spec.name}:{container}", f"127.0.0.1:{local}")
+    return addresses
+
+
+def localize(value: str, addresses: Mapping[str, str]) -> str:
+    """`value` with every compose address (`pong:5000`, `directory:8600`) made local."""
+    return re.sub(r"\b([a-z0-9-]+:\d+)\b", lambda m: addresses.get(m.group(1), m.group(1)), value)
+
+
+def instance_environment(instance: Instance, instances: list[Instance]) -> dict[str, str]:
+    """The environment compose gives `instance`, made local (without the Redis login)."""
+    addresses = _local_addresses(instances)
+    env = {key: localize(value, addresses) for key, value in instance.spec.environment.items()}
+    env.update(SERVICE_NAME=instance.spec.service_name, INSTANCE_ID=instance.name, PORT=str(instance.port),
+               HOST="127.0.0.1", ADVERTISE_URL=instance.url)
+    for port_name, port in instance.extra_ports.items():
+        env[instance.spec.ports[port_name]] = str(port)
+    if instance.extra_ports:
+        env["ADVERTISE_PORTS"] = json.dumps(instance.extra_ports)
+    return env
+
+
+def proxy_environment(manifest: Manifest, instances: list[Instance], http_port: int) -> dict[str, str]:
+    """Caddy's environment in compose, made local: it listens on loopback, on `http_port`."""
+    addresses = _local_addresses(instances)
+    env = {key: localize(value, addresses) for key, value in manifest.proxy_environment.items()
+           if key != "CADDY_BIND"}  # compose binds 0.0.0.0 to publish the port; locally loopback
+    env["CADDY_PORT"] = str(http_port)
+    return env
+

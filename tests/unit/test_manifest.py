@@ -1,0 +1,115 @@
+"""docker-compose.yml is the service manifest: the local runner plans its processes from it,
+and the Caddyfile, the ACL file and the apps agree with it."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from scripts import manifest as m
+
+ROOT = Path(__file__).resolve().parents[2]
+CADDYFILE = "\n".join(line for line in (ROOT / "proxy/Caddyfile").read_text().splitlines()
+                      if not line.lstrip().startswith("#"))
+ACL_USERS = {line.split()[1] for line in (ROOT / "redis/users.acl").read_text().splitlines()
+             if line.startswith("user ")}
+
+
+@pytest.fixture
+def manifest() -> m.Manifest:
+    return m.load(environ={})
+
+
+def test_every_app_folder_is_a_service_of_the_manifest(manifest):
+    apps = {f"apps.{p.parent.name}" for p in (ROOT / "apps").glob("*/app.py") if p.parent.name != "kit"}
+    assert apps == {s.module for s in manifest.services}
+
+
+def test_every_routed_service_name_runs_in_the_manifest(manifest):
+    routed = set(re.findall(r"(?:import routed|srv) ([a-z0-9-]+)(?:\.service\.canaduck)?", CADDYFILE))
+    assert routed, "the Caddyfile routes nothing through the directory"
+    assert routed <= {s.service_name for s in manifest.services}
+
+
+def test_every_service_logs_in_as_an_acl_user(manifest):
+    for spec in manifest.services:
+        assert spec.redis_user in ACL_USERS, spec.name
+
+
+def test_the_plan_names_replicas_like_containers_and_gives_each_its_own_ports(manifest):
+    instances = m.plan(manifest, 5000, {"calc": 4})
+    names = [i.name for i in instances]
+    assert names.count("calc-1") == 1 and "calc-4" in names and "calc" not in names
+    assert {"directory", "mult-a", "mult-b", "mult-backup"} <= set(names)
+    ports = [i.port for i in instances] + [p for i in instances for p in i.extra_ports.values()]
+    assert len(ports) == len(set(ports)) and min(ports) == 5001
+    assert m.plan(manifest, 5000, {"calc": 0}) == [i for i in m.plan(manifest, 5000, {"calc": 0})
+                                                   if i.spec.name != "calc"]
+
+
+def test_default_replicas_come_from_deploy(manifest):
+    assert [i.name for i in m.plan(manifest, 5000) if i.spec.name == "calc"] == ["calc-1", "calc-2"]
+
+
+def test_instance_environment_is_compose_s_made_local(manifest):
+    instances = m.plan(manifest, 7000)
+    by_name = {i.name: i for i in instances}
+    ping = m.instance_environment(by_name["ping"], instances)
+    assert ping["PEER_URL"] == by_name["pong"].url  # compose's http://pong:5000
+    assert ping["TRANSPORT"] == "broker"  # ${TRANSPORT:-broker}
+    assert ping["INSTANCE_ID"] == "ping" and ping["ADVERTISE_URL"] == by_name["ping"].url
+    assert "REDIS_PASSWORD" not in ping and "REDIS_USERNAME" not in ping
+    mult = m.instance_environment(by_name["mult-a"], instances)
+    assert mult["SERVICE_NAME"] == "mult" and mult["INSTANCE_ID"] == "mult-a"
+    directory = m.instance_environment(by_name["directory"], instances)
+    assert directory["DNS_PORT"] == str(by_name["directory"].extra_ports["dns"])
+    assert directory["ADVERTISE_PORTS"] == f'{{"dns": {directory["DNS_PORT"]}}}'
+
+
+def test_caddy_gets_the_directory_dns_and_the_static_mult_upstreams_locally(manifest):
+    instances = m.plan(manifest, 7000)
+    by_name = {i.name: i for i in instances}
+    env = m.proxy_environment(manifest, instances, 8123)
+    assert env["CADDY_PORT"] == "8123" and "CADDY_BIND" not in env
+    assert env["DIRECTORY_DNS"] == f"127.0.0.1:{by_name['directory'].extra_ports['dns']}"
+    assert env["MULT_A_UPSTREAM"] == f"127.0.0.1:{by_name['mult-a'].port}"
+    placeholders = set(re.findall(r"\{\$([A-Z_]+)(?::[^}]*)?\}", CADDYFILE)) - {"CADDY_ADMIN", "CADDY_BIND"}
+    assert placeholders <= set(env), "a Caddy placeholder keeps its default locally"
+
+
+def test_interpolation_follows_compose():
+    env = {"SET": "x", "EMPTY": ""}
+    assert m.interpolate("${SET:-d}/${EMPTY:-d}/${UNSET:-d}", env) == "x/d/d"
+    assert m.interpolate("${SET-d}/${EMPTY-d}/${UNSET-d}", env) == "x//d"
+    assert m.interpolate("${SET}/${UNSET}", env) == "x/"
+
+
+@pytest.mark.parametrize("value", ["calc", "calc=x", "calc=-1", "calc=65", "nobody=2"])
+def test_bad_scale_arguments_are_refused_with_a_reason(manifest, value):
+    with pytest.raises(m.ManifestError):
+        m.parse_scale([value], manifest)
+
+
+def test_scale_arguments(manifest):
+    assert m.parse_scale(["calc=4", "mult-a=2,broker=0"], manifest) == {"calc": 4, "mult-a": 2, "broker": 0}
+
+
+def test_an_extra_tcp_port_per_instance(tmp_path):
+    compose = tmp_path / "compose.yml"
+    compose.write_text("""
+services:
+  ircd:
+    build: {context: ., dockerfile: apps/ircd/Dockerfile}
+    deploy: {replicas: 2}
+    x-canaduck: {probe: /irc/health, ports: {irc: IRC_PORT}}
+    environment: {SERVICE_NAME: ircd, IRC_PORT: "6667", REDIS_USERNAME: ircd}
+""")
+    manifest = m.load(compose, environ={})
+    a, b = m.plan(manifest, 6000)
+    assert (a.name, b.name) == ("ircd-1", "ircd-2")
+    assert a.extra_ports["irc"] != b.extra_ports["irc"]
+    env = m.instance_environment(b, [a, b])
+    assert env["IRC_PORT"] == str(b.extra_ports["irc"])
+    assert env["ADVERTISE_PORTS"] == f'{{"irc": {b.extra_ports["irc"]}}}'
