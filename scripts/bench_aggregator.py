@@ -24,10 +24,10 @@ import time
 from collections.abc import Awaitable
 from pathlib import Path
 
+from scripts.devkit import manifest
 from scripts.devkit.loadgen import Result, run
 from scripts.devkit.localstack import LocalStack
 from scripts.devkit.processes import ROOT, free_port, scratch_dir, stop_process
-from scripts.devkit.stack import SERVICES, StackSettings
 from scripts.devkit.waiting import wait_until
 
 CONCURRENCY = int(os.environ.get("BENCH_CONCURRENCY", "8"))
@@ -56,10 +56,13 @@ def bench_caddy(stack: LocalStack, port: int, workdir: Path) -> subprocess.Popen
     assert marker in text, "proxy/Caddyfile changed: update the bench's insertion point"
     config = workdir / "Caddyfile"
     config.write_text(text.replace(marker, BASELINE_ROUTE + marker, 1))
-    settings = StackSettings(port_base=stack.port_base)
+    services = manifest.load()
+    instances = manifest.plan(services, stack.port_base)
     env = {k: v for k, v in os.environ.items() if k != "CADDY_ADMIN"}
-    env["CADDY_PORT"] = str(port)
-    env.update({s.caddy_var: f"127.0.0.1:{s.port(settings)}" for s in SERVICES if s.caddy_var})
+    env.update(manifest.proxy_environment(services, instances, port))
+    # The baseline route goes straight to the aggregator, as the stack's Caddy would.
+    aggregator = next(i for i in instances if i.spec.service_name == "aggregator")
+    env["AGGREGATOR_UPSTREAM"] = f"127.0.0.1:{aggregator.port}"
     return subprocess.Popen(["caddy", "run", "--config", str(config), "--adapter", "caddyfile"],
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)

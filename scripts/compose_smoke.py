@@ -26,13 +26,8 @@ from dataclasses import dataclass
 import httpx
 
 from scripts.devkit.processes import ROOT
+from scripts.devkit.scaling import FIRST_REQUEST_LIMIT_MS, LAST_REQUEST_LIMIT_MS, compose_scenario, report
 from scripts.devkit.waiting import eventually as _eventually
-from scripts.scale_demo import (
-    FIRST_REQUEST_LIMIT_MS,
-    LAST_REQUEST_LIMIT_MS,
-    compose_scenario,
-    report,
-)
 
 PORT = int(os.environ.get("CANADUCK_HTTP_PORT", "80"))
 BASE = f"http://127.0.0.1:{PORT}"
@@ -180,7 +175,7 @@ def failover_checks(client: httpx.Client) -> list[Check]:
 def scaling_checks() -> list[Check]:
     """calc scaled 1 -> 4 -> 2 -> 1 with `docker compose up --scale` under a request loop."""
     try:
-        run = compose_scenario(BASE, phase=3)
+        run = compose_scenario(BASE, compose, phase=3)
     except (RuntimeError, AssertionError, subprocess.TimeoutExpired) as exc:
         return [Check("scale calc 1 -> 4 -> 2 -> 1", False, str(exc)[:80])]
     print("calc scaled 1 -> 4 -> 2 -> 1 under a request loop:")

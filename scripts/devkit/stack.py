@@ -1,11 +1,13 @@
 """The processes of the local stack: Redis (embedded valkey-server), every service under
 Hypercorn, and Caddy.
 
-Run through `scripts/up` (`python -m scripts.localstack`). Honcho runs the processes, prefixes
-their logs with their names and, on Ctrl-C or SIGTERM, stops them all (SIGTERM, then SIGKILL
-after CANADUCK_STOP_TIMEOUT). A watcher thread waits until every service is ready, then
-prints where everything runs. Redis keeps its append-only file in the run directory
-(`run/redis`), kept from one run to the next; `--fresh` empties it.
+Run through `scripts/up` (`python -m scripts.localstack`). The services, their replicas and
+settings are docker-compose.yml's (scripts/devkit/manifest.py); `--scale calc=4` (or
+CANADUCK_SCALE=calc=4) changes a service's number of instances, as with compose. Honcho runs
+the processes, prefixes their logs with their names and, on Ctrl-C or SIGTERM, stops them all
+(SIGTERM, then SIGKILL after CANADUCK_STOP_TIMEOUT). A watcher thread waits until every
+service is ready, then prints where everything runs. Redis keeps its append-only file in the
+run directory (`run/redis`), kept from one run to the next; `--fresh` empties it.
 """
 
 from __future__ import annotations
@@ -23,7 +25,6 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import honcho.manager
@@ -31,6 +32,8 @@ from honcho.manager import Manager
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from scripts.devkit import manifest
+from scripts.devkit.manifest import Instance, Manifest, ManifestError
 from scripts.devkit.processes import ROOT
 from scripts.devkit.redis_server import valkey_binary
 from scripts.devkit.waiting import eventually
@@ -55,44 +58,8 @@ class StackSettings(BaseSettings):
     redis_url: str = Field(default="", validation_alias="REDIS_URL")
     #: What outlives a run: the embedded Redis's append-only file, in `<run_dir>/redis`.
     run_dir: Path = ROOT / "run"
-
-
-@dataclass(frozen=True)
-class Service:
-    """One service process: which app, under which name and instance, on which port."""
-
-    proc: str  # the process name in logs, unique
-    module: str  # the app package, e.g. apps.directory
-    service: str  # SERVICE_NAME, also its Redis ACL user
-    offset: int  # its port is port_base + offset
-    caddy_var: str = ""  # the Caddyfile placeholder naming its upstream, if routed
-    probe: str = ""  # a public path through Caddy that answers once this service is reachable
-    env: dict[str, str] = field(default_factory=dict)
-
-    def port(self, settings: StackSettings) -> int:
-        return settings.port_base + self.offset
-
-
-#: Every service of the local stack. A new service adds its line here, its route in
-#: proxy/Caddyfile and its ACL user in redis/users.acl.
-SERVICES: tuple[Service, ...] = (
-    Service("directory", "apps.directory", "directory", 1, "DIRECTORY_UPSTREAM", "/directory"),
-    Service("ping", "apps.player", "ping", 10, "PING_UPSTREAM", "/rally", {"PEER_URL": "{pong_url}"}),
-    Service("pong", "apps.player", "pong", 11, "PONG_UPSTREAM", "/rally", {"PEER_URL": "{ping_url}"}),
-    Service("broker", "apps.broker", "broker", 12, "BROKER_UPSTREAM"),
-    Service("calc-1", "apps.calc", "calc", 20, "CALC_1_UPSTREAM", "/calc"),
-    Service("calc-2", "apps.calc", "calc", 21, "CALC_2_UPSTREAM", "/calc"),
-    Service("mult-a", "apps.mult", "mult", 22, "MULT_A_UPSTREAM", "/mult?op1=6&op2=7"),
-    Service("mult-b", "apps.mult", "mult", 23, "MULT_B_UPSTREAM", "/mult?op1=6&op2=7"),
-    # The backup answers through Caddy only while a and b are down: no public probe.
-    Service("mult-backup", "apps.mult", "mult", 24, "MULT_BACKUP_UPSTREAM"),
-    Service("weather", "apps.weather", "weather", 30),
-    Service("jokes", "apps.jokes", "jokes", 31, "JOKES_UPSTREAM"),
-    Service("aggregator", "apps.aggregator", "aggregator", 32, "AGGREGATOR_UPSTREAM", "/joke"),
-    Service("users", "apps.users", "users", 40, "USERS_UPSTREAM", "/api/users/rules"),
-    Service("messages", "apps.messages", "messages", 41, "MESSAGES_UPSTREAM", "/api/messages/limits"),
-    Service("web", "apps.web", "web", 60, "WEB_UPSTREAM", "/dashboard"),
-)
+    #: Instances per service, as `--scale` takes them: `calc=4,ircd=2`.
+    scale: str = ""
 
 
 def caddy_binary() -> str:
@@ -145,7 +112,8 @@ def q(path: object) -> str:
     return shlex.quote(str(path))
 
 
-def build(manager: Manager, settings: StackSettings, rundir: Path) -> None:
+def build(manager: Manager, settings: StackSettings, rundir: Path, stack: Manifest,
+          instances: list[Instance]) -> None:
     """Add every process of the stack to `manager`."""
     base_env = dict(os.environ)
     base_env.setdefault("PYTHONUNBUFFERED", "1")
@@ -159,41 +127,20 @@ def build(manager: Manager, settings: StackSettings, rundir: Path) -> None:
                        settings.restart_delay),
             env=base_env,
         )
-    caddy_env = dict(base_env, CADDY_PORT=str(settings.http_port))
+    for instance in instances:
+        env = dict(base_env, **manifest.instance_environment(instance, instances),
+                   REDIS_URL=service_redis_url(settings, instance.spec.redis_user))
+        command = f"{q(sys.executable)} -m apps.kit.serve {instance.spec.module}"
+        manager.add_process(instance.name, restarting(command, settings.restart_delay), env=env,
+                            cwd=str(ROOT))
+    caddy_env = dict(base_env, **manifest.proxy_environment(stack, instances, settings.http_port))
     caddy_env.pop("CADDY_ADMIN", None)
-    for svc in SERVICES:
-        port = svc.port(settings)
-        env = dict(
-            base_env,
-            SERVICE_NAME=svc.service,
-            INSTANCE_ID=svc.proc,
-            PORT=str(port),
-            HOST="127.0.0.1",
-            ADVERTISE_URL=f"http://127.0.0.1:{port}",
-            REDIS_URL=service_redis_url(settings, svc.service),
-            **with_urls(svc.env, settings),
-        )
-        manager.add_process(svc.proc, restarting(f"{q(sys.executable)} -m apps.kit.serve {svc.module}",
-                                                 settings.restart_delay), env=env, cwd=str(ROOT))
-        if svc.caddy_var:
-            caddy_env[svc.caddy_var] = f"127.0.0.1:{port}"
     manager.add_process(
         "caddy",
         restarting(f"{q(caddy_binary())} run --config {q(ROOT / 'proxy/Caddyfile')} --adapter caddyfile",
                    settings.restart_delay),
         env=caddy_env,
     )
-
-
-def with_urls(env: dict[str, str], settings: StackSettings) -> dict[str, str]:
-    """`env` with each `{<proc>_url}` replaced by that service's local URL (e.g. PEER_URL)."""
-    urls = {f"{{{s.proc}_url}}": f"http://127.0.0.1:{s.port(settings)}" for s in SERVICES}
-    out = {}
-    for name, value in env.items():
-        for placeholder, url in urls.items():
-            value = value.replace(placeholder, url)
-        out[name] = value
-    return out
 
 
 def restarting(command: str, delay: float) -> str:
@@ -221,15 +168,16 @@ def _ok(url: str) -> bool:
         return False
 
 
-def watch_readiness(settings: StackSettings, started: float, out: threading.Event) -> None:
+def watch_readiness(settings: StackSettings, instances: list[Instance], started: float,
+                    out: threading.Event) -> None:
     """Wait until every service is ready and Caddy answers, then print the table."""
     deadline = started + settings.ready_timeout
-    pending = {svc.proc: f"http://127.0.0.1:{svc.port(settings)}/ready" for svc in SERVICES}
-    # Ready means a user's request gets through: Caddy marks an upstream healthy only after
-    # its active check passes, so each routed service is also probed through Caddy.
+    pending = {i.name: f"{i.url}/ready" for i in instances}
+    # Ready means a user's request gets through: each routed service (x-canaduck.probe) is
+    # also asked for through Caddy, which finds it in the directory.
     caddy = f"http://127.0.0.1:{settings.http_port}"
     pending["caddy"] = f"{caddy}/health"
-    pending.update({f"{svc.proc} via caddy": f"{caddy}{svc.probe}" for svc in SERVICES if svc.probe})
+    pending.update({f"{i.spec.name} via caddy": f"{caddy}{i.spec.probe}" for i in instances if i.spec.probe})
 
     def all_ready_or_stopping() -> bool:
         for name, url in list(pending.items()):
@@ -244,13 +192,15 @@ def watch_readiness(settings: StackSettings, started: float, out: threading.Even
         print(f"canaduck: NOT READY after {settings.ready_timeout:g} s: {', '.join(sorted(pending))}",
               flush=True)
         return
-    print(summary(settings, time.monotonic() - started), flush=True)
+    print(summary(settings, instances, time.monotonic() - started), flush=True)
 
 
-def summary(settings: StackSettings, elapsed: float) -> str:
+def summary(settings: StackSettings, instances: list[Instance], elapsed: float) -> str:
     """The table of what runs where, and how to look inside."""
     rows = [("caddy", f"http://127.0.0.1:{settings.http_port}", "entry point")]
-    rows += [(s.service, f"http://127.0.0.1:{s.port(settings)}", s.proc) for s in SERVICES]
+    for i in instances:
+        extra = "".join(f", {name} :{port}" for name, port in i.extra_ports.items())
+        rows.append((i.spec.service_name, i.url, f"{i.name}{extra}"))
     if settings.redis_url:
         rows.append(("redis", settings.redis_url.split("@")[-1], "external (REDIS_URL)"))
         cli = "redis-cli -u \"$REDIS_URL\""
@@ -299,12 +249,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="scripts/up", description="Run the whole stack locally.")
     parser.add_argument("--fresh", action="store_true",
                         help="start with an empty Redis: erase the data kept in the run directory")
+    parser.add_argument("--scale", action="append", default=[], metavar="SERVICE=N",
+                        help="instances of a service (as docker compose up --scale); repeatable")
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     settings = StackSettings()
+    stack = manifest.load()
+    try:
+        scale = manifest.parse_scale([settings.scale, *args.scale], stack)
+    except ManifestError as exc:
+        raise SystemExit(f"scripts/up: {exc}") from None
+    instances = manifest.plan(stack, settings.port_base, scale)
     started = time.monotonic()
     # honcho's kill delay is a module constant (5 s, no longer than a service's own drain).
     honcho.manager.KILL_WAIT = settings.stop_timeout
@@ -316,9 +274,10 @@ def main(argv: list[str] | None = None) -> int:
     else:
         data = redis_dir(settings, args.fresh)
     with data as rundir:
-        build(manager, settings, rundir)
+        build(manager, settings, rundir, stack, instances)
         done = threading.Event()
-        watcher = threading.Thread(target=watch_readiness, args=(settings, started, done), daemon=True)
+        watcher = threading.Thread(target=watch_readiness, args=(settings, instances, started, done),
+                                   daemon=True)
         watcher.start()
         manager.loop()
         done.set()

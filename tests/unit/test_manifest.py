@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from scripts import manifest as m
+from scripts.devkit import manifest as m
 
 ROOT = Path(__file__).resolve().parents[2]
 CADDYFILE = "\n".join(line for line in (ROOT / "proxy/Caddyfile").read_text().splitlines()
@@ -51,6 +51,8 @@ def test_the_plan_names_replicas_like_containers_and_gives_each_its_own_ports(ma
 
 def test_default_replicas_come_from_deploy(manifest):
     assert [i.name for i in m.plan(manifest, 5000) if i.spec.name == "calc"] == ["calc-1", "calc-2"]
+    # Scaled to one, a replicated service keeps numbering, as compose does: calc-1.
+    assert [i.name for i in m.plan(manifest, 5000, {"calc": 1}) if i.spec.name == "calc"] == ["calc-1"]
 
 
 def test_instance_environment_is_compose_s_made_local(manifest):

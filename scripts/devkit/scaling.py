@@ -1,6 +1,7 @@
 """Watching a service scale, from outside, through the gateway: a steady request loop and a
 watch of the directory, both through Caddy, so one piece of code measures the local stack and
-compose alike. Used by `scripts/scale-demo` and `scripts/compose-smoke`.
+compose alike. Used by `scripts/scale-demo` and `scripts/compose-smoke` (and the end-to-end
+scaling test).
 
 Registration times are read from the directory itself: an entry is written with a TTL of
 DIRECTORY_TTL seconds, so an entry first seen with `ttl` seconds left was registered
@@ -10,18 +11,27 @@ watch polls far more often than that).
 
 from __future__ import annotations
 
+import contextlib
+import subprocess
 import threading
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import httpx
 
-from scripts.lb_demo import Sample, percentile
+from scripts.devkit.requestloop import RequestLoop, Sample
+from scripts.devkit.stats import percentile_or
+from scripts.devkit.waiting import wait_until
 
-#: What calc answers with the loop's expected result (lb_demo's EXPECTED, 42).
-SUM_PATH = "/sum?op1=40&op2=2"
+#: The request the loop repeats through the gateway, and its answer.
+SUM_PATH, SUM_ANSWER = "/sum?op1=40&op2=2", 42
+#: A new instance must take traffic this soon after registering (ms).
+FIRST_REQUEST_LIMIT_MS = 2000.0
+#: How long after leaving the directory a leaving instance may still be sent requests (ms):
+#: the gateway's refresh (1 s) plus the watch's polling; it keeps serving for DRAIN_SECONDS (2).
+LAST_REQUEST_LIMIT_MS = 1500.0
 
 
 @dataclass
@@ -134,7 +144,7 @@ def timeline(samples: Sequence[Sample], t0: float, events: dict[int, str]) -> li
         cells = " ".join(f"{counts[name]:>{width}}" for name in names)
         lines.append(
             f"{second:>4} {cells} {sum(1 for s in window if not s.ok):>7} "
-            f"{percentile(latencies, 0.5):>7.1f} {percentile(latencies, 0.99):>7.1f}  "
+            f"{percentile_or(latencies, 50):>7.1f} {percentile_or(latencies, 99):>7.1f}  "
             f"{events.get(second, '')}".rstrip()
         )
     return lines
@@ -154,3 +164,112 @@ def wait_for_instances(base_url: str, path: str, count: int, timeout: float = 60
                 return seen
             time.sleep(0.2)
     raise AssertionError(f"{count} instances never answered {path} (saw {sorted(seen)})")
+
+
+@dataclass
+class Run:
+    """A scaling run as it goes: the request loop, the directory watch, and what was done when.
+
+    Steps wait for their effect (instances routed, or gone) rather than for the clock, so a
+    slow start on a loaded machine stretches the timeline instead of breaking the scenario.
+    """
+
+    loop: RequestLoop
+    watch: DirectoryWatch
+    t0: float = field(default_factory=time.monotonic)
+    events: dict[int, str] = field(default_factory=dict)
+
+    @property
+    def samples(self) -> list[Sample]:
+        return self.loop.samples
+
+    def mark(self, label: str) -> None:
+        """Note what happens now, on the timeline."""
+        second = int(time.monotonic() - self.t0)
+        self.events[second] = f"{self.events[second]}; {label}" if second in self.events else label
+
+    def act(self, label: str, action: Callable[[], None], between_requests: bool = False) -> None:
+        """Do `action` (a kill: between two requests of the loop) and mark it."""
+        self.mark(label)
+        if between_requests:
+            self.loop.between_requests(action)
+        else:
+            action()
+
+    def routed(self) -> set[str]:
+        """Listed instances that have answered a request since they registered."""
+        samples = list(self.loop.samples)
+        return {name for name, presence in self.watch.seen.items() if presence.left is None
+                and any(s.served_by == name and s.started >= presence.registered for s in samples)}
+
+    def wait_routed(self, count: int, timeout: float = 90.0) -> None:
+        """Until exactly `count` instances are listed and each has answered."""
+        wait_until(lambda: len(self.watch.current()) == count and len(self.routed()) == count,
+                   timeout=timeout, interval=0.1)
+
+    def wait_gone(self, name: str, timeout: float = 30.0) -> None:
+        """Until `name` has left the directory."""
+        wait_until(lambda: name in self.watch.seen and self.watch.seen[name].left is not None,
+                   timeout=timeout, interval=0.1)
+
+
+@contextlib.contextmanager
+def scaling_run(base_url: str, ttl: float = 10.0) -> Iterator[Run]:
+    """The loop and the watch on calc for the block; one more poll of the directory after it."""
+    with DirectoryWatch(base_url, "calc", ttl=ttl) as watch, \
+            RequestLoop(base_url, path=SUM_PATH, expected=SUM_ANSWER) as loop:
+        run = Run(loop, watch)
+        yield run
+        time.sleep(0.3)
+
+
+def report(run: Run) -> Verdict:
+    """Print the timeline, the per-instance table and the RESULT line; return the verdict."""
+    result = verdict(run.samples, run.watch, run.t0)
+    print("\n".join(timeline(run.samples, run.t0, run.events)))
+    print()
+    print(f"{'instance':<20} {'registered s':>12} {'left s':>7} {'first req ms':>12} {'last req ms':>12}")
+    for name, presence in run.watch.seen.items():
+        left = f"{presence.left - run.t0:.2f}" if presence.left is not None else "-"
+        first = result.first_request_ms.get(name)
+        last = result.last_request_ms.get(name)
+        print(f"{name[-20:]:<20} {presence.registered - run.t0:>12.2f} {left:>7} "
+              f"{'-' if first is None else f'{first:.0f}':>12} {'-' if last is None else f'{last:.0f}':>12}")
+    print("(first req: ms from registering to its first request; last req: from leaving the "
+          f"directory to the start of the last request it served, limit {LAST_REQUEST_LIMIT_MS:.0f})")
+    print(f"RESULT requests={result.requests} failed={result.failed} instances_seen={result.instances_seen} "
+          f"first_request_after_register_ms={result.worst_first_ms:.0f}")
+    return result
+
+
+def passed(result: Verdict, expected_instances: int) -> bool:
+    """No failure, every instance seen, each new one in time, no leaving one served late."""
+    return (result.failed == 0 and result.instances_seen >= expected_instances
+            and bool(result.first_request_ms) and result.worst_first_ms <= FIRST_REQUEST_LIMIT_MS
+            and result.worst_last_ms <= LAST_REQUEST_LIMIT_MS)
+
+
+Compose = Callable[..., "subprocess.CompletedProcess[str]"]
+
+
+def compose_scale(compose: Compose, count: int) -> Callable[[], None]:
+    """An action: `docker compose up -d --no-recreate --scale calc=<count> calc`."""
+    def action() -> None:
+        done = compose("up", "-d", "--no-recreate", "--no-deps", "--scale", f"calc={count}", "calc")
+        if done.returncode:
+            raise RuntimeError(f"docker compose --scale calc={count} failed: {done.stderr[-500:]}")
+    return action
+
+
+def compose_scenario(base_url: str, compose: Compose, phase: float) -> Run:
+    """1 -> 4 -> 2 -> 1 calc containers of a running compose stack, under the loop."""
+    compose_scale(compose, 1)()
+    wait_for_instances(base_url, SUM_PATH, 1)
+    time.sleep(3)  # the removed instances are gone: start from a quiet state
+    with scaling_run(base_url) as run:
+        for count in (4, 2, 1):
+            time.sleep(phase)
+            run.act(f"docker compose up --scale calc={count}", compose_scale(compose, count))
+            run.wait_routed(count)
+        time.sleep(phase)
+    return run

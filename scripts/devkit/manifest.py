@@ -32,7 +32,8 @@ from pathlib import Path
 
 import yaml
 
-ROOT = Path(__file__).resolve().parent.parent
+from scripts.devkit.processes import ROOT
+
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 #: The port every app listens on inside its container.
 CONTAINER_PORT = 5000
@@ -156,9 +157,11 @@ def plan(manifest: Manifest, port_base: int, scale: Mapping[str, int] | None = N
     next_port = port_base + 1
     for spec in manifest.services:
         count = scale.get(spec.name, spec.replicas)
+        # A replicated or scaled service names its instances like compose's containers
+        # (calc-1, calc-2, even when scaled to one); a plain service keeps its own name.
+        numbered = spec.replicas > 1 or spec.name in scale
         for index in range(1, count + 1):
-            # Named like its container: calc-1, calc-2; a single instance keeps its own name.
-            name = (spec.instance_id or spec.name) if count == 1 else f"{spec.name}-{index}"
+            name = f"{spec.name}-{index}" if numbered else (spec.instance_id or spec.name)
             extra = {}
             for port_name in spec.ports:
                 extra[port_name] = next_port + 1

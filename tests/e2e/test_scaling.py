@@ -1,0 +1,111 @@
+"""Routing follows the directory: instances that join, leave, die or lie, under a request loop
+through Caddy. Nothing is told to the gateway; every instance here is started by hand with
+nothing but a service name Caddy routes.
+
+The stack is shared: every test leaves calc-1 and calc-2 running and routed.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Iterator
+
+import pytest
+
+import redis
+from scripts.devkit import LocalStack, RedisServer, ServiceLauncher, wait_until
+from scripts.devkit.requestloop import RequestLoop
+from scripts.devkit.scaling import (
+    FIRST_REQUEST_LIMIT_MS,
+    LAST_REQUEST_LIMIT_MS,
+    SUM_ANSWER,
+    SUM_PATH,
+    DirectoryWatch,
+    verdict,
+    wait_for_instances,
+)
+
+RUNNER_CALC = {"calc-1", "calc-2"}
+
+
+@pytest.fixture
+def launcher(stack: LocalStack) -> Iterator[ServiceLauncher]:
+    """Starts more instances against the stack's Redis, with the stack's own timings."""
+    launcher = ServiceLauncher(RedisServer(port=stack.redis_port))
+    yield launcher
+    launcher.stop_all()
+
+
+def start_calc(launcher: ServiceLauncher, name: str):
+    return launcher.start("apps.calc", "calc", wait=False, INSTANCE_ID=name, DIRECTORY_TTL="10",
+                          HEARTBEAT_INTERVAL="3", DRAIN_SECONDS="2")
+
+
+def test_calc_scales_2_4_2_with_no_failed_request(stack, launcher):
+    wait_for_instances(stack.url, SUM_PATH, 2)
+    with DirectoryWatch(stack.url, "calc") as watch, \
+            RequestLoop(stack.url, path=SUM_PATH, expected=SUM_ANSWER) as loop:
+        t0 = time.monotonic()
+        extras = [start_calc(launcher, name) for name in ("calc-3", "calc-4")]
+        loop.wait_for(lambda: {"calc-3", "calc-4"} <= {s.served_by for s in list(loop.samples)}, timeout=30)
+        time.sleep(1)
+        for extra in extras:  # scale down: SIGTERM, as compose and Ctrl-C do
+            os.killpg(extra.proc.pid, signal.SIGTERM)
+        for extra in extras:
+            assert extra.proc.wait(20) == 0
+        time.sleep(0.5)  # one more poll of the directory
+    result = verdict(loop.samples, watch, t0)
+    assert result.failed == 0, [s for s in loop.samples if not s.ok][:5]
+    assert {"calc-1", "calc-2", "calc-3", "calc-4"} <= {s.served_by for s in loop.samples}
+    # Each new instance answered within 2 s of registering...
+    assert set(result.first_request_ms) == {"calc-3", "calc-4"}
+    assert result.worst_first_ms <= FIRST_REQUEST_LIMIT_MS, result.first_request_ms
+    # ...and each leaving one got its last request soon after it left the directory, while it
+    # was still serving (DRAIN_SECONDS=2): nothing failed above.
+    assert set(result.last_request_ms) == {"calc-3", "calc-4"}
+    assert result.worst_last_ms <= LAST_REQUEST_LIMIT_MS, result.last_request_ms
+    assert watch.current() == RUNNER_CALC
+
+
+def test_a_killed_instance_costs_no_request_and_leaves_within_its_ttl(stack, launcher):
+    doomed = start_calc(launcher, "calc-doomed")
+    wait_for_instances(stack.url, SUM_PATH, 3)
+    with DirectoryWatch(stack.url, "calc") as watch, \
+            RequestLoop(stack.url, path=SUM_PATH, expected=SUM_ANSWER) as loop:
+        loop.wait_for(lambda: len(loop.samples) >= 30)
+        killed = loop.between_requests(lambda: os.killpg(doomed.proc.pid, signal.SIGKILL))
+        wait_until(lambda: watch.seen["calc-doomed"].left is not None, timeout=10 + 2, interval=0.1)
+        time.sleep(1.5)  # past the gateway's refresh
+    assert [s for s in loop.samples if not s.ok] == []  # refused dials were retried elsewhere
+    gone = watch.seen["calc-doomed"].left
+    assert gone is not None and gone - killed <= 10 + 0.5  # DIRECTORY_TTL
+    assert not any(s.served_by == "calc-doomed" for s in loop.samples if s.started > killed)
+    assert {s.served_by for s in loop.samples if s.started > gone} == RUNNER_CALC
+
+
+def test_hostile_directory_entries_never_break_routing_for_the_others(stack):
+    # calc's own Redis user may write the directory: a buggy or hostile instance could.
+    client = redis.Redis(port=stack.redis_port, username="calc", password="dev-only-calc")
+    hostile = {
+        "calc/huge": '{"service":"calc","instance":"huge","url":"http://127.0.0.1:9","meta":{"x":"'
+                     + "y" * 200_000 + '"}}',
+        "calc/garbage": b"\x00\xff{not json",
+        "calc/bad-url": '{"service":"calc","instance":"bad-url","url":"http://[::1:5000"}',
+        "calc/liar": '{"service":"mult","instance":"liar","url":"http://127.0.0.1:9"}',
+        # A well-formed entry for an address where nothing listens: like a killed instance.
+        "calc/nobody-home": '{"service":"calc","instance":"nobody-home","url":"http://127.0.0.1:9"}',
+    }
+    try:
+        client.hset("canaduck:directory", mapping=hostile)
+        client.publish("canaduck:events", '{"kind":"registered","service":"calc"}')
+        time.sleep(1.5)  # the gateway has read the directory since
+        with RequestLoop(stack.url, path=SUM_PATH, expected=SUM_ANSWER) as loop:
+            loop.wait_for(lambda: len(loop.samples) >= 200)
+        assert [s for s in loop.samples if not s.ok] == []
+        assert {s.served_by for s in loop.samples} == RUNNER_CALC
+        assert stack.get("/directory").status_code == 200  # the HTTP view copes too
+    finally:
+        client.hdel("canaduck:directory", *hostile)
+        client.close()
