@@ -6,10 +6,10 @@ from scripts.devkit import LocalStack, running_server, wait_until
 
 
 def test_directory_through_caddy_lists_every_running_service(stack):
-    from scripts.devkit.stack import SERVICES
+    from scripts.devkit import manifest
 
     body = stack.get("/directory").json()
-    expected = {svc.service for svc in SERVICES}
+    expected = {spec.service_name for spec in manifest.load().services}
     assert expected <= set(body["services"])
     for instances in body["services"].values():
         assert all(0 < item["ttl"] <= 10 for item in instances)

@@ -10,7 +10,7 @@ import time
 import pytest
 from dnslib import DNSRecord
 
-from tests.support import free_port, wait_until
+from scripts.devkit import free_port, wait_until
 
 
 def srv_ports(dns_port: int, service: str) -> list[int]:
