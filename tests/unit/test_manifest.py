@@ -99,7 +99,7 @@ def test_scale_arguments(manifest):
 
 
 def test_an_extra_tcp_port_per_instance(tmp_path):
-    compose = tmp_path / "compose.yml"
+    compose = tmp_path / "services.yaml"  # a manifest of its own, with one ircd entry
     compose.write_text("""
 services:
   ircd:
