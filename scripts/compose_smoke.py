@@ -2,9 +2,9 @@
 
 Run through `scripts/compose-smoke` on a machine with Docker and Compose v2. `--busy N` brings
 the stack up while N CPU burners keep the cores busy: the health checks must hold on a loaded
-machine. Then the routes, failover, and durability (a
-joke survives a crashed and a restarted Redis container). Then calc scaled 1 -> 4 -> 2 -> 1 under a request loop
-(scale-demo's compose scenario, its timeline printed). Prints a table of checks and ends with
+machine. Then the routes, failover, durability (a joke survives a crashed and a restarted
+Redis container), and calc scaled 1 -> 4 -> 2 -> 1 under a request loop (scale-demo's compose
+scenario, its timeline printed). Prints a table of checks and ends with
 `RESULT compose_routes_ok=<n>/<n> failover_ok=<yes|no> scaling_ok=<yes|no> up_seconds=<n>`.
 Exit status 0 only if every check passed. COMPOSE_PROJECT_NAME and CANADUCK_HTTP_PORT keep it
 apart from another stack on the same engine.
