@@ -24,9 +24,9 @@ from typing import Any, Protocol
 import httpx
 
 import redis
+from scripts.devkit import manifest
 from scripts.devkit.localstack import LocalStack
 from scripts.devkit.processes import ROOT
-from scripts.devkit.stack import SERVICES
 from scripts.devkit.stats import percentile_or
 
 #: Replicas a fault may hit: each sits behind Caddy with a sibling that answers in its place.
@@ -169,7 +169,7 @@ class LocalTarget:
     def __init__(self, stack: LocalStack) -> None:
         self.stack = stack
         self.base_url = stack.url
-        self.ports = {svc.proc: stack.port_base + svc.offset for svc in SERVICES}
+        self.ports = {i.name: i.port for i in manifest.plan(manifest.load(), stack.port_base)}
         self._probe = redis.Redis(port=stack.redis_port, username="inspector",
                                   password="dev-only-inspector", socket_timeout=0.5,
                                   socket_connect_timeout=0.5)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from honcho.manager import Manager
 
+from scripts.devkit import manifest
 from scripts.devkit.stack import StackSettings, build, parse_args, redis_dir
 
 
@@ -24,7 +25,8 @@ def test_the_run_directory_is_kept_unless_fresh_and_locked_while_in_use(tmp_path
 
 def test_redis_and_caddy_run_in_a_restart_loop_redis_on_the_run_directory(tmp_path):
     manager = Manager()
-    build(manager, StackSettings(run_dir=tmp_path), tmp_path / "redis")
+    stack = manifest.load()
+    build(manager, StackSettings(run_dir=tmp_path), tmp_path / "redis", stack, manifest.plan(stack, 5000))
     for name in ("redis", "caddy"):
         command = manager._processes[name]["obj"].cmd
         assert "while :; do" in command and "restarting in" in command, name
