@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any
 
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.exceptions import (
@@ -26,7 +27,7 @@ class StartupError(RuntimeError):
 
 
 def connect(url: str, *, client_name: str, timeout: float = 2.0, username: str = "",
-            password: str = "") -> Redis:
+            password: str = "", pool_size: int | None = None) -> Redis:
     """Open a pooled client with short timeouts and a few quick retries on dropped links.
 
     A command that times out is not retried: the server may have run it, and retries would
@@ -34,9 +35,12 @@ def connect(url: str, *, client_name: str, timeout: float = 2.0, username: str =
     either (redis-py would treat them as connection errors), so a wrong password fails in
     milliseconds instead of hanging. `username` and `password`, if given, are used as they
     are (REDIS_URL then carries none: the settings refuse both).
+
+    `pool_size` bounds the connections with a blocking pool: a command past it waits (up to
+    `timeout`) for a free connection instead of failing, as redis-py's default pool (100
+    connections, then an error) would under a burst of many concurrent clients.
     """
-    return Redis.from_url(
-        url,
+    options: dict[str, Any] = dict(
         username=username or None,
         password=password or None,
         client_name=client_name,
@@ -50,6 +54,10 @@ def connect(url: str, *, client_name: str, timeout: float = 2.0, username: str =
                     supported_errors=(RedisConnectionError,)),
         retry_on_error=[RedisConnectionError],
     )
+    if pool_size is None:
+        return Redis.from_url(url, **options)
+    pool = BlockingConnectionPool.from_url(url, max_connections=pool_size, timeout=timeout, **options)
+    return Redis(connection_pool=pool)
 
 
 async def wait_until_reachable(client: Redis, timeout: float) -> None:

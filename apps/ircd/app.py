@@ -1,0 +1,120 @@
+"""The IRC gateway: IRC over TCP (and TLS) and IRCv3 WebSocket, its state shared in Redis.
+
+It runs under the kit like every service (/health, /ready, /metrics); the IRC listeners open
+when the instance has registered and close when it stops. See docs/chat.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+
+from prometheus_client import Gauge
+from quart import Blueprint, Response, current_app, jsonify, websocket
+from redis.asyncio import Redis
+
+from apps.ircd.server import IrcServer
+from apps.ircd.settings import IrcdSettings
+from apps.ircd.sweeper import Sweeper
+from apps.ircd.websocket import SUBPROTOCOL, WebSocketTransport
+from apps.kit.app import ServiceApp
+from apps.kit.app import create_app as create_service_app
+from apps.kit.redisconn import connect
+from apps.kit.tasks import cancel_and_wait
+
+routes = Blueprint("ircd", __name__)
+
+
+def create_app(settings: IrcdSettings | None = None, redis: Redis | None = None) -> ServiceApp:
+    """The gateway app; IRC listeners start once the instance is registered."""
+    settings = settings or IrcdSettings()
+    if redis is None:
+        # Many clients' commands run at once: they queue for a bounded pool of connections.
+        redis = connect(settings.redis_url, client_name=f"{settings.service_name}/{settings.instance_id}",
+                        timeout=settings.redis_timeout, username=settings.redis_username,
+                        password=settings.redis_password, pool_size=settings.redis_pool_size)
+    app = create_service_app(settings, import_name=__name__, redis=redis)
+    rt = app.runtime
+    server = IrcServer(settings, rt.redis)
+    app.extensions["irc"] = server
+    rates = Rates(server)
+
+    async def live_replicas() -> set[str]:
+        return {entry.instance for entry in await rt.directory.lookup(settings.service_name)}
+
+    sweeper = Sweeper(server, live_replicas, settings.sweep_interval)
+
+    @rt.on_start
+    async def start_irc() -> None:
+        server.users_http = rt.http
+        await sweeper.start()
+        await server.start()
+        rates.start()
+
+    @rt.on_stop
+    async def stop_irc() -> None:
+        await rates.stop()
+        await sweeper.stop()
+        await server.stop()
+
+    app.metrics.expose_counts("canaduck_irc", "IRC gateway events by kind", lambda: server.counts)
+    Gauge("canaduck_irc_connections", "Clients connected to this replica", registry=app.metrics.registry,
+          ).set_function(lambda: len(server.clients))
+    Gauge("canaduck_irc_messages_per_second", "Lines delivered to clients per second (last second)",
+          registry=app.metrics.registry).set_function(lambda: rates.messages_per_second)
+    app.register_blueprint(routes)
+    return app
+
+
+class Rates:
+    """Messages per second, sampled once a second for /metrics and /stats."""
+
+    def __init__(self, server: IrcServer) -> None:
+        self._server = server
+        self.messages_per_second = 0.0
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._sample(), name="irc-rates")
+
+    async def stop(self) -> None:
+        if self._task:
+            await cancel_and_wait(self._task)
+
+    async def _sample(self) -> None:
+        last, then = self._server.counts["messages"], time.monotonic()
+        while True:
+            await asyncio.sleep(1.0)
+            now, count = time.monotonic(), self._server.counts["messages"]
+            self.messages_per_second = (count - last) / max(now - then, 1e-6)
+            last, then = count, now
+
+
+def _server() -> IrcServer:
+    return current_app.extensions["irc"]
+
+
+@routes.get("/stats")
+async def stats() -> Response:
+    """This replica's clients, channels with local members, and counters."""
+    server = _server()
+    return jsonify({"instance": server.instance, "connections": len(server.clients),
+                    "local_channels": len(server.local), "ports": server.ports,
+                    "counts": dict(server.counts)})
+
+
+@routes.websocket("/irc")
+async def irc_websocket() -> None:
+    """IRCv3 WebSocket transport: one IRC line per text message, subprotocol text.ircv3.net."""
+    requested = websocket.requested_subprotocols
+    await websocket.accept(subprotocol=SUBPROTOCOL if SUBPROTOCOL in requested else None)
+    # Behind Caddy every peer is the proxy: the client's address is the last one Caddy added
+    # to X-Forwarded-For (the gateway's HTTP port is reachable only through it).
+    forwarded = websocket.headers.get("X-Forwarded-For", "")
+    peer = forwarded.split(",")[-1].strip() if forwarded else (websocket.remote_addr or "?")
+    secure = websocket.scheme == "wss" or websocket.headers.get("X-Forwarded-Proto") == "https"
+    transport = WebSocketTransport(websocket._get_current_object(),  # type: ignore[attr-defined]
+                                   peer, secure)
+    with contextlib.suppress(asyncio.CancelledError):
+        await _server().serve(transport)

@@ -1,0 +1,53 @@
+"""Settings of the IRC gateway."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from apps.kit import casemap
+from apps.kit.chatlog import ChatSettings
+
+
+class IrcdSettings(ChatSettings):
+    """Kit settings plus the IRC listeners, the server's identity and its limits."""
+
+    service_name: str = "ircd"
+    #: Address the IRC listeners bind; empty: the same as HOST.
+    irc_host: str = ""
+    irc_port: int = Field(default=6667, ge=0, le=65535)
+    #: IRC over TLS, served only when both TLS_CERT and TLS_KEY are set.
+    irc_tls_port: int = Field(default=6697, ge=0, le=65535)
+    tls_cert: str = ""
+    tls_key: str = ""
+    server_name: str = Field(default="irc.canaduck.local", pattern=r"^[A-Za-z0-9.-]{1,63}$")
+    network_name: str = Field(default="canaduck", pattern=r"^[A-Za-z0-9-]{1,32}$")
+    #: Server password clients must give with PASS before registering; empty: none.
+    irc_password: str = Field(default="", repr=False)
+    #: Message of the day, lines separated by newlines; empty: 422 (no MOTD).
+    motd: str = "Welcome to canaduck: a chat served by stateless gateways sharing Redis."
+    #: IRC operators, `name:password` pairs separated by commas (OPER); empty: none.
+    irc_opers: str = Field(default="", repr=False)
+    #: The users service, for SASL PLAIN; empty: SASL is not offered.
+    users_url: str = ""
+    nick_length: int = Field(default=casemap.NICKLEN, ge=9, le=64)
+    channel_length: int = Field(default=casemap.CHANNELLEN, ge=2, le=200)
+    topic_length: int = Field(default=390, ge=1, le=400)
+    max_channels_per_user: int = Field(default=50, ge=1)
+    max_connections_per_ip: int = Field(default=100, ge=1)
+    max_monitor: int = Field(default=100, ge=0)
+    max_targets: int = Field(default=4, ge=1)
+    #: Flood control: at most FLOOD_LINES commands per FLOOD_WINDOW seconds, counted per
+    #: connection and per account in Redis; past it the connection is read more slowly.
+    flood_lines: int = Field(default=50, ge=1)
+    flood_window: float = Field(default=5.0, gt=0)
+    #: A connection whose unread output passes this many bytes is closed (a client not reading).
+    send_queue_bytes: int = Field(default=1024 * 1024, ge=4096)
+    ping_interval: float = Field(default=90.0, gt=0)
+    ping_timeout: float = Field(default=60.0, gt=0)
+    #: Seconds a client has to register before it is disconnected.
+    registration_timeout: float = Field(default=60.0, gt=0)
+    whowas_length: int = Field(default=10, ge=1)
+    #: Seconds between two looks for dead replicas whose users must be cleaned up.
+    sweep_interval: float = Field(default=5.0, gt=0)
+    #: Redis connections of one replica; more concurrent commands wait for a free one.
+    redis_pool_size: int = Field(default=64, ge=2, le=10_000)

@@ -1,0 +1,97 @@
+"""An in-process gateway on fakeredis and a line-oriented test client for it."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+from collections.abc import AsyncIterator
+
+import fakeredis
+
+from apps.ircd.server import IrcServer
+from apps.ircd.settings import IrcdSettings
+
+
+class Clock:
+    """An injectable clock the tests move by hand."""
+
+    def __init__(self, now: float = 1_800_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class LineClient:
+    """A raw IRC client: send lines, read lines until a PONG syncs (as irctest does)."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+        self._sync = itertools.count()
+
+    async def send(self, *lines: str | bytes) -> None:
+        for line in lines:
+            data = line if isinstance(line, bytes) else line.encode()
+            self.writer.write(data + b"\r\n")
+        await self.writer.drain()
+
+    async def sync(self, timeout: float = 3.0) -> list[str]:
+        """Every line received until the answer to a PING of ours."""
+        token = f"sync{next(self._sync)}"
+        await self.send(f"PING {token}")
+        lines = []
+        while True:
+            raw = await asyncio.wait_for(self.reader.readline(), timeout)
+            if not raw:
+                return lines
+            line = raw.decode("utf-8", "replace").rstrip("\r\n")
+            if line.split(" ")[-1].lstrip(":") == token and " PONG " in line:
+                return lines
+            lines.append(line)
+
+    async def register(self, nick: str, *, caps: str = "") -> list[str]:
+        if caps:
+            await self.send("CAP LS 302", f"CAP REQ :{caps}")
+        await self.send(f"NICK {nick}", f"USER {nick} 0 * :Real {nick}")
+        if caps:
+            await self.send("CAP END")
+        return await self.sync()
+
+    async def close(self) -> None:
+        self.writer.close()
+        with contextlib.suppress(Exception):
+            await self.writer.wait_closed()
+
+
+def commands(lines: list[str]) -> list[str]:
+    """The command (or numeric) of each line, tags and source left out."""
+    out = []
+    for line in lines:
+        words = [w for w in line.split(" ") if w]
+        while words and words[0][0] in "@:":
+            words.pop(0)
+        out.append(words[0] if words else "")
+    return out
+
+
+@contextlib.asynccontextmanager
+async def running_gateway(server: fakeredis.FakeServer | None = None, *, instance: str = "ircd-test",
+                          clock: Clock | None = None, **overrides: object) -> AsyncIterator[IrcServer]:
+    """A gateway listening on a free loopback port, on fakeredis (shared when `server` given)."""
+    fake = server or fakeredis.FakeServer()
+    redis = fakeredis.FakeAsyncRedis(server=fake)
+    settings = IrcdSettings(instance_id=instance, irc_host="127.0.0.1", irc_port=0,
+                            server_name="irc.test", **overrides)  # type: ignore[arg-type]
+    gateway = IrcServer(settings, redis, clock=clock or Clock())
+    await gateway.start()
+    try:
+        yield gateway
+    finally:
+        await gateway.stop()
+        await redis.aclose()
+
+
+async def connect(gateway: IrcServer, port_name: str = "irc") -> LineClient:
+    reader, writer = await asyncio.open_connection("127.0.0.1", gateway.ports[port_name])
+    return LineClient(reader, writer)

@@ -1,0 +1,75 @@
+"""The gateway's other doors: the IRCv3 WebSocket route, IRC over TLS, and /metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import ssl
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from apps.ircd.app import create_app
+from apps.ircd.settings import IrcdSettings
+from tests.unit.ircd_support import LineClient, commands, running_gateway
+
+
+def settings(**overrides: object) -> IrcdSettings:
+    return IrcdSettings(service_name="ircd", instance_id="ws-1", irc_host="127.0.0.1", irc_port=0,
+                        server_name="irc.test", **overrides)  # type: ignore[arg-type]
+
+
+async def test_websocket_speaks_irc_one_line_per_message(redis, started):
+    app = create_app(settings(), redis=redis)
+    async with started(app) as client:
+        async with client.websocket("/irc", subprotocols=["text.ircv3.net"]) as ws:
+            for line in ("NICK web", "USER web 0 * :Web", "JOIN #w", "PING done"):
+                await ws.send(line)
+            received = []
+            while not received or "PONG" not in received[-1]:
+                received.append(await asyncio.wait_for(ws.receive(), 5))
+            assert commands(received)[0] == "001"
+            assert ":web!~web@" in " ".join(received) and "JOIN #w" in " ".join(received)
+            assert all(not line.endswith("\r\n") for line in received)
+        async with client.websocket("/irc", subprotocols=["text.ircv3.net"],
+                                    headers={"X-Forwarded-For": "203.0.113.9"}) as ws:
+            for line in ("NICK proxied", "USER p 0 * :P", "WHOIS proxied", "PING done"):
+                await ws.send(line)
+            received = []
+            while not received or "PONG" not in received[-1]:
+                received.append(await asyncio.wait_for(ws.receive(), 5))
+            assert any(" 311 proxied proxied ~p 203.0.113.9 " in line for line in received)
+        metrics = await (await client.get("/metrics")).get_data(as_text=True)
+        assert "canaduck_irc_connections" in metrics and "canaduck_irc_messages_per_second" in metrics
+        assert 'canaduck_irc_total{what="commands"}' in metrics
+
+
+@pytest.fixture
+def certificate(tmp_path: Path) -> tuple[Path, Path]:
+    """A self-signed certificate and its key, made with openssl."""
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is not installed")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=irc.test", "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True, timeout=60)
+    return cert, key
+
+
+async def test_irc_over_tls_when_a_certificate_is_configured(certificate: tuple[Path, Path]):
+    cert, key = certificate
+    async with running_gateway(tls_cert=str(cert), tls_key=str(key), irc_tls_port=0) as gateway:
+        context = ssl.create_default_context(cafile=str(cert))
+        context.check_hostname = False
+        reader, writer = await asyncio.open_connection("127.0.0.1", gateway.ports["ircs"], ssl=context)
+        client = LineClient(reader, writer)
+        assert "001" in commands(await client.register("secure"))
+        await client.send("WHOIS secure")
+        assert "671" in commands(await client.sync())  # RPL_WHOISSECURE
+        await client.close()
+
+
+async def test_no_tls_listener_without_a_certificate():
+    async with running_gateway() as gateway:
+        assert set(gateway.ports) == {"irc"}
