@@ -4,8 +4,8 @@ The list of services, their replicas and settings is written once, in docker-com
 `scripts/up` runs what it says as local processes, so the two cannot disagree. What compose
 knows and a local run does not is derived here:
 
-- an app service is one that builds `apps/<package>/Dockerfile`; it runs as
-  `python -m apps.kit.serve apps.<package>`;
+- an app service is one that builds the one Dockerfile with `args: {APP: <package>}`; it runs
+  as `python -m apps.kit.serve apps.<package>`;
 - its instances: `deploy.replicas` (1 if absent), or `--scale <service>=<n>`; an instance is
   named like its container (`calc-1`, `calc-2`; a single one keeps the service's name);
 - each instance gets its own local port, from CANADUCK_PORT_BASE up, in manifest order;
@@ -40,7 +40,7 @@ CONTAINER_PORT = 5000
 #: Set by the runner for each instance, whatever compose says.
 RUNNER_SET = frozenset({"REDIS_URL", "REDIS_USERNAME", "REDIS_PASSWORD", "INSTANCE_ID", "PORT", "HOST",
                         "ADVERTISE_URL", "ADVERTISE_PORTS"})
-_DOCKERFILE = re.compile(r"apps/([a-z_]+)/Dockerfile")
+_APP = re.compile(r"[a-z_]+")
 _INTERPOLATION = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::?-([^}]*))?\}")
 
 
@@ -120,13 +120,13 @@ def load(path: Path = COMPOSE_FILE, environ: Mapping[str, str] | None = None) ->
         if name == "proxy":
             proxy_environment = environment
             continue
-        match = _DOCKERFILE.fullmatch(str((body.get("build") or {}).get("dockerfile", "")))
-        if not match:
+        app = str(((body.get("build") or {}).get("args") or {}).get("APP", ""))
+        if not _APP.fullmatch(app):
             continue  # redis and the like: the runner brings its own
         local = body.get("x-canaduck") or {}
         replicas = int((body.get("deploy") or {}).get("replicas", 1))
         services.append(ServiceSpec(
-            name=name, module=f"apps.{match.group(1)}",
+            name=name, module=f"apps.{app}",
             service_name=environment.get("SERVICE_NAME", name),
             redis_user=environment.get("REDIS_USERNAME", environment.get("SERVICE_NAME", name)),
             replicas=replicas,

@@ -103,7 +103,7 @@ def test_an_extra_tcp_port_per_instance(tmp_path):
     compose.write_text("""
 services:
   ircd:
-    build: {context: ., dockerfile: apps/ircd/Dockerfile}
+    build: {context: ., args: {APP: ircd}}
     deploy: {replicas: 2}
     x-canaduck: {probe: /irc/health, ports: {irc: IRC_PORT}}
     environment: {SERVICE_NAME: ircd, IRC_PORT: "6667", REDIS_USERNAME: ircd}
