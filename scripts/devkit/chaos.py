@@ -369,7 +369,10 @@ class Report:
         for i, fault in enumerate(self.faults):
             until = self.faults[i + 1].began if i + 1 < len(self.faults) else self.ended
             over = fault.over or self.ended
-            failed = [s for s in self.samples if not s.ok and fault.began <= s.started < until]
+            # A failure overlapping a Redis outage belongs to that outage, not to a fault
+            # before it whose window it happened to start in.
+            failed = [s for s, out in zip(self.samples, self.in_outage, strict=True)
+                      if not s.ok and fault.began <= s.started < until and (fault.redis or not out)]
             fault.failures = len(failed)
             fault.recovery = max([0.0, *(s.ended - over for s in failed)])
 
