@@ -17,7 +17,7 @@ class UsersSettings(KitSettings):
     #: has no business reaching the hasher.
     password_max_length: int = Field(default=256, ge=1, le=4096)
     #: argon2id cost. The defaults are OWASP's minimum for argon2id (19 MiB, 2 passes, 1 lane):
-    #: about 30 ms per hash on an idle core here.
+    #: 34 ms of CPU per hash on these machines (docs/chat.md has the measurement).
     argon2_time_cost: int = Field(default=2, ge=1, le=20)
     argon2_memory_kib: int = Field(default=19_456, ge=8, le=4 * 1024 * 1024)
     argon2_parallelism: int = Field(default=1, ge=1, le=16)
