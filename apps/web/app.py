@@ -1,8 +1,9 @@
-"""The web front: the live dashboard (`/dashboard`) and its feed.
+"""The web front: the chat page (`/`), the live dashboard (`/dashboard`) and its feed.
 
 Plain HTML, CSS and JavaScript modules from `static/`, no build step. The dashboard's data
 comes from one Server-Sent Events stream (`/dashboard/feed`) that this service builds from
-Redis (see feed.py), through Caddy like every public route.
+Redis (see feed.py). The chat page is an IRC client: it speaks IRC over WebSocket to the
+gateways at `/irc` and logs in through the users service's `/api/users/*`, all through Caddy.
 """
 
 from __future__ import annotations
@@ -62,6 +63,12 @@ async def _page(name: str) -> Response:
     response = await current_app.send_static_file(name)
     response.headers["Cache-Control"] = "no-cache"
     return response
+
+
+@routes.get("/")
+async def chat_page() -> Response:
+    """The chat: an IRC client over WebSocket (`/irc`), logged in with a session token."""
+    return await _page("index.html")
 
 
 @routes.get("/dashboard")

@@ -197,12 +197,13 @@ async def test_the_feed_route_streams_server_sent_events(app, started):
 
 async def test_pages_are_served_with_a_strict_content_security_policy(app, started):
     async with started(app) as client:
-        for path, marker in (("/dashboard", "dashboard.js"),):
+        for path, marker in (("/", "chat.js"), ("/dashboard", "dashboard.js")):
             response = await client.get(path)
             assert response.status_code == 200
             assert marker in (await response.get_data(as_text=True))
             assert "script-src 'self'" in response.headers["Content-Security-Policy"]
-        for asset in ("/static/dashboard.js", "/static/dom.js", "/static/site.css"):
+        for asset in ("/static/dashboard.js", "/static/dom.js", "/static/site.css", "/static/chat.js",
+                      "/static/irc.js"):
             assert (await client.get(asset)).status_code == 200
         missing = await client.get("/static/nope.js")
         assert missing.status_code == 404 and (await missing.get_json())["status"] == 404

@@ -181,6 +181,7 @@ export class IrcConnection extends EventTarget {
       case '001':
         this.nick = msg.params[0];
         this.registered = true;
+        this.reclaimNick();
         this.emit('status', { state: 'online' });
         this.emit('registered', { nick: this.nick, caps: [...this.caps] });
         break;
@@ -203,6 +204,20 @@ export class IrcConnection extends EventTarget {
         break;
     }
     this.emit('message', msg);
+  }
+
+  /** Registered under a variant (the account's nick still held by a link that died with its
+   * gateway, until the server lets it go): ask for the account's own nick again now and then. */
+  reclaimNick() {
+    clearInterval(this.reclaim);
+    if (this.nick.toLowerCase() === this.login.account.toLowerCase()) return;
+    this.reclaim = setInterval(() => {
+      if (!this.registered || this.nick.toLowerCase() === this.login.account.toLowerCase()) {
+        clearInterval(this.reclaim);
+      } else {
+        this.send('NICK', [this.login.account]);
+      }
+    }, 10000);
   }
 
   onCap(msg) {

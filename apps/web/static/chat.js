@@ -1,0 +1,596 @@
+// The chat page: an IRC client over WebSocket (irc.js) plus the users service's login.
+// Conversations ("buffers") keep their messages sorted by server time and deduplicated by
+// msgid, so history fetched by CHATHISTORY and live messages merge with no gap and no double.
+import { el, clock } from './dom.js';
+import { IrcConnection } from './irc.js';
+import { Buffer, fold } from './conversation.js';
+
+const SESSION_KEY = 'canaduck.session';
+const HISTORY_PAGE = 50;
+const TYPING_EVERY_MS = 3000; // IRCv3 typing: resend "active" at most every 3 s
+const TYPING_SHOWN_MS = 6000; // ... and receivers drop it after 6 s without news
+
+const $ = (id) => document.getElementById(id);
+const isChannel = (name) => /^[#&]/.test(name);
+
+// --- session (the users service) ---------------------------------------------------------
+
+function savedSession() {
+  try { return JSON.parse(sessionStorage.getItem(SESSION_KEY)); } catch { return null; }
+}
+
+function saveSession(session) {
+  if (session) sessionStorage.setItem(SESSION_KEY, JSON.stringify(session));
+  else sessionStorage.removeItem(SESSION_KEY);
+}
+
+async function api(path, { method = 'GET', body, token } = {}) {
+  const headers = { Accept: 'application/json' };
+  if (body !== undefined) headers['Content-Type'] = 'application/json';
+  if (token) headers.Authorization = `Bearer ${token}`;
+  const response = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  let data = null;
+  if (response.status !== 204) {
+    try { data = await response.json(); } catch { data = null; }
+  }
+  return { ok: response.ok, status: response.status, data };
+}
+
+// --- state ---------------------------------------------------------------------------------
+
+const state = {
+  session: null,
+  irc: null,
+  buffers: new Map(), // folded name -> Buffer
+  current: null,
+  batches: new Map(), // ref -> {type, target, messages}
+  names: new Map(), // channel -> members being listed (353 until 366)
+  channelList: [],
+  typingSentAt: 0,
+  away: false,
+};
+
+function buffer(name, create = true) {
+  const key = fold(name);
+  let found = state.buffers.get(key);
+  if (!found && create) {
+    found = new Buffer(name);
+    state.buffers.set(key, found);
+    renderBuffers();
+  }
+  return found;
+}
+
+function rememberChannels() {
+  if (!state.session) return;
+  state.session.channels = [...state.buffers.values()].filter((b) => b.kind === 'channel' && b.joined)
+    .map((b) => b.name);
+  state.session.current = state.current;
+  saveSession(state.session);
+}
+
+// --- rendering -------------------------------------------------------------------------------
+
+function setStatus(stateName, text) {
+  const status = $('conn-status');
+  status.dataset.state = stateName;
+  status.textContent = text;
+}
+
+function renderBuffers() {
+  const list = $('buffers');
+  const items = [...state.buffers.values()].sort((a, b) => (a.kind === b.kind ? (fold(a.name) < fold(b.name) ? -1 : 1)
+    : (a.kind === 'channel' ? -1 : 1)));
+  list.replaceChildren(...items.map((b) => {
+    const current = state.current && fold(state.current) === fold(b.name);
+    return el('li', {},
+      el('button', { type: 'button', class: `buffer${current ? ' current' : ''}`,
+                     'data-buffer': b.name, 'aria-current': current ? 'true' : null,
+                     onclick: () => show(b.name) },
+        b.name, b.unread ? el('span', { class: 'unread', text: ` (${b.unread} new)` }) : null));
+  }));
+}
+
+function messageItem(m) {
+  const attrs = { 'data-msgid': m.id ?? null, 'data-nick': m.nick, class: `msg ${m.kind}` };
+  if (m.kind === 'info') return el('li', attrs, el('time', { text: clock(m.time) }), ' ', el('span', { class: 'text', text: m.text }));
+  const who = m.kind === 'action' ? `* ${m.nick}` : m.nick;
+  return el('li', attrs, el('time', { datetime: new Date(m.time).toISOString(), text: clock(m.time) }), ' ',
+    el('span', { class: 'nick', text: m.kind === 'notice' ? `-${who}-` : (m.kind === 'action' ? who : `<${who}>`) }), ' ',
+    el('span', { class: 'text', text: m.text }));
+}
+
+function renderLog({ keepBottomOffset = false } = {}) {
+  const log = $('log');
+  const b = state.current ? buffer(state.current, false) : null;
+  const fromBottom = log.scrollHeight - log.scrollTop;
+  const atBottom = fromBottom - log.clientHeight < 40;
+  log.replaceChildren(...(b ? b.messages.map(messageItem) : []));
+  if (keepBottomOffset) log.scrollTop = log.scrollHeight - fromBottom;
+  else if (atBottom) log.scrollTop = log.scrollHeight;
+  const older = $('older-button');
+  older.hidden = !b || (!historyAvailable() && b.kind !== 'channel');
+  if (b) {
+    older.disabled = b.complete || b.loadingOlder;
+    older.textContent = b.complete ? 'Beginning of the history' : (b.loadingOlder ? 'Loading…' : 'Load older messages');
+  }
+}
+
+function renderMembers() {
+  const b = state.current ? buffer(state.current, false) : null;
+  const members = b ? [...b.members.values()].sort((x, y) => (fold(x.nick) < fold(y.nick) ? -1 : 1)) : [];
+  $('member-count').textContent = b && b.kind === 'channel' ? `(${members.length})` : '';
+  $('members').replaceChildren(...members.map((m) => el('li', { 'data-nick': m.nick, 'data-away': m.away ? 'true' : 'false' },
+    el('button', { type: 'button', class: 'member', title: `Private message to ${m.nick}`,
+                   onclick: () => openQuery(m.nick) },
+      `${m.prefix ?? ''}${m.nick}`),
+    m.away ? el('span', { class: 'away', text: ' away' }) : el('span', { class: 'here', text: ' online' }))));
+}
+
+function renderTyping() {
+  const b = state.current ? buffer(state.current, false) : null;
+  const nicks = b ? [...b.typing.keys()] : [];
+  $('typing').textContent = nicks.length ? `${nicks.join(', ')} ${nicks.length > 1 ? 'are' : 'is'} typing…` : '';
+}
+
+function renderHeader() {
+  const b = state.current ? buffer(state.current, false) : null;
+  $('title').textContent = b ? b.name : 'No conversation';
+  $('topic').textContent = b?.topic ?? '';
+  $('part-button').hidden = !b || b.kind !== 'channel';
+  const online = state.irc?.registered;
+  $('message').disabled = !b || !online;
+  $('send-button').disabled = !b || !online;
+  $('message').placeholder = b ? `Message ${b.name}` : 'Join a channel first (or /join #name, /msg nick text, /away reason)';
+}
+
+function show(name) {
+  state.current = name;
+  const b = buffer(name);
+  b.unread = 0;
+  renderBuffers();
+  renderHeader();
+  renderLog();
+  $('log').scrollTop = $('log').scrollHeight;
+  renderMembers();
+  renderTyping();
+  rememberChannels();
+  if (b.kind === 'query' && !b.messages.length && !b.complete) loadLatest(b); // a channel's comes with its JOIN
+}
+
+function changed(b, { older = false } = {}) {
+  if (state.current && fold(state.current) === fold(b.name)) {
+    renderLog({ keepBottomOffset: older });
+  } else if (!older) {
+    b.unread += 1;
+    renderBuffers();
+  }
+}
+
+function info(b, text) {
+  b.add({ id: null, time: Date.now(), nick: '', text, kind: 'info' });
+  changed(b);
+}
+
+// --- history ---------------------------------------------------------------------------------
+
+function historyAvailable() { return Boolean(state.irc?.historyCap()); }
+
+function requestHistory(b, subcommand, ...args) {
+  if (!state.irc?.registered) return;
+  if (historyAvailable()) {
+    b.requests.push(subcommand);
+    state.irc.send('CHATHISTORY', [subcommand, b.name, ...args]);
+  } else if (b.kind === 'channel') {
+    httpHistory(b, subcommand, args);
+  }
+}
+
+function loadLatest(b) {
+  const newest = b.newestId;
+  if (newest) requestHistory(b, 'AFTER', `msgid=${newest}`, String(HISTORY_PAGE * 2));
+  else requestHistory(b, 'LATEST', '*', String(HISTORY_PAGE));
+}
+
+function loadOlder(b) {
+  if (b.complete || b.loadingOlder) return;
+  const oldest = b.oldestId;
+  b.loadingOlder = true;
+  renderLog();
+  if (oldest) requestHistory(b, 'BEFORE', `msgid=${oldest}`, String(HISTORY_PAGE));
+  else requestHistory(b, 'LATEST', '*', String(HISTORY_PAGE));
+}
+
+/** Without the chathistory capability: the messages service's HTTP API, same semantics. */
+async function httpHistory(b, subcommand, args) {
+  const params = new URLSearchParams({ limit: String(HISTORY_PAGE) });
+  const ref = (args[0] ?? '').replace(/^msgid=/, '');
+  if (subcommand === 'BEFORE' && ref) params.set('before', ref);
+  if (subcommand === 'AFTER' && ref) params.set('after', ref);
+  const answer = await api(`/api/messages/${encodeURIComponent(b.name)}?${params}`, { token: state.session?.token });
+  b.loadingOlder = false;
+  if (!answer.ok) { info(b, `history unavailable (${answer.status})`); return; }
+  const records = answer.data?.messages ?? [];
+  const fresh = records.map((r) => ({ id: r.id, time: r.time, nick: (r.from ?? '').split('!')[0],
+                                      text: r.text, kind: r.command === 'NOTICE' ? 'notice' : 'privmsg' }));
+  mergeHistory(b, fresh, subcommand, records.length);
+}
+
+function mergeHistory(b, messages, subcommand, count) {
+  let added = 0;
+  for (const m of messages) if (b.add(m)) added += 1;
+  if ((subcommand === 'BEFORE' || subcommand === 'LATEST') && count < HISTORY_PAGE) b.complete = true;
+  b.loadingOlder = false;
+  changed(b, { older: subcommand === 'BEFORE' });
+  if (subcommand === 'AFTER' && count >= HISTORY_PAGE * 2) loadLatest(b); // more to catch up
+  return added;
+}
+
+// --- IRC events ------------------------------------------------------------------------------
+
+function messageFrom(msg) {
+  const text = msg.params[1] ?? '';
+  const action = /^\x01ACTION (.*)\x01?$/.exec(text);
+  const time = msg.tags.time ? Date.parse(msg.tags.time) : Date.now();
+  return { id: msg.tags.msgid ?? null, time, nick: msg.nick,
+           text: action ? action[1] : text,
+           kind: action ? 'action' : (msg.command === 'NOTICE' ? 'notice' : 'privmsg') };
+}
+
+function conversationOf(msg) {
+  const target = msg.params[0];
+  if (isChannel(target)) return target;
+  return fold(msg.nick) === fold(state.irc.nick) ? target : msg.nick; // own echo: the recipient
+}
+
+function stopTyping(b, nick) {
+  clearTimeout(b.typing.get(nick));
+  if (b.typing.delete(nick)) renderTyping();
+}
+
+function onMessage(msg) {
+  const irc = state.irc;
+  const batch = msg.tags.batch ? state.batches.get(msg.tags.batch) : null;
+  switch (msg.command) {
+    case 'BATCH': {
+      const ref = msg.params[0].slice(1);
+      if (msg.params[0].startsWith('+')) {
+        state.batches.set(ref, { type: msg.params[1], target: msg.params[2], messages: [] });
+      } else {
+        const done = state.batches.get(ref);
+        state.batches.delete(ref);
+        if (done && done.type === 'chathistory' && done.target) {
+          const b = buffer(done.target);
+          mergeHistory(b, done.messages, b.requests.shift() ?? 'LATEST', done.messages.length);
+        }
+      }
+      return;
+    }
+    case 'PRIVMSG': case 'NOTICE': {
+      if (!msg.nick || msg.nick.includes('.') && !msg.source.includes('!')) {
+        if (!batch) info(serverBuffer(), `${msg.nick || 'server'}: ${msg.params.at(-1)}`);
+        return;
+      }
+      if (batch) { batch.messages.push(messageFrom(msg)); return; }
+      const b = buffer(conversationOf(msg));
+      stopTyping(b, msg.nick);
+      if (b.add(messageFrom(msg))) changed(b);
+      return;
+    }
+    case 'TAGMSG': {
+      const typing = msg.tags['+typing'] ?? msg.tags['+draft/typing'];
+      if (!typing || batch || fold(msg.nick) === fold(irc.nick)) return;
+      const b = buffer(conversationOf(msg), isChannel(msg.params[0]));
+      if (!b) return;
+      clearTimeout(b.typing.get(msg.nick));
+      if (typing === 'done') b.typing.delete(msg.nick);
+      else b.typing.set(msg.nick, setTimeout(() => stopTyping(b, msg.nick), TYPING_SHOWN_MS));
+      renderTyping();
+      return;
+    }
+    case 'JOIN': {
+      const b = buffer(msg.params[0]);
+      if (fold(msg.nick) === fold(irc.nick)) {
+        b.joined = true;
+        irc.send('WHO', [b.name]);
+        loadLatest(b); // the latest page, or after a reconnect everything since the newest held
+        rememberChannels();
+        if (!state.current || fold(state.current) === fold(b.name) || !state.buffers.get(fold(state.current))?.joined) show(b.name);
+        renderHeader();
+      } else {
+        b.members.set(fold(msg.nick), { nick: msg.nick, prefix: '', away: false });
+        info(b, `${msg.nick} joined`);
+        renderMembers();
+      }
+      return;
+    }
+    case 'PART': case 'KICK': {
+      const channel = msg.params[0];
+      const who = msg.command === 'KICK' ? msg.params[1] : msg.nick;
+      const b = buffer(channel, false);
+      if (!b) return;
+      if (fold(who) === fold(irc.nick)) {
+        state.buffers.delete(fold(channel));
+        if (state.current && fold(state.current) === fold(channel)) {
+          state.current = [...state.buffers.values()][0]?.name ?? null;
+          if (state.current) show(state.current);
+          else { renderHeader(); renderLog(); renderMembers(); }
+        }
+        renderBuffers();
+        rememberChannels();
+      } else {
+        b.members.delete(fold(who));
+        stopTyping(b, who);
+        info(b, msg.command === 'KICK' ? `${who} was kicked by ${msg.nick}` : `${who} left`);
+        renderMembers();
+      }
+      return;
+    }
+    case 'QUIT':
+      for (const b of state.buffers.values()) {
+        if (b.members.delete(fold(msg.nick))) { stopTyping(b, msg.nick); info(b, `${msg.nick} quit (${msg.params[0] ?? ''})`); }
+      }
+      renderMembers();
+      return;
+    case 'NICK':
+      for (const b of state.buffers.values()) {
+        const m = b.members.get(fold(msg.nick));
+        if (m) { b.members.delete(fold(msg.nick)); m.nick = msg.params[0]; b.members.set(fold(m.nick), m); }
+      }
+      renderMembers();
+      return;
+    case 'AWAY':
+      for (const b of state.buffers.values()) {
+        const m = b.members.get(fold(msg.nick));
+        if (m) m.away = Boolean(msg.params[0]);
+      }
+      renderMembers();
+      return;
+    case 'TOPIC': {
+      const b = buffer(msg.params[0]);
+      b.topic = msg.params[1] ?? '';
+      info(b, `${msg.nick} set the topic: ${b.topic}`);
+      renderHeader();
+      return;
+    }
+    case '332': buffer(msg.params[1]).topic = msg.params[2] ?? ''; renderHeader(); return;
+    case '353': { // RPL_NAMREPLY: me, symbol, channel, names
+      const list = state.names.get(fold(msg.params[2])) ?? [];
+      for (const item of (msg.params[3] ?? '').split(' ').filter(Boolean)) {
+        const [, prefix, nick] = /^([~&@%+]*)(.*)$/.exec(item.split('!')[0]);
+        list.push({ nick, prefix, away: false });
+      }
+      state.names.set(fold(msg.params[2]), list);
+      return;
+    }
+    case '366': { // RPL_ENDOFNAMES
+      const b = buffer(msg.params[1], false);
+      const list = state.names.get(fold(msg.params[1])) ?? [];
+      state.names.delete(fold(msg.params[1]));
+      if (b) {
+        const before = b.members;
+        b.members = new Map(list.map((m) => [fold(m.nick), { ...m, away: before.get(fold(m.nick))?.away ?? false }]));
+        renderMembers();
+      }
+      return;
+    }
+    case '352': { // RPL_WHOREPLY: me, channel, user, host, server, nick, flags, hops+realname
+      const b = buffer(msg.params[1], false);
+      const m = b?.members.get(fold(msg.params[5]));
+      if (m) { m.away = (msg.params[6] ?? '').startsWith('G'); renderMembers(); }
+      return;
+    }
+    case '305': case '306': // RPL_UNAWAY / RPL_NOWAWAY
+      state.away = msg.command === '306';
+      $('away-button').setAttribute('aria-pressed', String(state.away));
+      $('away-button').textContent = state.away ? 'Back (away now)' : 'Set away';
+      return;
+    case '321': state.channelList = []; return;
+    case '322': state.channelList.push({ name: msg.params[1], users: msg.params[2], topic: msg.params[3] ?? '' }); return;
+    case '323': renderChannelList(); return;
+    case 'FAIL': {
+      if (msg.params[0] === 'CHATHISTORY') {
+        const b = msg.params[2] ? buffer(msg.params[2], false) : null;
+        if (b) { b.requests.shift(); b.loadingOlder = false; info(b, `history: ${msg.params.at(-1)}`); }
+      }
+      return;
+    }
+    case 'ERROR':
+      setStatus('down', `server closed the link: ${msg.params[0] ?? ''}`);
+      return;
+    default:
+      if (/^[45]\d\d$/.test(msg.command)) {
+        info(serverBuffer(true), `${msg.params.slice(1).join(' ')}`);
+      }
+  }
+}
+
+function serverBuffer(preferCurrent = true) {
+  if (preferCurrent && state.current) return buffer(state.current);
+  return buffer('*server*');
+}
+
+function renderChannelList() {
+  const list = $('channel-list');
+  if (!state.channelList.length) {
+    list.replaceChildren(el('li', { class: 'empty', text: 'No channel yet: join one to create it.' }));
+    return;
+  }
+  list.replaceChildren(...state.channelList.sort((a, b) => b.users - a.users).map((c) => el('li', {},
+    el('button', { type: 'button', class: 'link', onclick: () => join(c.name) }, `${c.name} (${c.users})`),
+    c.topic ? el('span', { class: 'topic', text: ` ${c.topic}` }) : null)));
+}
+
+// --- actions ---------------------------------------------------------------------------------
+
+function join(name) {
+  const channel = name.startsWith('#') || name.startsWith('&') ? name : `#${name}`;
+  state.irc?.send('JOIN', [channel]);
+}
+
+function openQuery(nick) {
+  if (fold(nick) === fold(state.irc?.nick ?? '')) return;
+  const b = buffer(nick);
+  b.joined = true;
+  show(nick);
+}
+
+function sendText(text) {
+  const irc = state.irc;
+  if (!irc?.registered) return;
+  const command = /^\/(\w+)\s*(.*)$/.exec(text);
+  if (command) {
+    const [, name, rest] = command;
+    switch (name.toLowerCase()) {
+      case 'join': join(rest.trim()); return;
+      case 'part': case 'leave': if (state.current && isChannel(state.current)) irc.send('PART', [state.current]); return;
+      case 'msg': case 'query': {
+        const [, nick, body] = /^(\S+)\s*(.*)$/.exec(rest) ?? [];
+        if (!nick) return;
+        openQuery(nick);
+        if (body) sendText(body);
+        return;
+      }
+      case 'away': irc.send('AWAY', rest ? [rest] : []); return;
+      case 'back': irc.send('AWAY', []); return;
+      case 'me': if (state.current) send(state.current, `\x01ACTION ${rest}\x01`); return;
+      case 'topic': if (state.current) irc.send('TOPIC', [state.current, rest]); return;
+      default: info(serverBuffer(), `unknown command /${name}`); return;
+    }
+  }
+  if (state.current) send(state.current, text);
+}
+
+function send(target, text) {
+  const irc = state.irc;
+  irc.send('PRIVMSG', [target, text]);
+  state.typingSentAt = 0;
+  if (!irc.has('echo-message')) {
+    const b = buffer(target);
+    b.add({ id: null, time: Date.now(), nick: irc.nick, text, kind: 'privmsg' });
+    changed(b);
+  }
+}
+
+function typing(value) {
+  const irc = state.irc;
+  if (!irc?.registered || !irc.has('message-tags') || !state.current || value.startsWith('/')) return;
+  const now = Date.now();
+  if (!value) {
+    if (state.typingSentAt) irc.send('TAGMSG', [state.current], { '+typing': 'done' });
+    state.typingSentAt = 0;
+  } else if (now - state.typingSentAt > TYPING_EVERY_MS) {
+    irc.send('TAGMSG', [state.current], { '+typing': 'active' });
+    state.typingSentAt = now;
+  }
+}
+
+// --- connecting ------------------------------------------------------------------------------
+
+function connect(session) {
+  state.session = session;
+  $('auth').hidden = true;
+  $('app').hidden = false;
+  $('me').textContent = session.account;
+  const url = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/irc`;
+  const irc = new IrcConnection(url, { account: session.account, token: session.token });
+  state.irc = irc;
+  irc.addEventListener('status', (e) => {
+    const { state: s, detail } = e.detail;
+    const text = { connecting: 'connecting…', online: `online as ${irc.nick}`, reconnecting: `connection lost: reconnecting ${detail ?? ''}`,
+                   offline: 'offline', error: detail ?? 'error' }[s] ?? s;
+    setStatus(s === 'online' ? 'live' : (s === 'connecting' ? 'connecting' : 'down'), text);
+    renderHeader();
+  });
+  irc.addEventListener('registered', () => {
+    // Back in every channel (a reconnection may land on another gateway), then fill the gap
+    // since the newest message we hold: CHATHISTORY AFTER, deduplicated by msgid.
+    const channels = new Set([...state.buffers.values()].filter((b) => b.kind === 'channel').map((b) => b.name));
+    for (const name of session.channels ?? []) channels.add(name);
+    for (const name of channels) {
+      buffer(name);
+      irc.send('JOIN', [name]);
+    }
+    for (const b of state.buffers.values()) if (b.kind === 'query' && b.messages.length) loadLatest(b);
+    if (session.current && !state.current) state.current = session.current;
+    if (state.away) irc.send('AWAY', ['away']);
+    renderHeader();
+  });
+  irc.addEventListener('message', (e) => onMessage(e.detail));
+  irc.open();
+}
+
+async function start() {
+  const session = savedSession();
+  if (!session?.token) return;
+  const me = await api('/api/users/me', { token: session.token });
+  if (me.ok) connect(session);
+  else if (me.status === 401) saveSession(null);
+  else $('auth-error').textContent = `The users service cannot be reached (${me.status}).`;
+}
+
+async function authenticate(action) {
+  const account = $('account').value.trim();
+  const password = $('password').value;
+  const error = $('auth-error');
+  error.textContent = '';
+  if (!account || !password) { error.textContent = 'Give an account name and a password.'; return; }
+  if (action === 'register') {
+    const created = await api('/api/users/register', { method: 'POST', body: { account, password } });
+    if (!created.ok) { error.textContent = created.data?.error ?? `Could not create the account (${created.status}).`; return; }
+  }
+  const login = await api('/api/users/login', { method: 'POST', body: { account, password } });
+  $('password').value = ''; // the page keeps the token, never the password
+  if (!login.ok) { error.textContent = login.status === 401 ? 'Wrong account or password.' : (login.data?.error ?? `Login failed (${login.status}).`); return; }
+  const session = { account: login.data.account, token: login.data.token, channels: [] };
+  saveSession(session);
+  connect(session);
+}
+
+async function logout() {
+  const session = state.session;
+  state.irc?.close();
+  state.irc = null;
+  if (session?.token) await api('/api/users/logout', { method: 'POST', token: session.token });
+  saveSession(null);
+  state.session = null;
+  state.buffers.clear();
+  state.current = null;
+  $('app').hidden = true;
+  $('auth').hidden = false;
+  setStatus('offline', 'logged out');
+  renderBuffers();
+  $('account').focus();
+}
+
+// --- wiring ----------------------------------------------------------------------------------
+
+$('auth-form').addEventListener('submit', (e) => {
+  e.preventDefault();
+  authenticate(e.submitter?.value === 'register' ? 'register' : 'login');
+});
+$('join-form').addEventListener('submit', (e) => {
+  e.preventDefault();
+  const name = $('join-name').value.trim();
+  if (name) join(name);
+  $('join-name').value = '';
+});
+$('compose').addEventListener('submit', (e) => {
+  e.preventDefault();
+  const text = $('message').value;
+  if (!text.trim()) return;
+  sendText(text);
+  $('message').value = '';
+});
+$('message').addEventListener('input', (e) => typing(e.target.value));
+$('part-button').addEventListener('click', () => { if (state.current) state.irc?.send('PART', [state.current]); });
+$('list-button').addEventListener('click', () => state.irc?.send('LIST'));
+$('away-button').addEventListener('click', () => state.irc?.send('AWAY', state.away ? [] : ['away']));
+$('logout-button').addEventListener('click', logout);
+$('older-button').addEventListener('click', () => { const b = state.current && buffer(state.current, false); if (b) loadOlder(b); });
+$('log').addEventListener('scroll', (e) => {
+  const b = state.current && buffer(state.current, false);
+  if (b && e.target.scrollTop === 0 && b.messages.length && !b.complete) loadOlder(b);
+});
+
+start();

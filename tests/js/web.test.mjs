@@ -1,0 +1,62 @@
+// The chat page's logic without a browser: IRC parsing and formatting, and a conversation
+// merging history pages and live messages. Run by tests/unit/test_web_js.py (node --test).
+import test from 'node:test';
+import assert from 'node:assert/strict';
+
+import { parse, format, compareIds } from '../../apps/web/static/irc.js';
+import { Buffer, fold } from '../../apps/web/static/conversation.js';
+
+test('a line with tags, a source and a trailing parameter', () => {
+  const msg = parse('@time=2026-11-22T12:00:00.000Z;msgid=17-0;+typing=active :bob!b@h PRIVMSG #chan :hello  there');
+  assert.deepEqual(msg.tags, { time: '2026-11-22T12:00:00.000Z', msgid: '17-0', '+typing': 'active' });
+  assert.equal(msg.nick, 'bob');
+  assert.equal(msg.command, 'PRIVMSG');
+  assert.deepEqual(msg.params, ['#chan', 'hello  there']);
+});
+
+test('tag values are unescaped, and a tag without value is true', () => {
+  assert.deepEqual(parse('@a=b\\sc\\:d\\\\e;flag :x CMD').tags, { a: 'b c;d\\e', flag: true });
+});
+
+test('format puts a trailing colon only where needed and escapes tags', () => {
+  assert.equal(format('PRIVMSG', ['#c', 'hi there']), 'PRIVMSG #c :hi there');
+  assert.equal(format('PRIVMSG', ['#c', ':)']), 'PRIVMSG #c ::)');
+  assert.equal(format('NICK', ['bob']), 'NICK bob');
+  assert.equal(format('TAGMSG', ['#c'], { '+typing': 'active' }), '@+typing=active TAGMSG #c');
+  assert.equal(format('PRIVMSG', ['#c', 'no\r\nQUIT injection']), 'PRIVMSG #c :no  QUIT injection');
+  assert.equal(format('TAGMSG', ['#c'], { '+x': 'a b;c' }), '@+x=a\\sb\\:c TAGMSG #c');
+});
+
+test('stream ids compare as numbers', () => {
+  assert.ok(compareIds('10-2', '10-10') < 0);
+  assert.ok(compareIds('11-0', '10-10') > 0);
+  assert.equal(compareIds('5-1', '5-1'), 0);
+});
+
+const msg = (ms, seq = 0) => ({ id: `${ms}-${seq}`, time: ms, nick: 'n', text: `${ms}-${seq}`, kind: 'privmsg' });
+
+test('history pages and live messages merge in order, each message once', () => {
+  const b = new Buffer('#Chan');
+  for (const m of [msg(50), msg(51), msg(52)]) b.add(m); // live
+  for (const m of [msg(45), msg(48), msg(50), msg(51)]) b.add(m); // an older page overlapping
+  for (const m of [msg(52), msg(53), msg(52, 1)]) b.add(m); // gap filled after a reconnect
+  assert.deepEqual(b.messages.map((m) => m.id), ['45-0', '48-0', '50-0', '51-0', '52-0', '52-1', '53-0']);
+  assert.equal(b.oldestId, '45-0');
+  assert.equal(b.newestId, '53-0');
+  assert.equal(b.add(msg(48)), false);
+});
+
+test('messages without an id (notices of the page itself) stay where they came', () => {
+  const b = new Buffer('#c');
+  b.add(msg(10));
+  b.add({ id: null, time: 20, nick: '', text: 'x joined', kind: 'info' });
+  b.add({ id: null, time: 20, nick: '', text: 'x joined', kind: 'info' });
+  b.add(msg(15));
+  assert.deepEqual(b.messages.map((m) => m.text), ['10-0', '15-0', 'x joined', 'x joined']);
+});
+
+test('names fold ASCII letters only', () => {
+  assert.equal(fold('#CanaDuck[]'), '#canaduck[]');
+  assert.equal(new Buffer('bob').kind, 'query');
+  assert.equal(new Buffer('#bob').kind, 'channel');
+});
