@@ -88,7 +88,7 @@ def irc_ports(stack: LocalStack) -> dict[str, int]:
 def chat(stack: LocalStack) -> Iterator[tuple[Any, dict[str, int]]]:
     instances = stack.get("/directory").json()["services"]
     if "ircd" not in instances or "users" not in instances:
-        pytest.skip("the chat's IRC gateways (apps/ircd) or users service are not in this stack")
+        pytest.skip("the chat's IRC gateways (service ircd) or users service are not in this stack")
     ports = irc_ports(stack)
     assert ports, "no IRC port in the ready table"
     with chromium(1200, 800) as driver:
