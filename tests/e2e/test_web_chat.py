@@ -107,9 +107,8 @@ def session_token_accepted(stack: LocalStack, port: int) -> bool:
 
 
 def irc_ports(stack: LocalStack) -> dict[str, int]:
-    """The gateways' IRC ports, as the ready table prints them (`irc  irc://host:port  ircd-N`)."""
-    return {name: int(port) for port, name in
-            re.findall(r"irc://127\.0\.0\.1:(\d+)\s+(\S+)", stack.log())}
+    """The gateways' IRC ports, as the ready table prints them (`ircd  <url>  ircd-1, irc :6667`)."""
+    return {name: int(port) for name, port in re.findall(r"(\S+), irc :(\d+)", stack.log())}
 
 
 @pytest.fixture(scope="module")
