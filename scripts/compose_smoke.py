@@ -259,8 +259,17 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         phase("docker compose down -v")
         down = compose("down", "-v", "--remove-orphans", timeout=300)
+        first_error = ""
+        if down.returncode:
+            # `down` is idempotent: a container still being removed by the engine (after the
+            # scaling and failover steps) can fail the first pass. Show why, then try once more.
+            first_error = (down.stderr or down.stdout).strip().replace("\n", " | ")[-200:]
+            print(f"docker compose down -v failed once: {first_error}", file=sys.stderr)
+            down = compose("down", "-v", "--remove-orphans", timeout=300)
         checks += routes + failover + scaling
-        checks.append(Check("docker compose down -v", down.returncode == 0, ""))
+        detail = (down.stderr or down.stdout).strip().replace("\n", " | ")[-160:] if down.returncode else ""
+        checks.append(Check("docker compose down -v", down.returncode == 0,
+                            detail or (f"second pass; first: {first_error[:120]}" if first_error else "")))
 
     print()
     width = max(len(c.name) for c in checks)
