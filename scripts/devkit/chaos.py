@@ -95,6 +95,7 @@ class Sample:
     status: int  # 0: no HTTP answer (refused, reset, timed out)
     ok: bool
     proper_503: bool  # a JSON 503 with Retry-After: the right answer while Redis is down
+    detail: str = ""  # for a failure: the error, or the start of the body, to say why
 
     @property
     def seconds(self) -> float:
@@ -132,14 +133,16 @@ class Load:
             started = time.monotonic()
             try:
                 response = await client.request(route.method, path, json=body)
-            except httpx.HTTPError:
-                self.samples.append(Sample(route.name, started, time.monotonic(), 0, False, False))
+            except httpx.HTTPError as error:
+                self.samples.append(Sample(route.name, started, time.monotonic(), 0, False, False,
+                                           f"{type(error).__name__}: {error}"[:120]))
             else:
                 ok = route.good(n, response)
                 proper = (response.status_code == 503 and "retry-after" in response.headers
                           and isinstance(_json(response), dict))
+                detail = "" if ok else f"{response.status_code} {response.text[:100]!r}"
                 self.samples.append(Sample(route.name, started, time.monotonic(), response.status_code,
-                                           ok, proper))
+                                           ok, proper, detail))
                 if ok and route.name == "POST /jokes":
                     self.written[response.json()["id"]] = body["joke"]
                 elif ok and route.name == "POST /api/users/register":
@@ -429,6 +432,10 @@ class Report:
                          f"{sum(not s.ok and o for s, o in mine):9d} "
                          f"{sum(s.proper_503 and o for s, o in mine):8d} {ms(times, 50):7.1f} "
                          f"{ms(times, 99):7.1f} {ms(times, 100):7.1f}")
+        outside = [s for s, out in zip(self.samples, self.in_outage, strict=True) if not s.ok and not out]
+        if outside:
+            lines += ["", "failures outside a Redis outage (first 10: s since start, route, answer)"]
+            lines += [f"  {self.t(s.started):6.1f}  {s.route:<26} {s.detail}" for s in outside[:10]]
         lines += ["", f"writes acknowledged (jokes, accounts): {self.written}; "
                       f"missing afterwards: {len(self.lost)}"
                   + (f" ({', '.join(self.lost[:5])})" if self.lost else ""),
