@@ -4,6 +4,7 @@ its data, a short chaos run meets its targets, and the data outlives the run."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 from collections.abc import Iterator
 
@@ -82,9 +83,15 @@ def test_a_short_chaos_run_meets_its_targets(stack):
     assert report.max_recovery <= 5
 
 
-def test_the_data_outlives_the_run(stack):
+def test_the_data_outlives_the_run_and_the_embedded_redis_stops_last(stack):
     joke_id = httpx.post(f"{stack.url}/jokes", json={"joke": JOKE}, timeout=10).json()["id"]
     assert stack.stop() == 0
+    assert stack.leaked == [] and not stack.process_group_alive()
+    # Redis stops last, so every service could leave the directory before it went.
+    log = stack.log()
+    assert "could not deregister" not in log
+    stopped = re.findall(r"\| (\S+) stopped \(rc=", log)
+    assert stopped[-1] == "redis" and len(stopped) == len(set(stopped)) >= 3, stopped
     again = LocalStack(CANADUCK_RUN_DIR=str(stack.run_dir)).start()
     try:
         assert again.get(f"/jokes/{joke_id}").json()["joke"] == JOKE

@@ -1,7 +1,5 @@
 """The local stack as a user meets it: scripts/up, then requests through Caddy."""
 
-import re
-
 from scripts.devkit import LocalStack, running_server, wait_until
 
 
@@ -58,12 +56,3 @@ def test_stopping_leaves_no_process_and_no_directory_entry():
         assert "SIGTERM received" in local.log()
     assert "could not deregister" not in local.log()
 
-
-def test_the_embedded_redis_stops_last_so_every_service_leaves_the_directory_first():
-    local = LocalStack().start()
-    assert local.stop() == 0
-    assert local.leaked == [] and not local.process_group_alive()
-    log = local.log()
-    assert "could not deregister" not in log
-    stopped = re.findall(r"\| (\S+) stopped \(rc=", log)
-    assert stopped[-1] == "redis" and len(stopped) == len(set(stopped)) >= 3, stopped
