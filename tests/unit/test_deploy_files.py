@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import http.server
 import importlib
 import inspect
+import json
 import re
 import shutil
+import socket
 import subprocess
+import threading
 from pathlib import Path
 
 import pytest
@@ -57,7 +61,7 @@ def test_one_dockerfile_builds_every_app_slim_non_root_with_pinned_wheels_and_a_
     assert DOCKERFILE.count("FROM ") == 1 and "FROM python:3.11-slim\n" in DOCKERFILE
     assert "USER canaduck" in DOCKERFILE and "--only-binary=:all:" in DOCKERFILE
     assert "-c constraints.txt" in DOCKERFILE, "images install the versions the tests ran on"
-    assert 'CMD ["python", "-m", "apps.kit.healthcheck"]' in DOCKERFILE
+    assert "\nHEALTHCHECK " in DOCKERFILE
     assert 'CMD exec python -m apps.kit.serve "apps.$APP"' in DOCKERFILE
     # What all apps share comes before the argument, so those layers are built once.
     assert DOCKERFILE.index("COPY apps/kit apps/kit") < DOCKERFILE.index("\nARG APP\n") \
@@ -181,3 +185,39 @@ def test_the_redis_entrypoint_refuses_a_password_with_whitespace(tmp_path: Path)
     assert result.returncode != 0
     assert "REDIS_PASSWORD_CALC contains whitespace" in result.stderr
     assert "redis-server" not in result.stdout
+
+
+def health_probe() -> list[str]:
+    """The image's HEALTHCHECK command, as the engine runs it (exec form)."""
+    line = re.search(r"^HEALTHCHECK [^\n]*\\\n\s*CMD (\[.*\])$", DOCKERFILE, re.M)
+    assert line, "the Dockerfile has an exec-form HEALTHCHECK"
+    return json.loads(line.group(1))
+
+
+@pytest.mark.skipif(shutil.which("bash") is None, reason="the probe runs in bash; bash is missing")
+@pytest.mark.parametrize(("status", "healthy"), [(200, True), (503, False)])
+def test_the_image_health_probe_passes_on_200_and_fails_otherwise(status: int, healthy: bool):
+    class Health(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(status if self.path == "/health" else 404)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    with http.server.ThreadingHTTPServer(("127.0.0.1", 0), Health) as server:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        port = server.server_address[1]
+        probe = subprocess.run(health_probe(), env={"PORT": str(port), "PATH": "/usr/bin:/bin"},
+                               capture_output=True, timeout=15, check=False)
+        server.shutdown()
+    assert (probe.returncode == 0) is healthy, probe.stderr
+
+
+def test_the_image_health_probe_fails_when_nothing_listens():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # bound, not listening: the connection is refused
+        probe = subprocess.run(health_probe(), env={"PORT": str(port), "PATH": "/usr/bin:/bin"},
+                               capture_output=True, timeout=15, check=False)
+    assert probe.returncode != 0
