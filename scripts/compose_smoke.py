@@ -235,15 +235,18 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     phase("docker compose up -d --build --wait (builds the images)")
     started = time.monotonic()
-    with cpu_burners(args.busy):
-        up = compose("up", "-d", "--build", "--wait", timeout=900)
-    up_seconds = time.monotonic() - started
-    checks = [Check(f"docker compose up -d --build --wait ({args.busy} CPU burners)", up.returncode == 0,
-                    (up.stderr or up.stdout).strip().splitlines()[-1][:80] if up.returncode else "")]
+    checks: list[Check] = []
     routes: list[Check] = []
     failover: list[Check] = []
     scaling: list[Check] = []
-    try:
+    up_seconds = 0.0
+    try:  # from `up` on: an interrupted or failed run still ends with `down`
+        with cpu_burners(args.busy):
+            up = compose("up", "-d", "--build", "--wait", timeout=900)
+        up_seconds = time.monotonic() - started
+        checks.append(Check(f"docker compose up -d --build --wait ({args.busy} CPU burners)",
+                            up.returncode == 0,
+                            (up.stderr or up.stdout).strip().splitlines()[-1][:80] if up.returncode else ""))
         if up.returncode == 0:
             with httpx.Client() as client:
                 phase(f"stack up in {up_seconds:.0f} s; checking every public route through Caddy")
