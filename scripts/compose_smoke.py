@@ -15,29 +15,20 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import re
 import subprocess
 import sys
 import time
-from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 
 import httpx
 
 from scripts.devkit.processes import ROOT
+from scripts.devkit.routecheck import Check, rally_advances, route_checks, served_by
 from scripts.devkit.scaling import FIRST_REQUEST_LIMIT_MS, LAST_REQUEST_LIMIT_MS, compose_scenario, report
 from scripts.devkit.waiting import eventually as _eventually
 
 PORT = int(os.environ.get("CANADUCK_HTTP_PORT", "80"))
 BASE = f"http://127.0.0.1:{PORT}"
-
-
-@dataclass
-class Check:
-    name: str
-    ok: bool
-    detail: str
 
 
 def compose(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
@@ -60,83 +51,6 @@ _STARTED = time.monotonic()
 def phase(what: str) -> None:
     """One line as each phase starts: building and the failover cases take minutes."""
     print(f"{time.monotonic() - _STARTED:6.1f} s  {what}", flush=True)
-
-
-def returned(client: httpx.Client) -> int:
-    """Shots answered in time so far, both players, from the scoreboard behind /rally."""
-    board = get(client, "/rally").json()
-    return sum(int(row.get("returned", 0)) for row in board["players"].values())
-
-
-def rally_advances(client: httpx.Client, within: float) -> bool:
-    """True once shots are answered again; with a player absent nothing is returned."""
-    try:
-        before = returned(client)
-    except (httpx.HTTPError, ValueError, KeyError):
-        before = -1
-    return eventually(lambda: before >= 0 and returned(client) >= before + 5, within)
-
-
-def served_by(client: httpx.Client, path: str, count: int) -> Counter[str]:
-    """Which instance answered each of `count` sequential requests to `path`."""
-    return Counter(get(client, path).json()["served_by"] for _ in range(count))
-
-
-def route_checks(client: httpx.Client) -> list[Check]:
-    """Every public route through Caddy, with what its answer must look like."""
-    checks = []
-
-    def check(name: str, path: str, expect: Callable[[httpx.Response], bool],
-              method: str = "GET", body: object = None) -> None:
-        try:
-            response = client.request(method, f"{BASE}{path}", json=body, timeout=10)
-            ok = bool(expect(response))
-            detail = " ".join(response.text.split())[:70]
-            checks.append(Check(name, ok, f"{response.status_code} {detail}"))
-        except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
-            checks.append(Check(name, False, repr(exc)[:80]))
-
-    check("GET /health (caddy)", "/health", lambda r: r.json()["status"] == "ok")
-    check("GET /directory", "/directory",
-          lambda r: r.status_code == 200 and "directory" in r.json()["services"])
-    check("GET /directory/directory (its own address)", "/directory/directory",
-          lambda r: bool(re.fullmatch(r"http://\d+\.\d+\.\d+\.\d+:5000", r.json()["instances"][0]["url"])))
-    check("GET /directory/Bad_Name -> 400", "/directory/Bad_Name", lambda r: r.status_code == 400)
-    check("GET /rally", "/rally",
-          lambda r: r.json()["transport"] in ("broker", "http", "directory")
-          and set(r.json()["players"]) == {"ping", "pong"})
-    advancing = rally_advances(client, 20)
-    checks.append(Check("rally advancing (shots returned)", advancing, ""))
-    check("POST /messages -> 202 delivered", "/messages",
-          lambda r: r.status_code == 202 and r.json()["delivered"] is True,
-          "POST", {"to": "pong", "kind": "note", "body": {"from": "smoke"}})
-    check("POST /messages bad body -> 400", "/messages",
-          lambda r: r.status_code == 400 and "to" in r.json()["error"], "POST", {"kind": "note"})
-    check("GET /fullinfo?city=Rodez", "/fullinfo?city=Rodez",
-          lambda r: r.status_code == 200 and r.json()["city"] == "Rodez"
-          and isinstance(r.json()["weather"]["temperature"], (int, float))
-          and isinstance(r.json()["joke"], str))
-    check("GET /weather?city=Honolulu", "/weather?city=Honolulu",
-          lambda r: r.json()["city"] == "Honolulu" and "condition" in r.json())
-    check("GET /joke", "/joke", lambda r: r.status_code == 200 and r.json()["joke"])
-    check("GET /fullinfo (no city) -> 400", "/fullinfo", lambda r: r.status_code == 400)
-    check("GET /calc", "/calc", lambda r: r.json()["service"] == "calc")
-    check("GET /sum?op1=2&op2=3", "/sum?op1=2&op2=3", lambda r: r.json()["result"] == 5)
-    check("GET /sub?op1=2&op2=3.5", "/sub?op1=2&op2=3.5", lambda r: r.json()["result"] == -1.5)
-    check("GET /mult?op1=6&op2=7", "/mult?op1=6&op2=7", lambda r: r.json()["result"] == 42)
-    check("GET /mult?op1=x -> 400", "/mult?op1=x&op2=1", lambda r: r.status_code == 400)
-    try:
-        calc = served_by(client, "/sum?op1=1&op2=1", 40)
-        checks.append(Check("/sum over both calc instances", len(calc) == 2 and min(calc.values()) >= 10,
-                            repr(dict(calc))))
-        mult = served_by(client, "/mult?op1=2&op2=3", 40)
-        checks.append(Check("/mult a:b:backup = 30:10:0", mult == {"mult-a": 30, "mult-b": 10},
-                            repr(dict(mult))))
-    except (httpx.HTTPError, ValueError, KeyError) as exc:
-        checks.append(Check("load balancing", False, repr(exc)[:80]))
-    check("GET /nowhere -> JSON 404", "/nowhere",
-          lambda r: r.status_code == 404 and r.json()["error"] == "not found")
-    return checks
 
 
 def failover_checks(client: httpx.Client) -> list[Check]:
@@ -248,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
                             up.returncode == 0,
                             (up.stderr or up.stdout).strip().splitlines()[-1][:80] if up.returncode else ""))
         if up.returncode == 0:
-            with httpx.Client() as client:
+            with httpx.Client(base_url=BASE) as client:
                 phase(f"stack up in {up_seconds:.0f} s; checking every public route through Caddy")
                 routes = route_checks(client)
                 failover = failover_checks(client) + durability_checks(client)

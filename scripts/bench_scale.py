@@ -1,0 +1,286 @@
+"""Behind scripts/bench-scale: throughput and latency through Caddy with 1, 2 and 4 replicas.
+
+For each N in --replicas (1 2 4), calc and the aggregator run N replicas each, then:
+- `/sum` (calc: arithmetic, no Redis) and `/fullinfo` (the aggregator: a cached answer read
+  from Redis, a few cities) are loaded through Caddy at a fixed concurrency over keep-alive
+  connections, one route after the other, ROUNDS times interleaved with the other N values
+  would be fairer but restarts cost minutes: each N is measured once per run;
+- the CPU each container (Swarm) or process (local runner) used during each route is read
+  from /proc, as a share of one core, so a flat curve can be explained: the cores are
+  shared by the load generator, Caddy, the replicas and whatever else runs on the machine.
+Then the broker relay (messages per second through the broker) on one Redis, and on a
+Valkey Cluster when the project has one to start (see docs/cluster.md).
+
+`--swarm` runs on Docker Swarm (`scripts/swarm`'s stack, deployed for the run and removed
+after, its own stack name and port); the default is the local runner (`scripts/up --scale`).
+Last line: `RESULT sum_rps_1=.. sum_rps_2=.. sum_rps_4=.. p99_ms_1=.. p99_ms_4=..
+failover_unavailable_s=..` (p99 of /sum; the failover figure is a Valkey Cluster primary
+killed under load, `not_measured` when the project cannot run a cluster).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import functools
+import importlib
+import itertools
+import os
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from scripts.devkit.loadgen import Result, run
+from scripts.devkit.localstack import LocalStack
+from scripts.devkit.processes import free_port
+from scripts.devkit.scaling import SUM_PATH, wait_for_instances
+from scripts.devkit.swarm import SwarmStack, engine_available
+
+CITIES = ("Rodez", "Albi", "Millau", "Figeac")
+SCALED = ("calc", "aggregator")
+#: The groups of processes whose CPU is shown, by instance-name prefix.
+GROUPS = ("caddy", "calc", "aggregator", "weather", "jokes", "redis")
+
+
+def phase(what: str) -> None:
+    print(f"{time.strftime('%H:%M:%S')}  {what}", flush=True)
+
+
+def load_average() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """utime + stime of these processes (those gone count 0)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / tick
+
+
+@dataclass
+class Target:
+    """Where the load goes and whose CPU is read: name -> the pids of one container/process."""
+
+    port: int
+    processes: Callable[[], dict[str, list[int]]]
+
+
+@dataclass
+class Row:
+    replicas: int
+    route: str
+    result: Result
+    cpu: dict[str, float] = field(default_factory=dict)  # group -> share of one core
+    per_replica: dict[str, list[float]] = field(default_factory=dict)
+    load: str = ""
+
+
+def measure(target: Target, replicas: int, route: str, path: Callable[[], str], seconds: float,
+            concurrency: int) -> Row:
+    """Load `route` for `seconds` and read every process's CPU around it."""
+    processes = target.processes()
+    before = {name: cpu_seconds(pids) for name, pids in processes.items()}
+    result = asyncio.run(run(f"{route} x{replicas}", "127.0.0.1", target.port, path,
+                             requests=10**9, concurrency=concurrency, max_seconds=seconds))
+    used = {name: cpu_seconds(pids) - before[name] for name, pids in processes.items()}
+    row = Row(replicas, route, result, load=load_average())
+    for group in GROUPS:
+        shares = [used[name] / result.elapsed * 100 for name in sorted(used)
+                  if name == group or name.startswith(f"{group}-")]
+        row.cpu[group] = sum(shares)
+        row.per_replica[group] = shares
+    return row
+
+
+# -- the two runners -----------------------------------------------------------------------------
+
+def swarm_processes(stack: SwarmStack) -> dict[str, list[int]]:
+    """Each container of the stack (named `<service>-<slot>`) -> the host pids inside it."""
+    namespace = f"label=com.docker.stack.namespace={stack.name}"
+    out = subprocess.run(["docker", "ps", "--filter", namespace, "--format", "{{.ID}} {{.Names}}"],
+                         capture_output=True, text=True, timeout=60).stdout
+    found: dict[str, list[int]] = {}
+    for line in out.splitlines():
+        container, _, name = line.partition(" ")
+        service, _, slot = name.removeprefix(f"{stack.name}_").partition(".")
+        label = "caddy" if service == "proxy" else service
+        top = subprocess.run(["docker", "top", container, "-eo", "pid"], capture_output=True, text=True,
+                             timeout=60).stdout.split()[1:]
+        found[f"{label}-{slot.split('.')[0]}"] = [int(pid) for pid in top if pid.isdigit()]
+    return found
+
+
+def local_processes(stack: LocalStack) -> dict[str, list[int]]:
+    """Each process of the local stack (honcho's names: calc-1, caddy, redis...) -> its pid."""
+    found: dict[str, list[int]] = {}
+    for proc in dict.fromkeys(re.findall(r"\| (\S+) started \(pid=\d+\)", stack.log())):
+        try:
+            found[proc] = [stack.service_pid(proc)]
+        except (LookupError, OSError):
+            try:
+                found[proc] = [stack.wrapper_pid(proc)]
+            except LookupError:
+                continue
+    return found
+
+
+def warm(port: int, replicas: int) -> None:
+    """Every replica routed (each answers /sum), every city's /fullinfo cached."""
+    base = f"http://127.0.0.1:{port}"
+    wait_for_instances(base, SUM_PATH, replicas, timeout=120)
+    for city in CITIES:
+        for _ in range(3):
+            httpx.get(f"{base}/fullinfo?city={city}", timeout=10)
+
+
+def bench_replicas(args: argparse.Namespace) -> list[Row]:
+    rows: list[Row] = []
+    cities = itertools.cycle(CITIES)
+
+    def routes(target: Target, n: int) -> None:
+        warm(target.port, n)
+        paths: list[tuple[str, Callable[[], str]]] = [
+            ("/sum", lambda: SUM_PATH), ("/fullinfo", lambda: f"/fullinfo?city={next(cities)}")]
+        for route, path in paths:
+            phase(f"{route}: {n} calc and {n} aggregator replicas, c={args.concurrency}, {args.seconds:g} s")
+            rows.append(measure(target, n, route, path, args.seconds, args.concurrency))
+
+    if args.swarm:
+        stack = SwarmStack(name="canaduck-bench", http_port=free_port())
+        phase(f"swarm: deploying stack {stack.name} on :{stack.http_port}")
+        try:
+            stack.up(build=not args.no_build)
+            target = Target(stack.http_port, lambda: swarm_processes(stack))
+            for n in args.replicas:
+                for service in SCALED:
+                    stack.scale_to(service, n, wait=False)
+                stack.wait_ready()
+                routes(target, n)
+        finally:
+            phase("swarm: removing the stack")
+            stack.down()
+    else:
+        for n in args.replicas:
+            phase(f"local runner: scripts/up --scale calc={n},aggregator={n}")
+            local = LocalStack(CANADUCK_SCALE=",".join(f"{s}={n}" for s in SCALED)).start(timeout=180)
+            try:
+                routes(Target(local.http_port, functools.partial(local_processes, local)), n)
+            finally:
+                local.stop()
+    return rows
+
+
+# -- the broker relay and the cluster's failover ----------------------------------------------------
+
+def broker_relay(args: argparse.Namespace) -> list[tuple[str, str]]:
+    """Relayed messages per second through the broker on one Redis, and on the cluster if any."""
+    from scripts.bench_rally import broker_alone
+    from scripts.devkit.redis_server import RedisServer
+
+    lines = []
+    phase("broker relay on one Redis")
+    server = RedisServer().start()
+    try:
+        relay = broker_alone(server, senders=2, per_sender=args.relay_messages, batch=128)
+    finally:
+        server.stop()
+    lines.append(("one Redis", f"{relay['per_s']:,.0f} msg/s ({relay['messages']} messages, batch 128)"))
+    cluster = _cluster_support()
+    if cluster is None:
+        lines.append(("Valkey Cluster", "not measured: no cluster mode in this checkout (docs/cluster.md)"))
+    return lines
+
+
+def _cluster_support() -> Any:
+    """The project's failover measurement on a Valkey Cluster (scripts/devkit/failover.py), or
+    None in a checkout without one."""
+    try:
+        return importlib.import_module("scripts.devkit.failover")
+    except ModuleNotFoundError:
+        return None
+
+
+def failover_unavailable() -> str:
+    """Seconds the stack could not write while a cluster primary was killed under load (its
+    replica promoted), as scripts/cluster-failover measures it; `not_measured` without it."""
+    cluster = _cluster_support()
+    if cluster is None or not hasattr(cluster, "run_failover"):
+        return "not_measured"
+    phase("cluster: a primary killed under load (scripts/cluster-failover's measurement)")
+    report = cluster.run_failover()
+    return "never_back" if report.unavailable_s is None else f"{float(report.unavailable_s):.2f}"
+
+
+# -- report ---------------------------------------------------------------------------------------
+
+def table(rows: list[Row]) -> str:
+    head = (f"{'route':<10} {'N':>2} {'req/s':>7} {'vs N=1':>6} {'p50 ms':>7} {'p99 ms':>7} {'failed':>6}  "
+            + " ".join(f"{g:>10}" for g in GROUPS) + "  load avg")
+    lines = ["CPU: % of one core during the route, all replicas of the group together", head]
+    first = {row.route: row.result.rps for row in rows if row.replicas == min(r.replicas for r in rows)}
+    for row in rows:
+        r = row.result
+        ratio = r.rps / first[row.route] if first.get(row.route) else float("nan")
+        lines.append(f"{row.route:<10} {row.replicas:>2} {r.rps:>7.0f} {ratio:>6.2f} "
+                     f"{r.percentile_ms(50):>7.1f} {r.percentile_ms(99):>7.1f} {r.failures:>6}  "
+                     + " ".join(f"{row.cpu[g]:>10.0f}" for g in GROUPS) + f"  {row.load}")
+    lines.append("")
+    lines.append("per replica (% of a core): " + "; ".join(
+        f"{row.route} x{row.replicas}: calc {'/'.join(f'{v:.0f}' for v in row.per_replica['calc'])}, "
+        f"aggregator {'/'.join(f'{v:.0f}' for v in row.per_replica['aggregator'])}" for row in rows))
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="scripts/bench-scale", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--swarm", action="store_true", help="on Docker Swarm (default: the local runner)")
+    parser.add_argument("--no-build", action="store_true", help="Swarm: use the images already built")
+    parser.add_argument("--replicas", type=int, nargs="+", default=[1, 2, 4])
+    parser.add_argument("--seconds", type=float, default=10.0, help="load per route and N")
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--relay-messages", type=int, default=20000, help="per sender, broker relay")
+    args = parser.parse_args(argv)
+    if args.swarm and (reason := engine_available()):
+        print(f"scripts/bench-scale --swarm: {reason}", file=sys.stderr)
+        return 2
+    phase(f"load average {load_average()} on {os.cpu_count()} cores")
+    rows = bench_replicas(args)
+    relay = broker_relay(args)
+    failover = failover_unavailable()
+    print()
+    print(f"{'swarm' if args.swarm else 'local runner'}: calc and aggregator at 1, 2 and 4 replicas; "
+          f"c={args.concurrency}, {args.seconds:g} s per route")
+    print(table(rows))
+    print()
+    for name, figure in relay:
+        print(f"broker relay, {name}: {figure}")
+    print(f"cluster failover, writes unavailable: {failover} s")
+    sums = {row.replicas: row.result for row in rows if row.route == "/sum"}
+
+    def rps(n: int) -> str:
+        return f"{sums[n].rps:.0f}" if n in sums else "not_measured"
+
+    def p99(n: int) -> str:
+        return f"{sums[n].percentile_ms(99):.1f}" if n in sums else "not_measured"
+
+    print(f"RESULT sum_rps_1={rps(1)} sum_rps_2={rps(2)} sum_rps_4={rps(4)} p99_ms_1={p99(1)} "
+          f"p99_ms_4={p99(4)} failover_unavailable_s={failover}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
