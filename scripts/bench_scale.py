@@ -205,8 +205,8 @@ def broker_relay(args: argparse.Namespace) -> list[tuple[str, str]]:
 
 
 def _cluster_support() -> Any:
-    """The project's failover measurement on a Valkey Cluster (scripts/devkit/failover.py), or
-    None in a checkout without one."""
+    """The devkit's failover measurement on a Valkey Cluster (its `failover` module), or None
+    in a checkout without one."""
     try:
         return importlib.import_module("scripts.devkit.failover")
     except ModuleNotFoundError:
@@ -215,11 +215,11 @@ def _cluster_support() -> Any:
 
 def failover_unavailable() -> str:
     """Seconds the stack could not write while a cluster primary was killed under load (its
-    replica promoted), as scripts/cluster-failover measures it; `not_measured` without it."""
+    replica promoted), as the cluster-failover script measures it; `not_measured` without it."""
     cluster = _cluster_support()
     if cluster is None or not hasattr(cluster, "run_failover"):
         return "not_measured"
-    phase("cluster: a primary killed under load (scripts/cluster-failover's measurement)")
+    phase("cluster: a primary killed under load (the cluster-failover measurement)")
     report = cluster.run_failover()
     return "never_back" if report.unavailable_s is None else f"{float(report.unavailable_s):.2f}"
 

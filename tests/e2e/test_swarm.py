@@ -8,6 +8,7 @@ engine. One stack for the module, on a free port, removed at the end with everyt
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 
 import httpx
@@ -35,7 +36,9 @@ def swarm() -> Iterator[SwarmStack]:
     was = swarm_state()
     stack = SwarmStack(name="canaduck-swarm-test", http_port=free_port())
     try:
+        started = time.monotonic()
         stack.up()
+        print(f"\nswarm up (build, deploy, ready): {time.monotonic() - started:.0f} s")
         yield stack
     finally:
         stack.down()
@@ -79,12 +82,15 @@ def test_a_killed_task_is_replaced_with_no_failed_request(swarm: SwarmStack):
     victim = sorted(before)[0]
     loop = calc_loop(swarm)
     with loop:
-        loop.between_requests(lambda: swarm.kill(victim))  # no request in flight at the kill
+        killed = loop.between_requests(lambda: swarm.kill(victim))  # no request in flight then
         wait_until(lambda: set(swarm.containers("calc")) - before, timeout=120, interval=1)
         # Ready again: three tasks, and the dead one's entry gone from the directory (its TTL).
-        swarm.wait_ready(timeout=180)
+        swarm.wait_ready(timeout=300)
         wait_for_instances(swarm.base_url, SUM_PATH, 3, timeout=60)
+        ready = time.monotonic() - killed
     assert victim not in swarm.containers("calc") and len(set(swarm.containers("calc")) - before) == 1
+    print(f"\nkilled task: {len(loop.samples)} requests, {len(failures(loop))} failed, "
+          f"three instances answering again {ready:.1f} s after the kill")
     assert len(loop.samples) > 20 and not failures(loop), failures(loop)
 
 
@@ -93,12 +99,14 @@ def test_a_rolling_update_of_a_single_replica_fails_no_request(swarm: SwarmStack
     before = wait_for_instances(swarm.base_url, SUM_PATH, 1, timeout=60)
     loop = calc_loop(swarm)
     with loop:
-        loop.between_requests(lambda: None)
+        started = loop.between_requests(lambda: None)
         swarm.rolling_update("calc")
+        took = time.monotonic() - started
         wait_until(lambda: {s.served_by for s in loop.samples[-10:] if s.ok} - before,
                    timeout=60, interval=0.5)
     assert swarm.update_state("calc") == "completed"
     served = [s.served_by for s in loop.samples if s.ok]
+    print(f"\nrolling update: {took:.1f} s, {len(loop.samples)} requests, {len(failures(loop))} failed")
     assert served[0] in before and served[-1] not in before  # start-first: old, then new
     assert not failures(loop), failures(loop)
 
@@ -106,10 +114,12 @@ def test_a_rolling_update_of_a_single_replica_fails_no_request(swarm: SwarmStack
 def test_an_update_whose_tasks_fail_is_rolled_back_with_no_failed_request(swarm: SwarmStack):
     loop = calc_loop(swarm)
     with loop:
-        loop.between_requests(lambda: None)
         # A setting the service refuses at start: the new task exits, the update fails and
         # Swarm puts the previous spec back; start-first, the old task never stopped.
+        started = loop.between_requests(lambda: None)
         swarm.update_env("calc", "REDIS_TIMEOUT=-1")
         wait_until(lambda: swarm.update_state("calc") == "rollback_completed", timeout=240, interval=2)
+        took = time.monotonic() - started
+    print(f"\nrolled back: {took:.1f} s, {len(loop.samples)} requests, {len(failures(loop))} failed")
     assert "REDIS_TIMEOUT=-1" not in swarm.service_env("calc")
     assert not failures(loop), failures(loop)
