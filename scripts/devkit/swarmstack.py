@@ -28,8 +28,9 @@ committed file is not what `render` gives). What changes on the way:
 - files mounted from the checkout (`./redis`, the Caddyfile) become Swarm configs, which
   every node receives; their names carry CANADUCK_CONFIG_VERSION (a digest of the files,
   set by `scripts/swarm`), since a config cannot change once created;
-- health checks are compose's, with more retries: Swarm kills an unhealthy task (compose
-  only reports it), so a starved machine must not look like a dead service (HEALTH_RETRIES);
+- health checks are compose's (or the image's, for an app that has none in compose), with more
+  retries: Swarm kills an unhealthy task (compose only reports it), so a starved machine must
+  not look like a dead service (HEALTH_RETRIES);
 - the bridge network becomes an attachable overlay network.
 """
 
@@ -160,8 +161,9 @@ def render(compose: dict[str, Any], root: Path = ROOT) -> dict[str, Any]:
             service["environment"] = environment
             # Longer than DRAIN_SECONDS plus GRACEFUL_TIMEOUT (2 + 5 s): SIGKILL never cuts a drain.
             service["stop_grace_period"] = "15s"
-        if "healthcheck" in service:
-            service["healthcheck"] = {**service["healthcheck"], "retries": HEALTH_RETRIES}
+        if "healthcheck" in service or app:
+            # An app without one in compose keeps its image's probe (no `test`: inherited).
+            service["healthcheck"] = {**service.get("healthcheck", {}), "retries": HEALTH_RETRIES}
         volumes, mounts, more = _mounts(body, root)
         configs.update(more)
         if volumes:
