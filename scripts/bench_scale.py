@@ -3,11 +3,12 @@
 For each N in --replicas (1 2 4), calc and the aggregator run N replicas each, then:
 - `/sum` (calc: arithmetic, no Redis) and `/fullinfo` (the aggregator: a cached answer read
   from Redis, a few cities) are loaded through Caddy at a fixed concurrency over keep-alive
-  connections, one route after the other, ROUNDS times interleaved with the other N values
-  would be fairer but restarts cost minutes: each N is measured once per run;
+  connections, one route after the other (each N once per run: changing N costs a restart
+  locally, a scaling on Swarm);
 - the CPU each container (Swarm) or process (local runner) used during each route is read
-  from /proc, as a share of one core, so a flat curve can be explained: the cores are
-  shared by the load generator, Caddy, the replicas and whatever else runs on the machine.
+  from /proc, as a share of one core, and the load generator's own, so a flat curve can be
+  explained: the cores are shared by the load generator, Caddy, the replicas and whatever
+  else runs on the machine.
 Then the broker relay (messages per second through the broker) on one Redis, and on a
 Valkey Cluster when the project has one to start (see docs/cluster.md).
 
@@ -46,7 +47,7 @@ from scripts.devkit.swarm import SwarmStack, engine_available
 CITIES = ("Rodez", "Albi", "Millau", "Figeac")
 SCALED = ("calc", "aggregator")
 #: The groups of processes whose CPU is shown, by instance-name prefix.
-GROUPS = ("caddy", "calc", "aggregator", "weather", "jokes", "redis")
+GROUPS = ("caddy", "calc", "aggregator", "weather", "jokes", "redis", "loadgen")
 
 
 def phase(what: str) -> None:
@@ -93,9 +94,11 @@ def measure(target: Target, replicas: int, route: str, path: Callable[[], str], 
     """Load `route` for `seconds` and read every process's CPU around it."""
     processes = target.processes()
     before = {name: cpu_seconds(pids) for name, pids in processes.items()}
+    own = time.process_time()
     result = asyncio.run(run(f"{route} x{replicas}", "127.0.0.1", target.port, path,
                              requests=10**9, concurrency=concurrency, max_seconds=seconds))
     used = {name: cpu_seconds(pids) - before[name] for name, pids in processes.items()}
+    used["loadgen"] = time.process_time() - own
     row = Row(replicas, route, result, load=load_average())
     for group in GROUPS:
         shares = [used[name] / result.elapsed * 100 for name in sorted(used)
