@@ -36,6 +36,8 @@ class IrcdSettings(ChatSettings):
     max_connections_per_ip: int = Field(default=100, ge=1)
     max_monitor: int = Field(default=100, ge=0)
     max_targets: int = Field(default=4, ge=1)
+    #: Entries each channel list (+b, +e, +I) may hold (ISUPPORT MAXLIST); past it, 478.
+    max_list_entries: int = Field(default=100, ge=1)
     #: Flood control: at most FLOOD_LINES commands per FLOOD_WINDOW seconds, counted per
     #: connection and per account in Redis; past it the connection is read more slowly.
     flood_lines: int = Field(default=50, ge=1)

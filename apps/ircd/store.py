@@ -17,7 +17,7 @@ from redis.asyncio import Redis
 # interleave with another replica's JOIN or MODE. Returns the outcome: a numeric or a word.
 _JOIN = """
 local info, members, invites = KEYS[1], KEYS[2], KEYS[3]
-local uid, name, now, key, banned = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local uid, name, now, key, banned, invex = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
 if redis.call('HEXISTS', members, uid) == 1 then return 'already' end
 if redis.call('EXISTS', info) == 0 then
   redis.call('HSET', info, 'name', name, 'created', now, 'modes', 'nt')
@@ -26,7 +26,7 @@ if redis.call('EXISTS', info) == 0 then
 end
 local modes = redis.call('HGET', info, 'modes') or ''
 local invited = redis.call('SISMEMBER', invites, uid) == 1
-if string.find(modes, 'i', 1, true) and not invited then return '473' end
+if string.find(modes, 'i', 1, true) and not invited and invex ~= '1' then return '473' end
 local ckey = redis.call('HGET', info, 'key')
 if ckey and ckey ~= key and not invited then return '475' end
 local limit = tonumber(redis.call('HGET', info, 'limit') or '')
@@ -37,17 +37,29 @@ redis.call('SREM', invites, uid)
 return 'joined'
 """
 
-# PART/KICK/QUIT: leave, and the last one out removes the channel (its history stays).
+# PART/KICK/QUIT: leave, and the last one out removes the channel and its lists (its history
+# stays). KEYS[2] is the members hash; KEYS holds every key of the channel.
 # Returns 0 (was not a member), 1 (left) or 2 (left, and the channel is gone).
 _LEAVE = """
-local info, members, bans, invites = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-if redis.call('HDEL', members, ARGV[1]) == 0 then return 0 end
-if redis.call('HLEN', members) == 0 then
-  redis.call('DEL', info, members, bans, invites)
+if redis.call('HDEL', KEYS[2], ARGV[1]) == 0 then return 0 end
+if redis.call('HLEN', KEYS[2]) == 0 then
+  redis.call('DEL', unpack(KEYS))
   return 2
 end
 return 1
 """
+
+# A mask added to a channel list (bans, exceptions, invite exceptions) unless it is there
+# already (0) or the list is full (-1).
+_ADD_MASK = """
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then return 0 end
+if redis.call('HLEN', KEYS[1]) >= tonumber(ARGV[3]) then return -1 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+return 1
+"""
+
+#: The channel list modes and the key part holding each (mask -> "setter time").
+MASK_LISTS = {"b": "bans", "e": "excepts", "I": "invex"}
 
 # The user count and its high-water mark, for LUSERS.
 _USERS = """
@@ -81,6 +93,7 @@ class Store:
         self._leave = redis.register_script(_LEAVE)
         self._release = redis.register_script(_RELEASE)
         self._users = redis.register_script(_USERS)
+        self._add_mask = redis.register_script(_ADD_MASK)
 
     # -- key names ---------------------------------------------------------------------------
     def nick_key(self, nick_cf: str) -> str:
@@ -233,15 +246,19 @@ class Store:
 
     # -- channels ----------------------------------------------------------------------------
     def _channel_keys(self, cf: str) -> list[str]:
-        return [self.channel_key(cf), self.channel_key(cf, "members"), self.channel_key(cf, "bans"),
-                self.channel_key(cf, "invites")]
+        """Every key of a channel: its info, members and invites first, then its mask lists."""
+        return [self.channel_key(cf), self.channel_key(cf, "members"), self.channel_key(cf, "invites"),
+                *(self.channel_key(cf, part) for part in MASK_LISTS.values())]
 
-    async def join(self, cf: str, name: str, uid: str, *, key: str, banned: bool, now: float) -> str:
+    async def join(self, cf: str, name: str, uid: str, *, key: str, banned: bool, now: float,
+                   invex: bool = False) -> str:
         """Join (creating the channel, its creator an operator): 'created', 'joined', 'already'
-        or the numeric refusing it (471, 473, 474, 475)."""
-        info, members, _, invites = self._channel_keys(cf)
+        or the numeric refusing it (471, 473, 474, 475). `banned`: the client matches a ban
+        and no exception; `invex`: it matches an invite exception (+I lets it pass +i)."""
+        info, members, invites = self._channel_keys(cf)[:3]
         outcome = _s(await self._join(keys=[info, members, invites],
-                                      args=[uid, name, f"{now:.3f}", key, "1" if banned else "0"]))
+                                      args=[uid, name, f"{now:.3f}", key, "1" if banned else "0",
+                                            "1" if invex else "0"]))
         if outcome in ("created", "joined"):
             async with self.redis.pipeline(transaction=False) as pipe:
                 pipe.sadd(self.user_channels_key(uid), cf)
@@ -295,14 +312,22 @@ class Store:
         await self.redis.hset(members, uid, status)
         return True
 
-    async def bans(self, cf: str) -> dict[str, str]:
-        return _map(await self.redis.hgetall(self.channel_key(cf, "bans")))
+    async def masks(self, cf: str, letters: str = "beI") -> dict[str, dict[str, str]]:
+        """The channel's mask lists named by `letters` (b, e, I), in one round trip:
+        letter -> {mask: "setter time"}."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for letter in letters:
+                pipe.hgetall(self.channel_key(cf, MASK_LISTS[letter]))
+            found = await pipe.execute()
+        return {letter: _map(raw) for letter, raw in zip(letters, found, strict=True)}
 
-    async def add_ban(self, cf: str, mask: str, setter: str, now: float) -> bool:
-        return bool(await self.redis.hsetnx(self.channel_key(cf, "bans"), mask, f"{setter} {int(now)}"))
+    async def add_mask(self, cf: str, letter: str, mask: str, setter: str, now: float, most: int) -> int:
+        """Add to list `letter`: 1 added, 0 already there, -1 the list holds `most` already."""
+        return int(await self._add_mask(keys=[self.channel_key(cf, MASK_LISTS[letter])],
+                                        args=[mask, f"{setter} {int(now)}", most]))
 
-    async def remove_ban(self, cf: str, mask: str) -> bool:
-        return bool(await self.redis.hdel(self.channel_key(cf, "bans"), mask))
+    async def remove_mask(self, cf: str, letter: str, mask: str) -> bool:
+        return bool(await self.redis.hdel(self.channel_key(cf, MASK_LISTS[letter]), mask))
 
     async def invite(self, cf: str, uid: str) -> None:
         await self.redis.sadd(self.channel_key(cf, "invites"), uid)

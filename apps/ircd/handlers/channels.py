@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import dataclass
+
 from apps.ircd import numerics as n
 from apps.ircd.client import Client
 from apps.ircd.protocol import Message, casefold, mask_matches, valid_channel
@@ -21,8 +24,34 @@ def prefix_of(status: str, client: Client) -> str:
     return symbols if "multi-prefix" in client.caps else symbols[:1]
 
 
-def banned(bans: dict[str, str], hostmask: str) -> bool:
-    return any(mask_matches(mask, hostmask) for mask in bans)
+def matches_any(masks: Iterable[str], hostmask: str) -> bool:
+    return any(mask_matches(mask, hostmask) for mask in masks)
+
+
+def banned(lists: dict[str, dict[str, str]], hostmask: str) -> bool:
+    """`hostmask` matches a ban (+b) and no ban exception (+e); `lists` from `Store.masks`."""
+    return matches_any(lists.get("b", {}), hostmask) and not matches_any(lists.get("e", {}), hostmask)
+
+
+@dataclass
+class ChannelView:
+    """A channel as one command sees it: its names, its info, and the client's status in it."""
+
+    cf: str
+    display: str
+    info: dict[str, str]
+    status: str | None  # None: the client is not a member
+
+
+async def existing_channel(client: Client, name: str) -> ChannelView | None:
+    """The channel `name` and the client's status in it, in one round trip; None (after
+    answering 403 ERR_NOSUCHCHANNEL) when it does not exist."""
+    cf = casefold(name)
+    info, status = await client.server.store.channel_and_status(cf, client.uid)
+    if not info:
+        client.reply(n.ERR_NOSUCHCHANNEL, name, "No such channel")
+        return None
+    return ChannelView(cf, info.get("name", name), info, status)
 
 
 @command("JOIN", params=1)
@@ -51,8 +80,9 @@ async def join_one(client: Client, name: str, key: str) -> None:
     if len(client.channels) >= server.settings.max_channels_per_user:
         client.reply(n.ERR_TOOMANYCHANNELS, name, "You have joined too many channels")
         return
-    is_banned = banned(await store.bans(cf), client.prefix)
-    outcome = await store.join(cf, name, client.uid, key=key, banned=is_banned, now=server.clock())
+    lists = await store.masks(cf)
+    outcome = await store.join(cf, name, client.uid, key=key, banned=banned(lists, client.prefix),
+                               invex=matches_any(lists["I"], client.prefix), now=server.clock())
     if outcome in REFUSALS:
         client.reply(outcome, name, REFUSALS[outcome])
         return
@@ -146,13 +176,10 @@ async def part_one(client: Client, cf: str, display: str, reason: str) -> None:
 @command("TOPIC", params=1)
 async def topic(client: Client, message: Message) -> None:
     server, store = client.server, client.server.store
-    name = message.params[0]
-    cf = casefold(name)
-    info, status = await store.channel_and_status(cf, client.uid)
-    if not info:
-        client.reply(n.ERR_NOSUCHCHANNEL, name, "No such channel")
+    channel = await existing_channel(client, message.params[0])
+    if channel is None:
         return
-    display = info.get("name", name)
+    cf, display, info, status = channel.cf, channel.display, channel.info, channel.status
     if len(message.params) == 1:
         if status is None and "s" in info.get("modes", ""):
             client.reply(n.ERR_NOTONCHANNEL, display, "You're not on that channel")
@@ -195,14 +222,11 @@ async def list_(client: Client, message: Message) -> None:
 @command("KICK", params=2)
 async def kick(client: Client, message: Message) -> None:
     server, store = client.server, client.server.store
-    name = message.params[0]
-    cf = casefold(name)
     reason = message.params[2] if len(message.params) > 2 and message.params[2] else client.nick
-    info, status = await store.channel_and_status(cf, client.uid)
-    if not info:
-        client.reply(n.ERR_NOSUCHCHANNEL, name, "No such channel")
+    channel = await existing_channel(client, message.params[0])
+    if channel is None:
         return
-    display = info.get("name", name)
+    cf, display, status = channel.cf, channel.display, channel.status
     if status is None:
         client.reply(n.ERR_NOTONCHANNEL, display, "You're not on that channel")
         return

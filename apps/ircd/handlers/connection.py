@@ -17,7 +17,7 @@ log = logging.getLogger("canaduck.ircd")
 
 VERSION = "canaduck-ircd-0.1"
 USER_MODES = "iow"
-CHANNEL_MODES = "biklmnostv"
+CHANNEL_MODES = "Ibeiklmnostv"
 
 
 def isupport(client: Client) -> list[str]:
@@ -25,14 +25,15 @@ def isupport(client: Client) -> list[str]:
     s = client.server.settings
     tokens = [
         "AWAYLEN=390", f"CASEMAPPING={casemap.CASEMAPPING}",
-        f"CHANLIMIT={casemap.CHANTYPES}:{s.max_channels_per_user}", "CHANMODES=b,k,l,imnst",
+        f"CHANLIMIT={casemap.CHANTYPES}:{s.max_channels_per_user}", "CHANMODES=Ibe,k,l,imnst",
         f"CHANNELLEN={s.channel_length}", f"CHANTYPES={casemap.CHANTYPES}",
-        f"CHATHISTORY={s.chat_history_limit}", "KICKLEN=390", "MODES=4",
+        f"CHATHISTORY={s.chat_history_limit}", "EXCEPTS=e", "INVEX=I", "KICKLEN=390",
+        f"MAXLIST=beI:{s.max_list_entries}", "MODES=4",
         f"MONITOR={s.max_monitor}", "MSGREFTYPES=msgid,timestamp", f"NETWORK={s.network_name}",
-        f"NICKLEN={s.nick_length}", "PREFIX=(ov)@+",
+        f"NICKLEN={s.nick_length}", "PREFIX=(ov)@+", "STATUSMSG=@+",
         f"TARGMAX=PRIVMSG:{s.max_targets},NOTICE:{s.max_targets},TAGMSG:{s.max_targets},"
         "JOIN:,PART:,NAMES:,LIST:,MONITOR:,ISON:,USERHOST:5,WHOIS:1,KICK:1",
-        f"TOPICLEN={s.topic_length}", "USERLEN=10", "UTF8ONLY",
+        f"TOPICLEN={s.topic_length}", "USERLEN=10", "UTF8ONLY", "WHOX",
     ]
     return tokens
 
@@ -153,7 +154,7 @@ def welcome(client: Client) -> None:
     client.reply(n.RPL_YOURHOST, f"Your host is {server.name}, running version {VERSION}")
     client.reply(n.RPL_CREATED, f"This server was created {server.created}")
     client.send(format_line(n.RPL_MYINFO, [client.nick, server.name, VERSION, USER_MODES, CHANNEL_MODES,
-                                           "bklov"], source=server.name))
+                                           "Ibeklov"], source=server.name))
     tokens = isupport(client)
     for start in range(0, len(tokens), 12):
         client.reply(n.RPL_ISUPPORT, *tokens[start:start + 12], "are supported by this server")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from apps.ircd import numerics as n
 from apps.ircd.client import Client
@@ -33,10 +34,15 @@ async def privmsg(client: Client, message: Message) -> None:
                    if "message-tags" in client.caps else {})
     text = message.params[1] if cmd != "TAGMSG" else ""
     for target in targets:
-        if is_channel(target):
-            await to_channel(client, cmd, target, text, client_tags, quiet)
+        rank = target[:1] if target[:1] in STATUSMSG and is_channel(target[1:]) else ""
+        if rank or is_channel(target):
+            await to_channel(client, cmd, target[len(rank):], text, client_tags, quiet, rank=rank)
         else:
             await to_nick(client, cmd, target, text, client_tags, quiet)
+
+
+#: STATUSMSG: `@#chan` reaches the channel's operators, `+#chan` its operators and voiced.
+STATUSMSG = {"@": "o", "+": "ov"}
 
 
 def _tags(client: Client, client_tags: dict[str, str]) -> dict[str, str]:
@@ -47,7 +53,8 @@ def _tags(client: Client, client_tags: dict[str, str]) -> dict[str, str]:
 
 
 async def to_channel(client: Client, cmd: str, target: str, text: str, client_tags: dict[str, str],
-                     quiet: bool) -> None:
+                     quiet: bool, *, rank: str = "") -> None:
+    """A message to a channel, or (`rank` "@" or "+", STATUSMSG) to its members of that rank."""
     server, store = client.server, client.server.store
     cf = casefold(target)
     info, status = await store.channel_and_status(cf, client.uid)
@@ -62,14 +69,16 @@ async def to_channel(client: Client, cmd: str, target: str, text: str, client_ta
         refusal = "Cannot send to channel (no external messages)"
     elif "m" in modes and not status:
         refusal = "Cannot send to channel (+m)"
-    elif not status and banned(await store.bans(cf), client.prefix):
+    elif not status and banned(await store.masks(cf, "be"), client.prefix):
         refusal = "Cannot send to channel (+b)"
     if refusal:
         if not quiet:
             client.reply(n.ERR_CANNOTSENDTOCHAN, display, refusal)
         return
     client.last_message = server.clock()
-    if cmd == "TAGMSG":  # not history: it goes out on the gateways' own fan-out
+    if rank:
+        event = await to_rank(client, cmd, cf, rank + display, text, client_tags, rank)
+    elif cmd == "TAGMSG":  # not history: it goes out on the gateways' own fan-out
         event = server.event(client.prefix, cmd, [display], tags=_tags(client, client_tags))
         event["tags"]["msgid"] = server.new_id()
         await server.to_channels([cf], event, exclude=client.uid)
@@ -85,6 +94,23 @@ async def to_channel(client: Client, cmd: str, target: str, text: str, client_ta
     server.counts["posted"] += 1
     if "echo-message" in client.caps:
         client.send_event(event)
+
+
+async def to_rank(client: Client, cmd: str, cf: str, target: str, text: str,
+                  client_tags: dict[str, str], rank: str) -> dict[str, Any]:
+    """A STATUSMSG: sent to each member of that rank by uid (on whichever replica holds it),
+    not through the channel's fan-out, and not kept in the channel's history, which every
+    member may read."""
+    server, store = client.server, client.server.store
+    letters = STATUSMSG[rank]
+    wanted = [uid for uid, status in (await store.members(cf)).items()
+              if uid != client.uid and any(letter in status for letter in letters)]
+    users = await store.users(wanted)
+    params = [target] if cmd == "TAGMSG" else [target, text]
+    event = server.event(client.prefix, cmd, params, tags=_tags(client, client_tags))
+    event["tags"]["msgid"] = server.new_id()
+    await server.to_uids({uid: user.get("inst", "") for uid, user in users.items()}, event)
+    return event
 
 
 async def to_nick(client: Client, cmd: str, target: str, text: str, client_tags: dict[str, str],

@@ -1,15 +1,23 @@
-"""MODE: user mode +i, and channel modes +o +v +b +k +l +i +m +n +s +t."""
+"""MODE: user modes +i +w (-o), and channel modes +o +v +b +e +I +k +l +i +m +n +s +t."""
 
 from __future__ import annotations
 
 from apps.ircd import numerics as n
 from apps.ircd.client import Client
+from apps.ircd.handlers.channels import existing_channel
 from apps.ircd.protocol import Message, casefold, format_line, is_channel, normalize_mask
 from apps.ircd.registry import command
 
 FLAGS = "imnst"
-WITH_PARAM = "bkl"  # plus o and v, which name a member
+LISTS = "beI"  # masks: bans, ban exceptions, invite exceptions
+WITH_PARAM = LISTS + "kl"  # plus o and v, which name a member
 MAX_PARAM_MODES = 4
+#: letter -> (the entry numeric, the end numeric, the end's text)
+LIST_REPLIES = {
+    "b": (n.RPL_BANLIST, n.RPL_ENDOFBANLIST, "End of channel ban list"),
+    "e": (n.RPL_EXCEPTLIST, n.RPL_ENDOFEXCEPTLIST, "End of channel exception list"),
+    "I": (n.RPL_INVEXLIST, n.RPL_ENDOFINVEXLIST, "End of channel invite exception list"),
+}
 
 
 @command("MODE", params=1)
@@ -58,13 +66,10 @@ async def user_mode(client: Client, message: Message) -> None:
 
 async def channel_mode(client: Client, message: Message) -> None:
     server, store = client.server, client.server.store
-    name = message.params[0]
-    cf = casefold(name)
-    info, status = await store.channel_and_status(cf, client.uid)
-    if not info:
-        client.reply(n.ERR_NOSUCHCHANNEL, name, "No such channel")
+    channel = await existing_channel(client, message.params[0])
+    if channel is None:
         return
-    display = info.get("name", name)
+    cf, display, info, status = channel.cf, channel.display, channel.info, channel.status
     if len(message.params) == 1:
         modes = "+" + info.get("modes", "").replace("k", "").replace("l", "")
         params = []
@@ -79,11 +84,13 @@ async def channel_mode(client: Client, message: Message) -> None:
         return
     changes = message.params[1]
     args = list(message.params[2:])
-    if changes.strip("+-") in ("b", "") and not args:  # a ban list query
-        for mask, how in (await store.bans(cf)).items():
+    asked = changes.strip("+-") or "b"
+    if asked in LIST_REPLIES and not args:  # a list query: MODE #chan b (or e, I)
+        entry, end, text = LIST_REPLIES[asked]
+        for mask, how in (await store.masks(cf, asked))[asked].items():
             setter, _, when = how.partition(" ")
-            client.reply(n.RPL_BANLIST, display, mask, setter, when)
-        client.reply(n.RPL_ENDOFBANLIST, display, "End of channel ban list")
+            client.reply(entry, display, mask, setter, when)
+        client.reply(end, display, text)
         return
     is_op = status is not None and "o" in status
     flags = set(info.get("modes", "")) - {"k", "l"}
@@ -100,11 +107,11 @@ async def channel_mode(client: Client, message: Message) -> None:
         if char not in FLAGS and char not in WITH_PARAM and char not in "ov":
             client.reply(n.ERR_UNKNOWNMODE, char, "is unknown mode char to me")
             continue
-        takes_param = char in "ovb" or (char == "k" and adding) or (char == "l" and adding)
+        takes_param = char in "ov" or char in LISTS or (char == "k" and adding) or (char == "l" and adding)
         param = ""
         if takes_param:
             if not args:
-                if char in "kl" or char == "b":
+                if char in "kl" or char in LISTS:
                     continue
                 client.reply(n.ERR_NEEDMOREPARAMS, "MODE", "Not enough parameters")
                 continue
@@ -114,7 +121,7 @@ async def channel_mode(client: Client, message: Message) -> None:
                 continue
         elif char == "k" and args:
             args.pop(0)  # -k takes the old key, which is not checked
-        if char == "b" and not param:
+        if char in LISTS and not param:
             continue
         if not is_op:
             denied = True
@@ -146,12 +153,16 @@ async def channel_mode(client: Client, message: Message) -> None:
                 cleared.append("limit")
                 fields.pop("limit", None)
                 applied.append((sign, char, ""))
-        elif char == "b":
+        elif char in LISTS:
             mask = normalize_mask(param)
             if adding:
-                if await store.add_ban(cf, mask, client.prefix, server.clock()):
+                added = await store.add_mask(cf, char, mask, client.prefix, server.clock(),
+                                             server.settings.max_list_entries)
+                if added < 0:
+                    client.reply(n.ERR_BANLISTFULL, display, char, "Channel list is full")
+                elif added:
                     applied.append((sign, char, mask))
-            elif await store.remove_ban(cf, mask):
+            elif await store.remove_mask(cf, char, mask):
                 applied.append((sign, char, mask))
         else:  # o, v
             user = await store.user_by_nick(casefold(param))

@@ -11,18 +11,43 @@ from apps.ircd.handlers.connection import channels_of
 from apps.ircd.protocol import Message, casefold, is_channel, mask_matches, valid_nick
 from apps.ircd.registry import command
 
+#: WHOX fields in the order a 354 reply lists them, whatever order they were asked in.
+WHOX_FIELDS = "tcuihsnfdlaor"
 
-def _who_line(client: Client, channel: str, user: dict[str, str], status: str) -> None:
+
+def _whox_request(message: Message) -> tuple[str, str] | None:
+    """`WHO <mask> %<fields>[,<token>]`: the fields asked (in reply order) and the token;
+    None for a classic WHO (352 replies)."""
+    if len(message.params) < 2 or not message.params[1].startswith("%"):
+        return None
+    wanted, _, token = message.params[1][1:].partition(",")
+    fields = "".join(c for c in WHOX_FIELDS if c in wanted)
+    return fields, (token[:3] if token.isdigit() else "0")
+
+
+def _who_line(client: Client, channel: str, user: dict[str, str], status: str,
+              whox: tuple[str, str] | None) -> None:
+    """One WHO reply: 352, or a 354 with only the WHOX fields asked for."""
+    server = client.server
     flags = ("G" if user.get("away") else "H") + ("*" if "o" in user.get("modes", "") else "")
     flags += prefix_of(status, client)
-    client.reply(n.RPL_WHOREPLY, channel, user["user"], user["host"], client.server.name, user["nick"],
-                 flags, f"0 {user.get('real', '')}")
+    if whox is None:
+        client.reply(n.RPL_WHOREPLY, channel, user["user"], user["host"], server.name, user["nick"],
+                     flags, f"0 {user.get('real', '')}")
+        return
+    local = server.clients.get(user.get("uid", ""))
+    idle = max(0, int(server.clock() - local.last_message)) if local is not None else 0
+    values = {"t": whox[1], "c": channel, "u": user["user"], "i": user["host"], "h": user["host"],
+              "s": server.name, "n": user["nick"], "f": flags, "d": "0", "l": str(idle),
+              "a": user.get("account") or "0", "o": "n/a", "r": user.get("real", "")}
+    client.reply(n.RPL_WHOSPCRPL, *(values[field] for field in whox[0]))
 
 
 @command("WHO")
 async def who(client: Client, message: Message) -> None:
     store = client.server.store
     mask = message.params[0] if message.params and message.params[0] else "*"
+    whox = _whox_request(message)
     if is_channel(mask):
         cf = casefold(mask)
         info = await store.channel(cf)
@@ -33,11 +58,11 @@ async def who(client: Client, message: Message) -> None:
                 users = await store.users(members)
                 for uid, status in members.items():
                     if uid in users:
-                        _who_line(client, info.get("name", mask), users[uid], status)
+                        _who_line(client, info.get("name", mask), users[uid], status, whox)
     elif "*" not in mask and "?" not in mask:
         user = await store.user_by_nick(casefold(mask))
         if user is not None:
-            _who_line(client, "*", user, "")
+            _who_line(client, "*", user, "", whox)
     else:
         shared = await channels_of(client)
         for uid, user in (await store.users(await store.all_uids())).items():
@@ -46,7 +71,7 @@ async def who(client: Client, message: Message) -> None:
                 continue
             hostmask = f"{user['nick']}!{user['user']}@{user['host']}"
             if mask_matches(mask, user["nick"]) or mask_matches(mask, hostmask) or mask == "*":
-                _who_line(client, "*", user, "")
+                _who_line(client, "*", user, "", whox)
     client.reply(n.RPL_ENDOFWHO, mask, "End of /WHO list")
 
 
@@ -158,7 +183,7 @@ async def monitor(client: Client, message: Message) -> None:
         client.reply(n.ERR_NEEDMOREPARAMS, "MONITOR", "Not enough parameters")
         return
     if sub == "+":
-        online, offline = [], []
+        added: list[str] = []
         nicks = [x for x in message.params[1].split(",") if x]
         for i, nick in enumerate(nicks):
             cf = casefold(nick)
@@ -172,15 +197,8 @@ async def monitor(client: Client, message: Message) -> None:
                 continue
             client.monitoring.add(cf)
             await store.watch(cf, watcher)
-            user = await store.user_by_nick(cf)
-            if user is not None:
-                online.append(f"{user['nick']}!{user['user']}@{user['host']}")
-            else:
-                offline.append(nick)
-        if online:
-            client.reply(n.RPL_MONONLINE, ",".join(online))
-        if offline:
-            client.reply(n.RPL_MONOFFLINE, ",".join(offline))
+            added.append(nick)
+        await _monitor_status(client, added)
     elif sub == "-":
         for nick in message.params[1].split(","):
             cf = casefold(nick)
@@ -196,14 +214,19 @@ async def monitor(client: Client, message: Message) -> None:
             client.reply(n.RPL_MONLIST, ",".join(sorted(client.monitoring)))
         client.reply(n.RPL_ENDOFMONLIST, "End of MONITOR list")
     elif sub.upper() == "S":
-        online, offline = [], []
-        for cf in sorted(client.monitoring):
-            user = await store.user_by_nick(cf)
-            if user is not None:
-                online.append(f"{user['nick']}!{user['user']}@{user['host']}")
-            else:
-                offline.append(cf)
-        if online:
-            client.reply(n.RPL_MONONLINE, ",".join(online))
-        if offline:
-            client.reply(n.RPL_MONOFFLINE, ",".join(offline))
+        await _monitor_status(client, sorted(client.monitoring))
+
+
+async def _monitor_status(client: Client, nicks: list[str]) -> None:
+    """730 for the nicks online (as nick!user@host), 731 for the others (as given)."""
+    online, offline = [], []
+    for nick in nicks:
+        user = await client.server.store.user_by_nick(casefold(nick))
+        if user is not None:
+            online.append(f"{user['nick']}!{user['user']}@{user['host']}")
+        else:
+            offline.append(nick)
+    if online:
+        client.reply(n.RPL_MONONLINE, ",".join(online))
+    if offline:
+        client.reply(n.RPL_MONOFFLINE, ",".join(offline))

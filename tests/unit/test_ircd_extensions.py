@@ -1,0 +1,195 @@
+"""The gateway's extensions to the base protocol, each rule on fakeredis over loopback sockets:
+WHOX, STATUSMSG, ban and invite exceptions (+e, +I), CHATHISTORY TARGETS."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import fakeredis
+import pytest
+
+from apps.ircd.server import IrcServer
+from tests.unit.ircd_support import LineClient, commands, connect, running_gateway
+
+
+@pytest.fixture
+async def gateway() -> AsyncIterator[IrcServer]:
+    async with running_gateway() as server:
+        yield server
+
+
+@pytest.fixture
+async def trio(gateway: IrcServer) -> AsyncIterator[tuple[LineClient, LineClient, LineClient]]:
+    clients = [await connect(gateway) for _ in range(3)]
+    for client, nick in zip(clients, ("alice", "bob", "carol"), strict=True):
+        await client.register(nick)
+    yield clients[0], clients[1], clients[2]
+    for client in clients:
+        await client.close()
+
+
+def isupport(lines: list[str]) -> set[str]:
+    return {word for line in lines if " 005 " in line for word in line.split(" ")[3:]}
+
+
+async def test_isupport_advertises_whox_statusmsg_and_exceptions(gateway: IrcServer):
+    client = await connect(gateway)
+    tokens = isupport(await client.register("alice"))
+    assert {"WHOX", "STATUSMSG=@+", "EXCEPTS=e", "INVEX=I", "CHANMODES=Ibe,k,l,imnst"} <= tokens
+    await client.close()
+
+
+# -- WHOX ------------------------------------------------------------------------------------
+
+async def test_whox_lists_the_fields_asked_in_the_fixed_order_with_the_token(trio):
+    alice, bob, _ = trio
+    await alice.send("JOIN #w")
+    await alice.sync()
+    # asked in reverse: the reply keeps t c u i h s n f d l a o r
+    await bob.send("WHO alice %roaldfnshiuct,123")
+    got = await bob.sync()
+    assert got == [":irc.test 354 bob 123 * ~alice 127.0.0.1 127.0.0.1 irc.test alice H 0 0 0 n/a "
+                   ":Real alice", ":irc.test 315 bob alice :End of /WHO list"]
+
+
+async def test_whox_on_a_channel_names_it_and_the_status(trio):
+    alice, bob, _ = trio
+    await alice.send("JOIN #w", "AWAY :out")
+    await alice.sync()
+    await bob.send("JOIN #w")
+    await bob.sync()
+    await bob.send("WHO #w %tcnf,7")
+    got = await bob.sync()
+    assert ":irc.test 354 bob 7 #w alice G@" in got and ":irc.test 354 bob 7 #w bob H" in got
+
+
+async def test_whox_account_is_0_without_a_login_and_token_defaults_to_0(trio):
+    alice, bob, _ = trio
+    await bob.send("WHO alice %na", "WHO alice %tn", "WHO alice %tn,abc")
+    got = await bob.sync()
+    assert got.count(":irc.test 354 bob alice 0") == 1
+    assert got.count(":irc.test 354 bob 0 alice") == 2  # no token, or not digits: 0
+
+
+async def test_who_without_percent_is_still_352(trio):
+    alice, bob, _ = trio
+    await bob.send("WHO alice o")
+    assert commands(await bob.sync()) == ["352", "315"]
+
+
+# -- STATUSMSG -------------------------------------------------------------------------------
+
+async def test_statusmsg_reaches_only_members_of_that_rank(trio):
+    alice, bob, carol = trio
+    await alice.send("JOIN #s")  # alice: operator
+    await alice.sync()
+    await bob.send("JOIN #s")
+    await carol.send("JOIN #s")
+    await bob.sync(), await carol.sync()
+    await alice.send("MODE #s +v carol")
+    await alice.sync(), await bob.sync(), await carol.sync()
+    await bob.send("PRIVMSG @#s :ops only", "NOTICE +#s :voice and ops")
+    assert await bob.sync() == []  # accepted, and no copy without echo-message
+    assert await alice.sync() == [":bob!~bob@127.0.0.1 PRIVMSG @#s :ops only",
+                                  ":bob!~bob@127.0.0.1 NOTICE +#s :voice and ops"]
+    assert await carol.sync() == [":bob!~bob@127.0.0.1 NOTICE +#s :voice and ops"]
+
+
+async def test_statusmsg_follows_the_channel_rules_and_stays_out_of_history(trio, gateway: IrcServer):
+    alice, bob, _ = trio
+    await alice.send("JOIN #s")
+    await alice.sync()
+    await bob.send("PRIVMSG @#s :from outside", "PRIVMSG @#nowhere :x")
+    assert commands(await bob.sync()) == ["404", "403"]
+    assert await alice.sync() == []
+    assert await gateway.chatlog.latest(gateway.chatlog.channel("#s"), 10) == []
+
+
+async def test_statusmsg_crosses_replicas():
+    shared = fakeredis.FakeServer()
+    async with running_gateway(shared, instance="one") as one, running_gateway(shared, instance="two") as two:
+        alice, bob = await connect(one), await connect(two)
+        await alice.register("alice")
+        await bob.register("bob", caps="echo-message")
+        await alice.send("JOIN #x")
+        await alice.sync()
+        await bob.send("JOIN #x")
+        await bob.sync()
+        await bob.send("PRIVMSG @#x :psst")
+        assert await bob.sync() == [":bob!~bob@127.0.0.1 PRIVMSG @#x psst"]
+        got = await alice.sync()
+        for _ in range(20):  # fakeredis relays pub/sub by polling
+            if any("PRIVMSG" in line for line in got):
+                break
+            got += await alice.sync()
+        assert [line for line in got if "PRIVMSG" in line] == [":bob!~bob@127.0.0.1 PRIVMSG @#x psst"]
+        await alice.close()
+        await bob.close()
+
+
+# -- ban exceptions (+e) and invite exceptions (+I) --------------------------------------------
+
+async def test_ban_exception_lets_a_banned_client_join_and_speak(trio):
+    alice, bob, _ = trio
+    await alice.send("JOIN #e", "MODE #e +b b*!*@*")
+    await alice.sync()
+    await bob.send("JOIN #e")
+    assert commands(await bob.sync()) == ["474"]
+    await alice.send("MODE #e +e bob")
+    assert await alice.sync() == [":alice!~alice@127.0.0.1 MODE #e +e bob!*@*"]
+    await bob.send("JOIN #e", "PRIVMSG #e :hi")
+    assert commands(await bob.sync()) == ["JOIN", "353", "366"]
+    assert any("PRIVMSG #e hi" in line for line in await alice.sync())
+    await alice.send("MODE #e -e bob!*@*")
+    await alice.sync()
+    await bob.sync()
+    await bob.send("PRIVMSG #e :again")  # banned and not voiced: no longer heard
+    assert commands(await bob.sync()) == ["404"]
+
+
+async def test_invite_exception_passes_invite_only_but_not_a_key_or_a_ban(trio):
+    alice, bob, carol = trio
+    await alice.send("JOIN #i", "MODE #i +i", "MODE #i +I bob!*@*")
+    await alice.sync()
+    await carol.send("JOIN #i")
+    assert commands(await carol.sync()) == ["473"]
+    await bob.send("JOIN #i", "PART #i")
+    assert commands(await bob.sync()) == ["JOIN", "353", "366", "PART"]
+    await alice.send("MODE #i +k sesame")
+    await alice.sync()
+    await bob.send("JOIN #i")
+    assert commands(await bob.sync()) == ["475"]
+    await alice.send("MODE #i -k+b * bob")
+    await alice.sync()
+    await bob.send("JOIN #i")
+    assert commands(await bob.sync()) == ["474"]
+
+
+async def test_list_queries_answer_with_each_lists_numerics(trio):
+    alice, bob, _ = trio
+    await alice.send("JOIN #l", "MODE #l +beI x!*@* y!*@* z!*@*")
+    await alice.sync()
+    await bob.send("MODE #l b", "MODE #l +e", "MODE #l I")
+    got = await bob.sync()
+    assert commands(got) == ["367", "368", "348", "349", "346", "347"]
+    assert got[4].startswith(":irc.test 346 bob #l z!*@* alice!~alice@127.0.0.1 ")
+    await bob.send("MODE #l +e bob")  # not an operator
+    assert commands(await bob.sync()) == ["482"]
+
+
+async def test_a_full_list_answers_478():
+    async with running_gateway(max_list_entries=2) as gateway:
+        alice = await connect(gateway)
+        await alice.register("alice")
+        await alice.send("JOIN #f", "MODE #f +b a", "MODE #f +b b", "MODE #f +b c", "MODE #f +e c")
+        got = await alice.sync()
+        assert commands(got)[3:] == ["MODE", "MODE", "478", "MODE"]
+        assert ":irc.test 478 alice #f b :Channel list is full" in got
+        await alice.close()
+
+
+async def test_the_last_one_out_removes_the_channels_lists(trio, gateway: IrcServer):
+    alice, _, _ = trio
+    await alice.send("JOIN #gone", "MODE #gone +beI a b c", "PART #gone")
+    await alice.sync()
+    assert [key async for key in gateway.store.redis.scan_iter("*#gone*")] == []
