@@ -193,3 +193,59 @@ async def test_the_last_one_out_removes_the_channels_lists(trio, gateway: IrcSer
     await alice.send("JOIN #gone", "MODE #gone +beI a b c", "PART #gone")
     await alice.sync()
     assert [key async for key in gateway.store.redis.scan_iter("*#gone*")] == []
+
+
+# -- CHATHISTORY TARGETS -----------------------------------------------------------------------
+
+def _time_of(line: str) -> str:
+    return next(tag.split("=", 1)[1] for tag in line[1:].split(" ", 1)[0].split(";")
+                if tag.startswith("time="))
+
+
+def _targets(lines: list[str]) -> list[tuple[str, str]]:
+    assert lines[0].split(" ")[2:4] == [lines[0].split(" ")[2], "draft/chathistory-targets"]
+    assert lines[-1].split(" ")[1:3] == ["BATCH", "-" + lines[0].split(" ")[2][1:]]
+    return [(words[-2], words[-1]) for words in (line.split(" ") for line in lines[1:-1])]
+
+
+async def test_chathistory_targets_lists_channels_and_correspondents_by_last_message(trio):
+    alice, bob, _ = trio
+    caps = "CAP REQ :batch server-time echo-message draft/chathistory"
+    await alice.send(caps, "JOIN #one,#two")
+    await bob.send("JOIN #one")
+    await alice.sync(), await bob.sync()
+    times = {}
+    for target in ("#one", "bob", "#two"):
+        await alice.send(f"PRIVMSG {target} :hi")
+        (echo,) = [line for line in await alice.sync() if " PRIVMSG " in line]
+        times[target] = _time_of(echo)
+    expected = sorted(times.items(), key=lambda item: (item[1], item[0]))
+    wide = "timestamp=2020-01-01T00:00:00.000Z timestamp=2262-01-01T00:00:00.000Z"
+    await alice.send(f"CHATHISTORY TARGETS {wide} 100")
+    assert _targets(await alice.sync()) == expected
+    await alice.send(f"CHATHISTORY TARGETS {wide} 1")
+    assert _targets(await alice.sync()) == expected[:1]
+    # both bounds are exclusive, and may come in either order
+    first, last = expected[0][1], expected[-1][1]
+    await alice.send(f"CHATHISTORY TARGETS timestamp={last} timestamp={first} 100")
+    assert _targets(await alice.sync()) == [t for t in expected if first < t[1] < last]
+    await bob.sync()
+    await bob.send(f"CHATHISTORY TARGETS {wide} 100")  # bob sees #one and alice, not #two
+    assert [name for name, _ in await _plain_targets(bob)] == sorted(
+        ["#one", "alice"], key=lambda name: times["bob" if name == "alice" else name])
+
+
+async def _plain_targets(client: LineClient) -> list[tuple[str, str]]:
+    """TARGETS replies without the batch capability: bare CHATHISTORY lines."""
+    lines = await client.sync()
+    assert all(" CHATHISTORY TARGETS " in line for line in lines)
+    return [(words[-2], words[-1]) for words in (line.split(" ") for line in lines)]
+
+
+async def test_chathistory_targets_bad_parameters_fail(trio):
+    alice, _, _ = trio
+    await alice.send("CHATHISTORY TARGETS", "CHATHISTORY TARGETS msgid=1-0 timestamp=2020-01-01T00:00:00Z 5",
+                     "CHATHISTORY TARGETS timestamp=2020-01-01T00:00:00Z timestamp=x 5",
+                     "CHATHISTORY TARGETS timestamp=2020-01-01T00:00:00Z timestamp=2021-01-01T00:00:00Z 0")
+    got = await alice.sync()
+    assert [line.split(" ")[1:4] for line in got] == [["FAIL", "CHATHISTORY", "INVALID_PARAMS"]] * 4

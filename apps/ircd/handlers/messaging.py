@@ -6,8 +6,9 @@ from datetime import datetime
 from typing import Any
 
 from apps.ircd import numerics as n
-from apps.ircd.client import Client
+from apps.ircd.client import Client, server_time
 from apps.ircd.handlers.channels import banned
+from apps.ircd.handlers.connection import channels_of
 from apps.ircd.protocol import Message, casefold, format_line, is_channel
 from apps.ircd.registry import command
 from apps.kit.chatlog import ChatMessage, InvalidRef, Ref, party
@@ -169,6 +170,9 @@ def _ref(reference: str) -> Ref | None:
 async def chathistory(client: Client, message: Message) -> None:
     sub = message.params[0].upper()
     params = message.params[1:]
+    if sub == "TARGETS":
+        await chathistory_targets(client, params)
+        return
     if sub not in ("LATEST", "BEFORE", "AFTER", "AROUND", "BETWEEN"):
         client.fail("CHATHISTORY", "INVALID_PARAMS", sub, "Unknown subcommand")
         return
@@ -214,6 +218,44 @@ async def chathistory(client: Client, message: Message) -> None:
     else:
         found = await chatlog.between(conversation, first, refs[1], limit)  # type: ignore[arg-type]
     replay(client, target, found)
+
+
+async def chathistory_targets(client: Client, params: list[str]) -> None:
+    """`CHATHISTORY TARGETS <timestamp> <timestamp> <limit>`: the client's channels and private
+    correspondents whose LAST message falls strictly between the two times, oldest first, in
+    a `draft/chathistory-targets` batch. A correspondent is named by its party (account name,
+    or the nick it had when unregistered)."""
+    if len(params) < 3:
+        client.fail("CHATHISTORY", "INVALID_PARAMS", "TARGETS", "Not enough parameters")
+        return
+    bounds = [_ref(p) if p.startswith("timestamp=") else None for p in params[:2]]
+    try:
+        limit = int(params[2])
+    except ValueError:
+        limit = 0
+    if bounds[0] is None or bounds[1] is None or limit < 1:
+        client.fail("CHATHISTORY", "INVALID_PARAMS", "TARGETS", "Bad timestamp or limit")
+        return
+    server, chatlog = client.server, client.server.chatlog
+    low, high = sorted((bounds[0].ms, bounds[1].ms))
+    limit = min(limit, server.settings.chat_history_limit)
+    found: list[tuple[int, str]] = []
+    for other, ms in await chatlog.targets(party(client.nick, client.account), low, high, limit):
+        found.append((ms, other.removeprefix("~")))
+    for cf in await channels_of(client):
+        last = await chatlog.last_id(chatlog.channel(cf))
+        ms = int(last.split("-", 1)[0]) if last else 0
+        if low < ms < high:
+            info = await server.store.channel(cf)
+            found.append((ms, info.get("name", cf)))
+    batch = client.new_batch() if "batch" in client.caps else ""
+    if batch:
+        client.send(format_line("BATCH", [f"+{batch}", "draft/chathistory-targets"], source=server.name))
+    for ms, name in sorted(found)[:limit]:
+        client.send(format_line("CHATHISTORY", ["TARGETS", name, server_time(ms / 1000)],
+                                source=server.name, tags={"batch": batch} if batch else None))
+    if batch:
+        client.send(format_line("BATCH", [f"-{batch}"], source=server.name))
 
 
 def replay(client: Client, target: str, messages: list[ChatMessage]) -> None:
