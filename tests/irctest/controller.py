@@ -230,10 +230,14 @@ class CanaduckController(_GatewaysController):
         Capabilities.ACCOUNT_TAG,
         Capabilities.AWAY_NOTIFY,
         Capabilities.EXTENDED_JOIN,
+        Capabilities.LABELED_RESPONSE,
         Capabilities.MULTI_PREFIX,
     })
     optional_behaviors = frozenset({
+        OptionalBehaviors.BAN_EXCEPTION_MODE,
+        OptionalBehaviors.INVITE_EXCEPTION_MODE,
         OptionalBehaviors.MULTI_JOIN,
+        OptionalBehaviors.MULTI_KICK,
     })
 
     def start_gateway(self, spec: GatewaySpec, workdir: Path, index: int, prefix: str) -> Gateway:

@@ -249,3 +249,21 @@ async def test_chathistory_targets_bad_parameters_fail(trio):
                      "CHATHISTORY TARGETS timestamp=2020-01-01T00:00:00Z timestamp=2021-01-01T00:00:00Z 0")
     got = await alice.sync()
     assert [line.split(" ")[1:4] for line in got] == [["FAIL", "CHATHISTORY", "INVALID_PARAMS"]] * 4
+
+
+# -- KICK with several targets -----------------------------------------------------------------
+
+async def test_kick_several_users_or_channel_user_pairs(trio):
+    alice, bob, carol = trio
+    await alice.send("JOIN #a,#b")
+    await alice.sync()
+    await bob.send("JOIN #a,#b")
+    await carol.send("JOIN #a")
+    await bob.sync(), await carol.sync(), await alice.sync()
+    await alice.send("KICK #a bob,carol :bye")
+    kicks = [line for line in await alice.sync() if " KICK " in line]
+    assert kicks == [":alice!~alice@127.0.0.1 KICK #a bob bye", ":alice!~alice@127.0.0.1 KICK #a carol bye"]
+    await alice.send("KICK #a,#b carol,bob", "KICK #a,#b bob", "KICK #a a,b,c,d,e")
+    got = await alice.sync()
+    assert commands(got) == ["441", "KICK", "461", "407"]
+    assert got[1] == ":alice!~alice@127.0.0.1 KICK #b bob alice"

@@ -221,9 +221,23 @@ async def list_(client: Client, message: Message) -> None:
 
 @command("KICK", params=2)
 async def kick(client: Client, message: Message) -> None:
-    server, store = client.server, client.server.store
+    """KICK #chan a,b (one channel, several users) or KICK #a,#b x,y (pairs, RFC 2812)."""
     reason = message.params[2] if len(message.params) > 2 and message.params[2] else client.nick
-    channel = await existing_channel(client, message.params[0])
+    channels, nicks = message.params[0].split(","), message.params[1].split(",")
+    if len(channels) != 1 and len(channels) != len(nicks):
+        client.reply(n.ERR_NEEDMOREPARAMS, "KICK", "Give one channel, or one channel per user")
+        return
+    if len(nicks) > client.server.settings.max_targets:
+        client.reply(n.ERR_TOOMANYTARGETS, message.params[1], "Too many targets")
+        return
+    pairs = zip(channels * len(nicks) if len(channels) == 1 else channels, nicks, strict=True)
+    for name, nick in pairs:
+        await kick_one(client, name, nick, reason[:390])
+
+
+async def kick_one(client: Client, name: str, nick: str, reason: str) -> None:
+    server, store = client.server, client.server.store
+    channel = await existing_channel(client, name)
     if channel is None:
         return
     cf, display, status = channel.cf, channel.display, channel.status
@@ -233,20 +247,19 @@ async def kick(client: Client, message: Message) -> None:
     if "o" not in status:
         client.reply(n.ERR_CHANOPRIVSNEEDED, display, "You're not channel operator")
         return
-    for target in message.params[1].split(","):
-        user = await store.user_by_nick(casefold(target))
-        if user is None:
-            client.reply(n.ERR_NOSUCHNICK, target, "No such nick/channel")
-            continue
-        if await store.status(cf, user["uid"]) is None:
-            client.reply(n.ERR_USERNOTINCHANNEL, user["nick"], display, "They aren't on that channel")
-            continue
-        event = server.event(client.prefix, "KICK", [display, user["nick"], reason[:390]], leave=user["uid"])
-        await server.to_channels([cf], event)
-        await store.leave(cf, user["uid"])
-        kicked = server.clients.get(user["uid"])
-        if kicked is not None:
-            await server.forget_membership(kicked, cf)
+    user = await store.user_by_nick(casefold(nick))
+    if user is None:
+        client.reply(n.ERR_NOSUCHNICK, nick, "No such nick/channel")
+        return
+    if await store.status(cf, user["uid"]) is None:
+        client.reply(n.ERR_USERNOTINCHANNEL, user["nick"], display, "They aren't on that channel")
+        return
+    event = server.event(client.prefix, "KICK", [display, user["nick"], reason], leave=user["uid"])
+    await server.to_channels([cf], event)
+    await store.leave(cf, user["uid"])
+    kicked = server.clients.get(user["uid"])
+    if kicked is not None:
+        await server.forget_membership(kicked, cf)
 
 
 @command("INVITE", params=2)

@@ -32,7 +32,8 @@ def isupport(client: Client) -> list[str]:
         f"MONITOR={s.max_monitor}", "MSGREFTYPES=msgid,timestamp", f"NETWORK={s.network_name}",
         f"NICKLEN={s.nick_length}", "PREFIX=(ov)@+", "STATUSMSG=@+",
         f"TARGMAX=PRIVMSG:{s.max_targets},NOTICE:{s.max_targets},TAGMSG:{s.max_targets},"
-        "JOIN:,PART:,NAMES:,LIST:,MONITOR:,ISON:,USERHOST:5,WHOIS:1,KICK:1",
+        "JOIN:,PART:,NAMES:,LIST:,MONITOR:,ISON:,USERHOST:5,WHOIS:1,"
+        f"KICK:{s.max_targets}",
         f"TOPICLEN={s.topic_length}", "USERLEN=10", "UTF8ONLY", "WHOX",
     ]
     return tokens
