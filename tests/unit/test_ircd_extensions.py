@@ -9,7 +9,7 @@ import fakeredis
 import pytest
 
 from apps.ircd.server import IrcServer
-from tests.unit.ircd_support import LineClient, commands, connect, running_gateway
+from tests.unit.ircd_support import Clock, LineClient, commands, connect, running_gateway
 
 
 @pytest.fixture
@@ -267,3 +267,36 @@ async def test_kick_several_users_or_channel_user_pairs(trio):
     got = await alice.sync()
     assert commands(got) == ["441", "KICK", "461", "407"]
     assert got[1] == ":alice!~alice@127.0.0.1 KICK #b bob alice"
+
+
+# -- LIST filters (ELIST=CMNTU) ----------------------------------------------------------------
+
+def _listed(lines: list[str]) -> set[str]:
+    return {line.split(" ")[3] for line in lines if " 322 " in line}
+
+
+async def test_list_filters_by_mask_count_and_age():
+    clock = Clock()
+    async with running_gateway(clock=clock) as gateway:
+        alice, bob = await connect(gateway), await connect(gateway)
+        await alice.register("alice")
+        await bob.register("bob")
+        await alice.send("JOIN #chan1", "TOPIC #chan1 :old")
+        await alice.sync()
+        clock.now += 600  # ten minutes later
+        await alice.send("JOIN #chan2", "TOPIC #chan2 :new")
+        await bob.send("JOIN #chan2")
+        await alice.sync(), await bob.sync()
+        expectations = {
+            "*an1": {"#chan1"}, "#c*n2": {"#chan2"}, "#ch*": {"#chan1", "#chan2"}, "*an3": set(),
+            "!*an1": {"#chan2"}, "!#ch*": set(), ">1": {"#chan2"}, "<2": {"#chan1"},
+            "C>5": {"#chan1"}, "C<5": {"#chan2"}, "T>5": {"#chan1"}, "T<5": {"#chan2"},
+            "#chan1,#chan2": {"#chan1", "#chan2"}, "#ch*,>1": {"#chan2"}, "#nowhere": set(),
+        }
+        for spec, expected in expectations.items():
+            await bob.send(f"LIST {spec}")
+            got = await bob.sync()
+            assert commands(got)[0] == "321" and commands(got)[-1] == "323"
+            assert _listed(got) == expected, spec
+        await alice.close()
+        await bob.close()

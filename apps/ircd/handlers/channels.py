@@ -203,19 +203,70 @@ async def topic(client: Client, message: Message) -> None:
     await server.to_channels([cf], server.event(client.prefix, "TOPIC", [display, text]))
 
 
+@dataclass
+class ListFilter:
+    """LIST's parameter (ISUPPORT ELIST=CMNTU), comma-separated: channel names or masks
+    (`#c*`), masks to leave out (`!*bots*`), member counts (`>5`, `<100`), and the minutes
+    since a channel was created or its topic set (`C>60`, `T<10`)."""
+
+    masks: list[str]
+    exclude: list[str]
+    conditions: list[tuple[str, str, int]]  # (what: users|C|T, "<" or ">", value)
+
+    @classmethod
+    def parse(cls, text: str) -> ListFilter:
+        masks, exclude, conditions = [], [], []
+        for item in (i for i in text.split(",") if i):
+            what = item[0] if item[:1] in ("C", "T") and item[1:2] in ("<", ">") else "users"
+            rest = item[1:] if what != "users" else item
+            if rest[:1] in ("<", ">") and rest[1:].isdigit():
+                conditions.append((what, rest[0], int(rest[1:])))
+            elif item.startswith("!"):
+                exclude.append(item[1:])
+            else:
+                masks.append(item)
+        return cls(masks, exclude, conditions)
+
+    def exact_names(self) -> list[str] | None:
+        """The channels to look up by name, when only names were given (no scan needed)."""
+        if self.masks and not any(c in m for m in self.masks for c in "*?"):
+            return [casefold(m) for m in self.masks]
+        return None
+
+    def accepts(self, info: dict[str, str], count: int, now: float) -> bool:
+        name = info.get("name", "")
+        if self.masks and not any(mask_matches(mask, name) for mask in self.masks):
+            return False
+        if any(mask_matches(mask, name) for mask in self.exclude):
+            return False
+        for what, sign, value in self.conditions:
+            if what == "users":
+                got: float = count
+            else:
+                since = info.get("created" if what == "C" else "topic_at")
+                if not since:
+                    return False
+                got = (now - float(since)) / 60
+            if (sign == ">" and not got > value) or (sign == "<" and not got < value):
+                return False
+        return True
+
+
 @command("LIST")
 async def list_(client: Client, message: Message) -> None:
     store = client.server.store
-    if message.params and message.params[0]:
-        cfs = [casefold(name) for name in message.params[0].split(",")]
-    else:
+    wanted = ListFilter.parse(message.params[0] if message.params else "")
+    cfs = wanted.exact_names()
+    if cfs is None:
         cfs = await store.channel_names()
+    now = client.server.clock()
     client.reply(n.RPL_LISTSTART, "Channel", "Users  Name")
     for info, count in await store.channel_summaries(cfs):
         cf = casefold(info.get("name", ""))
         if "s" in info.get("modes", "") and cf not in client.channels:
             continue
-        client.reply(n.RPL_LIST, info.get("name", cf), str(count), info.get("topic", ""))
+        if wanted.accepts(info, count, now):
+            client.reply(n.RPL_LIST, info.get("name", cf), str(count), info.get("topic", ""))
     client.reply(n.RPL_LISTEND, "End of /LIST")
 
 

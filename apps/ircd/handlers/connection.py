@@ -27,7 +27,7 @@ def isupport(client: Client) -> list[str]:
         "AWAYLEN=390", f"CASEMAPPING={casemap.CASEMAPPING}",
         f"CHANLIMIT={casemap.CHANTYPES}:{s.max_channels_per_user}", "CHANMODES=Ibe,k,l,imnst",
         f"CHANNELLEN={s.channel_length}", f"CHANTYPES={casemap.CHANTYPES}",
-        f"CHATHISTORY={s.chat_history_limit}", "EXCEPTS=e", "INVEX=I", "KICKLEN=390",
+        f"CHATHISTORY={s.chat_history_limit}", "ELIST=CMNTU", "EXCEPTS=e", "INVEX=I", "KICKLEN=390",
         f"MAXLIST=beI:{s.max_list_entries}", "MODES=4",
         f"MONITOR={s.max_monitor}", "MSGREFTYPES=msgid,timestamp", f"NETWORK={s.network_name}",
         f"NICKLEN={s.nick_length}", "PREFIX=(ov)@+", "STATUSMSG=@+",
