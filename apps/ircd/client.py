@@ -139,6 +139,12 @@ class Client:
                 out[key] = value
         return out
 
+    def event(self, command: str, params: list[str], *, source: str = "", **extra: Any) -> dict[str, Any]:
+        """An event from this client, as the bus carries it: its account in the `account` tag
+        (account-tag), `time` set now."""
+        tags = {"account": self.account} if self.account else None
+        return self.server.event(source or self.prefix, command, params, tags=tags, **extra)
+
     def send_event(self, event: dict[str, Any]) -> None:
         """Deliver a message or event (a JOIN, a PRIVMSG...) rendered for this client."""
         if "num" in event:

@@ -173,9 +173,10 @@ class ChatBacking:
         try:
             for service in ("users", "messages"):
                 if (ROOT / "apps" / service / "app.py").exists():
-                    # irctest's passwords are short ("sesame1"): the length rule is a setting.
+                    # irctest's passwords are short ("sesame1") or long (600 characters, to
+                    # test SASL split over several lines): the length rules are settings.
                     svc = self.launcher.start(f"apps.{service}", service, LOG_LEVEL="WARNING",
-                                              PASSWORD_MIN_LENGTH="1")
+                                              PASSWORD_MIN_LENGTH="1", PASSWORD_MAX_LENGTH="1024")
                     self.services[service] = svc.url
         except BaseException:
             self.stop()

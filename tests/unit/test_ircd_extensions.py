@@ -10,6 +10,7 @@ import pytest
 
 from apps.ircd.server import IrcServer
 from tests.unit.ircd_support import Clock, LineClient, commands, connect, running_gateway
+from tests.unit.test_ircd_commands import plain, users_service
 
 
 @pytest.fixture
@@ -300,3 +301,44 @@ async def test_list_filters_by_mask_count_and_age():
             assert _listed(got) == expected, spec
         await alice.close()
         await bob.close()
+
+
+# -- SASL PLAIN over several lines, and the account tag on a logged-in client's events ----------
+
+async def test_sasl_payload_split_in_400_byte_lines_and_an_endless_one_fails_with_904():
+    long_password = "bar" * 200
+    async with running_gateway(users_url="http://users") as gateway:
+        gateway.users_http = users_service({"foo": long_password})
+        client = await connect(gateway)
+        blob = plain("foo", long_password)
+        assert len(blob) > 800  # three lines: 400, 400 and the rest
+        await client.send("CAP REQ sasl", "AUTHENTICATE PLAIN", *(f"AUTHENTICATE {blob[i:i + 400]}"
+                                                                  for i in range(0, len(blob), 400)))
+        assert commands(await client.sync())[-2:] == ["900", "903"]
+        other = await connect(gateway)
+        await other.send("CAP REQ sasl", "AUTHENTICATE PLAIN", *(["AUTHENTICATE " + "x" * 400] * 5),
+                         "AUTHENTICATE PLAIN", "AUTHENTICATE " + "x" * 401)
+        got = await other.sync()
+        assert got[-3:] == [":irc.test 904 * :SASL authentication failed: message too long",
+                            "AUTHENTICATE +", ":irc.test 905 * :SASL message too long"]
+        await client.close(), await other.close()
+        await gateway.users_http.aclose()
+
+
+async def test_a_logged_in_clients_events_carry_its_account():
+    async with running_gateway(users_url="http://users") as gateway:
+        gateway.users_http = users_service({"jilles": "sesame"})
+        bob, jilles = await connect(gateway), await connect(gateway)
+        await bob.register("bob", caps="account-tag")
+        await jilles.send("CAP REQ sasl", "AUTHENTICATE PLAIN", f"AUTHENTICATE {plain('jilles', 'sesame')}",
+                          "NICK jilles", "USER j 0 * :J", "CAP END")
+        assert "001" in commands(await jilles.sync())
+        await bob.send("JOIN #a")
+        await bob.sync()
+        await jilles.send("JOIN #b", "INVITE bob #b", "JOIN #a", "NICK jil", "PART #a")
+        await jilles.sync()
+        got = await bob.sync()
+        assert commands(got) == ["INVITE", "JOIN", "NICK", "PART"]
+        assert [line.split(" ")[0] for line in got] == ["@account=jilles"] * 4
+        await bob.close(), await jilles.close()
+        await gateway.users_http.aclose()

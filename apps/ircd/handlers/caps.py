@@ -105,9 +105,9 @@ async def authenticate(client: Client, message: Message) -> None:
         return
     if arg != "+":
         client.sasl_buffer += arg
-        if len(client.sasl_buffer) > 4 * SASL_CHUNK:
+        if len(client.sasl_buffer) > 4 * SASL_CHUNK:  # 905 is for one line over 400 bytes
             client.sasl_mechanism, client.sasl_buffer = "", ""
-            client.reply(n.ERR_SASLTOOLONG, "SASL message too long")
+            client.reply(n.ERR_SASLFAIL, "SASL authentication failed: message too long")
             return
         if len(arg) == SASL_CHUNK:
             return  # more chunks follow

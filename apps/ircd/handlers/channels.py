@@ -89,12 +89,12 @@ async def join_one(client: Client, name: str, key: str) -> None:
     info = await store.channel(cf)
     display = info.get("name", name)
     await server.remember_membership(client, cf)
-    plain = server.event(client.prefix, "JOIN", [display])
-    extended = server.event(client.prefix, "JOIN", [display, client.account or "*", client.realname],
+    plain = client.event("JOIN", [display])
+    extended = client.event("JOIN", [display, client.account or "*", client.realname],
                             cap="extended-join", alt=plain)
     await server.to_channels([cf], extended)
     if client.away:  # away-notify: members learn at once that the newcomer is away
-        await server.to_channels([cf], server.event(client.prefix, "AWAY", [client.away], cap="away-notify"),
+        await server.to_channels([cf], client.event("AWAY", [client.away], cap="away-notify"),
                                  exclude=client.uid)
     if info.get("topic"):
         client.reply(n.RPL_TOPIC, display, info["topic"])
@@ -168,7 +168,7 @@ async def part(client: Client, message: Message) -> None:
 async def part_one(client: Client, cf: str, display: str, reason: str) -> None:
     server = client.server
     params = [display, reason] if reason else [display]
-    await server.to_channels([cf], server.event(client.prefix, "PART", params))
+    await server.to_channels([cf], client.event("PART", params))
     await server.store.leave(cf, client.uid)
     await server.forget_membership(client, cf)
 
@@ -200,7 +200,7 @@ async def topic(client: Client, message: Message) -> None:
         await store.update_channel(cf, topic=text, topic_by=client.prefix, topic_at=str(int(server.clock())))
     else:
         await store.clear_channel_fields(cf, "topic", "topic_by", "topic_at")
-    await server.to_channels([cf], server.event(client.prefix, "TOPIC", [display, text]))
+    await server.to_channels([cf], client.event("TOPIC", [display, text]))
 
 
 @dataclass
@@ -305,7 +305,7 @@ async def kick_one(client: Client, name: str, nick: str, reason: str) -> None:
     if await store.status(cf, user["uid"]) is None:
         client.reply(n.ERR_USERNOTINCHANNEL, user["nick"], display, "They aren't on that channel")
         return
-    event = server.event(client.prefix, "KICK", [display, user["nick"], reason], leave=user["uid"])
+    event = client.event("KICK", [display, user["nick"], reason], leave=user["uid"])
     await server.to_channels([cf], event)
     await store.leave(cf, user["uid"])
     kicked = server.clients.get(user["uid"])
@@ -340,6 +340,6 @@ async def invite(client: Client, message: Message) -> None:
         return
     client.reply(n.RPL_INVITING, user["nick"], name)
     await server.to_uids({user["uid"]: user.get("inst", "")},
-                         server.event(client.prefix, "INVITE", [user["nick"], name]))
+                         client.event("INVITE", [user["nick"], name]))
     if user.get("away"):
         client.reply(n.RPL_AWAY, user["nick"], user["away"])

@@ -78,7 +78,7 @@ async def nick(client: Client, message: Message) -> None:
     await server.unfollow_nick(old_nick)
     await server.follow_nick(client, wanted)
     await server.store.remember(old_cf, whowas_entry(client, old_nick), server.settings.whowas_length)
-    event = server.event(old_prefix, "NICK", [wanted], id=server.new_id())
+    event = client.event("NICK", [wanted], source=old_prefix, id=server.new_id())
     server.seen(event).add(client.uid)
     client.send_event(event)
     await server.to_channels(await channels_of(client), event)
@@ -257,7 +257,7 @@ async def quit_everywhere(client: Client) -> None:
         await store.unwatch(nick_cf, f"{server.instance} {client.uid}")
     if client.registered:
         channels = await channels_of(client)
-        event = server.event(client.prefix, "QUIT", [client.quit_reason], id=server.new_id())
+        event = client.event("QUIT", [client.quit_reason], id=server.new_id())
         server.seen(event).add(client.uid)
         if channels:
             await server.to_channels(channels, event)

@@ -196,4 +196,4 @@ async def channel_mode(client: Client, message: Message) -> None:
             text += letter
             if param:
                 params.append(param)
-        await server.to_channels([cf], server.event(client.prefix, "MODE", [display, text, *params]))
+        await server.to_channels([cf], client.event("MODE", [display, text, *params]))

@@ -56,7 +56,7 @@ async def wallops(client: Client, message: Message) -> None:
         client.reply(n.ERR_NOPRIVILEGES, "Permission Denied- You're not an IRC operator")
         return
     server = client.server
-    await server.to_everyone(server.event(client.prefix, "WALLOPS", [message.params[0]], umode="w"))
+    await server.to_everyone(client.event("WALLOPS", [message.params[0]], umode="w"))
 
 
 @command("TIME")

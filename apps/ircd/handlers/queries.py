@@ -167,7 +167,7 @@ async def away(client: Client, message: Message) -> None:
         client.reply(n.RPL_NOWAWAY, "You have been marked as being away")
     else:
         client.reply(n.RPL_UNAWAY, "You are no longer marked as being away")
-    event = server.event(client.prefix, "AWAY", [text] if text else [], cap="away-notify", id=server.new_id())
+    event = client.event("AWAY", [text] if text else [], cap="away-notify", id=server.new_id())
     server.seen(event).add(client.uid)
     channels = await channels_of(client)
     if channels:
