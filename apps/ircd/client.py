@@ -152,6 +152,8 @@ class Client:
             return
         if event.get("umode") == "w" and not self.wallops:
             return
+        if any(cap not in self.caps for cap in event.get("caps", ())):
+            return
         cap = event.get("cap")
         if cap and cap not in self.caps:
             fallback = event.get("alt")

@@ -339,6 +339,11 @@ class IrcServer:
             client.send(f"ERROR :Closing link: {client.quit_reason}")
             client.close()
             return
+        if event.get("id"):  # also sent through a channel (extended-monitor): deliver once
+            seen = self.seen(event)
+            if client.uid in seen:
+                return
+            seen.add(client.uid)
         client.send_event(event)
         self.counts["messages"] += 1
 

@@ -230,8 +230,10 @@ class CanaduckController(_GatewaysController):
         Capabilities.ACCOUNT_TAG,
         Capabilities.AWAY_NOTIFY,
         Capabilities.EXTENDED_JOIN,
+        Capabilities.EXTENDED_MONITOR,
         Capabilities.LABELED_RESPONSE,
         Capabilities.MULTI_PREFIX,
+        Capabilities.SETNAME,
     })
     optional_behaviors = frozenset({
         OptionalBehaviors.BAN_EXCEPTION_MODE,

@@ -342,3 +342,55 @@ async def test_a_logged_in_clients_events_carry_its_account():
         assert [line.split(" ")[0] for line in got] == ["@account=jilles"] * 4
         await bob.close(), await jilles.close()
         await gateway.users_http.aclose()
+
+
+# -- SETNAME and extended-monitor ---------------------------------------------------------------
+
+async def test_setname_is_confirmed_and_told_only_to_channel_members_with_the_capability(gateway: IrcServer):
+    foo, bar, baz = await connect(gateway), await connect(gateway), await connect(gateway)
+    await foo.register("foo", caps="setname")
+    await bar.register("bar", caps="setname")
+    await baz.register("baz")
+    for client in (foo, bar, baz):
+        await client.send("JOIN #chan")
+        await client.sync()
+    await foo.sync(), await bar.sync()
+    await foo.send("SETNAME :New Name", "WHOIS foo", "SETNAME :" + "x" * 391)
+    got = await foo.sync()
+    assert got[0] == ":foo!~foo@127.0.0.1 SETNAME :New Name"
+    assert ":irc.test 311 foo foo ~foo 127.0.0.1 * :New Name" in got
+    assert got[-1] == ":irc.test FAIL SETNAME INVALID_REALNAME :Realname is empty or too long"
+    assert await bar.sync() == [":foo!~foo@127.0.0.1 SETNAME :New Name"]
+    assert await baz.sync() == []
+    for client in (foo, bar, baz):
+        await client.close()
+
+
+async def test_extended_monitor_tells_watchers_of_away_once_even_when_they_share_a_channel():
+    shared = fakeredis.FakeServer()
+    async with running_gateway(shared, instance="one") as one, running_gateway(shared, instance="two") as two:
+        plain_watcher, extended, neighbour, bar = (await connect(one), await connect(one),
+                                                   await connect(two), await connect(two))
+        await plain_watcher.register("plain", caps="away-notify")
+        await extended.register("ext", caps="away-notify extended-monitor")
+        await neighbour.register("nb", caps="away-notify extended-monitor")
+        await bar.register("bar")
+        await bar.send("JOIN #c")
+        await bar.sync()
+        await neighbour.send("JOIN #c")
+        for client in (plain_watcher, extended, neighbour):
+            await client.send("MONITOR + bar")
+            assert commands(await client.sync())[-1] == "730"
+        await bar.sync()
+        await bar.send("AWAY :afk")
+        assert commands(await bar.sync()) == ["306"]
+        expected = [":bar!~bar@127.0.0.1 AWAY afk"]
+        for client, wanted in ((extended, expected), (neighbour, expected), (plain_watcher, [])):
+            got = await client.sync()
+            for _ in range(20):  # fakeredis relays pub/sub by polling
+                if got:
+                    break
+                got = await client.sync()
+            assert [line for line in got + await client.sync() if " AWAY " in line] == wanted
+        for client in (plain_watcher, extended, neighbour, bar):
+            await client.close()

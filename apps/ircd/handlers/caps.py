@@ -19,9 +19,8 @@ log = logging.getLogger("canaduck.ircd.sasl")
 #: What the gateway implements, each with its CAP 302 value.
 CAPABILITIES = {
     "account-tag": "", "away-notify": "", "batch": "", "cap-notify": "", "draft/chathistory": "",
-    "echo-message": "", "extended-join": "", "labeled-response": "", "message-tags": "",
-    "multi-prefix": "",
-    "server-time": "", "userhost-in-names": "",
+    "echo-message": "", "extended-join": "", "extended-monitor": "", "labeled-response": "",
+    "message-tags": "", "multi-prefix": "", "server-time": "", "setname": "", "userhost-in-names": "",
 }
 SASL_CHUNK = 400
 

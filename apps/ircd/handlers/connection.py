@@ -236,18 +236,36 @@ async def channels_of(client: Client) -> set[str]:
 
 async def notify_monitors(client: Client, nick_cf: str, *, online: bool, nick: str = "") -> None:
     """Tell every client MONITORing `nick_cf` that it came online or went offline."""
-    server = client.server
-    watchers = await server.store.watchers(nick_cf)
-    if not watchers:
+    targets = await watchers_of(client, nick_cf)
+    if not targets:
         return
     event: dict[str, Any] = ({"num": n.RPL_MONONLINE, "p": [client.prefix]} if online
                              else {"num": n.RPL_MONOFFLINE, "p": [nick or client.nick]})
+    await client.server.to_uids(targets, event)
+
+
+async def watchers_of(client: Client, nick_cf: str) -> dict[str, str]:
+    """The clients MONITORing `nick_cf` but `client` itself: uid -> replica."""
     targets: dict[str, str] = {}
-    for watcher in watchers:  # "instance uid"
+    for watcher in await client.server.store.watchers(nick_cf):  # "instance uid"
         instance, _, uid = watcher.partition(" ")
         targets[uid] = instance
     targets.pop(client.uid, None)
-    await server.to_uids(targets, event)
+    return targets
+
+
+async def to_neighbours(client: Client, event: dict[str, Any]) -> None:
+    """A change about `client` (AWAY, SETNAME) to everyone sharing a channel with it and, with
+    extended-monitor, to every client MONITORing its nick: each gets it once (the event id)."""
+    server = client.server
+    event.setdefault("id", server.new_id())
+    server.seen(event).add(client.uid)
+    channels = await channels_of(client)
+    if channels:
+        await server.to_channels(channels, event)
+    watchers = await watchers_of(client, client.nick_cf)
+    if watchers:
+        await server.to_uids(watchers, {**event, "caps": ["extended-monitor"]})
 
 
 async def quit_everywhere(client: Client) -> None:

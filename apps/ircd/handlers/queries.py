@@ -7,9 +7,12 @@ import time
 from apps.ircd import numerics as n
 from apps.ircd.client import Client
 from apps.ircd.handlers.channels import prefix_of
-from apps.ircd.handlers.connection import channels_of
+from apps.ircd.handlers.connection import channels_of, to_neighbours
 from apps.ircd.protocol import Message, casefold, is_channel, mask_matches, valid_nick
 from apps.ircd.registry import command
+
+#: Bytes a realname may take (SETNAME).
+REALNAME_LENGTH = 390
 
 #: WHOX fields in the order a 354 reply lists them, whatever order they were asked in.
 WHOX_FIELDS = "tcuihsnfdlaor"
@@ -167,11 +170,22 @@ async def away(client: Client, message: Message) -> None:
         client.reply(n.RPL_NOWAWAY, "You have been marked as being away")
     else:
         client.reply(n.RPL_UNAWAY, "You are no longer marked as being away")
-    event = client.event("AWAY", [text] if text else [], cap="away-notify", id=server.new_id())
-    server.seen(event).add(client.uid)
-    channels = await channels_of(client)
-    if channels:
-        await server.to_channels(channels, event)
+    await to_neighbours(client, client.event("AWAY", [text] if text else [], cap="away-notify"))
+
+
+@command("SETNAME", params=1)
+async def setname(client: Client, message: Message) -> None:
+    """IRCv3 setname: a new realname, confirmed to the client and told to its channels and
+    (extended-monitor) its watchers, only to those with the `setname` capability."""
+    text = message.params[0]
+    if not text or len(text.encode()) > REALNAME_LENGTH:
+        client.fail("SETNAME", "INVALID_REALNAME", "Realname is empty or too long")
+        return
+    client.realname = text
+    await client.server.store.update_user(client.uid, real=text)
+    event = client.event("SETNAME", [text], cap="setname")
+    client.send_event(event)
+    await to_neighbours(client, event)
 
 
 @command("MONITOR", params=1)
