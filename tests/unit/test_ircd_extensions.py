@@ -394,3 +394,25 @@ async def test_extended_monitor_tells_watchers_of_away_once_even_when_they_share
             assert [line for line in got + await client.sync() if " AWAY " in line] == wanted
         for client in (plain_watcher, extended, neighbour, bar):
             await client.close()
+
+
+async def test_a_channel_message_relayed_by_the_other_replica_carries_the_same_msgid():
+    shared = fakeredis.FakeServer()
+    async with running_gateway(shared, instance="one") as one, running_gateway(shared, instance="two") as two:
+        alice, bob = await connect(one), await connect(two)
+        await alice.register("alice", caps="echo-message message-tags")
+        await bob.register("bob", caps="message-tags")
+        await alice.send("JOIN #m")
+        await alice.sync()
+        await bob.send("JOIN #m")
+        await bob.sync()
+        await alice.send("PRIVMSG #m :across")
+        (echo,) = [line for line in await alice.sync() if " PRIVMSG " in line]
+        got: list[str] = []
+        for _ in range(20):  # fakeredis relays pub/sub by polling
+            got += [line for line in await bob.sync() if " PRIVMSG " in line]
+            if got:
+                break
+        msgid = echo.split("msgid=")[1].split(" ")[0].split(";")[0]
+        assert got == [f"@msgid={msgid} :alice!~alice@127.0.0.1 PRIVMSG #m across"]
+        await alice.close(), await bob.close()
