@@ -1,34 +1,40 @@
 """Behind scripts/bench-irc: IRC delivery latency across gateway replicas, beside ngIRCd.
 
-Every client is a raw asyncio socket (lines parsed with irctokens), all in this one process,
-so the load generator costs little next to the servers. Two scenarios, each run against our
-gateways (clients spread round-robin over two replicas sharing one Redis) and, in the same
-run, against Debian's ngIRCd (one process, the peer's row) when it is installed:
+Two scenarios, each run against our gateways (clients spread round-robin over two replicas
+sharing one Redis) and, in the same run, against Debian's ngIRCd (one process, the peer's row)
+when it is installed:
 
 - "rooms": CLIENTS clients in channels of ROOM members, RATE messages/s in all, each from a
   random member to its channel;
 - "hall": one channel of HALL members, HALL_RATE messages/s.
 
-A message carries its send time (perf_counter_ns, the same clock as the receivers'); the
-latency of a delivery is its arrival at a member minus that. Lost = expected deliveries (every
-member but the sender) not received within DRAIN seconds after the last send. Memory per
-connection = the servers' RSS growth while the clients connected and joined, divided by the
-number of clients (both replicas counted for ours; Redis apart).
+The load generator must not be what is slow: its clients live in WORKERS separate processes
+(not the one that starts and watches the servers), each an asyncio Protocol per socket that
+splits its lines by hand (no task, no stream reader, no tokenizer on the delivery path). Each
+worker sends the messages of the clients it holds, on one schedule shared by all of them; its
+own CPU time is reported (`gen cpu %`, of one core) so that a saturated generator shows.
+
+A message carries its send time (perf_counter_ns: CLOCK_MONOTONIC, one clock for every process
+of the machine); the latency of a delivery is its arrival at a member's socket minus that. Lost =
+expected deliveries (every member but the sender) not received within DRAIN seconds after the
+last send. Memory per connection = the servers' RSS growth while the clients connected and
+joined, divided by the number of clients (both replicas counted for ours; Redis apart).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import multiprocessing
 import os
 import random
 import resource
 import sys
 import time
 from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
 from pathlib import Path
-
-import irctokens
+from typing import Any
 
 from scripts.devkit.ircstack import (
     ChatBacking,
@@ -45,6 +51,8 @@ from scripts.devkit.stats import percentile_or
 
 #: Seconds a client may take to register or to join (the servers may be slow under load).
 SETUP_TIMEOUT = 120.0
+#: Registrations or joins in flight at once, per worker (a thousand clients arrive in waves).
+WAVE = 50
 
 
 def rss_kib(pid: int) -> int:
@@ -69,111 +77,177 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-@dataclass
-class Client:
-    nick: str
-    port: int
-    reader: asyncio.StreamReader | None = None
-    writer: asyncio.StreamWriter | None = None
-    joined: set[str] = field(default_factory=set)
-    registered: asyncio.Event = field(default_factory=asyncio.Event)
-    join_waiters: dict[str, asyncio.Event] = field(default_factory=dict)
-
+# -- the load generator (one per worker process) ------------------------------------------------
 
 @dataclass
+class Plan:
+    """What one worker does: its clients (global indexes), their ports and channels, and the
+    messages it sends (msg_id, due offset in seconds, sender index, channel)."""
+
+    nicks: dict[int, str]
+    ports: dict[int, int]
+    channels: dict[int, str]
+    sends: list[tuple[int, float, int, str]]
+    expected: dict[int, int]  # msg_id -> deliveries expected at this worker's clients
+
+
 class Tally:
-    """What the receivers saw."""
+    """What one worker's clients saw."""
 
-    latencies_ms: list[float] = field(default_factory=list)
-    received: dict[int, int] = field(default_factory=dict)
-    last_arrival: float = 0.0
-    errors: list[str] = field(default_factory=list)
+    def __init__(self) -> None:
+        self.latencies_ms: list[float] = []
+        self.received: dict[int, int] = {}
+        self.last_arrival = 0
+        self.errors: list[str] = []
 
 
-class Load:
-    def __init__(self, ports: list[int], tally: Tally) -> None:
-        self.ports = ports
+class BenchClient(asyncio.Protocol):
+    """One IRC connection of the load generator: lines split by hand, bench messages timed."""
+
+    def __init__(self, nick: str, tally: Tally) -> None:
+        self.nick = nick
         self.tally = tally
-        self.clients: list[Client] = []
-        self.tasks: list[asyncio.Task[None]] = []
-        #: Registrations and joins in flight at once (a thousand clients arrive in waves of 50).
-        self.gate = asyncio.Semaphore(50)
+        self.transport: asyncio.Transport | None = None
+        self.buffer = b""
+        self.registered = asyncio.get_running_loop().create_future()
+        self.joined: dict[bytes, asyncio.Future[None]] = {}
+        self.closed = False
 
-    async def _answered(self, event: asyncio.Event, what: str) -> None:
-        try:
-            await asyncio.wait_for(event.wait(), SETUP_TIMEOUT)
-        except TimeoutError:
-            raise RuntimeError(f"{what}: no answer in {SETUP_TIMEOUT:.0f} s; the servers said: "
-                               f"{self.tally.errors[:3]}") from None
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
 
-    async def connect(self, count: int, prefix: str) -> list[Client]:
-        new = [Client(f"{prefix}{i}", self.ports[i % len(self.ports)]) for i in range(count)]
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        if self.registered.done():
+            self.tally.errors.append(f"{self.nick}: connection closed")
 
-        async def one(client: Client) -> None:
-            async with self.gate:
-                client.reader, client.writer = await asyncio.open_connection("127.0.0.1", client.port)
-                client.writer.write(f"NICK {client.nick}\r\nUSER {client.nick} 0 * :bench\r\n".encode())
-                self.tasks.append(asyncio.create_task(self.read(client)))
-                await self._answered(client.registered, f"{client.nick} registering")
+    def write(self, data: bytes) -> None:
+        assert self.transport is not None
+        self.transport.write(data)
 
-        await asyncio.gather(*(one(c) for c in new))
-        self.clients += new
-        return new
-
-    async def join(self, members: list[Client], channel: str) -> None:
-        async def one(client: Client) -> None:
-            async with self.gate:
-                done = client.join_waiters.setdefault(channel.lower(), asyncio.Event())
-                assert client.writer is not None
-                client.writer.write(f"JOIN {channel}\r\n".encode())
-                await self._answered(done, f"{client.nick} joining {channel}")
-
-        await asyncio.gather(*(one(c) for c in members))
-
-    async def read(self, client: Client) -> None:
-        assert client.reader is not None and client.writer is not None
+    def data_received(self, data: bytes) -> None:
+        now = time.perf_counter_ns()
+        lines = (self.buffer + data).split(b"\n")
+        self.buffer = lines.pop()
         tally = self.tally
-        while True:
-            try:
-                raw = await client.reader.readline()
-            except (ConnectionError, OSError):
-                raw = b""
-            if not raw:
-                if client.registered.is_set():
-                    tally.errors.append(f"{client.nick}: connection closed")
-                return
-            now = time.perf_counter_ns()
-            if b" PRIVMSG " in raw:
-                text = raw.rsplit(b" :", 1)[-1].split()
-                if len(text) == 3 and text[0] == b"bench":
-                    msg_id, sent = int(text[1]), int(text[2])
-                    tally.latencies_ms.append((now - sent) / 1e6)
+        for line in lines:
+            # The hot path: ":src PRIVMSG #chan :bench <id> <sent ns>" (tags or not).
+            cut = line.find(b" :bench ")
+            if cut > 0 and b" PRIVMSG " in line:
+                parts = line[cut + 8:].split()
+                if len(parts) == 2:
+                    msg_id = int(parts[0])
+                    tally.latencies_ms.append((now - int(parts[1])) / 1e6)
                     tally.received[msg_id] = tally.received.get(msg_id, 0) + 1
                     tally.last_arrival = now
-                continue
-            line = irctokens.tokenise(raw.decode("utf-8", "replace").rstrip("\r\n"))
-            if line.command == "PING":
-                client.writer.write(f"PONG :{line.params[-1] if line.params else ''}\r\n".encode())
-            elif line.command == "001":
-                client.registered.set()
-            elif line.command == "366" and len(line.params) > 1:
-                client.join_waiters.setdefault(line.params[1].lower(), asyncio.Event()).set()
-            elif line.command in ("433", "432", "465", "ERROR") or (
-                    line.command.isdigit() and line.command.startswith(("4", "5"))):
-                tally.errors.append(f"{client.nick}: {line.format()[:120]}")
+                    continue
+            self._control(line.rstrip(b"\r"))
 
-    async def close(self) -> None:
-        for client in self.clients:
-            if client.writer is not None:
-                client.writer.write(b"QUIT :bench done\r\n")
-        await asyncio.sleep(0.2)
-        for task in self.tasks:
-            task.cancel()
-        await asyncio.gather(*self.tasks, return_exceptions=True)
-        for client in self.clients:
-            if client.writer is not None:
-                client.writer.close()
+    def _control(self, line: bytes) -> None:
+        words = line.split(b" ", 4)
+        if words and words[0].startswith(b"@"):
+            words = line.split(b" ", 5)[1:]
+        if words and words[0].startswith(b":"):
+            words = words[1:]
+        if not words:
+            return
+        command = words[0]
+        if command == b"PING":
+            token = line.split(b" ", 1)[1] if b" " in line else b""
+            self.write(b"PONG " + token + b"\r\n")
+        elif command == b"001":
+            if not self.registered.done():
+                self.registered.set_result(None)
+        elif command == b"366" and len(words) > 2:
+            done = self.joined.get(words[2].lower())
+            if done is not None and not done.done():
+                done.set_result(None)
+        elif command in (b"ERROR", b"433", b"432", b"465") or (command[:1] in b"45" and command.isdigit()):
+            self.tally.errors.append(f"{self.nick}: {line[:120].decode('utf-8', 'replace')}")
 
+    async def wait(self, future: asyncio.Future[None], what: str) -> None:
+        try:
+            await asyncio.wait_for(asyncio.shield(future), SETUP_TIMEOUT)
+        except TimeoutError:
+            raise RuntimeError(f"{self.nick} {what}: no answer in {SETUP_TIMEOUT:.0f} s; the servers "
+                               f"said: {self.tally.errors[:3]}") from None
+
+
+def worker_main(plan: Plan, pipe: Connection) -> None:
+    """A worker process: run the plan, answering the conductor step by step."""
+    try:
+        asyncio.run(_work(plan, pipe))
+    except Exception as exc:  # reported, not raised: the conductor is waiting on the pipe
+        pipe.send(("failed", str(exc)))
+    finally:
+        pipe.close()
+
+
+async def _work(plan: Plan, pipe: Connection) -> None:
+    loop = asyncio.get_running_loop()
+    tally = Tally()
+    clients: dict[int, BenchClient] = {}
+    gate = asyncio.Semaphore(WAVE)
+    cpu_start = time.process_time()
+
+    async def register(index: int) -> None:
+        async with gate:
+            nick = plan.nicks[index]
+            _, client = await loop.create_connection(lambda: BenchClient(nick, tally), "127.0.0.1",
+                                                     plan.ports[index])
+            clients[index] = client
+            client.write(f"NICK {nick}\r\nUSER {nick} 0 * :bench\r\n".encode())
+            await client.wait(client.registered, "registering")
+
+    async def join(index: int) -> None:
+        async with gate:
+            client, channel = clients[index], plan.channels[index]
+            done = client.joined[channel.lower().encode()] = loop.create_future()
+            client.write(f"JOIN {channel}\r\n".encode())
+            await client.wait(done, f"joining {channel}")
+
+    async def step(name: str) -> Any:
+        message = await loop.run_in_executor(None, pipe.recv)
+        if message[0] != name:
+            raise RuntimeError(f"expected {name}, got {message[0]}")
+        return message[1] if len(message) > 1 else None
+
+    await step("register")
+    await asyncio.gather(*(register(i) for i in plan.nicks))
+    pipe.send(("registered",))
+    await step("join")
+    await asyncio.gather(*(join(i) for i in plan.nicks))
+    pipe.send(("joined",))
+    start_at, drain = await step("go")
+    # Everything is in place: only the messages (sent and received) cost CPU from here on.
+    cpu_start = time.process_time()
+    wall_start = time.perf_counter()
+    for msg_id, offset, sender, channel in plan.sends:
+        delay = start_at + offset - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        clients[sender].write(f"PRIVMSG {channel} :bench {msg_id} {time.perf_counter_ns()}\r\n".encode())
+    expected = sum(plan.expected.values())
+    end = max(time.perf_counter(), start_at + (plan.sends[-1][1] if plan.sends else 0)) + drain
+    while time.perf_counter() < end and sum(tally.received.values()) < expected:
+        await asyncio.sleep(0.05)
+    wall = max(time.perf_counter() - max(start_at, wall_start), 1e-6)
+    cpu = time.process_time() - cpu_start
+    got = sum(min(count, plan.expected.get(msg_id, 0)) for msg_id, count in tally.received.items())
+    pipe.send(("done", {"latencies": tally.latencies_ms, "received": got, "expected": expected,
+                        "last_arrival": tally.last_arrival, "errors": tally.errors[:5],
+                        "cpu_pct": 100 * cpu / wall}))
+    await step("quit")
+    for client in clients.values():
+        if not client.closed:
+            client.write(b"QUIT :bench done\r\n")
+    await asyncio.sleep(0.2)
+    for client in clients.values():
+        if client.transport is not None:
+            client.transport.close()
+
+
+# -- the conductor -------------------------------------------------------------------------------
 
 @dataclass
 class Row:
@@ -189,6 +263,7 @@ class Row:
     deliveries_per_s: float = 0.0
     kib_per_conn: float = 0.0
     cpu_pct: float = 0.0
+    gen_cpu_pct: float = 0.0
     errors: list[str] = field(default_factory=list)
 
     @property
@@ -196,67 +271,124 @@ class Row:
         return self.expected - self.received
 
 
-async def scenario(name: str, server: str, ports: list[int], pids: list[int], rooms: int, room_size: int,
-                   rate: float, seconds: float, drain: float) -> Row:
-    tally = Tally()
-    load = Load(ports, tally)
-    rss_before = sum(rss_kib(p) for p in pids)
-    count = rooms * room_size
-    phase = time.perf_counter()
-    clients = await load.connect(count, prefix=f"b{name[:1]}")
-    print(f"  {server}: {count} clients registered in {time.perf_counter() - phase:.1f} s", file=sys.stderr)
-    channels: dict[str, list[Client]] = {}
-    for r in range(rooms):
-        channels[f"#bench{r}"] = clients[r * room_size:(r + 1) * room_size]
-    phase = time.perf_counter()
-    await asyncio.gather(*(load.join(members, ch) for ch, members in channels.items()))
-    print(f"  {server}: joined {rooms} channel(s) in {time.perf_counter() - phase:.1f} s", file=sys.stderr)
-    await asyncio.sleep(1.0)  # joins settle on every replica before the clock starts
-    rss_after = sum(rss_kib(p) for p in pids)
-    row = Row(name, server, count, kib_per_conn=(rss_after - rss_before) / count)
-    cpu_before = sum(cpu_seconds(p) for p in pids)
-
+def plans(count: int, room_size: int, ports: list[int], rate: float, seconds: float, workers: int,
+          prefix: str) -> tuple[list[Plan], int]:
+    """Split the clients over the workers (client i goes to worker i % workers, and to port
+    i % len(ports)), channels of `room_size` consecutive clients, the send schedule; and the
+    number of messages."""
+    rooms = max(1, count // room_size)
+    channel_of = {i: f"#bench{i // room_size}" for i in range(rooms * room_size)}
+    members: dict[str, list[int]] = {}
+    for index, channel in channel_of.items():
+        members.setdefault(channel, []).append(index)
+    names = sorted(members, key=lambda c: int(c[6:]))
+    out = [Plan({}, {}, {}, [], {}) for _ in range(workers)]
+    for index, channel in channel_of.items():
+        plan = out[index % workers]
+        plan.nicks[index] = f"{prefix}{index}"
+        plan.ports[index] = ports[index % len(ports)]
+        plan.channels[index] = channel
     rng = random.Random(42)
-    names = list(channels)
     total = int(rate * seconds)
-    started = time.perf_counter()
-    first_ns = time.perf_counter_ns()
     for msg_id in range(total):
-        due = started + msg_id / rate
-        delay = due - time.perf_counter()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        channel = names[msg_id % len(names)] if rooms > 1 else names[0]
-        sender = rng.choice(channels[channel])
-        assert sender.writer is not None
-        sender.writer.write(f"PRIVMSG {channel} :bench {msg_id} {time.perf_counter_ns()}\r\n".encode())
-        row.expected += len(channels[channel]) - 1
-    row.sent = total
-    deadline = time.perf_counter() + drain
-    while time.perf_counter() < deadline and sum(tally.received.values()) < row.expected:
-        await asyncio.sleep(0.05)
-    wall = time.perf_counter() - started
-    row.cpu_pct = 100 * (sum(cpu_seconds(p) for p in pids) - cpu_before) / wall
-    row.received = sum(tally.received.values())
-    if tally.latencies_ms:
-        row.p50 = percentile_or(tally.latencies_ms, 50, float("nan"))
-        row.p99 = percentile_or(tally.latencies_ms, 99, float("nan"))
-        row.max = max(tally.latencies_ms)
-        span = (tally.last_arrival - first_ns) / 1e9
+        channel = names[msg_id % len(names)]
+        sender = rng.choice(members[channel])
+        out[sender % workers].sends.append((msg_id, msg_id / rate, sender, channel))
+        for member in members[channel]:
+            if member != sender:
+                expected = out[member % workers].expected
+                expected[msg_id] = expected.get(msg_id, 0) + 1
+    return out, total
+
+
+class Workers:
+    """The load generator's processes and their pipes."""
+
+    def __init__(self, plans_: list[Plan]) -> None:
+        context = multiprocessing.get_context("fork")
+        self.pipes: list[Connection] = []
+        self.procs: list[Any] = []
+        for plan in plans_:
+            ours, theirs = context.Pipe()
+            proc = context.Process(target=worker_main, args=(plan, theirs), daemon=True)
+            proc.start()
+            theirs.close()
+            self.pipes.append(ours)
+            self.procs.append(proc)
+
+    def step(self, name: str, *payload: Any, expect: str | None = None, timeout: float = 600) -> list[Any]:
+        for pipe in self.pipes:
+            pipe.send((name, *payload))
+        if expect is None:
+            return []
+        answers = []
+        for pipe in self.pipes:
+            if not pipe.poll(timeout):
+                raise RuntimeError(f"a load generator did not answer {name} in {timeout:.0f} s")
+            answer = pipe.recv()
+            if answer[0] == "failed":
+                raise RuntimeError(answer[1])
+            answers.append(answer[1] if len(answer) > 1 else None)
+        return answers
+
+    def stop(self) -> None:
+        for proc in self.procs:
+            proc.join(timeout=5)
+            if proc.is_alive():
+                proc.kill()
+                proc.join()
+
+
+def scenario(name: str, server: str, ports: list[int], pids: list[int], rooms: int, room_size: int,
+             rate: float, args: argparse.Namespace) -> Row:
+    count = rooms * room_size
+    worker_plans, total = plans(count, room_size, ports, rate, args.seconds, args.workers, f"b{name[:1]}")
+    rss_before = sum(rss_kib(p) for p in pids)
+    workers = Workers(worker_plans)
+    try:
+        phase = time.perf_counter()
+        workers.step("register", expect="registered")
+        print(f"  {server}: {count} clients registered in {time.perf_counter() - phase:.1f} s",
+              file=sys.stderr)
+        phase = time.perf_counter()
+        workers.step("join", expect="joined")
+        print(f"  {server}: joined {rooms} channel(s) in {time.perf_counter() - phase:.1f} s",
+              file=sys.stderr)
+        time.sleep(1.0)  # joins settle on every replica before the clock starts
+        rss_after = sum(rss_kib(p) for p in pids)
+        row = Row(name, server, count, sent=total, kib_per_conn=(rss_after - rss_before) / count)
+        cpu_before = sum(cpu_seconds(p) for p in pids)
+        start_at = time.perf_counter() + 0.5
+        first_ns = int(start_at * 1e9)
+        reports = workers.step("go", (start_at, args.drain), expect="done")
+        wall = time.perf_counter() - start_at
+        row.cpu_pct = 100 * (sum(cpu_seconds(p) for p in pids) - cpu_before) / wall
+        workers.step("quit")
+    finally:
+        workers.stop()
+    latencies = [x for report in reports for x in report["latencies"]]
+    row.expected = sum(r["expected"] for r in reports)
+    row.received = sum(r["received"] for r in reports)
+    row.gen_cpu_pct = sum(r["cpu_pct"] for r in reports)
+    row.errors = [e for r in reports for e in r["errors"]][:5]
+    if latencies:
+        row.p50 = percentile_or(latencies, 50, float("nan"))
+        row.p99 = percentile_or(latencies, 99, float("nan"))
+        row.max = max(latencies)
+        span = (max(r["last_arrival"] for r in reports) - first_ns) / 1e9
         row.deliveries_per_s = row.received / span if span > 0 else 0.0
-    row.errors = tally.errors[:5]
-    await load.close()
     return row
 
 
 def table(rows: list[Row]) -> str:
     head = (f"{'scenario':<28} {'server':<22} {'clients':>7} {'sent':>6} {'deliveries':>10} {'lost':>6} "
-            f"{'p50 ms':>7} {'p99 ms':>7} {'max ms':>7} {'deliv/s':>8} {'KiB/conn':>8} {'cpu %':>6}")
+            f"{'p50 ms':>7} {'p99 ms':>7} {'max ms':>7} {'deliv/s':>8} {'KiB/conn':>8} {'cpu %':>6} "
+            f"{'gen cpu %':>9}")
     lines = [head]
     for r in rows:
         lines.append(f"{r.scenario:<28} {r.server:<22} {r.clients:>7} {r.sent:>6} {r.received:>10} "
                      f"{r.lost:>6} {r.p50:>7.2f} {r.p99:>7.2f} {r.max:>7.1f} {r.deliveries_per_s:>8.0f} "
-                     f"{r.kib_per_conn:>8.1f} {r.cpu_pct:>6.0f}")
+                     f"{r.kib_per_conn:>8.1f} {r.cpu_pct:>6.0f} {r.gen_cpu_pct:>9.0f}")
     return "\n".join(lines)
 
 
@@ -271,7 +403,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=10, help="sending time per scenario (default 10)")
     parser.add_argument("--drain", type=float, default=5, help="seconds to wait for late deliveries")
     parser.add_argument("--replicas", type=int, default=2, help="our gateway replicas (default 2)")
+    parser.add_argument("--workers", type=int, default=2,
+                        help="load generator processes (default 2)")
     parser.add_argument("--servers", default="canaduck,ngircd", help="which servers (default both)")
+    parser.add_argument("--scenarios", default="rooms,hall", help="which scenarios (default both)")
     args = parser.parse_args(argv)
     # A thousand sockets here, as many in each server (they inherit the limit): raise it.
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -288,20 +423,25 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     rooms = args.clients // args.room
-    scenarios = [
-        (f"rooms {rooms}x{args.room} @{args.rate:g}/s", rooms, args.room, args.rate),
-        (f"hall 1x{args.hall} @{args.hall_rate:g}/s", 1, args.hall, args.hall_rate),
-    ]
+    wanted = args.scenarios.split(",")
+    scenarios = [s for s in [
+        ("rooms", f"rooms {rooms}x{args.room} @{args.rate:g}/s", rooms, args.room, args.rate),
+        ("hall", f"hall 1x{args.hall} @{args.hall_rate:g}/s", 1, args.hall, args.hall_rate),
+    ] if s[0] in wanted]
     rows: list[Row] = []
     failures: list[str] = []
-    for server in servers:
-        for name, rooms, size, rate in scenarios:
+    loads: list[float] = []
+    # Ours and the peer's alternate scenario by scenario, so both see about the same machine.
+    for _, name, rooms, size, rate in scenarios:
+        for server in servers:
             try:
                 rows.append(run_one(server, name, rooms, size, rate, args))
             except RuntimeError as exc:
                 failures.append(f"{server} {name}: FAILED: {exc}")
                 print(failures[-1], file=sys.stderr, flush=True)
                 continue
+            finally:
+                loads.append(os.getloadavg()[0])
             print(table(rows[-1:]).splitlines()[1], file=sys.stderr, flush=True)
     load = os.getloadavg()
     print(table(rows))
@@ -310,7 +450,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {r.server} {r.scenario}: {error}")
     for failure in failures:
         print(failure)
-    print(f"load average during the run: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} on {os.cpu_count()} cores")
+    print(f"load average (1 min) after each row: {' '.join(f'{x:.2f}' for x in loads)}; at the end: "
+          f"{load[0]:.2f} {load[1]:.2f} {load[2]:.2f} on {os.cpu_count()} cores")
     ours = [r for r in rows if r.server.startswith("canaduck")]
     peer = [r for r in rows if r.server.startswith("ngIRCd")]
     fields = []
@@ -347,8 +488,7 @@ def run_one(server: str, name: str, rooms: int, size: int, rate: float, args: ar
             label = f"canaduck ({args.replicas} replicas)"
         ports = [g.listen_port for g in gateways]
         pids = [g.proc.pid for g in gateways]
-        row = asyncio.run(scenario(name, label, ports, pids, rooms, size, rate, args.seconds, args.drain))
-        return row
+        return scenario(name, label, ports, pids, rooms, size, rate, args)
     finally:
         stop_gateways(gateways)
         if backing is not None:

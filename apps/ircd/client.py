@@ -7,8 +7,6 @@ command's replies always go out before the next command's.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import time
 from contextvars import ContextVar
@@ -20,7 +18,6 @@ from redis.exceptions import RedisError
 from apps.ircd import numerics as n
 from apps.ircd.protocol import LineError, Message, format_line, parse
 from apps.ircd.transport import TooLong, Transport
-from apps.kit.tasks import cancel_and_wait
 
 if TYPE_CHECKING:
     from apps.ircd.server import IrcServer
@@ -71,11 +68,15 @@ class Client:
         self.sasl_mechanism = ""
         self.closing = False
         self.quit_reason = "Client closed connection"
-        self._out: asyncio.Queue[str | None] = asyncio.Queue()
-        self._queued_bytes = 0
-        self._last_read = time.monotonic()
+        #: Lines sent since the last flush (None: nothing pending); see `send`.
+        self._pending: list[str] | None = None
+        self._last_read = self.signon_monotonic = time.monotonic()
+        #: The `_last_read` a keep-alive PING was sent for (one PING per quiet spell).
+        self._pinged_at = 0.0
         self._batches = 0
         self._held: list[str] | None = None
+        #: Flood control: the GCRA "theoretical arrival time" of this connection's next line.
+        self.flood_tat = 0.0
 
     # -- identity ----------------------------------------------------------------------------
     @property
@@ -96,18 +97,31 @@ class Client:
 
     # -- output --------------------------------------------------------------------------------
     def send(self, line: str) -> None:
-        """Queue one line; a client that stops reading is cut off past SEND_QUEUE_BYTES."""
-        if self.closing and line is not None and not line.startswith("ERROR"):
+        """Queue one line. Lines are written at the end of the event loop's turn, all those
+        of one client in one write and in the order sent (a command's replies before the next
+        command's); a client that stops reading is cut off past SEND_QUEUE_BYTES."""
+        if self.closing and not line.startswith("ERROR"):
             return
         if self._held is not None and _labelling.get() is self:
             self._held.append(line)
             return
-        self._queued_bytes += len(line) + 2
-        if self._queued_bytes > self.server.settings.send_queue_bytes:
-            self.quit_reason = "SendQ exceeded"
-            self.close()
+        if self._pending is None:
+            self._pending = [line]
+            self.server.flush_soon(self)
+        else:
+            self._pending.append(line)
+
+    def flush(self) -> None:
+        """Hand the pending lines to the transport (the server calls it once per turn)."""
+        lines, self._pending = self._pending, None
+        if not lines:
             return
-        self._out.put_nowait(line)
+        transport = self.transport
+        transport.send(lines)
+        if transport.buffered() > self.server.settings.send_queue_bytes:
+            self.quit_reason = "SendQ exceeded"
+            self.closing = True
+            transport.abort()  # reads end too: the connection's task frees its state
 
     def reply(self, numeric: str, *params: str) -> None:
         """A numeric from the server, addressed to this client."""
@@ -145,8 +159,9 @@ class Client:
         tags = {"account": self.account} if self.account else None
         return self.server.event(source or self.prefix, command, params, tags=tags, **extra)
 
-    def send_event(self, event: dict[str, Any]) -> None:
-        """Deliver a message or event (a JOIN, a PRIVMSG...) rendered for this client."""
+    def send_event(self, event: dict[str, Any], rendered: dict[tuple[str, ...], str] | None = None) -> None:
+        """Deliver a message or event (a JOIN, a PRIVMSG...) rendered for this client;
+        `rendered` caches the lines of an event sent to many clients, by the tags they get."""
         if "num" in event:
             self.reply(event["num"], *event["p"])
             return
@@ -158,13 +173,21 @@ class Client:
         if cap and cap not in self.caps:
             fallback = event.get("alt")
             if fallback:
-                self.send_event(fallback)
+                self.send_event(fallback)  # rare (away-notify's fallback): not cached
             return
         command = event["cmd"]
         if command == "TAGMSG" and "message-tags" not in self.caps:
             return
-        self.send(format_line(command, event["p"], source=event.get("src"),
-                              tags=self.tags_for(event.get("tags"))))
+        tags = self.tags_for(event.get("tags"))
+        if rendered is None:
+            self.send(format_line(command, event["p"], source=event.get("src"), tags=tags))
+            return
+        # One event to many clients: each distinct set of tags is formatted once.
+        key = tuple(tags)
+        line = rendered.get(key)
+        if line is None:
+            line = rendered[key] = format_line(command, event["p"], source=event.get("src"), tags=tags)
+        self.send(line)
 
     def deliver_unlabelled(self, event: dict[str, Any]) -> None:
         """Deliver a message sent to this very client by its own labelled command: that is a
@@ -180,40 +203,23 @@ class Client:
         return f"{self.uid[:6]}{self._batches}"
 
     def close(self) -> None:
-        """Stop reading; the writer flushes what is queued, then the connection closes."""
+        """Stop reading: the connection's task then frees its state (channels, nick), and
+        only after that sends what is queued and closes the socket, so a client that sees its
+        connection end can reconnect with the same nick at once."""
         if not self.closing:
             self.closing = True
-            self._out.put_nowait(None)
-
-    async def _write_loop(self) -> None:
-        while True:
-            line = await self._out.get()
-            batch: list[str] = []
-            while line is not None:
-                batch.append(line)
-                if self._out.empty() or len(batch) >= 256:
-                    break
-                line = self._out.get_nowait()
-            if batch:
-                self._queued_bytes -= sum(len(x) + 2 for x in batch)
-                await self.transport.write(batch)
-            if line is None:
-                return
+            self.transport.stop_reading()
 
     # -- input ---------------------------------------------------------------------------------
     async def run(self) -> None:
-        """Serve the connection until it ends, then leave every channel and free the nick."""
-        writer = asyncio.create_task(self._write_loop(), name=f"irc-writer:{self.uid}")
-        pinger = asyncio.create_task(self._keepalive(), name=f"irc-ping:{self.uid}")
+        """Serve the connection until it ends, then leave every channel and free the nick.
+
+        This task is the connection's only one: output goes out through `send` without a
+        writer task, and keep-alives come from the server's one `keepalive` loop."""
         try:
             while not self.closing:
-                reader = asyncio.ensure_future(self.transport.read_line())
-                done, _ = await asyncio.wait({reader, writer}, return_when=asyncio.FIRST_COMPLETED)
-                if reader not in done:  # the writer failed: the peer is gone
-                    await cancel_and_wait(reader)
-                    break
                 try:
-                    raw = reader.result()
+                    raw = await self.transport.read_line()
                 except TooLong:
                     self.reply(n.ERR_INPUTTOOLONG, "Input line was too long")
                     continue
@@ -224,16 +230,13 @@ class Client:
                 self._last_read = time.monotonic()
                 await self.handle(raw)
         finally:
-            await cancel_and_wait(pinger)
             try:
                 await self.server.disconnect(self)
             except Exception:
                 log.exception("cleanup of %s failed", self.uid)
-            self.close()
-            with contextlib.suppress(asyncio.TimeoutError, ConnectionError, OSError):
-                await asyncio.wait_for(asyncio.shield(writer), 2.0)
-            await cancel_and_wait(writer)
+            self.flush()
             self.transport.close()
+            await self.transport.wait_closed()
 
     async def handle(self, raw: bytes) -> None:
         """Parse and run one line; errors become numerics, never a dropped connection."""
@@ -288,28 +291,26 @@ class Client:
                 self.send(_with_tag(line, f"batch={ref}"))
             self.send(format_line("BATCH", [f"-{ref}"], source=self.server.name))
 
-    async def _keepalive(self) -> None:
+    def keepalive(self, now: float) -> None:
+        """Called about once a second by the server: the registration deadline, then a PING
+        after PING_INTERVAL quiet seconds and the cut PING_TIMEOUT seconds after that."""
+        if self.closing:
+            return
         settings = self.server.settings
-        deadline = time.monotonic() + settings.registration_timeout
-        while not self.registered:
-            await asyncio.sleep(min(1.0, settings.registration_timeout))
-            if not self.registered and time.monotonic() > deadline:
+        if not self.registered:
+            if now - self.signon_monotonic > settings.registration_timeout:
                 self.quit_reason = "Registration timeout"
                 self.send("ERROR :Closing link: registration timeout")
                 self.close()
-                return
-        while True:
-            idle = time.monotonic() - self._last_read
-            if idle < settings.ping_interval:
-                await asyncio.sleep(settings.ping_interval - idle)
-                continue
+            return
+        idle = now - self._last_read
+        if idle >= settings.ping_interval + settings.ping_timeout:
+            self.quit_reason = f"Ping timeout: {int(settings.ping_timeout)} seconds"
+            self.send(f"ERROR :Closing link: {self.quit_reason}")
+            self.close()
+        elif idle >= settings.ping_interval and self._pinged_at != self._last_read:
+            self._pinged_at = self._last_read
             self.send(f"PING :{self.server.name}")
-            await asyncio.sleep(settings.ping_timeout)
-            if time.monotonic() - self._last_read >= settings.ping_interval + settings.ping_timeout:
-                self.quit_reason = f"Ping timeout: {int(settings.ping_timeout)} seconds"
-                self.send(f"ERROR :Closing link: {self.quit_reason}")
-                self.close()
-                return
 
 
 def _tag(key: str, value: str) -> str:

@@ -28,7 +28,8 @@ from apps.ircd.settings import IrcdSettings
 from apps.ircd.store import Store
 from apps.ircd.transport import StreamTransport, stream_limit
 from apps.kit.chatlog import ChatLog, ChatMessage, MalformedChatMessage, party
-from apps.kit.ratelimit import Limit, RateLimiter
+from apps.kit.ratelimit import Limit, RateLimiter, take_local
+from apps.kit.tasks import cancel_and_wait
 
 log = logging.getLogger("canaduck.ircd")
 
@@ -60,7 +61,11 @@ class IrcServer:
         self._posted: OrderedDict[str, float] = OrderedDict()
         self.bus = Bus(redis, self.on_bus)
         self.commands: dict[str, tuple[Handler, int, bool]] = COMMANDS
+        #: registered clients by uid; `connections` has every open connection, registered or not
         self.clients: dict[str, Client] = {}
+        self.connections: set[Client] = set()
+        self._dirty: list[Client] = []
+        self._keepalive_task: asyncio.Task[None] | None = None
         self.local: dict[str, set[Client]] = {}
         self.created = server_time(clock())
         self.started_at = clock()
@@ -77,15 +82,16 @@ class IrcServer:
         """Subscribe to this replica's channel and open the IRC listeners."""
         await self.bus.start(self.store.instance_channel(self.instance), self.store.broadcast_channel)
         host = self.settings.irc_host or self.settings.host
-        plain = await asyncio.start_server(self._accept, host, self.settings.irc_port, limit=stream_limit())
+        loop = asyncio.get_running_loop()
+        plain = await loop.create_server(self._protocol, host, self.settings.irc_port)
         self._servers.append(plain)
         self.ports["irc"] = plain.sockets[0].getsockname()[1]
         context = self.tls_context()
         if context is not None:
-            tls = await asyncio.start_server(self._accept, host, self.settings.irc_tls_port,
-                                             ssl=context, limit=stream_limit())
+            tls = await loop.create_server(self._protocol, host, self.settings.irc_tls_port, ssl=context)
             self._servers.append(tls)
             self.ports["ircs"] = tls.sockets[0].getsockname()[1]
+        self._keepalive_task = asyncio.create_task(self._keepalive(), name="irc-keepalive")
         log.info("IRC on %s", ", ".join(f"{k} {host}:{v}" for k, v in self.ports.items()))
 
     def tls_context(self) -> ssl.SSLContext | None:
@@ -99,7 +105,10 @@ class IrcServer:
         """Close the listeners, say goodbye to every client (freeing its state), stop the bus."""
         for server in self._servers:
             server.close()
-        for client in list(self.clients.values()):
+        if self._keepalive_task is not None:
+            await cancel_and_wait(self._keepalive_task)
+        unregistered = [c for c in self.connections if not c.registered]
+        for client in [*self.clients.values(), *unregistered]:
             client.quit_reason = "Server shutting down"
             client.send(f"ERROR :Closing link: {client.quit_reason}")
             client.close()
@@ -109,8 +118,9 @@ class IrcServer:
             await server.wait_closed()
         await self.bus.stop()
 
-    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await self.serve(StreamTransport(reader, writer))
+    def _protocol(self) -> StreamTransport:
+        """A new TCP or TLS connection: its transport runs `serve` once connected."""
+        return StreamTransport(self.serve, stream_limit())
 
     async def serve(self, transport: Any) -> None:
         """Run one connection to its end (TCP, TLS or WebSocket)."""
@@ -122,9 +132,11 @@ class IrcServer:
             counted = await self._count_in(transport)
             if counted is None:
                 return
+            self.connections.add(client)
             try:
                 await client.run()
             finally:
+                self.connections.discard(client)
                 if counted:
                     await self.quietly(self.store.connect_ip(transport.peer_ip, self.instance, -1))
         except Exception:
@@ -145,8 +157,9 @@ class IrcServer:
             return False
         if count > self.settings.max_connections_per_ip:
             await self.quietly(self.store.connect_ip(transport.peer_ip, self.instance, -1))
-            await transport.write(["ERROR :Closing link: too many connections from your address"])
+            transport.send(["ERROR :Closing link: too many connections from your address"])
             transport.close()
+            await transport.wait_closed()
             return None
         self.counts["connections"] += 1
         await self.quietly(self.store.unregistered(self.instance, 1))
@@ -182,18 +195,22 @@ class IrcServer:
 
     async def throttle(self, client: Client) -> None:
         """Flood control: FLOOD_LINES commands at once, then FLOOD_LINES per FLOOD_WINDOW, per
-        connection and per account (the kit's GCRA limiter in Redis, so every replica shares
-        an account's budget); past it the client's next line waits, nothing is dropped."""
-        keys = self.settings.keys
-        who = [keys.chat_flood(f"conn:{client.uid}")]
+        connection and per account (the kit's GCRA); past it the client's next line waits,
+        nothing is dropped. A connection lives on one replica, so its budget is kept in this
+        process (a Redis round trip per command bought nothing); an account may be connected
+        through several replicas, so its budget is in Redis, shared by all of them."""
+        decision, client.flood_tat = take_local(client.flood_tat, time.monotonic(), self.flood)
+        while not decision.allowed:
+            self.counts["throttled"] += 1
+            await asyncio.sleep(decision.retry_after)
+            decision, client.flood_tat = take_local(client.flood_tat, time.monotonic(), self.flood)
         if client.account:
-            who.append(keys.chat_flood(party(client.nick, client.account)))
-        for key in who:
-            decision = await self.limiter.take(key, self.flood)
-            while not decision.allowed:
+            key = self.settings.keys.chat_flood(party(client.nick, client.account))
+            shared = await self.limiter.take(key, self.flood)
+            while not shared.allowed:
                 self.counts["throttled"] += 1
-                await asyncio.sleep(decision.retry_after)
-                decision = await self.limiter.take(key, self.flood)
+                await asyncio.sleep(shared.retry_after)
+                shared = await self.limiter.take(key, self.flood)
 
     # -- delivery ------------------------------------------------------------------------------
     def event(self, source: str, command: str, params: list[str], *, tags: dict[str, str] | None = None,
@@ -204,15 +221,45 @@ class IrcServer:
 
     def deliver_local(self, cfs: Iterable[str], event: dict[str, Any], *,
                       exclude: str | None = None) -> None:
-        """Deliver to the local members of channels `cfs`, once per client."""
+        """Deliver to the local members of channels `cfs`, once per client; the line is
+        formatted once per set of tags the members negotiated, not once per member."""
         seen = self.seen(event)
+        rendered: dict[tuple[str, ...], str] = {}
+        delivered = 0
         for cf in cfs:
             for client in list(self.local.get(cf, ())):
                 if client.uid == exclude or client.uid in seen:
                     continue
                 seen.add(client.uid)
-                client.send_event(event)
-                self.counts["messages"] += 1
+                client.send_event(event, rendered)
+                delivered += 1
+        self.counts["messages"] += delivered
+
+    def flush_soon(self, client: Client) -> None:
+        """Write `client`'s pending lines at the end of this turn of the event loop, with
+        every other client's: one write per client per turn, one callback for them all."""
+        if not self._dirty:
+            asyncio.get_running_loop().call_soon(self._flush)
+        self._dirty.append(client)
+
+    def _flush(self) -> None:
+        dirty, self._dirty = self._dirty, []
+        for client in dirty:
+            try:
+                client.flush()
+            except Exception:  # one broken socket must not keep the others' lines
+                log.exception("write to %s failed", client.uid)
+
+    async def _keepalive(self) -> None:
+        """Registration deadlines and keep-alive PINGs of every client, once a second: one
+        loop for the replica rather than a timer task per connection."""
+        settings = self.settings
+        period = min(1.0, settings.ping_interval / 4, settings.registration_timeout / 4)
+        while True:
+            await asyncio.sleep(period)
+            now = time.monotonic()
+            for client in list(self.connections):
+                client.keepalive(now)
 
     def seen(self, event: dict[str, Any]) -> set[str]:
         """Clients that already got this event (QUIT, NICK, AWAY go to several channels)."""

@@ -2,29 +2,32 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from apps.ircd.protocol import MAX_INPUT
-from apps.ircd.transport import TooLong
+from apps.ircd.transport import QueuedTransport, TooLong
 
 SUBPROTOCOL = "text.ircv3.net"
 
 
-class WebSocketTransport:
+class WebSocketTransport(QueuedTransport):
     """Each WebSocket message is one IRC line, without CRLF."""
 
     def __init__(self, ws: Any, peer_ip: str, secure: bool) -> None:
+        super().__init__()
         self._ws = ws
         self.peer_ip = peer_ip
         self.secure = secure
-        self._closed = False
 
     async def read_line(self) -> bytes | None:
         if self._closed:
             return None
         try:
-            data = await self._ws.receive()
+            data = await self.receive(asyncio.ensure_future(self._ws.receive()))
         except Exception:  # the socket went away (Quart raises its own disconnection error)
+            return None
+        if data is None:
             return None
         raw = data.encode() if isinstance(data, str) else bytes(data)
         raw = raw.rstrip(b"\r\n")
@@ -32,10 +35,6 @@ class WebSocketTransport:
             raise TooLong()
         return raw
 
-    async def write(self, lines: list[str]) -> None:
+    async def write_lines(self, lines: list[str]) -> None:
         for line in lines:
             await self._ws.send(line)
-
-    def close(self) -> None:
-        # Returning from the route closes the WebSocket; only reads need stopping here.
-        self._closed = True

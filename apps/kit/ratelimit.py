@@ -70,6 +70,19 @@ class Decision:
     remaining: int
 
 
+def take_local(tat: float, now: float, limit: Limit, cost: int = 1) -> tuple[Decision, float]:
+    """The same GCRA decision on a TAT held in memory (seconds, any monotonic clock): for a
+    limit on something only one process sees (one connection), where a Redis round trip per
+    event would buy nothing. Returns the decision and the new TAT (unchanged if refused)."""
+    interval = limit.interval_ms / 1000
+    tat = max(tat, now)
+    allowance = limit.burst * interval
+    new_tat = tat + cost * interval
+    if new_tat - now > allowance:
+        return Decision(False, new_tat - now - allowance, int((allowance - (tat - now)) / interval)), tat
+    return Decision(True, 0.0, int((allowance - (new_tat - now)) / interval)), new_tat
+
+
 class RateLimiter:
     """Takes events against limits kept in Redis under the keys it is given."""
 

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from apps.kit.ratelimit import Limit, RateLimiter
+from apps.kit.ratelimit import Limit, RateLimiter, take_local
 
 KEY = "canaduck:chat:{alice}:flood"
 
@@ -80,3 +80,17 @@ def test_impossible_limits_are_refused(kwargs):
 async def test_a_cost_below_one_is_refused(limiter):
     with pytest.raises(ValueError):
         await limiter.take(KEY, Limit(rate=1), cost=0)
+
+
+def test_the_in_memory_gcra_decides_as_the_script_does():
+    limit = Limit(rate=2, period=1, burst=4)
+    tat, decisions = 0.0, []
+    for _ in range(5):
+        decision, tat = take_local(tat, 10.0, limit)
+        decisions.append(decision)
+    assert [d.allowed for d in decisions] == [True, True, True, True, False]
+    assert [d.remaining for d in decisions[:4]] == [3, 2, 1, 0]
+    assert decisions[4].retry_after == pytest.approx(0.5)
+    assert not take_local(tat, 10.499, limit)[0].allowed
+    decision, tat = take_local(tat, 10.5, limit)
+    assert decision.allowed and not take_local(tat, 10.5, limit)[0].allowed

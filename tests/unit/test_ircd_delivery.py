@@ -1,0 +1,96 @@
+"""The gateway's output path: one write per client per turn, SendQ, keep-alives, tasks."""
+
+from __future__ import annotations
+
+import asyncio
+
+from apps.ircd.client import Client
+from apps.ircd.server import IrcServer
+from tests.unit.ircd_support import connect, running_gateway
+
+
+def tasks_of(gateway: IrcServer) -> int:
+    """Tasks running in this loop (the test's own included)."""
+    return len(asyncio.all_tasks())
+
+
+async def test_a_connection_costs_one_task_and_a_message_is_formatted_once_per_tag_set():
+    async with running_gateway() as gateway:
+        sender = await connect(gateway)
+        await sender.register("sender", caps="server-time")
+        await sender.send("JOIN #room")
+        await sender.sync()
+        before = tasks_of(gateway)
+        members = [await connect(gateway) for _ in range(6)]
+        for i, member in enumerate(members):
+            await member.register(f"m{i}", caps="server-time" if i % 2 else "")
+            await member.send("JOIN #room")
+            await member.sync()
+        assert tasks_of(gateway) - before == len(members)  # no writer, no pinger per connection
+        await sender.send("PRIVMSG #room :hello all")
+        await sender.sync()
+        for i, member in enumerate(members):
+            got = [line for line in await member.sync() if "PRIVMSG" in line]
+            assert got and got[0].endswith(":sender!~sender@127.0.0.1 PRIVMSG #room :hello all")
+            assert got[0].startswith("@time=") == bool(i % 2)
+        for client in [sender, *members]:
+            await client.close()
+
+
+class StuckTransport:
+    """A peer that never reads: everything sent stays buffered."""
+
+    peer_ip, secure = "192.0.2.1", False
+
+    def __init__(self) -> None:
+        self.sent: list[str] = []
+        self.aborted = self.stopped = False
+
+    def send(self, lines: list[str]) -> None:
+        self.sent += lines
+
+    def buffered(self) -> int:
+        return sum(len(line) + 2 for line in self.sent)
+
+    def stop_reading(self) -> None:
+        self.stopped = True
+
+    def abort(self) -> None:
+        self.aborted = True
+
+
+async def test_lines_go_out_in_one_write_per_turn_and_a_client_not_reading_is_cut():
+    async with running_gateway(send_queue_bytes=4096) as gateway:
+        transport = StuckTransport()
+        client = Client(gateway, transport)  # type: ignore[arg-type]
+        client.send("one")
+        client.send("two")
+        assert transport.sent == []  # written at the end of this turn, together
+        await asyncio.sleep(0)
+        assert transport.sent == ["one", "two"]
+        for _ in range(10):
+            client.send("x" * 500)
+        await asyncio.sleep(0)
+        assert transport.aborted and client.closing and client.quit_reason == "SendQ exceeded"
+        client.send("dropped")
+        await asyncio.sleep(0)
+        assert "dropped" not in transport.sent
+
+
+async def test_keepalive_pings_a_quiet_client_and_cuts_a_silent_one():
+    async with running_gateway(ping_interval=0.2, ping_timeout=0.3) as gateway:
+        client = await connect(gateway)
+        await client.register("quiet")
+        line = await asyncio.wait_for(client.reader.readline(), 3)
+        assert line == b"PING :irc.test\r\n"
+        rest = await asyncio.wait_for(client.reader.read(), 3)  # no PONG: cut, then EOF
+        assert b"ERROR :Closing link: Ping timeout" in rest
+        assert not gateway.clients
+
+
+async def test_an_unregistered_connection_is_closed_after_the_registration_timeout():
+    async with running_gateway(registration_timeout=0.3) as gateway:
+        client = await connect(gateway)
+        rest = await asyncio.wait_for(client.reader.read(), 3)
+        assert b"ERROR :Closing link: registration timeout" in rest
+        assert not gateway.connections
