@@ -13,6 +13,7 @@ from apps.ircd.client import Client
 from apps.ircd.handlers.connection import try_register
 from apps.ircd.protocol import Message, format_line
 from apps.ircd.registry import command
+from apps.kit.casemap import casefold
 
 log = logging.getLogger("canaduck.ircd.sasl")
 
@@ -129,17 +130,31 @@ async def authenticate(client: Client, message: Message) -> None:
 
 
 async def verify(client: Client, account: str, password: str) -> str | None:
-    """The account's name if the users service accepts the password, else None."""
-    http = client.server.users_http
-    url = client.server.settings.users_url.rstrip("/") + "/internal/verify"
+    """The account's name if the users service takes `password` for `account`, else None.
+
+    The password may be a web session token of that account (the chat page logs in with
+    its token, never the password): that is asked first, as it is cheap and not counted,
+    whereas a wrong password costs the users service a hash and counts towards throttling
+    the account, which would lock out a page that reloads or reconnects often. Anything
+    else is the users service's password check, unchanged."""
+    owner = await _ask_users(client, "/internal/sessions/check", {"token": password})
+    if owner is not None and casefold(owner) == casefold(account):
+        return owner
+    return await _ask_users(client, "/internal/verify", {"account": account, "password": password})
+
+
+async def _ask_users(client: Client, route: str, body: dict[str, str]) -> str | None:
+    """The `account` of the users service's 200 answer to `route`; None for any other answer."""
+    url = client.server.settings.users_url.rstrip("/") + route
     try:
-        response = await http.post(url, json={"account": account, "password": password})
+        response = await client.server.users_http.post(url, json=body)
     except httpx.HTTPError as exc:
         log.warning("users service unreachable for SASL: %s", exc)
         return None
     if response.status_code != 200:
         return None
     try:
-        return str(response.json().get("account") or account)
-    except ValueError:
+        account = response.json().get("account")
+    except (ValueError, AttributeError):
         return None
+    return account if isinstance(account, str) and account else None

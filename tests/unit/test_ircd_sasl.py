@@ -1,0 +1,127 @@
+"""SASL PLAIN on the gateway with a password or a web session token, against the real users
+service app (on fakeredis) as its peer."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import fakeredis
+import httpx
+import pytest
+
+from apps.ircd.server import IrcServer
+from apps.users.app import create_app
+from apps.users.settings import UsersSettings
+from tests.unit.ircd_support import commands, connect, running_gateway
+
+FAST = {"argon2_time_cost": 1, "argon2_memory_kib": 64, "argon2_parallelism": 1}
+
+
+@dataclass
+class Chat:
+    gateway: IrcServer
+    users: httpx.AsyncClient  # the users service, as the web page and the gateway reach it
+    redis: fakeredis.FakeAsyncRedis  # the users service's
+
+    async def register(self, account: str, password: str = "correct horse") -> None:
+        response = await self.users.post("/api/users/register", json={"account": account, "password": password})
+        assert response.status_code == 201
+
+    async def login(self, account: str, password: str = "correct horse") -> str:
+        response = await self.users.post("/api/users/login", json={"account": account, "password": password})
+        assert response.status_code == 200
+        return str(response.json()["token"])
+
+    async def sasl(self, authcid: str, password: str) -> list[str]:
+        """What the gateway answers a SASL PLAIN login, before registration."""
+        client = await connect(self.gateway)
+        payload = base64.b64encode(f"{authcid}\0{authcid}\0{password}".encode()).decode()
+        await client.send("CAP LS 302", "CAP REQ :sasl", "AUTHENTICATE PLAIN", f"AUTHENTICATE {payload}")
+        got = await client.sync()
+        await client.close()
+        return got
+
+
+@pytest.fixture
+async def chat() -> AsyncIterator[Chat]:
+    redis = fakeredis.FakeAsyncRedis()
+    users_app = create_app(UsersSettings(instance_id="users-1", failed_login_burst=3, **FAST), redis=redis)
+    users = httpx.AsyncClient(transport=httpx.ASGITransport(app=users_app), base_url="http://users")
+    async with running_gateway(users_url="http://users") as gateway:
+        gateway.users_http = users
+        yield Chat(gateway, users, redis)
+    await users.aclose()
+    await redis.aclose()
+
+
+def logged_in(got: list[str]) -> str | None:
+    """The account of a 900 RPL_LOGGEDIN followed by 903, else None."""
+    if commands(got)[-2:] != ["900", "903"]:
+        return None
+    return got[-2].split(" ")[4]
+
+
+def refused(got: list[str]) -> bool:
+    return commands(got)[-1] == "904" and "900" not in commands(got)
+
+
+async def test_a_session_token_logs_its_account_in_whatever_the_case_of_the_name(chat: Chat):
+    await chat.register("Alice")
+    token = await chat.login("Alice")
+    assert logged_in(await chat.sasl("Alice", token)) == "Alice"
+    assert logged_in(await chat.sasl("aLICE", token)) == "Alice"
+
+
+async def test_a_token_of_another_account_is_refused(chat: Chat):
+    await chat.register("Alice")
+    await chat.register("Mallory")
+    mallorys = await chat.login("Mallory")
+    assert refused(await chat.sasl("Alice", mallorys))
+    assert logged_in(await chat.sasl("Mallory", mallorys)) == "Mallory"
+
+
+async def test_unknown_revoked_and_expired_tokens_are_refused(chat: Chat):
+    await chat.register("Alice")
+    assert refused(await chat.sasl("Alice", "YWxpY2U." + "x" * 43))  # well formed, never issued
+    revoked = await chat.login("Alice")
+    logout = await chat.users.post("/api/users/logout", headers={"Authorization": f"Bearer {revoked}"})
+    assert logout.status_code in (200, 204)
+    assert refused(await chat.sasl("Alice", revoked))
+    expired = await chat.login("Alice")
+    await chat.redis.delete("canaduck:users:{alice}:sessions")  # what the fields' TTL does
+    assert refused(await chat.sasl("Alice", expired))
+
+
+async def test_the_password_path_is_unchanged_and_still_throttled(chat: Chat):
+    await chat.register("Alice")
+    assert logged_in(await chat.sasl("alice", "correct horse")) == "Alice"
+    assert refused(await chat.sasl("alice", "wrong horse"))
+    assert refused(await chat.sasl("nobody", "correct horse"))
+    for guess in ("wrong again", "still wrong"):  # the burst of 3 failures is used up
+        assert refused(await chat.sasl("alice", guess))
+    throttled = await chat.users.post("/internal/verify", json={"account": "alice", "password": "correct horse"})
+    assert throttled.status_code == 429
+    assert refused(await chat.sasl("alice", "correct horse"))  # 429 is a failure too
+
+
+async def test_a_token_login_neither_counts_as_a_failure_nor_is_throttled(chat: Chat):
+    await chat.register("Alice")
+    token = await chat.login("Alice")
+    for _ in range(4):  # more than the burst of failures: none was counted
+        assert logged_in(await chat.sasl("Alice", token)) == "Alice"
+    assert logged_in(await chat.sasl("alice", "correct horse")) == "Alice"
+    for guess in ("guess 1", "guess 2", "guess 3"):
+        assert refused(await chat.sasl("alice", guess))
+    assert refused(await chat.sasl("alice", "correct horse"))  # guessing is throttled (429)
+    assert logged_in(await chat.sasl("Alice", token)) == "Alice"  # the owner's page still gets in
+
+
+async def test_a_users_service_that_cannot_be_reached_refuses(chat: Chat):
+    def down(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("refused", request=request)
+
+    chat.gateway.users_http = httpx.AsyncClient(transport=httpx.MockTransport(down))
+    assert refused(await chat.sasl("Alice", "anything"))
+    await chat.gateway.users_http.aclose()
