@@ -214,6 +214,10 @@ def summary(settings: StackSettings, instances: list[Instance], elapsed: float) 
     url_width = max(len(r[1]) for r in rows)
     lines = [f"canaduck: ready in {elapsed:.1f} s", f"  {'service':<{width}}  {'url':<{url_width}}  instance"]
     lines += [f"  {name:<{width}}  {url:<{url_width}}  {instance}" for name, url, instance in rows]
+    if any(i.spec.service_name == "web" for i in instances):
+        caddy = f"http://127.0.0.1:{settings.http_port}"
+        lines += [f"  open:    {caddy}/            (the chat)",
+                  f"           {caddy}/dashboard   (the stack, live)"]
     lines += [
         f"  try:     curl -s http://127.0.0.1:{settings.http_port}/directory",
         f"  inspect: {cli} HGETALL canaduck:directory",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -19,3 +20,15 @@ def stack() -> Iterator[LocalStack]:
         yield stack
     finally:
         stack.stop()
+
+
+@pytest.fixture(scope="session")
+def chromium_browser() -> Iterator[Any]:
+    """One headless Chromium for every browser test of the session (each module opens the
+    windows it needs); skips, saying why, without chromium, its driver or selenium."""
+    from tests.e2e.browser import chromium, missing
+
+    if missing():
+        pytest.skip(missing())
+    with chromium(1200, 800) as driver:
+        yield driver

@@ -1,7 +1,7 @@
 """The chat page in a real browser: two browser sessions and a terminal IRC client on the TCP
 port share one channel; history scroll-back after a reload; a reconnect after its gateway dies.
 
-One Chromium for the module: each browser session is a window of its own (the page keeps its
+The session's one Chromium: each browser session is a window of its own (the page keeps its
 session token per window, in sessionStorage). The IRC client is a plain socket speaking IRC.
 """
 
@@ -19,7 +19,7 @@ import pytest
 
 from scripts.devkit.localstack import LocalStack
 from scripts.devkit.waiting import wait_until
-from tests.e2e.browser import chromium, console_errors, missing, screenshot
+from tests.e2e.browser import console_errors, missing, screenshot
 
 pytestmark = pytest.mark.skipif(bool(missing()), reason=missing() or "browser available")
 
@@ -111,19 +111,32 @@ def irc_ports(stack: LocalStack) -> dict[str, int]:
     return {name: int(port) for name, port in re.findall(r"(\S+), irc :(\d+)", stack.log())}
 
 
+def page_url(stack: LocalStack) -> str:
+    """The chat's URL, as the ready table of `scripts/up` tells a user to open it."""
+    found = re.search(r"open:\s+(\S+/)\s+\(the chat\)", stack.log())
+    assert found, "no chat URL in the ready table"
+    return found.group(1)
+
+
 @pytest.fixture(scope="module")
-def chat(stack: LocalStack) -> Iterator[tuple[Any, dict[str, int]]]:
+def chat(stack: LocalStack, chromium_browser: Any) -> Iterator[tuple[Any, dict[str, int], str]]:
+    """The session's Chromium (each user a window of its own), the gateways' IRC ports, and
+    the page's URL; the module's windows are closed at the end."""
     instances = stack.get("/directory").json()["services"]
     if "ircd" not in instances or "users" not in instances:
         pytest.skip("the chat's IRC gateways (service ircd) or users service are not in this stack")
     ports = irc_ports(stack)
     assert ports, "no IRC port in the ready table"
-    if not session_token_accepted(stack, next(iter(ports.values()))):
-        pytest.skip("the IRC gateways refuse a web session token as the SASL PLAIN password: the "
-                    "page cannot log in on IRC until they check it with the users service "
-                    "(/internal/sessions/check), see docs/web.md")
-    with chromium(1200, 800) as driver:
-        yield driver, ports
+    assert session_token_accepted(stack, next(iter(ports.values()))), \
+        "the IRC gateways refuse a web session token as the SASL PLAIN password"
+    driver = chromium_browser
+    first = driver.current_window_handle
+    yield driver, ports, page_url(stack)
+    for handle in driver.window_handles:
+        if handle != first:
+            driver.switch_to.window(handle)
+            driver.close()
+    driver.switch_to.window(first)
 
 
 def unique(prefix: str) -> str:
@@ -132,6 +145,7 @@ def unique(prefix: str) -> str:
 
 def window_for(driver: Any, url: str) -> str:
     driver.switch_to.new_window("window")
+    driver.set_window_size(1200, 800)
     driver.get(url)
     return driver.current_window_handle
 
@@ -175,13 +189,13 @@ def members(driver: Any) -> dict[str, str]:
 
 
 def test_two_browsers_and_a_terminal_client_share_a_channel(stack, chat):
-    driver, ports = chat
+    driver, ports, url = chat
     channel = f"#{unique('room')}"
     alice, bob, carol = unique("alice"), unique("bob"), unique("carol")
-    a = window_for(driver, f"{stack.url}/")
+    a = window_for(driver, url)
     register(driver, alice)
     join(driver, channel)
-    b = window_for(driver, f"{stack.url}/")
+    b = window_for(driver, url)
     register(driver, bob)
     join(driver, channel)
     terminal = IrcClient(next(iter(ports.values())), carol)
@@ -197,13 +211,11 @@ def test_two_browsers_and_a_terminal_client_share_a_channel(stack, chat):
         say(driver, "and bob's")
         terminal.wait_for(lambda line: f"PRIVMSG {channel} :and bob's" in line)
         terminal.send(f"PRIVMSG {channel} :hi from a terminal")
+        said = ["hello from alice's browser", "and bob's", "hi from a terminal"]
         for window in (a, b):
             driver.switch_to.window(window)
             wait_until(lambda: len(log_texts(driver)) >= 3, timeout=15)
-            time.sleep(0.5)  # anything more would be a duplicate: give it the time to show
-            assert log_texts(driver) == ["hello from alice's browser", "and bob's", "hi from a terminal"]
-            ids = msgids(driver)
-            assert len(ids) == len(set(ids)) == 3
+            assert log_texts(driver) == said
             wait_until(lambda: {alice, bob, carol} <= set(members(driver)), timeout=10)
 
         # Presence: the terminal user goes away, both pages show it (away-notify).
@@ -218,13 +230,24 @@ def test_two_browsers_and_a_terminal_client_share_a_channel(stack, chat):
         driver.switch_to.window(b)
         wait_until(lambda: f"{alice} is typing" in driver.find_element("id", "typing").text, timeout=10)
         screenshot(driver, "web-chat.png")
-        assert console_errors(driver) == []
+        # Seconds later, after presence and typing went through: still each message once, each
+        # with the server's msgid (whichever gateway relayed it), no typing in the log.
+        for window in (a, b):
+            driver.switch_to.window(window)
+            assert log_texts(driver) == said
+            ids = msgids(driver)
+            assert len(ids) == len(set(ids)) == 3
+            assert console_errors(driver) == []
+        stored = stack.get(f"/api/messages/{channel.replace('#', '%23')}",
+                           headers={"Authorization": f"Bearer {session_token(driver)}"}).json()["messages"]
+        assert [(m["command"], m["text"]) for m in stored] == [("PRIVMSG", text) for text in said]
+        assert [m["id"] for m in stored] == ids  # the page shows the server's msgids
     finally:
         terminal.close()
 
 
 def test_scroll_back_after_a_reload_has_no_gap_and_no_duplicate(stack, chat):
-    driver, ports = chat
+    driver, ports, url = chat
     channel = f"#{unique('history')}"
     dave, erin = unique("dave"), unique("erin")
     terminal = IrcClient(next(iter(ports.values())), erin)
@@ -237,7 +260,7 @@ def test_scroll_back_after_a_reload_has_no_gap_and_no_duplicate(stack, chat):
         terminal.send("PING :sent")
         terminal.wait_for(lambda line: "PONG" in line and "sent" in line, timeout=60)
 
-        window_for(driver, f"{stack.url}/")
+        window_for(driver, url)
         register(driver, dave)
         join(driver, channel)
         driver.refresh()  # the page comes back logged in, in its channel, with the latest page
@@ -246,11 +269,13 @@ def test_scroll_back_after_a_reload_has_no_gap_and_no_duplicate(stack, chat):
         assert len(log_texts(driver)) < len(sent)  # one page, not everything
         older = driver.find_element("id", "older-button")
         for _ in range(10):
-            if older.get_attribute("disabled") and "Beginning" in older.text:
-                break
-            older.click()
-            time.sleep(0.3)
             wait_until(lambda: not older.get_attribute("disabled") or "Beginning" in older.text, timeout=15)
+            if "Beginning" in older.text:
+                break
+            held = len(log_texts(driver))
+            older.click()
+            wait_until(lambda h=held: len(log_texts(driver)) > h or "Beginning" in older.text, timeout=15)
+        assert "Beginning" in older.text
         assert log_texts(driver) == sent
         ids = msgids(driver)
         assert len(ids) == len(set(ids))
@@ -259,15 +284,20 @@ def test_scroll_back_after_a_reload_has_no_gap_and_no_duplicate(stack, chat):
 
 
 def test_the_page_reconnects_when_its_gateway_dies_and_fills_the_gap(stack, chat):
-    driver, ports = chat
+    driver, ports, url = chat
     if len(ports) < 2:
         pytest.skip("one IRC gateway only: nothing to fail over to")
     (first, first_port), (second, second_port) = sorted(ports.items())[:2]
     channel = f"#{unique('failover')}"
     frank = unique("frank")
-    window_for(driver, f"{stack.url}/")
+    window_for(driver, url)
     register(driver, frank)
     join(driver, channel)
+    # Every status the page shows, recorded, so the test knows its link did break.
+    driver.execute_script(
+        "const status = document.getElementById('conn-status'); window.statuses = [];"
+        "new MutationObserver(() => window.statuses.push(status.textContent))"
+        ".observe(status, {childList: true, characterData: true, subtree: true});")
     # Whichever gateway Caddy gave the page, killing both in turn kills the page's link once.
     writers = []
     try:
@@ -278,13 +308,14 @@ def test_the_page_reconnects_when_its_gateway_dies_and_fills_the_gap(stack, chat
             writer.send(f"JOIN {channel}")
             writer.wait_for(lambda line, w=writer: f" 366 {w.nick} {channel} " in line)
             with stack.held_down(dying):
-                for n in range(5):
-                    writer.send(f"PRIVMSG {channel} :while {dying} is down {n}")
-                    time.sleep(0.2)
+                # Sent at once, long before a reconnected page is back in the channel: if the
+                # page was on the dead gateway, only its gap fill can bring these.
+                writer.send(*(f"PRIVMSG {channel} :while {dying} is down {n}" for n in range(5)))
                 wait_until(lambda: driver.find_element("id", "conn-status").text.startswith("online"),
                            timeout=30)
                 wait_until(lambda d=dying: sum(f"while {d} is down" in t for t in log_texts(driver)) == 5,
                            timeout=30)
+        assert any("reconnecting" in status for status in driver.execute_script("return window.statuses"))
         texts = log_texts(driver)
         assert len(texts) == len(set(texts)) == 10
         ids = msgids(driver)
@@ -292,3 +323,67 @@ def test_the_page_reconnects_when_its_gateway_dies_and_fills_the_gap(stack, chat
     finally:
         for writer in writers:
             writer.close()
+
+
+def session_token(driver: Any) -> str | None:
+    return driver.execute_script(
+        "const s = Object.values(sessionStorage).map((v) => { try { return JSON.parse(v); } catch { return null; } })"
+        ".find((v) => v && v.token); return s ? s.token : null;")
+
+
+def test_private_messages_the_channel_list_leaving_and_logging_out_and_in(stack, chat):
+    driver, ports, url = chat
+    channel = f"#{unique('lobby')}"
+    hank, ivy = unique("hank"), unique("ivy")
+    terminal = IrcClient(next(iter(ports.values())), ivy)
+    try:
+        terminal.send(f"JOIN {channel}")
+        terminal.wait_for(lambda line: f" 366 {ivy} {channel} " in line)
+        window_for(driver, url)
+        register(driver, hank)
+
+        # The list of channels, and joining one from it.
+        driver.find_element("id", "list-button").click()
+        entry = f"{channel} (1)"
+        wait_until(lambda: entry in driver.find_element("id", "channel-list").text, timeout=10)
+        driver.find_element("xpath", f'//ul[@id="channel-list"]//button[text()="{entry}"]').click()
+        wait_until(lambda: driver.find_element("id", "title").text == channel, timeout=15)
+        terminal.wait_for(lambda line: line.startswith(f":{hank}!") and f"JOIN {channel}" in line)
+
+        # A private conversation, opened from the members list.
+        wait_until(lambda: ivy in members(driver), timeout=10)
+        driver.find_element("css selector", f'#members li[data-nick="{ivy}"] button').click()
+        wait_until(lambda: driver.find_element("id", "title").text == ivy, timeout=10)
+        wait_until(lambda: not driver.find_element("id", "message").get_attribute("disabled"), timeout=10)
+        say(driver, "psst, ivy")
+        terminal.wait_for(lambda line: line.startswith(f":{hank}!") and f"PRIVMSG {ivy} :psst, ivy" in line)
+        terminal.send(f"PRIVMSG {hank} :psst, {hank}")
+        wait_until(lambda: log_texts(driver) == ["psst, ivy", f"psst, {hank}"], timeout=15)
+
+        # Logging out ends the IRC link and revokes the token; logging in makes a new one.
+        token = session_token(driver)
+        assert token
+        driver.find_element("id", "logout-button").click()
+        terminal.wait_for(lambda line: line.startswith(f":{hank}!") and " QUIT " in line)
+        wait_until(lambda: driver.find_element("id", "auth").is_displayed(), timeout=10)
+        assert session_token(driver) is None
+        assert stack.get("/api/users/me", headers={"Authorization": f"Bearer {token}"}).status_code == 401
+        driver.find_element("id", "account").clear()
+        driver.find_element("id", "account").send_keys(hank)
+        driver.find_element("id", "password").send_keys(PASSWORD)
+        driver.find_element("id", "login-button").click()
+        wait_until(lambda: driver.find_element("id", "conn-status").text == f"online as {hank}", timeout=20)
+        assert session_token(driver) not in (None, token)
+        assert driver.find_element("id", "password").get_attribute("value") == ""
+
+        # Back in the channel, then leaving it: the terminal sees it go, the page drops it.
+        terminal.lines.clear()
+        join(driver, channel)
+        terminal.wait_for(lambda line: line.startswith(f":{hank}!") and f"JOIN {channel}" in line)
+        driver.find_element("id", "part-button").click()
+        terminal.wait_for(lambda line: line.startswith(f":{hank}!") and f"PART {channel}" in line)
+        wait_until(lambda: not driver.find_elements("css selector", f'#buffers button[data-buffer="{channel}"]'),
+                   timeout=10)
+        assert console_errors(driver) == []
+    finally:
+        terminal.close()
