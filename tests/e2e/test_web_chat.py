@@ -327,7 +327,8 @@ def test_the_page_reconnects_when_its_gateway_dies_and_fills_the_gap(stack, chat
 
 def session_token(driver: Any) -> str | None:
     return driver.execute_script(
-        "const s = Object.values(sessionStorage).map((v) => { try { return JSON.parse(v); } catch { return null; } })"
+        "const s = Object.values(sessionStorage)"
+        ".map((v) => { try { return JSON.parse(v); } catch { return null; } })"
         ".find((v) => v && v.token); return s ? s.token : null;")
 
 
@@ -382,8 +383,8 @@ def test_private_messages_the_channel_list_leaving_and_logging_out_and_in(stack,
         terminal.wait_for(lambda line: line.startswith(f":{hank}!") and f"JOIN {channel}" in line)
         driver.find_element("id", "part-button").click()
         terminal.wait_for(lambda line: line.startswith(f":{hank}!") and f"PART {channel}" in line)
-        wait_until(lambda: not driver.find_elements("css selector", f'#buffers button[data-buffer="{channel}"]'),
-                   timeout=10)
+        in_buffers = f'#buffers button[data-buffer="{channel}"]'
+        wait_until(lambda: not driver.find_elements("css selector", in_buffers), timeout=10)
         assert console_errors(driver) == []
     finally:
         terminal.close()

@@ -26,7 +26,8 @@ class Chat:
     redis: fakeredis.FakeAsyncRedis  # the users service's
 
     async def register(self, account: str, password: str = "correct horse") -> None:
-        response = await self.users.post("/api/users/register", json={"account": account, "password": password})
+        body = {"account": account, "password": password}
+        response = await self.users.post("/api/users/register", json=body)
         assert response.status_code == 201
 
     async def login(self, account: str, password: str = "correct horse") -> str:
@@ -101,7 +102,8 @@ async def test_the_password_path_is_unchanged_and_still_throttled(chat: Chat):
     assert refused(await chat.sasl("nobody", "correct horse"))
     for guess in ("wrong again", "still wrong"):  # the burst of 3 failures is used up
         assert refused(await chat.sasl("alice", guess))
-    throttled = await chat.users.post("/internal/verify", json={"account": "alice", "password": "correct horse"})
+    right = {"account": "alice", "password": "correct horse"}
+    throttled = await chat.users.post("/internal/verify", json=right)
     assert throttled.status_code == 429
     assert refused(await chat.sasl("alice", "correct horse"))  # 429 is a failure too
 
