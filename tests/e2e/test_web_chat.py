@@ -369,6 +369,9 @@ def test_private_messages_the_channel_list_leaving_and_logging_out_and_in(stack,
         wait_until(lambda: driver.find_element("id", "auth").is_displayed(), timeout=10)
         assert session_token(driver) is None
         assert stack.get("/api/users/me", headers={"Authorization": f"Bearer {token}"}).status_code == 401
+        # Every field has its label (the page's accessibility, checked in the browser).
+        assert driver.execute_script(
+            "return [...document.querySelectorAll('input')].every((i) => i.labels.length > 0)")
         driver.find_element("id", "account").clear()
         driver.find_element("id", "account").send_keys(hank)
         driver.find_element("id", "password").send_keys(PASSWORD)
