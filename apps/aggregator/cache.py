@@ -29,6 +29,8 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from apps.kit.redisconn import get_many
+
 log = logging.getLogger("canaduck.cache")
 
 
@@ -98,7 +100,7 @@ class ResponseCache:
             return found
         try:
             async with asyncio.timeout(self._timeout):
-                raws = await self._redis.mget(missing)
+                raws = await get_many(self._redis, missing)
         except (RedisError, OSError, TimeoutError) as exc:
             self._trip(exc)
             return found

@@ -20,6 +20,7 @@ from redis.exceptions import RedisError
 from apps.kit.broker import BrokerClient, Subscription, parse_or_count
 from apps.kit.dircache import DirectoryCache
 from apps.kit.envelope import Envelope
+from apps.kit.pubsub import publish, publish_on
 from apps.kit.tasks import cancel_and_wait
 
 log = logging.getLogger("canaduck.relay")
@@ -82,8 +83,7 @@ class Relay:
         """Relay one envelope at once (POST /messages): receivers, or None if unknown recipient."""
         if not await self._cache.lookup(envelope.to):
             return None
-        receivers = int(await self._redis.publish(self._broker.keys.inbox(envelope.to),
-                                                  envelope.to_json()))
+        receivers = await publish(self._redis, self._broker.keys.inbox(envelope.to), envelope.to_json())
         if receivers:
             self.counts["relayed"] += 1
         else:
@@ -121,11 +121,11 @@ class Relay:
             inbox = self._broker.keys.inbox
             if len(live) == 1:
                 envelope, raw = live[0]
-                results = [await self._redis.publish(inbox(envelope.to), raw)]
+                results = [await publish(self._redis, inbox(envelope.to), raw)]
             else:
                 async with self._redis.pipeline(transaction=False) as pipe:
                     for envelope, raw in live:
-                        pipe.publish(inbox(envelope.to), raw)
+                        publish_on(pipe, inbox(envelope.to), raw)
                     results = await pipe.execute()
             for (envelope, _), receivers in zip(live, results, strict=True):
                 if receivers:
@@ -148,5 +148,5 @@ class Relay:
         if notices:
             async with self._redis.pipeline(transaction=False) as pipe:
                 for notice in notices:
-                    pipe.publish(self._broker.keys.inbox(notice.to), notice.to_json())
+                    publish_on(pipe, self._broker.keys.inbox(notice.to), notice.to_json())
                 await pipe.execute()

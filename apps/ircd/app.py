@@ -33,7 +33,8 @@ def create_app(settings: IrcdSettings | None = None, redis: Redis | None = None)
         # Many clients' commands run at once: they queue for a bounded pool of connections.
         redis = connect(settings.redis_url, client_name=f"{settings.service_name}/{settings.instance_id}",
                         timeout=settings.redis_timeout, username=settings.redis_username,
-                        password=settings.redis_password, pool_size=settings.redis_pool_size)
+                        password=settings.redis_password, pool_size=settings.redis_pool_size,
+                        cluster=settings.redis_cluster)
     app = create_service_app(settings, import_name=__name__, redis=redis)
     rt = app.runtime
     server = IrcServer(settings, rt.redis)

@@ -16,10 +16,10 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from redis.asyncio import Redis
-from redis.asyncio.client import PubSub
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from apps.kit.pubsub import Subscriber, open_pubsub
 from apps.kit.tasks import cancel_and_wait
 
 log = logging.getLogger("canaduck.ircd.bus")
@@ -35,7 +35,7 @@ class Bus:
         self._handler = handler
         self._channels: Counter[str] = Counter()
         self._confirmed: dict[str, asyncio.Event] = {}
-        self._pubsub: PubSub | None = None
+        self._pubsub: Subscriber | None = None
         self._task: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
         self._confirm_timeout = confirm_timeout
@@ -88,7 +88,7 @@ class Bus:
     async def _run(self) -> None:
         delay = 0.05
         while True:
-            pubsub = self._redis.pubsub()
+            pubsub = open_pubsub(self._redis)
             try:
                 await pubsub.subscribe(*self._channels)
                 self._pubsub = pubsub

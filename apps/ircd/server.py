@@ -28,6 +28,7 @@ from apps.ircd.settings import IrcdSettings
 from apps.ircd.store import Store
 from apps.ircd.transport import StreamTransport, stream_limit
 from apps.kit.chatlog import ChatLog, ChatMessage, MalformedChatMessage, party
+from apps.kit.pubsub import publish, publish_on
 from apps.kit.ratelimit import Limit, RateLimiter, take_local
 from apps.kit.tasks import cancel_and_wait
 
@@ -285,7 +286,7 @@ class IrcServer:
         async with self.store.redis.pipeline(transaction=False) as pipe:
             for cf in cfs:
                 payload = json.dumps({**event, "o": self.instance, "cf": cf}, separators=(",", ":"))
-                pipe.publish(self.store.fanout_channel(cf), payload)
+                publish_on(pipe, self.store.fanout_channel(cf), payload)
             await pipe.execute()
 
     async def to_everyone(self, event: dict[str, Any]) -> None:
@@ -293,7 +294,7 @@ class IrcServer:
         for client in list(self.clients.values()):
             client.send_event(event)
         payload = json.dumps({**event, "o": self.instance}, separators=(",", ":"))
-        await self.store.redis.publish(self.store.broadcast_channel, payload)
+        await publish(self.store.redis, self.store.broadcast_channel, payload)
 
     async def to_uids(self, targets: dict[str, str], event: dict[str, Any]) -> None:
         """Deliver to users by uid; `targets` maps each uid to its replica."""
@@ -306,7 +307,7 @@ class IrcServer:
                 remote.setdefault(instance, []).append(uid)
         for instance, uids in remote.items():
             payload = json.dumps({**event, "to": uids, "o": self.instance}, separators=(",", ":"))
-            await self.store.redis.publish(self.store.instance_channel(instance), payload)
+            await publish(self.store.redis, self.store.instance_channel(instance), payload)
 
     def posted_by(self, source: str) -> None:
         """Note that a local client posted as `source` (see `_own`)."""

@@ -18,6 +18,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from apps.kit.envelope import Envelope, MalformedEnvelope
 from apps.kit.logs import request_id_var, serving
 from apps.kit.names import Keys
+from apps.kit.pubsub import open_pubsub, publish
 from apps.kit.tasks import cancel_and_wait
 
 log = logging.getLogger("canaduck.broker")
@@ -59,17 +60,17 @@ class BrokerClient:
 
     async def send(self, envelope: Envelope) -> int:
         """Hand `envelope` to the broker; returns how many brokers heard it (0: none running)."""
-        return int(await self._redis.publish(self.keys.broker, envelope.to_json()))
+        return await publish(self._redis, self.keys.broker, envelope.to_json())
 
     async def deliver(self, envelope: Envelope) -> int:
         """Publish `envelope` on its recipient's inbox; returns how many instances heard it."""
-        return int(await self._redis.publish(self.keys.inbox(envelope.to), envelope.to_json()))
+        return await publish(self._redis, self.keys.inbox(envelope.to), envelope.to_json())
 
     async def event(self, kind: str, **fields: Any) -> None:
         """Publish a lifecycle or rally event on the events channel (fire and forget)."""
         payload = {"kind": kind, "service": self.service, "instance": self.instance,
                    "at": time.time(), **fields}
-        await self._redis.publish(self.keys.events, json.dumps(payload, separators=(",", ":")))
+        await publish(self._redis, self.keys.events, json.dumps(payload, separators=(",", ":")))
 
     def listen(self, channels: list[str], handler: RawHandler, *, name: str = "") -> Subscription:
         """Start a subscription task calling `handler(channel, data)` for each message."""
@@ -119,7 +120,7 @@ class Subscription:
     async def _run(self) -> None:
         delay = 0.05
         while True:
-            pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+            pubsub = open_pubsub(self._redis, ignore_subscribe_messages=True)
             try:
                 await pubsub.subscribe(*self._channels)
                 self.subscribed.set()

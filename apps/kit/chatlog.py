@@ -24,6 +24,7 @@ from redis.asyncio import Redis
 
 from apps.kit.casemap import CASEMAPPING, Casemapping, casefold
 from apps.kit.names import Keys
+from apps.kit.pubsub import is_cluster, publish, publish_command, publish_on, same_slot
 from apps.kit.settings import KitSettings
 
 #: What may be stored: the messages a client sends to a target.
@@ -31,17 +32,19 @@ STORED_COMMANDS = frozenset({"PRIVMSG", "NOTICE", "TAGMSG"})
 MAX_ID_PART = 2**64 - 1
 _STREAM_ID = re.compile(r"(\d{1,20})-(\d{1,20})")
 
-# KEYS[1] the stream. ARGV[1] maxlen, ARGV[2] the record as JSON without id and time,
-# ARGV[3] how many field/value items follow, then those items, then the channels to publish on.
+# KEYS[1] the stream. ARGV[1] maxlen, ARGV[2] the record as JSON without id and time, ARGV[3]
+# the publish command (PUBLISH, or SPUBLISH on a cluster: apps/kit/pubsub.py), ARGV[4] how many
+# field/value items follow, then those items, then the channels to publish on (on a cluster,
+# only those in the stream's slot: a script may not publish elsewhere).
 # The payload is built by splicing the new id in front of the record's keys, so no JSON library
-# is needed in Lua. PUBLISH (not SPUBLISH) may name any channel from a script, in a cluster too.
+# is needed in Lua.
 _APPEND = """
-local n = tonumber(ARGV[3])
-local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', unpack(ARGV, 4, 3 + n))
+local n = tonumber(ARGV[4])
+local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', unpack(ARGV, 5, 4 + n))
 local ms = string.match(id, '^(%d+)')
 local payload = '{"id":"' .. id .. '","time":' .. ms .. ',' .. string.sub(ARGV[2], 2)
-for i = 4 + n, #ARGV do
-  redis.call('PUBLISH', ARGV[i], payload)
+for i = 5 + n, #ARGV do
+  redis.call(ARGV[3], ARGV[i], payload)
 end
 return id
 """
@@ -261,13 +264,28 @@ class ChatLog:
     async def append(self, conversation: Conversation, message: ChatMessage,
                      publish_to: Iterable[str] = ()) -> ChatMessage:
         """Store `message` and publish it on each of `publish_to`, atomically; the message
-        with its new id. Refuses a command that is not stored (ValueError)."""
+        with its new id. Refuses a command that is not stored (ValueError).
+
+        On a cluster, the channels outside the stream's hash slot (a private message's nick
+        channels) are published right after the script, not in it: a crash in between would
+        store the message without its live delivery (history still has it)."""
         if message.command not in STORED_COMMANDS:
             raise ValueError(f"not a stored command: {message.command!r}")
+        channels, elsewhere = list(publish_to), list[str]()
+        if is_cluster(self._redis):
+            channels, elsewhere = same_slot(conversation.key, channels)
         fields = message.stream_fields()
-        args: list[str | int] = [self.maxlen, _dumps(message.record()), len(fields), *fields, *publish_to]
+        args: list[str | int] = [self.maxlen, _dumps(message.record()), publish_command(self._redis),
+                                 len(fields), *fields, *channels]
         new_id = await self._append(keys=[conversation.key], args=args)
-        return replace(message, id=_text(new_id))
+        stored = replace(message, id=_text(new_id))
+        if elsewhere:
+            payload = stored.to_json()
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for channel in elsewhere:
+                    publish_on(pipe, channel, payload)
+                await pipe.execute()
+        return stored
 
     async def append_channel(self, channel: str, message: ChatMessage,
                              publish_to: Sequence[str] | None = None) -> ChatMessage:
@@ -294,7 +312,7 @@ class ChatLog:
         payload = message.to_json()
         heard = 0
         for channel in publish_to:
-            heard += int(await self._redis.publish(channel, payload))
+            heard += await publish(self._redis, channel, payload)
         return heard
 
     # Reading: every list is oldest first.

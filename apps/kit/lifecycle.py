@@ -40,7 +40,7 @@ class Runtime:
         self.redis: Redis = redis or connect(
             settings.redis_url, client_name=f"{settings.service_name}/{settings.instance_id}",
             timeout=settings.redis_timeout, username=settings.redis_username,
-            password=settings.redis_password,
+            password=settings.redis_password, cluster=settings.redis_cluster,
         )
         self.directory = Directory(self.redis, self.keys.directory, settings.directory_ttl)
         self.broker = BrokerClient(self.redis, self.keys, settings.service_name, settings.instance_id)

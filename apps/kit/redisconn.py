@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, cast
 
 from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.exceptions import (
     AuthenticationError,
     NoPermissionError,
+    RedisClusterException,
     RedisError,
     ResponseError,
 )
@@ -27,7 +30,7 @@ class StartupError(RuntimeError):
 
 
 def connect(url: str, *, client_name: str, timeout: float = 2.0, username: str = "",
-            password: str = "", pool_size: int | None = None) -> Redis:
+            password: str = "", pool_size: int | None = None, cluster: bool = False) -> Redis:
     """Open a pooled client with short timeouts and a few quick retries on dropped links.
 
     A command that times out is not retried: the server may have run it, and retries would
@@ -39,6 +42,12 @@ def connect(url: str, *, client_name: str, timeout: float = 2.0, username: str =
     `pool_size` bounds the connections with a blocking pool: a command past it waits (up to
     `timeout`) for a free connection instead of failing, as redis-py's default pool (100
     connections, then an error) would under a burst of many concurrent clients.
+
+    `cluster` (REDIS_CLUSTER) opens redis-py's asyncio RedisCluster instead, found through the
+    node of `url`: it routes each command to the node owning its key's slot and follows
+    failovers. It answers the commands the services use as a Redis does (it is typed as one
+    here so that no service branches on the mode); what differs is kept in the kit:
+    pub/sub (apps/kit/pubsub.py) and reads of several keys (`get_many`).
     """
     options: dict[str, Any] = dict(
         username=username or None,
@@ -54,6 +63,13 @@ def connect(url: str, *, client_name: str, timeout: float = 2.0, username: str =
                     supported_errors=(RedisConnectionError,)),
         retry_on_error=[RedisConnectionError],
     )
+    if cluster:
+        # The cluster client retries a command on another try of the slot map after a
+        # connection error (its node may have failed over); MOVED and ASK are followed too.
+        options.pop("retry_on_error")
+        options.pop("health_check_interval")
+        options["retry"] = Retry(ExponentialWithJitterBackoff(base=0.05, cap=0.5), retries=3)
+        return cast(Redis, RedisCluster.from_url(url, max_connections=pool_size or 100, **options))
     if pool_size is None:
         return Redis.from_url(url, **options)
     pool = BlockingConnectionPool.from_url(url, max_connections=pool_size, timeout=timeout, **options)
@@ -77,7 +93,8 @@ async def wait_until_reachable(client: Redis, timeout: float) -> None:
             ) from exc
         except NoPermissionError as exc:
             raise StartupError(f"Redis user may not run PING ({exc}): check redis/users.acl") from exc
-        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+        except (RedisConnectionError, RedisTimeoutError, RedisClusterException, OSError) as exc:
+            # A cluster still forming answers with an error of its own (slots not covered).
             if time.monotonic() + delay > deadline:
                 raise StartupError(
                     f"Redis did not answer within {timeout:g} s at {_safe_url(client)}: {exc}"
@@ -109,7 +126,18 @@ async def check_capabilities(client: Redis, probe_key: str) -> None:
         ) from exc
 
 
+async def get_many(redis: Redis, keys: Sequence[str]) -> list[Any]:
+    """The values of `keys` (None for a missing one), in order: one MGET on one server; on a
+    cluster one MGET per hash slot, pipelined (an MGET across slots is refused there)."""
+    if isinstance(redis, RedisCluster):
+        return cast(list[Any], await redis.mget_nonatomic(list(keys)))
+    return cast(list[Any], await redis.mget(list(keys)))
+
+
 def _safe_url(client: Redis) -> str:
+    if isinstance(client, RedisCluster):
+        nodes = list(client.nodes_manager.startup_nodes.values())
+        return f"the cluster at {nodes[0].host}:{nodes[0].port}" if nodes else "the cluster"
     kwargs = client.connection_pool.connection_kwargs
     if "path" in kwargs:
         return f"unix://{kwargs['path']}"
@@ -122,5 +150,6 @@ __all__ = [
     "StartupError",
     "check_capabilities",
     "connect",
+    "get_many",
     "wait_until_reachable",
 ]

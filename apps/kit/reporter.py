@@ -19,6 +19,7 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from apps.kit.pubsub import publish
 from apps.kit.tasks import cancel_and_wait
 
 log = logging.getLogger("canaduck.stats")
@@ -49,7 +50,7 @@ class StatsReporter:
 
     async def publish(self) -> None:
         """Publish once now."""
-        await self._redis.publish(self.channel, self.payload())
+        await publish(self._redis, self.channel, self.payload())
 
     async def start(self) -> None:
         if self._interval > 0 and self._task is None:

@@ -39,6 +39,9 @@ class KitSettings(BaseSettings):
     # with no URL escaping (compose passes them this way; `/`, `#`, `%`, `@` are then fine).
     redis_username: str = ""
     redis_password: str = Field(default="", repr=False)
+    # REDIS_URL names one node of a Redis/Valkey Cluster: the kit then uses the cluster
+    # client and sharded pub/sub (apps/kit/pubsub.py; docs/cluster.md).
+    redis_cluster: bool = False
     advertise_url: str = ""
     # Extra ports this instance listens on, by name, as JSON (`{"irc": 6667}`): put in its
     # directory entry (`meta.ports`) and answered by the directory's DNS as

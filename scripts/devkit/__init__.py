@@ -3,6 +3,7 @@
 - `processes`: the checkout's root, scratch directories, free ports, stopping a process group
 - `waiting`: the one polling loop (`wait_until`, `eventually`, `wait_until_async`)
 - `redis_server`: the embedded Redis-compatible server on a free port, with the project's ACL
+- `redis_cluster`: a Valkey Cluster of those servers (3 primaries, 3 replicas), formed by hand
 - `services`: service processes run one by one against that server
 - `stack`: the processes of the local stack (what `scripts/up` runs)
 - `localstack`: that stack started in the background on free ports, and driven
@@ -18,6 +19,7 @@ Nothing here is imported by the services; scripts/ entry points and tests import
 
 from scripts.devkit.localstack import LocalStack
 from scripts.devkit.processes import ROOT, free_port, free_port_block, scratch_dir, stop_process
+from scripts.devkit.redis_cluster import ValkeyCluster, running_cluster
 from scripts.devkit.redis_server import ADMIN_PASSWORD, ADMIN_USER, RedisServer, running_server
 from scripts.devkit.services import ServiceLauncher, ServiceProcess, start_at
 from scripts.devkit.stats import percentile
@@ -25,6 +27,7 @@ from scripts.devkit.waiting import NotMet, eventually, wait_until, wait_until_as
 
 __all__ = [
     "ADMIN_PASSWORD", "ADMIN_USER", "ROOT", "LocalStack", "NotMet", "RedisServer", "ServiceLauncher",
-    "ServiceProcess", "eventually", "free_port", "free_port_block", "percentile", "running_server",
-    "scratch_dir", "start_at", "stop_process", "wait_until", "wait_until_async",
+    "ServiceProcess", "ValkeyCluster", "eventually", "free_port", "free_port_block", "percentile",
+    "running_cluster", "running_server", "scratch_dir", "start_at", "stop_process", "wait_until",
+    "wait_until_async",
 ]

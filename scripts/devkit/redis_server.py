@@ -44,6 +44,11 @@ class RedisServer:
     def admin_url(self) -> str:
         return self.url(ADMIN_USER, ADMIN_PASSWORD)
 
+    @property
+    def service_env(self) -> dict[str, str]:
+        """What a service's environment needs besides REDIS_URL (nothing for one server)."""
+        return {}
+
     def admin(self) -> redis.Redis:
         """A blocking client logged in as the all-powerful admin user (decoded replies)."""
         return redis.Redis.from_url(self.admin_url, decode_responses=True)

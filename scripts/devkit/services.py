@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 
 from scripts.devkit.processes import ROOT, free_port, stop_process
+from scripts.devkit.redis_cluster import ValkeyCluster
 from scripts.devkit.redis_server import RedisServer
 from scripts.devkit.waiting import wait_until
 
@@ -59,7 +60,7 @@ class ServiceProcess:
 class ServiceLauncher:
     """Starts service processes against one server and stops them all at the end."""
 
-    server: RedisServer
+    server: RedisServer | ValkeyCluster
     started: list[ServiceProcess] = field(default_factory=list)
 
     def start(self, module: str, service: str, *, user: str | None = None, wait: bool = True,
@@ -87,6 +88,7 @@ class ServiceLauncher:
             "DRAIN_SECONDS": "0",  # tests that need the drain set it
             "DNS_PORT": "0",  # the directory's DNS interface: off unless a test gives a port
             "PYTHONUNBUFFERED": "1",
+            **self.server.service_env,
             **(env or {}),
         }
         log_path = self.server.workdir / f"{service}-{port}.log"

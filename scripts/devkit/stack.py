@@ -8,6 +8,11 @@ the processes, prefixes their logs with their names and, on Ctrl-C or SIGTERM, s
 (SIGTERM, then SIGKILL after CANADUCK_STOP_TIMEOUT). A watcher thread waits until every
 service is ready, then prints where everything runs. Redis keeps its append-only file in the
 run directory (`run/redis`), kept from one run to the next; `--fresh` empties it.
+
+`--cluster` (or CANADUCK_CLUSTER=1) runs a Valkey Cluster instead of one server: 3 primaries
+and 3 replicas on CANADUCK_REDIS_PORT and the 5 ports after it (their cluster bus on the 6
+ports after those), formed at the first run and kept in `run/cluster` (scripts/devkit/redis_cluster.py);
+every service gets REDIS_CLUSTER=1 (docs/cluster.md).
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import contextlib
 import fcntl
 import math
 import os
+import secrets
 import shlex
 import shutil
 import sys
@@ -35,6 +41,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from scripts.devkit import manifest
 from scripts.devkit.manifest import Instance, Manifest, ManifestError
 from scripts.devkit.processes import ROOT
+from scripts.devkit.redis_cluster import acl_with_admin, form, node_command
 from scripts.devkit.redis_server import valkey_binary
 from scripts.devkit.waiting import eventually
 
@@ -60,6 +67,19 @@ class StackSettings(BaseSettings):
     run_dir: Path = ROOT / "run"
     #: Instances per service, as `--scale` takes them: `calc=4,ircd=2`.
     scale: str = ""
+    #: A Valkey Cluster (3 primaries, 3 replicas) instead of one embedded server.
+    cluster: bool = False
+    cluster_primaries: int = Field(default=3, ge=3)
+
+    @property
+    def cluster_ports(self) -> list[int]:
+        """The nodes' ports: the primaries first, then their replicas."""
+        return [self.redis_port + i for i in range(2 * self.cluster_primaries)]
+
+
+#: The user that forms the cluster and that replicas log in as, added to the run's ACL file
+#: with a new random password at each run (the project's ACL has no such user).
+CLUSTER_ADMIN = "cluster-admin"
 
 
 def caddy_binary() -> str:
@@ -76,35 +96,38 @@ def service_redis_url(settings: StackSettings, user: str) -> str:
     return f"redis://{user}:dev-only-{user}@127.0.0.1:{settings.redis_port}/0"
 
 
+def _is_redis(name: str) -> bool:
+    """The server's process (`redis`), or a cluster node's (`redis-1`...)."""
+    return name == "redis" or name.startswith("redis-")
+
+
 class StackManager(Manager):
     """honcho's Manager, except that Redis is stopped only after every other process ended.
 
     honcho signals all processes at once; the services would then find Redis gone when they
-    leave the directory on SIGTERM. Here Redis gets its SIGTERM once the rest have exited (or
-    with everything else when the kill delay runs out).
+    leave the directory on SIGTERM. Here Redis (every node of a cluster) gets its SIGTERM
+    once the rest have exited (or with everything else when the kill delay runs out).
     """
 
-    LAST = "redis"
-
     def _killall(self, force: bool = False) -> None:
-        if force or self.LAST not in self._processes:
+        if force or not any(_is_redis(name) for name in self._processes):
             super()._killall(force)
             return
         # honcho's own loop, minus Redis (the dict is not changed: a signal handler runs this).
         for name, proc in list(self._processes.items()):
-            if name != self.LAST and "returncode" not in proc:
+            if not _is_redis(name) and "returncode" not in proc:
                 self._system_print(f"sending SIGTERM to {name} (pid {proc['pid']})\n")
                 self._procmgr.terminate(proc["pid"])
         threading.Thread(target=self._stop_last_when_alone, daemon=True).start()
 
     def _stop_last_when_alone(self) -> None:
-        others = [p for name, p in self._processes.items() if name != self.LAST]
+        others = [p for name, p in self._processes.items() if not _is_redis(name)]
         # No time limit of its own: honcho's kill delay ends everything anyway.
         eventually(lambda: all("returncode" in p for p in others), timeout=math.inf)
-        last = self._processes[self.LAST]
-        if "returncode" not in last:
-            self._system_print(f"sending SIGTERM to {self.LAST} (pid {last['pid']})\n")
-            self._procmgr.terminate(last["pid"])
+        for name, last in list(self._processes.items()):
+            if _is_redis(name) and "returncode" not in last:
+                self._system_print(f"sending SIGTERM to {name} (pid {last['pid']})\n")
+                self._procmgr.terminate(last["pid"])
 
 
 def q(path: object) -> str:
@@ -113,11 +136,15 @@ def q(path: object) -> str:
 
 
 def build(manager: Manager, settings: StackSettings, rundir: Path, stack: Manifest,
-          instances: list[Instance]) -> None:
-    """Add every process of the stack to `manager`."""
+          instances: list[Instance]) -> str | None:
+    """Add every process of the stack to `manager`; the cluster admin's password, if any."""
     base_env = dict(os.environ)
     base_env.setdefault("PYTHONUNBUFFERED", "1")
-    if not settings.redis_url:
+    password = None
+    if settings.cluster and not settings.redis_url:
+        password = add_cluster_nodes(manager, settings, rundir, base_env)
+        base_env["REDIS_CLUSTER"] = "1"
+    elif not settings.redis_url:
         # Restarted when killed, like the services (compose's restart policy does the same);
         # the append-only file in `rundir` brings its data back.
         manager.add_process(
@@ -141,6 +168,37 @@ def build(manager: Manager, settings: StackSettings, rundir: Path, stack: Manife
                    settings.restart_delay),
         env=caddy_env,
     )
+    return password
+
+
+def add_cluster_nodes(manager: Manager, settings: StackSettings, rundir: Path,
+                      env: dict[str, str]) -> str:
+    """Add the cluster's nodes (`redis-1`... restarted when killed, like Redis) and return the
+    admin password the run's ACL file gives CLUSTER_ADMIN."""
+    password = secrets.token_hex(16)
+    acl = rundir / "users.acl"
+    acl.write_text(acl_with_admin(CLUSTER_ADMIN, password))
+    acl.chmod(0o600)
+    for index, port in enumerate(settings.cluster_ports, 1):
+        bus_port = port + len(settings.cluster_ports)
+        command = node_command(rundir / str(port), port, bus_port, acl, logfile="",
+                               user=CLUSTER_ADMIN, password=password)
+        manager.add_process(f"redis-{index}", restarting(shlex.join(command), settings.restart_delay),
+                            env=env)
+    return password
+
+
+def form_cluster(settings: StackSettings, password: str) -> None:
+    """Form the cluster once its nodes answer (nothing to do when nodes.conf already holds it)."""
+    ports = settings.cluster_ports
+    started = time.monotonic()
+    try:
+        form(ports[: settings.cluster_primaries], ports[settings.cluster_primaries:],
+             user=CLUSTER_ADMIN, password=password, timeout=settings.ready_timeout)
+    except Exception as exc:  # printed for the user; the readiness watcher reports the rest
+        print(f"canaduck: the cluster did not form: {exc}", flush=True)
+        return
+    print(f"canaduck: cluster of {len(ports)} nodes up in {time.monotonic() - started:.1f} s", flush=True)
 
 
 def restarting(command: str, delay: float) -> str:
@@ -204,6 +262,11 @@ def summary(settings: StackSettings, instances: list[Instance], elapsed: float) 
     if settings.redis_url:
         rows.append(("redis", settings.redis_url.split("@")[-1], "external (REDIS_URL)"))
         cli = "redis-cli -u \"$REDIS_URL\""
+    elif settings.cluster:
+        ports = settings.cluster_ports
+        rows.append(("redis", f"redis://127.0.0.1:{ports[0]}-{ports[-1]}",
+                     f"valkey cluster, {settings.cluster_primaries} primaries + replicas"))
+        cli = f"redis-cli -c -p {settings.redis_port} --user inspector --pass dev-only-inspector"
     else:
         rows.append(("redis", f"redis://127.0.0.1:{settings.redis_port}", "embedded valkey"))
         cli = f"redis-cli -p {settings.redis_port} --user inspector --pass dev-only-inspector"
@@ -230,11 +293,12 @@ def summary(settings: StackSettings, instances: list[Instance], elapsed: float) 
 @contextlib.contextmanager
 def redis_dir(settings: StackSettings, fresh: bool) -> Iterator[Path]:
     """The embedded Redis's data directory, locked for this run; emptied first if `fresh`.
+    A cluster's is `cluster` (a directory per node's port), beside one server's `redis`.
 
     Two stacks writing one append-only file would corrupt it: a second `scripts/up` on the same
     run directory is refused (give it another CANADUCK_RUN_DIR).
     """
-    path = settings.run_dir / "redis"
+    path = settings.run_dir / ("cluster" if settings.cluster else "redis")
     path.mkdir(parents=True, exist_ok=True)
     with open(path / ".lock", "w") as lock:
         try:
@@ -255,12 +319,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="start with an empty Redis: erase the data kept in the run directory")
     parser.add_argument("--scale", action="append", default=[], metavar="SERVICE=N",
                         help="instances of a service (as docker compose up --scale); repeatable")
+    parser.add_argument("--cluster", action="store_true",
+                        help="run a Valkey Cluster (3 primaries, 3 replicas) instead of one Redis")
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     settings = StackSettings()
+    if args.cluster:
+        settings = settings.model_copy(update={"cluster": True})
     stack = manifest.load()
     try:
         scale = manifest.parse_scale([settings.scale, *args.scale], stack)
@@ -278,7 +346,9 @@ def main(argv: list[str] | None = None) -> int:
     else:
         data = redis_dir(settings, args.fresh)
     with data as rundir:
-        build(manager, settings, rundir, stack, instances)
+        password = build(manager, settings, rundir, stack, instances)
+        if password is not None:
+            threading.Thread(target=form_cluster, args=(settings, password), daemon=True).start()
         done = threading.Event()
         watcher = threading.Thread(target=watch_readiness, args=(settings, instances, started, done),
                                    daemon=True)
