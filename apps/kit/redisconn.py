@@ -85,6 +85,10 @@ async def wait_until_reachable(client: Redis, timeout: float) -> None:
     delay = 0.05
     while True:
         try:
+            if isinstance(client, RedisCluster):
+                # Learn the slot map now, before any concurrency: redis-py's cluster client
+                # fails commands sent all at once while it first connects.
+                await client.initialize()
             await client.ping()
             return
         except AuthenticationError as exc:

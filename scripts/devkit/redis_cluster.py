@@ -15,6 +15,10 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
+
+from redis.asyncio import Redis as AsyncRedis
+from redis.asyncio import RedisCluster as AsyncRedisCluster
 
 import redis
 from scripts.devkit.processes import ROOT, free_port, scratch_dir, stop_process
@@ -191,6 +195,11 @@ class ValkeyCluster:
     def service_env(self) -> dict[str, str]:
         """What a service's environment needs besides REDIS_URL: cluster mode."""
         return {"REDIS_CLUSTER": "1"}
+
+    def async_client(self, user: str) -> AsyncRedis:
+        """An asyncio cluster client logged in as one of the ACL users, as a service connects
+        (typed as a Redis, as the kit does)."""
+        return cast(AsyncRedis, AsyncRedisCluster.from_url(self.url(user)))
 
     def admin(self) -> redis.RedisCluster:
         """A blocking cluster client logged in as the admin user (decoded replies)."""

@@ -10,6 +10,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from redis.asyncio import Redis as AsyncRedis
+
 import redis
 from scripts.devkit.processes import ROOT, free_port, scratch_dir, stop_process
 from scripts.devkit.waiting import NotMet, wait_until
@@ -48,6 +50,10 @@ class RedisServer:
     def service_env(self) -> dict[str, str]:
         """What a service's environment needs besides REDIS_URL (nothing for one server)."""
         return {}
+
+    def async_client(self, user: str) -> AsyncRedis:
+        """An asyncio client logged in as one of the ACL users, as a service connects."""
+        return AsyncRedis.from_url(self.url(user))
 
     def admin(self) -> redis.Redis:
         """A blocking client logged in as the all-powerful admin user (decoded replies)."""

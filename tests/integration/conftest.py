@@ -1,7 +1,8 @@
 """Integration tests: real processes against the embedded server, started on a free port.
 
 Tests marked `cluster` run twice: on one server and on a Valkey Cluster (3 primaries, 3
-replicas), each started once per session and shared. Their `redis_server` is either; a
+replicas), each started once per session and shared; `cluster(only=True)` runs on the cluster
+alone (for a test whose one-server run already exists under another name). Their `redis_server` is either; a
 service started by `launcher` is put in cluster mode (REDIS_CLUSTER) on the cluster.
 """
 
@@ -18,8 +19,10 @@ pytestmark = pytest.mark.integration
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    if metafunc.definition.get_closest_marker("cluster") and "redis_server" in metafunc.fixturenames:
-        metafunc.parametrize("redis_server", ["single", "cluster"], indirect=True, scope="module")
+    marker = metafunc.definition.get_closest_marker("cluster")
+    if marker and "redis_server" in metafunc.fixturenames:
+        backends = ["cluster"] if marker.kwargs.get("only") else ["single", "cluster"]
+        metafunc.parametrize("redis_server", backends, indirect=True, scope="module")
 
 
 @pytest.fixture(scope="session")

@@ -6,6 +6,7 @@ import signal
 import time
 
 import httpx
+import pytest
 
 from scripts.devkit import wait_until
 
@@ -17,6 +18,7 @@ def start_all(launcher, **aggregator_env):
     return weather, jokes, aggregator
 
 
+@pytest.mark.cluster
 def test_fullinfo_through_the_directory_then_from_the_cache(launcher, admin):
     _, _, aggregator = start_all(launcher)
     first = aggregator.get("/fullinfo?city=Rodez")

@@ -10,25 +10,25 @@ import asyncio
 import json
 
 import pytest
-from redis.asyncio import Redis as AsyncRedis
 
 import redis
 from apps.kit.chatlog import ChatLog, ChatMessage, party
 from apps.kit.names import Keys
+from apps.kit.pubsub import open_pubsub
 
 KEYS = Keys()
 
 
 @pytest.fixture
 async def as_ircd(redis_server, admin):
-    client = AsyncRedis.from_url(redis_server.url("ircd"))
+    client = redis_server.async_client("ircd")
     yield client
     await client.aclose()
 
 
 @pytest.fixture
 async def as_messages(redis_server, admin):
-    client = AsyncRedis.from_url(redis_server.url("messages"))
+    client = redis_server.async_client("messages")
     yield client
     await client.aclose()
 
@@ -37,9 +37,10 @@ def said(text: str, target: str = "#room") -> ChatMessage:
     return ChatMessage("PRIVMSG", "alice!al@host", target, text, account="alice")
 
 
+@pytest.mark.cluster
 async def test_append_and_fan_out_as_the_ircd_user(as_ircd):
     log = ChatLog(as_ircd, KEYS)
-    pubsub = as_ircd.pubsub(ignore_subscribe_messages=True)
+    pubsub = open_pubsub(as_ircd, ignore_subscribe_messages=True)
     await pubsub.subscribe(log.channel_live("#Room"))
     stored = await log.append_channel("#Room", said("bonjour"))
     received = None
@@ -73,11 +74,23 @@ async def test_the_script_survives_a_script_flush(as_ircd, admin):
     assert [m.text for m in await log.latest(log.channel("#c"), 5)] == ["before", "after"]
 
 
+@pytest.mark.cluster
 async def test_private_messages_and_their_index_as_the_ircd_user(as_ircd):
     log = ChatLog(as_ircd, KEYS)
     alice, bob = party("alice", "alice"), party("bob")
+    # On a cluster bob's live channel is in another slot than the conversation's stream: it
+    # is published after the script, and must still arrive.
+    pubsub = open_pubsub(as_ircd, ignore_subscribe_messages=True)
+    await pubsub.subscribe(log.nick_live("bob"))
     stored = await log.append_private(alice, bob, said("psst", "bob"), [log.nick_live("bob")])
     assert await log.targets(bob, 0, 2**62, 10) == [(alice, stored.time_ms)]
+    received = None
+    for _ in range(100):
+        received = await pubsub.get_message(timeout=0.05)
+        if received:
+            break
+    assert received is not None and json.loads(received["data"]) == stored.to_dict()
+    await pubsub.aclose()
 
 
 async def test_the_messages_service_reads_history_and_cannot_write_it(as_ircd, as_messages):

@@ -15,6 +15,7 @@ def fields(admin) -> set[str]:
     return set(admin.hkeys(KEY))
 
 
+@pytest.mark.cluster
 def test_a_started_service_is_registered_with_a_ttl(launcher, admin):
     svc = launcher.start("apps.directory", "directory")
     field = f"directory/{svc.env['INSTANCE_ID']}"
@@ -34,6 +35,7 @@ def test_sigkill_vanishes_within_the_ttl(launcher, admin):
     assert time.monotonic() - killed <= 2 + 0.5  # DIRECTORY_TTL=2 in tests
 
 
+@pytest.mark.cluster
 def test_sigterm_removes_the_entry_at_once(launcher, admin):
     svc = launcher.start("apps.directory", "directory")
     field = f"directory/{svc.env['INSTANCE_ID']}"

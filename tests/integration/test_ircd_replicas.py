@@ -88,6 +88,7 @@ def replicas(both: list[tuple[ServiceProcess, int]], admin: redis.Redis) -> list
     return both
 
 
+@pytest.mark.cluster
 def test_clients_on_two_replicas_talk_in_a_channel_and_privately(replicas, admin: redis.Redis):
     (_, port_a), (_, port_b) = replicas
     alice, bob = Irc(port_a), Irc(port_b)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import httpx
-from redis.asyncio import Redis as AsyncRedis
+import pytest
 
 from apps.kit.chatlog import ChatLog, ChatMessage
 from apps.kit.names import Keys
@@ -13,8 +13,8 @@ from apps.kit.names import Keys
 FAST = {"ARGON2_TIME_COST": "1", "ARGON2_MEMORY_KIB": "1024"}
 
 
-async def write_as_the_ircd(url: str) -> list[ChatMessage]:
-    ircd = AsyncRedis.from_url(url)
+async def write_as_the_ircd(redis_server) -> list[ChatMessage]:
+    ircd = redis_server.async_client("ircd")
     log = ChatLog(ircd, Keys())
     stored = [await log.append_channel("#Live", ChatMessage("PRIVMSG", "a!b@c", "#Live", f"m{i}"))
               for i in range(3)]
@@ -23,8 +23,9 @@ async def write_as_the_ircd(url: str) -> list[ChatMessage]:
     return stored
 
 
+@pytest.mark.cluster
 def test_history_written_by_the_ircd_user_read_over_http(launcher, redis_server, admin):
-    stored = asyncio.run(write_as_the_ircd(redis_server.url("ircd")))
+    stored = asyncio.run(write_as_the_ircd(redis_server))
     users = launcher.start("apps.users", "users", **FAST)
     messages = launcher.start("apps.messages", "messages", USERS_URL=users.url)
     internal = messages.get("/internal/history/%23live?limit=2").json()

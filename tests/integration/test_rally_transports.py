@@ -127,3 +127,10 @@ def test_a_killed_broker_stalls_only_the_broker_transport(launcher, transport):
                and court.board()["current_rally"]["hits"] >= 10
                and all(p["status"] == "playing" for p in court.board()["players"].values()),
                timeout=20)
+
+
+@pytest.mark.cluster(only=True)
+def test_on_a_cluster_the_broker_rally_plays_and_a_killed_broker_is_noticed(launcher, redis_server):
+    # Sharded pub/sub: a publication's receiver count is exact, so "no broker listening" (a
+    # count of 0) is true on a cluster too, where plain PUBLISH counts one node's subscribers.
+    test_a_killed_broker_stalls_only_the_broker_transport(launcher, "broker")

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import asyncio
 
-from redis.asyncio import Redis as AsyncRedis
+import pytest
 
 from apps.kit.names import Keys
 from apps.kit.ratelimit import Limit, RateLimiter
 
 
+@pytest.mark.cluster
 async def test_two_replicas_share_one_flood_limit(redis_server, admin):
-    replicas = [AsyncRedis.from_url(redis_server.url("ircd")) for _ in range(2)]
+    replicas = [redis_server.async_client("ircd") for _ in range(2)]
+    for client in replicas:  # connected first, as a service is before it serves (and as redis-py's
+        await client.ping()  # cluster client needs: 60 commands at once on a new one race)
     limiters = [RateLimiter(client) for client in replicas]
     key = Keys().chat_flood("alice")
     limit = Limit(rate=1, period=3600, burst=25)
@@ -23,7 +26,7 @@ async def test_two_replicas_share_one_flood_limit(redis_server, admin):
 
 
 async def test_the_users_service_user_may_run_its_limiter(redis_server, admin):
-    client = AsyncRedis.from_url(redis_server.url("users"))
+    client = redis_server.async_client("users")
     limit = Limit(rate=2, period=60, burst=10)
     decision = await RateLimiter(client).take(Keys().user_failures("alice"), limit)
     assert decision.allowed and decision.remaining == 9

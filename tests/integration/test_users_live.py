@@ -5,10 +5,12 @@ from __future__ import annotations
 import concurrent.futures
 
 import httpx
+import pytest
 
 FAST = {"ARGON2_TIME_COST": "1", "ARGON2_MEMORY_KIB": "1024"}
 
 
+@pytest.mark.cluster
 def test_register_verify_login_with_the_users_acl_user(launcher, admin):
     users = launcher.start("apps.users", "users", **FAST)
     url = users.url
