@@ -26,13 +26,16 @@ from scripts.devkit.waiting import NotMet, wait_until
 class LocalStack:
     """`scripts/up` in the background on free ports, the way a user runs it.
 
-    `redis_url` makes it use that server instead of the embedded one (REDIS_URL mode).
+    `redis_url` makes it use that server instead of the embedded one (REDIS_URL mode);
+    `cluster` runs a Valkey Cluster instead (`scripts/up --cluster`: 3 primaries, 3 replicas,
+    on `redis_port` and the 11 ports after it).
     """
 
-    def __init__(self, redis_url: str = "", **env: str) -> None:
+    def __init__(self, redis_url: str = "", *, cluster: bool = False, **env: str) -> None:
         self.http_port = free_port()
         self.port_base = free_port_block(100)
-        self.redis_port = free_port()
+        self.cluster = cluster
+        self.redis_port = free_port_block(12) + 1 if cluster else free_port()
         self.env = {
             **os.environ,
             "CANADUCK_HTTP_PORT": str(self.http_port),
@@ -40,6 +43,8 @@ class LocalStack:
             "CANADUCK_REDIS_PORT": str(self.redis_port),
             **env,
         }
+        if cluster:
+            self.env["CANADUCK_CLUSTER"] = "1"
         if redis_url:
             self.env["REDIS_URL"] = redis_url
         else:

@@ -176,6 +176,7 @@ def add_cluster_nodes(manager: Manager, settings: StackSettings, rundir: Path,
     """Add the cluster's nodes (`redis-1`... restarted when killed, like Redis) and return the
     admin password the run's ACL file gives CLUSTER_ADMIN."""
     password = secrets.token_hex(16)
+    rundir.mkdir(parents=True, exist_ok=True)
     acl = rundir / "users.acl"
     acl.write_text(acl_with_admin(CLUSTER_ADMIN, password))
     acl.chmod(0o600)
