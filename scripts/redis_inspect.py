@@ -6,7 +6,8 @@
     scripts/inspect MONITOR
 
 Connects as the read-only `inspector` user of the local stack unless REDIS_URL is set
-(INSPECT_URL overrides both).
+(INSPECT_URL overrides both). With CANADUCK_CLUSTER=1 (`scripts/up --cluster`) it talks to the
+cluster: each command goes to the node owning its key.
 """
 
 from __future__ import annotations
@@ -51,8 +52,18 @@ def main(argv: list[str]) -> int:
     if not argv:
         print(__doc__, file=sys.stderr)
         return 64
-    client = redis.Redis.from_url(url(), decode_responses=True)
     command = argv[0].upper()
+    if os.environ.get("CANADUCK_CLUSTER", "").lower() in ("1", "true", "yes") and command not in STREAMING:
+        cluster = redis.RedisCluster.from_url(url(), decode_responses=True)
+        try:
+            show(cluster.execute_command(*argv))
+        except redis.RedisError as exc:
+            print(f"(error) {exc}", file=sys.stderr)
+            return 1
+        finally:
+            cluster.close()
+        return 0
+    client = redis.Redis.from_url(url(), decode_responses=True)
     try:
         if command in STREAMING:
             stream(client, command, argv[1:])

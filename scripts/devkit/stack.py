@@ -271,9 +271,9 @@ def summary(settings: StackSettings, instances: list[Instance], elapsed: float) 
     else:
         rows.append(("redis", f"redis://127.0.0.1:{settings.redis_port}", "embedded valkey"))
         cli = f"redis-cli -p {settings.redis_port} --user inspector --pass dev-only-inspector"
-    inspect = "scripts/inspect"
+    inspect = "CANADUCK_CLUSTER=1 scripts/inspect" if settings.cluster else "scripts/inspect"
     if not settings.redis_url and settings.redis_port != 6379:
-        inspect = f"CANADUCK_REDIS_PORT={settings.redis_port} scripts/inspect"
+        inspect = f"CANADUCK_REDIS_PORT={settings.redis_port} {inspect}"
     width = max(len(r[0]) for r in rows)
     url_width = max(len(r[1]) for r in rows)
     lines = [f"canaduck: ready in {elapsed:.1f} s", f"  {'service':<{width}}  {'url':<{url_width}}  instance"]
