@@ -66,6 +66,7 @@ def connect(url: str, *, client_name: str, timeout: float = 2.0, username: str =
     if cluster:
         # The cluster client retries a command on another try of the slot map after a
         # connection error (its node may have failed over); MOVED and ASK are followed too.
+        # It also retries timeouts, which cannot be turned off apart (docs/cluster.md).
         options.pop("retry_on_error")
         options.pop("health_check_interval")
         options["retry"] = Retry(ExponentialWithJitterBackoff(base=0.05, cap=0.5), retries=3)
