@@ -65,7 +65,7 @@ async def test_whox_on_a_channel_names_it_and_the_status(trio):
 
 
 async def test_whox_account_is_0_without_a_login_and_token_defaults_to_0(trio):
-    alice, bob, _ = trio
+    _, bob, _ = trio
     await bob.send("WHO alice %na", "WHO alice %tn", "WHO alice %tn,abc")
     got = await bob.sync()
     assert got.count(":irc.test 354 bob alice 0") == 1
@@ -73,7 +73,7 @@ async def test_whox_account_is_0_without_a_login_and_token_defaults_to_0(trio):
 
 
 async def test_who_without_percent_is_still_352(trio):
-    alice, bob, _ = trio
+    _, bob, _ = trio
     await bob.send("WHO alice o")
     assert commands(await bob.sync()) == ["352", "315"]
 
