@@ -14,12 +14,11 @@ import argparse
 import asyncio
 import json
 import multiprocessing
-import socket
 import sys
 import time
-from typing import Any
 
 import redis
+from scripts.devkit.broker_relay import broker_alone
 from scripts.devkit.processes import free_port
 from scripts.devkit.redis_server import RedisServer
 from scripts.devkit.services import ServiceLauncher, start_at
@@ -117,74 +116,6 @@ def rally(server: RedisServer, transport: str, shots: int, warmup: int = 300) ->
                 "misses": misses(admin) - misses_before}
     finally:
         launcher.stop_all()
-
-
-# -- 3. the broker alone ---------------------------------------------------------------------
-
-def _sender(url: str, count: int, index: int) -> None:
-    client = redis.Redis.from_url(url)
-    envelope: dict[str, Any] = {"id": "", "from": f"sender-{index}", "to": "sink", "kind": "bench",
-                "body": {"n": 0}, "sent_at": time.time(), "deadline": None}
-    pipe = client.pipeline(transaction=False)
-    for n in range(count):
-        envelope["id"] = f"{index:04x}{n:012x}"
-        envelope["body"]["n"] = n
-        pipe.publish("canaduck:broker", json.dumps(envelope))
-        if len(pipe) >= 200:
-            pipe.execute()
-    pipe.execute()
-
-
-def _drain(port: int, user: str, password: str, stop: multiprocessing.synchronize.Event) -> None:
-    """A subscriber that reads and discards: the cheapest listener an inbox can have."""
-    sock = socket.create_connection(("127.0.0.1", port))
-    sock.sendall(f"AUTH {user} {password}\r\nSUBSCRIBE canaduck:inbox:sink\r\n".encode())
-    sock.settimeout(0.2)
-    while not stop.is_set():
-        try:
-            if not sock.recv(1 << 20):
-                return
-        except TimeoutError:
-            continue
-
-
-def broker_alone(server: RedisServer, senders: int, per_sender: int, batch: int) -> dict:
-    admin = server.admin()
-    admin.flushall()
-    entry = {"service": "sink", "instance": "bench", "url": "", "channel": "canaduck:inbox:sink",
-             "started_at": 0, "version": "", "meta": {}}
-    admin.hset("canaduck:directory", "sink/bench", json.dumps(entry))
-    stop = multiprocessing.Event()
-    drain = multiprocessing.Process(target=_drain, args=(server.port, "test-admin", "test-only-admin",
-                                                         stop), daemon=True)
-    drain.start()
-    wait_until(lambda: admin.pubsub_numsub("canaduck:inbox:sink")[0][1] == 1, timeout=10)
-    launcher = ServiceLauncher(server)
-    try:
-        broker = launcher.start("apps.broker", "broker", LOG_LEVEL="WARNING", RELAY_BATCH=str(batch))
-        total = senders * per_sender
-        started = time.perf_counter()
-        procs = [multiprocessing.Process(target=_sender, args=(server.admin_url, per_sender, i))
-                 for i in range(senders)]
-        for proc in procs:
-            proc.start()
-
-        def done() -> bool:
-            stats = broker.get("/stats").json()
-            return stats["relayed"] + stats["undeliverable"] + stats["errors"] >= total
-
-        wait_until(done, timeout=300, interval=0.02)
-        elapsed = time.perf_counter() - started
-        for proc in procs:
-            proc.join(10)
-        stats = broker.get("/stats").json()
-        return {"batch": batch, "senders": senders, "messages": total, "seconds": elapsed,
-                "per_s": stats["relayed"] / elapsed, "relayed": stats["relayed"],
-                "undeliverable": stats["undeliverable"], "errors": stats["errors"]}
-    finally:
-        launcher.stop_all()
-        stop.set()
-        drain.join(5)
 
 
 # -- the report ------------------------------------------------------------------------------

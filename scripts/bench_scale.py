@@ -9,14 +9,14 @@ For each N in --replicas (1 2 4), calc and the aggregator run N replicas each, t
   from /proc, as a share of one core, and the load generator's own, so a flat curve can be
   explained: the cores are shared by the load generator, Caddy, the replicas and whatever
   else runs on the machine.
-Then the broker relay (messages per second through the broker) on one Redis, and on a
-Valkey Cluster when the project has one to start (see docs/cluster.md).
+Then the broker relay (messages per second through one broker) on one Redis and on a Valkey
+Cluster, and a cluster primary killed under load (scripts/cluster-failover's measurement).
 
 `--swarm` runs on Docker Swarm (`scripts/swarm`'s stack, deployed for the run and removed
 after, its own stack name and port); the default is the local runner (`scripts/up --scale`).
 Last line: `RESULT sum_rps_1=.. sum_rps_2=.. sum_rps_4=.. p99_ms_1=.. p99_ms_4=..
-failover_unavailable_s=..` (p99 of /sum; the failover figure is a Valkey Cluster primary
-killed under load, `not_measured` when the project cannot run a cluster).
+failover_unavailable_s=..` (p99 of /sum; the failover figure: seconds from the kill of the
+primary serving the directory's slot to the first read that succeeds again).
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import functools
-import importlib
 import itertools
 import os
 import re
@@ -34,13 +33,16 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import httpx
 
+from scripts.devkit.broker_relay import broker_alone
+from scripts.devkit.failover import run_failover
 from scripts.devkit.loadgen import Result, run
 from scripts.devkit.localstack import LocalStack
 from scripts.devkit.processes import free_port
+from scripts.devkit.redis_cluster import ValkeyCluster
+from scripts.devkit.redis_server import RedisServer
 from scripts.devkit.scaling import SUM_PATH, wait_for_instances
 from scripts.devkit.swarm import SwarmStack, engine_available
 
@@ -189,41 +191,26 @@ def bench_replicas(args: argparse.Namespace) -> list[Row]:
 # -- the broker relay and the cluster's failover ----------------------------------------------------
 
 def broker_relay(args: argparse.Namespace) -> list[tuple[str, str]]:
-    """Relayed messages per second through the broker on one Redis, and on the cluster if any."""
-    from scripts.bench_rally import broker_alone
-    from scripts.devkit.redis_server import RedisServer
-
+    """Relayed messages per second through one broker, on one Redis and on a Valkey Cluster
+    (3 primaries, 3 replicas), in the same run."""
     lines = []
-    phase("broker relay on one Redis")
-    server = RedisServer().start()
-    try:
-        relay = broker_alone(server, senders=2, per_sender=args.relay_messages, batch=128)
-    finally:
-        server.stop()
-    lines.append(("one Redis", f"{relay['per_s']:,.0f} msg/s ({relay['messages']} messages, batch 128)"))
-    cluster = _cluster_support()
-    if cluster is None:
-        lines.append(("Valkey Cluster", "not measured: no cluster mode in this checkout (docs/cluster.md)"))
+    for name, target in (("one Redis", RedisServer), ("Valkey Cluster 3+3", ValkeyCluster)):
+        phase(f"broker relay on {name}")
+        server = target().start()
+        try:
+            relay = broker_alone(server, senders=2, per_sender=args.relay_messages, batch=128)
+        finally:
+            server.stop()
+        lines.append((name, f"{relay['per_s']:,.0f} msg/s ({relay['messages']} messages, batch 128, "
+                            f"{relay['undeliverable']} undeliverable, {relay['errors']} errors)"))
     return lines
 
 
-def _cluster_support() -> Any:
-    """The devkit's failover measurement on a Valkey Cluster (its `failover` module), or None
-    in a checkout without one."""
-    try:
-        return importlib.import_module("scripts.devkit.failover")
-    except ModuleNotFoundError:
-        return None
-
-
 def failover_unavailable() -> str:
-    """Seconds the stack could not write while a cluster primary was killed under load (its
-    replica promoted), as the cluster-failover script measures it; `not_measured` without it."""
-    cluster = _cluster_support()
-    if cluster is None or not hasattr(cluster, "run_failover"):
-        return "not_measured"
+    """Seconds a key's slot could not be read while its cluster primary was killed under load
+    (the local stack on a cluster, as scripts/cluster-failover measures it)."""
     phase("cluster: a primary killed under load (the cluster-failover measurement)")
-    report = cluster.run_failover()
+    report = run_failover(after=8, settle=3, say=phase)
     return "never_back" if report.unavailable_s is None else f"{float(report.unavailable_s):.2f}"
 
 
