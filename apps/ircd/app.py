@@ -17,7 +17,7 @@ from redis.asyncio import Redis
 from apps.ircd.server import IrcServer
 from apps.ircd.settings import IrcdSettings
 from apps.ircd.sweeper import Sweeper
-from apps.ircd.websocket import SUBPROTOCOL, WebSocketTransport
+from apps.ircd.websocket import BINARY, WebSocketTransport, choose_subprotocol
 from apps.kit.app import ServiceApp
 from apps.kit.app import create_app as create_service_app
 from apps.kit.redisconn import connect
@@ -105,17 +105,20 @@ async def stats() -> Response:
                     "counts": dict(server.counts)})
 
 
+# `/irc` is the path Caddy routes; `/` is where IRC WebSocket clients given a bare
+# ws://host:port connect (irctest's WebSocket tests among them).
 @routes.websocket("/irc")
+@routes.websocket("/")
 async def irc_websocket() -> None:
-    """IRCv3 WebSocket transport: one IRC line per text message, subprotocol text.ircv3.net."""
-    requested = websocket.requested_subprotocols
-    await websocket.accept(subprotocol=SUBPROTOCOL if SUBPROTOCOL in requested else None)
+    """IRCv3 WebSocket transport: one IRC line per message (text.ircv3.net or binary.ircv3.net)."""
+    subprotocol = choose_subprotocol(list(websocket.requested_subprotocols))
+    await websocket.accept(subprotocol=subprotocol)
     # Behind Caddy every peer is the proxy: the client's address is the last one Caddy added
     # to X-Forwarded-For (the gateway's HTTP port is reachable only through it).
     forwarded = websocket.headers.get("X-Forwarded-For", "")
     peer = forwarded.split(",")[-1].strip() if forwarded else (websocket.remote_addr or "?")
     secure = websocket.scheme == "wss" or websocket.headers.get("X-Forwarded-Proto") == "https"
     transport = WebSocketTransport(websocket._get_current_object(),  # type: ignore[attr-defined]
-                                   peer, secure)
+                                   peer, secure, binary=subprotocol == BINARY)
     with contextlib.suppress(asyncio.CancelledError):
         await _server().serve(transport)

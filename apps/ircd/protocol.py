@@ -116,6 +116,11 @@ def parse(raw: bytes) -> Message | None:
     return Message(line.command, list(line.params), dict(line.tags or {}))
 
 
+def _colon_needed(last: str) -> bool:
+    """Whether the last parameter must be written as a trailing one (`:text`)."""
+    return not last or " " in last or last.startswith(":")
+
+
 def format_line(command: str, params: list[str], source: str | None = None,
                 tags: dict[str, str] | None = None) -> str:
     """One outgoing line (no CRLF), the trailing parameter shortened to fit 512 bytes."""
@@ -123,6 +128,10 @@ def format_line(command: str, params: list[str], source: str | None = None,
     line = irctokens.build(command, params, source=source, tags=tags or None).format()
     body = line.split(" ", 1)[1] if tags else line
     excess = len(body.encode()) + 2 - MAX_LINE
+    if params and not _colon_needed(params[-1]):
+        # Room is kept for the trailing colon even where it may be left out, so a long text is
+        # cut at the same length whether or not it has a space (as other servers cut it).
+        excess += 1
     if excess > 0 and params:
         last = params[-1].encode()
         params[-1] = last[:max(0, len(last) - excess)].decode("utf-8", "ignore")

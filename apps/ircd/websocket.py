@@ -1,4 +1,9 @@
-"""IRCv3 WebSocket transport (https://ircv3.net/specs/extensions/websocket)."""
+"""IRCv3 WebSocket transport (https://ircv3.net/specs/extensions/websocket).
+
+Two subprotocols: `text.ircv3.net` (text frames, what browsers use) and `binary.ircv3.net`
+(binary frames, the bytes of the line). The client's order of preference decides, as the spec
+asks; a client that names neither gets text frames.
+"""
 
 from __future__ import annotations
 
@@ -8,15 +13,22 @@ from typing import Any
 from apps.ircd.protocol import MAX_INPUT
 from apps.ircd.transport import QueuedTransport, TooLong
 
-SUBPROTOCOL = "text.ircv3.net"
+TEXT, BINARY = "text.ircv3.net", "binary.ircv3.net"
+
+
+def choose_subprotocol(requested: list[str]) -> str | None:
+    """The first subprotocol the client asked for that we speak, or None (then text frames)."""
+    return next((name for name in requested if name in (TEXT, BINARY)), None)
 
 
 class WebSocketTransport(QueuedTransport):
-    """Each WebSocket message is one IRC line, without CRLF."""
+    """Each WebSocket message is one IRC line, without CRLF; sent as binary frames when the
+    client chose `binary.ircv3.net`. Either kind of frame is read."""
 
-    def __init__(self, ws: Any, peer_ip: str, secure: bool) -> None:
+    def __init__(self, ws: Any, peer_ip: str, secure: bool, *, binary: bool = False) -> None:
         super().__init__()
         self._ws = ws
+        self.binary = binary
         self.peer_ip = peer_ip
         self.secure = secure
 
@@ -37,4 +49,4 @@ class WebSocketTransport(QueuedTransport):
 
     async def write_lines(self, lines: list[str]) -> None:
         for line in lines:
-            await self._ws.send(line)
+            await self._ws.send(line.encode() if self.binary else line)

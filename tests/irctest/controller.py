@@ -47,6 +47,13 @@ SERVER = os.environ.get("CANADUCK_IRCTEST_SERVER", "canaduck")
 #: Seconds a gateway has to listen on its port.
 START_TIMEOUT = float(os.environ.get("CANADUCK_IRCTEST_START_TIMEOUT", "30"))
 KEEP_LOGS = os.environ.get("CANADUCK_IRCTEST_KEEP_LOGS", "")
+#: irctest's pause before reading a client's messages (after its PING/PONG round trip).
+SYNC_SLEEP = float(os.environ.get("CANADUCK_IRCTEST_SYNC_SLEEP", "0"))
+#: The same in the WebSocket tests. They send on the WebSocket, then read the TCP client's
+#: messages behind a PING on the TCP side: a WebSocket line crosses more hops before the
+#: gateway reads it (Hypercorn's frame parsing, the ASGI queue), so the TCP client's PING can
+#: overtake it. 5 ms lost that race in a third of the tests, 20 ms never (2026-11-22, idle).
+WEBSOCKET_SYNC_SLEEP = max(SYNC_SLEEP, 0.05)
 
 
 @dataclass
@@ -119,7 +126,9 @@ class _GatewaysController(BaseServerController, DirectoryBasedController):
     """GATEWAYS fresh gateways per test behind the proxy on irctest's port."""
 
     _port_wait_interval = 0.01
-    sync_sleep_time = float(os.environ.get("CANADUCK_IRCTEST_SYNC_SLEEP", "0"))
+    #: Whether the server kind listens for IRC over WebSocket (irctest's websocket tests).
+    websocket = False
+    sync_sleep_time = SYNC_SLEEP
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -134,13 +143,17 @@ class _GatewaysController(BaseServerController, DirectoryBasedController):
         """Run before each test's server is handed out."""
 
     # -- starting ----------------------------------------------------------------------------
-    def launch(self, password: str | None = None, tls: tuple[Path, Path] | None = None) -> GatewaySet:
+    def launch(self, password: str | None = None, tls: tuple[Path, Path] | None = None,
+               websocket_port: int | None = None) -> GatewaySet:
+        """A test's gateways; with `websocket_port`, the first one's HTTP port (where its IRC
+        WebSocket listens) is that one."""
         workdir = Path(tempfile.mkdtemp(prefix="canaduck-irctest-"))
         prefix = f"canaduck:irctest:{os.getpid()}:{next(_run.serial)}:"
         gateways = []
         try:
             for index in range(GATEWAYS):
-                spec = GatewaySpec(port=free_port(), http_port=free_port(), password=password)
+                http_port = websocket_port if websocket_port is not None and index == 0 else free_port()
+                spec = GatewaySpec(port=free_port(), http_port=http_port, password=password)
                 if tls is not None:
                     spec.tls_port = free_port()
                     spec.tls_cert, spec.tls_key = tls
@@ -153,8 +166,9 @@ class _GatewaysController(BaseServerController, DirectoryBasedController):
     def run(self, hostname: str, port: int, *, password: str | None, ssl: bool, run_services: bool,
             faketime: str | None, websocket_hostname: str | None = None,
             websocket_port: int | None = None, **_: Any) -> None:
-        if websocket_hostname is not None or websocket_port is not None:
-            raise NotImplementedByController("a WebSocket listener per test")
+        if websocket_port is not None and not self.websocket:
+            raise NotImplementedByController("WebSocket")
+        self.sync_sleep_time = WEBSOCKET_SYNC_SLEEP if websocket_port is not None else SYNC_SLEEP
         assert self.current is None
         # irctest hands out ports found on 0.0.0.0; everything here binds loopback only.
         self.hostname, self.port = hostname, port
@@ -165,7 +179,7 @@ class _GatewaysController(BaseServerController, DirectoryBasedController):
         if _run.spare is not None and not _run.spare.alive():
             _run.retire(_run.spare)  # it crashed: the test starts its own, which will tell why
             _run.spare = None
-        if password is None and not ssl and _run.spare is not None:
+        if password is None and not ssl and websocket_port is None and _run.spare is not None:
             self.current, _run.spare = _run.spare, None
         else:
             tls = None
@@ -173,7 +187,7 @@ class _GatewaysController(BaseServerController, DirectoryBasedController):
                 self.create_config()
                 self.gen_ssl()
                 tls = (self.pem_path, self.key_path)
-            self.current = self.launch(password, tls)
+            self.current = self.launch(password, tls, websocket_port)
         self.proc = self.current.gateways[0].proc
         if _run.spare is None:
             _run.spare = self.launch()  # the next test's, starting while this one runs
@@ -222,6 +236,7 @@ class CanaduckController(_GatewaysController):
     software_name = "canaduck"
     supported_sasl_mechanisms = {"PLAIN"}
     supports_sts = False
+    websocket = True
     capabilities = frozenset({
         Capabilities.ECHO_MESSAGE,
         Capabilities.MESSAGE_TAGS,

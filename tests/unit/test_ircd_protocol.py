@@ -88,6 +88,14 @@ def test_format_shortens_the_trailing_parameter_to_512_bytes_on_a_character_boun
     assert line.endswith("é") and line.encode().decode()  # still valid UTF-8
 
 
+@pytest.mark.parametrize("word", ["x", "x y"])
+def test_a_long_text_is_cut_at_the_same_length_with_or_without_a_space(word: str):
+    text = (word * 600)[:600]
+    line = format_line("PRIVMSG", ["nonweb", text], source="web!~u@127.0.0.1")
+    payload = line.split(" PRIVMSG nonweb ", 1)[1].removeprefix(":")
+    assert len(payload) == 510 - len(":web!~u@127.0.0.1 PRIVMSG nonweb :")
+
+
 def test_format_does_not_count_tags_towards_512():
     line = format_line("PRIVMSG", ["#c", "x" * 400], source="n!u@h", tags={"+t": "y" * 1000})
     assert line.endswith("x" * 400)

@@ -12,6 +12,7 @@ import pytest
 
 from apps.ircd.app import create_app
 from apps.ircd.settings import IrcdSettings
+from apps.ircd.websocket import choose_subprotocol
 from tests.unit.ircd_support import LineClient, commands, running_gateway
 
 
@@ -43,6 +44,39 @@ async def test_websocket_speaks_irc_one_line_per_message(redis, started):
         metrics = await (await client.get("/metrics")).get_data(as_text=True)
         assert "canaduck_irc_connections" in metrics and "canaduck_irc_messages_per_second" in metrics
         assert 'canaduck_irc_total{what="commands"}' in metrics
+
+
+@pytest.mark.parametrize(("offered", "chosen"), [
+    (["binary.ircv3.net"], "binary.ircv3.net"),
+    (["text.ircv3.net", "binary.ircv3.net"], "text.ircv3.net"),
+    (["binary.ircv3.net", "text.ircv3.net"], "binary.ircv3.net"),
+    (["chat.example", "text.ircv3.net"], "text.ircv3.net"),
+    (["chat.example"], None),
+    ([], None),
+])
+def test_the_clients_first_known_subprotocol_is_chosen(offered, chosen):
+    assert choose_subprotocol(offered) == chosen
+
+
+async def test_binary_subprotocol_frames_are_bytes_and_the_root_path_serves_irc_too(redis, started):
+    app = create_app(settings(), redis=redis)
+    async with started(app) as client:
+        # Quart's test client drops `subprotocols=`: the offer goes in the ASGI scope itself.
+        offer = {"subprotocols": ["binary.ircv3.net", "text.ircv3.net"]}
+        async with client.websocket("/", scope_base=offer) as ws:
+            for line in (b"NICK bin", b"USER bin 0 * :Bin", b"PING done"):
+                await ws.send(line)
+            received = []
+            while not received or b"PONG" not in received[-1]:
+                received.append(await asyncio.wait_for(ws.receive(), 5))
+            assert all(isinstance(frame, bytes) for frame in received)
+            assert commands([frame.decode() for frame in received])[0] == "001"
+            await ws.send("PRIVMSG bin :caf\xe9 \u00e9t\u00e9")  # a text frame is read too
+            await ws.send("PING again")
+            echoed = []
+            while not echoed or b"PONG" not in echoed[-1]:
+                echoed.append(await asyncio.wait_for(ws.receive(), 5))
+            assert any("PRIVMSG bin :caf\u00e9 \u00e9t\u00e9".encode() in frame for frame in echoed)
 
 
 @pytest.fixture
