@@ -205,7 +205,12 @@ class LocalTarget:
 class ComposeTarget:
     """A `docker compose` project: a kill is a SIGKILL inside the container (a crash, which the
     restart policy answers; `docker kill` would count as a deliberate stop), a freeze is
-    `docker compose pause` (the cgroup freezer: SIGSTOP would stop only the init process)."""
+    `docker pause` (the cgroup freezer: SIGSTOP would stop only the init process).
+
+    An instance is named as the local runner names it: a service (`ping`, `mult-a`) or a
+    replica of a scaled one (`calc-2`, compose's container number 2 of `calc`). Faults go to
+    that one container, found by compose's labels; `docker compose exec` and `pause` take a
+    service, and would miss a replica (or pause all of them)."""
 
     def __init__(self, project: str, http_port: int) -> None:
         self.project = project
@@ -213,11 +218,33 @@ class ComposeTarget:
         self.env = {**os.environ, "CANADUCK_HTTP_PORT": str(http_port)}
 
     def compose(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(["docker", "compose", "-p", self.project, *args], cwd=ROOT, env=self.env,
-                              capture_output=True, text=True, timeout=timeout, check=False)
+        return self.docker("compose", "-p", self.project, *args, timeout=timeout)
 
-    def _crash(self, service: str) -> None:
-        self.compose("exec", "-T", "-u", "0", service, "sh", "-c", "kill -KILL -1")
+    def docker(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["docker", *args], cwd=ROOT, env=self.env, capture_output=True, text=True,
+                              timeout=timeout, check=False)
+
+    def _find(self, service: str, number: str) -> str:
+        labels = (f"com.docker.compose.project={self.project}", f"com.docker.compose.service={service}",
+                  f"com.docker.compose.container-number={number}")
+        found = self.docker("ps", "-aq", *(arg for label in labels for arg in ("--filter", f"label={label}")))
+        return found.stdout.split()[0] if found.stdout.split() else ""
+
+    def container(self, instance: str) -> str:
+        """The id of the container behind `instance` (a service's first, or a replica)."""
+        head, _, number = instance.rpartition("-")
+        found = self._find(instance, "1")
+        if not found and head and number.isdigit():
+            found = self._find(head, number)
+        if not found:
+            raise LookupError(f"no container for {instance!r} in compose project {self.project}")
+        return found
+
+    def _exec(self, instance: str, *command: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        return self.docker("exec", "-u", "0", self.container(instance), *command, timeout=timeout)
+
+    def _crash(self, instance: str) -> None:
+        self._exec(instance, "sh", "-c", "kill -KILL -1")
 
     def kill_redis(self) -> None:
         self._crash("redis")
@@ -225,8 +252,8 @@ class ComposeTarget:
     def redis_answers(self) -> bool:
         password = os.environ.get("REDIS_PASSWORD_INSPECTOR") or "dev-only-inspector"
         try:
-            done = self.compose("exec", "-T", "redis", "redis-cli", "--user", "inspector", "--pass",
-                                password, "--no-auth-warning", "ping", timeout=5)
+            done = self._exec("redis", "redis-cli", "--user", "inspector", "--pass", password,
+                              "--no-auth-warning", "ping", timeout=5)
         except subprocess.TimeoutExpired:
             return False
         return done.stdout.strip() == "PONG"
@@ -238,15 +265,15 @@ class ComposeTarget:
         probe = "exec 3<>/dev/tcp/127.0.0.1/5000 && printf 'GET /health HTTP/1.0\\r\\n\\r\\n' >&3 " \
                 "&& read -r -t 5 status <&3 && [[ $status == *' 200'* ]]"
         try:
-            return self.compose("exec", "-T", instance, "bash", "-c", probe, timeout=10).returncode == 0
+            return self._exec(instance, "bash", "-c", probe, timeout=10).returncode == 0
         except subprocess.TimeoutExpired:
             return False
 
     def freeze(self, instance: str) -> None:
-        self.compose("pause", instance)
+        self.docker("pause", self.container(instance))
 
     def thaw(self, instance: str) -> None:
-        self.compose("unpause", instance)
+        self.docker("unpause", self.container(instance))
 
 
 # --- the faults -------------------------------------------------------------------------------
