@@ -22,7 +22,7 @@ from redis.asyncio import RedisCluster as AsyncRedisCluster
 
 import redis
 from scripts.devkit.processes import ROOT, free_port, scratch_dir, stop_process
-from scripts.devkit.redis_server import ADMIN_PASSWORD, ADMIN_USER, valkey_binary
+from scripts.devkit.redis_server import ADMIN_PASSWORD, ADMIN_USER, user_url, valkey_binary
 from scripts.devkit.waiting import NotMet, wait_until
 
 SLOTS = 16384
@@ -185,7 +185,7 @@ class ValkeyCluster:
 
     def url(self, user: str, password: str | None = None) -> str:
         """A REDIS_URL (with REDIS_CLUSTER=1) for one of the ACL users."""
-        return f"redis://{user}:{password or f'dev-only-{user}'}@127.0.0.1:{self.port}/0"
+        return user_url(self.port, user, password)
 
     @property
     def admin_url(self) -> str:

