@@ -19,10 +19,12 @@ Prints a table, the failures grouped by test file, and a last RESULT line.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.util
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -105,8 +107,15 @@ def run_irctest(key: str, name: str, irctest_dir: Path, python: str, controller:
     started = time.monotonic()
     log = outdir / xml.with_suffix(".log").name
     with open(log, "wb") as out:
-        proc = subprocess.run(command, cwd=irctest_dir, env=full_env, stdout=None if verbose else out,
-                              stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(command, cwd=irctest_dir, env=full_env, stdout=None if verbose else out,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            proc.wait()
+        finally:
+            # irctest's own ngIRCd controller leaves some of its servers running after the run
+            # (six per run, seen on 2026-11-22): end what is left of the run's process group.
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
     seconds = time.monotonic() - started
     if not xml.exists() or proc.returncode not in (0, 1):
         tail = log.read_text(errors="replace")[-3000:] if log.exists() else ""
