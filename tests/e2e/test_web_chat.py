@@ -38,6 +38,11 @@ class IrcClient:
         self.send(f"NICK {nick}", f"USER {nick} 0 * :{nick}")
         self.wait_for(lambda line: f" 001 {nick} " in line)
 
+    def join(self, channel: str) -> None:
+        """JOIN `channel` and wait until the server has sent its member list (366)."""
+        self.send(f"JOIN {channel}")
+        self.wait_for(lambda line: f" 366 {self.nick} {channel} " in line)
+
     def send(self, *lines: str) -> None:
         self.sock.sendall("".join(f"{line}\r\n" for line in lines).encode())
 
@@ -200,8 +205,7 @@ def test_two_browsers_and_a_terminal_client_share_a_channel(stack, chat):
     join(driver, channel)
     terminal = IrcClient(next(iter(ports.values())), carol)
     try:
-        terminal.send(f"JOIN {channel}")
-        terminal.wait_for(lambda line: f" 366 {carol} {channel} " in line)
+        terminal.join(channel)
 
         # One after the other (each seen by the terminal first), so the order is known.
         driver.switch_to.window(a)
@@ -252,8 +256,7 @@ def test_scroll_back_after_a_reload_has_no_gap_and_no_duplicate(stack, chat):
     dave, erin = unique("dave"), unique("erin")
     terminal = IrcClient(next(iter(ports.values())), erin)
     try:
-        terminal.send(f"JOIN {channel}")
-        terminal.wait_for(lambda line: f" 366 {erin} {channel} " in line)
+        terminal.join(channel)
         sent = [f"line {n:03d}" for n in range(120)]
         for text in sent:
             terminal.send(f"PRIVMSG {channel} :{text}")
@@ -305,8 +308,7 @@ def test_the_page_reconnects_when_its_gateway_dies_and_fills_the_gap(stack, chat
             wait_until(lambda p=survivor_port: accepts(p), timeout=30, interval=0.2)
             writer = IrcClient(survivor_port, unique("gina"))
             writers.append(writer)
-            writer.send(f"JOIN {channel}")
-            writer.wait_for(lambda line, w=writer: f" 366 {w.nick} {channel} " in line)
+            writer.join(channel)
             with stack.held_down(dying):
                 # Sent at once, long before a reconnected page is back in the channel: if the
                 # page was on the dead gateway, only its gap fill can bring these.
@@ -341,8 +343,7 @@ def test_private_messages_the_channel_list_leaving_and_logging_out_and_in(stack,
     hank, ivy = unique("hank"), unique("ivy")
     terminal = IrcClient(next(iter(ports.values())), ivy)
     try:
-        terminal.send(f"JOIN {channel}")
-        terminal.wait_for(lambda line: f" 366 {ivy} {channel} " in line)
+        terminal.join(channel)
         window_for(driver, url)
         register(driver, hank)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import fakeredis
 
@@ -49,6 +49,16 @@ class LineClient:
             if line.split(" ")[-1].lstrip(":") == token and " PONG " in line:
                 return lines
             lines.append(line)
+
+    async def sync_until(self, wanted: Callable[[str], bool], rounds: int = 20) -> list[str]:
+        """Lines of up to `rounds` syncs, stopping once one is `wanted`: what another replica
+        relays comes later than a PING's answer (fakeredis delivers pub/sub by polling)."""
+        lines: list[str] = []
+        for _ in range(rounds):
+            lines += await self.sync()
+            if any(wanted(line) for line in lines):
+                break
+        return lines
 
     async def register(self, nick: str, *, caps: str = "") -> list[str]:
         if caps:

@@ -118,11 +118,7 @@ async def test_statusmsg_crosses_replicas():
         await bob.sync()
         await bob.send("PRIVMSG @#x :psst")
         assert await bob.sync() == [":bob!~bob@127.0.0.1 PRIVMSG @#x psst"]
-        got = await alice.sync()
-        for _ in range(20):  # fakeredis relays pub/sub by polling
-            if any("PRIVMSG" in line for line in got):
-                break
-            got += await alice.sync()
+        got = await alice.sync_until(lambda line: "PRIVMSG" in line)
         assert [line for line in got if "PRIVMSG" in line] == [":bob!~bob@127.0.0.1 PRIVMSG @#x psst"]
         await alice.close()
         await bob.close()
@@ -386,11 +382,7 @@ async def test_extended_monitor_tells_watchers_of_away_once_even_when_they_share
         assert commands(await bar.sync()) == ["306"]
         expected = [":bar!~bar@127.0.0.1 AWAY afk"]
         for client, wanted in ((extended, expected), (neighbour, expected), (plain_watcher, [])):
-            got = await client.sync()
-            for _ in range(20):  # fakeredis relays pub/sub by polling
-                if got:
-                    break
-                got = await client.sync()
+            got = await client.sync_until(lambda line: True)
             assert [line for line in got + await client.sync() if " AWAY " in line] == wanted
         for client in (plain_watcher, extended, neighbour, bar):
             await client.close()
@@ -408,11 +400,7 @@ async def test_a_channel_message_relayed_by_the_other_replica_carries_the_same_m
         await bob.sync()
         await alice.send("PRIVMSG #m :across")
         (echo,) = [line for line in await alice.sync() if " PRIVMSG " in line]
-        got: list[str] = []
-        for _ in range(20):  # fakeredis relays pub/sub by polling
-            got += [line for line in await bob.sync() if " PRIVMSG " in line]
-            if got:
-                break
+        got = [line for line in await bob.sync_until(lambda line: " PRIVMSG " in line) if " PRIVMSG " in line]
         msgid = echo.split("msgid=")[1].split(" ")[0].split(";")[0]
         assert got == [f"@msgid={msgid} :alice!~alice@127.0.0.1 PRIVMSG #m across"]
         await alice.close(), await bob.close()
