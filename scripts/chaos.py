@@ -15,9 +15,12 @@ acknowledged (201) is read back at the end. Prints the faults with their recover
 a table per route, and last:
 
     RESULT requests=<n> failed=<n> failed_during_redis_outage=<n> max_recovery_s=<x> data_lost=<n>
+           cut_by_crash=<n>   (on the same line)
 
 `failed` counts failures outside any Redis outage (target 0); `failed_during_redis_outage` those
-of requests that overlapped one (expected: the JSON 503s of the routes that need Redis). A
+of requests that overlapped one (expected: the JSON 503s of the routes that need Redis);
+`cut_by_crash` the responses whose headers had already come through Caddy when the replica
+writing them was killed (lost in flight: no proxy can replay a half-sent answer). A
 fault's recovery is how long after it was over (Redis answering, the replica back, the
 process thawed) the last failure it caused came. Exit status 0 only if every target was met:
 no data lost, no failure outside an outage, every failure during one a JSON 503 with

@@ -96,6 +96,7 @@ class Sample:
     ok: bool
     proper_503: bool  # a JSON 503 with Retry-After: the right answer while Redis is down
     detail: str = ""  # for a failure: the error, or the start of the body, to say why
+    cut: bool = False  # the status line and headers arrived, then the connection closed mid-body
 
     @property
     def seconds(self) -> float:
@@ -131,11 +132,14 @@ class Load:
             route = self.routes[n % len(self.routes)]
             path, body = route.request(n)
             started = time.monotonic()
+            status = 0  # until the status line arrives
             try:
-                response = await client.request(route.method, path, json=body)
+                async with client.stream(route.method, path, json=body) as response:
+                    status = response.status_code
+                    await response.aread()
             except httpx.HTTPError as error:
-                self.samples.append(Sample(route.name, started, time.monotonic(), 0, False, False,
-                                           f"{type(error).__name__}: {error}"[:120]))
+                self.samples.append(Sample(route.name, started, time.monotonic(), status, False, False,
+                                           f"{type(error).__name__}: {error}"[:120], cut=status != 0))
             else:
                 ok = route.good(n, response)
                 proper = (response.status_code == 503 and "retry-after" in response.headers
@@ -286,6 +290,7 @@ class Fault:
     victim: str
     began: float
     over: float | None = None
+    struck: float | None = None  # when the signal had been sent (a compose kill takes a while)
     recovery: float = 0.0
     failures: int = 0
 
@@ -313,6 +318,7 @@ async def inject(target: Target, kind: str, victim: str, freeze_for: float) -> F
         await wait_for(target.redis_answers, 60)
     elif kind == "kill":
         await asyncio.to_thread(target.kill, victim)
+        fault.struck = time.monotonic()
         await asyncio.sleep(0.2)
         await wait_for(lambda: target.answers(victim), 60)
     else:
@@ -396,6 +402,13 @@ class Report:
         outages = [(f.began, f.over or self.ended) for f in self.faults if f.redis]
         self.in_outage = [any(s.started <= end and s.ended >= start for start, end in outages)
                           for s in self.samples]
+        # A response whose headers had already gone out through Caddy when the replica writing
+        # it was SIGKILLed is lost in flight, like a pub/sub message at a crash: no proxy can
+        # replay a request once it has forwarded part of the answer (Caddy aborts the stream).
+        # It is counted apart, and only when it was in flight at that very kill.
+        kills = [(f.began, f.struck or f.over or self.ended) for f in self.faults if f.kind == "kill"]
+        self.cut_by_crash = [s.cut and any(s.started <= struck and s.ended >= began
+                                           for began, struck in kills) for s in self.samples]
         for i, fault in enumerate(self.faults):
             until = self.faults[i + 1].began if i + 1 < len(self.faults) else self.ended
             over = fault.over or self.ended
@@ -406,9 +419,18 @@ class Report:
             fault.failures = len(failed)
             fault.recovery = max([0.0, *(s.ended - over for s in failed)])
 
+    def _counts(self, sample: int) -> bool:
+        """Whether sample `sample` is a failure that counts against the stack outside an outage."""
+        return not self.samples[sample].ok and not self.in_outage[sample] and not self.cut_by_crash[sample]
+
     @property
     def failed(self) -> int:
-        return sum(1 for s, out in zip(self.samples, self.in_outage, strict=True) if not s.ok and not out)
+        return sum(map(self._counts, range(len(self.samples))))
+
+    @property
+    def cut(self) -> int:
+        """Responses cut mid-body by the SIGKILL of the replica writing them (not in `failed`)."""
+        return sum(self.cut_by_crash)
 
     @property
     def failed_in_outage(self) -> int:
@@ -451,18 +473,22 @@ class Report:
                          f"{ms([s.seconds for s in picked], 99):7.0f}  {events}"
                          + (f"  [failed: {what}]" if what else ""))
         lines += ["", f"  {'route':<26} {'requests':>8} {'failed':>6} {'in outage':>9} "
-                      f"{'JSON 503':>8} {'p50 ms':>7} {'p99 ms':>7} {'max ms':>7}"]
+                      f"{'JSON 503':>8} {'cut':>4} {'p50 ms':>7} {'p99 ms':>7} {'max ms':>7}"]
         for name in self.route_names:
-            mine = [(s, out) for s, out in zip(self.samples, self.in_outage, strict=True) if s.route == name]
-            times = [s.seconds for s, _ in mine]
-            lines.append(f"  {name:<26} {len(mine):8d} {sum(not s.ok and not o for s, o in mine):6d} "
-                         f"{sum(not s.ok and o for s, o in mine):9d} "
-                         f"{sum(s.proper_503 and o for s, o in mine):8d} {ms(times, 50):7.1f} "
+            mine = [i for i, s in enumerate(self.samples) if s.route == name]
+            times = [self.samples[i].seconds for i in mine]
+            lines.append(f"  {name:<26} {len(mine):8d} {sum(map(self._counts, mine)):6d} "
+                         f"{sum(not self.samples[i].ok and self.in_outage[i] for i in mine):9d} "
+                         f"{sum(self.samples[i].proper_503 and self.in_outage[i] for i in mine):8d} "
+                         f"{sum(self.cut_by_crash[i] for i in mine):4d} {ms(times, 50):7.1f} "
                          f"{ms(times, 99):7.1f} {ms(times, 100):7.1f}")
-        outside = [s for s, out in zip(self.samples, self.in_outage, strict=True) if not s.ok and not out]
+        outside = [i for i, s in enumerate(self.samples) if not s.ok and not self.in_outage[i]]
         if outside:
-            lines += ["", "failures outside a Redis outage (first 10: s since start, route, answer)"]
-            lines += [f"  {self.t(s.started):6.1f}  {s.route:<26} {s.detail}" for s in outside[:10]]
+            lines += ["", "failures outside a Redis outage (first 10: s since start, route, answer; "
+                          "cut = cut mid-body by the kill of the replica writing it)"]
+            lines += [f"  {self.t(self.samples[i].started):6.1f}  {self.samples[i].route:<26} "
+                      f"{'cut ' if self.cut_by_crash[i] else ''}{self.samples[i].detail}"
+                      for i in outside[:10]]
         lines += ["", f"writes acknowledged (jokes, accounts): {self.written}; "
                       f"missing afterwards: {len(self.lost)}"
                   + (f" ({', '.join(self.lost[:5])})" if self.lost else ""),
@@ -473,14 +499,14 @@ class Report:
     def result_line(self) -> str:
         return (f"RESULT requests={len(self.samples)} failed={self.failed} "
                 f"failed_during_redis_outage={self.failed_in_outage} "
-                f"max_recovery_s={self.max_recovery:.2f} data_lost={len(self.lost)}")
+                f"max_recovery_s={self.max_recovery:.2f} data_lost={len(self.lost)} cut_by_crash={self.cut}")
 
     def met(self, max_recovery: float) -> bool:
         return (not self.lost and self.failed == 0 and self.bad_outage_answers == 0
                 and self.max_recovery <= max_recovery)
 
     def as_json(self) -> dict[str, Any]:
-        return {"requests": len(self.samples), "failed": self.failed,
+        return {"requests": len(self.samples), "failed": self.failed, "cut_by_crash": self.cut,
                 "failed_during_redis_outage": self.failed_in_outage,
                 "bad_outage_answers": self.bad_outage_answers, "max_recovery_s": self.max_recovery,
                 "data_lost": len(self.lost), "written": self.written,

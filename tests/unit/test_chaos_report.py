@@ -33,3 +33,56 @@ def test_the_report_lists_why_each_failure_outside_an_outage_failed():
 def test_a_clean_run_lists_no_failures():
     text = report([Sample("GET /sum", 1.0, 1.1, 200, True, False)], []).render(window=2.0)
     assert "failures outside a Redis outage" not in text
+
+
+def test_a_response_cut_mid_body_by_the_kill_of_its_replica_is_counted_apart():
+    cut = "RemoteProtocolError: peer closed connection without sending complete message body"
+    samples = [
+        Sample("GET /sum", 7.9, 8.05, 200, False, False, cut, cut=True),  # in flight at the kill
+        Sample("GET /sum", 8.3, 8.4, 200, False, False, cut, cut=True),  # after it: the stack's fault
+        Sample("GET /sum", 7.9, 8.1, 502, False, False, "502 ''"),  # not cut: a proxy could retry it
+    ]
+    result = report(samples, [Fault("kill", "calc-2", began=8.0, over=9.0, struck=8.02)])
+    assert (result.failed, result.cut) == (2, 1)
+    assert "cut_by_crash=1" in result.result_line()
+    assert "cut RemoteProtocolError" in result.render(window=2.0)
+
+
+def test_a_cut_response_during_a_freeze_is_a_failure():
+    samples = [Sample("GET /sum", 7.9, 9.0, 200, False, False, "RemoteProtocolError", cut=True)]
+    result = report(samples, [Fault("freeze", "calc-2", began=8.0, over=10.0)])
+    assert (result.failed, result.cut) == (1, 0) and not result.met(max_recovery=5.0)
+
+
+async def test_the_load_tells_a_body_cut_after_the_headers_from_no_answer_at_all():
+    import asyncio
+
+    from scripts.devkit.chaos import Load, Route
+
+    async def headers_then_close(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 61\r\n\r\n")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(headers_then_close, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    route = Route("GET /sum", "GET", False, lambda n: ("/sum", None), lambda n, r: r.status_code == 200)
+    load = Load(f"http://127.0.0.1:{port}", [route], workers=1, pause=0.01, timeout=5)
+    async with server:
+        running = asyncio.create_task(load.run())
+        while not load.samples:
+            await asyncio.sleep(0.01)
+        load.stop()
+        await running
+    sample = load.samples[0]
+    assert (sample.ok, sample.status, sample.cut) == (False, 200, True)
+    assert "RemoteProtocolError" in sample.detail
+
+    refused = Load(f"http://127.0.0.1:{port}", [route], workers=1, pause=0.01, timeout=5)  # server gone
+    running = asyncio.create_task(refused.run())
+    while not refused.samples:
+        await asyncio.sleep(0.01)
+    refused.stop()
+    await running
+    assert (refused.samples[0].status, refused.samples[0].cut) == (0, False)
