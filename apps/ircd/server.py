@@ -422,14 +422,22 @@ class IrcServer:
             await self.bus.unfollow(live)
 
     async def follow_nick(self, client: Client, nick: str) -> None:
-        """Hear the private messages sent to `nick` from other replicas."""
-        live = self.chatlog.nick_live(nick)
-        self._live[live] = ("nick", client.uid)
-        await self.bus.follow(live)
+        """Hear the private messages sent to `nick` from other replicas.
 
-    async def unfollow_nick(self, nick: str) -> None:
+        A nick freed by a leaving client can be taken here before that client has finished
+        leaving: the newcomer takes the subscription over, and the leaver's `unfollow_nick`
+        then leaves it alone."""
         live = self.chatlog.nick_live(nick)
-        if self._live.pop(live, None) is not None:
+        taken_over = live in self._live
+        self._live[live] = ("nick", client.uid)
+        if not taken_over:
+            await self.bus.follow(live)
+
+    async def unfollow_nick(self, client: Client, nick: str) -> None:
+        """Stop hearing `nick`'s private messages, unless another client holds it here now."""
+        live = self.chatlog.nick_live(nick)
+        if self._live.get(live) == ("nick", client.uid):
+            del self._live[live]
             await self.bus.unfollow(live)
 
     async def disconnect(self, client: Client) -> None:

@@ -456,6 +456,38 @@ async def test_the_users_of_a_dead_replica_are_swept_from_the_other():
         await victim.close()
 
 
+async def test_a_nick_is_free_once_its_quit_is_seen_and_the_newcomer_keeps_hearing_it():
+    import asyncio
+
+    shared = fakeredis.FakeServer()
+    async with running_gateway(shared, instance="one") as one, running_gateway(shared, instance="two") as two:
+        leaving, bob = await connect(one), await connect(two)
+        await leaving.register("alice")
+        await bob.register("bob")
+        for client in (leaving, bob):
+            await client.send("JOIN #q")
+            await client.sync()
+        # The leaver's clean-up is held half-way: what follows must not wait for it.
+        held, remember = asyncio.Event(), one.store.remember
+
+        async def held_remember(*args: object, **kwargs: object) -> None:
+            await held.wait()
+            await remember(*args, **kwargs)  # type: ignore[arg-type]
+
+        one.store.remember = held_remember  # type: ignore[method-assign]
+        await leaving.send("QUIT :brb")
+        assert any(" QUIT " in line for line in await bob.sync_until(lambda line: " QUIT " in line))
+        newcomer = await connect(one)
+        assert commands(await newcomer.register("alice"))[0] == "001"  # not 433
+        held.set()
+        await newcomer.sync()  # the leaver's clean-up, nick subscription included, is over
+        await bob.send("PRIVMSG alice :welcome back")
+        got = await newcomer.sync_until(lambda line: "welcome back" in line)
+        assert ":bob!~bob@127.0.0.1 PRIVMSG alice :welcome back" in got
+        for client in (leaving, bob, newcomer):
+            await client.close()
+
+
 async def test_labeled_response_ack_single_line_and_batch(pair: tuple[LineClient, LineClient]):
     alice, bob = pair
     await alice.send("CAP REQ :labeled-response batch echo-message")

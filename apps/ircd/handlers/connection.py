@@ -75,7 +75,7 @@ async def nick(client: Client, message: Message) -> None:
         await try_register(client)
         return
     await server.store.update_user(client.uid, nick=wanted)
-    await server.unfollow_nick(old_nick)
+    await server.unfollow_nick(client, old_nick)
     await server.follow_nick(client, wanted)
     await server.store.remember(old_cf, whowas_entry(client, old_nick), server.settings.whowas_length)
     event = client.event("NICK", [wanted], source=old_prefix, id=server.new_id())
@@ -273,20 +273,22 @@ async def quit_everywhere(client: Client) -> None:
     server, store = client.server, client.server.store
     for nick_cf in list(client.monitoring):
         await store.unwatch(nick_cf, f"{server.instance} {client.uid}")
+    # The nick is free before anyone sees the QUIT: a client that reconnects as soon as it
+    # sees its old link quit (the web page logging out and in) gets its nick back.
+    if client.nick_cf:
+        await store.release_nick(client.nick_cf, client.uid)
     if client.registered:
         channels = await channels_of(client)
         event = client.event("QUIT", [client.quit_reason], id=server.new_id())
         server.seen(event).add(client.uid)
         if channels:
             await server.to_channels(channels, event)
+        # Before the clean-up: a watcher must hear this offline before a newcomer's online.
+        await notify_monitors(client, client.nick_cf, online=False)
         for cf in channels:
             await store.leave(cf, client.uid)
             await server.forget_membership(client, cf)
         await store.remember(client.nick_cf, whowas_entry(client, client.nick),
                              server.settings.whowas_length)
         await store.delete_user(client.uid, server.instance)
-        await server.unfollow_nick(client.nick)
-    if client.nick_cf:
-        await store.release_nick(client.nick_cf, client.uid)
-    if client.registered:
-        await notify_monitors(client, client.nick_cf, online=False)
+        await server.unfollow_nick(client, client.nick)
