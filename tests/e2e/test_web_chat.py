@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from scripts.devkit.localstack import LocalStack
-from scripts.devkit.waiting import wait_until
+from scripts.devkit.waiting import NotMet, wait_until
 from tests.e2e.browser import console_errors, missing, screenshot
 
 pytestmark = pytest.mark.skipif(bool(missing()), reason=missing() or "browser available")
@@ -155,11 +155,29 @@ def window_for(driver: Any, url: str) -> str:
     return driver.current_window_handle
 
 
+def wait_online(driver: Any, as_nick: str | None = None, timeout: float = 20) -> None:
+    """Wait until the page says it is online (as `as_nick`, if given); a timeout names the
+    statuses it showed meanwhile."""
+    shown: list[str] = []
+
+    def online() -> bool:
+        text = driver.find_element("id", "conn-status").text
+        if not shown or shown[-1] != text:
+            shown.append(text)
+        return text == f"online as {as_nick}" if as_nick else text.startswith("online")
+
+    try:
+        wait_until(online, timeout=timeout)
+    except NotMet:
+        raise NotMet(f"not online{f' as {as_nick}' if as_nick else ''} within {timeout} s; "
+                     f"the page showed {shown}") from None
+
+
 def register(driver: Any, account: str) -> None:
     driver.find_element("id", "account").send_keys(account)
     driver.find_element("id", "password").send_keys(PASSWORD)
     driver.find_element("id", "register-button").click()
-    wait_until(lambda: driver.find_element("id", "conn-status").text.startswith("online"), timeout=20)
+    wait_online(driver)
     assert PASSWORD not in str(driver.execute_script("return JSON.stringify(sessionStorage)"))
 
 
@@ -267,7 +285,7 @@ def test_scroll_back_after_a_reload_has_no_gap_and_no_duplicate(stack, chat):
         register(driver, dave)
         join(driver, channel)
         driver.refresh()  # the page comes back logged in, in its channel, with the latest page
-        wait_until(lambda: driver.find_element("id", "conn-status").text.startswith("online"), timeout=20)
+        wait_online(driver)
         wait_until(lambda: log_texts(driver)[-1:] == [sent[-1]], timeout=20)
         assert len(log_texts(driver)) < len(sent)  # one page, not everything
         older = driver.find_element("id", "older-button")
@@ -313,8 +331,7 @@ def test_the_page_reconnects_when_its_gateway_dies_and_fills_the_gap(stack, chat
                 # Sent at once, long before a reconnected page is back in the channel: if the
                 # page was on the dead gateway, only its gap fill can bring these.
                 writer.send(*(f"PRIVMSG {channel} :while {dying} is down {n}" for n in range(5)))
-                wait_until(lambda: driver.find_element("id", "conn-status").text.startswith("online"),
-                           timeout=30)
+                wait_online(driver, timeout=30)
                 wait_until(lambda d=dying: sum(f"while {d} is down" in t for t in log_texts(driver)) == 5,
                            timeout=30)
         assert any("reconnecting" in status for status in driver.execute_script("return window.statuses"))
@@ -380,7 +397,7 @@ def test_private_messages_the_channel_list_leaving_and_logging_out_and_in(stack,
         driver.find_element("id", "account").send_keys(hank)
         driver.find_element("id", "password").send_keys(PASSWORD)
         driver.find_element("id", "login-button").click()
-        wait_until(lambda: driver.find_element("id", "conn-status").text == f"online as {hank}", timeout=20)
+        wait_online(driver, as_nick=hank)
         assert session_token(driver) not in (None, token)
         assert driver.find_element("id", "password").get_attribute("value") == ""
 

@@ -3,7 +3,7 @@
 import test from 'node:test';
 import assert from 'node:assert/strict';
 
-import { parse, format, compareIds } from '../../apps/web/static/irc.js';
+import { parse, format, compareIds, IrcConnection } from '../../apps/web/static/irc.js';
 import { Buffer, fold } from '../../apps/web/static/conversation.js';
 
 test('a line with tags, a source and a trailing parameter', () => {
@@ -59,4 +59,21 @@ test('names fold ASCII letters only', () => {
   assert.equal(fold('#CanaDuck[]'), '#canaduck[]');
   assert.equal(new Buffer('bob').kind, 'query');
   assert.equal(new Buffer('#bob').kind, 'channel');
+});
+
+test('registered under a variant, the page says so, then names the nick it gets back', () => {
+  const irc = new IrcConnection('ws://127.0.0.1/irc', { account: 'hank', token: 't' }, { reconnect: false });
+  const sent = [];
+  const statuses = [];
+  irc.send = (command, params = []) => { sent.push([command, ...params].join(' ')); return true; };
+  irc.emit = (type, detail) => { if (type === 'status') statuses.push(`${detail.state} ${irc.nick}`); };
+  irc.receive(parse(':irc.test 433 * hank :Nickname is already in use'));
+  assert.match(irc.nick, /^hank_\d+$/);
+  assert.equal(sent.at(-1), `NICK ${irc.nick}`);
+  irc.receive(parse(`:irc.test 001 ${irc.nick} :Welcome`));
+  clearInterval(irc.reclaim);
+  irc.receive(parse(`:${irc.nick}!~hank@host NICK hank`));
+  assert.equal(irc.nick, 'hank');
+  assert.match(statuses[0], /^online hank_\d+$/);
+  assert.equal(statuses.at(-1), 'online hank');
 });

@@ -197,8 +197,11 @@ export class IrcConnection extends EventTarget {
           this.send('NICK', [this.nick]);
         }
         break;
-      case 'NICK':
-        if (msg.nick === this.nick) this.nick = msg.params[0];
+      case 'NICK': // ours: a reclaimed account nick, or a /nick; the status names it
+        if (msg.nick === this.nick) {
+          this.nick = msg.params[0];
+          if (this.registered) this.emit('status', { state: 'online' });
+        }
         break;
       default:
         break;
