@@ -36,9 +36,18 @@ log = logging.getLogger("canaduck.pubsub")
 _PLAIN_TYPES = {"smessage": "message", "ssubscribe": "subscribe", "sunsubscribe": "unsubscribe"}
 
 
+#: Client class -> whether it is a cluster's: asked on every publish, and `isinstance` against
+#: the cluster classes takes typing's slow Protocol path for a plain client.
+_cluster_by_class: dict[type, bool] = {}
+
+
 def is_cluster(redis: Any) -> bool:
     """True for a Redis Cluster client (or one of its pipelines): sharded pub/sub is used."""
-    return isinstance(redis, RedisCluster | ClusterPipeline)
+    kind = type(redis)
+    known = _cluster_by_class.get(kind)
+    if known is None:
+        known = _cluster_by_class[kind] = isinstance(redis, RedisCluster | ClusterPipeline)
+    return known
 
 
 async def publish(redis: Redis, channel: str, message: str | bytes) -> int:

@@ -45,6 +45,7 @@ class Player:
         self.scoreboard = Scoreboard(runtime.redis, runtime.keys["rally"])
         self._events = runtime.broker
         self._timer: asyncio.Task[None] | None = None
+        self._timer_at = 0.0  # when the timer wakes (clock time)
         self._tasks: set[asyncio.Task[Any]] = set()
         self._serving = False
         self._stopped = False
@@ -122,17 +123,23 @@ class Player:
     # -- deadlines and serves ---------------------------------------------------------------
 
     def _reschedule(self) -> None:
-        """Arm one timer for the next thing due: the deadline, or the next serve."""
-        if self._timer:
-            self._timer.cancel()
-            self._timer = None
-        times = [t for t in (self.rally.deadline_at(), self.rally.serve_due_at()) if t is not None]
-        if times and not self._stopped:
-            delay = max(0.0, min(times) - self.clock.now())
-            self._timer = asyncio.create_task(self._wake_after(delay))
+        """Keep one timer for the next thing due: the deadline, or the next serve.
 
-    async def _wake_after(self, delay: float) -> None:
-        await self.clock.sleep(delay)
+        Every shot pushes the deadline later, so the timer is replaced only when something is
+        due sooner than it wakes; one that wakes early finds nothing due and is set again."""
+        times = [t for t in (self.rally.deadline_at(), self.rally.serve_due_at()) if t is not None]
+        if not times or self._stopped:
+            return  # nothing due (an answer is being thought about): a timer left waking early is harmless
+        due = min(times)
+        if self._timer is not None and self._timer_at <= due:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer_at = due
+        self._timer = asyncio.create_task(self._wake_at(due))
+
+    async def _wake_at(self, due: float) -> None:
+        await self.clock.sleep(max(0.0, due - self.clock.now()))
         self._timer = None  # it ends here: _on_wake's reschedule must not cancel this task
         self._spawn(self._on_wake())
 

@@ -68,3 +68,23 @@ async def test_no_answer_within_the_deadline_is_a_miss_and_the_rally_is_served_a
     serve = link.sent[1]
     assert serve.kind == "serve" and serve.rally > 7  # a new rally, above every one seen
     await player.stop()
+
+
+async def test_one_timer_follows_the_deadline_through_a_rally(redis):
+    player, link, clock = make_player(redis, think_time=0.0)
+    deadline = player.settings.rally_deadline
+    timers = set()
+    for hit in (1, 3, 5, 7):  # pong's shots, each answered at once, 0.1 s apart
+        player.take(Shot(7, hit, "pong", "serve" if hit == 1 else "return"))
+        await settle()
+        timers.add(player._timer)
+        assert clock.sleeping == 1
+        await clock.advance(0.1)
+    assert len(timers) == 1  # the timer is kept, not replaced, as the deadline moves on
+    assert [shot.hit for shot in link.sent] == [2, 4, 6, 8]
+    # Now 0.4 s in: the first answer's deadline is at 0.5 s, the last one's at 0.8 s.
+    await clock.advance(deadline - 0.35)
+    assert player.rally.score.misses_by_peer == 0 and clock.sleeping == 1  # woke early, set again
+    await clock.advance(0.3)
+    assert player.rally.score.misses_by_peer == 1
+    await player.stop()
