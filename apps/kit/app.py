@@ -15,12 +15,13 @@ from typing import Any, Literal, cast
 import httpx
 import pydantic_core
 from pydantic import BaseModel
-from quart import Quart, Request, Response, current_app, g, jsonify, request
+from quart import Quart, Request, Response, current_app, g, has_websocket_context, jsonify, request
 from quart.json.provider import DefaultJSONProvider
 from quart_schema import QuartSchema, RequestSchemaValidationError
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from werkzeug.exceptions import BadRequest, HTTPException
+from werkzeug.routing.exceptions import WebsocketMismatch
 
 from apps.kit.lifecycle import Runtime
 from apps.kit.logs import REQUEST_ID_HEADER, is_request_id, request_id_var
@@ -114,6 +115,7 @@ def create_app(settings: KitSettings, *, import_name: str, redis: Redis | None =
     app.after_request(_end_request)
     app.register_error_handler(RequestSchemaValidationError, _validation_error)
     app.register_error_handler(InvalidParameter, _invalid_parameter)
+    app.register_error_handler(WebsocketMismatch, _websocket_only)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(RedisError, _redis_unavailable)
     app.register_error_handler(Exception, _unexpected_error)
@@ -193,6 +195,18 @@ async def _http_error(exc: HTTPException) -> Response:
     allowed = getattr(exc, "valid_methods", None)
     if status == 405 and allowed:
         response.headers["Allow"] = ", ".join(allowed)
+    return response
+
+
+async def _websocket_only(exc: WebsocketMismatch) -> Response:
+    # Werkzeug calls a plain request to a WebSocket route a 400; 426 Upgrade Required
+    # (RFC 9110, 15.5.22) tells the client what it has to do instead.
+    if has_websocket_context():
+        return await _http_error(exc)  # the other way round: a WebSocket to an HTTP route
+    response = error(426, "upgrade required",
+                     detail=f"{request.path} takes WebSocket connections only (Upgrade: websocket)")
+    response.headers["Upgrade"] = "websocket"
+    response.headers["Connection"] = "Upgrade"
     return response
 
 

@@ -41,6 +41,12 @@ def make_app(redis, **settings):
         from quart import request
         return {"keys": sorted(await request.get_json())}
 
+    @app.websocket("/live")
+    async def live():
+        from quart import websocket
+        await websocket.accept()
+        await websocket.send("hello")
+
     @app.post("/echo")
     async def echo():
         from quart import request
@@ -93,6 +99,17 @@ async def test_http_errors_are_json(redis, method, path, status):
 async def test_405_says_which_methods_are_allowed(redis):
     response = await make_app(redis).test_client().delete("/health")
     assert "GET" in response.headers["Allow"]
+
+
+async def test_a_plain_request_to_a_websocket_route_is_a_json_426_naming_the_upgrade(redis):
+    client = make_app(redis).test_client()
+    response = await client.get("/live")
+    assert response.status_code == 426
+    assert (response.headers["Upgrade"], response.headers["Connection"]) == ("websocket", "Upgrade")
+    body = await response.get_json()
+    assert body["error"] == "upgrade required" and "/live" in body["detail"]
+    async with client.websocket("/live") as socket:  # the WebSocket itself still works
+        assert await socket.receive() == "hello"
 
 
 async def test_unexpected_error_is_a_json_500_without_the_traceback(redis):
