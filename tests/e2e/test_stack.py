@@ -30,6 +30,12 @@ def test_unknown_path_is_a_json_404_from_caddy(stack):
     assert response.json()["error"] == "not found"
 
 
+def test_a_plain_request_to_the_irc_websocket_is_a_json_426_through_caddy(stack):
+    response = stack.get("/irc")
+    assert response.status_code == 426  # (Caddy drops the Upgrade header: a hop-by-hop one)
+    assert response.json()["error"] == "upgrade required" and "/irc" in response.json()["detail"]
+
+
 def test_caddy_health(stack):
     assert stack.get("/health").json() == {"status": "ok", "service": "caddy"}
 
