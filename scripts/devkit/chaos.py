@@ -96,7 +96,7 @@ class Sample:
     ok: bool
     proper_503: bool  # a JSON 503 with Retry-After: the right answer while Redis is down
     detail: str = ""  # for a failure: the error, or the start of the body, to say why
-    cut: bool = False  # the status line and headers arrived, then the connection closed mid-body
+    cut: bool = False  # the status line and headers arrived, then the connection broke mid-body
 
     @property
     def seconds(self) -> float:
@@ -138,8 +138,10 @@ class Load:
                     status = response.status_code
                     await response.aread()
             except httpx.HTTPError as error:
+                # A body that stopped coming (a timeout) is a hang, not a connection cut.
+                cut = status != 0 and not isinstance(error, httpx.TimeoutException)
                 self.samples.append(Sample(route.name, started, time.monotonic(), status, False, False,
-                                           f"{type(error).__name__}: {error}"[:120], cut=status != 0))
+                                           f"{type(error).__name__}: {error}"[:120], cut=cut))
             else:
                 ok = route.good(n, response)
                 proper = (response.status_code == 503 and "retry-after" in response.headers
@@ -419,9 +421,9 @@ class Report:
             fault.failures = len(failed)
             fault.recovery = max([0.0, *(s.ended - over for s in failed)])
 
-    def _counts(self, sample: int) -> bool:
-        """Whether sample `sample` is a failure that counts against the stack outside an outage."""
-        return not self.samples[sample].ok and not self.in_outage[sample] and not self.cut_by_crash[sample]
+    def _counts(self, i: int) -> bool:
+        """Whether the i-th sample is a failure that counts against the stack outside an outage."""
+        return not self.samples[i].ok and not self.in_outage[i] and not self.cut_by_crash[i]
 
     @property
     def failed(self) -> int:

@@ -54,35 +54,44 @@ def test_a_cut_response_during_a_freeze_is_a_failure():
     assert (result.failed, result.cut) == (1, 0) and not result.met(max_recovery=5.0)
 
 
-async def test_the_load_tells_a_body_cut_after_the_headers_from_no_answer_at_all():
+async def first_sample(port: int, timeout: float = 5) -> Sample:
+    """The first request of a one-loop Load against 127.0.0.1:`port`."""
     import asyncio
 
     from scripts.devkit.chaos import Load, Route
 
-    async def headers_then_close(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    route = Route("GET /sum", "GET", False, lambda n: ("/sum", None), lambda n, r: r.status_code == 200)
+    load = Load(f"http://127.0.0.1:{port}", [route], workers=1, pause=0.01, timeout=timeout)
+    running = asyncio.create_task(load.run())
+    while not load.samples:
+        await asyncio.sleep(0.01)
+    load.stop()
+    await running
+    return load.samples[0]
+
+
+HEADERS = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 61\r\n\r\n"
+
+
+async def test_the_load_tells_a_body_cut_after_the_headers_from_a_hang_and_from_no_answer():
+    import asyncio
+
+    async def headers_then(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await reader.readuntil(b"\r\n\r\n")
-        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 61\r\n\r\n")
+        writer.write(HEADERS)
         await writer.drain()
+        if hang.is_set():
+            await asyncio.sleep(1)  # the body never comes: the client times out
         writer.close()
 
-    server = await asyncio.start_server(headers_then_close, "127.0.0.1", 0)
+    hang = asyncio.Event()
+    server = await asyncio.start_server(headers_then, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
-    route = Route("GET /sum", "GET", False, lambda n: ("/sum", None), lambda n, r: r.status_code == 200)
-    load = Load(f"http://127.0.0.1:{port}", [route], workers=1, pause=0.01, timeout=5)
     async with server:
-        running = asyncio.create_task(load.run())
-        while not load.samples:
-            await asyncio.sleep(0.01)
-        load.stop()
-        await running
-    sample = load.samples[0]
-    assert (sample.ok, sample.status, sample.cut) == (False, 200, True)
-    assert "RemoteProtocolError" in sample.detail
-
-    refused = Load(f"http://127.0.0.1:{port}", [route], workers=1, pause=0.01, timeout=5)  # server gone
-    running = asyncio.create_task(refused.run())
-    while not refused.samples:
-        await asyncio.sleep(0.01)
-    refused.stop()
-    await running
-    assert (refused.samples[0].status, refused.samples[0].cut) == (0, False)
+        cut = await first_sample(port)
+        hang.set()
+        hung = await first_sample(port, timeout=0.2)
+    assert (cut.ok, cut.status, cut.cut) == (False, 200, True) and "RemoteProtocolError" in cut.detail
+    assert (hung.ok, hung.status, hung.cut) == (False, 200, False) and "ReadTimeout" in hung.detail
+    refused = await first_sample(port)  # the server is gone
+    assert (refused.status, refused.cut) == (0, False)
