@@ -1,6 +1,8 @@
 """Behind scripts/bench-rally: every process on 127.0.0.1, bounded in count and time.
 
-1. Raw baseline: two processes, redis-py asyncio pub/sub, A -> B -> A round trip.
+1. Raw baselines, redis-py asyncio pub/sub: A -> B -> A (two hops), then A -> B -> C -> D -> A
+   (four hops through three echo processes: the broker path's shape with nothing in it but
+   redis-py, the floor of any broker written on it).
 2. The rally at think time 0 over http, directory and broker: the round trip of a shot to its
    answer, as the players measure it (their last N/2 shots each), shots/s and misses.
 3. The broker alone: several sender processes pipeline envelopes to `canaduck:broker`; one
@@ -11,67 +13,20 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
-import multiprocessing
 import sys
 import time
 
 import redis
 from scripts.devkit.broker_relay import broker_alone
 from scripts.devkit.processes import free_port
+from scripts.devkit.raw_pubsub import raw_round_trip
 from scripts.devkit.redis_server import RedisServer
 from scripts.devkit.services import ServiceLauncher, start_at
 from scripts.devkit.stats import percentile
 from scripts.devkit.waiting import wait_until
 
 RALLY_KEY = "canaduck:rally"
-
-
-# -- 1. raw pub/sub baseline ------------------------------------------------------------------
-
-def _echo(url: str, ready: multiprocessing.synchronize.Event) -> None:
-    async def run() -> None:
-        client = redis.asyncio.Redis.from_url(url)
-        pubsub = client.pubsub(ignore_subscribe_messages=True)
-        await pubsub.subscribe("bench:a")
-        ready.set()
-        async for message in pubsub.listen():
-            if message["data"] == b"stop":
-                return
-            await client.publish("bench:b", message["data"])
-
-    asyncio.run(run())
-
-
-def raw_round_trip(url: str, shots: int) -> dict:
-    ready = multiprocessing.Event()
-    echo = multiprocessing.Process(target=_echo, args=(url, ready), daemon=True)
-    echo.start()
-    ready.wait(10)
-
-    async def run() -> tuple[list[float], float]:
-        client = redis.asyncio.Redis.from_url(url)
-        pubsub = client.pubsub(ignore_subscribe_messages=True)
-        await pubsub.subscribe("bench:b")
-        rtts = []
-        payload = json.dumps({"rally": 1, "hit": 1, "sender": "ping", "kind": "return"})
-        started = time.perf_counter()
-        for _ in range(shots + 200):
-            sent = time.perf_counter()
-            await client.publish("bench:a", payload)
-            while (await pubsub.get_message(timeout=1.0)) is None:
-                pass
-            rtts.append(time.perf_counter() - sent)
-        elapsed = time.perf_counter() - started
-        await client.publish("bench:a", "stop")
-        await client.aclose()
-        return rtts[200:], elapsed
-
-    rtts, elapsed = asyncio.run(run())
-    echo.join(5)
-    return {"transport": "raw pub/sub", "shots": shots, "shots_per_s": (shots + 200) / elapsed,
-            "p50": percentile(rtts, 50), "p99": percentile(rtts, 99), "misses": 0}
 
 
 # -- 2. the rally ----------------------------------------------------------------------------
@@ -141,8 +96,9 @@ def main() -> int:
     server = RedisServer().start()
     try:
         server.admin().flushall()
-        phase(f"raw pub/sub round trip, {args.shots} shots")
-        rows = [raw_round_trip(server.admin_url, args.shots)]
+        phase(f"raw pub/sub round trips, two and four hops, {args.shots} shots")
+        rows = [raw_round_trip(server.admin_url, args.shots),
+                raw_round_trip(server.admin_url, args.shots, echoes=3)]
         for transport in ("http", "directory", "broker"):
             phase(f"rally over {transport}, {args.shots} shots after a warm-up")
             rows.append(rally(server, transport, args.shots))
@@ -167,10 +123,11 @@ def main() -> int:
         print(f"{label:<12} {relay['senders']:>7} {relay['messages']:>8} {relay['seconds']:>7.2f} "
               f"{relay['per_s']:>7.0f} {relay['undeliverable']:>8}")
     by = {row["transport"]: row for row in rows}
-    broker, http = by["broker"], by["http"]
+    broker, http, floor = by["broker"], by["http"], rows[1]
     print(f"RESULT broker_p50_us={us(broker['p50'])} broker_p99_us={us(broker['p99'])} "
           f"raw_p50_us={us(raw)} http_p50_us={us(http['p50'])} "
-          f"broker_vs_raw={broker['p50'] / raw:.2f} broker_vs_http={broker['p50'] / http['p50']:.2f}")
+          f"broker_vs_raw={broker['p50'] / raw:.2f} broker_vs_http={broker['p50'] / http['p50']:.2f} "
+          f"raw4_vs_raw={floor['p50'] / raw:.2f} broker_vs_raw4={broker['p50'] / floor['p50']:.2f}")
     return 0
 
 

@@ -11,6 +11,8 @@
 - `loadgen`: a keep-alive HTTP load generator; `requestloop`: a request loop for failover
 - `ircstack`: the chat for tests and benchmarks (Redis, users, messages) and IRC gateways
   started one by one (ours, or ngIRCd as the peer); `rrproxy`: a round-robin TCP proxy
+- `broker_relay`, `raw_pubsub`: the broker alone, and the raw pub/sub round trips it is compared
+  with (scripts/bench-rally, scripts/bench-scale)
 - `chaos`: a mixed request loop while faults hit a running stack (local or compose), and its report
 
 Nothing here is imported by the services; scripts/ entry points and tests import from here
