@@ -15,7 +15,9 @@ import importlib
 import logging
 import signal
 import sys
+from collections.abc import Callable
 
+import uvloop
 from hypercorn.asyncio import serve as hypercorn_serve
 from hypercorn.config import Config
 
@@ -84,7 +86,15 @@ def main(argv: list[str]) -> int:
         print(f"{argv[0]}: bad settings: {exc}".replace("\n", "; "), file=sys.stderr)
         return 2
     setup_logging(app.settings.service_name, app.settings.instance_id, app.settings.log_level)
-    return asyncio.run(run(app))
+    with asyncio.Runner(loop_factory=loop_factory(app.settings.event_loop)) as runner:
+        return runner.run(run(app))
+
+
+def loop_factory(name: str) -> Callable[[], asyncio.AbstractEventLoop]:
+    """The EVENT_LOOP setting's loop: uvloop's, or the standard library's."""
+    if name == "uvloop":
+        return uvloop.new_event_loop
+    return asyncio.new_event_loop
 
 
 if __name__ == "__main__":

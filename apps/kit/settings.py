@@ -65,6 +65,9 @@ class KitSettings(BaseSettings):
     drain_seconds: float = Field(default=2.0, ge=0)
     # Seconds Hypercorn gives in-flight requests to finish after that.
     graceful_timeout: float = Field(default=5.0, ge=0)
+    # The event loop the service runs on: uvloop (less CPU per request, see README's
+    # dependencies) or the standard library's asyncio (to compare, or to debug).
+    event_loop: Literal["uvloop", "asyncio"] = "uvloop"
     max_body_bytes: int = Field(default=64 * 1024, gt=0)
     # Seconds between two publications of this instance's counters on `canaduck:stats` (what
     # /metrics shows, for the dashboard); 0 publishes nothing.
