@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import time
-import uuid
 from typing import Any, Literal, cast
 
 import httpx
@@ -23,6 +22,7 @@ from redis.exceptions import RedisError
 from werkzeug.exceptions import BadRequest, HTTPException
 from werkzeug.routing.exceptions import WebsocketMismatch
 
+from apps.kit.envelope import new_id
 from apps.kit.lifecycle import Runtime
 from apps.kit.logs import REQUEST_ID_HEADER, is_request_id, request_id_var
 from apps.kit.metrics import CONTENT_TYPE, Metrics
@@ -145,7 +145,7 @@ def error(status: int, message: str, **details: Any) -> Response:
 
 async def _begin_request() -> None:
     incoming = request.headers.get(REQUEST_ID_HEADER, "")
-    request_id = incoming if is_request_id(incoming) else uuid.uuid4().hex
+    request_id = incoming if is_request_id(incoming) else new_id()
     g.request_id = request_id
     g.started = time.perf_counter()
     request_id_var.set(request_id)

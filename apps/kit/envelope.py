@@ -17,7 +17,8 @@ Kind = Annotated[str, Field(pattern=r"^[^\x00-\x1f\x7f]{1,64}$")]
 
 
 def new_id() -> str:
-    """A fresh envelope id: 32 hex digits from 16 random bytes (a third of `uuid4().hex`'s cost)."""
+    """A fresh id for an envelope or a request: 32 hex digits from 16 random bytes (a third of
+    `uuid4().hex`'s cost, on every send and every request that comes without an id)."""
     return secrets.token_hex(16)
 
 
