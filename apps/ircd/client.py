@@ -7,6 +7,7 @@ command's replies always go out before the next command's.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from contextvars import ContextVar
@@ -29,8 +30,10 @@ log = logging.getLogger("canaduck.ircd.client")
 #: other clients' commands (other tasks) are not.
 _labelling: ContextVar[Client | None] = ContextVar("labelling", default=None)
 
-#: Commands that do not count against the flood limit (keep-alives and leaving).
-UNTHROTTLED = frozenset({"PING", "PONG", "QUIT", "CAP", "AUTHENTICATE"})
+#: Lines that keep a connection alive: they count against the connection's flood budget like
+#: every line, but not against its account's, which is shared by all its connections.
+KEEPALIVES = frozenset({"PING", "PONG"})
+
 
 
 def server_time(seconds: float) -> str:
@@ -228,7 +231,12 @@ class Client:
                 if raw is None:
                     break
                 self._last_read = time.monotonic()
-                await self.handle(raw)
+                if not await self.handle(raw):
+                    break
+                # One line per turn: a connection with a backlog (lines that arrived together,
+                # or a flood) lets every other connection of the replica take its turn before
+                # its next line, however cheap its lines are.
+                await asyncio.sleep(0)
         finally:
             try:
                 await self.server.disconnect(self)
@@ -238,8 +246,12 @@ class Client:
             self.transport.close()
             await self.transport.wait_closed()
 
-    async def handle(self, raw: bytes) -> None:
-        """Parse and run one line; errors become numerics, never a dropped connection."""
+    async def handle(self, raw: bytes) -> bool:
+        """Parse and run one line; errors become numerics, never a dropped connection.
+        False when the connection is done with (it was lost while the line waited for its
+        flood budget, or the peer had closed and the budget is spent: the rest is dropped)."""
+        if not await self.server.throttle(self, raw):
+            return False
         try:
             message = parse(raw)
         except LineError as exc:
@@ -249,12 +261,13 @@ class Client:
                 self.fail(exc.numeric, "INVALID_UTF8", "Message rejected: not UTF-8")
             elif exc.numeric:
                 self.reply(exc.numeric, "*", f"Line rejected: {exc}")
-            return
+            return True
         if message is None:
-            return
+            return True
         self.server.counts["commands"] += 1
-        if self.registered and message.command not in UNTHROTTLED:
-            await self.server.throttle(self)
+        if self.account and message.command not in KEEPALIVES \
+                and not await self.server.throttle_account(self):
+            return False
         label = message.tags.get("label", "") if "labeled-response" in self.caps else ""
         if label:
             self._held = []
@@ -272,6 +285,7 @@ class Client:
                 _labelling.reset(token)
                 held, self._held = self._held or [], None
                 self._send_labelled(label, held)
+        return True
 
     def _send_labelled(self, label: str, lines: list[str]) -> None:
         """A command's replies with its label: ACK for none, the tag on a single line, else

@@ -194,24 +194,37 @@ class IrcServer:
             return
         await handler(client, message)
 
-    async def throttle(self, client: Client) -> None:
-        """Flood control: FLOOD_LINES commands at once, then FLOOD_LINES per FLOOD_WINDOW, per
-        connection and per account (the kit's GCRA); past it the client's next line waits,
-        nothing is dropped. A connection lives on one replica, so its budget is kept in this
-        process (a Redis round trip per command bought nothing); an account may be connected
-        through several replicas, so its budget is in Redis, shared by all of them."""
+    async def throttle(self, client: Client, raw: bytes) -> bool:
+        """Flood control, before a line is even parsed: every line counts, registered or
+        not, keep-alives included (the kit's GCRA: FLOOD_LINES at once, then FLOOD_LINES per
+        FLOOD_WINDOW). Past the budget the line waits; a connection lives on one replica, so
+        its budget is kept in this process. False: drop the line and the rest of the
+        connection's input (it was lost while the line waited, or the peer has closed and the
+        budget is spent: what a client sent before leaving is handled only while its budget
+        lasts, so a flooder that disconnects stops at once). A QUIT never waits."""
         decision, client.flood_tat = take_local(client.flood_tat, time.monotonic(), self.flood)
         while not decision.allowed:
+            if raw[:4].upper() == b"QUIT" and raw[4:5] in (b"", b" "):
+                return True
             self.counts["throttled"] += 1
-            await asyncio.sleep(decision.retry_after)
+            if client.transport.ended or not await client.transport.pause(decision.retry_after):
+                self.counts["dropped"] += 1
+                return False
             decision, client.flood_tat = take_local(client.flood_tat, time.monotonic(), self.flood)
-        if client.account:
-            key = self.settings.keys.chat_flood(party(client.nick, client.account))
+        return True
+
+    async def throttle_account(self, client: Client) -> bool:
+        """The account's share of flood control: an account may be connected through several
+        replicas, so its budget is in Redis, shared by all of them (keep-alives aside)."""
+        key = self.settings.keys.chat_flood(party(client.nick, client.account))
+        shared = await self.limiter.take(key, self.flood)
+        while not shared.allowed:
+            self.counts["throttled"] += 1
+            if client.transport.ended or not await client.transport.pause(shared.retry_after):
+                self.counts["dropped"] += 1
+                return False
             shared = await self.limiter.take(key, self.flood)
-            while not shared.allowed:
-                self.counts["throttled"] += 1
-                await asyncio.sleep(shared.retry_after)
-                shared = await self.limiter.take(key, self.flood)
+        return True
 
     # -- delivery ------------------------------------------------------------------------------
     def event(self, source: str, command: str, params: list[str], *, tags: dict[str, str] | None = None,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections import deque
+import socket
 from collections.abc import Callable, Coroutine
 from typing import Any, Protocol, cast
 
@@ -19,6 +19,12 @@ from apps.ircd.protocol import MAX_INPUT
 
 #: Seconds a closing connection may take to flush its last lines before it is cut.
 CLOSE_GRACE = 2.0
+#: Seconds between two looks at whether a waiting connection's peer has gone.
+PEER_CHECK_INTERVAL = 0.5
+#: Linux's TCP_INFO (its first byte is the connection's state) and the two states of a
+#: connection whose peer has gone: reset (CLOSE) or closed its side (CLOSE_WAIT).
+TCP_INFO = getattr(socket, "TCP_INFO", 11)
+TCP_CLOSE, TCP_CLOSE_WAIT = 7, 8
 
 
 class TooLong(Exception):
@@ -29,8 +35,16 @@ class Transport(Protocol):
     peer_ip: str
     secure: bool
 
+    @property
+    def ended(self) -> bool:
+        """True once the peer has closed its side or the connection is lost: what is still
+        unread is the last of it."""
+
     async def read_line(self) -> bytes | None:
         """The next line without its line ending; None at end of stream; TooLong past limit."""
+
+    async def pause(self, seconds: float) -> bool:
+        """Wait `seconds`, or less if the connection is lost first; False if it was."""
 
     def send(self, lines: list[str]) -> None:
         """Queue `lines` (each without CRLF) for the peer, in order; never blocks."""
@@ -54,22 +68,32 @@ class Transport(Protocol):
 class StreamTransport(asyncio.Protocol):
     """IRC over TCP or TLS: CRLF (or bare LF) terminated lines.
 
-    An asyncio Protocol rather than a StreamReader/StreamWriter pair: lines are split as the
-    bytes arrive, the connection's one task (`serve`, started when the connection is made)
-    awaits them, and a client sending faster than it is served is paused past
-    MAX_QUEUED_LINES lines. Less held per connection, and no buffer copied per line.
+    An asyncio Protocol rather than a StreamReader/StreamWriter pair: the connection's one
+    task (`serve`, started when the connection is made) takes lines from the bytes received,
+    one at a time, as it handles them. Unread input is bounded: past READ_AHEAD bytes the
+    socket is paused, so a client sending faster than it is served waits in its own kernel
+    buffers, not in the gateway's memory. Lines are cut out of the buffer only when read
+    (an offset moves; the buffer is compacted now and then), so a flood of tiny lines costs
+    no per-line work before its turn comes, and no copy of the rest per line.
+
+    When the connection is lost (a reset, or the gateway aborting it), what is still unread
+    is dropped at once: nothing of a vanished client is handled after it has gone. A clean
+    close by the peer (end of stream) leaves the unread lines to the client, which handles
+    them only while its flood budget lasts.
     """
 
-    #: Lines read ahead of the command being handled before the socket is paused.
-    MAX_QUEUED_LINES = 64
+    #: Unread bytes held before the socket is paused: at least one longest line (tags and all).
+    READ_AHEAD = 16 * 1024
 
     def __init__(self, serve: Callable[[StreamTransport], Coroutine[Any, Any, None]], limit: int) -> None:
         self._serve = serve
         self._limit = limit
-        self._partial = b""
-        self._lines: deque[bytes | None] = deque()  # None: a line over the limit
+        self._buffer = b""
+        self._start = 0  # where the unread part of `_buffer` begins
         self._waiter: asyncio.Future[None] | None = None
-        self._eof = False
+        self._pause_waiter: asyncio.Future[None] | None = None
+        self._eof = False  # the peer closed its side: no more input
+        self._lost = False  # the connection is gone: unread input is dropped
         self._discarding = False
         self._paused = False
         self._transport: asyncio.Transport | None = None
@@ -87,24 +111,12 @@ class StreamTransport(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self._eof:
             return
-        buffer = self._partial + data if self._partial else data
-        lines, limit, start = self._lines, self._limit, 0
-        while (end := buffer.find(b"\n", start)) >= 0:
-            if self._discarding:  # the end of a line already answered as too long
-                self._discarding = False
-            elif end + 1 - start > limit:
-                lines.append(None)
-            else:
-                lines.append(buffer[start:end])
-            start = end + 1
-        rest = buffer[start:] if start else buffer
-        if len(rest) > limit:
-            if not self._discarding:
-                lines.append(None)
-                self._discarding = True
-            rest = b""
-        self._partial = rest
-        if len(lines) > self.MAX_QUEUED_LINES and not self._paused and self._transport is not None:
+        if self._start:
+            self._buffer = self._buffer[self._start:] + data
+            self._start = 0
+        else:
+            self._buffer = self._buffer + data if self._buffer else data
+        if len(self._buffer) > self.READ_AHEAD and not self._paused and self._transport is not None:
             self._paused = True
             self._transport.pause_reading()
         self._wake()
@@ -115,8 +127,15 @@ class StreamTransport(asyncio.Protocol):
         return not self.secure  # keep a plain socket open for our last lines, as streams do
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._eof = True
+        self._drop_input()
+
+    def _drop_input(self) -> None:
+        self._eof = self._lost = True
+        self._buffer, self._start = b"", 0
         self._wake()
+        waiter = self._pause_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     def _wake(self) -> None:
         waiter = self._waiter
@@ -124,8 +143,15 @@ class StreamTransport(asyncio.Protocol):
             waiter.set_result(None)
 
     # -- Transport -------------------------------------------------------------------------------
+    @property
+    def ended(self) -> bool:
+        return self._eof
+
     async def read_line(self) -> bytes | None:
-        while not self._lines:
+        while True:
+            line = self._next_line()
+            if line is not None:
+                return line
             if self._eof:
                 return None
             self._waiter = asyncio.get_running_loop().create_future()
@@ -133,13 +159,71 @@ class StreamTransport(asyncio.Protocol):
                 await self._waiter
             finally:
                 self._waiter = None
-        line = self._lines.popleft()
-        if self._paused and len(self._lines) <= self.MAX_QUEUED_LINES // 2 and self._transport is not None:
+
+    def _next_line(self) -> bytes | None:
+        """The next complete line of the buffer (TooLong for one past the limit), or None."""
+        buffer, start, limit = self._buffer, self._start, self._limit
+        end = buffer.find(b"\n", start)
+        if end < 0:
+            if len(buffer) - start > limit:  # a line longer than any we read: answer it once
+                self._buffer, self._start = b"", 0
+                if not self._discarding:
+                    self._discarding = True
+                    self._resume_if_drained()
+                    raise TooLong()
+            self._resume_if_drained()
+            return None
+        self._start = end + 1
+        if self._start >= len(buffer):
+            self._buffer, self._start = b"", 0
+        self._resume_if_drained()
+        if self._discarding:  # the end of a line already answered as too long
+            self._discarding = False
+            return self._next_line()
+        if end + 1 - start > limit:
+            raise TooLong()
+        return buffer[start:end].rstrip(b"\r")
+
+    def _resume_if_drained(self) -> None:
+        if self._paused and len(self._buffer) - self._start <= self.READ_AHEAD // 2 \
+                and self._transport is not None and not self._eof:
             self._paused = False
             self._transport.resume_reading()
-        if line is None:
-            raise TooLong()
-        return line.rstrip(b"\r\n")
+
+    async def pause(self, seconds: float) -> bool:
+        loop = asyncio.get_running_loop()
+        until = loop.time() + seconds
+        while not self._peer_gone():
+            left = until - loop.time()
+            if left <= 0:
+                return True
+            waiter = self._pause_waiter = loop.create_future()
+            # Looked at again at least once a second: see `_peer_gone`.
+            timer = loop.call_later(min(left, PEER_CHECK_INTERVAL), _resolve, waiter)
+            try:
+                await waiter
+            finally:
+                timer.cancel()
+                self._pause_waiter = None
+        self._drop_input()
+        return False
+
+    def _peer_gone(self) -> bool:
+        """True if the connection is lost, or the peer has reset or closed it: asked of the
+        kernel, because a connection with a backlog may not be read for a while (its socket is
+        paused, or the kernel still holds data ahead of the reset), and asyncio learns of a
+        reset only by reading past that data."""
+        if self._lost:
+            return True
+        transport = self._transport
+        sock = transport.get_extra_info("socket") if transport is not None else None
+        if sock is None:
+            return False
+        try:
+            state = sock.getsockopt(socket.IPPROTO_TCP, TCP_INFO, 1)[0]
+        except (OSError, AttributeError, TypeError):  # not Linux, or not a TCP socket
+            return False
+        return state in (TCP_CLOSE, TCP_CLOSE_WAIT)
 
     def send(self, lines: list[str]) -> None:
         transport = self._transport
@@ -155,7 +239,7 @@ class StreamTransport(asyncio.Protocol):
         # Further input is read and dropped, not left in the kernel: closing a socket with
         # unread input would reset the connection instead of ending it cleanly.
         self._eof = True
-        self._lines.clear()
+        self._buffer, self._start = b"", 0
         if self._paused and self._transport is not None:
             self._paused = False
             self._transport.resume_reading()
@@ -170,13 +254,17 @@ class StreamTransport(asyncio.Protocol):
             asyncio.get_running_loop().call_later(CLOSE_GRACE, transport.abort)
 
     def abort(self) -> None:
-        self._eof = True
-        self._wake()
+        self._drop_input()
         if self._transport is not None:
             self._transport.abort()
 
     async def wait_closed(self) -> None:
         """Nothing to wait for: the asyncio transport flushes (or is cut) by itself."""
+
+
+def _resolve(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
 
 
 class QueuedTransport:
@@ -188,20 +276,35 @@ class QueuedTransport:
         self._queued = 0
         self._writer: asyncio.Task[None] | None = None
         self._closed = False
-        #: Set on close or abort: a read waiting for the peer ends at once.
-        self._closing = asyncio.Event()
+        #: Resolved on close or abort: a read or a pause waiting for the peer ends at once.
+        self._closing: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        #: A WebSocket delivers whole messages, and its end as one more: nothing is left unread
+        #: behind it, so the end of input is the end of the connection.
+        self.ended = False
 
-    async def receive(self, read: asyncio.Future[Any]) -> Any:
+    async def receive(self, read: Coroutine[Any, Any, Any]) -> Any:
         """`read`'s outcome, or None if the connection is closed first."""
-        closing: asyncio.Future[Any] = asyncio.ensure_future(self._closing.wait())
-        try:
-            done, _ = await asyncio.wait({read, closing}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            closing.cancel()
-        if read not in done:
-            read.cancel()
+        if self._closing.done():
+            read.close()
             return None
-        return read.result()
+        task = asyncio.ensure_future(read)
+        try:
+            await asyncio.wait((task, self._closing), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            # Also when this task is cancelled (the peer went away): the read must not be left
+            # pending, or it is destroyed pending when the connection is collected.
+            if not task.done():
+                task.cancel()
+        if not task.done() or task.cancelled():
+            return None
+        return task.result()
+
+    async def pause(self, seconds: float) -> bool:
+        if self._closing.done():
+            return False
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(self._closing), seconds)
+        return not self._closing.done()
 
     async def write_lines(self, lines: list[str]) -> None:
         """Write to the peer, waiting until it can take more (the subclass's part)."""
@@ -219,19 +322,24 @@ class QueuedTransport:
         return self._queued
 
     def stop_reading(self) -> None:
-        self._closing.set()
+        self._end()
 
     def close(self) -> None:
         if not self._closed:
             self._closed = True
-            self._closing.set()
+            self._end()
             self._queue.put_nowait(None)
 
     def abort(self) -> None:
         self._closed = True
-        self._closing.set()
+        self._end()
         if self._writer is not None:
             self._writer.cancel()
+
+    def _end(self) -> None:
+        self.ended = True
+        if not self._closing.done():
+            self._closing.set_result(None)
 
     async def wait_closed(self) -> None:
         if self._writer is not None:

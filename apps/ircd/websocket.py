@@ -7,7 +7,6 @@ asks; a client that names neither gets text frames.
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from apps.ircd.protocol import MAX_INPUT
@@ -36,8 +35,9 @@ class WebSocketTransport(QueuedTransport):
         if self._closed:
             return None
         try:
-            data = await self.receive(asyncio.ensure_future(self._ws.receive()))
+            data = await self.receive(self._ws.receive())
         except Exception:  # the socket went away (Quart raises its own disconnection error)
+            self.ended = True
             return None
         if data is None:
             return None
