@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import gc
+import logging
 import shutil
 import ssl
 import subprocess
@@ -107,3 +109,23 @@ async def test_irc_over_tls_when_a_certificate_is_configured(certificate: tuple[
 async def test_no_tls_listener_without_a_certificate():
     async with running_gateway() as gateway:
         assert set(gateway.ports) == {"irc"}
+
+
+async def test_a_websocket_that_goes_away_leaves_no_task_pending(redis, started, caplog):
+    # The read of the next message used to be left pending when the peer went away, and
+    # asyncio logged "Task was destroyed but it is pending" once it was collected.
+    app = create_app(settings(), redis=redis)
+    with caplog.at_level(logging.ERROR, logger="asyncio"):
+        async with started(app) as client:
+            for i in range(3):
+                async with client.websocket("/irc", subprotocols=["text.ircv3.net"]) as ws:
+                    for line in (f"NICK gone{i}", "USER g 0 * :G", "PING done"):
+                        await ws.send(line)
+                    while "PONG" not in await asyncio.wait_for(ws.receive(), 5):
+                        pass
+            await asyncio.sleep(0.2)
+            gc.collect()
+            await asyncio.sleep(0.1)
+            gc.collect()
+    destroyed = [r.getMessage() for r in caplog.records if "destroyed but it is pending" in r.getMessage()]
+    assert destroyed == []
