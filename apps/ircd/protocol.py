@@ -107,13 +107,14 @@ def parse(raw: bytes) -> Message | None:
         if command.startswith(b":"):  # a source prefix: the command is the next word
             command = rest.lstrip(b" ").split(b" ", 2)[1:2][0] if b" " in rest.strip() else b"*"
         raise LineError("invalid utf-8", command.decode("ascii", "replace").upper() or "*") from None
-    if "\x00" in text:
-        raise LineError("NUL in line", "400")
+    if _BREAKS.search(text):  # a NUL, or a CR or LF inside the line (a WebSocket message)
+        raise LineError("NUL, CR or LF in line", "400")
     try:
         line = irctokens.tokenise(text)
     except (ValueError, IndexError):
         return None
-    return Message(line.command, list(line.params), dict(line.tags or {}))
+    tags = {k: v for k, v in line.tags.items() if valid_tag_key(k)} if line.tags else {}
+    return Message(line.command, list(line.params), tags)
 
 
 def _colon_needed(last: str) -> bool:
@@ -121,19 +122,78 @@ def _colon_needed(last: str) -> bool:
     return not last or " " in last or last.startswith(":")
 
 
+#: What no line may carry: line breaks would split it (a client could be shown a line it never
+#: got from the server) and a NUL ends a line in C clients. Lines from clients with any of them
+#: are refused (`parse`); `format_line` replaces them in whatever it is given.
+_BREAKS = re.compile(r"[\r\n\x00]")
+#: A tag key as the message-tags spec allows it: an optional `+`, an optional vendor, a name.
+_TAG_KEY = re.compile(r"\+?(?:[A-Za-z0-9.-]+/)?[A-Za-z0-9-]+")
+
+
 def format_line(command: str, params: list[str], source: str | None = None,
                 tags: dict[str, str] | None = None) -> str:
-    """One outgoing line (no CRLF), the trailing parameter shortened to fit 512 bytes."""
-    params = list(params)
-    line = irctokens.build(command, params, source=source, tags=tags or None).format()
+    """One outgoing line (no CRLF), at most 512 bytes with its CRLF, tags aside.
+
+    The longest parameter is shortened (on a character boundary) until the line fits: the
+    text of a message, or the list a client sent that a numeric echoes. Line breaks and NULs in
+    any part are replaced, and tags with a malformed key are left out, so that whatever a
+    caller passes, one line goes out."""
+    if tags and not all(map(valid_tag_key, tags)):
+        return _format_safely(command, params, source, tags)
+    try:
+        line = irctokens.build(command, params, source=source, tags=tags or None).format()
+    except ValueError:  # a middle parameter with a space or a leading colon, or an empty one
+        return _format_safely(command, params, source, tags)
+    if _BREAKS.search(line):
+        return _format_safely(command, params, source, tags)
     body = line.split(" ", 1)[1] if tags else line
     excess = len(body.encode()) + 2 - MAX_LINE
     if params and not _colon_needed(params[-1]):
         # Room is kept for the trailing colon even where it may be left out, so a long text is
         # cut at the same length whether or not it has a space (as other servers cut it).
         excess += 1
-    if excess > 0 and params:
-        last = params[-1].encode()
-        params[-1] = last[:max(0, len(last) - excess)].decode("utf-8", "ignore")
-        line = irctokens.build(command, params, source=source, tags=tags or None).format()
-    return line
+    if excess <= 0:
+        return line
+    return _format_safely(command, params, source, tags)
+
+
+@functools.lru_cache(maxsize=1024)
+def valid_tag_key(key: str) -> bool:
+    """A tag key as the message-tags spec writes it (`+`, vendor `/`, name); cached: a few
+    keys (time, msgid, account, +typing...) make nearly every line."""
+    return bool(_TAG_KEY.fullmatch(key))
+
+
+def _middle(param: str) -> str:
+    """A parameter made fit to stand before the last one."""
+    param = param.replace(" ", "_")
+    return ("_" + param[1:] if param.startswith(":") else param) or "*"
+
+
+def _format_safely(command: str, params: list[str], source: str | None,
+                   tags: dict[str, str] | None) -> str:
+    """`format_line`'s slow path: a line that needs cleaning or shortening."""
+    params = [_BREAKS.sub(" ", p) for p in params]
+    for i in range(len(params) - 1):  # a middle parameter: no space, no leading colon, not empty
+        params[i] = _middle(params[i])
+    if source is not None:
+        source = _BREAKS.sub("", source).replace(" ", "_") or None
+    if tags:
+        tags = {k: _BREAKS.sub(" ", v) for k, v in tags.items() if valid_tag_key(k)}
+    head = len(command) + (len(source.encode()) + 2 if source else 0)  # ":source " and command
+    while True:
+        sizes = [len(p.encode()) for p in params]
+        # Each parameter costs its bytes and a space; a trailing one a colon too (counted
+        # always, so that a long text is cut at the same length with or without a space).
+        total = head + sum(sizes) + len(params) + (1 if params else 0) + 2
+        excess = total - MAX_LINE
+        if excess <= 0 or not params:
+            break
+        longest = max(range(len(params)), key=lambda i: (sizes[i], i))
+        cut = params[longest].encode()[:max(0, sizes[longest] - excess)].decode("utf-8", "ignore")
+        if longest < len(params) - 1:
+            cut = _middle(cut)
+        if cut == params[longest]:
+            break  # nothing left to shorten: the command and source alone are too long
+        params[longest] = cut
+    return irctokens.build(command, params, source=source, tags=tags or None).format()
