@@ -27,7 +27,7 @@ from apps.ircd.protocol import Message
 from apps.ircd.settings import IrcdSettings
 from apps.ircd.store import Store
 from apps.ircd.transport import StreamTransport, stream_limit
-from apps.kit.chatlog import ChatLog, ChatMessage, MalformedChatMessage, party
+from apps.kit.chatlog import ChatLog, ChatMessage, HistoryAccess, MalformedChatMessage, party
 from apps.kit.pubsub import publish, publish_on
 from apps.kit.ratelimit import Limit, RateLimiter, take_local
 from apps.kit.tasks import cancel_and_wait
@@ -42,7 +42,7 @@ class IrcServer:
 
     def __init__(self, settings: IrcdSettings, redis: Redis, *,
                  clock: Callable[[], float] = time.time,
-                 new_id: Callable[[], str] = lambda: secrets.token_hex(6)) -> None:
+                 new_id: Callable[[], str] = lambda: secrets.token_hex(8)) -> None:
         from apps.ircd.commands import COMMANDS  # the handlers import this module's types
 
         self.settings = settings
@@ -52,6 +52,7 @@ class IrcServer:
         self.new_id = new_id
         self.store = Store(redis, settings.key_prefix)
         self.chatlog = ChatLog.from_settings(redis, settings)
+        self.history_access = HistoryAccess(redis, settings.keys)
         self.limiter = RateLimiter(redis)
         self.flood = Limit(rate=settings.flood_lines, period=settings.flood_window,
                            burst=settings.flood_lines)
@@ -216,7 +217,7 @@ class IrcServer:
     async def throttle_account(self, client: Client) -> bool:
         """The account's share of flood control: an account may be connected through several
         replicas, so its budget is in Redis, shared by all of them (keep-alives aside)."""
-        key = self.settings.keys.chat_flood(party(client.nick, client.account))
+        key = self.settings.keys.chat_flood(party(client.uid, client.account))
         shared = await self.limiter.take(key, self.flood)
         while not shared.allowed:
             self.counts["throttled"] += 1

@@ -13,6 +13,9 @@ from typing import Any
 
 from redis.asyncio import Redis
 
+from apps.kit.casemap import casefold
+from apps.kit.names import Keys
+
 # JOIN in one step: the checks (+i, +k, +l, bans, invites) and the membership change cannot
 # interleave with another replica's JOIN or MODE. Returns the outcome: a numeric or a word.
 _JOIN = """
@@ -37,16 +40,22 @@ redis.call('SREM', invites, uid)
 return 'joined'
 """
 
-# PART/KICK/QUIT: leave, and the last one out removes the channel and its lists (its history
-# stays). KEYS[2] is the members hash; KEYS holds every key of the channel.
-# Returns 0 (was not a member), 1 (left) or 2 (left, and the channel is gone).
+# PART/KICK/QUIT: leave, and the last one out removes the channel and its lists. Its history
+# (KEYS[1]) stays if the channel was open; a secret (+s), invite-only (+i) or keyed (+k) one's
+# goes with it, so that whoever creates the channel again cannot read what its members said.
+# KEYS[2] is the channel's info, KEYS[3] its members; KEYS[2..] every key of the channel.
+# Returns 0 (was not a member), 1 (left), 2 (left, the channel is gone), 3 (and its history).
 _LEAVE = """
-if redis.call('HDEL', KEYS[2], ARGV[1]) == 0 then return 0 end
-if redis.call('HLEN', KEYS[2]) == 0 then
-  redis.call('DEL', unpack(KEYS))
-  return 2
+if redis.call('HDEL', KEYS[3], ARGV[1]) == 0 then return 0 end
+if redis.call('HLEN', KEYS[3]) > 0 then return 1 end
+local modes = redis.call('HGET', KEYS[2], 'modes') or ''
+local closed = string.find(modes, '[sik]') or redis.call('HEXISTS', KEYS[2], 'key') == 1
+redis.call('DEL', unpack(KEYS, 2))
+if closed then
+  redis.call('DEL', KEYS[1])
+  return 3
 end
-return 1
+return 2
 """
 
 # A mask added to a channel list (bans, exceptions, invite exceptions) unless it is there
@@ -88,6 +97,7 @@ class Store:
 
     def __init__(self, redis: Redis, prefix: str = "canaduck:") -> None:
         self.redis = redis
+        self.keys = Keys(prefix)
         self.base = f"{prefix}irc:"
         self._join = redis.register_script(_JOIN)
         self._leave = redis.register_script(_LEAVE)
@@ -123,7 +133,8 @@ class Store:
         return self.global_key("chans")
 
     def channel_key(self, cf: str, part: str = "") -> str:
-        return f"{self.base}chan:{{{cf}}}" + (f":{part}" if part else "")
+        # Spelt by the kit's Keys: the messages service reads the members through them.
+        return self.keys.irc_channel(cf) + (f":{part}" if part else "")
 
     def whowas_key(self, nick_cf: str) -> str:
         return f"{self.base}whowas:{{{nick_cf}}}"
@@ -163,8 +174,20 @@ class Store:
             pipe.hset(self.user_key(uid), mapping=dict(fields))  # type: ignore[arg-type]
             pipe.sadd(self.users_key, uid)
             pipe.sadd(self.instance_users_key(fields["inst"]), uid)
+            if fields.get("account"):
+                pipe.sadd(self.account_connections_key(fields["account"]), uid)
             await pipe.execute()
         await self._users(keys=[self.users_key, self.global_key("most")])
+
+    def account_connections_key(self, account: str) -> str:
+        return self.keys.irc_account_connections(casefold(account))
+
+    async def log_in(self, uid: str, account: str) -> None:
+        """A registered connection logged in to `account` (SASL after registration)."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hset(self.user_key(uid), "account", account)
+            pipe.sadd(self.account_connections_key(account), uid)
+            await pipe.execute()
 
     async def set_flag(self, name: str, uid: str, on: bool) -> None:
         """Add or remove `uid` from a network-wide set (`invisible`, `opers`)."""
@@ -212,8 +235,10 @@ class Store:
         found = await self.user(uid)
         return found or None
 
-    async def delete_user(self, uid: str, instance: str) -> None:
+    async def delete_user(self, uid: str, instance: str, account: str = "") -> None:
         async with self.redis.pipeline(transaction=False) as pipe:
+            if account:
+                pipe.srem(self.account_connections_key(account), uid)
             pipe.srem(self.instance_users_key(instance), uid)
             pipe.delete(self.user_key(uid), self.user_channels_key(uid))
             pipe.srem(self.users_key, uid)
@@ -268,11 +293,12 @@ class Store:
         return outcome
 
     async def leave(self, cf: str, uid: str) -> bool:
-        """Leave a channel; False if `uid` was not in it."""
-        left = int(await self._leave(keys=self._channel_keys(cf), args=[uid]))
+        """Leave a channel; False if `uid` was not in it. The last one out removes it (and
+        its history, if it was closed: see `_LEAVE`)."""
+        left = int(await self._leave(keys=[self.keys.chat_log(cf), *self._channel_keys(cf)], args=[uid]))
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.srem(self.user_channels_key(uid), cf)
-            if left == 2:
+            if left >= 2:
                 pipe.srem(self.channels_key, cf)
             await pipe.execute()
         return left > 0

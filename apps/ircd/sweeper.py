@@ -48,7 +48,7 @@ async def sweep_instance(server: IrcServer, instance: str) -> int:
                      "real": user.get("real", ""), "server": server.name,
                      "at": str(int(server.clock())), "account": user.get("account", "")}
             await store.remember(nick_cf, entry, server.settings.whowas_length)
-        await store.delete_user(uid, instance)
+        await store.delete_user(uid, instance, user.get("account", "") if user else "")
         swept += 1
     if swept:
         log.info("swept %d users of replica %s", swept, instance)

@@ -32,19 +32,21 @@ STORED_COMMANDS = frozenset({"PRIVMSG", "NOTICE", "TAGMSG"})
 MAX_ID_PART = 2**64 - 1
 _STREAM_ID = re.compile(r"(\d{1,20})-(\d{1,20})")
 
-# KEYS[1] the stream. ARGV[1] maxlen, ARGV[2] the record as JSON without id and time, ARGV[3]
-# the publish command (PUBLISH, or SPUBLISH on a cluster: apps/kit/pubsub.py), ARGV[4] how many
-# field/value items follow, then those items, then the channels to publish on (on a cluster,
-# only those in the stream's slot: a script may not publish elsewhere).
+# KEYS[1] the stream. ARGV[1] maxlen, ARGV[2] a time to live in ms (0: none), ARGV[3] the
+# record as JSON without id and time, ARGV[4] the publish command (PUBLISH, or SPUBLISH on a
+# cluster: apps/kit/pubsub.py), ARGV[5] how many field/value items follow, then those items,
+# then the channels to publish on (on a cluster, only those in the stream's slot: a script may
+# not publish elsewhere).
 # The payload is built by splicing the new id in front of the record's keys, so no JSON library
 # is needed in Lua.
 _APPEND = """
-local n = tonumber(ARGV[4])
-local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', unpack(ARGV, 5, 4 + n))
+local n = tonumber(ARGV[5])
+local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', unpack(ARGV, 6, 5 + n))
+if tonumber(ARGV[2]) > 0 then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
 local ms = string.match(id, '^(%d+)')
-local payload = '{"id":"' .. id .. '","time":' .. ms .. ',' .. string.sub(ARGV[2], 2)
-for i = 5 + n, #ARGV do
-  redis.call(ARGV[3], ARGV[i], payload)
+local payload = '{"id":"' .. id .. '","time":' .. ms .. ',' .. string.sub(ARGV[3], 2)
+for i = 6 + n, #ARGV do
+  redis.call(ARGV[4], ARGV[i], payload)
 end
 return id
 """
@@ -58,6 +60,10 @@ class ChatSettings(KitSettings):
     chat_history_max: int = Field(default=10_000, ge=1)
     #: Most messages one history query returns (advertised as CHATHISTORY=<n> by the ircd).
     chat_history_limit: int = Field(default=100, ge=1, le=10_000)
+    #: Seconds a private conversation with a guest (a connection without an account) is kept
+    #: after its last message: nobody can open it again once the guest has gone but the
+    #: account on the other side, if any.
+    chat_guest_history_ttl: float = Field(default=86_400, gt=0)
 
 
 class MalformedChatMessage(ValueError):
@@ -84,10 +90,9 @@ class ChatMessage:
     account: str = ""
     tags: Mapping[str, str] = field(default_factory=dict)
     id: str = ""
-
-    @property
-    def msgid(self) -> str:
-        return self.id
+    #: The sender's party in a private conversation (see `party`), kept in the stream only:
+    #: it tells which side a guest was on once its connection is gone.
+    party: str = ""
 
     @property
     def time_ms(self) -> int:
@@ -112,6 +117,8 @@ class ChatMessage:
                  "target", self.target, "text", self.text]
         if self.tags:
             items += ["tags", _dumps(dict(self.tags))]
+        if self.party:
+            items += ["party", self.party]
         return items
 
     @classmethod
@@ -128,7 +135,8 @@ class ChatMessage:
         return cls(command=values.get("command", ""), source=values.get("from", ""),
                    target=values.get("target", ""), text=values.get("text", ""),
                    account=values.get("account", ""),
-                   tags={str(k): str(v) for k, v in tags.items()}, id=_text(entry_id))
+                   tags={str(k): str(v) for k, v in tags.items()}, id=_text(entry_id),
+                   party=values.get("party", ""))
 
     @classmethod
     def from_json(cls, raw: str | bytes) -> ChatMessage:
@@ -209,31 +217,50 @@ class Conversation:
     key: str
 
 
-def party(nick: str, account: str = "", mapping: Casemapping = CASEMAPPING) -> str:
-    """Who takes part in a private conversation: the folded account when logged in, else
-    `~` and the folded nick (`~` never starts a nick, so the two never collide: what a nick
-    said before it was registered is not shown to the account that registers it later)."""
-    return casefold(account, mapping) if account else f"~{casefold(nick, mapping)}"
+#: What starts a guest's party: never the first character of an account name (a nick).
+GUEST = "~"
+
+
+def party(connection: str, account: str = "", mapping: Casemapping = CASEMAPPING) -> str:
+    """Who takes part in a private conversation: the folded account name of a logged-in user,
+    or `~` and the connection's own id for a guest (a client without an account).
+
+    A guest is its connection, never its nick: a nick is free for the next comer once its
+    holder leaves, so a conversation keyed by it would be handed to whoever takes the nick
+    next. The connection id is never reused; `~` never starts an account name, so the two
+    kinds never collide (what a guest said is not shown to an account registered later
+    under its nick either)."""
+    if account:
+        return casefold(account, mapping)
+    if not connection:
+        raise ValueError("a guest party needs its connection id")
+    return GUEST + connection
+
+
+def is_guest(party_name: str) -> bool:
+    """True for a guest's party (see `party`)."""
+    return party_name.startswith(GUEST)
 
 
 class ChatLog:
     """Appends to and reads the conversations' streams."""
 
     def __init__(self, redis: Redis, keys: Keys, *, maxlen: int = 10_000, max_limit: int = 100,
-                 mapping: Casemapping = CASEMAPPING) -> None:
-        if maxlen < 1 or max_limit < 1:
-            raise ValueError("maxlen and max_limit must be at least 1")
+                 guest_ttl: float = 86_400, mapping: Casemapping = CASEMAPPING) -> None:
+        if maxlen < 1 or max_limit < 1 or guest_ttl <= 0:
+            raise ValueError("maxlen, max_limit and guest_ttl must be positive")
         self._redis = redis
         self.keys = keys
         self.maxlen = maxlen
         self.max_limit = max_limit
+        self.guest_ttl_ms = max(1, round(guest_ttl * 1000))
         self.mapping = mapping
         self._append = redis.register_script(_APPEND)
 
     @classmethod
     def from_settings(cls, redis: Redis, settings: ChatSettings) -> ChatLog:
         return cls(redis, settings.keys, maxlen=settings.chat_history_max,
-                   max_limit=settings.chat_history_limit)
+                   max_limit=settings.chat_history_limit, guest_ttl=settings.chat_guest_history_ttl)
 
     # Conversations and channels
 
@@ -262,9 +289,10 @@ class ChatLog:
     # Writing
 
     async def append(self, conversation: Conversation, message: ChatMessage,
-                     publish_to: Iterable[str] = ()) -> ChatMessage:
+                     publish_to: Iterable[str] = (), *, ttl_ms: int = 0) -> ChatMessage:
         """Store `message` and publish it on each of `publish_to`, atomically; the message
-        with its new id. Refuses a command that is not stored (ValueError).
+        with its new id. Refuses a command that is not stored (ValueError). `ttl_ms`: the
+        conversation expires that long after this message (0: kept, trimmed only).
 
         On a cluster, the channels outside the stream's hash slot (a private message's nick
         channels) are published right after the script, not in it: a crash in between would
@@ -275,8 +303,8 @@ class ChatLog:
         if is_cluster(self._redis):
             channels, elsewhere = same_slot(conversation.key, channels)
         fields = message.stream_fields()
-        args: list[str | int] = [self.maxlen, _dumps(message.record()), publish_command(self._redis),
-                                 len(fields), *fields, *channels]
+        args: list[str | int] = [self.maxlen, ttl_ms, _dumps(message.record()),
+                                 publish_command(self._redis), len(fields), *fields, *channels]
         new_id = await self._append(keys=[conversation.key], args=args)
         stored = replace(message, id=_text(new_id))
         if elsewhere:
@@ -296,14 +324,18 @@ class ChatLog:
     async def append_private(self, sender: str, recipient: str, message: ChatMessage,
                              publish_to: Sequence[str] = ()) -> ChatMessage:
         """Append to the private conversation of two parties, publish it where told, then
-        note the conversation in both parties' indexes (for `targets`)."""
-        stored = await self.append(self.private(sender, recipient), message, publish_to)
+        note the conversation in both parties' indexes (for `targets`). A conversation with a
+        guest, and a guest's index, expire `guest_ttl` after their last message."""
+        guest = is_guest(sender) or is_guest(recipient)
+        ttl_ms = self.guest_ttl_ms if guest else 0
+        stored = await self.append(self.private(sender, recipient), message, publish_to, ttl_ms=ttl_ms)
         # Not in the script: the indexes live in other cluster slots. Losing this write only
         # hides the conversation from TARGETS until the next message.
         async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.zadd(self.keys.chat_dms(sender), {recipient: stored.time_ms})
-            if recipient != sender:
-                pipe.zadd(self.keys.chat_dms(recipient), {sender: stored.time_ms})
+            for me, other in {(sender, recipient), (recipient, sender)}:
+                pipe.zadd(self.keys.chat_dms(me), {other: stored.time_ms})
+                if is_guest(me):
+                    pipe.pexpire(self.keys.chat_dms(me), self.guest_ttl_ms)
             await pipe.execute()
         return stored
 
@@ -371,13 +403,33 @@ class ChatLog:
 
     async def targets(self, of_party: str, start_ms: int, end_ms: int,
                       limit: int) -> list[tuple[str, int]]:
-        """The parties `of_party` had private conversations with whose LAST message falls
-        strictly between the two times: (party, last ms), oldest first, at most `limit`."""
+        """The correspondents `of_party` had private conversations with whose LAST message
+        falls strictly between the two times: (name, last ms), oldest first, at most `limit`.
+        An account is named by its name; a guest by the nick it had in the last message (a
+        guest's conversation that has expired is left out)."""
         limit = self._limit(limit)
         low, high = sorted((start_ms, end_ms))
         rows: Any = await self._redis.zrangebyscore(self.keys.chat_dms(of_party), f"({low}", f"({high}",
-                                               start=0, num=limit, withscores=True)
-        return [(_text(member), int(score)) for member, score in rows]
+                                                    start=0, num=limit, withscores=True)
+        found = [(_text(member), int(score)) for member, score in rows]
+        guests = [other for other, _ in found if is_guest(other)]
+        last: dict[str, ChatMessage] = {}
+        if guests:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for other in guests:
+                    pipe.xrevrange(self.private(of_party, other).key, "+", "-", count=1)
+                for other, entries in zip(guests, await pipe.execute(), strict=True):
+                    if entries:
+                        last[other] = ChatMessage.from_stream(*entries[0])
+        named = []
+        for other, ms in found:
+            if not is_guest(other):
+                named.append((other, ms))
+            elif other in last:
+                message = last[other]
+                sent_by_guest = message.party == other
+                named.append((message.source.split("!", 1)[0] if sent_by_guest else message.target, ms))
+        return named
 
     def _limit(self, limit: int) -> int:
         if limit < 1:
@@ -416,3 +468,34 @@ def _text(value: Any) -> str:
 
 def _dumps(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+class HistoryAccess:
+    """The one rule for reading a channel's history, over IRC (CHATHISTORY) and over HTTP
+    (the messages service): a reader may read it only while it is in the channel, a
+    connection by itself, an account through any of its connections. A private
+    conversation is readable by its two parties only (`party`), which the caller is.
+
+    Membership rather than the channel's modes: a secret, invite-only or keyed channel is not
+    readable from outside, and a public one is readable by joining it, as any IRC client can.
+    What happens to a closed channel's history when it empties is the ircd's part: it is
+    dropped with the channel, so that whoever creates the channel again cannot read it."""
+
+    def __init__(self, redis: Redis, keys: Keys, mapping: Casemapping = CASEMAPPING) -> None:
+        self._redis = redis
+        self.keys = keys
+        self.mapping = mapping
+
+    async def connections_of(self, account: str) -> list[str]:
+        """The ids of the connections logged in to `account` now."""
+        found = await self._redis.smembers(self.keys.irc_account_connections(casefold(account, self.mapping)))
+        return sorted(_text(uid) for uid in found)
+
+    async def may_read_channel(self, channel: str, connections: Sequence[str]) -> bool:
+        """True if one of `connections` is in `channel`."""
+        if not connections:
+            return False
+        statuses = await self._redis.hmget(
+            self.keys.irc_channel_members(casefold(channel, self.mapping)), list(connections))
+        return any(status is not None for status in statuses)
+

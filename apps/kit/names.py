@@ -61,6 +61,14 @@ class Keys:
         """The ircd's state of a channel: hash with `name`, `modes` (letters, e.g. `nt`)..."""
         return f"{self.prefix}irc:chan:{{{channel}}}"
 
+    def irc_channel_members(self, channel: str) -> str:
+        """A channel's members: hash of connection id -> status letters (`o`, `v`, ``)."""
+        return f"{self.irc_channel(channel)}:members"
+
+    def irc_account_connections(self, account: str) -> str:
+        """The connections logged in to an account now (a set of connection ids)."""
+        return f"{self.prefix}irc:account:{{{account}}}:connections"
+
     def user_account(self, account: str) -> str:
         """An account: hash of name, password hash, created."""
         return f"{self.prefix}users:{{{account}}}:account"

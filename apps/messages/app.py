@@ -1,8 +1,9 @@
 """The messages service: the chat history over HTTP, read from the streams the ircd writes.
 
-Public through Caddy, for the web page: `GET /api/messages/<channel>` for a logged-in user
-(a users-service session token) and a channel anyone could list and join (no +s, +p, +k or
-+i). Internal, for tools and tests: `GET /internal/history/<channel>` and
+Public through Caddy: `GET /api/messages/<channel>` for a logged-in user (a users-service
+session token) under the chat's one history rule (apps/kit/chatlog.py `HistoryAccess`, the
+same as CHATHISTORY's): the account must be in the channel through one of its connections.
+Internal, for tools and tests: `GET /internal/history/<channel>` and
 `GET /internal/history/private/<party>/<party>`, any conversation, no session.
 The service only reads: its Redis user may not write a stream (`%R~` in the ACL).
 """
@@ -10,6 +11,7 @@ The service only reads: its Redis user may not write a stream (`%R~` in the ACL)
 from __future__ import annotations
 
 import asyncio
+import re
 from typing import Any
 
 import httpx
@@ -20,7 +22,7 @@ from redis.asyncio import Redis
 from apps.kit.app import ServiceApp, error, runtime, service_app
 from apps.kit.app import create_app as create_service_app
 from apps.kit.casemap import casefold, is_channel_name, is_valid_nick
-from apps.kit.chatlog import ChatLog, ChatMessage, Conversation, InvalidRef, Ref
+from apps.kit.chatlog import ChatLog, ChatMessage, Conversation, HistoryAccess, InvalidRef, Ref
 from apps.kit.dircache import DirectoryCache
 from apps.kit.http import NoInstance, Peers
 from apps.kit.openapi import documented, query_param
@@ -30,9 +32,8 @@ from apps.messages.settings import MessagesSettings
 public = Blueprint("messages_public", __name__, url_prefix="/api/messages")
 internal = Blueprint("messages_internal", __name__, url_prefix="/internal/history")
 
-#: Channel modes that keep a channel's history off the public route: secret, private, keyed,
-#: invite-only (a stranger could not see or enter the channel over IRC either).
-CLOSED_MODES = frozenset("spki")
+#: A guest's party: `~` and the id of its connection (apps/kit/chatlog.py `party`).
+_GUEST_PARTY = re.compile(r"~[0-9a-f]{1,32}")
 
 
 class HistoryQuery(BaseModel):
@@ -68,6 +69,7 @@ def create_app(settings: MessagesSettings | None = None, redis: Redis | None = N
     settings = settings or MessagesSettings()
     app = create_service_app(settings, import_name=__name__, redis=redis, http_transport=http_transport)
     app.extensions["messages.log"] = ChatLog.from_settings(app.runtime.redis, settings)
+    app.extensions["messages.access"] = HistoryAccess(app.runtime.redis, settings.keys)
     app.extensions["messages.peers"] = Peers(DirectoryCache(app.runtime.directory, 1.0),
                                              {"users": settings.users_url},
                                              lookup_timeout=settings.users_timeout)
@@ -97,30 +99,30 @@ async def limits() -> Response:
 
 
 @public.get("/<path:channel>")
-@documented(query=HistoryQuery, ok=History, errors=[400, 401, 403, 404, 503])
+@documented(query=HistoryQuery, ok=History, errors=[400, 401, 403, 503])
 async def channel_history(channel: str) -> Response:
-    """A public channel's history, for a logged-in user: `?limit=&before=&after=` (message
-    ids); oldest first. 401 without a live session, 403 for a closed channel, 404 for none."""
+    """A channel's history, for a logged-in user in that channel (through any of its IRC
+    connections, the chat page's included): `?limit=&before=&after=` (message ids); oldest
+    first. 401 without a live session; 403 when the account is not in the channel, which is
+    also the answer for a channel that does not exist (so that a secret one is not revealed)."""
     name = _channel(channel)
     query = _query()
-    if await _session_account() is None:
+    account = await _session_account()
+    if account is None:
         response = error(401, "missing or invalid session token")
         response.headers["WWW-Authenticate"] = "Bearer"
         return response
-    state = await runtime().redis.hget(runtime().keys.irc_channel(casefold(name)), "modes")
-    if state is None:
-        return error(404, "no such channel", target=name)
-    modes = state.decode() if isinstance(state, bytes) else str(state)
-    if CLOSED_MODES & set(modes):
-        return error(403, "channel history is not public", target=name)
+    access: HistoryAccess = service_app().extensions["messages.access"]
+    if not await access.may_read_channel(name, await access.connections_of(account)):
+        return error(403, "not in that channel: join it to read its history", target=name)
     return await _history(name, _log().channel(name), query)
 
 
 @internal.get("/private/<first>/<second>")
 @documented(query=HistoryQuery, ok=History, errors=[400])
 async def private_history(first: str, second: str) -> Response:
-    """A private conversation between two parties (`alice` for an account, `~bob` for a nick
-    without one), in either order. Same query parameters."""
+    """A private conversation between two parties (`alice` for an account, `~<connection id>`
+    for a guest), in either order. Same query parameters."""
     parties = [_party(first, "first"), _party(second, "second")]
     return await _history(",".join(parties), _log().private(*parties), _query())
 
@@ -172,10 +174,11 @@ def _channel(name: str) -> str:
 
 
 def _party(value: str, field: str) -> str:
-    nick = value.removeprefix("~")
-    if not is_valid_nick(nick):
-        raise InvalidParameter(field, "expected an account or ~nick")
-    return ("~" if value.startswith("~") else "") + casefold(nick)
+    if _GUEST_PARTY.fullmatch(value):
+        return value
+    if not is_valid_nick(value):
+        raise InvalidParameter(field, "expected an account name or ~<connection id>")
+    return casefold(value)
 
 
 async def _history(target: str, conversation: Conversation, query: _Query) -> Response:

@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import logging
-import socket
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -27,6 +25,7 @@ from hypothesis import strategies as st
 
 from apps.ircd.commands import COMMANDS
 from apps.ircd.protocol import MAX_LINE
+from scripts.devkit.ircclient import IrcClient
 
 #: Parameters worth trying beside random text: names the handlers look up, masks, numbers,
 #: limits, mode strings, references, and the shapes that break parsers.
@@ -213,42 +212,6 @@ class _ErrorCollector(logging.Handler):
         self._into.append(self.format(record))
 
 
-class LineSocket:
-    """A blocking IRC client for property tests: send lines, read until a PING's answer."""
-
-    _tokens = itertools.count()
-
-    def __init__(self, port: int, timeout: float = 10.0) -> None:
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
-        self._buffer = b""
-
-    def send(self, lines: list[bytes]) -> None:
-        self.sock.sendall(b"".join(line + b"\r\n" for line in lines))
-
-    def sync(self) -> list[bytes]:
-        """Every line received until the answer to a PING of ours; raises if the connection
-        ends first (the gateway dropped it)."""
-        token = f"fuzzsync{next(self._tokens)}".encode()
-        self.send([b"PING " + token])
-        lines: list[bytes] = []
-        while True:
-            end = self._buffer.find(b"\r\n")
-            if end < 0:
-                chunk = self.sock.recv(65536)
-                if not chunk:
-                    raise ConnectionError(f"the gateway closed the connection; last lines: {lines[-3:]!r}")
-                self._buffer += chunk
-                continue
-            line, self._buffer = self._buffer[:end], self._buffer[end + 2:]
-            if b" PONG " in line and line.endswith(token):
-                return lines
-            lines.append(line)
-
-    def close(self) -> None:
-        with contextlib.suppress(OSError):
-            self.sock.close()
-
-
 #: The capabilities that change what a client is sent.
 CAPS = (b"message-tags server-time echo-message batch labeled-response multi-prefix "
         b"userhost-in-names extended-join account-tag away-notify cap-notify setname "
@@ -256,14 +219,13 @@ CAPS = (b"message-tags server-time echo-message batch labeled-response multi-pre
 
 
 @contextlib.contextmanager
-def registered(port: int, nick: str, *, caps: bool = True) -> Iterator[LineSocket]:
+def registered(port: int, nick: str, *, caps: bool = True) -> Iterator[IrcClient]:
     """A client registered as `nick` (with every capability that changes replies, or none),
     in #fuzz."""
-    client = LineSocket(port)
+    client = IrcClient(port, timeout=10)
     try:
-        client.send([b"CAP LS 302", b"CAP REQ :" + CAPS] if caps else [])
-        client.send([f"NICK {nick}".encode(), f"USER {nick} 0 * :Fuzz".encode(), b"CAP END",
-                     b"JOIN #fuzz"])
+        client.register(nick, CAPS.decode() if caps else "")
+        client.send("JOIN #fuzz")
         client.sync()
         yield client
     finally:
@@ -277,10 +239,10 @@ def exercise(port: int, lines: list[bytes], nick: str) -> list[str]:
     lines = [line for line in lines if command_of(line) != b"QUIT"]
     with registered(port, nick, caps=True) as client, \
             registered(port, f"w{nick}", caps=False) as watcher:
-        client.send(lines)
+        client.send(*lines)
         try:
-            received = client.sync()
-            seen = watcher.sync()
-        except (ConnectionError, TimeoutError, OSError) as exc:
+            received = client.sync_raw()
+            seen = watcher.sync_raw()
+        except (EOFError, TimeoutError, OSError) as exc:
             return [f"no answer to a PING after the lines: {exc}"]
         return problems(received) + problems(seen)

@@ -2,68 +2,13 @@
 
 from __future__ import annotations
 
-import socket
-import time
 from collections.abc import Iterator
 
 import pytest
 
 import redis
 from scripts.devkit import RedisServer, ServiceLauncher, ServiceProcess, free_port, wait_until
-
-
-class Irc:
-    """A blocking line client; `sync` reads until the answer to its own PING."""
-
-    def __init__(self, port: int) -> None:
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=5)
-        self.buffer = b""
-        self.tokens = 0
-
-    def send(self, *lines: str) -> None:
-        self.sock.sendall("".join(f"{line}\r\n" for line in lines).encode())
-
-    def line(self) -> str:
-        while b"\r\n" not in self.buffer:
-            data = self.sock.recv(65536)
-            if not data:
-                raise EOFError("connection closed")
-            self.buffer += data
-        raw, self.buffer = self.buffer.split(b"\r\n", 1)
-        return raw.decode()
-
-    def sync(self) -> list[str]:
-        self.tokens += 1
-        token = f"t{self.tokens}"
-        self.send(f"PING {token}")
-        lines = []
-        while True:
-            line = self.line()
-            if " PONG " in line and line.endswith(token):
-                return lines
-            lines.append(line)
-
-    def until(self, predicate, timeout: float = 5.0) -> list[str]:
-        """Lines until one satisfies `predicate` (deliveries from another replica come later)."""
-        deadline = time.monotonic() + timeout
-        lines: list[str] = []
-        while time.monotonic() < deadline:
-            line = self.line()
-            lines.append(line)
-            if predicate(line):
-                return lines
-        raise AssertionError(f"not seen within {timeout} s: {lines}")
-
-    def register(self, nick: str, caps: str = "") -> list[str]:
-        if caps:
-            self.send("CAP LS 302", f"CAP REQ :{caps}")
-        self.send(f"NICK {nick}", f"USER {nick} 0 * :{nick}")
-        if caps:
-            self.send("CAP END")
-        return self.sync()
-
-    def close(self) -> None:
-        self.sock.close()
+from scripts.devkit.ircclient import IrcClient
 
 
 def start_replica(launcher: ServiceLauncher, name: str) -> tuple[ServiceProcess, int]:
@@ -91,7 +36,7 @@ def replicas(both: list[tuple[ServiceProcess, int]], admin: redis.Redis) -> list
 @pytest.mark.cluster
 def test_clients_on_two_replicas_talk_in_a_channel_and_privately(replicas, admin: redis.Redis):
     (_, port_a), (_, port_b) = replicas
-    alice, bob = Irc(port_a), Irc(port_b)
+    alice, bob = IrcClient(port_a), IrcClient(port_b)
     assert "001" in " ".join(alice.register("alice", "echo-message message-tags"))
     bob.register("bob")
     alice.send("JOIN #chat")
@@ -123,18 +68,18 @@ def test_clients_on_two_replicas_talk_in_a_channel_and_privately(replicas, admin
 
 def test_a_client_reconnecting_to_the_other_replica_finds_its_channel_and_history(replicas):
     (_, port_a), (_, port_b) = replicas
-    alice = Irc(port_a)
+    alice = IrcClient(port_a)
     alice.register("alice")
     alice.send("JOIN #log", *[f"PRIVMSG #log :line {i}" for i in range(3)], "TOPIC #log :kept")
     alice.sync()
-    keeper = Irc(port_a)
+    keeper = IrcClient(port_a)
     keeper.register("keeper")
     keeper.send("JOIN #log")
     keeper.sync()
     alice.send("QUIT")
     with pytest.raises(EOFError):
         alice.sync()
-    again = Irc(port_b)
+    again = IrcClient(port_b)
     again.register("alice", "batch server-time message-tags draft/chathistory")
     again.send("JOIN #log")
     joined = again.sync()
@@ -147,7 +92,7 @@ def test_a_client_reconnecting_to_the_other_replica_finds_its_channel_and_histor
 
 def test_a_replica_subscribes_only_to_channels_with_local_members(replicas, admin: redis.Redis):
     (svc_a, port_a), (_, port_b) = replicas
-    alice = Irc(port_a)
+    alice = IrcClient(port_a)
     alice.register("alice")
     alice.send("JOIN #only-a")
     alice.sync()
@@ -156,7 +101,7 @@ def test_a_replica_subscribes_only_to_channels_with_local_members(replicas, admi
         return dict(admin.pubsub_numsub("canaduck:irc:fan:{#only-a}"))["canaduck:irc:fan:{#only-a}"]
 
     wait_until(lambda: subscribers() == 1)
-    bob = Irc(port_b)
+    bob = IrcClient(port_b)
     bob.register("bob")
     bob.send("JOIN #only-a")
     bob.sync()

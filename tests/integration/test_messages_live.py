@@ -14,11 +14,15 @@ FAST = {"ARGON2_TIME_COST": "1", "ARGON2_MEMORY_KIB": "1024"}
 
 
 async def write_as_the_ircd(redis_server) -> list[ChatMessage]:
+    """Three messages in #Live, and the account `reader` in it through one connection, as
+    the ircd's Redis user writes them."""
     ircd = redis_server.async_client("ircd")
     log = ChatLog(ircd, Keys())
     stored = [await log.append_channel("#Live", ChatMessage("PRIVMSG", "a!b@c", "#Live", f"m{i}"))
               for i in range(3)]
-    await ircd.hset("canaduck:irc:chan:{#live}", mapping={"name": "#Live", "modes": "nt"})
+    await ircd.hset(Keys().irc_channel("#live"), mapping={"name": "#Live", "modes": "nt"})
+    await ircd.hset(Keys().irc_channel_members("#live"), "c0nn", "")
+    await ircd.sadd(Keys().irc_account_connections("reader"), "c0nn")
     await ircd.aclose()
     return stored
 
@@ -36,6 +40,11 @@ def test_history_written_by_the_ircd_user_read_over_http(launcher, redis_server,
                        json={"account": "reader", "password": "long enough"}).json()["token"]
     public = messages.get("/api/messages/%23LIVE", headers={"Authorization": f"Bearer {token}"})
     assert public.status_code == 200 and [m["text"] for m in public.json()["messages"]] == ["m0", "m1", "m2"]
+    httpx.post(f"{users.url}/api/users/register", json={"account": "outsider", "password": "long enough"})
+    other = httpx.post(f"{users.url}/api/users/login",
+                       json={"account": "outsider", "password": "long enough"}).json()["token"]
+    refused = messages.get("/api/messages/%23live", headers={"Authorization": f"Bearer {other}"})
+    assert refused.status_code == 403  # not in the channel: the one history rule
 
 
 def test_messages_finds_users_in_the_directory(launcher, admin):

@@ -14,6 +14,7 @@ from apps.kit.chatlog import (
     InvalidRef,
     MalformedChatMessage,
     Ref,
+    is_guest,
     party,
 )
 from apps.kit.names import Keys
@@ -182,38 +183,65 @@ def test_references_at_the_ends_of_the_id_space():
         Ref.time(-1)
 
 
-def test_parties_fold_and_keep_nicks_apart_from_accounts():
-    assert party("Bob") == "~bob"
-    assert party("Bob", "BobAccount") == "bobaccount"
-    assert party("bob") != party("x", "bob")
+def test_a_party_is_an_account_or_a_guests_connection_never_a_nick():
+    assert party("c0ffee", "BobAccount") == "bobaccount"
+    assert party("c0ffee") == "~c0ffee" and is_guest(party("c0ffee"))
+    assert party("c0ffee") != party("other-connection")  # the next holder of a nick is not it
+    assert not is_guest(party("c0ffee", "bob"))
+    with pytest.raises(ValueError):
+        party("")
 
 
 async def test_private_conversations_are_one_stream_whoever_writes(log, redis):
-    alice, bob = party("Alice", "alice"), party("Bob")
+    alice, bob = party("a1", "alice"), party("b1")
     await log.append_private(alice, bob, said("hi bob", "Bob"), publish_to=["canaduck:chat:{bob}:live"])
     await log.append_private(bob, alice, said("hi alice", "Alice"))
-    assert await redis.exists("canaduck:chat:{alice,~bob}:log")
+    assert await redis.exists("canaduck:chat:{alice,~b1}:log")
     assert texts(await log.latest(log.private(bob, alice), 10)) == ["hi bob", "hi alice"]
 
 
+async def test_a_conversation_with_a_guest_expires_and_one_between_accounts_does_not(redis):
+    log = ChatLog(redis, Keys(), guest_ttl=60)
+    alice, bob, guest = party("a1", "alice"), party("b1", "bob"), party("g1")
+    await log.append_private(alice, bob, said("kept", "bob"))
+    await log.append_private(alice, guest, said("fleeting", "guest", party=alice))
+    assert await redis.pttl(log.private(alice, bob).key) == -1
+    assert 0 < await redis.pttl(log.private(alice, guest).key) <= 60_000
+    assert 0 < await redis.pttl("canaduck:chat:{~g1}:dms") <= 60_000
+    assert await redis.pttl("canaduck:chat:{alice}:dms") == -1
+
+
 async def test_targets_lists_dm_partners_by_last_message(log):
-    me = party("me", "me")
+    me = party("m1", "me")
     stored = {}
     for other in ("zed", "amy", "zed"):
-        stored[other] = await log.append_private(me, party(other), said("x", other))
+        stored[other] = await log.append_private(me, party("x", other), said("x", other))
         await asyncio.sleep(0.002)  # distinct milliseconds
     rows = await log.targets(me, 0, 2**62, 10)
-    assert rows == [("~amy", stored["amy"].time_ms), ("~zed", stored["zed"].time_ms)]
-    assert await log.targets(me, stored["amy"].time_ms, 2**62, 10) == [("~zed", stored["zed"].time_ms)]
-    assert [r[0] for r in await log.targets(me, 2**62, 0, 1)] == ["~amy"]
-    assert await log.targets(party("amy"), 0, 2**62, 10) == [(me, stored["amy"].time_ms)]
+    assert rows == [("amy", stored["amy"].time_ms), ("zed", stored["zed"].time_ms)]
+    assert await log.targets(me, stored["amy"].time_ms, 2**62, 10) == [("zed", stored["zed"].time_ms)]
+    assert [r[0] for r in await log.targets(me, 2**62, 0, 1)] == ["amy"]
+    assert await log.targets(party("x", "amy"), 0, 2**62, 10) == [(me, stored["amy"].time_ms)]
     assert await log.targets(me, 0, stored["amy"].time_ms, 10) == []
 
 
+async def test_targets_names_a_guest_by_its_nick_on_either_side_and_forgets_an_expired_one(log, redis):
+    me, guest = party("m1", "me"), party("g1")
+    sent = await log.append_private(me, guest, ChatMessage("PRIVMSG", "me!~me@h", "Quacker", "hi",
+                                                           account="me", party=me))
+    assert await log.targets(me, 0, 2**62, 10) == [("Quacker", sent.time_ms)]
+    answer = await log.append_private(guest, me, ChatMessage("PRIVMSG", "Quacker2!~q@h", "me", "yo",
+                                                             party=guest))
+    assert await log.targets(me, 0, 2**62, 10) == [("Quacker2", answer.time_ms)]
+    assert await log.targets(guest, 0, 2**62, 10) == [("me", answer.time_ms)]
+    await redis.delete(log.private(me, guest).key)  # what its expiry does
+    assert await log.targets(me, 0, 2**62, 10) == []
+
+
 async def test_a_message_to_oneself_is_indexed_once(log, redis):
-    me = party("me")
+    me = party("m1")
     await log.append_private(me, me, said("note to self", "me"))
-    assert await redis.zcard("canaduck:chat:{~me}:dms") == 1
+    assert await redis.zcard("canaduck:chat:{~m1}:dms") == 1
     assert texts(await log.latest(log.private(me, me), 5)) == ["note to self"]
 
 

@@ -28,12 +28,22 @@ def make_app(redis, transport=None, **settings):
                       redis=redis, http_transport=transport or httpx.MockTransport(users_service))
 
 
-async def seed(redis, channel="#Chan", count=5, modes="nt") -> list[ChatMessage]:
+async def seed(redis, channel="#Chan", count=5, modes="nt",
+               member: str | None = "alice") -> list[ChatMessage]:
+    """A channel with `count` messages; `member`: an account in it through one connection."""
     log = ChatLog(redis, Keys())
     if modes is not None:
         await redis.hset(Keys().irc_channel(channel.lower()), mapping={"name": channel, "modes": modes})
+    if member is not None:
+        await join(redis, channel, f"{member}-conn", member)
     return [await log.append_channel(channel, ChatMessage("PRIVMSG", "a!b@c", channel, f"m{i}"))
             for i in range(count)]
+
+
+async def join(redis, channel: str, connection: str, account: str) -> None:
+    """What the ircd writes when a logged-in connection joins a channel."""
+    await redis.hset(Keys().irc_channel_members(channel.lower()), connection, "")
+    await redis.sadd(Keys().irc_account_connections(account.lower()), connection)
 
 
 def texts(body) -> list[str]:
@@ -88,21 +98,28 @@ async def test_users_down_is_a_503_not_a_500(redis, started):
         assert broken.status_code == 503
 
 
-@pytest.mark.parametrize("modes", ["nts", "p", "ntk", "i"])
-async def test_closed_channels_are_not_public(redis, started, modes):
-    await seed(redis, "#hidden", modes=modes)
+@pytest.mark.parametrize("modes", ["nt", "nts", "ntk", "i"])
+async def test_only_a_member_reads_a_channels_history_whatever_its_modes(redis, started, modes):
+    # Alice (the session's account) is connected, but in another channel only.
+    await seed(redis, "#hidden", modes=modes, member="bob")
+    await join(redis, "#elsewhere", "alice-conn", "alice")
     async with started(make_app(redis)) as client:
         response = await client.get("/api/messages/%23hidden", headers=GOOD)
         assert response.status_code == 403
+        assert (await response.get_json())["error"].startswith("not in that channel")
         internal = await client.get("/internal/history/%23hidden")
         assert texts(await internal.get_json()) == ["m0", "m1", "m2", "m3", "m4"]
+        await join(redis, "#hidden", "alice-conn", "alice")  # she joins: now she may read it
+        joined = await client.get("/api/messages/%23hidden", headers=GOOD)
+        assert texts(await joined.get_json()) == ["m0", "m1", "m2", "m3", "m4"]
 
 
-async def test_a_channel_that_does_not_exist_is_404(redis, started):
-    await seed(redis, "#gone", modes=None)  # history without a live channel
+async def test_a_channel_that_does_not_exist_answers_as_one_she_is_not_in(redis, started):
+    await seed(redis, "#gone", modes=None, member=None)  # history without a live channel
     async with started(make_app(redis)) as client:
-        assert (await client.get("/api/messages/%23gone", headers=GOOD)).status_code == 404
-        assert (await client.get("/api/messages/%23never", headers=GOOD)).status_code == 404
+        for path in ("/api/messages/%23gone", "/api/messages/%23never"):
+            response = await client.get(path, headers=GOOD)
+            assert response.status_code == 403  # the same answer as a secret channel's
 
 
 @pytest.mark.parametrize(("path", "problem"), [
@@ -119,6 +136,7 @@ async def test_a_channel_that_does_not_exist_is_404(redis, started):
     (f"/api/messages/%23chan?before={2**64}-0", "invalid before"),
     ("/internal/history/private/alice/9x", "invalid second"),
     ("/internal/history/private/~/bob", "invalid first"),
+    ("/internal/history/private/~bob/alice", "invalid first"),
 ])
 async def test_bad_requests_are_400_naming_the_parameter(redis, started, path, problem):
     async with started(make_app(redis)) as client:
@@ -129,14 +147,15 @@ async def test_bad_requests_are_400_naming_the_parameter(redis, started, path, p
 
 async def test_private_history_internal_route(redis, started):
     log = ChatLog(redis, Keys())
-    alice, bob = party("Alice", "alice"), party("Bob")
-    await log.append_private(alice, bob, ChatMessage("PRIVMSG", "Alice!a@h", "Bob", "hi"))
+    alice, guest = party("a1", "alice"), party("0badc0de")
+    await log.append_private(alice, guest, ChatMessage("PRIVMSG", "Alice!a@h", "Bob", "hi"))
     async with started(make_app(redis)) as client:
-        for path in ("/internal/history/private/alice/~bob", "/internal/history/private/~BOB/ALICE"):
+        for path in ("/internal/history/private/alice/~0badc0de",
+                     "/internal/history/private/~0badc0de/ALICE"):
             body = await (await client.get(path)).get_json()
-            assert texts(body) == ["hi"] and body["target"] in ("alice,~bob", "~bob,alice")
+            assert texts(body) == ["hi"] and body["target"] in ("alice,~0badc0de", "~0badc0de,alice")
         empty = await (await client.get("/internal/history/private/alice/bob")).get_json()
-        assert empty["messages"] == []  # bob the account is not ~bob the nick
+        assert empty["messages"] == []  # an account named bob is not that guest
 
 
 async def test_limits_route_and_openapi(redis, started):

@@ -123,7 +123,7 @@ async def authenticate(client: Client, message: Message) -> None:
         return
     client.account = account
     if client.registered:
-        await client.server.store.update_user(client.uid, account=account)
+        await client.server.store.log_in(client.uid, account)
     client.reply(n.RPL_LOGGEDIN, client.prefix if client.registered else f"{client.nick}!*@*", account,
                  f"You are now logged in as {account}")
     client.reply(n.RPL_SASLSUCCESS, "SASL authentication successful")

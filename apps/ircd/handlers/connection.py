@@ -290,5 +290,5 @@ async def quit_everywhere(client: Client) -> None:
             await server.forget_membership(client, cf)
         await store.remember(client.nick_cf, whowas_entry(client, client.nick),
                              server.settings.whowas_length)
-        await store.delete_user(client.uid, server.instance)
+        await store.delete_user(client.uid, server.instance, client.account)
         await server.unfollow_nick(client, client.nick)

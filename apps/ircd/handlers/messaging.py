@@ -135,10 +135,11 @@ async def to_nick(client: Client, cmd: str, target: str, text: str, client_tags:
         # The private conversation's history, published to the recipient's replica (through
         # the nick's live channel) unless the recipient is here.
         live = [] if local is not None else [server.chatlog.nick_live(user["nick"])]
+        sender = party(client.uid, client.account)
         stored = await server.chatlog.append_private(
-            party(client.nick, client.account), party(user["nick"], user.get("account", "")),
+            sender, party(user["uid"], user.get("account", "")),
             ChatMessage(command=cmd, source=client.prefix, target=user["nick"], text=text,
-                        account=client.account, tags=client_tags), live)
+                        account=client.account, tags=client_tags, party=sender), live)
         event = server.record_event(stored)
         if local is not None:
             local.deliver_unlabelled(event)
@@ -184,14 +185,20 @@ async def chathistory(client: Client, message: Message) -> None:
     server = client.server
     chatlog = server.chatlog
     if is_channel(target):
-        if await server.store.status(casefold(target), client.uid) is None:
+        # The one history rule (apps/kit/chatlog.py HistoryAccess), as the messages service
+        # applies it over HTTP: in the channel, this connection or another of its account.
+        readers = await server.history_access.connections_of(client.account) if client.account else []
+        if not await server.history_access.may_read_channel(target, [client.uid, *readers]):
             client.fail("CHATHISTORY", "INVALID_TARGET", sub, target, "No history for that target")
             return
         conversation = chatlog.channel(target)
     else:
+        # The conversation with whoever holds the nick now, or with the account of that name
+        # when nobody does: a guest's conversations are its connection's, so they cannot be
+        # reached through a nick it no longer holds.
         other = await server.store.user_by_nick(casefold(target))
-        conversation = chatlog.private(party(client.nick, client.account),
-                                       party(target, other.get("account", "") if other else ""))
+        correspondent = party(other["uid"], other.get("account", "")) if other else casefold(target)
+        conversation = chatlog.private(party(client.uid, client.account), correspondent)
     try:
         limit = int(params[-1])
         if limit < 1:
@@ -223,8 +230,8 @@ async def chathistory(client: Client, message: Message) -> None:
 async def chathistory_targets(client: Client, params: list[str]) -> None:
     """`CHATHISTORY TARGETS <timestamp> <timestamp> <limit>`: the client's channels and private
     correspondents whose LAST message falls strictly between the two times, oldest first, in
-    a `draft/chathistory-targets` batch. A correspondent is named by its party (account name,
-    or the nick it had when unregistered)."""
+    a `draft/chathistory-targets` batch. A correspondent is named by its account, or for a
+    guest by the nick it had in the last message."""
     if len(params) < 3:
         client.fail("CHATHISTORY", "INVALID_PARAMS", "TARGETS", "Not enough parameters")
         return
@@ -240,8 +247,8 @@ async def chathistory_targets(client: Client, params: list[str]) -> None:
     low, high = sorted((bounds[0].ms, bounds[1].ms))
     limit = min(limit, server.settings.chat_history_limit)
     found: list[tuple[int, str]] = []
-    for other, ms in await chatlog.targets(party(client.nick, client.account), low, high, limit):
-        found.append((ms, other.removeprefix("~")))
+    for other, ms in await chatlog.targets(party(client.uid, client.account), low, high, limit):
+        found.append((ms, other))
     for cf in await channels_of(client):
         last = await chatlog.last_id(chatlog.channel(cf))
         ms = int(last.split("-", 1)[0]) if last else 0
