@@ -148,6 +148,7 @@ def test_another_services_login_cannot_route_api_users_elsewhere(stack):
     evil = Listener()
     ircd = redis.Redis(port=stack.redis_port, username="ircd", password="dev-only-ircd",
                        decode_responses=True)
+    registry = redis.Redis(port=stack.redis_port, username="directory", password="dev-only-directory")
     entry = json.dumps({"service": "users", "instance": "evil", "url": f"http://127.0.0.1:{evil.port}",
                         "channel": "canaduck:inbox:users", "started_at": 0, "version": "", "meta": {}})
     real = {item["url"] for item in stack.get("/directory/users").json()["instances"]}
@@ -167,7 +168,18 @@ def test_another_services_login_cannot_route_api_users_elsewhere(stack):
         assert evil.connections == 0
         assert {item["url"] for item in stack.get("/directory/users").json()["instances"]} == real
         assert "evil" not in {item["instance"] for item in stack.get("/directory/ircd").json()["instances"]}
+        # The control: the same entry, written where only the directory's own login may, is
+        # routed (Caddy dials the listener, which hangs up, and retries on the real instance).
+        registry.hset("canaduck:directory:users", "evil", entry)
+        registry.publish("canaduck:events", '{"kind":"registered","service":"users","instance":"evil"}')
+        time.sleep(1.5)
+        for _ in range(30):
+            stack.get("/api/users/rules")
+        assert evil.connections > 0
     finally:
+        registry.hdel("canaduck:directory:users", "evil")
         ircd.hdel("canaduck:directory:ircd", "evil")
+        registry.publish("canaduck:events", '{"kind":"deregistered","service":"users","instance":"evil"}')
         ircd.close()
+        registry.close()
         evil.close()
