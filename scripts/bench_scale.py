@@ -16,7 +16,7 @@ Cluster, and a cluster primary killed under load (scripts/cluster-failover's mea
 after, its own stack name and port); the default is the local runner (`scripts/up --scale`).
 Last line: `RESULT sum_rps_1=.. sum_rps_2=.. sum_rps_4=.. p99_ms_1=.. p99_ms_4=..
 failover_unavailable_s=..` (p99 of /sum; the failover figure: seconds from the kill of the
-primary serving the directory's slot to the first read that succeeds again).
+primary serving the slot of the directory's index to the first read that succeeds again).
 """
 
 from __future__ import annotations

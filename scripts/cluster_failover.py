@@ -1,7 +1,7 @@
 """A primary of the Valkey Cluster killed under load: how long its slots are unavailable, and
 what every route through Caddy answers meanwhile.
 
-    scripts/cluster-failover                         # the primary of canaduck:directory
+    scripts/cluster-failover                         # the primary of canaduck:services
     scripts/cluster-failover --key canaduck:jokes    # the primary holding the jokes (data)
     scripts/cluster-failover --after 20 --workers 8
 
@@ -29,7 +29,7 @@ from scripts.devkit.failover import run_failover
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="scripts/cluster-failover", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--key", default="canaduck:directory", help="the key whose primary is killed")
+    parser.add_argument("--key", default="canaduck:services", help="the key whose primary is killed")
     parser.add_argument("--warmup", type=float, default=5, help="seconds of load before the kill")
     parser.add_argument("--after", type=float, default=15, help="seconds the killed primary stays down")
     parser.add_argument("--settle", type=float, default=5, help="seconds of load after it rejoined")

@@ -1,7 +1,8 @@
 """A small stand-in for redis-cli, for machines without it: one command, printed readably.
 
-    scripts/inspect HGETALL canaduck:directory
-    scripts/inspect HTTL canaduck:directory FIELDS 1 directory/directory
+    scripts/inspect SMEMBERS canaduck:services
+    scripts/inspect HGETALL canaduck:directory:calc
+    scripts/inspect HTTL canaduck:directory:directory FIELDS 1 directory
     scripts/inspect SUBSCRIBE canaduck:events canaduck:inbox:pong
     scripts/inspect MONITOR
 

@@ -1,9 +1,11 @@
 """The directory's HTTP view (exercise 2): who is registered, where, and for how long.
 
-Exercise 2.2 (the default): services register themselves in Redis at start-up and this
-service only reads the hash. Exercise 2.1: started with DIRECTORY_STATIC or
-DIRECTORY_STATIC_FILE, it first writes those known addresses as entries without a TTL.
-It also answers DNS (apps/directory/dns.py): that is how Caddy finds each service's instances.
+Exercise 2.2 (the default): services register themselves in Redis at start-up, each in its
+own hash, and this service reads them. Exercise 2.1: started with DIRECTORY_STATIC or
+DIRECTORY_STATIC_FILE, it first writes those known addresses as entries without a TTL (its
+Redis user alone may write any service's hash). It also answers DNS (apps/directory/dns.py):
+that is how Caddy finds each service's instances. And it keeps the index of service names
+tidy: every DIRECTORY_PRUNE_INTERVAL s it takes out the names whose hash is gone.
 """
 
 from __future__ import annotations
@@ -12,7 +14,6 @@ import asyncio
 import contextlib
 import logging
 from collections import defaultdict
-from collections.abc import Mapping
 from typing import Any
 
 from pydantic import BaseModel
@@ -46,6 +47,8 @@ def create_app(settings: DirectorySettings | None = None, redis: Redis | None = 
         for entry in static_entries:
             await app.runtime.directory.register_static(entry)
 
+    if settings.directory_prune_interval:
+        add_index_pruning(app, settings.directory_prune_interval)
     if settings.dns_port:
         add_dns_interface(app, settings)
     app.register_blueprint(routes)
@@ -82,11 +85,8 @@ class ServiceInstances(BaseModel):
 def add_dns_interface(app: ServiceApp, settings: DirectorySettings) -> None:
     """Serve the directory over DNS while the app runs (see apps/directory/dns.py)."""
     rt = app.runtime
-
-    async def read_hash() -> Mapping[bytes | str, bytes | str]:
-        return await rt.redis.hgetall(rt.keys.directory)  # type: ignore[misc]
-
-    dns = DnsServer(read_hash, settings.dns_domain, settings.dns_refresh, settings.dns_max_entry_bytes)
+    dns = DnsServer(rt.directory.hashes, settings.dns_domain, settings.dns_refresh,
+                    settings.dns_max_entry_bytes)
     app.extensions["dns"] = dns
     tasks: list[asyncio.Task[None]] = []
     subscriptions: list[Subscription] = []
@@ -114,6 +114,33 @@ def add_dns_interface(app: ServiceApp, settings: DirectorySettings) -> None:
         await dns.stop()
 
 
+def add_index_pruning(app: ServiceApp, interval: float) -> None:
+    """Every `interval` seconds, take out of the index the names whose hash is gone: services
+    with no instance left, and names a compromised service added (apps/kit/directory.py)."""
+    rt = app.runtime
+    tasks: list[asyncio.Task[None]] = []
+
+    async def prune_forever() -> None:
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                removed = await rt.directory.prune()
+            except RedisError as exc:  # Redis away: the next round tries again
+                log.debug("index not pruned: %s", exc)
+                continue
+            if removed:
+                log.info("pruned from the index: %s", ", ".join(removed)[:500])
+
+    @rt.on_start
+    async def start_pruning() -> None:
+        tasks.append(asyncio.create_task(prune_forever(), name="prune-index"))
+
+    @rt.on_stop
+    async def stop_pruning() -> None:
+        for task in tasks:
+            await cancel_and_wait(task)
+
+
 @routes.get("/directory")
 @documented(ok=Services)
 async def list_services() -> Response:
@@ -131,7 +158,7 @@ async def show_service(service: str) -> Response:
     """The live instances of one service; 404 if there are none."""
     if not is_service_name(service):
         return error(400, "invalid service name: expected 1 to 64 of [a-z0-9-]", service=service)
-    listings = [item for item in await runtime().directory.list() if item.entry.service == service]
+    listings = await runtime().directory.list([service])
     if not listings:
         return error(404, "no live instance of this service", service=service)
     return jsonify({"service": service, "instances": [item.to_dict() for item in listings]})

@@ -1,4 +1,4 @@
-"""The directory's DNS interface, in the manner of Consul's: SRV and A records from the hash.
+"""The directory's DNS interface, in the manner of Consul's: SRV and A records from its hashes.
 
 Caddy's `dynamic srv` upstreams ask it which instances answer for a service; nothing else in
 the gateway changes when instances come and go. Names, under DNS_DOMAIN (`canaduck`):
@@ -13,8 +13,9 @@ the gateway changes when instances come and go. Names, under DNS_DOMAIN (`canadu
   compose) is looked up by this host's resolver, so that Caddy can dial it through us too.
 
 Queries are answered from a snapshot kept in memory: a flood of queries never reaches Redis,
-and a slow or broken entry never delays an answer. The snapshot is read again every
-DNS_REFRESH seconds, and at once when an instance registers or deregisters.
+and a slow or broken entry never delays an answer. The snapshot (the index of service names,
+then every service's hash: `Directory.hashes`) is read again every DNS_REFRESH seconds, and at
+once when an instance registers or deregisters.
 """
 
 from __future__ import annotations
@@ -32,10 +33,13 @@ from collections.abc import Awaitable, Callable, Mapping
 from dnslib import AAAA, QTYPE, RCODE, RR, SRV, A, DNSError, DNSLabel, DNSRecord
 
 from apps.directory.routing import RoutingTable, Target, build_table
+from apps.kit.directory import RawHash
 
 log = logging.getLogger("canaduck.dns")
 
 Resolve = Callable[[str, int], Awaitable[list[str]]]
+#: Reads the directory: service name -> its hash, as `Directory.hashes` returns it.
+ReadDirectory = Callable[[], Awaitable[Mapping[str, RawHash]]]
 
 #: Records carry TTL 0: a client that caches (Caddy) does so for its own refresh interval.
 TTL = 0
@@ -189,9 +193,9 @@ class HostResolver:
 class DnsServer:
     """Serves the directory over DNS (UDP and TCP) from a snapshot refreshed from Redis."""
 
-    def __init__(self, read_hash: Callable[[], Awaitable[Mapping[bytes | str, bytes | str]]], domain: str,
-                 refresh: float, max_entry_bytes: int = 4096, resolve: Resolve | None = None) -> None:
-        self._read_hash = read_hash
+    def __init__(self, read_directory: ReadDirectory, domain: str, refresh: float,
+                 max_entry_bytes: int = 4096, resolve: Resolve | None = None) -> None:
+        self._read_directory = read_directory
         self._refresh = refresh
         self._max_entry_bytes = max_entry_bytes
         self.responder = Responder(domain, resolve or HostResolver())
@@ -204,13 +208,13 @@ class DnsServer:
         self._tcp: asyncio.Server | None = None
 
     async def reload(self) -> RoutingTable:
-        """Read the hash now and swap the snapshot in."""
-        table = build_table(await self._read_hash(), self._max_entry_bytes)
+        """Read the directory now and swap the snapshot in."""
+        table = build_table(await self._read_directory(), self._max_entry_bytes)
         for skipped in table.skipped:
-            key = (skipped.field, skipped.reason)
+            key = (skipped.name, skipped.reason)
             if key not in self._skipped_seen:  # once per bad field, not every refresh
-                log.warning("not routed: %s (%s)", skipped.field, skipped.reason)
-        self._skipped_seen = {(s.field, s.reason) for s in table.skipped}
+                log.warning("not routed: %s (%s)", skipped.name, skipped.reason)
+        self._skipped_seen = {(s.name, s.reason) for s in table.skipped}
         self.table = table
         self.refreshed_at = time.monotonic()
         return table

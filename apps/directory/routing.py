@@ -1,8 +1,10 @@
 """The routable view of the directory: which addresses answer for each service.
 
-The directory hash is written by every instance, and by hand with `redis-cli`: anything can
-be in it. Only entries that are plainly usable become routes; the rest are skipped one by
-one, so a bad entry (a broken URL, a huge field, a name that lies) never hides the others.
+Each service's hash is written by its own instances (redis/users.acl lets no other service
+write it), and by hand with `redis-cli`: anything can be in it. Only entries that are plainly
+usable become routes; the rest are skipped one by one, so a bad entry (a broken URL, a huge
+field, an entry that names another service or instance than its hash and field) never hides
+the others.
 """
 
 from __future__ import annotations
@@ -13,8 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from apps.kit.directory import Entry
-from apps.kit.names import is_service_name
+from apps.kit.directory import Entry, RawHash, as_text, check_entry
 
 #: A DNS host name: labels of letters, digits and dashes, 253 characters at most.
 _HOST_LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
@@ -47,9 +48,9 @@ class Target:
 
 @dataclass(frozen=True)
 class Skipped:
-    """A field that is not routed, and why (shown in logs and metrics)."""
+    """An entry that is not routed (`<service>/<field>`), and why (shown in logs)."""
 
-    field: str
+    name: str
     reason: str
 
 
@@ -68,40 +69,35 @@ class RoutingTable:
         return sum(len(targets) for targets in self.services.values())
 
 
-def build_table(raw: Mapping[bytes | str, bytes | str], max_entry_bytes: int = 4096) -> RoutingTable:
-    """The routing table of a whole directory hash, as HGETALL returns it."""
+def build_table(hashes: Mapping[str, RawHash], max_entry_bytes: int = 4096) -> RoutingTable:
+    """The routing table of the directory, as `Directory.hashes` reads it: service -> hash."""
     table = RoutingTable()
-    for name, value in raw.items():
-        field_name = name.decode(errors="replace") if isinstance(name, bytes) else name
-        target = _target(field_name, value, max_entry_bytes)
-        if isinstance(target, Skipped):
-            table.skipped.append(target)
-            continue
-        service, route = target
-        table.services.setdefault(service, []).append(route)
+    for service, raw in hashes.items():
+        for instance, value in raw.items():
+            target = _target(service, instance, value, max_entry_bytes)
+            if isinstance(target, Skipped):
+                table.skipped.append(target)
+            else:
+                table.services.setdefault(service, []).append(target)
     for targets in table.services.values():
         targets.sort(key=lambda t: (t.started_at, t.instance))
     return table
 
 
-def _target(field_name: str, value: bytes | str, max_entry_bytes: int) -> tuple[str, Target] | Skipped:
+def _target(service: str, instance: str | bytes, value: str | bytes,
+            max_entry_bytes: int) -> Target | Skipped:
+    name = f"{service}/{as_text(instance)}"[:200]
     size = len(value.encode() if isinstance(value, str) else value)
-    if size > max_entry_bytes:
-        return Skipped(field_name[:200], f"entry of {size} bytes, over {max_entry_bytes}")
-    try:
-        entry = Entry.from_json(value)
-    except (ValueError, KeyError, TypeError, AttributeError):
-        return Skipped(field_name[:200], "not a JSON entry")
-    if not is_service_name(entry.service) or not 0 < len(entry.instance) <= 128:
-        return Skipped(field_name[:200], "bad service or instance name")
-    if field_name != entry.field:
-        # A field may only speak for itself: `calc/x` cannot add an instance to `mult`.
-        return Skipped(field_name[:200], f"field does not match its entry ({entry.field[:100]})")
+    if size > max_entry_bytes:  # checked before parsing: a huge field costs no JSON decoding
+        return Skipped(name, f"entry of {size} bytes, over {max_entry_bytes}")
+    entry = check_entry(service, instance, value)
+    if isinstance(entry, str):
+        return Skipped(name, entry)
     address = parse_url(entry.url)
     if isinstance(address, str):
-        return Skipped(field_name, address)
+        return Skipped(name, address)
     host, port = address
-    return entry.service, Target(entry.instance, host, port, entry.started_at, _extra_ports(entry))
+    return Target(entry.instance, host, port, entry.started_at, _extra_ports(entry))
 
 
 def parse_url(url: str) -> tuple[str, int] | str:

@@ -8,13 +8,17 @@ from apps.kit.settings import KitSettings
 
 
 class DirectorySettings(KitSettings):
-    """Kit settings, the exercise 2.1 static address list, and the DNS interface."""
+    """Kit settings, the exercise 2.1 static address list, the index's pruning, and the DNS
+    interface."""
 
     service_name: str = "directory"
     #: JSON list of {"service", "url", "instance"?} written without TTL at start-up.
     directory_static: str = ""
     #: Path to a JSON file holding the same list.
     directory_static_file: str = ""
+    #: Seconds between two prunings of the index of service names (names whose hash is gone,
+    #: a bogus one among them, are taken out); 0: never.
+    directory_prune_interval: float = Field(default=60, ge=0)
     #: UDP and TCP port of the DNS interface (Caddy's `dynamic srv` asks it); 0 turns it off.
     dns_port: int = Field(default=8600, ge=0, le=65535)
     #: Address the DNS interface listens on; empty: the same as HOST.

@@ -1,6 +1,6 @@
 """A short-lived cache of directory lookups, for code that resolves a service per message.
 
-Reading the whole directory hash for every message would cost a Redis round trip each time.
+Reading a service's directory hash for every message would cost a Redis round trip each time.
 Entries are kept for a short TTL and dropped at once when a `registered` or `deregistered`
 event names the service, so a restarted or moved instance is seen within milliseconds.
 """

@@ -42,7 +42,7 @@ class Runtime:
             timeout=settings.redis_timeout, username=settings.redis_username,
             password=settings.redis_password, cluster=settings.redis_cluster,
         )
-        self.directory = Directory(self.redis, self.keys.directory, settings.directory_ttl)
+        self.directory = Directory(self.redis, self.keys, settings.directory_ttl)
         self.broker = BrokerClient(self.redis, self.keys, settings.service_name, settings.instance_id)
         self.entry = Entry(
             service=settings.service_name,
@@ -89,7 +89,8 @@ class Runtime:
         if self.checked:
             return
         await wait_until_reachable(self.redis, self.settings.redis_wait)
-        await check_capabilities(self.redis, self.keys.directory)
+        # Probed on its own hash: the only directory key its Redis user may write.
+        await check_capabilities(self.redis, self.keys.directory(self.settings.service_name))
         self.checked = True
 
     async def start(self) -> None:
@@ -150,12 +151,12 @@ class Runtime:
     async def _register(self) -> None:
         await self.directory.register(self.entry)
         if not self.registered:
-            log.info("registered %s at %s", self.entry.field, self.entry.url)
+            log.info("registered %s at %s", self.entry.name, self.entry.url)
         self.registered = self.redis_ok = True
 
     async def _beat(self) -> None:
-        # The heartbeat rewrites the whole entry, so a Redis restart (which lost the hash)
-        # is healed by the next beat with no special case.
+        # The heartbeat rewrites the whole entry and its name in the index, so a Redis restart
+        # (which lost both) is healed by the next beat with no special case.
         interval = self.settings.heartbeat_interval
         lost_since: float | None = None
         while True:

@@ -23,9 +23,14 @@ class Keys:
 
     prefix: str = "canaduck:"
 
+    def directory(self, service: str) -> str:
+        """A service's directory hash: one field per live instance (apps/kit/directory.py)."""
+        return f"{self.prefix}directory:{service}"
+
     @property
-    def directory(self) -> str:
-        return f"{self.prefix}directory"
+    def services(self) -> str:
+        """The index of service names that have registered: a set, so readers need no SCAN."""
+        return f"{self.prefix}services"
 
     @property
     def events(self) -> str:

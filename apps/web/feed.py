@@ -1,11 +1,12 @@
 """The dashboard feed: one reader of Redis per web instance, fanned out to every browser.
 
-A task reads the directory (HGETALL + HPTTL) and the rally hash every FEED_INTERVAL seconds,
-or at once when an instance registers or leaves, and builds one snapshot (`view.build`). A
-subscription to `canaduck:events` and `canaduck:stats` keeps the recent events and the
-instances' counters. Each browser holds a bounded queue of Server-Sent Events: a slow one
-loses its oldest messages, never slows the others, and a thousand dashboards still cost Redis
-one read per second.
+A task reads the directory (`Directory.list`: the index, then each service's hash and its
+fields' TTLs) and the rally hash every FEED_INTERVAL seconds, or at once when an instance
+registers or leaves, and builds one snapshot (`view.build`). A subscription to
+`canaduck:events` and `canaduck:stats` keeps the recent events and the instances' counters.
+Each browser holds a bounded queue of Server-Sent Events: a slow one loses its oldest
+messages, never slows the others, and a thousand dashboards still cost Redis one read per
+second.
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ class Feed:
         self.latest: dict[str, Any] | None = None
         self._clients: set[asyncio.Queue[str | None]] = set()
         self._known: dict[str, dict[str, str]] = {}
-        self._left: dict[str, float] = {}  # field -> when a `deregistered` event named it
+        self._left: dict[str, float] = {}  # name -> when a `deregistered` event named it
         self._missing: dict[str, dict[str, str]] = {}  # gone since the last refresh, no event yet
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -148,8 +149,8 @@ class Feed:
         listings = await self._runtime.directory.list()
         rally = await self._runtime.redis.hgetall(self._keys["rally"])
         now = self._clock()
-        self._note_departures({listing.entry.field: {"service": listing.entry.service,
-                                                     "instance": listing.entry.instance}
+        self._note_departures({listing.entry.name: {"service": listing.entry.service,
+                                                    "instance": listing.entry.instance}
                                for listing in listings}, now)
         self.counters.prune(now, self._known)
         snapshot = view.build(listings, rally, self.counters, now)

@@ -37,7 +37,7 @@ def build(listings: list[Listing], rally: dict[Any, Any], counters: Counters, no
     """The whole snapshot sent to the dashboards."""
     by_service: dict[str, list[str]] = {}
     for listing in listings:
-        by_service.setdefault(listing.entry.service, []).append(listing.entry.field)
+        by_service.setdefault(listing.entry.service, []).append(listing.entry.name)
     return {
         "at": round(now, 3),
         "instances": [_instance(listing, counters, now) for listing in listings],
@@ -50,7 +50,7 @@ def build(listings: list[Listing], rally: dict[Any, Any], counters: Counters, no
 
 
 def _instance(listing: Listing, counters: Counters, now: float) -> dict[str, Any]:
-    entry, name = listing.entry, listing.entry.field
+    entry, name = listing.entry, listing.entry.name
     return {
         "service": entry.service, "instance": entry.instance, "url": entry.url,
         "ttl": None if listing.ttl is None else round(listing.ttl, 2),
@@ -85,7 +85,7 @@ def _mult(listings: list[Listing], counters: Counters, now: float) -> dict[str, 
     for listing in listings:
         if listing.entry.service != "mult":
             continue
-        name = listing.entry.field
+        name = listing.entry.name
         rows.append({"instance": listing.entry.instance,
                      "requests": int(counters.total(name, "http_requests", _route("/mult"))),
                      "per_s": round(counters.rate(name, "http_requests", now, _route("/mult")), 1)})
@@ -103,7 +103,7 @@ def _chat(listings: list[Listing], counters: Counters, now: float) -> dict[str, 
     for listing in listings:
         if listing.entry.service != GATEWAY_SERVICE:
             continue
-        name = listing.entry.field
+        name = listing.entry.name
         gateways.append({
             "instance": listing.entry.instance,
             "connections": int(counters.total(name, "canaduck_irc_connections")),

@@ -85,7 +85,7 @@ def broker_alone(server: RedisServer | ValkeyCluster, senders: int, per_sender: 
     admin.flushall()
     entry = {"service": "sink", "instance": "bench", "url": "", "channel": SINK_INBOX,
              "started_at": 0, "version": "", "meta": {}}
-    admin.hset("canaduck:directory", "sink/bench", json.dumps(entry))
+    admin.hset("canaduck:directory:sink", "bench", json.dumps(entry))
     admin.close()
     sharded = isinstance(server, ValkeyCluster)
     inbox, broker_channel = channel_on(server, SINK_INBOX), channel_on(server, BROKER_CHANNEL)

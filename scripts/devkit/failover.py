@@ -1,13 +1,14 @@
 """A primary of the Valkey Cluster killed under load, and what happens meanwhile.
 
 The local stack runs on a cluster (`LocalStack(cluster=True)`, i.e. `scripts/up --cluster`);
-chaos's mixed request loop goes through Caddy; the primary that owns a chosen key's slot
-(by default the directory hash, which every instance heartbeats into) is SIGKILLed and held
-down. Two probes watch the cluster itself: one reads the key every 20 ms through a cluster
-client (the slot is unavailable until a read succeeds again), one asks the other nodes when a
-replica has been promoted. After `after` seconds the killed node is let back: it rejoins as a
-replica of its successor. Every joke acknowledged during the run is read back at the end:
-replication is asynchronous, so a failover may lose writes the old primary had acknowledged.
+chaos's mixed request loop goes through Caddy; the primary that owns a chosen key's slot (by
+default `canaduck:services`, the directory's index, which every instance's heartbeat writes)
+is SIGKILLed and held down. Two probes watch the cluster itself: one reads the key every 20 ms
+through a cluster client (the slot is unavailable until a read succeeds again), one asks the
+other nodes when a replica has been promoted. After `after` seconds the killed node is let
+back: it rejoins as a replica of its successor. Every joke acknowledged during the run is read
+back at the end: replication is asynchronous, so a failover may lose writes the old primary
+had acknowledged.
 
 `run_failover()` does it all and returns a FailoverReport (`unavailable_s` is what
 `scripts/cluster-failover` prints as `failover_unavailable_s`).
@@ -245,7 +246,7 @@ def _is_replica(client: redis.Redis) -> bool:
         return False
 
 
-def run_failover(*, key: str = "canaduck:directory", warmup: float = 5.0, after: float = 15.0,
+def run_failover(*, key: str = "canaduck:services", warmup: float = 5.0, after: float = 15.0,
                  settle: float = 5.0, workers: int = 4,
                  say: Callable[[str], None] = lambda line: print(line, flush=True)) -> FailoverReport:
     """Start the local stack on a cluster, kill the primary of `key`'s slot under load, report."""

@@ -24,13 +24,14 @@ from scripts.devkit.redis_server import RedisServer
 from scripts.devkit.services import ServiceLauncher
 from scripts.devkit.waiting import NotMet, wait_until
 
-DIRECTORY_KEY = "canaduck:directory"
+#: What a reset spares: each service's directory hash and the index of their names.
+DIRECTORY_PREFIX, SERVICES_KEY = "canaduck:directory:", "canaduck:services"
 
 # Deletes the keys matching ARGV[1] but the directory (services registered there stay found).
 _RESET_SCRIPT = """
 local n = 0
 for _, key in ipairs(redis.call('KEYS', ARGV[1])) do
-  if key ~= ARGV[2] then redis.call('DEL', key); n = n + 1 end
+  if key:sub(1, #ARGV[2]) ~= ARGV[2] and key ~= ARGV[3] then redis.call('DEL', key); n = n + 1 end
 end
 return n
 """
@@ -191,7 +192,7 @@ class ChatBacking:
         """Delete the keys matching `pattern` (all: accounts, channels, history, limits), never
         the directory; returns how many went."""
         with self.server.admin() as admin:
-            return int(admin.eval(_RESET_SCRIPT, 0, pattern, DIRECTORY_KEY))
+            return int(admin.eval(_RESET_SCRIPT, 0, pattern, DIRECTORY_PREFIX, SERVICES_KEY))
 
     def register(self, account: str, password: str) -> None:
         """An account made through the users service, as the web page's sign-up does."""

@@ -284,8 +284,8 @@ def summary(settings: StackSettings, instances: list[Instance], elapsed: float) 
                   f"           {caddy}/dashboard   (the stack, live)"]
     lines += [
         f"  try:     curl -s http://127.0.0.1:{settings.http_port}/directory",
-        f"  inspect: {cli} HGETALL canaduck:directory",
-        f"           (no redis-cli? {inspect} HGETALL canaduck:directory)",
+        f"  inspect: {cli} HGETALL canaduck:directory:calc",
+        f"           (no redis-cli? {inspect} HGETALL canaduck:directory:calc)",
         "  stop:    Ctrl-C",
     ]
     return "\n".join(lines)

@@ -1,14 +1,17 @@
 """Routing follows the directory: instances that join, leave, die or lie, under a request loop
-through Caddy. Nothing is told to the gateway; every instance here is started by hand with
-nothing but a service name Caddy routes.
+through Caddy, and a service's login that tries to take another's name. Nothing is told to the
+gateway; every instance here is started by hand with nothing but a service name Caddy routes.
 
 The stack is shared: every test leaves calc-1 and calc-2 running and routed.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import socket
+import threading
 import time
 from collections.abc import Iterator
 
@@ -86,19 +89,20 @@ def test_a_killed_instance_costs_no_request_and_leaves_within_its_ttl(stack, lau
 
 
 def test_hostile_directory_entries_never_break_routing_for_the_others(stack):
-    # calc's own Redis user may write the directory: a buggy or hostile instance could.
+    # calc's own Redis user writes calc's hash: a buggy or hostile instance could put this in.
     client = redis.Redis(port=stack.redis_port, username="calc", password="dev-only-calc")
     hostile = {
-        "calc/huge": '{"service":"calc","instance":"huge","url":"http://127.0.0.1:9","meta":{"x":"'
-                     + "y" * 200_000 + '"}}',
-        "calc/garbage": b"\x00\xff{not json",
-        "calc/bad-url": '{"service":"calc","instance":"bad-url","url":"http://[::1:5000"}',
-        "calc/liar": '{"service":"mult","instance":"liar","url":"http://127.0.0.1:9"}',
+        "huge": '{"service":"calc","instance":"huge","url":"http://127.0.0.1:9","meta":{"x":"'
+                + "y" * 200_000 + '"}}',
+        "garbage": b"\x00\xff{not json",
+        "bad-url": '{"service":"calc","instance":"bad-url","url":"http://[::1:5000"}',
+        "liar": '{"service":"mult","instance":"liar","url":"http://127.0.0.1:9"}',
+        "not-me": '{"service":"calc","instance":"someone-else","url":"http://127.0.0.1:9"}',
         # A well-formed entry for an address where nothing listens: like a killed instance.
-        "calc/nobody-home": '{"service":"calc","instance":"nobody-home","url":"http://127.0.0.1:9"}',
+        "nobody-home": '{"service":"calc","instance":"nobody-home","url":"http://127.0.0.1:9"}',
     }
     try:
-        client.hset("canaduck:directory", mapping=hostile)
+        client.hset("canaduck:directory:calc", mapping=hostile)
         client.publish("canaduck:events", '{"kind":"registered","service":"calc"}')
         time.sleep(1.5)  # the gateway has read the directory since
         with RequestLoop(stack.url, path=SUM_PATH, expected=SUM_ANSWER) as loop:
@@ -107,5 +111,75 @@ def test_hostile_directory_entries_never_break_routing_for_the_others(stack):
         assert {s.served_by for s in loop.samples} == RUNNER_CALC
         assert stack.get("/directory").status_code == 200  # the HTTP view copes too
     finally:
-        client.hdel("canaduck:directory", *hostile)
+        client.hdel("canaduck:directory:calc", *hostile)
         client.close()
+
+
+class Listener:
+    """A TCP port that counts the connections made to it: where a hijacked route would lead."""
+
+    def __init__(self) -> None:
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.sock.settimeout(0.1)
+        self.port = self.sock.getsockname()[1]
+        self.connections = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+        self._thread.start()
+
+    def _accept(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except TimeoutError:
+                continue
+            self.connections += 1
+            conn.close()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(2)
+        self.sock.close()
+
+
+def test_another_services_login_cannot_route_api_users_elsewhere(stack):
+    # The attack: with the ircd's Redis login, make Caddy send part of /api/users/* (passwords
+    # in clear on /login) to an address of the attacker's choosing.
+    evil = Listener()
+    ircd = redis.Redis(port=stack.redis_port, username="ircd", password="dev-only-ircd",
+                       decode_responses=True)
+    registry = redis.Redis(port=stack.redis_port, username="directory", password="dev-only-directory")
+    entry = json.dumps({"service": "users", "instance": "evil", "url": f"http://127.0.0.1:{evil.port}",
+                        "channel": "canaduck:inbox:users", "started_at": 0, "version": "", "meta": {}})
+    real = {item["url"] for item in stack.get("/directory/users").json()["instances"]}
+    try:
+        with pytest.raises(redis.exceptions.NoPermissionError):
+            ircd.hset("canaduck:directory:users", "evil", entry)
+        with pytest.raises(redis.exceptions.NoPermissionError):
+            ircd.eval("return redis.call('HSET', KEYS[1], 'evil', ARGV[1])", 1,
+                      "canaduck:directory:users", entry)
+        # What its login can do: lie in its own hash, name users in the index, publish events.
+        ircd.hset("canaduck:directory:ircd", "evil", entry)
+        ircd.sadd("canaduck:services", "users")
+        ircd.publish("canaduck:events", '{"kind":"registered","service":"users","instance":"evil"}')
+        time.sleep(1.5)  # the directory and the gateway have read it since
+        answers = [stack.get("/api/users/rules") for _ in range(30)]
+        assert [r.status_code for r in answers] == [200] * 30
+        assert evil.connections == 0
+        assert {item["url"] for item in stack.get("/directory/users").json()["instances"]} == real
+        assert "evil" not in {item["instance"] for item in stack.get("/directory/ircd").json()["instances"]}
+        # The control: the same entry, written where only the directory's own login may, is
+        # routed (Caddy dials the listener, which hangs up, and retries on the real instance).
+        registry.hset("canaduck:directory:users", "evil", entry)
+        registry.publish("canaduck:events", '{"kind":"registered","service":"users","instance":"evil"}')
+        time.sleep(1.5)
+        for _ in range(30):
+            stack.get("/api/users/rules")
+        assert evil.connections > 0
+    finally:
+        registry.hdel("canaduck:directory:users", "evil")
+        ircd.hdel("canaduck:directory:ircd", "evil")
+        registry.publish("canaduck:events", '{"kind":"deregistered","service":"users","instance":"evil"}')
+        ircd.close()
+        registry.close()
+        evil.close()

@@ -54,11 +54,13 @@ def test_stopping_leaves_no_process_and_no_directory_entry():
         admin = server.admin()
         local = LocalStack(redis_url=server.admin_url).start()
         try:
-            assert admin.hlen("canaduck:directory") >= 1
+            services = admin.smembers("canaduck:services")
+            assert "directory" in services
+            assert all(admin.hlen(f"canaduck:directory:{name}") >= 1 for name in services)
         finally:
             assert local.stop() == 0
         assert local.leaked == [] and not local.process_group_alive()
-        assert admin.hgetall("canaduck:directory") == {}
+        assert admin.keys("canaduck:directory*") == []  # every instance left its service's hash
         assert "SIGTERM received" in local.log()
     assert "could not deregister" not in local.log()
 

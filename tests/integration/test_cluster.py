@@ -1,6 +1,6 @@
 """The kit on a Valkey Cluster: sharded pub/sub with exact receiver counts, reads across slots,
-and a subscription that follows a failover. (Other integration tests marked `cluster` run the
-services themselves on it.)"""
+the directory's hashes and index in different slots, and a subscription that follows a
+failover. (Other integration tests marked `cluster` run the services themselves on it.)"""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import asyncio
 import pytest
 
 from apps.kit.broker import BrokerClient
+from apps.kit.directory import Directory, Entry
 from apps.kit.names import Keys
 from apps.kit.pubsub import open_pubsub, publish
 from apps.kit.redisconn import connect, get_many
@@ -77,6 +78,30 @@ async def test_reads_of_several_keys_across_slots(cluster):
                                                 b"canaduck:cache:weather:oslo", None, None]
     finally:
         await client.aclose()
+
+
+async def test_the_directory_spread_over_slots_each_hash_written_by_its_own_service(cluster):
+    services = ("calc", "mult", "users", "jokes")
+    assert len({slot_owner(cluster, KEYS.directory(name)) for name in (*services, "web")}) > 1
+    clients = {user: as_user(cluster, user) for user in (*services, "web", "directory")}
+    try:
+        for name in services:  # each registers with its own login: HSET + HPEXPIRE, then SADD
+            await Directory(clients[name], KEYS, ttl=10).register(
+                Entry(name, f"{name}-1", f"http://127.0.0.1:{5000 + len(name)}", KEYS.inbox(name)))
+        await Directory(clients["directory"], KEYS, ttl=10).register_static(
+            Entry("weather", "static", "http://10.0.0.7:5000", KEYS.inbox("weather")))
+        reader = Directory(clients["web"], KEYS, ttl=10)
+        listed = await reader.list()
+        assert [(item.entry.name, item.ttl is None) for item in listed] == [
+            ("calc/calc-1", False), ("jokes/jokes-1", False), ("mult/mult-1", False),
+            ("users/users-1", False), ("weather/static", True)]
+        assert [e.instance for e in await reader.lookup("users")] == ["users-1"]
+        await Directory(clients["calc"], KEYS, ttl=10).deregister("calc", "calc-1")
+        assert await Directory(clients["directory"], KEYS, ttl=10).prune() == ["calc"]
+        assert await reader.services() == ["jokes", "mult", "users", "weather"]
+    finally:
+        for client in clients.values():
+            await client.aclose()
 
 
 async def test_a_subscription_follows_a_failover_of_its_primary(cluster):

@@ -8,7 +8,7 @@ import pytest
 
 from scripts.devkit import running_server, wait_until
 
-KEY = "canaduck:directory"
+KEY = "canaduck:directory:directory"  # the directory service's own hash: field = instance
 
 
 def fields(admin) -> set[str]:
@@ -18,16 +18,18 @@ def fields(admin) -> set[str]:
 @pytest.mark.cluster
 def test_a_started_service_is_registered_with_a_ttl(launcher, admin):
     svc = launcher.start("apps.directory", "directory")
-    field = f"directory/{svc.env['INSTANCE_ID']}"
+    field = svc.env["INSTANCE_ID"]
     entry = json.loads(admin.hget(KEY, field))
     assert entry["url"] == svc.url and entry["channel"] == "canaduck:inbox:directory"
+    assert entry["service"] == "directory" and entry["instance"] == field
     (ttl_ms,) = admin.hpttl(KEY, field)
     assert 0 < ttl_ms <= 2000
+    assert admin.smembers("canaduck:services") == {"directory"}
 
 
 def test_sigkill_vanishes_within_the_ttl(launcher, admin):
     svc = launcher.start("apps.directory", "directory")
-    field = f"directory/{svc.env['INSTANCE_ID']}"
+    field = svc.env["INSTANCE_ID"]
     svc.stop(signal.SIGKILL)
     killed = time.monotonic()
     assert field in fields(admin)  # nobody deregistered it
@@ -38,17 +40,18 @@ def test_sigkill_vanishes_within_the_ttl(launcher, admin):
 @pytest.mark.cluster
 def test_sigterm_removes_the_entry_at_once(launcher, admin):
     svc = launcher.start("apps.directory", "directory")
-    field = f"directory/{svc.env['INSTANCE_ID']}"
+    field = svc.env["INSTANCE_ID"]
     assert svc.stop(signal.SIGTERM) == 0
     assert field not in fields(admin)
 
 
 def test_redis_restart_services_reregister_by_themselves(launcher, admin, redis_server):
     svc = launcher.start("apps.directory", "directory")
-    field = f"directory/{svc.env['INSTANCE_ID']}"
-    redis_server.restart(down_for=1.0)  # the hash is gone with the old process
+    field = svc.env["INSTANCE_ID"]
+    redis_server.restart(down_for=1.0)  # the hash and the index are gone with the old process
     fresh = redis_server.admin()
     wait_until(lambda: field in fields(fresh), timeout=10)
+    wait_until(lambda: fresh.smembers("canaduck:services") == {"directory"}, timeout=5)
     wait_until(svc.ready, timeout=5)
     assert svc.proc.poll() is None
     assert "Redis is back" in svc.log()
@@ -88,8 +91,10 @@ def test_no_server_at_all_fails_after_redis_wait(launcher, redis_wait):
 def test_static_entries_exercise_2_1_have_no_ttl(launcher, admin):
     static = json.dumps([{"service": "weather", "url": "http://10.0.0.7:5000"}])
     launcher.start("apps.directory", "directory", DIRECTORY_STATIC=static)
-    assert admin.hpttl(KEY, "weather/static") == [-1]
-    assert json.loads(admin.hget(KEY, "weather/static"))["url"] == "http://10.0.0.7:5000"
+    weather = "canaduck:directory:weather"  # written by the directory's user, the registry's
+    assert admin.hpttl(weather, "static") == [-1]
+    assert json.loads(admin.hget(weather, "static"))["url"] == "http://10.0.0.7:5000"
+    assert "weather" in admin.smembers("canaduck:services")
 
 
 def test_a_bad_static_list_refuses_to_start(launcher):

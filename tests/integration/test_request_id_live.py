@@ -54,7 +54,7 @@ def test_a_message_posted_to_the_broker_carries_the_request_id_to_the_inbox(laun
     launcher.start("apps.broker", "broker")
     inbox = admin.pubsub(ignore_subscribe_messages=True)
     inbox.subscribe("canaduck:inbox:sink")
-    admin.hset("canaduck:directory", "sink/test", json.dumps(
+    admin.hset("canaduck:directory:sink", "test", json.dumps(
         {"service": "sink", "instance": "test", "url": "", "channel": "canaduck:inbox:sink",
          "started_at": 0, "version": "", "meta": {}}))
     broker = launcher.started[0]

@@ -10,6 +10,7 @@ import time
 import pytest
 from dnslib import DNSRecord
 
+import redis
 from scripts.devkit import free_port, wait_until
 
 
@@ -72,13 +73,32 @@ def test_a_killed_instance_leaves_the_answer_within_its_ttl(launcher, dns_port):
 
 def test_hostile_entries_written_by_hand_leave_the_others_routed(launcher, dns_port, admin):
     svc = launcher.start("apps.calc", "calc")
-    admin.hset("canaduck:directory", mapping={
-        "calc/huge": '{"service":"calc","instance":"huge","url":"http://127.0.0.1:1","meta":{"x":"'
-                     + "y" * 1_000_000 + '"}}',
-        "calc/garbage": "\x00\xff not json",
-        "calc/bad-url": '{"service":"calc","instance":"bad-url","url":"http://[::1"}',
+    admin.hset("canaduck:directory:calc", mapping={
+        "huge": '{"service":"calc","instance":"huge","url":"http://127.0.0.1:1","meta":{"x":"'
+                + "y" * 1_000_000 + '"}}',
+        "garbage": "\x00\xff not json",
+        "bad-url": '{"service":"calc","instance":"bad-url","url":"http://[::1"}',
+        "liar": '{"service":"mult","instance":"liar","url":"http://127.0.0.1:2"}',
     })
     admin.publish("canaduck:events", '{"kind":"registered","service":"calc"}')
     wait_until(lambda: srv_ports(dns_port, "calc") == [svc.port], timeout=2)
     time.sleep(0.5)  # a few more reads of the hash
     assert srv_ports(dns_port, "calc") == [svc.port]
+    assert srv_ports(dns_port, "mult") == []
+
+
+def test_a_service_cannot_get_another_services_name_routed_to_it(launcher, dns_port, redis_server):
+    users = launcher.start("apps.users", "users")
+    wait_until(lambda: srv_ports(dns_port, "users") == [users.port], timeout=2)
+    calc = redis.Redis.from_url(redis_server.url("calc"), decode_responses=True)
+    evil = '{"service":"users","instance":"evil","url":"http://127.0.0.1:9"}'
+    with pytest.raises(redis.exceptions.NoPermissionError):
+        calc.hset("canaduck:directory:users", "evil", evil)
+    # What calc's login can do: lie in its own hash, name users in the index, publish events.
+    calc.hset("canaduck:directory:calc", "evil", evil)
+    calc.sadd("canaduck:services", "users")
+    calc.publish("canaduck:events", '{"kind":"registered","service":"users","instance":"evil"}')
+    time.sleep(0.5)  # a few reads of the directory
+    assert srv_ports(dns_port, "users") == [users.port]
+    assert srv_ports(dns_port, "calc") == []
+    calc.close()

@@ -14,6 +14,7 @@ import pytest
 from apps.aggregator.app import create_app
 from apps.aggregator.settings import AggregatorSettings
 from apps.kit.directory import Directory, Entry
+from apps.kit.names import Keys
 from scripts.devkit import wait_until_async
 
 Handler = Callable[[httpx.Request], Awaitable[httpx.Response]]
@@ -337,7 +338,7 @@ async def test_no_memory_with_local_cache_seconds_zero(redis, started, upstreams
 
 async def test_upstreams_are_found_in_the_directory(redis, started, upstreams):
     upstreams.handlers = {"weather-a.test": weather_ok, "jokes-a.test": joke_ok}
-    directory = Directory(redis, "canaduck:directory", ttl=10)
+    directory = Directory(redis, Keys(), ttl=10)
     clock = Clock()
     app = make_app(redis, upstreams, clock, weather_url="", jokes_url="", peers_fresh_for=0.1)
     async with started(app) as client:
@@ -364,7 +365,7 @@ async def test_metrics_count_cache_outcomes(redis, started, upstreams):
 
 async def test_a_refused_connection_tries_the_next_instance(redis, started, upstreams):
     upstreams.handlers = {"dead.test": refused, "alive.test": weather_ok, "jokes.test": joke_ok}
-    directory = Directory(redis, "canaduck:directory", ttl=10)
+    directory = Directory(redis, Keys(), ttl=10)
     for name in ("dead", "alive"):
         await directory.register(Entry("weather", name, f"http://{name}.test", "canaduck:inbox:weather"))
     async with started(make_app(redis, upstreams, weather_url="", peers_fresh_for=60)) as client:
@@ -381,7 +382,7 @@ async def test_concurrent_retries_never_go_back_to_the_refused_instance(redis, s
 
     upstreams.handlers = {"dead.test": refused_after_a_turn, "alive.test": weather_ok,
                           "jokes.test": joke_ok}
-    directory = Directory(redis, "canaduck:directory", ttl=10)
+    directory = Directory(redis, Keys(), ttl=10)
     for name in ("dead", "alive"):
         await directory.register(Entry("weather", name, f"http://{name}.test", "canaduck:inbox:weather"))
     async with started(make_app(redis, upstreams, weather_url="", peers_fresh_for=60)) as client:

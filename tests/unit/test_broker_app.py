@@ -23,7 +23,7 @@ def app(redis):
 
 
 async def register(redis, service: str) -> None:
-    await Directory(redis, KEYS.directory, 10).register(
+    await Directory(redis, KEYS, 10).register(
         Entry(service=service, instance="i1", url="http://x", channel=KEYS.inbox(service)))
 
 

@@ -180,6 +180,17 @@ def test_the_redis_entrypoint_writes_passwords_as_they_are(tmp_path: Path):
     assert "--aclfile" in result.stdout and "redis-server" in result.stdout
 
 
+def test_the_redis_entrypoint_changes_nothing_but_the_passwords(tmp_path: Path):
+    # ACL selectors hold spaces and parentheses (`(~canaduck:services +sadd +smembers)`): the
+    # rewrite, which splits each line on whitespace, must give them back as they were.
+    passwords = {f"REDIS_PASSWORD_{user.upper()}": f"real-{user}" for user in ACL_USERS}
+    result, acl = run_redis_entrypoint(tmp_path, **passwords)
+    assert result.returncode == 0, result.stderr
+    assert acl == (ROOT / "redis/users.acl").read_text().replace(">dev-only-", ">real-")
+    services = ACL_USERS - {"default", "inspector", "directory"}  # the directory may also SREM
+    assert acl.count(" (~canaduck:services +sadd +smembers)\n") == len(services)
+
+
 def test_the_redis_entrypoint_refuses_a_password_with_whitespace(tmp_path: Path):
     result, _ = run_redis_entrypoint(tmp_path, REDIS_PASSWORD_CALC="pass word")
     assert result.returncode != 0

@@ -6,8 +6,9 @@ import json
 
 from apps.kit.dircache import DirectoryCache
 from apps.kit.directory import Directory, Entry
+from apps.kit.names import Keys
 
-KEY = "canaduck:directory"
+KEYS = Keys()
 
 
 class Clock:
@@ -23,7 +24,7 @@ def entry(service: str, instance: str = "1") -> Entry:
 
 
 async def test_lookups_are_reused_for_the_ttl_then_read_again(redis):
-    directory, clock = Directory(redis, KEY, ttl=10), Clock()
+    directory, clock = Directory(redis, KEYS, ttl=10), Clock()
     cache = DirectoryCache(directory, ttl=2.0, clock=clock)
     await directory.register(entry("pong"))
     assert [e.instance for e in await cache.lookup("pong")] == ["1"]
@@ -34,7 +35,7 @@ async def test_lookups_are_reused_for_the_ttl_then_read_again(redis):
 
 
 async def test_a_registered_event_drops_that_service_at_once(redis):
-    directory = Directory(redis, KEY, ttl=10)
+    directory = Directory(redis, KEYS, ttl=10)
     cache = DirectoryCache(directory, ttl=60.0)
     assert await cache.lookup("pong") == []  # unknown for now, and remembered as such
     await directory.register(entry("pong"))
@@ -46,7 +47,7 @@ async def test_a_registered_event_drops_that_service_at_once(redis):
 
 
 async def test_many_distinct_names_do_not_grow_the_cache_without_bound(redis):
-    cache = DirectoryCache(Directory(redis, KEY, ttl=10), ttl=60.0, max_services=8)
+    cache = DirectoryCache(Directory(redis, KEYS, ttl=10), ttl=60.0, max_services=8)
     for n in range(100):
         await cache.lookup(f"nobody-{n}")
     assert len(cache._cache) == 8

@@ -14,23 +14,28 @@ from apps.directory.routing import build_table, parse_url
 from apps.kit.directory import Entry
 
 
-def entry(service: str, instance: str, url: str, started_at: float = 1.0, **meta: object) -> tuple[str, str]:
+def entry(service: str, instance: str, url: str, started_at: float = 1.0,
+          **meta: object) -> tuple[str, str, str]:
     e = Entry(service=service, instance=instance, url=url, channel="", started_at=started_at,
               meta=dict(meta))
-    return e.field, e.to_json()
+    return service, instance, e.to_json()
 
 
-def directory(*entries: tuple[str, str]) -> dict[str, str]:
-    return dict(entries)
+def directory(*entries: tuple[str, str, str]) -> dict[str, dict[str, str]]:
+    """The directory as `Directory.hashes` reads it: service -> its hash."""
+    hashes: dict[str, dict[str, str]] = {}
+    for service, instance, raw in entries:
+        hashes.setdefault(service, {})[instance] = raw
+    return hashes
 
 
 async def no_lookup(host: str, version: int) -> list[str]:
     raise AssertionError(f"unexpected lookup of {host}")
 
 
-def server(raw: dict[str, str], resolve=no_lookup) -> DnsServer:
-    async def read() -> dict[str, str]:
-        return raw
+def server(hashes: dict[str, dict[str, str]], resolve=no_lookup) -> DnsServer:
+    async def read() -> dict[str, dict[str, str]]:
+        return hashes
 
     return DnsServer(read, "canaduck", refresh=0.05, resolve=resolve)
 
@@ -108,36 +113,53 @@ async def test_a_host_name_target_is_resolved_by_this_host_when_asked_for():
     assert asked == [("calc-1", 4)]
 
 
+#: What the owner of a hash (a buggy or hostile calc) can write in it, and by hand.
 HOSTILE = {
-    "calc/huge": json.dumps({"service": "calc", "instance": "huge", "url": "http://127.0.0.1:1",
-                             "meta": {"x": "y" * 100_000}}),
-    "calc/not-json": "{{{",
-    "calc/list": "[1, 2]",
-    "calc/no-url": json.dumps({"service": "calc", "instance": "no-url"}),
-    "calc/bad-port": json.dumps({"service": "calc", "instance": "bad-port", "url": "http://127.0.0.1:99999"}),
-    "calc/port-zero": json.dumps({"service": "calc", "instance": "port-zero", "url": "http://127.0.0.1:0"}),
-    "calc/https": json.dumps({"service": "calc", "instance": "https", "url": "https://127.0.0.1:5"}),
-    "calc/no-host": json.dumps({"service": "calc", "instance": "no-host", "url": "http://:5000"}),
-    "calc/bad-host": json.dumps({"service": "calc", "instance": "bad-host", "url": "http://a_b..c:5000"}),
-    "calc/long-url": json.dumps({"service": "calc", "instance": "long-url",
-                                 "url": "http://127.0.0.1:5/" + "a" * 600}),
-    "calc/liar": json.dumps({"service": "mult", "instance": "liar", "url": "http://127.0.0.1:6"}),
-    "Bad Name/x": json.dumps({"service": "Bad Name", "instance": "x", "url": "http://127.0.0.1:7"}),
-    "calc/bad-ports": json.dumps({"service": "calc", "instance": "bad-ports", "url": "http://127.0.0.1:5022",
-                                  "meta": {"ports": {"irc": "6667", "BAD": 1, "big": 70000, "ok": True}}}),
-    b"calc/\xff": b"\xff\xfe",
+    "calc": {
+        "huge": json.dumps({"service": "calc", "instance": "huge", "url": "http://127.0.0.1:1",
+                            "meta": {"x": "y" * 100_000}}),
+        "not-json": "{{{",
+        "list": "[1, 2]",
+        "no-url": json.dumps({"service": "calc", "instance": "no-url"}),
+        "bad-port": json.dumps({"service": "calc", "instance": "bad-port", "url": "http://127.0.0.1:99999"}),
+        "port-zero": json.dumps({"service": "calc", "instance": "port-zero", "url": "http://127.0.0.1:0"}),
+        "https": json.dumps({"service": "calc", "instance": "https", "url": "https://127.0.0.1:5"}),
+        "no-host": json.dumps({"service": "calc", "instance": "no-host", "url": "http://:5000"}),
+        "bad-host": json.dumps({"service": "calc", "instance": "bad-host", "url": "http://a_b..c:5000"}),
+        "long-url": json.dumps({"service": "calc", "instance": "long-url",
+                                "url": "http://127.0.0.1:5/" + "a" * 600}),
+        "liar": json.dumps({"service": "mult", "instance": "liar", "url": "http://127.0.0.1:6"}),
+        "someone": json.dumps({"service": "calc", "instance": "someone-else", "url": "http://127.0.0.1:8"}),
+        "bad-ports": json.dumps({"service": "calc", "instance": "bad-ports", "url": "http://127.0.0.1:5022",
+                                 "meta": {"ports": {"irc": "6667", "BAD": 1, "big": 70000, "ok": True}}}),
+        b"\xff": b"\xff\xfe",
+    },
+    "Bad Name": {"x": json.dumps({"service": "Bad Name", "instance": "x", "url": "http://127.0.0.1:7"})},
 }
 
 
 async def test_hostile_entries_are_skipped_one_by_one_and_the_rest_still_routes():
-    raw = {**CALC, **HOSTILE}
-    table = build_table(raw)
+    hashes = {**CALC, **HOSTILE, "calc": {**CALC["calc"], **HOSTILE["calc"]}}
+    table = build_table(hashes)
     assert [t.instance for t in table.targets("calc")] == ["bad-ports", "calc-1", "calc-2"]
     assert table.targets("calc")[0].ports == {}
     assert [t.instance for t in table.targets("mult")] == ["mult-a"]  # the liar is not in mult
-    assert len(table.skipped) == len(HOSTILE) - 1
-    reply = await ask(server(raw), "calc.service.canaduck")  # type: ignore[arg-type]
+    assert len(table.skipped) == len(HOSTILE["calc"]) - 1 + len(HOSTILE["Bad Name"])  # all but bad-ports
+    reasons = {s.name: s.reason for s in table.skipped}
+    assert reasons["calc/liar"] == "entry is not this field's (mult/liar)"
+    assert reasons["calc/someone"] == "entry is not this field's (calc/someone-else)"
+    assert reasons["Bad Name/x"] == "bad service or instance name"
+    reply = await ask(server(hashes), "calc.service.canaduck")  # type: ignore[arg-type]
     assert sorted(r.rdata.port for r in reply.rr) == [5020, 5021, 5022]
+
+
+async def test_an_entry_for_a_service_found_in_another_services_hash_is_not_routed():
+    # Only its owner writes calc's hash (redis/users.acl); what it says about users is ignored.
+    hashes = directory(entry("users", "users-1", "http://127.0.0.1:5050"))
+    hashes["calc"] = {"users-evil": json.dumps({"service": "users", "instance": "users-evil",
+                                                "url": "http://203.0.113.9:80"})}
+    reply = await ask(server(hashes), "users.service.canaduck")
+    assert [r.rdata.port for r in reply.rr] == [5050]
 
 
 @pytest.mark.parametrize(("url", "expected"), [
@@ -162,8 +184,7 @@ async def test_garbage_and_responses_get_no_answer():
 
 
 async def test_too_many_instances_for_udp_drop_extras_then_truncate():
-    raw = directory(*(entry("calc", f"c{i}", f"http://10.0.0.{i + 1}:5000") for i in range(60)))
-    dns = server(raw)
+    dns = server(directory(*(entry("calc", f"c{i}", f"http://10.0.0.{i + 1}:5000") for i in range(60))))
     question = DNSRecord.question("calc.service.canaduck", "SRV")
     await dns.reload()
     reply = await dns.handle(question.pack())
@@ -207,18 +228,18 @@ async def test_udp_and_tcp_over_real_sockets():
 
 
 async def test_the_snapshot_follows_events_and_survives_redis_errors():
-    raw: dict[str, str] = {}
+    hashes: dict[str, dict[str, str]] = {}
     failing = False
 
-    async def read() -> dict[str, str]:
+    async def read() -> dict[str, dict[str, str]]:
         if failing:
             raise ConnectionError("redis away")
-        return dict(raw)
+        return dict(hashes)
 
     dns = DnsServer(read, "canaduck", refresh=60)  # only events trigger a read here
     task = asyncio.create_task(dns.keep_fresh())
     try:
-        raw.update(CALC)
+        hashes.update(CALC)
         dns.on_event(b'{"kind": "registered", "service": "calc"}')
         dns.on_event(b"not json")
         await _until(lambda: len(dns.table.targets("calc")) == 2)

@@ -28,7 +28,7 @@ async def test_a_withdraw_while_registering_leaves_no_entry(redis, monkeypatch):
     release.set()
     await starting
 
-    assert await redis.hgetall("canaduck:directory") == {}
+    assert await redis.hgetall("canaduck:directory:broker") == {}
     assert not runtime.started and runtime._heartbeat is None
     await runtime.stop()
 
@@ -38,7 +38,7 @@ async def test_a_withdraw_before_start_never_registers(redis):
     runtime.checked = True
     await runtime.withdraw()
     await runtime.start()
-    assert await redis.hgetall("canaduck:directory") == {}
+    assert await redis.hgetall("canaduck:directory:broker") == {}
     await runtime.stop()
 
 
@@ -46,9 +46,10 @@ async def test_a_normal_start_registers_and_stop_deregisters(redis):
     runtime = Runtime(SETTINGS, redis)
     runtime.checked = True
     await runtime.start()
-    assert list(await redis.hgetall("canaduck:directory")) == [b"broker/b1"]
+    assert list(await redis.hgetall("canaduck:directory:broker")) == [b"b1"]
+    assert await redis.smembers("canaduck:services") == {b"broker"}
     await runtime.stop()
-    assert await redis.hgetall("canaduck:directory") == {}
+    assert await redis.hgetall("canaduck:directory:broker") == {}
 
 
 async def test_stop_waits_for_a_withdraw_in_flight_before_closing_redis(redis, monkeypatch, caplog):

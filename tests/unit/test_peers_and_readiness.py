@@ -9,12 +9,13 @@ from apps.kit.app import create_app
 from apps.kit.dircache import DirectoryCache
 from apps.kit.directory import Directory, Entry
 from apps.kit.http import NoInstance, Peers
+from apps.kit.names import Keys
 from apps.kit.settings import KitSettings
 from scripts.devkit import wait_until_async
 
 
 async def test_peers_fall_back_to_the_last_instances_seen(redis, fake_server):
-    directory = Directory(redis, "canaduck:directory", ttl=10)
+    directory = Directory(redis, Keys(), ttl=10)
     await directory.register(Entry("weather", "a", "http://a.test/", "canaduck:inbox:weather"))
     peers = Peers(DirectoryCache(directory, ttl=0), lookup_timeout=0.5)
     assert await peers.url("weather") == "http://a.test"
@@ -25,7 +26,7 @@ async def test_peers_fall_back_to_the_last_instances_seen(redis, fake_server):
 
 
 async def test_peers_reuse_a_lookup_for_the_cache_ttl(redis):
-    directory = Directory(redis, "canaduck:directory", ttl=10)
+    directory = Directory(redis, Keys(), ttl=10)
     peers = Peers(DirectoryCache(directory, ttl=60))
     with pytest.raises(NoInstance):
         await peers.url("weather")
@@ -36,7 +37,7 @@ async def test_peers_reuse_a_lookup_for_the_cache_ttl(redis):
 
 
 async def test_overrides_win(redis):
-    lookups = DirectoryCache(Directory(redis, "canaduck:directory", ttl=10), ttl=0)
+    lookups = DirectoryCache(Directory(redis, Keys(), ttl=10), ttl=0)
     peers = Peers(lookups, {"weather": "http://fixed", "jokes": ""})
     assert await peers.url("weather") == "http://fixed"
     with pytest.raises(NoInstance):

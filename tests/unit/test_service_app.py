@@ -63,7 +63,7 @@ async def test_health_and_ready_once_registered(redis, started):
         ready = await client.get("/ready")
         assert ready.status_code == 200
         assert (await ready.get_json())["registered"] is True
-        assert await redis.hexists("canaduck:directory", "calc/calc-1")
+        assert await redis.hexists("canaduck:directory:calc", "calc-1")
 
 
 async def test_ready_is_503_before_registration_and_after_withdrawal(redis, started):
@@ -75,13 +75,13 @@ async def test_ready_is_503_before_registration_and_after_withdrawal(redis, star
     async with started(app) as client:
         await app.runtime.withdraw()
         assert (await client.get("/ready")).status_code == 503
-        assert not await redis.hexists("canaduck:directory", "calc/calc-1")
+        assert not await redis.hexists("canaduck:directory:calc", "calc-1")
 
 
 async def test_stop_deregisters(redis, started):
     async with started(make_app(redis)):
-        assert await redis.hexists("canaduck:directory", "calc/calc-1")
-    assert not await redis.hexists("canaduck:directory", "calc/calc-1")
+        assert await redis.hexists("canaduck:directory:calc", "calc-1")
+    assert not await redis.hexists("canaduck:directory:calc", "calc-1")
 
 
 @pytest.mark.parametrize(

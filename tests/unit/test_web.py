@@ -132,7 +132,7 @@ def test_an_sse_message_is_one_event_and_one_data_line():
 
 
 async def test_a_killed_instance_is_reported_expired_and_a_withdrawn_one_is_not(app, redis, started):
-    directory = Directory(redis, KEYS.directory, 10)
+    directory = Directory(redis, KEYS, 10)
     killed = Entry(service="calc", instance="calc-2", url="http://x", channel=KEYS.inbox("calc"))
     left = Entry(service="calc", instance="calc-3", url="http://y", channel=KEYS.inbox("calc"))
     feed = app.extensions["feed"]
@@ -141,7 +141,7 @@ async def test_a_killed_instance_is_reported_expired_and_a_withdrawn_one_is_not(
         await directory.register(left)
         await wait_until_async(lambda: feed.latest and len(feed.latest["instances"]) == 3, timeout=3)
         queue = feed.connect()
-        await redis.hdel(KEYS.directory, killed.field)  # what its TTL running out does
+        await redis.hdel(KEYS.directory("calc"), killed.instance)  # what its TTL running out does
         await directory.deregister("calc", "calc-3")
         await redis.publish(KEYS.events, json.dumps(
             {"kind": "deregistered", "service": "calc", "instance": "calc-3", "at": 1.0}))
