@@ -58,14 +58,29 @@ def test_no_script_edits_the_import_path():
     assert edits == []
 
 
-def test_services_import_only_the_kit_and_themselves():
+#: Domain packages: code the services of one domain share, and the services that may import
+#: it. A domain package imports only the kit; the kit imports no service and no domain.
+DOMAINS: dict[str, set[str]] = {}
+
+
+def test_services_import_only_the_kit_their_domain_and_themselves():
     found = []
     for package in sorted(p for p in (ROOT / "apps").iterdir() if (p / "__init__.py").exists()):
         allowed = {"apps", "apps.kit"} if package.name == "kit" else {"apps", "apps.kit",
                                                                         f"apps.{package.name}"}
+        allowed |= {f"apps.{domain}" for domain, users in DOMAINS.items() if package.name in users}
         for path in sorted(package.rglob("*.py")):
             for name in imported_modules(path):
                 parts = name.split(".")
                 if parts[0] == "apps" and ".".join(parts[:2]) not in allowed:
                     found.append(f"{path.relative_to(ROOT)} imports {name}")
     assert found == []
+
+
+def test_every_domain_package_exists_and_is_used_by_each_service_it_names():
+    for domain, users in DOMAINS.items():
+        assert (ROOT / "apps" / domain / "__init__.py").exists(), domain
+        for service in users:
+            imports = {name for path in (ROOT / "apps" / service).rglob("*.py")
+                       for name in imported_modules(path)}
+            assert any(name.startswith(f"apps.{domain}") for name in imports), (domain, service)
