@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import irctokens
 
-from apps.kit import casemap
+from apps.chat import casemap
 
 MAX_LINE = 512
 MAX_CLIENT_TAGS = 4096
@@ -24,7 +24,7 @@ _USER = re.compile(r"[^\x00\r\n @]+")
 
 
 def casefold(name: str) -> str:
-    """`name` folded with the chat's casemapping (`apps.kit.casemap`, shared with the users and
+    """`name` folded with the chat's casemapping (`apps.chat.casemap`, shared with the users and
     messages services, so a nick, its account and a channel's stream always agree)."""
     return casemap.casefold(name)
 

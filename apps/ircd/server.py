@@ -21,13 +21,13 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from apps.chat.chatlog import ChatLog, ChatMessage, HistoryAccess, MalformedChatMessage, party
 from apps.ircd.bus import Bus
 from apps.ircd.client import Client, server_time
 from apps.ircd.protocol import Message
 from apps.ircd.settings import IrcdSettings
 from apps.ircd.store import Store
 from apps.ircd.transport import StreamTransport, stream_limit
-from apps.kit.chatlog import ChatLog, ChatMessage, HistoryAccess, MalformedChatMessage, party
 from apps.kit.pubsub import publish, publish_on
 from apps.kit.ratelimit import Limit, RateLimiter, take_local
 from apps.kit.tasks import cancel_and_wait

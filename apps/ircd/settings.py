@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from apps.kit import casemap
-from apps.kit.chatlog import ChatSettings
+from apps.chat import casemap
+from apps.chat.chatlog import ChatSettings
 
 
 class IrcdSettings(ChatSettings):

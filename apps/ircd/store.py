@@ -13,7 +13,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from apps.kit.casemap import casefold
+from apps.chat.casemap import casefold
 from apps.kit.names import Keys
 
 # JOIN in one step: the checks (+i, +k, +l, bans, invites) and the membership change cannot

@@ -47,7 +47,7 @@ class Keys:
     def inbox(self, service: str) -> str:
         return f"{self.prefix}inbox:{service}"
 
-    # The chat. Names passed in are already folded (apps.kit.casemap); the part in braces is
+    # The chat. Names passed in are already folded (apps.chat.casemap); the part in braces is
     # a Redis Cluster hash tag, so everything about one conversation lands in one slot.
 
     def chat_log(self, conversation: str) -> str:

@@ -1,7 +1,7 @@
 """The messages service: the chat history over HTTP, read from the streams the ircd writes.
 
 Public through Caddy: `GET /api/messages/<channel>` for a logged-in user (a users-service
-session token) under the chat's one history rule (apps/kit/chatlog.py `HistoryAccess`, the
+session token) under the chat's one history rule (apps/chat/chatlog.py `HistoryAccess`, the
 same as CHATHISTORY's): the account must be in the channel through one of its connections.
 Internal, for tools and tests: `GET /internal/history/<channel>` and
 `GET /internal/history/private/<party>/<party>`, any conversation, no session.
@@ -19,10 +19,10 @@ from pydantic import BaseModel
 from quart import Blueprint, Response, jsonify, request
 from redis.asyncio import Redis
 
+from apps.chat.casemap import casefold, is_channel_name, is_valid_nick
+from apps.chat.chatlog import ChatLog, ChatMessage, Conversation, HistoryAccess, InvalidRef, Ref
 from apps.kit.app import ServiceApp, error, runtime, service_app
 from apps.kit.app import create_app as create_service_app
-from apps.kit.casemap import casefold, is_channel_name, is_valid_nick
-from apps.kit.chatlog import ChatLog, ChatMessage, Conversation, HistoryAccess, InvalidRef, Ref
 from apps.kit.dircache import DirectoryCache
 from apps.kit.http import NoInstance, Peers
 from apps.kit.openapi import documented, query_param
@@ -32,7 +32,7 @@ from apps.messages.settings import MessagesSettings
 public = Blueprint("messages_public", __name__, url_prefix="/api/messages")
 internal = Blueprint("messages_internal", __name__, url_prefix="/internal/history")
 
-#: A guest's party: `~` and the id of its connection (apps/kit/chatlog.py `party`).
+#: A guest's party: `~` and the id of its connection (apps/chat/chatlog.py `party`).
 _GUEST_PARTY = re.compile(r"~[0-9a-f]{1,32}")
 
 

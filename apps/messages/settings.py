@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from apps.kit.chatlog import ChatSettings
+from apps.chat.chatlog import ChatSettings
 
 
 class MessagesSettings(ChatSettings):

@@ -23,7 +23,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from apps.kit.casemap import casefold, is_valid_nick
+from apps.chat.casemap import casefold, is_valid_nick
 from apps.kit.names import Keys
 
 

@@ -15,9 +15,9 @@ from quart import Blueprint, Response, jsonify, request
 from quart_schema import validate_request
 from redis.asyncio import Redis
 
+from apps.chat.casemap import NICKLEN, casefold, is_valid_nick
 from apps.kit.app import ServiceApp, error, service_app
 from apps.kit.app import create_app as create_service_app
-from apps.kit.casemap import NICKLEN, casefold, is_valid_nick
 from apps.kit.openapi import documented
 from apps.kit.params import InvalidParameter
 from apps.kit.ratelimit import Limit, RateLimiter

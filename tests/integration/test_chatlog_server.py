@@ -12,7 +12,7 @@ import json
 import pytest
 
 import redis
-from apps.kit.chatlog import ChatLog, ChatMessage, party
+from apps.chat.chatlog import ChatLog, ChatMessage, party
 from apps.kit.names import Keys
 from apps.kit.pubsub import open_pubsub
 

@@ -7,7 +7,7 @@ import asyncio
 import httpx
 import pytest
 
-from apps.kit.chatlog import ChatLog, ChatMessage
+from apps.chat.chatlog import ChatLog, ChatMessage
 from apps.kit.names import Keys
 
 FAST = {"ARGON2_TIME_COST": "1", "ARGON2_MEMORY_KIB": "1024"}

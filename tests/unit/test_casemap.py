@@ -1,10 +1,10 @@
-"""IRC names: folding and validity (apps/kit/casemap.py)."""
+"""IRC names: folding and validity (apps/chat/casemap.py)."""
 
 from __future__ import annotations
 
 import pytest
 
-from apps.kit.casemap import CASEMAPPING, NICKLEN, casefold, is_channel_name, is_valid_nick
+from apps.chat.casemap import CASEMAPPING, NICKLEN, casefold, is_channel_name, is_valid_nick
 
 
 def test_the_advertised_casemapping_is_ascii():

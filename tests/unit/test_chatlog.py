@@ -1,4 +1,4 @@
-"""The chat log (apps/kit/chatlog.py) on fakeredis: append + fan-out, and every history query."""
+"""The chat log (apps/chat/chatlog.py) on fakeredis: append + fan-out, and every history query."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from apps.kit.chatlog import (
+from apps.chat.chatlog import (
     ChatLog,
     ChatMessage,
     ChatSettings,

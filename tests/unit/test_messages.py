@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from apps.kit.chatlog import ChatLog, ChatMessage, party
+from apps.chat.chatlog import ChatLog, ChatMessage, party
 from apps.kit.names import Keys
 from apps.messages.app import create_app
 from apps.messages.settings import MessagesSettings

@@ -8,12 +8,12 @@ import logging
 
 import httpx
 
+from apps.chat.casemap import casefold
 from apps.ircd import numerics as n
 from apps.ircd.client import Client
 from apps.ircd.handlers.connection import try_register
 from apps.ircd.protocol import Message, format_line
 from apps.ircd.registry import command
-from apps.kit.casemap import casefold
 
 log = logging.getLogger("canaduck.ircd.sasl")
 

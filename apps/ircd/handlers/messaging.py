@@ -5,13 +5,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from apps.chat.chatlog import ChatMessage, InvalidRef, Ref, party
 from apps.ircd import numerics as n
 from apps.ircd.client import Client, server_time
 from apps.ircd.handlers.channels import banned
 from apps.ircd.handlers.connection import channels_of
 from apps.ircd.protocol import Message, casefold, format_line, is_channel
 from apps.ircd.registry import command
-from apps.kit.chatlog import ChatMessage, InvalidRef, Ref, party
 
 
 @command("PRIVMSG", "NOTICE", "TAGMSG")
@@ -185,7 +185,7 @@ async def chathistory(client: Client, message: Message) -> None:
     server = client.server
     chatlog = server.chatlog
     if is_channel(target):
-        # The one history rule (apps/kit/chatlog.py HistoryAccess), as the messages service
+        # The one history rule (apps/chat/chatlog.py HistoryAccess), as the messages service
         # applies it over HTTP: in the channel, this connection or another of its account.
         readers = await server.history_access.connections_of(client.account) if client.account else []
         if not await server.history_access.may_read_channel(target, [client.uid, *readers]):

@@ -22,7 +22,7 @@ from typing import Any, Literal
 from pydantic import Field
 from redis.asyncio import Redis
 
-from apps.kit.casemap import CASEMAPPING, Casemapping, casefold
+from apps.chat.casemap import CASEMAPPING, Casemapping, casefold
 from apps.kit.names import Keys
 from apps.kit.pubsub import is_cluster, publish, publish_command, publish_on, same_slot
 from apps.kit.settings import KitSettings
