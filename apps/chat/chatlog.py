@@ -93,6 +93,9 @@ class ChatMessage:
     #: The sender's party in a private conversation (see `party`), kept in the stream only:
     #: it tells which side a guest was on once its connection is gone.
     party: str = ""
+    #: The gateway replica that appended it, in the live payload only (not in the stream): the
+    #: replica, which delivered to its own clients already, skips exactly its own messages.
+    origin: str = ""
 
     @property
     def time_ms(self) -> int:
@@ -100,9 +103,13 @@ class ChatMessage:
         return int(self.id.split("-", 1)[0]) if self.id else 0
 
     def record(self) -> dict[str, Any]:
-        """The JSON fields, without id and time, in the order of the pub/sub payload."""
-        return {"command": self.command, "from": self.source, "account": self.account,
-                "target": self.target, "text": self.text, "tags": dict(self.tags)}
+        """The JSON fields, without id and time, in the order of the pub/sub payload (`origin`
+        last, when there is one)."""
+        fields: dict[str, Any] = {"command": self.command, "from": self.source, "account": self.account,
+                                  "target": self.target, "text": self.text, "tags": dict(self.tags)}
+        if self.origin:
+            fields["origin"] = self.origin
+        return fields
 
     def to_dict(self) -> dict[str, Any]:
         """The pub/sub payload (and the HTTP history item) as a dict."""
@@ -158,7 +165,8 @@ class ChatMessage:
             raise MalformedChatMessage("id: not a stream id")
         return cls(command=data["command"], source=data["from"], target=data["target"],
                    text=str(data.get("text") or ""), account=str(data.get("account") or ""),
-                   tags={str(k): str(v) for k, v in tags.items()}, id=str(message_id))
+                   tags={str(k): str(v) for k, v in tags.items()}, id=str(message_id),
+                   origin=str(data.get("origin") or ""))
 
 
 @dataclass(frozen=True, slots=True)

@@ -58,9 +58,6 @@ class IrcServer:
                            burst=settings.flood_lines)
         #: live channel -> the channel (casefolded) or the uid of the local client it feeds
         self._live: dict[str, tuple[str, str]] = {}
-        #: sources (nick!user@host) that posted from this replica lately: their messages come
-        #: back on the live channels and must not be delivered twice.
-        self._posted: OrderedDict[str, float] = OrderedDict()
         self.bus = Bus(redis, self.on_bus)
         self.commands: dict[str, tuple[Handler, int, bool]] = COMMANDS
         #: registered clients by uid; `connections` has every open connection, registered or not
@@ -323,22 +320,6 @@ class IrcServer:
             payload = json.dumps({**event, "to": uids, "o": self.instance}, separators=(",", ":"))
             await publish(self.store.redis, self.store.instance_channel(instance), payload)
 
-    def posted_by(self, source: str) -> None:
-        """Note that a local client posted as `source` (see `_own`)."""
-        self._posted[source] = time.monotonic()
-        self._posted.move_to_end(source)
-        while len(self._posted) > 4096:
-            self._posted.popitem(last=False)
-
-    def _own(self, source: str) -> bool:
-        """True if a message from `source` was posted here (and so delivered here already).
-
-        A nick is held by one client at a time, so a source that posted here in the last
-        minute is this replica's client; the live record carries no replica id of its own.
-        """
-        when = self._posted.get(source)
-        return when is not None and time.monotonic() - when < 60
-
     async def on_live(self, channel: str, data: bytes) -> None:
         """A chat record from the kit's chat log: a channel message, or a private one."""
         try:
@@ -347,7 +328,7 @@ class IrcServer:
             self.counts["malformed"] += 1
             return
         feeds = self._live.get(channel)
-        if feeds is None or self._own(message.source):
+        if feeds is None or message.origin == self.instance:  # delivered here when posted
             return
         kind, name = feeds
         event = self.record_event(message)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+import fakeredis
+
 from apps.ircd.client import Client
 from apps.ircd.server import IrcServer
 from tests.unit.ircd_support import connect, running_gateway
@@ -94,3 +96,26 @@ async def test_an_unregistered_connection_is_closed_after_the_registration_timeo
         rest = await asyncio.wait_for(client.reader.read(), 3)
         assert b"ERROR :Closing link: registration timeout" in rest
         assert not gateway.connections
+
+
+async def test_a_replica_skips_only_its_own_messages_not_a_sources_that_moved_away():
+    # The same source (nick!user@host) posts through one replica, then, reconnected, through
+    # the other: that second message is the other replica's, and reaches this one's members.
+    shared = fakeredis.FakeServer()
+    async with running_gateway(shared, instance="one") as one, running_gateway(shared, instance="two") as two:
+        alice, bob = await connect(one), await connect(one)
+        await alice.register("alice")
+        await bob.register("bob")
+        for client in (alice, bob):
+            await client.send("JOIN #c")
+            await client.sync()
+        await alice.send("PRIVMSG #c :from one", "QUIT")
+        assert any("from one" in line for line in await bob.sync_until(lambda line: " QUIT " in line))
+        await alice.close()
+        again = await connect(two)
+        await again.register("alice")
+        await again.send("JOIN #c", "PRIVMSG #c :from two")
+        await again.sync()
+        got = await bob.sync_until(lambda line: "from two" in line)
+        assert ":alice!~alice@127.0.0.1 PRIVMSG #c :from two" in got
+        await again.close(), await bob.close()

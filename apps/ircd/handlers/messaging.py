@@ -86,10 +86,9 @@ async def to_channel(client: Client, cmd: str, target: str, text: str, client_ta
     else:
         # Stored and published in one step by the kit's chat log; the other replicas get the
         # record on the channel's live channel, this one delivers to its own members now.
-        server.posted_by(client.prefix)
         stored = await server.chatlog.append_channel(display, ChatMessage(
             command=cmd, source=client.prefix, target=display, text=text, account=client.account,
-            tags=client_tags))
+            tags=client_tags, origin=server.instance))
         event = server.record_event(stored)
         server.deliver_local([cf], event, exclude=client.uid)
     server.counts["posted"] += 1
@@ -139,7 +138,7 @@ async def to_nick(client: Client, cmd: str, target: str, text: str, client_tags:
         stored = await server.chatlog.append_private(
             sender, party(user["uid"], user.get("account", "")),
             ChatMessage(command=cmd, source=client.prefix, target=user["nick"], text=text,
-                        account=client.account, tags=client_tags, party=sender), live)
+                        account=client.account, tags=client_tags, party=sender, origin=server.instance), live)
         event = server.record_event(stored)
         if local is not None:
             local.deliver_unlabelled(event)
