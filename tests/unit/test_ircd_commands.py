@@ -414,6 +414,22 @@ async def test_sasl_plain_logs_in_and_reserves_the_accounts_nick():
         await gateway.users_http.aclose()
 
 
+async def test_a_refused_change_of_case_keeps_the_nick_held():
+    # The guest took "bob" before an account of that name existed; renaming itself "BOB" is
+    # refused (the nick is reserved now), and it keeps holding "bob" meanwhile.
+    async with running_gateway(users_url="http://users") as gateway:
+        guest, other = await connect(gateway), await connect(gateway)
+        await guest.register("bob")
+        await other.register("other")
+        gateway.users_http = users_service({"Bob": "sesame"})
+        await guest.send("NICK BOB")
+        assert commands(await guest.sync()) == ["433"]
+        await other.send("WHOIS bob")
+        assert commands(await other.sync())[0] == "311"
+        await guest.close(), await other.close()
+        await gateway.users_http.aclose()
+
+
 async def test_sasl_is_not_offered_without_a_users_service(gateway: IrcServer):
     client = await connect(gateway)
     await client.send("CAP LS 302", "AUTHENTICATE PLAIN")

@@ -64,7 +64,8 @@ async def nick(client: Client, message: Message) -> None:
         client.reply(n.ERR_NICKNAMEINUSE, wanted, "Nickname is already in use")
         return
     if client.registered and not await may_use(client, wanted):
-        await server.store.release_nick(wanted_cf, client.uid)
+        if wanted_cf != client.nick_cf:  # a change of case only: the nick is still ours
+            await server.store.release_nick(wanted_cf, client.uid)
         client.reply(n.ERR_NICKNAMEINUSE, wanted, "Nickname is reserved by an account: log in with SASL")
         return
     old_nick, old_cf, old_prefix = client.nick, client.nick_cf, client.prefix
