@@ -78,6 +78,14 @@ if count > most then redis.call('SET', KEYS[2], count); most = count end
 return {count, most}
 """
 
+# A member's new status letters, only while it is a member: a check then a write from Python
+# could put back a member that left in between (and recreate the members of a channel gone).
+_SET_STATUS = """
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+return 1
+"""
+
 # Release a nick only if it is still ours (another connection may have taken it since).
 _RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
@@ -104,6 +112,7 @@ class Store:
         self._release = redis.register_script(_RELEASE)
         self._users = redis.register_script(_USERS)
         self._add_mask = redis.register_script(_ADD_MASK)
+        self._set_status = redis.register_script(_SET_STATUS)
 
     # -- key names ---------------------------------------------------------------------------
     def nick_key(self, nick_cf: str) -> str:
@@ -332,11 +341,7 @@ class Store:
 
     async def set_status(self, cf: str, uid: str, status: str) -> bool:
         """Change a member's status letters; False if not a member any more."""
-        members = self.channel_key(cf, "members")
-        if not await self.redis.hexists(members, uid):
-            return False
-        await self.redis.hset(members, uid, status)
-        return True
+        return bool(await self._set_status(keys=[self.channel_key(cf, "members")], args=[uid, status]))
 
     async def masks(self, cf: str, letters: str = "beI") -> dict[str, dict[str, str]]:
         """The channel's mask lists named by `letters` (b, e, I), in one round trip:
