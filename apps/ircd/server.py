@@ -21,7 +21,9 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from apps.chat.chatlog import ChatLog, ChatMessage, HistoryAccess, MalformedChatMessage, party
+from apps.chat.access import HistoryAccess
+from apps.chat.chatlog import ChatLog
+from apps.chat.conversations import ChatMessage, MalformedChatMessage, party
 from apps.ircd.bus import Bus
 from apps.ircd.client import Client, server_time
 from apps.ircd.protocol import Message
@@ -52,7 +54,7 @@ class IrcServer:
         self.new_id = new_id
         self.store = Store(redis, settings.key_prefix)
         self.chatlog = ChatLog.from_settings(redis, settings)
-        self.history_access = HistoryAccess(redis, settings.keys)
+        self.history_access = HistoryAccess(redis, settings.chat_keys)
         self.limiter = RateLimiter(redis)
         self.flood = Limit(rate=settings.flood_lines, period=settings.flood_window,
                            burst=settings.flood_lines)
@@ -214,7 +216,7 @@ class IrcServer:
     async def throttle_account(self, client: Client) -> bool:
         """The account's share of flood control: an account may be connected through several
         replicas, so its budget is in Redis, shared by all of them (keep-alives aside)."""
-        key = self.settings.keys.chat_flood(party(client.uid, client.account))
+        key = self.settings.chat_keys.flood(party(client.uid, client.account))
         shared = await self.limiter.take(key, self.flood)
         while not shared.allowed:
             self.counts["throttled"] += 1

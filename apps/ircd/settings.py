@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from apps.chat import casemap
-from apps.chat.chatlog import ChatSettings
+from apps.chat.settings import ChatSettings
 
 
 class IrcdSettings(ChatSettings):

@@ -14,7 +14,7 @@ from typing import Any
 from redis.asyncio import Redis
 
 from apps.chat.casemap import casefold
-from apps.kit.names import Keys
+from apps.chat.keys import ChatKeys
 
 # JOIN in one step: the checks (+i, +k, +l, bans, invites) and the membership change cannot
 # interleave with another replica's JOIN or MODE. Returns the outcome: a numeric or a word.
@@ -105,8 +105,7 @@ class Store:
 
     def __init__(self, redis: Redis, prefix: str = "canaduck:") -> None:
         self.redis = redis
-        self.keys = Keys(prefix)
-        self.base = f"{prefix}irc:"
+        self.keys = ChatKeys(prefix)
         self._join = redis.register_script(_JOIN)
         self._leave = redis.register_script(_LEAVE)
         self._release = redis.register_script(_RELEASE)
@@ -114,24 +113,22 @@ class Store:
         self._add_mask = redis.register_script(_ADD_MASK)
         self._set_status = redis.register_script(_SET_STATUS)
 
-    # -- key names ---------------------------------------------------------------------------
+    # -- key names (spelled in apps/chat/keys.py) -------------------------------------------------
     def nick_key(self, nick_cf: str) -> str:
-        return f"{self.base}nick:{{{nick_cf}}}"
+        return self.keys.nick(nick_cf)
 
     def user_key(self, uid: str) -> str:
-        return f"{self.base}user:{{{uid}}}"
+        return self.keys.user(uid)
 
     def instance_users_key(self, instance: str) -> str:
         """The uids registered through one replica (what to clean up if it dies)."""
-        return f"{self.base}inst:{{{instance}}}:users"
+        return self.keys.replica_users(instance)
 
     def user_channels_key(self, uid: str) -> str:
-        return f"{self.base}user:{{{uid}}}:chans"
+        return self.keys.user_channels(uid)
 
     def global_key(self, name: str) -> str:
-        """Network-wide sets and counters, on one cluster slot (`{global}`) so that a script
-        may read several: users, invisible, opers, unregistered, channels, most users."""
-        return f"{self.base}{{global}}:{name}"
+        return self.keys.network(name)
 
     @property
     def users_key(self) -> str:
@@ -142,30 +139,29 @@ class Store:
         return self.global_key("chans")
 
     def channel_key(self, cf: str, part: str = "") -> str:
-        # Spelt by the kit's Keys: the messages service reads the members through them.
-        return self.keys.irc_channel(cf) + (f":{part}" if part else "")
+        return self.keys.channel_list(cf, part) if part else self.keys.channel(cf)
 
     def whowas_key(self, nick_cf: str) -> str:
-        return f"{self.base}whowas:{{{nick_cf}}}"
+        return self.keys.whowas(nick_cf)
 
     def monitor_key(self, nick_cf: str) -> str:
-        return f"{self.base}monitor:{{{nick_cf}}}"
+        return self.keys.monitor(nick_cf)
 
     def ip_key(self, ip: str) -> str:
-        return f"{self.base}ip:{{{ip}}}"
+        return self.keys.address(ip)
 
     def fanout_channel(self, cf: str) -> str:
         """The pub/sub channel carrying a channel's messages and events to every replica."""
-        return f"{self.base}fan:{{{cf}}}"
+        return self.keys.channel_events(cf)
 
     @property
     def broadcast_channel(self) -> str:
         """The pub/sub channel every replica hears: messages for everyone (WALLOPS)."""
-        return f"{self.base}all"
+        return self.keys.broadcast
 
     def instance_channel(self, instance: str) -> str:
         """The pub/sub channel of one replica: private messages and notices for its clients."""
-        return f"{self.base}inst:{instance}"
+        return self.keys.replica_events(instance)
 
     # -- nicks and users ---------------------------------------------------------------------
     async def claim_nick(self, nick_cf: str, uid: str) -> bool:
@@ -189,7 +185,7 @@ class Store:
         await self._users(keys=[self.users_key, self.global_key("most")])
 
     def account_connections_key(self, account: str) -> str:
-        return self.keys.irc_account_connections(casefold(account))
+        return self.keys.account_connections(casefold(account))
 
     async def log_in(self, uid: str, account: str) -> None:
         """A registered connection logged in to `account` (SASL after registration)."""
@@ -304,7 +300,8 @@ class Store:
     async def leave(self, cf: str, uid: str) -> bool:
         """Leave a channel; False if `uid` was not in it. The last one out removes it (and
         its history, if it was closed: see `_LEAVE`)."""
-        left = int(await self._leave(keys=[self.keys.chat_log(cf), *self._channel_keys(cf)], args=[uid]))
+        keys = [self.keys.conversation_log(cf), *self._channel_keys(cf)]
+        left = int(await self._leave(keys=keys, args=[uid]))
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.srem(self.user_channels_key(uid), cf)
             if left >= 2:

@@ -1,7 +1,7 @@
 """The messages service: the chat history over HTTP, read from the streams the ircd writes.
 
 Public through Caddy: `GET /api/messages/<channel>` for a logged-in user (a users-service
-session token) under the chat's one history rule (apps/chat/chatlog.py `HistoryAccess`, the
+session token) under the chat's one history rule (apps/chat/access.py `HistoryAccess`, the
 same as CHATHISTORY's): the account must be in the channel through one of its connections.
 Internal, for tools and tests: `GET /internal/history/<channel>` and
 `GET /internal/history/private/<party>/<party>`, any conversation, no session.
@@ -19,8 +19,10 @@ from pydantic import BaseModel
 from quart import Blueprint, Response, jsonify, request
 from redis.asyncio import Redis
 
+from apps.chat.access import HistoryAccess
 from apps.chat.casemap import casefold, is_channel_name, is_valid_nick
-from apps.chat.chatlog import ChatLog, ChatMessage, Conversation, HistoryAccess, InvalidRef, Ref
+from apps.chat.conversations import ChatMessage, Conversation, InvalidRef, Ref
+from apps.chat.history import History
 from apps.kit.app import ServiceApp, error, runtime, service_app
 from apps.kit.app import create_app as create_service_app
 from apps.kit.dircache import DirectoryCache
@@ -32,7 +34,7 @@ from apps.messages.settings import MessagesSettings
 public = Blueprint("messages_public", __name__, url_prefix="/api/messages")
 internal = Blueprint("messages_internal", __name__, url_prefix="/internal/history")
 
-#: A guest's party: `~` and the id of its connection (apps/chat/chatlog.py `party`).
+#: A guest's party: `~` and the id of its connection (apps/chat/conversations.py `party`).
 _GUEST_PARTY = re.compile(r"~[0-9a-f]{1,32}")
 
 
@@ -46,7 +48,7 @@ class HistoryQuery(BaseModel):
     after: str = query_param("only messages after this message id", required=False)
 
 
-class History(BaseModel):
+class HistoryPage(BaseModel):
     """Messages of one conversation, oldest first: `{id, time, command, from, ...}` each."""
 
     target: str
@@ -68,8 +70,8 @@ def create_app(settings: MessagesSettings | None = None, redis: Redis | None = N
     """The messages service app."""
     settings = settings or MessagesSettings()
     app = create_service_app(settings, import_name=__name__, redis=redis, http_transport=http_transport)
-    app.extensions["messages.log"] = ChatLog.from_settings(app.runtime.redis, settings)
-    app.extensions["messages.access"] = HistoryAccess(app.runtime.redis, settings.keys)
+    app.extensions["messages.history"] = History.from_settings(app.runtime.redis, settings)
+    app.extensions["messages.access"] = HistoryAccess(app.runtime.redis, settings.chat_keys)
     app.extensions["messages.peers"] = Peers(DirectoryCache(app.runtime.directory, 1.0),
                                              {"users": settings.users_url},
                                              lookup_timeout=settings.users_timeout)
@@ -84,9 +86,9 @@ def _settings() -> MessagesSettings:
     return settings
 
 
-def _log() -> ChatLog:
-    log: ChatLog = service_app().extensions["messages.log"]
-    return log
+def _chat_history() -> History:
+    history: History = service_app().extensions["messages.history"]
+    return history
 
 
 @public.get("/limits")
@@ -99,7 +101,7 @@ async def limits() -> Response:
 
 
 @public.get("/<path:channel>")
-@documented(query=HistoryQuery, ok=History, errors=[400, 401, 403, 503])
+@documented(query=HistoryQuery, ok=HistoryPage, errors=[400, 401, 403, 503])
 async def channel_history(channel: str) -> Response:
     """A channel's history, for a logged-in user in that channel (through any of its IRC
     connections, the chat page's included): `?limit=&before=&after=` (message ids); oldest
@@ -115,24 +117,24 @@ async def channel_history(channel: str) -> Response:
     access: HistoryAccess = service_app().extensions["messages.access"]
     if not await access.may_read_channel(name, await access.connections_of(account)):
         return error(403, "not in that channel: join it to read its history", target=name)
-    return await _history(name, _log().channel(name), query)
+    return await _history(name, _chat_history().channel(name), query)
 
 
 @internal.get("/private/<first>/<second>")
-@documented(query=HistoryQuery, ok=History, errors=[400])
+@documented(query=HistoryQuery, ok=HistoryPage, errors=[400])
 async def private_history(first: str, second: str) -> Response:
     """A private conversation between two parties (`alice` for an account, `~<connection id>`
     for a guest), in either order. Same query parameters."""
     parties = [_party(first, "first"), _party(second, "second")]
-    return await _history(",".join(parties), _log().private(*parties), _query())
+    return await _history(",".join(parties), _chat_history().private(*parties), _query())
 
 
 @internal.get("/<path:channel>")
-@documented(query=HistoryQuery, ok=History, errors=[400])
+@documented(query=HistoryQuery, ok=HistoryPage, errors=[400])
 async def internal_channel_history(channel: str) -> Response:
     """Any channel's history, whatever its modes. Same query parameters."""
     name = _channel(channel)
-    return await _history(name, _log().channel(name), _query())
+    return await _history(name, _chat_history().channel(name), _query())
 
 
 class _Query:
@@ -182,16 +184,16 @@ def _party(value: str, field: str) -> str:
 
 
 async def _history(target: str, conversation: Conversation, query: _Query) -> Response:
-    log = _log()
+    history = _chat_history()
     messages: list[ChatMessage]
     if query.before and query.after:
-        messages = await log.between(conversation, query.after, query.before, query.limit)
+        messages = await history.between(conversation, query.after, query.before, query.limit)
     elif query.before:
-        messages = await log.before(conversation, query.before, query.limit)
+        messages = await history.before(conversation, query.before, query.limit)
     elif query.after:
-        messages = await log.after(conversation, query.after, query.limit)
+        messages = await history.after(conversation, query.after, query.limit)
     else:
-        messages = await log.latest(conversation, query.limit)
+        messages = await history.latest(conversation, query.limit)
     return jsonify({"target": target, "messages": [m.to_dict() for m in messages]})
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from apps.chat.chatlog import ChatSettings
+from apps.chat.settings import ChatSettings
 
 
 class MessagesSettings(ChatSettings):

@@ -24,7 +24,7 @@ from typing import Any
 from redis.asyncio import Redis
 
 from apps.chat.casemap import casefold, is_valid_nick
-from apps.kit.names import Keys
+from apps.chat.keys import ChatKeys
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,13 +43,13 @@ class Session:
 class AccountStore:
     """Reads and writes accounts and their sessions."""
 
-    def __init__(self, redis: Redis, keys: Keys, session_ttl: float) -> None:
+    def __init__(self, redis: Redis, keys: ChatKeys, session_ttl: float) -> None:
         self._redis = redis
         self._keys = keys
         self._session_ttl_ms = max(1, round(session_ttl * 1000))
 
     def _key(self, name: str) -> str:
-        return self._keys.user_account(casefold(name))
+        return self._keys.account(casefold(name))
 
     async def create(self, name: str, password_hash: str, now: float | None = None) -> Account | None:
         """Register `name`; None if the (folded) name is taken."""
@@ -90,7 +90,7 @@ class AccountStore:
         """A new session token for `account`."""
         folded = casefold(account.name)
         secret = secrets.token_urlsafe(32)
-        key = self._keys.user_sessions(folded)
+        key = self._keys.account_sessions(folded)
         digest = _digest(secret)
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.hset(key, digest, str(int(time.time())))
@@ -105,7 +105,7 @@ class AccountStore:
         if parsed is None:
             return None
         folded, secret = parsed
-        if not await self._redis.hget(self._keys.user_sessions(folded), _digest(secret)):
+        if not await self._redis.hget(self._keys.account_sessions(folded), _digest(secret)):
             return None
         return await self.get(folded)
 
@@ -115,10 +115,10 @@ class AccountStore:
         if parsed is None:
             return False
         folded, secret = parsed
-        return bool(await self._redis.hdel(self._keys.user_sessions(folded), _digest(secret)))
+        return bool(await self._redis.hdel(self._keys.account_sessions(folded), _digest(secret)))
 
     async def close_all_sessions(self, name: str) -> None:
-        await self._redis.delete(self._keys.user_sessions(casefold(name)))
+        await self._redis.delete(self._keys.account_sessions(casefold(name)))
 
 
 def _digest(secret: str) -> str:

@@ -16,6 +16,7 @@ from quart_schema import validate_request
 from redis.asyncio import Redis
 
 from apps.chat.casemap import NICKLEN, casefold, is_valid_nick
+from apps.chat.keys import ChatKeys
 from apps.kit.app import ServiceApp, error, service_app
 from apps.kit.app import create_app as create_service_app
 from apps.kit.openapi import documented
@@ -94,7 +95,8 @@ def create_app(settings: UsersSettings | None = None, redis: Redis | None = None
     """The users service app."""
     settings = settings or UsersSettings()
     app = create_service_app(settings, import_name=__name__, redis=redis)
-    app.extensions["users.store"] = AccountStore(app.runtime.redis, settings.keys, settings.session_ttl)
+    app.extensions["users.store"] = AccountStore(app.runtime.redis, ChatKeys(settings.key_prefix),
+                                                 settings.session_ttl)
     app.extensions["users.hasher"] = Hasher(
         time_cost=settings.argon2_time_cost, memory_kib=settings.argon2_memory_kib,
         parallelism=settings.argon2_parallelism, concurrency=settings.hash_concurrency)
@@ -162,7 +164,7 @@ async def _check_credentials(data: Credentials, what: str) -> Account | None:
         return None
     limiter: RateLimiter = service_app().extensions["users.limiter"]
     limit: Limit = service_app().extensions["users.failure_limit"]
-    failures = service_app().runtime.keys.user_failures(casefold(name))
+    failures = ChatKeys(service_app().settings.key_prefix).account_failures(casefold(name))
     # Guessing is slowed per account, whichever replica or route the guesses go through; a
     # refused check costs no hash. Only failures count, so the owner is never limited.
     allowed = await limiter.take(failures, limit, dry_run=True)

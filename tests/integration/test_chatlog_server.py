@@ -12,11 +12,12 @@ import json
 import pytest
 
 import redis
-from apps.chat.chatlog import ChatLog, ChatMessage, party
-from apps.kit.names import Keys
+from apps.chat.chatlog import ChatLog
+from apps.chat.conversations import ChatMessage, party
+from apps.chat.keys import ChatKeys
 from apps.kit.pubsub import open_pubsub
 
-KEYS = Keys()
+KEYS = ChatKeys()
 
 
 @pytest.fixture

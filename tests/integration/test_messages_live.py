@@ -7,8 +7,9 @@ import asyncio
 import httpx
 import pytest
 
-from apps.chat.chatlog import ChatLog, ChatMessage
-from apps.kit.names import Keys
+from apps.chat.chatlog import ChatLog
+from apps.chat.conversations import ChatMessage
+from apps.chat.keys import ChatKeys
 
 FAST = {"ARGON2_TIME_COST": "1", "ARGON2_MEMORY_KIB": "1024"}
 
@@ -17,12 +18,12 @@ async def write_as_the_ircd(redis_server) -> list[ChatMessage]:
     """Three messages in #Live, and the account `reader` in it through one connection, as
     the ircd's Redis user writes them."""
     ircd = redis_server.async_client("ircd")
-    log = ChatLog(ircd, Keys())
+    log = ChatLog(ircd, ChatKeys())
     stored = [await log.append_channel("#Live", ChatMessage("PRIVMSG", "a!b@c", "#Live", f"m{i}"))
               for i in range(3)]
-    await ircd.hset(Keys().irc_channel("#live"), mapping={"name": "#Live", "modes": "nt"})
-    await ircd.hset(Keys().irc_channel_members("#live"), "c0nn", "")
-    await ircd.sadd(Keys().irc_account_connections("reader"), "c0nn")
+    await ircd.hset(ChatKeys().channel("#live"), mapping={"name": "#Live", "modes": "nt"})
+    await ircd.hset(ChatKeys().channel_members("#live"), "c0nn", "")
+    await ircd.sadd(ChatKeys().account_connections("reader"), "c0nn")
     await ircd.aclose()
     return stored
 

@@ -7,19 +7,12 @@ import json
 
 import pytest
 
-from apps.chat.chatlog import (
-    ChatLog,
-    ChatMessage,
-    ChatSettings,
-    InvalidRef,
-    MalformedChatMessage,
-    Ref,
-    is_guest,
-    party,
-)
-from apps.kit.names import Keys
+from apps.chat.chatlog import ChatLog
+from apps.chat.conversations import ChatMessage, InvalidRef, MalformedChatMessage, Ref, is_guest, party
+from apps.chat.keys import ChatKeys
+from apps.chat.settings import ChatSettings
 
-KEYS = Keys()
+KEYS = ChatKeys()
 
 
 def said(text: str, target: str = "#Chan", **fields) -> ChatMessage:
@@ -201,7 +194,7 @@ async def test_private_conversations_are_one_stream_whoever_writes(log, redis):
 
 
 async def test_a_conversation_with_a_guest_expires_and_one_between_accounts_does_not(redis):
-    log = ChatLog(redis, Keys(), guest_ttl=60)
+    log = ChatLog(redis, ChatKeys(), guest_ttl=60)
     alice, bob, guest = party("a1", "alice"), party("b1", "bob"), party("g1")
     await log.append_private(alice, bob, said("kept", "bob"))
     await log.append_private(alice, guest, said("fleeting", "guest", party=alice))
@@ -243,16 +236,6 @@ async def test_a_message_to_oneself_is_indexed_once(log, redis):
     await log.append_private(me, me, said("note to self", "me"))
     assert await redis.zcard("canaduck:chat:{~m1}:dms") == 1
     assert texts(await log.latest(log.private(me, me), 5)) == ["note to self"]
-
-
-async def test_publish_only_stores_nothing(log, redis):
-    pubsub = redis.pubsub(ignore_subscribe_messages=True)
-    await pubsub.subscribe("canaduck:chat:{#c}:live")
-    typing = ChatMessage("TAGMSG", "a!b@c", "#c", tags={"+typing": "active"})
-    assert await log.publish(typing, [log.channel_live("#C")]) == 1
-    assert ChatMessage.from_json((await _next_message(pubsub))["data"]).tags == {"+typing": "active"}
-    assert not await redis.exists("canaduck:chat:{#c}:log")
-    await pubsub.aclose()
 
 
 async def test_a_hand_written_entry_does_not_break_reads(log, redis):

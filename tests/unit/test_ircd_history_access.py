@@ -82,7 +82,7 @@ async def test_a_closed_channels_history_goes_with_it_when_it_empties(closing: s
         alice = await guest(gateway, "alice")
         await alice.send("JOIN #hush", f"MODE #hush {closing}", "PRIVMSG #hush :between us")
         await alice.sync()
-        log_key = gateway.settings.keys.chat_log("#hush")
+        log_key = gateway.settings.chat_keys.conversation_log("#hush")
         assert await gateway.store.redis.exists(log_key)
         await alice.send("PART #hush")
         await alice.sync()

@@ -5,8 +5,9 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from apps.chat.chatlog import ChatLog, ChatMessage, party
-from apps.kit.names import Keys
+from apps.chat.chatlog import ChatLog
+from apps.chat.conversations import ChatMessage, party
+from apps.chat.keys import ChatKeys
 from apps.messages.app import create_app
 from apps.messages.settings import MessagesSettings
 
@@ -31,9 +32,9 @@ def make_app(redis, transport=None, **settings):
 async def seed(redis, channel="#Chan", count=5, modes="nt",
                member: str | None = "alice") -> list[ChatMessage]:
     """A channel with `count` messages; `member`: an account in it through one connection."""
-    log = ChatLog(redis, Keys())
+    log = ChatLog(redis, ChatKeys())
     if modes is not None:
-        await redis.hset(Keys().irc_channel(channel.lower()), mapping={"name": channel, "modes": modes})
+        await redis.hset(ChatKeys().channel(channel.lower()), mapping={"name": channel, "modes": modes})
     if member is not None:
         await join(redis, channel, f"{member}-conn", member)
     return [await log.append_channel(channel, ChatMessage("PRIVMSG", "a!b@c", channel, f"m{i}"))
@@ -42,8 +43,8 @@ async def seed(redis, channel="#Chan", count=5, modes="nt",
 
 async def join(redis, channel: str, connection: str, account: str) -> None:
     """What the ircd writes when a logged-in connection joins a channel."""
-    await redis.hset(Keys().irc_channel_members(channel.lower()), connection, "")
-    await redis.sadd(Keys().irc_account_connections(account.lower()), connection)
+    await redis.hset(ChatKeys().channel_members(channel.lower()), connection, "")
+    await redis.sadd(ChatKeys().account_connections(account.lower()), connection)
 
 
 def texts(body) -> list[str]:
@@ -146,7 +147,7 @@ async def test_bad_requests_are_400_naming_the_parameter(redis, started, path, p
 
 
 async def test_private_history_internal_route(redis, started):
-    log = ChatLog(redis, Keys())
+    log = ChatLog(redis, ChatKeys())
     alice, guest = party("a1", "alice"), party("0badc0de")
     await log.append_private(alice, guest, ChatMessage("PRIVMSG", "Alice!a@h", "Bob", "hi"))
     async with started(make_app(redis)) as client:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from apps.chat.chatlog import ChatMessage, InvalidRef, Ref, party
+from apps.chat.conversations import ChatMessage, InvalidRef, Ref, party
 from apps.ircd import numerics as n
 from apps.ircd.client import Client, server_time
 from apps.ircd.handlers.channels import banned
@@ -184,7 +184,7 @@ async def chathistory(client: Client, message: Message) -> None:
     server = client.server
     chatlog = server.chatlog
     if is_channel(target):
-        # The one history rule (apps/chat/chatlog.py HistoryAccess), as the messages service
+        # The one history rule (apps/chat/access.py HistoryAccess), as the messages service
         # applies it over HTTP: in the channel, this connection or another of its account.
         readers = await server.history_access.connections_of(client.account) if client.account else []
         if not await server.history_access.may_read_channel(target, [client.uid, *readers]):
