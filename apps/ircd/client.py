@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from redis.exceptions import RedisError
 
-from apps.ircd import numerics as n
+from apps.chat import numerics as n
 from apps.ircd.protocol import LineError, Message, format_line, parse
 from apps.ircd.transport import TooLong, Transport
 

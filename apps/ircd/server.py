@@ -176,7 +176,7 @@ class IrcServer:
 
     # -- commands ------------------------------------------------------------------------------
     async def dispatch(self, client: Client, message: Message) -> None:
-        from apps.ircd import numerics as n
+        from apps.chat import numerics as n
 
         entry = self.commands.get(message.command)
         if entry is None:

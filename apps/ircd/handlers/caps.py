@@ -8,8 +8,8 @@ import logging
 
 import httpx
 
+from apps.chat import numerics as n
 from apps.chat.casemap import casefold
-from apps.ircd import numerics as n
 from apps.ircd.client import Client
 from apps.ircd.handlers.connection import try_register
 from apps.ircd.protocol import Message, format_line

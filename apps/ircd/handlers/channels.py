@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from apps.ircd import numerics as n
+from apps.chat import numerics as n
 from apps.ircd.client import Client
 from apps.ircd.protocol import Message, casefold, mask_matches, valid_channel
 from apps.ircd.registry import command

@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 
 from apps.chat import casemap
-from apps.ircd import numerics as n
+from apps.chat import numerics as n
 from apps.ircd.client import Client
 from apps.ircd.protocol import Message, casefold, format_line, valid_nick, valid_user
 from apps.ircd.registry import command

@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from apps.chat import numerics as n
 from apps.chat.conversations import ChatMessage, InvalidRef, Ref, party
-from apps.ircd import numerics as n
 from apps.ircd.client import Client, server_time
 from apps.ircd.handlers.channels import banned
 from apps.ircd.handlers.connection import channels_of

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from apps.ircd import numerics as n
+from apps.chat import numerics as n
 from apps.ircd.client import Client
 from apps.ircd.handlers.channels import existing_channel
 from apps.ircd.protocol import Message, casefold, format_line, is_channel, normalize_mask

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hmac
 import time
 
-from apps.ircd import numerics as n
+from apps.chat import numerics as n
 from apps.ircd.client import Client
 from apps.ircd.handlers.connection import VERSION
 from apps.ircd.protocol import Message, casefold, format_line

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from apps.ircd import numerics as n
+from apps.chat import numerics as n
 from apps.ircd.client import Client
 from apps.ircd.handlers.channels import prefix_of
 from apps.ircd.handlers.connection import channels_of, to_neighbours

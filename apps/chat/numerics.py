@@ -1,4 +1,5 @@
-"""The numeric replies the gateway sends (names as in modern.ircdocs.horse)."""
+"""The numeric replies of the chat's protocol, IRC (names as in modern.ircdocs.horse): the gateway
+sends them, and the mode table (apps/chat/modes.py) names its refusals and lists with them."""
 
 RPL_WELCOME = "001"
 RPL_YOURHOST = "002"
