@@ -34,7 +34,7 @@ class ChatKeys:
         """A chat sender's flood limiter state (`who`: a party)."""
         return f"{self.prefix}chat:{{{who}}}:flood"
 
-    # -- the gateways' shared state (apps/ircd/store.py) ------------------------------------------
+    # -- the gateways' shared state (apps/ircd/store) ---------------------------------------------
     def nick(self, nick: str) -> str:
         """The connection id holding a nick (one holder network-wide)."""
         return f"{self.prefix}irc:nick:{{{nick}}}"

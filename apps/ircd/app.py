@@ -44,11 +44,11 @@ def create_app(settings: IrcdSettings | None = None, redis: Redis | None = None)
     async def live_replicas() -> set[str]:
         return {entry.instance for entry in await rt.directory.lookup(settings.service_name)}
 
-    sweeper = Sweeper(server, live_replicas, settings.sweep_interval)
+    sweeper = Sweeper(server.ctx, live_replicas, settings.sweep_interval)
 
     @rt.on_start
     async def start_irc() -> None:
-        server.users_http = rt.http
+        server.accounts.http = rt.http
         await sweeper.start()
         await server.start()
         rates.start()
@@ -101,7 +101,7 @@ async def stats() -> Response:
     """This replica's clients, channels with local members, and counters."""
     server = _server()
     return jsonify({"instance": server.instance, "connections": len(server.clients),
-                    "local_channels": len(server.local), "ports": server.ports,
+                    "local_channels": len(server.roster.local), "ports": server.ports,
                     "counts": dict(server.counts)})
 
 

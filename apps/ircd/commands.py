@@ -1,7 +1,17 @@
-"""All command handlers, gathered into one table (importing the modules registers them)."""
+"""Every command handler, gathered into one table (importing the modules registers them)."""
 
-from apps.ircd.handlers import caps, channels, connection, messaging, modes, operators, queries  # noqa: F401
-from apps.ircd.handlers.connection import quit_everywhere
+from apps.ircd.handlers import (  # noqa: F401
+    caps,
+    channels,
+    history,
+    identity,
+    messaging,
+    modes,
+    monitor,
+    operators,
+    queries,
+    registration,
+)
 from apps.ircd.registry import COMMANDS
 
-__all__ = ["COMMANDS", "quit_everywhere"]
+__all__ = ["COMMANDS"]

@@ -19,6 +19,10 @@ MAX_CLIENT_TAGS = 4096
 MAX_TAGS = 8191
 #: A whole line as read from a socket, tags included; longer ones are answered 417 and dropped.
 MAX_INPUT = MAX_TAGS + MAX_LINE
+#: Bytes an away message, a KICK's reason and a realname (SETNAME) may take, and characters a
+#: username (USER) keeps: ISUPPORT AWAYLEN, KICKLEN and USERLEN.
+AWAY_LENGTH = KICK_LENGTH = REALNAME_LENGTH = 390
+USER_LENGTH = 10
 
 _USER = re.compile(r"[^\x00\r\n @]+")
 

@@ -3,25 +3,38 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import Any
 
-if TYPE_CHECKING:
-    from apps.ircd.client import Client
-    from apps.ircd.protocol import Message
+from apps.ircd.client import Client
+from apps.ircd.context import Context
+from apps.ircd.protocol import Message
 
-HandlerFn = Callable[["Client", "Message"], Awaitable[Any]]
-
-#: command -> (handler, minimum parameters, needs registration)
-COMMANDS: dict[str, tuple[HandlerFn, int, bool]] = {}
+Handler = Callable[[Context, Client, Message], Awaitable[Any]]
 
 
-def command(*names: str, params: int = 0, registered: bool = True) -> Callable[[HandlerFn], HandlerFn]:
-    """Register a handler for `names`; the dispatcher answers 461 below `params` parameters and
-    451 before registration when `registered`."""
+@dataclass(frozen=True, slots=True)
+class Command:
+    """A command's handler; the dispatcher answers 461 below `params` parameters, and 451
+    before registration when `registered`."""
 
-    def add(handler: HandlerFn) -> HandlerFn:
+    handler: Handler
+    params: int
+    registered: bool
+
+
+CommandTable = dict[str, Command]
+
+#: Every command, filled as the handler modules are imported (apps/ircd/commands.py).
+COMMANDS: CommandTable = {}
+
+
+def command(*names: str, params: int = 0, registered: bool = True) -> Callable[[Handler], Handler]:
+    """Register a handler for `names`."""
+
+    def add(handler: Handler) -> Handler:
         for name in names:
-            COMMANDS[name] = (handler, params, registered)
+            COMMANDS[name] = Command(handler, params, registered)
         return handler
 
     return add

@@ -13,42 +13,38 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
 
 from redis.exceptions import RedisError
 
+from apps.chat.records import User, WhowasEntry
+from apps.ircd.context import Context
+from apps.ircd.lines import line
 from apps.ircd.protocol import casefold
 from apps.kit.tasks import cancel_and_wait
-
-if TYPE_CHECKING:
-    from apps.ircd.server import IrcServer
 
 log = logging.getLogger("canaduck.ircd.sweeper")
 
 SPLIT = "*.net *.split"
 
 
-async def sweep_instance(server: IrcServer, instance: str) -> int:
+async def sweep_instance(ctx: Context, instance: str) -> int:
     """Remove every user registered through `instance`; how many there were."""
-    store = server.store
+    store = ctx.store
     swept = 0
-    for uid in await store.instance_uids(instance):
+    for uid in await store.replica_uids(instance):
         user = await store.user(uid)
-        if user:
-            prefix = f"{user['nick']}!{user['user']}@{user['host']}"
+        if user is not None:
             channels = await store.user_channels(uid)
             if channels:
-                event = server.event(prefix, "QUIT", [SPLIT], id=server.new_id())
-                await server.to_channels(channels, event)
+                await ctx.delivery.to_channels(channels, line(user.prefix, "QUIT", [SPLIT], ctx.clock(),
+                                                              id=ctx.new_id()))
             for cf in channels:
                 await store.leave(cf, uid)
-            nick_cf = casefold(user["nick"])
+            nick_cf = casefold(user.nick)
             await store.release_nick(nick_cf, uid)
-            entry = {"nick": user["nick"], "user": user["user"], "host": user["host"],
-                     "real": user.get("real", ""), "server": server.name,
-                     "at": str(int(server.clock())), "account": user.get("account", "")}
-            await store.remember(nick_cf, entry, server.settings.whowas_length)
-        await store.delete_user(uid, instance, user.get("account", "") if user else "")
+            entry = WhowasEntry.of(user, ctx.name, ctx.clock())
+            await store.remember(nick_cf, entry, ctx.settings.whowas_length)
+        await store.delete_user(user or User(uid, "", instance=instance))
         swept += 1
     if swept:
         log.info("swept %d users of replica %s", swept, instance)
@@ -58,8 +54,8 @@ async def sweep_instance(server: IrcServer, instance: str) -> int:
 class Sweeper:
     """Every `interval` seconds, sweep the replicas the directory no longer lists."""
 
-    def __init__(self, server: IrcServer, live: Callable[[], Awaitable[set[str]]], interval: float) -> None:
-        self._server = server
+    def __init__(self, ctx: Context, live: Callable[[], Awaitable[set[str]]], interval: float) -> None:
+        self._ctx = ctx
         self._live = live
         self._interval = interval
         self._missing: set[str] = set()
@@ -67,9 +63,9 @@ class Sweeper:
 
     async def start(self) -> None:
         """Sweep this replica's previous life, note this one, then sweep others periodically."""
-        server = self._server
-        await sweep_instance(server, server.instance)
-        await server.store.add_instance(server.instance, server.clock())
+        ctx = self._ctx
+        await sweep_instance(ctx, ctx.instance)
+        await ctx.store.add_instance(ctx.instance, ctx.clock())
         self._task = asyncio.create_task(self._loop(), name="irc-sweeper")
 
     async def stop(self) -> None:
@@ -78,14 +74,14 @@ class Sweeper:
 
     async def sweep_once(self) -> set[str]:
         """One pass: the instances swept."""
-        server = self._server
+        ctx = self._ctx
         live = await self._live()
-        gone = {i for i in await server.store.instances() if i not in live and i != server.instance}
+        gone = {i for i in await ctx.store.instances() if i not in live and i != ctx.instance}
         ripe = gone & self._missing  # missing twice in a row: not a heartbeat that was late
         self._missing = gone - ripe
         for instance in ripe:
-            await sweep_instance(server, instance)
-            await server.store.remove_instance(instance)
+            await sweep_instance(ctx, instance)
+            await ctx.store.remove_instance(instance)
         return ripe
 
     async def _loop(self) -> None:

@@ -15,6 +15,7 @@ import socket
 from collections.abc import Callable, Coroutine
 from typing import Any, Protocol, cast
 
+from apps.ircd.linebuffer import LineBuffer
 from apps.ircd.protocol import MAX_INPUT
 
 #: Seconds a closing connection may take to flush its last lines before it is cut.
@@ -25,10 +26,6 @@ PEER_CHECK_INTERVAL = 0.5
 #: connection whose peer has gone: reset (CLOSE) or closed its side (CLOSE_WAIT).
 TCP_INFO = getattr(socket, "TCP_INFO", 11)
 TCP_CLOSE, TCP_CLOSE_WAIT = 7, 8
-
-
-class TooLong(Exception):
-    """A line longer than the gateway reads: it was discarded up to its end."""
 
 
 class Transport(Protocol):
@@ -70,11 +67,9 @@ class StreamTransport(asyncio.Protocol):
 
     An asyncio Protocol rather than a StreamReader/StreamWriter pair: the connection's one
     task (`serve`, started when the connection is made) takes lines from the bytes received,
-    one at a time, as it handles them. Unread input is bounded: past READ_AHEAD bytes the
-    socket is paused, so a client sending faster than it is served waits in its own kernel
-    buffers, not in the gateway's memory. Lines are cut out of the buffer only when read
-    (an offset moves; the buffer is compacted now and then), so a flood of tiny lines costs
-    no per-line work before its turn comes, and no copy of the rest per line.
+    one at a time, as it handles them (apps/ircd/linebuffer.py). Unread input is bounded:
+    past READ_AHEAD bytes the socket is paused, so a client sending faster than it is served
+    waits in its own kernel buffers, not in the gateway's memory.
 
     When the connection is lost (a reset, or the gateway aborting it), what is still unread
     is dropped at once: nothing of a vanished client is handled after it has gone. A clean
@@ -87,14 +82,11 @@ class StreamTransport(asyncio.Protocol):
 
     def __init__(self, serve: Callable[[StreamTransport], Coroutine[Any, Any, None]], limit: int) -> None:
         self._serve = serve
-        self._limit = limit
-        self._buffer = b""
-        self._start = 0  # where the unread part of `_buffer` begins
+        self._lines = LineBuffer(limit)
         self._waiter: asyncio.Future[None] | None = None
         self._pause_waiter: asyncio.Future[None] | None = None
         self._eof = False  # the peer closed its side: no more input
         self._lost = False  # the connection is gone: unread input is dropped
-        self._discarding = False
         self._paused = False
         self._transport: asyncio.Transport | None = None
         self.peer_ip = "?"
@@ -111,12 +103,8 @@ class StreamTransport(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self._eof:
             return
-        if self._start:
-            self._buffer = self._buffer[self._start:] + data
-            self._start = 0
-        else:
-            self._buffer = self._buffer + data if self._buffer else data
-        if len(self._buffer) > self.READ_AHEAD and not self._paused and self._transport is not None:
+        self._lines.feed(data)
+        if len(self._lines) > self.READ_AHEAD and not self._paused and self._transport is not None:
             self._paused = True
             self._transport.pause_reading()
         self._wake()
@@ -131,7 +119,7 @@ class StreamTransport(asyncio.Protocol):
 
     def _drop_input(self) -> None:
         self._eof = self._lost = True
-        self._buffer, self._start = b"", 0
+        self._lines.clear()
         self._wake()
         waiter = self._pause_waiter
         if waiter is not None and not waiter.done():
@@ -161,31 +149,13 @@ class StreamTransport(asyncio.Protocol):
                 self._waiter = None
 
     def _next_line(self) -> bytes | None:
-        """The next complete line of the buffer (TooLong for one past the limit), or None."""
-        buffer, start, limit = self._buffer, self._start, self._limit
-        end = buffer.find(b"\n", start)
-        if end < 0:
-            if len(buffer) - start > limit:  # a line longer than any we read: answer it once
-                self._buffer, self._start = b"", 0
-                if not self._discarding:
-                    self._discarding = True
-                    self._resume_if_drained()
-                    raise TooLong()
+        try:
+            return self._lines.next_line()
+        finally:
             self._resume_if_drained()
-            return None
-        self._start = end + 1
-        if self._start >= len(buffer):
-            self._buffer, self._start = b"", 0
-        self._resume_if_drained()
-        if self._discarding:  # the end of a line already answered as too long
-            self._discarding = False
-            return self._next_line()
-        if end + 1 - start > limit:
-            raise TooLong()
-        return buffer[start:end].rstrip(b"\r")
 
     def _resume_if_drained(self) -> None:
-        if self._paused and len(self._buffer) - self._start <= self.READ_AHEAD // 2 \
+        if self._paused and len(self._lines) <= self.READ_AHEAD // 2 \
                 and self._transport is not None and not self._eof:
             self._paused = False
             self._transport.resume_reading()
@@ -193,12 +163,12 @@ class StreamTransport(asyncio.Protocol):
     async def pause(self, seconds: float) -> bool:
         loop = asyncio.get_running_loop()
         until = loop.time() + seconds
-        while not self._peer_gone():
+        while not (self._lost or peer_gone(self._transport)):
             left = until - loop.time()
             if left <= 0:
                 return True
             waiter = self._pause_waiter = loop.create_future()
-            # Looked at again at least once a second: see `_peer_gone`.
+            # Looked at again at least once a second: see `peer_gone`.
             timer = loop.call_later(min(left, PEER_CHECK_INTERVAL), _resolve, waiter)
             try:
                 await waiter
@@ -207,23 +177,6 @@ class StreamTransport(asyncio.Protocol):
                 self._pause_waiter = None
         self._drop_input()
         return False
-
-    def _peer_gone(self) -> bool:
-        """True if the connection is lost, or the peer has reset or closed it: asked of the
-        kernel, because a connection with a backlog may not be read for a while (its socket is
-        paused, or the kernel still holds data ahead of the reset), and asyncio learns of a
-        reset only by reading past that data."""
-        if self._lost:
-            return True
-        transport = self._transport
-        sock = transport.get_extra_info("socket") if transport is not None else None
-        if sock is None:
-            return False
-        try:
-            state = sock.getsockopt(socket.IPPROTO_TCP, TCP_INFO, 1)[0]
-        except (OSError, AttributeError, TypeError):  # not Linux, or not a TCP socket
-            return False
-        return state in (TCP_CLOSE, TCP_CLOSE_WAIT)
 
     def send(self, lines: list[str]) -> None:
         transport = self._transport
@@ -239,7 +192,7 @@ class StreamTransport(asyncio.Protocol):
         # Further input is read and dropped, not left in the kernel: closing a socket with
         # unread input would reset the connection instead of ending it cleanly.
         self._eof = True
-        self._buffer, self._start = b"", 0
+        self._lines.clear()
         if self._paused and self._transport is not None:
             self._paused = False
             self._transport.resume_reading()
@@ -260,6 +213,21 @@ class StreamTransport(asyncio.Protocol):
 
     async def wait_closed(self) -> None:
         """Nothing to wait for: the asyncio transport flushes (or is cut) by itself."""
+
+
+def peer_gone(transport: asyncio.Transport | None) -> bool:
+    """True if the peer has reset or closed the connection: asked of the kernel, because a
+    connection with a backlog may not be read for a while (its socket is paused, or the
+    kernel still holds data ahead of the reset), and asyncio learns of a reset only by reading
+    past that data."""
+    sock = transport.get_extra_info("socket") if transport is not None else None
+    if sock is None:
+        return False
+    try:
+        state = sock.getsockopt(socket.IPPROTO_TCP, TCP_INFO, 1)[0]
+    except (OSError, AttributeError, TypeError):  # not Linux, or not a TCP socket
+        return False
+    return state in (TCP_CLOSE, TCP_CLOSE_WAIT)
 
 
 def _resolve(waiter: asyncio.Future[None]) -> None:

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from apps.ircd.linebuffer import TooLong
 from apps.ircd.protocol import MAX_INPUT
-from apps.ircd.transport import QueuedTransport, TooLong
+from apps.ircd.transport import QueuedTransport
 
 TEXT, BINARY = "text.ircv3.net", "binary.ircv3.net"
 

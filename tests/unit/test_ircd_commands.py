@@ -10,7 +10,7 @@ import fakeredis
 import httpx
 import pytest
 
-from apps.ircd.client import server_time
+from apps.ircd.lines import server_time
 from apps.ircd.server import IrcServer
 from tests.unit.ircd_support import Clock, LineClient, commands, connect, running_gateway
 
@@ -130,7 +130,7 @@ async def test_channel_key_limit_and_invite_only(gateway: IrcServer, pair: tuple
     alice, bob = pair
     await alice.send("JOIN #k", "MODE #k +k secret")
     await alice.sync()
-    assert (await gateway.store.channel("#k"))["modes"] == "knt"  # the messages service reads it
+    assert (await gateway.store.channel("#k")).modes == "knt"  # the JOIN and leave scripts read them
     await bob.send("JOIN #k", "JOIN #k wrong", "JOIN #k secret")
     assert commands(await bob.sync()) == ["475", "475", "JOIN", "353", "366"]
     await alice.send("JOIN #l", "MODE #l +l 1", "JOIN #i", "MODE #i +i")
@@ -363,8 +363,8 @@ async def test_state_is_freed_when_clients_leave(gateway: IrcServer):
 
         await asyncio.sleep(0.02)
     assert await store.uid_of("alice") is None
-    assert await store.channel("#gone") == {} and await store.user_count() == 0
-    assert gateway.local == {}
+    assert await store.channel("#gone") is None and (await store.counts()).users == 0
+    assert gateway.roster.local == {}
 
 
 def users_service(accounts: dict[str, str]) -> httpx.AsyncClient:
@@ -453,7 +453,9 @@ async def test_the_users_of_a_dead_replica_are_swept_from_the_other():
             await victim.send("JOIN #both")
             await victim.sync()
             await survivor.sync()
-            doomed.clients.clear()  # as if killed: nothing of its clients is cleaned up
+            # As if killed: its clients are forgotten, none is cleaned up when it stops.
+            doomed.clients.clear()
+            doomed.roster.connections.clear()
             await doomed.bus.stop()
         assert await alive.store.uid_of("victim") is not None
         live = {"alive"}
@@ -461,12 +463,12 @@ async def test_the_users_of_a_dead_replica_are_swept_from_the_other():
         async def directory() -> set[str]:
             return live
 
-        sweeper = Sweeper(alive, directory, 60)
+        sweeper = Sweeper(alive.ctx, directory, 60)
         await alive.store.add_instance("doomed", 0)
         assert await sweeper.sweep_once() == set()  # missing once: maybe a late heartbeat
         assert await sweeper.sweep_once() == {"doomed"}
         assert await alive.store.uid_of("victim") is None
-        assert list((await alive.store.members("#both")).values()) == ["o"]
+        assert [status.letters for status in (await alive.store.members("#both")).values()] == ["o"]
         assert await survivor.sync() == [":victim!~victim@127.0.0.1 QUIT :*.net *.split"]
         await survivor.close()
         await victim.close()

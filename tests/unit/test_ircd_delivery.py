@@ -6,7 +6,7 @@ import asyncio
 
 import fakeredis
 
-from apps.ircd.client import Client
+from apps.ircd.client import Client, Flusher
 from apps.ircd.server import IrcServer
 from tests.unit.ircd_support import connect, running_gateway
 
@@ -62,21 +62,21 @@ class StuckTransport:
 
 
 async def test_lines_go_out_in_one_write_per_turn_and_a_client_not_reading_is_cut():
-    async with running_gateway(send_queue_bytes=4096) as gateway:
-        transport = StuckTransport()
-        client = Client(gateway, transport)  # type: ignore[arg-type]
-        client.send("one")
-        client.send("two")
-        assert transport.sent == []  # written at the end of this turn, together
-        await asyncio.sleep(0)
-        assert transport.sent == ["one", "two"]
-        for _ in range(10):
-            client.send("x" * 500)
-        await asyncio.sleep(0)
-        assert transport.aborted and client.closing and client.quit_reason == "SendQ exceeded"
-        client.send("dropped")
-        await asyncio.sleep(0)
-        assert "dropped" not in transport.sent
+    transport = StuckTransport()
+    client = Client(transport, "c1", server_name="irc.test", flusher=Flusher(),  # type: ignore[arg-type]
+                    send_queue_bytes=4096, now=0)
+    client.send("one")
+    client.send("two")
+    assert transport.sent == []  # written at the end of this turn, together
+    await asyncio.sleep(0)
+    assert transport.sent == ["one", "two"]
+    for _ in range(10):
+        client.send("x" * 500)
+    await asyncio.sleep(0)
+    assert transport.aborted and client.closing and client.quit_reason == "SendQ exceeded"
+    client.send("dropped")
+    await asyncio.sleep(0)
+    assert "dropped" not in transport.sent
 
 
 async def test_keepalive_pings_a_quiet_client_and_cuts_a_silent_one():
@@ -95,7 +95,7 @@ async def test_an_unregistered_connection_is_closed_after_the_registration_timeo
         client = await connect(gateway)
         rest = await asyncio.wait_for(client.reader.read(), 3)
         assert b"ERROR :Closing link: registration timeout" in rest
-        assert not gateway.connections
+        assert not gateway.roster.connections
 
 
 async def test_a_replica_skips_only_its_own_messages_not_a_sources_that_moved_away():

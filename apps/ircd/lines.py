@@ -1,0 +1,42 @@
+"""The lines the gateway delivers, as typed records (apps/chat/events.py `Line`): from a
+client, from a source, or a stored chat message."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from apps.chat.conversations import ChatMessage
+from apps.chat.events import Line
+from apps.ircd.client import Client
+
+
+def server_time(seconds: float) -> str:
+    """IRCv3 server-time: ISO 8601 UTC with milliseconds."""
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def line(source: str, command: str, params: list[str], now: float, *, tags: dict[str, str] | None = None,
+         needs: tuple[str, ...] = (), alt: Line | None = None, umode: str = "", id: str = "") -> Line:
+    """A line from `source`, its `time` tag (server-time) now, then `tags`."""
+    return Line(source, command, params, {"time": server_time(now), **(tags or {})}, needs=needs, alt=alt,
+                umode=umode, id=id)
+
+
+def client_line(client: Client, command: str, params: list[str], now: float, *, source: str = "",
+                needs: tuple[str, ...] = (), alt: Line | None = None, umode: str = "", id: str = "") -> Line:
+    """A line from `client` (or from `source`, its former self: a NICK), with its account in
+    the `account` tag (account-tag)."""
+    tags = {"account": client.account} if client.account else None
+    return line(source or client.prefix, command, params, now, tags=tags, needs=needs, alt=alt,
+                umode=umode, id=id)
+
+
+def record_line(message: ChatMessage, *, batch: str = "") -> Line:
+    """A stored chat message as a line: its time is its id's, its id the `msgid` tag."""
+    tags = {"time": server_time(message.time_ms / 1000), "msgid": message.id, **message.tags}
+    if message.account:
+        tags["account"] = message.account
+    if batch:
+        tags["batch"] = batch
+    params = [message.target, message.text] if message.command != "TAGMSG" else [message.target]
+    return Line(message.source, message.command, params, tags)

@@ -1,0 +1,132 @@
+"""Where connections come in: the IRC listeners (TCP, and TLS when a certificate is set), the
+limit of connections per address, and each connection's life from its first line to the
+clean-up after its last."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+from collections.abc import Awaitable, Callable
+
+from redis.exceptions import RedisError
+
+from apps.ircd.client import Client, Flusher
+from apps.ircd.context import Context, quietly
+from apps.ircd.dispatch import Dispatcher
+from apps.ircd.transport import StreamTransport, Transport, stream_limit
+
+log = logging.getLogger("canaduck.ircd")
+
+
+class Listeners:
+    """Opens the listeners and serves each connection: `dispatcher` runs its lines, then
+    `leave` undoes what it leaves behind (apps/ircd/operations/leave.py)."""
+
+    def __init__(self, ctx: Context, dispatcher: Dispatcher,
+                 leave: Callable[[Client], Awaitable[None]]) -> None:
+        self._ctx = ctx
+        self._dispatcher = dispatcher
+        self._leave = leave
+        self._flusher = Flusher()
+        self._servers: list[asyncio.AbstractServer] = []
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.ports: dict[str, int] = {}
+
+    async def start(self) -> None:
+        settings = self._ctx.settings
+        host = settings.irc_host or settings.host
+        loop = asyncio.get_running_loop()
+        plain = await loop.create_server(self._protocol, host, settings.irc_port)
+        self._servers.append(plain)
+        self.ports["irc"] = plain.sockets[0].getsockname()[1]
+        context = self._tls_context()
+        if context is not None:
+            tls = await loop.create_server(self._protocol, host, settings.irc_tls_port, ssl=context)
+            self._servers.append(tls)
+            self.ports["ircs"] = tls.sockets[0].getsockname()[1]
+        log.info("IRC on %s", ", ".join(f"{k} {host}:{v}" for k, v in self.ports.items()))
+
+    def _tls_context(self) -> ssl.SSLContext | None:
+        settings = self._ctx.settings
+        if not (settings.tls_cert and settings.tls_key):
+            return None
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(settings.tls_cert, settings.tls_key)
+        return context
+
+    async def stop(self) -> None:
+        """Close the listeners and say goodbye to every client (its task frees its state)."""
+        for server in self._servers:
+            server.close()
+        for client in list(self._ctx.roster.connections):
+            client.close_link("Server shutting down")
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=5)
+        for server in self._servers:
+            await server.wait_closed()
+
+    def _protocol(self) -> StreamTransport:
+        """A new TCP or TLS connection: its transport runs `serve` once connected."""
+        return StreamTransport(self.serve, stream_limit())
+
+    async def serve(self, transport: Transport) -> None:
+        """Run one connection to its end (TCP, TLS or WebSocket)."""
+        ctx = self._ctx
+        client = Client(transport, ctx.new_id(), server_name=ctx.name, flusher=self._flusher,
+                        send_queue_bytes=ctx.settings.send_queue_bytes, now=ctx.clock())
+        task = asyncio.current_task()
+        if task is not None:
+            self._tasks.add(task)  # type: ignore[arg-type]
+        try:
+            counted = await self._count_in(transport)
+            if counted is None:
+                return
+            ctx.roster.connections.add(client)
+            try:
+                await self._live(client)
+            finally:
+                ctx.roster.connections.discard(client)
+                if counted:
+                    await quietly(ctx.store.connect_ip(transport.peer_ip, ctx.instance, -1))
+        except Exception:
+            log.exception("connection from %s failed", transport.peer_ip)
+            transport.close()
+        finally:
+            if task is not None:
+                self._tasks.discard(task)  # type: ignore[arg-type]
+
+    async def _live(self, client: Client) -> None:
+        """The connection's lines, then the clean-up (channels, nick), and only then its last
+        lines and the close: a client that sees its connection end can reconnect with the
+        same nick at once."""
+        try:
+            await self._dispatcher.run(client)
+        finally:
+            try:
+                await self._leave(client)
+            except Exception:
+                log.exception("cleanup of %s failed", client.uid)
+            client.flush()
+            client.transport.close()
+            await client.transport.wait_closed()
+
+    async def _count_in(self, transport: Transport) -> bool | None:
+        """Count a new connection against its address's limit: True if counted, False if
+        Redis could not count it (the client is served anyway: a slow Redis must not turn
+        into connections closed without a word), None if refused (and closed)."""
+        ctx = self._ctx
+        try:
+            count = await ctx.store.connect_ip(transport.peer_ip, ctx.instance, 1)
+        except (RedisError, OSError) as exc:
+            log.warning("connection from %s not counted: %s", transport.peer_ip, exc)
+            return False
+        if count > ctx.settings.max_connections_per_ip:
+            await quietly(ctx.store.connect_ip(transport.peer_ip, ctx.instance, -1))
+            transport.send(["ERROR :Closing link: too many connections from your address"])
+            transport.close()
+            await transport.wait_closed()
+            return None
+        ctx.counts["connections"] += 1
+        await quietly(ctx.store.unregistered(ctx.instance, 1))
+        return True

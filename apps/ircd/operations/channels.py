@@ -1,0 +1,140 @@
+"""Being in channels: JOIN, PART, TOPIC, KICK and INVITE."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from apps.chat.modes import OPERATOR
+from apps.chat.records import Channel, User
+from apps.ircd.client import Client
+from apps.ircd.context import Context
+from apps.ircd.errors import (
+    CannotJoin,
+    ChanOpPrivsNeeded,
+    NoSuchChannel,
+    NotOnChannel,
+    TooManyChannels,
+    UserNotInChannel,
+    UserOnChannel,
+)
+from apps.ircd.lines import client_line
+from apps.ircd.operations.lookup import (
+    ChannelView,
+    channel_view,
+    exempt,
+    membership,
+    refused_by_list,
+    user_named,
+)
+from apps.ircd.protocol import casefold, valid_channel
+from apps.ircd.store import Joined
+
+
+async def join(ctx: Context, client: Client, name: str, key: str) -> ChannelView | None:
+    """Join channel `name` (creating it, the client its operator), tell its members; the
+    channel joined, None if the client is in it already. NoSuchChannel for an invalid name,
+    TooManyChannels, CannotJoin (refused by a mode's rule)."""
+    if not valid_channel(name, ctx.settings.channel_length):
+        raise NoSuchChannel(name or "*")
+    cf = casefold(name)
+    if cf in client.channels:
+        return None
+    if len(client.channels) >= ctx.settings.max_channels_per_user:
+        raise TooManyChannels(name)
+    lists = await ctx.store.masks(cf)
+    outcome = await ctx.store.join(cf, name, client.uid, key=key, now=ctx.clock(),
+                                   banned=refused_by_list(lists, "b", client.prefix),
+                                   invex=exempt(lists, "i", client.prefix))
+    if not isinstance(outcome, Joined):
+        raise CannotJoin(name, outcome)
+    channel = await ctx.store.channel(cf) or Channel(name)
+    display = channel.name or name
+    await ctx.roster.joined(client, cf)
+    now = ctx.clock()
+    plain = client_line(client, "JOIN", [display], now)
+    extended = client_line(client, "JOIN", [display, client.account or "*", client.realname], now,
+                           needs=("extended-join",), alt=plain)
+    await ctx.delivery.to_channels([cf], extended)
+    if client.away:  # away-notify: members learn at once that the newcomer is away
+        await ctx.delivery.to_channels([cf], client_line(client, "AWAY", [client.away], now,
+                                                         needs=("away-notify",)), exclude=client.uid)
+    return ChannelView(cf, display, channel, None)
+
+
+async def part(ctx: Context, client: Client, name: str, reason: str) -> None:
+    """Leave channel `name`; NoSuchChannel, NotOnChannel."""
+    view, _ = await membership(ctx, client, name)
+    await leave_channel(ctx, client, view.cf, view.display, reason)
+
+
+async def part_all(ctx: Context, client: Client) -> None:
+    """`JOIN 0`: leave every channel, the nick as the reason."""
+    for cf in sorted(client.channels):
+        channel = await ctx.store.channel(cf)
+        await leave_channel(ctx, client, cf, channel.name if channel and channel.name else cf, client.nick)
+
+
+async def leave_channel(ctx: Context, client: Client, cf: str, display: str, reason: str) -> None:
+    params = [display, reason] if reason else [display]
+    await ctx.delivery.to_channels([cf], client_line(client, "PART", params, ctx.clock()))
+    await ctx.store.leave(cf, client.uid)
+    await ctx.roster.left(client, cf)
+
+
+async def topic_of(ctx: Context, client: Client, name: str) -> ChannelView:
+    """Channel `name`, to read its topic; NoSuchChannel, NotOnChannel (a secret one's)."""
+    view = await channel_view(ctx, client, name)
+    if view.status is None and view.channel.hidden:
+        raise NotOnChannel(view.display)
+    return view
+
+
+async def set_topic(ctx: Context, client: Client, name: str, text: str) -> None:
+    """Set (or, empty, clear) channel `name`'s topic and tell its members; NoSuchChannel,
+    NotOnChannel, ChanOpPrivsNeeded (+t)."""
+    view, status = await membership(ctx, client, name)
+    if view.channel.has("t") and not status.operator:
+        raise ChanOpPrivsNeeded(view.display)
+    text = text.encode()[:ctx.settings.topic_length].decode("utf-8", "ignore")
+    now = ctx.clock()
+    changed = replace(view.channel, topic=text, topic_by=client.prefix, topic_at=int(now))
+    await ctx.store.set_topic(view.cf, changed)
+    await ctx.delivery.to_channels([view.cf], client_line(client, "TOPIC", [view.display, text], now))
+
+
+async def kick(ctx: Context, client: Client, name: str, nick: str, reason: str) -> None:
+    """Put `nick` out of channel `name`; NoSuchChannel, NotOnChannel, ChanOpPrivsNeeded,
+    NoSuchNick, UserNotInChannel."""
+    view, status = await membership(ctx, client, name)
+    if not status.operator:
+        raise ChanOpPrivsNeeded(view.display)
+    user = await user_named(ctx, nick)
+    if await ctx.store.status(view.cf, user.uid) is None:
+        raise UserNotInChannel(user.nick, view.display)
+    line = client_line(client, "KICK", [view.display, user.nick, reason], ctx.clock())
+    await ctx.delivery.to_channels([view.cf], line, leaves=user.uid)
+    await ctx.store.leave(view.cf, user.uid)
+    kicked = ctx.roster.clients.get(user.uid)
+    if kicked is not None:
+        await ctx.roster.left(kicked, view.cf)
+
+
+@dataclass(frozen=True, slots=True)
+class Invited:
+    user: User
+    channel: str  # as shown
+
+
+async def invite(ctx: Context, client: Client, nick: str, name: str) -> Invited:
+    """Invite `nick` to channel `name` (an invitation passes every JOIN rule once) and tell
+    them; NoSuchNick, NoSuchChannel, NotOnChannel, ChanOpPrivsNeeded (+i), UserOnChannel."""
+    user = await user_named(ctx, nick)
+    view, status = await membership(ctx, client, name)
+    if view.channel.has("i") and not status.at_least(OPERATOR):
+        raise ChanOpPrivsNeeded(view.display)
+    if await ctx.store.status(view.cf, user.uid) is not None:
+        raise UserOnChannel(user.nick, view.display)
+    await ctx.store.invite(view.cf, user.uid)
+    await ctx.delivery.to_uids({user.uid: user.instance},
+                               client_line(client, "INVITE", [user.nick, view.display], ctx.clock()))
+    return Invited(user, view.display)

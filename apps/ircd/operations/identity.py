@@ -1,0 +1,100 @@
+"""Who a client is to others: its nick, its away message and its realname, and telling those
+who share a channel with it (or MONITOR it) when they change."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import replace
+
+from apps.chat.events import Line
+from apps.chat.records import WhowasEntry
+from apps.ircd.client import Client
+from apps.ircd.context import Context
+from apps.ircd.errors import ErroneousNickname, Fail, NicknameInUse, NoNicknameGiven
+from apps.ircd.lines import client_line
+from apps.ircd.operations import monitor
+from apps.ircd.operations.lookup import channels_of
+from apps.ircd.operations.registration import may_use
+from apps.ircd.protocol import AWAY_LENGTH, REALNAME_LENGTH, casefold, valid_nick
+from apps.ircd.render import deliver
+
+
+class NickChange(enum.Enum):
+    UNCHANGED = "unchanged"
+    CHOSEN = "chosen"  # before registration
+    CHANGED = "changed"  # announced to the client's channels and watchers
+
+
+async def change_nick(ctx: Context, client: Client, wanted: str) -> NickChange:
+    """Take nick `wanted`: NoNicknameGiven, ErroneousNickname, NicknameInUse (held, or reserved
+    by an account the client is not logged in to)."""
+    if not wanted:
+        raise NoNicknameGiven()
+    if not valid_nick(wanted, ctx.settings.nick_length):
+        raise ErroneousNickname(wanted)
+    if wanted == client.nick:
+        return NickChange.UNCHANGED
+    store = ctx.store
+    wanted_cf = casefold(wanted)
+    if wanted_cf != client.nick_cf and not await store.claim_nick(wanted_cf, client.uid):
+        raise NicknameInUse(wanted)
+    if client.registered and not await may_use(ctx, client, wanted):
+        if wanted_cf != client.nick_cf:  # a change of case only: the nick is still ours
+            await store.release_nick(wanted_cf, client.uid)
+        raise NicknameInUse(wanted, reserved=True)
+    old_nick, old_cf, old_prefix = client.nick, client.nick_cf, client.prefix
+    if old_cf and old_cf != wanted_cf:
+        await store.release_nick(old_cf, client.uid)
+    client.nick, client.nick_cf = wanted, wanted_cf
+    if not client.registered:
+        return NickChange.CHOSEN
+    before = client.to_user(ctx.instance)
+    await store.update_user(before)
+    await ctx.roster.unfollow_nick(client, old_nick)
+    await ctx.roster.follow_nick(client, wanted)
+    await store.remember(old_cf, WhowasEntry.of(replace(before, nick=old_nick), ctx.name, ctx.clock()),
+                         ctx.settings.whowas_length)
+    line = client_line(client, "NICK", [wanted], ctx.clock(), source=old_prefix, id=ctx.new_id())
+    ctx.delivery.seen(line).add(client.uid)
+    deliver(client, line)
+    await ctx.delivery.to_channels(await channels_of(ctx, client), line)
+    if old_cf != wanted_cf:
+        await monitor.tell_offline(ctx, client.uid, old_cf, old_nick)
+        await monitor.tell_online(ctx, client.uid, wanted_cf, client.prefix)
+    return NickChange.CHANGED
+
+
+async def set_away(ctx: Context, client: Client, text: str) -> str:
+    """Mark the client away (empty: back), tell its neighbours (away-notify); the message kept."""
+    client.away = text.encode()[:AWAY_LENGTH].decode("utf-8", "ignore")
+    await ctx.store.update_user(client.to_user(ctx.instance))
+    params = [client.away] if client.away else []
+    line = client_line(client, "AWAY", params, ctx.clock(), needs=("away-notify",))
+    await tell_neighbours(ctx, client, line)
+    return client.away
+
+
+async def set_realname(ctx: Context, client: Client, text: str) -> None:
+    """IRCv3 setname: a new realname, confirmed to the client and told to its neighbours, only to
+    those with the `setname` capability. Fail INVALID_REALNAME when empty or too long."""
+    if not text or len(text.encode()) > REALNAME_LENGTH:
+        raise Fail("SETNAME", "INVALID_REALNAME", (), "Realname is empty or too long")
+    client.realname = text
+    await ctx.store.update_user(client.to_user(ctx.instance))
+    line = client_line(client, "SETNAME", [text], ctx.clock(), needs=("setname",))
+    deliver(client, line)
+    await tell_neighbours(ctx, client, line)
+
+
+async def tell_neighbours(ctx: Context, client: Client, line: Line) -> None:
+    """A change about `client` to everyone sharing a channel with it and, with extended-monitor,
+    to every client MONITORing its nick: each gets it once (the line's id)."""
+    if not line.id:
+        line = replace(line, id=ctx.new_id())
+    ctx.delivery.seen(line).add(client.uid)
+    channels = await channels_of(ctx, client)
+    if channels:
+        await ctx.delivery.to_channels(channels, line)
+    watchers = await monitor.watchers(ctx, client.uid, client.nick_cf)
+    if watchers:
+        await ctx.delivery.to_uids(watchers, replace(line, needs=(*line.needs, "extended-monitor"), alt=None))

@@ -1,0 +1,128 @@
+"""PRIVMSG, NOTICE and TAGMSG: to a channel, to its members of a rank (STATUSMSG), to a nick.
+
+A channel's PRIVMSG and NOTICE are stored and published in one step by the chat log
+(apps/chat/chatlog.py); the other replicas get them on the channel's live channel, and this one
+delivers to its own members at once. A TAGMSG is not history: it goes out on the gateways'
+own channel events.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from apps.chat.conversations import ChatMessage, party
+from apps.chat.events import Line
+from apps.chat.modes import CHANNEL_MODE, STATUSES, STATUSMSG, exempted_by
+from apps.ircd.client import Client
+from apps.ircd.context import Context
+from apps.ircd.errors import CannotSendToChannel, NoSuchChannel
+from apps.ircd.lines import line, record_line
+from apps.ircd.operations.lookup import refused_by_list, user_named
+from apps.ircd.protocol import casefold, is_channel
+from apps.ircd.render import deliver, deliver_unlabelled
+
+#: STATUSMSG: `@#chan` reaches the channel's operators, `+#chan` its voiced members and above.
+RANKS = {CHANNEL_MODE[letter].prefix: letter for letter in STATUSES}
+
+
+@dataclass(frozen=True, slots=True)
+class Sent:
+    """A message sent: the line (its echo, with echo-message), and the away message of the
+    user it went to, if any."""
+
+    line: Line
+    away: str = ""
+    nick: str = ""
+
+
+async def send(ctx: Context, client: Client, command: str, target: str, text: str,
+               tags: dict[str, str]) -> Sent:
+    """Send to one target: a channel, `@#chan`/`+#chan`, or a nick. NoSuchChannel,
+    CannotSendToChannel, NoSuchNick."""
+    rank = target[:1] if target[:1] in STATUSMSG and is_channel(target[1:]) else ""
+    if rank or is_channel(target):
+        sent = await to_channel(ctx, client, command, target[len(rank):], text, tags, rank=rank)
+    else:
+        sent = await to_nick(ctx, client, command, target, text, tags)
+    ctx.counts["posted"] += 1
+    return sent
+
+
+def _with_account(client: Client, tags: dict[str, str], ctx: Context) -> dict[str, str]:
+    """A message's tags: the client's own (`+...`), its account (account-tag), a new msgid."""
+    out = dict(tags)
+    if client.account:
+        out["account"] = client.account
+    out["msgid"] = ctx.new_id()
+    return out
+
+
+async def to_channel(ctx: Context, client: Client, command: str, target: str, text: str,
+                     tags: dict[str, str], *, rank: str = "") -> Sent:
+    """A message to a channel, or (`rank` "@" or "+", STATUSMSG) to its members of that rank."""
+    cf = casefold(target)
+    channel, status = await ctx.store.channel_and_status(cf, client.uid)
+    if channel is None:
+        raise NoSuchChannel(target)
+    display = channel.name or target
+    voiced = status is not None and status.at_least(STATUSES[-1])
+    if status is None and channel.has("n"):
+        raise CannotSendToChannel(display, "Cannot send to channel (no external messages)")
+    if channel.has("m") and not voiced:
+        raise CannotSendToChannel(display, "Cannot send to channel (+m)")
+    if not voiced and refused_by_list(await ctx.store.masks(cf, "b" + exempted_by("b")), "b", client.prefix):
+        raise CannotSendToChannel(display, "Cannot send to channel (+b)")
+    client.last_message = ctx.clock()
+    if rank:
+        return Sent(await _to_rank(ctx, client, command, cf, rank + display, text, tags, rank))
+    if command == "TAGMSG":
+        sent = line(client.prefix, command, [display], ctx.clock(), tags=_with_account(client, tags, ctx))
+        await ctx.delivery.to_channels([cf], sent, exclude=client.uid)
+        return Sent(sent)
+    stored = await ctx.chatlog.append_channel(display, ChatMessage(
+        command=command, source=client.prefix, target=display, text=text, account=client.account,
+        tags=tags, origin=ctx.instance))
+    sent = record_line(stored)
+    ctx.delivery.local([cf], sent, exclude=client.uid)
+    return Sent(sent)
+
+
+async def _to_rank(ctx: Context, client: Client, command: str, cf: str, target: str, text: str,
+                   tags: dict[str, str], rank: str) -> Line:
+    """A STATUSMSG: sent to each member of that rank by uid (on whichever replica holds it),
+    not through the channel's events, and not kept in the channel's history, which every
+    member may read."""
+    letter = RANKS[rank]
+    wanted = [uid for uid, status in (await ctx.store.members(cf)).items()
+              if uid != client.uid and status.at_least(letter)]
+    users = await ctx.store.users(wanted)
+    params = [target] if command == "TAGMSG" else [target, text]
+    sent = line(client.prefix, command, params, ctx.clock(), tags=_with_account(client, tags, ctx))
+    await ctx.delivery.to_uids({uid: user.instance for uid, user in users.items()}, sent)
+    return sent
+
+
+async def to_nick(ctx: Context, client: Client, command: str, target: str, text: str,
+                  tags: dict[str, str]) -> Sent:
+    """A private message: kept in the two parties' conversation (PRIVMSG, NOTICE) and published
+    on the nick's live channel unless its holder is on this replica."""
+    user = await user_named(ctx, target)
+    client.last_message = ctx.clock()
+    local = ctx.roster.clients.get(user.uid)
+    if command == "TAGMSG":
+        sent = line(client.prefix, command, [user.nick], ctx.clock(), tags=_with_account(client, tags, ctx))
+        if local is client:
+            deliver_unlabelled(client, sent)
+        else:
+            await ctx.delivery.to_uids({user.uid: user.instance}, sent)
+        return Sent(sent, user.away, user.nick)
+    live = [] if local is not None else [ctx.chatlog.nick_live(user.nick)]
+    sender = party(client.uid, client.account)
+    stored = await ctx.chatlog.append_private(sender, party(user.uid, user.account), ChatMessage(
+        command=command, source=client.prefix, target=user.nick, text=text, account=client.account,
+        tags=tags, party=sender, origin=ctx.instance), live)
+    sent = record_line(stored)
+    if local is not None:
+        (deliver_unlabelled if local is client else deliver)(local, sent)
+        ctx.counts["messages"] += 1
+    return Sent(sent, user.away, user.nick)

@@ -1,0 +1,163 @@
+"""Who and what a client may see: NAMES, WHO, WHOIS, LIST, WHOWAS, ISON and USERHOST.
+
+A secret channel (a mode that hides it: apps/chat/modes.py) and its members are seen by its
+members only; an invisible user (+i) is seen by those who share a channel with it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from apps.chat.records import Channel, Status, User, WhowasEntry
+from apps.ircd.client import Client
+from apps.ircd.context import Context
+from apps.ircd.operations.lookup import channels_of, user_named
+from apps.ircd.protocol import casefold, is_channel, mask_matches
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    user: User
+    status: Status
+
+
+async def visible_members(ctx: Context, client: Client, cf: str, channel: Channel) -> list[Member] | None:
+    """A channel's members as `client` may see them (NAMES); None for a secret channel it is
+    not in."""
+    members = await ctx.store.members(cf)
+    inside = client.uid in members
+    if not inside and channel.hidden:
+        return None
+    users = await ctx.store.users(members)
+    return [Member(users[uid], status) for uid, status in members.items()
+            if uid in users and (inside or not users[uid].invisible or uid == client.uid)]
+
+
+@dataclass(frozen=True, slots=True)
+class WhoRow:
+    channel: str  # as shown, or `*`
+    user: User
+    status: Status
+
+
+async def who(ctx: Context, client: Client, mask: str) -> list[WhoRow]:
+    """WHO: a channel's members, a nick, or the users whose nick or hostmask match a mask."""
+    store = ctx.store
+    if is_channel(mask):
+        cf = casefold(mask)
+        channel = await store.channel(cf)
+        if channel is None:
+            return []
+        members = await store.members(cf)
+        if client.uid not in members and channel.hidden:
+            return []
+        users = await store.users(members)
+        return [WhoRow(channel.name or mask, users[uid], status) for uid, status in members.items()
+                if uid in users]
+    if "*" not in mask and "?" not in mask:
+        user = await store.user_by_nick(casefold(mask))
+        return [] if user is None else [WhoRow("*", user, Status())]
+    shared = await channels_of(ctx, client)
+    rows = []
+    for uid, user in (await store.users(await store.all_uids())).items():
+        if user.invisible and uid != client.uid and not shared & await store.user_channels(uid):
+            continue
+        if mask == "*" or mask_matches(mask, user.nick) or mask_matches(mask, user.prefix):
+            rows.append(WhoRow("*", user, Status()))
+    return rows
+
+
+@dataclass(frozen=True, slots=True)
+class Whois:
+    user: User
+    channels: list[tuple[Status, str]]  # the channels `client` may see it in, as shown
+    idle: int | None  # seconds, for a client of this replica (others: unknown)
+
+
+async def whois(ctx: Context, client: Client, nick: str) -> Whois:
+    """What WHOIS tells about `nick`; NoSuchNick."""
+    store = ctx.store
+    user = await user_named(ctx, nick)
+    mine = await channels_of(ctx, client)
+    channels = []
+    for cf in sorted(await store.user_channels(user.uid)):
+        channel, status = await store.channel_and_status(cf, user.uid)
+        if channel is None or status is None or (channel.hidden and cf not in mine):
+            continue
+        channels.append((status, channel.name or cf))
+    local = ctx.roster.clients.get(user.uid)
+    idle = max(0, int(ctx.clock() - local.last_message)) if local is not None else None
+    return Whois(user, channels, idle)
+
+
+async def whowas(ctx: Context, nick: str, count: int) -> list[WhowasEntry]:
+    """The last users of `nick`, newest first, at most `count` (all kept when 0 or less)."""
+    keep = ctx.settings.whowas_length
+    return await ctx.store.whowas(casefold(nick), count if count > 0 else keep)
+
+
+async def users_named(ctx: Context, nicks: list[str]) -> list[User]:
+    """The users holding `nicks` now (the others left out), in the order asked."""
+    found = [await ctx.store.user_by_nick(casefold(nick)) for nick in nicks]
+    return [user for user in found if user is not None]
+
+
+async def channels_listed(ctx: Context, client: Client, wanted: ListFilter) -> list[tuple[Channel, int]]:
+    """LIST: the channels `wanted` accepts, with their member counts; a secret channel only
+    for its members."""
+    cfs = wanted.exact_names()
+    if cfs is None:
+        cfs = await ctx.store.channel_names()
+    now = ctx.clock()
+    return [(channel, count) for channel, count in await ctx.store.channel_summaries(cfs)
+            if not (channel.hidden and casefold(channel.name) not in client.channels)
+            and wanted.accepts(channel, count, now)]
+
+
+@dataclass(frozen=True, slots=True)
+class ListFilter:
+    """LIST's parameter (ISUPPORT ELIST=CMNTU), comma-separated: channel names or masks
+    (`#c*`), masks to leave out (`!*bots*`), member counts (`>5`, `<100`), and the minutes
+    since a channel was created or its topic set (`C>60`, `T<10`)."""
+
+    masks: list[str]
+    exclude: list[str]
+    conditions: list[tuple[str, str, int]]  # (what: users|C|T, "<" or ">", value)
+
+    @classmethod
+    def parse(cls, text: str) -> ListFilter:
+        masks, exclude, conditions = [], [], []
+        for item in (i for i in text.split(",") if i):
+            what = item[0] if item[:1] in ("C", "T") and item[1:2] in ("<", ">") else "users"
+            rest = item[1:] if what != "users" else item
+            if rest[:1] in ("<", ">") and rest[1:].isdigit():
+                conditions.append((what, rest[0], int(rest[1:])))
+            elif item.startswith("!"):
+                exclude.append(item[1:])
+            else:
+                masks.append(item)
+        return cls(masks, exclude, conditions)
+
+    def exact_names(self) -> list[str] | None:
+        """The channels to look up by name, when only names were given (no scan needed)."""
+        if self.masks and not any(c in m for m in self.masks for c in "*?"):
+            return [casefold(m) for m in self.masks]
+        return None
+
+    def accepts(self, channel: Channel, count: int, now: float) -> bool:
+        name = channel.name
+        if self.masks and not any(mask_matches(mask, name) for mask in self.masks):
+            return False
+        if any(mask_matches(mask, name) for mask in self.exclude):
+            return False
+        for what, sign, value in self.conditions:
+            if what == "users":
+                got: float = count
+            else:
+                since = channel.created if what == "C" else channel.topic_at
+                if not since:
+                    return False
+                got = (now - since) / 60
+            if (sign == ">" and not got > value) or (sign == "<" and not got < value):
+                return False
+        return True

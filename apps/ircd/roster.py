@@ -1,0 +1,91 @@
+"""Who is on this replica: its connections, its registered clients, the local members of each
+channel, and the pub/sub channels it listens to for them.
+
+A replica subscribes to a channel's events and live messages only while one of its clients is
+in the channel, and to a nick's private messages while one of its clients holds the nick.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from apps.chat.chatlog import ChatLog
+from apps.chat.keys import ChatKeys
+from apps.ircd.bus import Bus
+from apps.ircd.client import Client
+
+
+class Feed(enum.Enum):
+    """What a live channel feeds: a channel's local members, or the holder of a nick."""
+
+    CHANNEL = "channel"
+    NICK = "nick"
+
+
+@dataclass(frozen=True, slots=True)
+class LiveFeed:
+    kind: Feed
+    name: str  # the channel (casefolded), or the uid of the local client holding the nick
+
+
+class Roster:
+    """This replica's clients, and the subscriptions that follow them."""
+
+    def __init__(self, bus: Bus, keys: ChatKeys, chatlog: ChatLog) -> None:
+        self._bus = bus
+        self._keys = keys
+        self._chatlog = chatlog
+        #: every open connection, registered or not
+        self.connections: set[Client] = set()
+        #: registered clients by uid
+        self.clients: dict[str, Client] = {}
+        #: channel (casefolded) -> the local clients in it
+        self.local: dict[str, set[Client]] = {}
+        #: live channel -> what it feeds
+        self.live: dict[str, LiveFeed] = {}
+
+    async def joined(self, client: Client, cf: str) -> None:
+        """`client` is in channel `cf`: its first local member subscribes the replica to it."""
+        client.channels.add(cf)
+        members = self.local.setdefault(cf, set())
+        first = not members
+        members.add(client)
+        if first:
+            live = self._chatlog.channel_live(cf)
+            self.live[live] = LiveFeed(Feed.CHANNEL, cf)
+            await self._bus.follow(self._keys.channel_events(cf))
+            await self._bus.follow(live)
+
+    async def left(self, client: Client, cf: str) -> None:
+        """`client` is out of channel `cf`: its last local member unsubscribes the replica."""
+        client.channels.discard(cf)
+        members = self.local.get(cf)
+        if members is None or client not in members:
+            return
+        members.discard(client)
+        if not members:
+            del self.local[cf]
+            live = self._chatlog.channel_live(cf)
+            self.live.pop(live, None)
+            await self._bus.unfollow(self._keys.channel_events(cf))
+            await self._bus.unfollow(live)
+
+    async def follow_nick(self, client: Client, nick: str) -> None:
+        """Hear the private messages sent to `nick` from other replicas.
+
+        A nick freed by a leaving client can be taken here before that client has finished
+        leaving: the newcomer takes the subscription over, and the leaver's `unfollow_nick`
+        then leaves it alone."""
+        live = self._chatlog.nick_live(nick)
+        taken_over = live in self.live
+        self.live[live] = LiveFeed(Feed.NICK, client.uid)
+        if not taken_over:
+            await self._bus.follow(live)
+
+    async def unfollow_nick(self, client: Client, nick: str) -> None:
+        """Stop hearing `nick`'s private messages, unless another client holds it here now."""
+        live = self._chatlog.nick_live(nick)
+        if self.live.get(live) == LiveFeed(Feed.NICK, client.uid):
+            del self.live[live]
+            await self._bus.unfollow(live)

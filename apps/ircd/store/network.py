@@ -1,0 +1,78 @@
+"""The network as a whole, in Redis: the counts LUSERS gives, the replicas that have had users
+(for the sweeper), and the connections from each address."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from apps.chat.modes import USER_MODE
+from apps.ircd.store.base import StoreBase, text
+
+
+@dataclass(frozen=True, slots=True)
+class Counts:
+    """What LUSERS tells: network-wide counts."""
+
+    users: int
+    most: int  # the most users seen at once
+    invisible: int
+    opers: int
+    unregistered: int
+    channels: int
+
+
+class NetworkState(StoreBase):
+    """Network-wide sets and counters, all in one slot (`{global}`)."""
+
+    async def count_user_mode(self, letter: str, uid: str, on: bool) -> None:
+        """Add or remove `uid` from the set counting user mode `letter` (`i`, `o`), if any."""
+        name = USER_MODE[letter].counted_in
+        if name:
+            key = self.keys.network(name)
+            await (self.redis.sadd(key, uid) if on else self.redis.srem(key, uid))
+
+    async def unregistered(self, instance: str, delta: int) -> None:
+        """Count a connection that has not registered yet (+1), or one that did or left (-1)."""
+        await self.redis.hincrby(self.keys.network("unregistered"), instance, delta)
+
+    async def counts(self) -> Counts:
+        """Network-wide counts for LUSERS, in one round trip."""
+        network = self.keys.network
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.scard(network("users"))
+            pipe.get(network("most"))
+            pipe.scard(network("invisible"))
+            pipe.scard(network("opers"))
+            pipe.hvals(network("unregistered"))
+            pipe.scard(network("chans"))
+            users, most, invisible, opers, unregistered, channels = await pipe.execute()
+        return Counts(users=int(users), most=max(int(most or 0), int(users)), invisible=int(invisible),
+                      opers=int(opers), unregistered=sum(max(0, int(v)) for v in unregistered),
+                      channels=int(channels))
+
+    # -- replicas (apps/ircd/sweeper.py) -----------------------------------------------------------
+    async def instances(self) -> set[str]:
+        """Every replica that has had users."""
+        return {text(i) for i in await self.redis.hkeys(self.keys.network("instances"))}
+
+    async def add_instance(self, instance: str, now: float) -> None:
+        await self.redis.hset(self.keys.network("instances"), instance, str(int(now)))
+
+    async def remove_instance(self, instance: str) -> None:
+        await self.redis.hdel(self.keys.network("instances"), instance)
+        await self.redis.hdel(self.keys.network("unregistered"), instance)
+
+    # -- connections per address -------------------------------------------------------------------
+    async def connect_ip(self, ip: str, instance: str, delta: int) -> int:
+        """Count a connection from `ip` in (+1) or out (-1); the connections from it now.
+
+        One field per replica, so a replica's count can be told apart (and cleared) by it.
+        """
+        key = self.keys.address(ip)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hincrby(key, instance, delta)
+            pipe.hvals(key)
+            mine, values = await pipe.execute()
+        if int(mine) <= 0:
+            await self.redis.hdel(key, instance)
+        return sum(max(0, int(v)) for v in values)

@@ -1,0 +1,98 @@
+"""The Lua scripts that make each change of the shared state one step.
+
+The JOIN script's checks and the leave script's test for a closed channel are written from
+the mode table (apps/chat/modes.py): a mode's JOIN rule is a Lua condition there, tested here
+in the table's order.
+"""
+
+from __future__ import annotations
+
+from apps.chat import modes
+
+
+def _join() -> str:
+    """JOIN in one step: the checks and the membership change cannot interleave with another
+    replica's JOIN or MODE. KEYS: the channel, its members, its invitations. ARGV: uid, name,
+    now, the key given, banned ('1': matches a ban and no exception), invex ('1': matches an
+    invite exception). Returns {outcome, mode}: created, joined, already, or refused and the
+    letter of the mode whose rule refused it."""
+    rules = "\n".join(f"  if {mode.join_rule.lua} then return {{'refused', '{mode.letter}'}} end"
+                      for mode in modes.JOIN_RULES if mode.join_rule is not None)
+    return f"""
+local info, members, invites = KEYS[1], KEYS[2], KEYS[3]
+local uid, name, now, key, banned, invex = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
+if redis.call('HEXISTS', members, uid) == 1 then return {{'already', ''}} end
+if redis.call('EXISTS', info) == 0 then
+  redis.call('HSET', info, 'name', name, 'created', now, 'modes', '{modes.DEFAULT_MODES}')
+  redis.call('HSET', members, uid, '{modes.STATUSES[0]}')
+  return {{'created', ''}}
+end
+local modes = redis.call('HGET', info, 'modes') or ''
+local function has(letter) return string.find(modes, letter, 1, true) ~= nil end
+local function field(name) return redis.call('HGET', info, name) end
+local function count() return redis.call('HLEN', members) end
+if redis.call('SISMEMBER', invites, uid) == 0 then
+{rules}
+end
+redis.call('HSET', members, uid, '')
+redis.call('SREM', invites, uid)
+return {{'joined', ''}}
+"""
+
+
+def _leave() -> str:
+    """PART, KICK, QUIT: leave, and the last one out removes the channel and its lists. Its
+    history (KEYS[1]) stays if the channel was open, and goes with it if a closing mode was
+    set (`closes_history` in the table), so that whoever creates the channel again cannot read
+    what its members said. KEYS[2] is the channel, KEYS[3] its members; KEYS[2..] every key
+    of the channel. Returns 0 (was not a member), 1 (left), 2 (left, the channel is gone),
+    3 (and its history)."""
+    letters = "".join(mode.letter for mode in modes.CLOSING)
+    fields = "".join(f" or redis.call('HEXISTS', KEYS[2], '{mode.parameter.field}') == 1"
+                     for mode in modes.CLOSING if mode.parameter is not None)
+    return f"""
+if redis.call('HDEL', KEYS[3], ARGV[1]) == 0 then return 0 end
+if redis.call('HLEN', KEYS[3]) > 0 then return 1 end
+local modes = redis.call('HGET', KEYS[2], 'modes') or ''
+local closed = string.find(modes, '[{letters}]'){fields}
+redis.call('DEL', unpack(KEYS, 2))
+if closed then
+  redis.call('DEL', KEYS[1])
+  return 3
+end
+return 2
+"""
+
+
+JOIN = _join()
+LEAVE = _leave()
+
+# A mask added to a channel list unless it is there already (0) or the list is full (-1).
+ADD_MASK = """
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then return 0 end
+if redis.call('HLEN', KEYS[1]) >= tonumber(ARGV[3]) then return -1 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+return 1
+"""
+
+# A member's new status letters, only while it is a member: a check then a write from Python
+# could put back a member that left in between (and recreate the members of a channel gone).
+SET_STATUS = """
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+return 1
+"""
+
+# The user count and its high-water mark, for LUSERS.
+COUNT_USERS = """
+local count = redis.call('SCARD', KEYS[1])
+local most = tonumber(redis.call('GET', KEYS[2]) or '0')
+if count > most then redis.call('SET', KEYS[2], count); most = count end
+return {count, most}
+"""
+
+# Release a nick only if it is still ours (another connection may have taken it since).
+RELEASE_NICK = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""

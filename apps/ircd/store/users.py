@@ -1,0 +1,138 @@
+"""Who is who, in Redis: nicks, users, the accounts' connections, WHOWAS and MONITOR lists."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from redis.asyncio import Redis
+
+from apps.chat.casemap import casefold
+from apps.chat.keys import ChatKeys
+from apps.chat.modes import USER_MODES
+from apps.chat.records import User, WhowasEntry
+from apps.ircd.store import scripts
+from apps.ircd.store.base import StoreBase, text
+
+
+class UserState(StoreBase):
+    """Nicks (one holder each, network-wide), the user records of registered connections and
+    the indexes that find them: by replica (for the sweeper), by account (for the history
+    rule), every one (LUSERS, WHO masks)."""
+
+    def __init__(self, redis: Redis, keys: ChatKeys) -> None:
+        super().__init__(redis, keys)
+        self._release = redis.register_script(scripts.RELEASE_NICK)
+        self._count_users = redis.register_script(scripts.COUNT_USERS)
+
+    # -- nicks -------------------------------------------------------------------------------------
+    async def claim_nick(self, nick_cf: str, uid: str) -> bool:
+        """Take a free nick for `uid`; False if someone holds it."""
+        return bool(await self.redis.set(self.keys.nick(nick_cf), uid, nx=True))
+
+    async def release_nick(self, nick_cf: str, uid: str) -> None:
+        """Free a nick, if `uid` still holds it."""
+        await self._release(keys=[self.keys.nick(nick_cf)], args=[uid])
+
+    async def uid_of(self, nick_cf: str) -> str | None:
+        value = await self.redis.get(self.keys.nick(nick_cf))
+        return text(value) if value is not None else None
+
+    # -- users ----------------------------------------------------------------------------------
+    async def add_user(self, user: User) -> None:
+        """A connection registered: its record and the indexes listing it."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hset(self.keys.user(user.uid), mapping=user.to_redis())  # type: ignore[arg-type]
+            pipe.sadd(self._users, user.uid)
+            pipe.sadd(self.keys.replica_users(user.instance), user.uid)
+            if user.account:
+                pipe.sadd(self._connections_of(user.account), user.uid)
+            await pipe.execute()
+        await self._count_users(keys=[self._users, self.keys.network("most")])
+
+    async def update_user(self, user: User) -> None:
+        """A registered connection's record, changed by its own replica (its only writer)."""
+        await self.redis.hset(self.keys.user(user.uid), mapping=user.to_redis())  # type: ignore[arg-type]
+
+    async def log_in(self, user: User) -> None:
+        """A registered connection logged in to `user.account` (SASL after registration)."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hset(self.keys.user(user.uid), mapping=user.to_redis())  # type: ignore[arg-type]
+            pipe.sadd(self._connections_of(user.account), user.uid)
+            await pipe.execute()
+
+    async def user(self, uid: str) -> User | None:
+        raw = await self.redis.hgetall(self.keys.user(uid))
+        return User.from_redis(raw) if raw else None
+
+    async def users(self, uids: Iterable[str]) -> dict[str, User]:
+        """The records of `uids` still registered, in one round trip."""
+        uids = list(uids)
+        if not uids:
+            return {}
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for uid in uids:
+                pipe.hgetall(self.keys.user(uid))
+            found = await pipe.execute()
+        return {uid: User.from_redis(raw) for uid, raw in zip(uids, found, strict=True) if raw}
+
+    async def user_by_nick(self, nick_cf: str) -> User | None:
+        uid = await self.uid_of(nick_cf)
+        return None if uid is None else await self.user(uid)
+
+    async def delete_user(self, user: User) -> None:
+        """A registered connection is gone: its record, its channel set and its indexes."""
+        uid = user.uid
+        async with self.redis.pipeline(transaction=False) as pipe:
+            if user.account:
+                pipe.srem(self._connections_of(user.account), uid)
+            pipe.srem(self.keys.replica_users(user.instance), uid)
+            pipe.delete(self.keys.user(uid), self.keys.user_channels(uid))
+            pipe.srem(self._users, uid)
+            for mode in USER_MODES:
+                if mode.counted_in:
+                    pipe.srem(self.keys.network(mode.counted_in), uid)
+            await pipe.execute()
+
+    async def all_uids(self) -> list[str]:
+        return [text(uid) for uid in await self.redis.smembers(self._users)]
+
+    async def replica_uids(self, instance: str) -> list[str]:
+        """The connections registered through one replica."""
+        return [text(uid) for uid in await self.redis.smembers(self.keys.replica_users(instance))]
+
+    async def user_channels(self, uid: str) -> set[str]:
+        return {text(cf) for cf in await self.redis.smembers(self.keys.user_channels(uid))}
+
+    @property
+    def _users(self) -> str:
+        return self.keys.network("users")
+
+    def _connections_of(self, account: str) -> str:
+        return self.keys.account_connections(casefold(account))
+
+    # -- WHOWAS and MONITOR ---------------------------------------------------------------------
+    async def remember(self, nick_cf: str, entry: WhowasEntry, keep: int) -> None:
+        """Note who used a nick, keeping the last `keep`."""
+        key = self.keys.whowas(nick_cf)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.lpush(key, entry.to_json())
+            pipe.ltrim(key, 0, keep - 1)
+            await pipe.execute()
+
+    async def whowas(self, nick_cf: str, count: int) -> list[WhowasEntry]:
+        return [WhowasEntry.from_json(raw) for raw in await self.redis.lrange(self.keys.whowas(nick_cf), 0,
+                                                                              count - 1)]
+
+    async def watch(self, nick_cf: str, instance: str, uid: str) -> None:
+        await self.redis.sadd(self.keys.monitor(nick_cf), f"{instance} {uid}")
+
+    async def unwatch(self, nick_cf: str, instance: str, uid: str) -> None:
+        await self.redis.srem(self.keys.monitor(nick_cf), f"{instance} {uid}")
+
+    async def watchers(self, nick_cf: str) -> dict[str, str]:
+        """Who MONITORs a nick: uid -> the replica holding it."""
+        found: dict[str, str] = {}
+        for watcher in await self.redis.smembers(self.keys.monitor(nick_cf)):
+            instance, _, uid = text(watcher).partition(" ")
+            found[uid] = instance
+        return found
