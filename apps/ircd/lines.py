@@ -22,13 +22,19 @@ def line(source: str, command: str, params: list[str], now: float, *, tags: dict
                 umode=umode, id=id)
 
 
+def user_line(source: str, account: str, command: str, params: list[str], now: float, *,
+              needs: tuple[str, ...] = (), alt: Line | None = None, umode: str = "", id: str = "") -> Line:
+    """A line from a user (`source`: nick!user@host), with its account, if any, in the
+    `account` tag (account-tag)."""
+    tags = {"account": account} if account else None
+    return line(source, command, params, now, tags=tags, needs=needs, alt=alt, umode=umode, id=id)
+
+
 def client_line(client: Client, command: str, params: list[str], now: float, *, source: str = "",
                 needs: tuple[str, ...] = (), alt: Line | None = None, umode: str = "", id: str = "") -> Line:
-    """A line from `client` (or from `source`, its former self: a NICK), with its account in
-    the `account` tag (account-tag)."""
-    tags = {"account": client.account} if client.account else None
-    return line(source or client.prefix, command, params, now, tags=tags, needs=needs, alt=alt,
-                umode=umode, id=id)
+    """A line from `client` (or from `source`, its former self: a NICK)."""
+    return user_line(source or client.prefix, client.account, command, params, now, needs=needs, alt=alt,
+                     umode=umode, id=id)
 
 
 def record_line(message: ChatMessage, *, batch: str = "") -> Line:

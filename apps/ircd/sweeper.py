@@ -3,9 +3,9 @@
 A replica killed with SIGKILL cannot say goodbye, so its users would keep their nicks and
 stay listed in their channels forever. Each replica notes itself in a hash of instances;
 every SWEEP_INTERVAL seconds a replica compares that hash with the directory, and the users
-of an instance missing from the directory on two sweeps in a row get a QUIT ("*.net
-*.split") in their channels and are removed. A replica restarted under the same INSTANCE_ID
-sweeps its own previous life at start-up.
+of an instance missing from the directory on two sweeps in a row leave as any user does
+(apps/ircd/operations/leave.py), with a QUIT of "*.net *.split". A replica restarted under
+the same INSTANCE_ID sweeps its own previous life at start-up.
 """
 
 from __future__ import annotations
@@ -16,10 +16,9 @@ from collections.abc import Awaitable, Callable
 
 from redis.exceptions import RedisError
 
-from apps.chat.records import User, WhowasEntry
+from apps.chat.records import User
 from apps.ircd.context import Context
-from apps.ircd.lines import line
-from apps.ircd.protocol import casefold
+from apps.ircd.operations.leave import leave
 from apps.kit.tasks import cancel_and_wait
 
 log = logging.getLogger("canaduck.ircd.sweeper")
@@ -28,23 +27,15 @@ SPLIT = "*.net *.split"
 
 
 async def sweep_instance(ctx: Context, instance: str) -> int:
-    """Remove every user registered through `instance`; how many there were."""
-    store = ctx.store
+    """Every user registered through `instance` leaves, as any user does
+    (apps/ircd/operations/leave.py); how many there were."""
     swept = 0
-    for uid in await store.replica_uids(instance):
-        user = await store.user(uid)
-        if user is not None:
-            channels = await store.user_channels(uid)
-            if channels:
-                await ctx.delivery.to_channels(channels, line(user.prefix, "QUIT", [SPLIT], ctx.clock(),
-                                                              id=ctx.new_id()))
-            for cf in channels:
-                await store.leave(cf, uid)
-            nick_cf = casefold(user.nick)
-            await store.release_nick(nick_cf, uid)
-            entry = WhowasEntry.of(user, ctx.name, ctx.clock())
-            await store.remember(nick_cf, entry, ctx.settings.whowas_length)
-        await store.delete_user(user or User(uid, "", instance=instance))
+    for uid in await ctx.store.replica_uids(instance):
+        user = await ctx.store.user(uid)
+        if user is None:  # half gone already: only its indexes are left
+            await ctx.store.delete_user(User(uid, "", instance=instance))
+        else:
+            await leave(ctx, user, SPLIT)
         swept += 1
     if swept:
         log.info("swept %d users of replica %s", swept, instance)

@@ -474,6 +474,48 @@ async def test_the_users_of_a_dead_replica_are_swept_from_the_other():
         await victim.close()
 
 
+async def test_a_swept_user_leaves_as_any_user_does_watchers_and_account_included():
+    from apps.ircd.sweeper import Sweeper
+
+    shared = fakeredis.FakeServer()
+    async with running_gateway(shared, instance="alive", users_url="http://users") as alive:
+        alive.users_http = users_service({"Victim": "sesame"})
+        watcher = await connect(alive)
+        await watcher.register("watcher")
+        await watcher.send("MONITOR + victim")
+        assert commands(await watcher.sync()) == ["731"]
+        async with running_gateway(shared, instance="doomed", users_url="http://users") as doomed:
+            doomed.users_http = users_service({"Victim": "sesame"})
+            victim = await connect(doomed)
+            await victim.send("CAP REQ :sasl", "AUTHENTICATE PLAIN",
+                              f"AUTHENTICATE {plain('victim', 'sesame')}", "NICK victim",
+                              "USER victim 0 * :Victim", "CAP END")
+            assert "001" in commands(await victim.sync())
+            online = await watcher.sync_until(lambda line: " 730 " in line)
+            assert online[-1] == ":irc.test 730 watcher victim!~victim@127.0.0.1"
+            # As if killed: its clients are forgotten, none is cleaned up when it stops.
+            doomed.clients.clear()
+            doomed.roster.connections.clear()
+            await doomed.bus.stop()
+            await doomed.users_http.aclose()
+        account_connections = alive.settings.chat_keys.account_connections("victim")
+        assert await alive.store.redis.scard(account_connections) == 1
+
+        async def directory() -> set[str]:
+            return {"alive"}
+
+        sweeper = Sweeper(alive.ctx, directory, 60)
+        await alive.store.add_instance("doomed", 0)
+        await sweeper.sweep_once()
+        assert await sweeper.sweep_once() == {"doomed"}
+        assert await watcher.sync() == [":irc.test 731 watcher victim"]
+        assert await alive.store.redis.scard(account_connections) == 0
+        await watcher.send("WHOWAS victim")
+        assert commands(await watcher.sync())[:2] == ["314", "312"]
+        await watcher.close(), await victim.close()
+        await alive.users_http.aclose()
+
+
 async def test_a_nick_is_free_once_its_quit_is_seen_and_the_newcomer_keeps_hearing_it():
     import asyncio
 

@@ -1,41 +1,54 @@
-"""A user leaves: what a connection leaves behind is undone."""
+"""A user leaves: the one path for QUIT, a lost connection, KILL (all three end a connection
+here) and the users of a dead replica (apps/ircd/sweeper.py).
+
+Whoever leaves, the same happens, in the same order: its nick is freed first, then its QUIT
+goes to its channels and its watchers hear it go offline, then it leaves its channels, its
+nick's last user is noted for WHOWAS, and its record goes with its indexes (the replica's,
+the account's connections).
+"""
 
 from __future__ import annotations
 
-from apps.chat.records import WhowasEntry
+from apps.chat.records import User, WhowasEntry
 from apps.ircd.client import Client
 from apps.ircd.context import Context, quietly
-from apps.ircd.lines import client_line
+from apps.ircd.lines import user_line
 from apps.ircd.operations import monitor
-from apps.ircd.operations.lookup import channels_of
+from apps.ircd.protocol import casefold
 
 
 async def disconnect(ctx: Context, client: Client) -> None:
-    """A connection is over (QUIT, lost, killed): QUIT to its channels, leave them, free the
-    nick and the user."""
-    store = ctx.store
+    """A connection of this replica is over (QUIT, lost, killed): undo what it leaves behind."""
     ctx.roster.clients.pop(client.uid, None)
-    if not client.registered:
-        await quietly(store.unregistered(ctx.instance, -1))
     await monitor.unwatch(ctx, client)
+    if client.registered:
+        await leave(ctx, client.to_user(ctx.instance), client.quit_reason, client=client)
+        return
+    await quietly(ctx.store.unregistered(ctx.instance, -1))
+    if client.nick_cf:
+        await ctx.store.release_nick(client.nick_cf, client.uid)
+
+
+async def leave(ctx: Context, user: User, reason: str, *, client: Client | None = None) -> None:
+    """`user` leaves the network with `reason` as its QUIT; `client` is its connection when it
+    is one of this replica's (None: a user of a dead replica, swept)."""
+    store, nick_cf = ctx.store, casefold(user.nick)
     # The nick is free before anyone sees the QUIT: a client that reconnects as soon as it
     # sees its old link quit (the web page logging out and in) gets its nick back.
-    if client.nick_cf:
-        await store.release_nick(client.nick_cf, client.uid)
-    if not client.registered:
-        return
-    channels = await channels_of(ctx, client)
-    line = client_line(client, "QUIT", [client.quit_reason], ctx.clock(), id=ctx.new_id())
-    ctx.delivery.seen(line).add(client.uid)
+    await store.release_nick(nick_cf, user.uid)
+    channels = await store.user_channels(user.uid) | (client.channels if client else set())
+    line = user_line(user.prefix, user.account, "QUIT", [reason], ctx.clock(), id=ctx.new_id())
+    ctx.delivery.seen(line).add(user.uid)
     if channels:
         await ctx.delivery.to_channels(channels, line)
     # Before the clean-up: a watcher must hear this offline before a newcomer's online.
-    await monitor.tell_offline(ctx, client.uid, client.nick_cf, client.nick)
+    await monitor.tell_offline(ctx, user.uid, nick_cf, user.nick)
     for cf in channels:
-        await store.leave(cf, client.uid)
-        await ctx.roster.left(client, cf)
-    user = client.to_user(ctx.instance)
+        await store.leave(cf, user.uid)
+        if client is not None:
+            await ctx.roster.left(client, cf)
     entry = WhowasEntry.of(user, ctx.name, ctx.clock())
-    await store.remember(client.nick_cf, entry, ctx.settings.whowas_length)
+    await store.remember(nick_cf, entry, ctx.settings.whowas_length)
     await store.delete_user(user)
-    await ctx.roster.unfollow_nick(client, client.nick)
+    if client is not None:
+        await ctx.roster.unfollow_nick(client, user.nick)
