@@ -1,4 +1,4 @@
-"""Settings every service of the chat reads: the history's limits."""
+"""Settings every service of the chat reads: the history's limits, and where the users service is."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from apps.kit.settings import KitSettings
 
 
 class ChatSettings(KitSettings):
-    """Kit settings plus the history limits, read by every service that uses the chat log."""
+    """Kit settings plus the history limits and the users service, for the services that read
+    the chat's history and ask the users service (the ircd, messages)."""
 
     #: Entries kept per conversation (channel or private): the stream is trimmed past that,
     #: in whole blocks of up to 100 entries (Redis's `MAXLEN ~`).
@@ -20,6 +21,11 @@ class ChatSettings(KitSettings):
     #: after its last message: nobody can open it again once the guest has gone but the
     #: account on the other side, if any.
     chat_guest_history_ttl: float = Field(default=86_400, gt=0)
+    #: The users service: a fixed URL; empty (the default) finds a live instance in the
+    #: directory (the ircd asks it for SASL and reserved nicks, messages for session checks).
+    users_url: str = ""
+    #: Time one call to the users service may take.
+    users_timeout: float = Field(default=2.0, gt=0)
 
     @property
     def chat_keys(self) -> ChatKeys:

@@ -1,4 +1,11 @@
-"""The users service, as the gateway asks it: who owns a nick, and SASL PLAIN's checks."""
+"""The users service, as the gateway asks it: who owns a nick, and SASL PLAIN's checks.
+
+It is found as the messages service finds it: at USERS_URL when that is set, else a live
+instance in the directory (apps/kit/http.py `Peers`, through a short-lived cache). SASL is
+offered while a users service can be found. With USERS_URL, always; else as the last look
+found it: a look at start, after every heartbeat of the replica (HEARTBEAT_INTERVAL) and at
+every call to the users service. CAP LS reads that answer: it never looks up the directory.
+"""
 
 from __future__ import annotations
 
@@ -9,29 +16,41 @@ import httpx
 
 from apps.chat.casemap import casefold
 from apps.ircd.settings import IrcdSettings
+from apps.kit.dircache import DirectoryCache
+from apps.kit.directory import Directory
+from apps.kit.http import NoInstance, Peers
 
 log = logging.getLogger("canaduck.ircd.accounts")
 
+#: Seconds a directory lookup of the users service is reused.
+LOOKUP_TTL = 1.0
+
 
 class Accounts:
-    """Calls the users service at USERS_URL; `http` is the app's HTTP client, set at start."""
+    """Calls the users service; `http` is the app's HTTP client, set at start."""
 
-    def __init__(self, settings: IrcdSettings) -> None:
-        self._settings = settings
+    def __init__(self, settings: IrcdSettings, directory: Directory) -> None:
+        self._lookups = DirectoryCache(directory, LOOKUP_TTL)
+        self._peers = Peers(self._lookups, {"users": settings.users_url},
+                            lookup_timeout=settings.users_timeout)
+        self._timeout = settings.users_timeout
+        #: Whether a users service could be found at the last look (always with USERS_URL).
+        self.available = bool(settings.users_url)
         self.http: Any = None  # an httpx.AsyncClient
 
-    @property
-    def available(self) -> bool:
-        """Whether SASL is offered: a users service is configured."""
-        return bool(self._settings.users_url)
+    async def refresh(self) -> None:
+        """Look for a users service now, in the directory itself (`available`)."""
+        self._lookups.invalidate("users")
+        await self._base_url()
 
     async def owner_of(self, nick: str) -> str | None:
         """The account named `nick`, if any; None too when the users service cannot be asked
         (the chat stays up without it, and says so in the log)."""
-        if not self._settings.users_url or self.http is None:
+        base = await self._base_url()
+        if base is None or self.http is None:
             return None
         try:
-            response = await self.http.get(self._url(f"/internal/accounts/{nick}"))
+            response = await self.http.get(f"{base}/internal/accounts/{nick}", timeout=self._timeout)
         except httpx.HTTPError as exc:
             log.warning("users service unreachable for nick %s: %s", nick, exc)
             return None
@@ -54,8 +73,11 @@ class Accounts:
 
     async def _ask(self, route: str, body: dict[str, str]) -> str | None:
         """The `account` of the users service's 200 answer to `route`; None for any other answer."""
+        base = await self._base_url()
+        if base is None or self.http is None:
+            return None
         try:
-            response = await self.http.post(self._url(route), json=body)
+            response = await self.http.post(base + route, json=body, timeout=self._timeout)
         except httpx.HTTPError as exc:
             log.warning("users service unreachable for SASL: %s", exc)
             return None
@@ -67,5 +89,12 @@ class Accounts:
             return None
         return account if isinstance(account, str) and account else None
 
-    def _url(self, route: str) -> str:
-        return self._settings.users_url.rstrip("/") + route
+    async def _base_url(self) -> str | None:
+        """The users service's URL now, or None (and `available` says so)."""
+        try:
+            url = await self._peers.url("users")
+        except NoInstance:  # never with USERS_URL
+            self.available = False
+            return None
+        self.available = True
+        return url.rstrip("/")

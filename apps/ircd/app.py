@@ -53,6 +53,9 @@ def create_app(settings: IrcdSettings | None = None, redis: Redis | None = None)
         await server.start()
         rates.start()
 
+    # Whether SASL is offered follows the users service in the directory (apps/ircd/accounts.py).
+    rt.on_beat(server.accounts.refresh)
+
     @rt.on_stop
     async def stop_irc() -> None:
         await rates.stop()

@@ -12,7 +12,6 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from functools import partial
-from typing import Any
 
 from redis.asyncio import Redis
 
@@ -35,6 +34,7 @@ from apps.ircd.router import Router
 from apps.ircd.settings import IrcdSettings
 from apps.ircd.store import Store
 from apps.ircd.transport import Transport
+from apps.kit.directory import Directory
 from apps.kit.ratelimit import RateLimiter
 
 
@@ -52,7 +52,7 @@ class IrcServer:
         self.roster = Roster(self.bus, keys, self.chatlog)
         delivery = Delivery(redis, keys, settings.instance_id, self.roster, self.counts, new_id)
         self._router = Router(keys, settings.instance_id, self.roster, delivery, self.counts)
-        self.accounts = Accounts(settings)
+        self.accounts = Accounts(settings, Directory(redis, settings.keys, settings.directory_ttl))
         self.ctx = Context(settings=settings, store=self.store, chatlog=self.chatlog,
                            history_access=HistoryAccess(redis, keys), roster=self.roster, delivery=delivery,
                            clock=clock, new_id=new_id, counts=self.counts, accounts=self.accounts,
@@ -66,6 +66,7 @@ class IrcServer:
         """Subscribe to this replica's channels, then open the IRC listeners."""
         keys = self.settings.chat_keys
         await self.bus.start(keys.replica_events(self.settings.instance_id), keys.broadcast)
+        await self.accounts.refresh()
         await self.listeners.start()
         self._keepalive.start()
 
@@ -95,11 +96,3 @@ class IrcServer:
     @property
     def ports(self) -> dict[str, int]:
         return self.listeners.ports
-
-    @property
-    def users_http(self) -> Any:
-        return self.accounts.http
-
-    @users_http.setter
-    def users_http(self, client: Any) -> None:
-        self.accounts.http = client

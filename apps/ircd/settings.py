@@ -27,8 +27,6 @@ class IrcdSettings(ChatSettings):
     motd: str = "Welcome to canaduck: a chat served by stateless gateways sharing Redis."
     #: IRC operators, `name:password` pairs separated by commas (OPER); empty: none.
     irc_opers: str = Field(default="", repr=False)
-    #: The users service, for SASL PLAIN; empty: SASL is not offered.
-    users_url: str = ""
     nick_length: int = Field(default=casemap.NICKLEN, ge=9, le=64)
     channel_length: int = Field(default=casemap.CHANNELLEN, ge=2, le=200)
     topic_length: int = Field(default=390, ge=1, le=400)

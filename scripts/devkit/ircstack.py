@@ -214,6 +214,8 @@ class ChatBacking:
             "IRC_TLS_PORT": str(spec.tls_port or 0),
         }
         if "users" in self.services:
+            # A fixed URL: a gateway of irctest has a key prefix of its own, so the run's users
+            # service is not in its directory. Without one, a gateway offers no SASL.
             env["USERS_URL"] = self.services["users"]
         if "messages" in self.services:
             env["MESSAGES_URL"] = self.services["messages"]

@@ -390,7 +390,7 @@ def plain(account: str, password: str) -> str:
 
 async def test_sasl_plain_logs_in_and_reserves_the_accounts_nick():
     async with running_gateway(users_url="http://users") as gateway:
-        gateway.users_http = users_service({"Alice": "sesame"})
+        gateway.accounts.http = users_service({"Alice": "sesame"})
         client = await connect(gateway)
         await client.send("CAP LS 302")
         assert "sasl=PLAIN" in (await client.sync())[0]
@@ -411,7 +411,7 @@ async def test_sasl_plain_logs_in_and_reserves_the_accounts_nick():
         await thief.send("NICK Alice")
         assert commands(await thief.sync()) == ["433"]
         await client.close(), await thief.close()
-        await gateway.users_http.aclose()
+        await gateway.accounts.http.aclose()
 
 
 async def test_a_refused_change_of_case_keeps_the_nick_held():
@@ -421,13 +421,13 @@ async def test_a_refused_change_of_case_keeps_the_nick_held():
         guest, other = await connect(gateway), await connect(gateway)
         await guest.register("bob")
         await other.register("other")
-        gateway.users_http = users_service({"Bob": "sesame"})
+        gateway.accounts.http = users_service({"Bob": "sesame"})
         await guest.send("NICK BOB")
         assert commands(await guest.sync()) == ["433"]
         await other.send("WHOIS bob")
         assert commands(await other.sync())[0] == "311"
         await guest.close(), await other.close()
-        await gateway.users_http.aclose()
+        await gateway.accounts.http.aclose()
 
 
 async def test_sasl_is_not_offered_without_a_users_service(gateway: IrcServer):
@@ -479,13 +479,13 @@ async def test_a_swept_user_leaves_as_any_user_does_watchers_and_account_include
 
     shared = fakeredis.FakeServer()
     async with running_gateway(shared, instance="alive", users_url="http://users") as alive:
-        alive.users_http = users_service({"Victim": "sesame"})
+        alive.accounts.http = users_service({"Victim": "sesame"})
         watcher = await connect(alive)
         await watcher.register("watcher")
         await watcher.send("MONITOR + victim")
         assert commands(await watcher.sync()) == ["731"]
         async with running_gateway(shared, instance="doomed", users_url="http://users") as doomed:
-            doomed.users_http = users_service({"Victim": "sesame"})
+            doomed.accounts.http = users_service({"Victim": "sesame"})
             victim = await connect(doomed)
             await victim.send("CAP REQ :sasl", "AUTHENTICATE PLAIN",
                               f"AUTHENTICATE {plain('victim', 'sesame')}", "NICK victim",
@@ -497,7 +497,7 @@ async def test_a_swept_user_leaves_as_any_user_does_watchers_and_account_include
             doomed.clients.clear()
             doomed.roster.connections.clear()
             await doomed.bus.stop()
-            await doomed.users_http.aclose()
+            await doomed.accounts.http.aclose()
         account_connections = alive.settings.chat_keys.account_connections("victim")
         assert await alive.store.redis.scard(account_connections) == 1
 
@@ -513,7 +513,7 @@ async def test_a_swept_user_leaves_as_any_user_does_watchers_and_account_include
         await watcher.send("WHOWAS victim")
         assert commands(await watcher.sync())[:2] == ["314", "312"]
         await watcher.close(), await victim.close()
-        await alive.users_http.aclose()
+        await alive.accounts.http.aclose()
 
 
 async def test_a_nick_is_free_once_its_quit_is_seen_and_the_newcomer_keeps_hearing_it():

@@ -304,7 +304,7 @@ async def test_list_filters_by_mask_count_and_age():
 async def test_sasl_payload_split_in_400_byte_lines_and_an_endless_one_fails_with_904():
     long_password = "bar" * 200
     async with running_gateway(users_url="http://users") as gateway:
-        gateway.users_http = users_service({"foo": long_password})
+        gateway.accounts.http = users_service({"foo": long_password})
         client = await connect(gateway)
         blob = plain("foo", long_password)
         assert len(blob) > 800  # three lines: 400, 400 and the rest
@@ -318,12 +318,12 @@ async def test_sasl_payload_split_in_400_byte_lines_and_an_endless_one_fails_wit
         assert got[-3:] == [":irc.test 904 * :SASL authentication failed: message too long",
                             "AUTHENTICATE +", ":irc.test 905 * :SASL message too long"]
         await client.close(), await other.close()
-        await gateway.users_http.aclose()
+        await gateway.accounts.http.aclose()
 
 
 async def test_a_logged_in_clients_events_carry_its_account():
     async with running_gateway(users_url="http://users") as gateway:
-        gateway.users_http = users_service({"jilles": "sesame"})
+        gateway.accounts.http = users_service({"jilles": "sesame"})
         bob, jilles = await connect(gateway), await connect(gateway)
         await bob.register("bob", caps="account-tag")
         await jilles.send("CAP REQ sasl", "AUTHENTICATE PLAIN", f"AUTHENTICATE {plain('jilles', 'sesame')}",
@@ -337,7 +337,7 @@ async def test_a_logged_in_clients_events_carry_its_account():
         assert commands(got) == ["INVITE", "JOIN", "NICK", "PART"]
         assert [line.split(" ")[0] for line in got] == ["@account=jilles"] * 4
         await bob.close(), await jilles.close()
-        await gateway.users_http.aclose()
+        await gateway.accounts.http.aclose()
 
 
 # -- SETNAME and extended-monitor ---------------------------------------------------------------

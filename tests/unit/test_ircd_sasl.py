@@ -12,9 +12,11 @@ import httpx
 import pytest
 
 from apps.ircd.server import IrcServer
+from apps.kit.directory import Directory, Entry
 from apps.users.app import create_app
 from apps.users.settings import UsersSettings
 from tests.unit.ircd_support import commands, connect, running_gateway
+from tests.unit.test_ircd_commands import plain, users_service
 
 FAST = {"argon2_time_cost": 1, "argon2_memory_kib": 64, "argon2_parallelism": 1}
 
@@ -51,7 +53,7 @@ async def chat() -> AsyncIterator[Chat]:
     users_app = create_app(UsersSettings(instance_id="users-1", failed_login_burst=3, **FAST), redis=redis)
     users = httpx.AsyncClient(transport=httpx.ASGITransport(app=users_app), base_url="http://users")
     async with running_gateway(users_url="http://users") as gateway:
-        gateway.users_http = users
+        gateway.accounts.http = users
         yield Chat(gateway, users, redis)
     await users.aclose()
     await redis.aclose()
@@ -124,6 +126,27 @@ async def test_a_users_service_that_cannot_be_reached_refuses(chat: Chat):
     def down(request: httpx.Request) -> httpx.Response:
         raise httpx.ConnectError("refused", request=request)
 
-    chat.gateway.users_http = httpx.AsyncClient(transport=httpx.MockTransport(down))
+    chat.gateway.accounts.http = httpx.AsyncClient(transport=httpx.MockTransport(down))
     assert refused(await chat.sasl("Alice", "anything"))
-    await chat.gateway.users_http.aclose()
+    await chat.gateway.accounts.http.aclose()
+
+
+async def test_without_users_url_sasl_is_offered_while_the_directory_lists_a_users_service():
+    async with running_gateway() as gateway:  # USERS_URL empty: the directory says
+        directory = Directory(gateway.store.redis, gateway.settings.keys, ttl=10)
+        gateway.accounts.http = users_service({"Alice": "sesame"})
+        client = await connect(gateway)
+        await client.send("CAP LS 302")
+        assert "sasl" not in (await client.sync())[0]
+        await directory.register(Entry("users", "users-1", "http://users.test", "inbox"))
+        await gateway.accounts.refresh()  # what every heartbeat of the replica does
+        await client.send("CAP LS 302", "CAP REQ :sasl", "AUTHENTICATE PLAIN",
+                          f"AUTHENTICATE {plain('alice', 'sesame')}")
+        got = await client.sync()
+        assert "sasl=PLAIN" in got[0] and commands(got)[-2:] == ["900", "903"]
+        await directory.deregister("users", "users-1")
+        await gateway.accounts.refresh()
+        await client.send("CAP LS 302")
+        assert "sasl" not in (await client.sync())[0]
+        await client.close()
+        await gateway.accounts.http.aclose()
