@@ -30,7 +30,8 @@ Handler = Callable[[str, bytes], Awaitable[None]]
 class Bus:
     """Dynamic subscriptions with reference counts, delivered to one handler."""
 
-    def __init__(self, redis: Redis, handler: Handler, *, confirm_timeout: float = 2.0) -> None:
+    def __init__(self, redis: Redis, handler: Handler, counts: Counter[str], *,
+                 confirm_timeout: float = 2.0) -> None:
         self._redis = redis
         self._handler = handler
         self._channels: Counter[str] = Counter()
@@ -39,12 +40,8 @@ class Bus:
         self._task: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
         self._confirm_timeout = confirm_timeout
-        #: received, handler_errors, reconnects
-        self.counts: Counter[str] = Counter()
-
-    @property
-    def channels(self) -> set[str]:
-        return set(self._channels)
+        #: received, handler_errors, reconnects: the replica's counts (/metrics, /stats)
+        self.counts = counts
 
     async def start(self, *channels: str) -> None:
         """Subscribe to `channels` (kept for the bus's life) and start listening."""

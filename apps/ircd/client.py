@@ -94,10 +94,6 @@ class Client:
     def oper(self) -> bool:
         return "o" in self.modes
 
-    @property
-    def wallops(self) -> bool:
-        return "w" in self.modes
-
     def set_mode(self, letter: str, on: bool) -> None:
         self.modes = with_user_mode(self.modes, letter, on)
 
@@ -136,9 +132,6 @@ class Client:
     def reply(self, numeric: str, *params: str) -> None:
         """A numeric from the server, addressed to this client."""
         self.send(format_line(numeric, [self.nick, *params], source=self.server_name))
-
-    def notice(self, text: str) -> None:
-        self.send(format_line("NOTICE", [self.nick, text], source=self.server_name))
 
     def fail(self, command: str, code: str, *context: str) -> None:
         """An IRCv3 standard reply: FAIL <command> <code> [<context>...] <description>."""

@@ -48,7 +48,7 @@ class IrcServer:
         self.counts: Counter[str] = Counter()
         self.store = Store(redis, keys)
         self.chatlog = ChatLog.from_settings(redis, settings)
-        self.bus = Bus(redis, self._on_bus)
+        self.bus = Bus(redis, self._on_bus, self.counts)
         self.roster = Roster(self.bus, keys, self.chatlog)
         delivery = Delivery(redis, keys, settings.instance_id, self.roster, self.counts, new_id)
         self._router = Router(keys, settings.instance_id, self.roster, delivery, self.counts)

@@ -217,8 +217,6 @@ class ChatBacking:
             # A fixed URL: a gateway of irctest has a key prefix of its own, so the run's users
             # service is not in its directory. Without one, a gateway offers no SASL.
             env["USERS_URL"] = self.services["users"]
-        if "messages" in self.services:
-            env["MESSAGES_URL"] = self.services["messages"]
         if spec.tls_port is not None:
             env.update(TLS_CERT=str(spec.tls_cert), TLS_KEY=str(spec.tls_key))
         if spec.password:
