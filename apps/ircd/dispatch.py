@@ -56,7 +56,10 @@ class Dispatcher:
             client.last_read = time.monotonic()
             if not await self.handle(client, raw):
                 return
-            await asyncio.sleep(0)  # one line per turn
+            # One line per turn: a connection with a backlog (lines that arrived together, or a
+            # flood) lets every other connection of the replica take its turn before its next
+            # line, however cheap its lines are.
+            await asyncio.sleep(0)
 
     async def handle(self, client: Client, raw: bytes) -> bool:
         """Parse and run one line; errors become numerics, never a dropped connection. False

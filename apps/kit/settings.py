@@ -43,7 +43,7 @@ class KitSettings(BaseSettings):
     # client and sharded pub/sub (apps/kit/pubsub.py; docs/cluster.md).
     redis_cluster: bool = False
     advertise_url: str = ""
-    # Extra ports this instance listens on, by name, as JSON (`{"irc": 6667}`): put in its
+    # Extra ports this instance listens on, by name, as JSON (`{"admin": 5100}`): put in its
     # directory entry (`meta.ports`) and answered by the directory's DNS as
     # `_<name>._tcp.<service>.service.canaduck` SRV records.
     advertise_ports: dict[str, int] = Field(default_factory=dict)
