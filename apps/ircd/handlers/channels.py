@@ -9,8 +9,8 @@ from apps.ircd.context import Context
 from apps.ircd.errors import NeedMoreParams, TooManyTargets
 from apps.ircd.failures import answered
 from apps.ircd.operations import channels
-from apps.ircd.operations.queries import ListFilter, channels_listed, visible_members
-from apps.ircd.protocol import KICK_LENGTH, MAX_LINE, Message, casefold
+from apps.ircd.operations.queries import ListFilter, channel_named, channels_listed, visible_members
+from apps.ircd.protocol import KICK_LENGTH, MAX_LINE, Message
 from apps.ircd.registry import command
 
 
@@ -63,9 +63,9 @@ async def names(ctx: Context, client: Client, message: Message) -> None:
         client.reply(n.RPL_ENDOFNAMES, "*", "End of /NAMES list")
         return
     for name in message.params[0].split(","):
-        cf = casefold(name)
-        channel = await ctx.store.channel(cf)
-        if channel is not None:
+        found = await channel_named(ctx, name)
+        if found is not None:
+            cf, channel = found
             await names_reply(ctx, client, cf, channel.name or name, channel, end=False)
     client.reply(n.RPL_ENDOFNAMES, message.params[0], "End of /NAMES list")
 

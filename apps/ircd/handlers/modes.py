@@ -11,7 +11,7 @@ from apps.ircd.context import Context
 from apps.ircd.errors import UnknownUserModeFlag
 from apps.ircd.failures import reply_to
 from apps.ircd.operations.lookup import ChannelView, channel_view
-from apps.ircd.operations.modes import change_channel_modes, change_user_modes, own_modes
+from apps.ircd.operations.modes import change_channel_modes, change_user_modes, list_entries, own_modes
 from apps.ircd.protocol import Message, format_line, is_channel
 from apps.ircd.registry import command
 
@@ -67,6 +67,6 @@ async def list_reply(ctx: Context, client: Client, view: ChannelView, letter: st
     """A channel list (+b, +e, +I) with its own numerics."""
     mask_list = CHANNEL_MODE[letter].mask_list
     assert mask_list is not None
-    for entry in (await ctx.store.masks(view.cf, letter))[letter]:
+    for entry in await list_entries(ctx, view, letter):
         client.reply(mask_list.entry_numeric, view.display, entry.mask, entry.setter, str(entry.at))
     client.reply(mask_list.end_numeric, view.display, mask_list.end_text)

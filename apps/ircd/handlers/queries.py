@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 
 from apps.chat import numerics as n
-from apps.chat.records import Status, User
 from apps.ircd.client import Client
 from apps.ircd.context import Context
 from apps.ircd.errors import ChatError, WasNoSuchNick
@@ -30,19 +29,17 @@ def _whox_request(message: Message) -> tuple[str, str] | None:
     return fields, (token[:3] if token.isdigit() else "0")
 
 
-def _who_line(ctx: Context, client: Client, channel: str, user: User, status: Status,
-              whox: tuple[str, str] | None) -> None:
+def _who_line(ctx: Context, client: Client, row: queries.WhoRow, whox: tuple[str, str] | None) -> None:
     """One WHO reply: 352, or a 354 with only the WHOX fields asked for."""
+    channel, user, status = row.channel, row.user, row.status
     flags = ("G" if user.away else "H") + ("*" if user.oper else "")
     flags += status.symbols("multi-prefix" in client.caps)
     if whox is None:
         client.reply(n.RPL_WHOREPLY, channel, user.username, user.host, ctx.name, user.nick, flags,
                      f"0 {user.realname}")
         return
-    local = ctx.roster.clients.get(user.uid)
-    idle = max(0, int(ctx.clock() - local.last_message)) if local is not None else 0
     values = {"t": whox[1], "c": channel, "u": user.username, "i": user.host, "h": user.host,
-              "s": ctx.name, "n": user.nick, "f": flags, "d": "0", "l": str(idle),
+              "s": ctx.name, "n": user.nick, "f": flags, "d": "0", "l": str(row.idle),
               "a": user.account or "0", "o": "n/a", "r": user.realname}
     client.reply(n.RPL_WHOSPCRPL, *(values[field] for field in whox[0]))
 
@@ -52,7 +49,7 @@ async def who(ctx: Context, client: Client, message: Message) -> None:
     mask = message.params[0] if message.params and message.params[0] else "*"
     whox = _whox_request(message)
     for row in await queries.who(ctx, client, mask):
-        _who_line(ctx, client, row.channel, row.user, row.status, whox)
+        _who_line(ctx, client, row, whox)
     client.reply(n.RPL_ENDOFWHO, mask, "End of /WHO list")
 
 

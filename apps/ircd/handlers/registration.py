@@ -9,6 +9,7 @@ from apps.ircd.context import Context
 from apps.ircd.errors import AlreadyRegistered, NeedMoreParams, NoOrigin
 from apps.ircd.isupport import VERSION, myinfo, tokens
 from apps.ircd.operations.identity import NickChange, change_nick
+from apps.ircd.operations.queries import network_counts
 from apps.ircd.operations.registration import register
 from apps.ircd.protocol import USER_LENGTH, Message, format_line, valid_user
 from apps.ircd.registry import command
@@ -59,7 +60,7 @@ def welcome(ctx: Context, client: Client) -> None:
 
 async def lusers(ctx: Context, client: Client) -> None:
     """Network-wide counts from Redis."""
-    counts = await ctx.store.counts()
+    counts = await network_counts(ctx)
     users, invisible, most = counts.users, counts.invisible, counts.most
     # Every replica presents itself as the one server of the network, so its "local" clients
     # are the network's: a client sees the same counts whichever replica it reached.

@@ -186,6 +186,11 @@ async def _change_status(ctx: Context, view: ChannelView, mode: ChannelMode, add
     return Change("+" if adding else "-", mode, user.nick)
 
 
+async def list_entries(ctx: Context, view: ChannelView, letter: str) -> list[ListEntry]:
+    """The masks of a channel's list `letter` (+b, +e, +I)."""
+    return (await ctx.store.masks(view.cf, letter))[letter]
+
+
 def _mode_params(applied: list[Change]) -> list[str]:
     """`+ov-k alice bob *`: the letters, signs only where they change, then the parameters."""
     text, params, last = "", [], ""

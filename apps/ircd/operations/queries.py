@@ -13,6 +13,19 @@ from apps.ircd.client import Client
 from apps.ircd.context import Context
 from apps.ircd.operations.lookup import channels_of, user_named
 from apps.ircd.protocol import casefold, is_channel, mask_matches
+from apps.ircd.store import Counts
+
+
+async def network_counts(ctx: Context) -> Counts:
+    """What LUSERS tells."""
+    return await ctx.store.counts()
+
+
+async def channel_named(ctx: Context, name: str) -> tuple[str, Channel] | None:
+    """Channel `name` (folded) and its record, if it exists."""
+    cf = casefold(name)
+    channel = await ctx.store.channel(cf)
+    return None if channel is None else (cf, channel)
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +51,7 @@ class WhoRow:
     channel: str  # as shown, or `*`
     user: User
     status: Status
+    idle: int  # seconds, for a client of this replica (others: 0, unknown)
 
 
 async def who(ctx: Context, client: Client, mask: str) -> list[WhoRow]:
@@ -52,19 +66,29 @@ async def who(ctx: Context, client: Client, mask: str) -> list[WhoRow]:
         if client.uid not in members and channel.hidden:
             return []
         users = await store.users(members)
-        return [WhoRow(channel.name or mask, users[uid], status) for uid, status in members.items()
+        return [_row(ctx, channel.name or mask, users[uid], status) for uid, status in members.items()
                 if uid in users]
     if "*" not in mask and "?" not in mask:
         user = await store.user_by_nick(casefold(mask))
-        return [] if user is None else [WhoRow("*", user, Status())]
+        return [] if user is None else [_row(ctx, "*", user, Status())]
     shared = await channels_of(ctx, client)
     rows = []
     for uid, user in (await store.users(await store.all_uids())).items():
         if user.invisible and uid != client.uid and not shared & await store.user_channels(uid):
             continue
         if mask == "*" or mask_matches(mask, user.nick) or mask_matches(mask, user.prefix):
-            rows.append(WhoRow("*", user, Status()))
+            rows.append(_row(ctx, "*", user, Status()))
     return rows
+
+
+def _row(ctx: Context, channel: str, user: User, status: Status) -> WhoRow:
+    return WhoRow(channel, user, status, _idle(ctx, user.uid) or 0)
+
+
+def _idle(ctx: Context, uid: str) -> int | None:
+    """Seconds since a client of this replica last spoke; None for another replica's."""
+    local = ctx.roster.clients.get(uid)
+    return max(0, int(ctx.clock() - local.last_message)) if local is not None else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,9 +109,7 @@ async def whois(ctx: Context, client: Client, nick: str) -> Whois:
         if channel is None or status is None or (channel.hidden and cf not in mine):
             continue
         channels.append((status, channel.name or cf))
-    local = ctx.roster.clients.get(user.uid)
-    idle = max(0, int(ctx.clock() - local.last_message)) if local is not None else None
-    return Whois(user, channels, idle)
+    return Whois(user, channels, _idle(ctx, user.uid))
 
 
 async def whowas(ctx: Context, nick: str, count: int) -> list[WhowasEntry]:
