@@ -6,6 +6,7 @@ import asyncio
 
 import fakeredis
 
+from apps.chat.events import ChannelEvent, Line
 from apps.ircd.client import Client, Flusher
 from apps.ircd.server import IrcServer
 from tests.unit.ircd_support import connect, running_gateway
@@ -119,3 +120,28 @@ async def test_a_replica_skips_only_its_own_messages_not_a_sources_that_moved_aw
         got = await bob.sync_until(lambda line: "from two" in line)
         assert ":alice!~alice@127.0.0.1 PRIVMSG #c :from two" in got
         await again.close(), await bob.close()
+
+
+async def test_a_payload_that_is_no_event_of_this_version_is_counted_and_dropped():
+    async with running_gateway() as gateway:
+        client = await connect(gateway)
+        await client.register("alice")
+        await client.send("JOIN #c")
+        await client.sync()
+        keys = gateway.settings.chat_keys
+        redis = gateway.store.redis
+        future = ChannelEvent("elsewhere", "#c", Line("x!y@z", "PRIVMSG", ["#c", "from v2"])).to_json()
+        for channel, payload in [(keys.channel_events("#c"), b"not json"),
+                                 (keys.channel_events("#c"), future.replace('"v":1', '"v":2').encode()),
+                                 (keys.replica_events("ircd-test"), b'{"v": 1, "to": ["x"]}'),
+                                 (keys.broadcast, b"[]"), (keys.live("#c"), b"{}")]:
+            await redis.publish(channel, payload)
+        for _ in range(50):
+            if gateway.counts["malformed"] >= 5:
+                break
+            await asyncio.sleep(0.02)
+        assert gateway.counts["malformed"] == 5
+        await redis.publish(keys.channel_events("#c"), future)  # a good one still goes through
+        got = await client.sync_until(lambda line: "from v2" in line)
+        assert ":x!y@z PRIVMSG #c :from v2" in got
+        await client.close()
