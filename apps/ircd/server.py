@@ -81,6 +81,7 @@ class IrcServer:
         await self.listeners.serve(transport)
 
     async def _on_bus(self, channel: str, data: bytes) -> None:
+        # The bus exists before its router: the router needs the roster, which needs the bus.
         await self._router(channel, data)
 
     # -- what the app and the tests look at ------------------------------------------------------
