@@ -90,6 +90,8 @@ class User:
                 "secure": "1" if self.secure else ""}
 
 
+#: The channel hash's fields of its topic.
+_TOPIC_FIELDS = ("topic", "topic_by", "topic_at")
 #: (mode letter, channel hash field) of each mode with a parameter.
 _PARAMETER_FIELDS = tuple((mode.letter, mode.parameter.field) for mode in PARAMETERS if mode.parameter)
 
@@ -125,21 +127,31 @@ class Channel:
                    topic_by=get("topic_by", ""), topic_at=_integer(get("topic_at", "0")),
                    modes=get("modes", ""), parameters=parameters)
 
-    def mode_fields(self) -> tuple[dict[str, str], list[str]]:
-        """The fields that hold the modes, to write (letters and parameters set) and to delete
-        (parameters unset)."""
-        written = {"modes": self.modes}
-        deleted = []
+    def to_redis(self) -> dict[str, str]:
+        """The channel's hash: its name, creation time and modes, the topic's fields while it
+        has one, and each parameter set under its own field."""
+        fields = {"name": self.name, "created": f"{self.created:.3f}", "modes": self.modes}
+        if self.topic:
+            fields.update(topic=self.topic, topic_by=self.topic_by, topic_at=str(self.topic_at))
         for letter, name in _PARAMETER_FIELDS:
-            value = self.parameters.get(letter)
-            if value:
-                written[name] = value
-            else:
-                deleted.append(name)
-        return written, deleted
+            if self.parameters.get(letter):
+                fields[name] = self.parameters[letter]
+        return fields
 
-    def topic_fields(self) -> dict[str, str]:
-        return {"topic": self.topic, "topic_by": self.topic_by, "topic_at": str(self.topic_at)}
+    def mode_fields(self) -> tuple[dict[str, str], list[str]]:
+        """The fields holding the modes: those to write (the letters, the parameters set) and
+        those to delete (the parameters unset)."""
+        return _split(self.to_redis(), ("modes", *(name for _, name in _PARAMETER_FIELDS)))
+
+    def topic_fields(self) -> tuple[dict[str, str], list[str]]:
+        """The fields holding the topic, likewise: all three deleted when there is none."""
+        return _split(self.to_redis(), _TOPIC_FIELDS)
+
+
+def _split(fields: dict[str, str], names: tuple[str, ...]) -> tuple[dict[str, str], list[str]]:
+    """`names` split into those `fields` has (with their values) and those it has not."""
+    present = {name: fields[name] for name in names if name in fields}
+    return present, [name for name in names if name not in present]
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,6 +164,9 @@ class Status:
     @classmethod
     def from_redis(cls, raw: bytes | str) -> Status:
         return cls(_text(raw))
+
+    def to_redis(self) -> str:
+        return self.letters
 
     def at_least(self, letter: str) -> bool:
         """True if the member has status `letter` or a higher one (`o` is at least `v`)."""

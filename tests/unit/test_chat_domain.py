@@ -44,9 +44,12 @@ def test_a_user_and_a_channel_round_trip_through_their_hashes():
     channel = Channel("#Chat", 1800.5, "hi", "a!b@c", 1801, "klnt", {"k": "key", "l": "5"})
     written, deleted = channel.mode_fields()
     assert written == {"modes": "klnt", "key": "key", "limit": "5"} and deleted == []
+    assert channel.topic_fields() == ({"topic": "hi", "topic_by": "a!b@c", "topic_at": "1801"}, [])
+    assert Channel("#c", modes="nt").topic_fields() == ({}, ["topic", "topic_by", "topic_at"])
     raw = {b"name": b"#Chat", b"created": b"1800.500", b"topic": b"hi", b"topic_by": b"a!b@c",
            b"topic_at": b"1801", b"modes": b"klnt", b"key": b"key", b"limit": b"5"}
     assert Channel.from_redis(raw) == channel
+    assert channel.to_redis() == {k.decode(): v.decode() for k, v in raw.items()}
     assert Channel.from_redis({b"name": b"#x", b"created": b"not a number"}).created == 0.0
 
 

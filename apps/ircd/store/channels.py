@@ -90,20 +90,20 @@ class ChannelState(StoreBase):
 
     async def set_modes(self, cf: str, channel: Channel) -> None:
         """Write a channel's modes and their parameters (an unset parameter is deleted)."""
-        written, deleted = channel.mode_fields()
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.hset(self.keys.channel(cf), mapping=written)  # type: ignore[arg-type]
-            if deleted:
-                pipe.hdel(self.keys.channel(cf), *deleted)
-            await pipe.execute()
+        await self._write(cf, *channel.mode_fields())
 
     async def set_topic(self, cf: str, channel: Channel) -> None:
         """Write a channel's topic, who set it and when; an empty topic clears the three."""
-        fields = channel.topic_fields()
-        if channel.topic:
-            await self.redis.hset(self.keys.channel(cf), mapping=fields)  # type: ignore[arg-type]
-        else:
-            await self.redis.hdel(self.keys.channel(cf), *fields)
+        await self._write(cf, *channel.topic_fields())
+
+    async def _write(self, cf: str, written: dict[str, str], deleted: list[str]) -> None:
+        """Set some fields of a channel's hash and delete others, in one step."""
+        async with self.redis.pipeline(transaction=True) as pipe:
+            if written:
+                pipe.hset(self.keys.channel(cf), mapping=written)  # type: ignore[arg-type]
+            if deleted:
+                pipe.hdel(self.keys.channel(cf), *deleted)
+            await pipe.execute()
 
     async def members(self, cf: str) -> dict[str, Status]:
         raw = await self.redis.hgetall(self.keys.channel_members(cf))
@@ -115,7 +115,8 @@ class ChannelState(StoreBase):
 
     async def set_status(self, cf: str, uid: str, status: Status) -> bool:
         """Change a member's status; False if not a member any more."""
-        return bool(await self._set_status(keys=[self.keys.channel_members(cf)], args=[uid, status.letters]))
+        members = self.keys.channel_members(cf)
+        return bool(await self._set_status(keys=[members], args=[uid, status.to_redis()]))
 
     async def masks(self, cf: str, letters: str = LISTS) -> dict[str, list[ListEntry]]:
         """The channel's lists named by `letters` (b, e, I), in one round trip."""
