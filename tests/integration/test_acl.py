@@ -203,6 +203,30 @@ def test_the_inspector_reads_everything_and_writes_nothing(redis_server, admin):
         refused(write)
 
 
+def test_the_inspector_watches_every_client_and_can_disturb_none(redis_server, admin):
+    # Of the commands that change data or act on the server or on other clients, the
+    # inspector holds only those that watch. CONFIG GET is not one of them: a cluster's nodes
+    # hold the password of the user their replicas log in as (primaryauth).
+    table = arities(admin)
+    held = {name for category in ("write", "admin", "dangerous") for name in admin.acl_cat(category)
+            if may_run(admin, "inspector", name, table)}
+    assert held == WATCHING
+    inspector = as_user(redis_server, "inspector")
+    other = redis_server.admin()
+    try:
+        assert other.client_id() in {int(client["id"]) for client in inspector.client_list()}
+        refused(lambda: inspector.client_kill_filter(_id=other.client_id()))
+        refused(lambda: inspector.client_no_evict("ON"))
+        refused(lambda: inspector.config_get("primaryauth"))
+        for call in ("CLIENT PAUSE 60000", "CLIENT UNPAUSE", "CLIENT UNBLOCK 1", "LATENCY RESET",
+                     "CONFIG SET maxmemory 1", "SHUTDOWN NOSAVE", "DEBUG SLEEP 60", "FLUSHALL"):
+            assert admin.execute_command("ACL", "DRYRUN", "inspector", *call.split()) != "OK", call
+        assert other.ping()
+    finally:
+        other.close()
+        inspector.close()
+
+
 def test_the_default_user_is_off(redis_server, admin):
     anonymous = redis.Redis(port=redis_server.port)
     with pytest.raises(redis.exceptions.AuthenticationError):
@@ -250,6 +274,11 @@ DISRUPTIONS = [
     "SHUTDOWN NOSAVE", "DEBUG SLEEP 60", "DEBUG SEGFAULT", "MONITOR", "KEYS *", "SCAN 0",
     "ACL LIST", "REPLICAOF 127.0.0.1 1", "CLUSTER RESET HARD", "CLUSTER FAILOVER FORCE",
 ]
+
+#: The inspector's commands of the categories write, admin and dangerous: what watching takes.
+WATCHING = {"client|list", "info", "keys", "sort_ro", "monitor", "slowlog|get", "latency|doctor",
+            "latency|graph", "latency|histogram", "latency|history", "latency|latest"}
+
 
 def arities(admin: redis.Redis) -> dict[str, int]:
     """Every command and subcommand (`name`, `name|sub`) the server has, and its arity."""
