@@ -27,7 +27,6 @@ import json
 import logging
 import socket
 import struct
-import time
 from collections.abc import Awaitable, Callable, Mapping
 
 from dnslib import AAAA, QTYPE, RCODE, RR, SRV, A, DNSError, DNSLabel, DNSRecord
@@ -201,7 +200,6 @@ class DnsServer:
         self._max_entry_bytes = max_entry_bytes
         self.responder = Responder(domain, resolve or HostResolver())
         self.table = RoutingTable()
-        self.refreshed_at = 0.0
         self.queries = 0
         self._changed = asyncio.Event()
         self._skipped_seen: set[tuple[str, str]] = set()
@@ -217,7 +215,6 @@ class DnsServer:
                 log.warning("not routed: %s (%s)", skipped.name, skipped.reason)
         self._skipped_seen = {(s.name, s.reason) for s in table.skipped}
         self.table = table
-        self.refreshed_at = time.monotonic()
         return table
 
     def on_event(self, data: bytes) -> None:

@@ -22,7 +22,6 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from apps.kit.clock import SYSTEM_CLOCK, Clock
-from apps.kit.stats import percentile
 
 ShotKind = Literal["serve", "return"]
 
@@ -237,10 +236,6 @@ class Rally:
     def status(self) -> str:
         """`playing`, or why not: the peer or the broker cannot be reached."""
         return f"stalled: {self.absent}" if self.absent else "playing"
-
-    def rtt_percentiles(self) -> tuple[float | None, float | None]:
-        """Round-trip p50 and p99 in seconds over the window (None without samples)."""
-        return percentile(self.rtts, 50), percentile(self.rtts, 99)
 
     def shots_per_second(self, horizon: float = 5.0) -> float:
         """Our sending rate over the window, 0 if we sent nothing in the last `horizon` s."""

@@ -120,7 +120,7 @@ def test_an_idle_player_serves(clock):
     assert ping.serve_due_at() is None  # waiting for the answer
 
 
-def test_shots_per_second_and_percentiles(clock):
+def test_shots_per_second(clock):
     ping = player(clock)
     for hit in range(1, 22, 2):
         ping.sent(Shot(1, hit, "ping", "return"))
@@ -128,9 +128,6 @@ def test_shots_per_second_and_percentiles(clock):
     assert ping.shots_per_second() == pytest.approx(100, rel=0.01)
     clock.jump(10)
     assert ping.shots_per_second() == 0.0
-    for rtt in (0.004, 0.001, 0.003, 0.005, 0.002):
-        ping.rtts.append(rtt)
-    assert ping.rtt_percentiles() == (0.003, 0.005)
 
 
 @pytest.mark.parametrize("bad, field", [
