@@ -90,9 +90,8 @@ class Manifest:
         """The compose services a name given to `scripts/up` stands for: a compose service
         (`calc`, `mult-a`) itself, else a name in the directory (SERVICE_NAME) for every
         compose service registering under it (`mult`: mult-a, mult-b, mult-backup)."""
-        for spec in self.services:
-            if spec.name == name:
-                return [name]
+        if any(spec.name == name for spec in self.services):
+            return [name]
         found = [spec.name for spec in self.services if spec.service_name == name]
         if not found:
             raise ManifestError(f"no service {name!r}; known: {self.known_names()}")
@@ -100,14 +99,13 @@ class Manifest:
 
     def known_names(self) -> str:
         """The names `expand` takes, for an error message: the compose services, then each
-        directory name that stands for several of them."""
+        directory name that is no compose service's, with the services it stands for."""
+        names = [spec.name for spec in self.services]
         groups: dict[str, list[str]] = {}
         for spec in self.services:
-            if spec.service_name != spec.name:
+            if spec.service_name not in names:
                 groups.setdefault(spec.service_name, []).append(spec.name)
-        aliases = [f"{alias} (= {', '.join(members)})" for alias, members in groups.items()
-                   if not any(spec.name == alias for spec in self.services)]
-        return ", ".join([spec.name for spec in self.services] + aliases)
+        return ", ".join(names + [f"{alias} (= {', '.join(members)})" for alias, members in groups.items()])
 
 
 @dataclass(frozen=True)
