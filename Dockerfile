@@ -26,6 +26,7 @@ COPY apps/kit apps/kit
 # The domain packages (code the services of one domain share), each a few kilobytes: in every
 # image, so that this layer stays common to all apps.
 COPY apps/arithmetic apps/arithmetic
+COPY apps/rally apps/rally
 
 # The app's own package, last: `COPY apps/` with an empty APP would copy every app.
 ARG APP

@@ -16,7 +16,7 @@ from typing import Any
 from redis.asyncio import Redis
 
 from apps.kit.clock import SYSTEM_CLOCK, Clock
-from apps.kit.scoreboard import summarize
+from apps.rally.scoreboard import summarize
 
 
 class Scoreboard:

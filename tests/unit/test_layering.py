@@ -62,6 +62,7 @@ def test_no_script_edits_the_import_path():
 #: it. A domain package imports only the kit; the kit imports no service and no domain.
 DOMAINS: dict[str, set[str]] = {
     "arithmetic": {"calc", "mult"},
+    "rally": {"player", "web"},
 }
 
 
