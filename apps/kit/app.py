@@ -63,6 +63,20 @@ class ServiceJSON(DefaultJSONProvider):
 class ServiceRequest(Request):
     """A request whose JSON parse error says why (Quart says why only in debug mode)."""
 
+    async def get_json(self, force: bool = False, silent: bool = False, cache: bool = True) -> Any:
+        """The body parsed as JSON; a body that is not UTF-8 is a 400 like any other bad JSON.
+
+        Quart decodes the body before parsing it, outside the guard that turns a parse error
+        into a 400: its UnicodeDecodeError would otherwise surface as a 500.
+        """
+        try:
+            return await super().get_json(force=force, silent=silent, cache=cache)
+        except UnicodeDecodeError as exc:
+            if silent:
+                return None
+            return self.on_json_loading_failed(
+                ValueError(f"not UTF-8 ({exc.reason} at byte {exc.start})"))
+
     def on_json_loading_failed(self, error: Exception) -> Any:
         raise BadRequest(f"body is not valid JSON: {error}")
 

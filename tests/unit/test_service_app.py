@@ -204,6 +204,15 @@ async def test_a_body_that_is_not_strict_json_is_a_400_saying_why(redis, body, p
     assert answer["detail"].startswith("body is not valid JSON") and problem in answer["detail"]
 
 
+@pytest.mark.parametrize("body", [b'{"a": "caf\xe9"}', b"\xff\xfe{}", b'{"a": "\xed\xa0\x80"}'])
+async def test_a_json_body_that_is_not_utf8_is_a_400_saying_so(redis, body):
+    client = make_app(redis).test_client()
+    response = await client.post("/keys", data=body, headers={"Content-Type": "application/json"})
+    assert response.status_code == 400
+    answer = await response.get_json()
+    assert answer["detail"].startswith("body is not valid JSON: not UTF-8")
+
+
 async def test_a_strict_json_body_passes(redis):
     client = make_app(redis).test_client()
     response = await client.post("/keys", json={"b": 1, "a": {"deep": [1, 2.5, "é"]}})

@@ -273,3 +273,12 @@ def test_settings_refuse_impossible_rules():
         UsersSettings(password_min_length=300, password_max_length=200)
     with pytest.raises(ValueError):
         UsersSettings(argon2_memory_kib=8, argon2_parallelism=4)
+
+
+@pytest.mark.parametrize("route", ["/api/users/register", "/api/users/login", "/api/users/password",
+                                   "/internal/verify", "/internal/sessions/check"])
+async def test_a_json_body_that_is_not_utf8_is_a_400_saying_so(client, route):
+    response = await client.post(route, data=b'{"account": "caf\xe9", "password": "x"}',
+                                 headers={"Content-Type": "application/json", **bearer("t")})
+    assert response.status_code == 400
+    assert (await response.get_json())["detail"].startswith("body is not valid JSON: not UTF-8")
