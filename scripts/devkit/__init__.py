@@ -14,6 +14,8 @@
 - `broker_relay`, `raw_pubsub`: the broker alone, and the raw pub/sub round trips it is compared
   with (scripts/bench-rally, scripts/bench-scale)
 - `chaos`: a mixed request loop while faults hit a running stack (local or compose), and its report
+- `inprocess`: every service's app built in process on a Redis client given (fakeredis), its
+  calls to other services answered by a stand-in (imported by name: it imports every service)
 
 Nothing here is imported by the services; scripts/ entry points and tests import from here
 (`from scripts.devkit import LocalStack, wait_until`), never from each other.
