@@ -9,17 +9,19 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any, Literal, cast
+from typing import Any, Literal, NoReturn, cast
 
 import httpx
 import pydantic_core
 from pydantic import BaseModel
 from quart import Quart, Request, Response, current_app, g, has_websocket_context, jsonify, request
 from quart.json.provider import DefaultJSONProvider
+from quart.wrappers import BaseRequestWebsocket
 from quart_schema import QuartSchema, RequestSchemaValidationError
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
-from werkzeug.exceptions import BadRequest, HTTPException
+from werkzeug.exceptions import BadRequest, HTTPException, NotFound
+from werkzeug.routing import RequestRedirect
 from werkzeug.routing.exceptions import WebsocketMismatch
 
 from apps.kit.envelope import new_id
@@ -94,6 +96,17 @@ class ServiceApp(Quart):
     ready_without_redis: bool = False
     #: Paths logged at DEBUG instead of INFO: probes, and hot paths a service adds.
     quiet_paths: set[str]
+
+    def raise_routing_exception(self, request: BaseRequestWebsocket) -> NoReturn:
+        """A service never redirects: a path its routes do not spell exactly is not found.
+
+        Werkzeug's routing answers a path it would spell differently (`//`, a missing trailing
+        slash) with a redirect to an absolute URL built from the Host header, so whoever sends
+        the request picks where the redirect points (an open redirect).
+        """
+        if isinstance(request.routing_exception, RequestRedirect):
+            raise NotFound()
+        super().raise_routing_exception(request)
 
 
 def create_app(settings: KitSettings, *, import_name: str, redis: Redis | None = None,
