@@ -14,6 +14,7 @@
 - `broker_relay`, `raw_pubsub`: the broker alone, and the raw pub/sub round trips it is compared
   with (scripts/bench-rally, scripts/bench-scale)
 - `chaos`: a mixed request loop while faults hit a running stack (local or compose), and its report
+- `rawhttp`: HTTP/1.1 written and read byte by byte on one socket (framing, resets, closes)
 - `inprocess`: every service's app built in process on a Redis client given (fakeredis), its
   calls to other services answered by a stand-in (imported by name: it imports every service)
 
