@@ -26,6 +26,7 @@ from werkzeug.routing.exceptions import WebsocketMismatch
 
 from apps.kit.envelope import new_id
 from apps.kit.lifecycle import Runtime
+from apps.kit.limits import REFUSAL, ASGIApp, RequestLimits
 from apps.kit.logs import REQUEST_ID_HEADER, is_request_id, request_id_var
 from apps.kit.metrics import CONTENT_TYPE, Metrics
 from apps.kit.openapi import documented
@@ -127,6 +128,11 @@ def create_app(settings: KitSettings, *, import_name: str, redis: Redis | None =
     app.metrics.expose_counts("canaduck_pubsub", "Pub/sub messages by outcome",
                               lambda: app.runtime.broker.counts)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    # Quart's way to wrap the app in ASGI middleware (Hypercorn and the test client both go through it).
+    app.asgi_app = cast(Any, RequestLimits(  # type: ignore[method-assign]
+        cast(ASGIApp, app.asgi_app), max_header_bytes=settings.max_header_bytes,
+        max_body_bytes=settings.max_body_bytes, body_timeout=app.config["BODY_TIMEOUT"],
+        linger_seconds=settings.linger_seconds))
     QuartSchema(app, info={"title": settings.service_name, "version": settings.version})
     app.json = ServiceJSON(app)  # after QuartSchema, which installs a provider of its own
 
@@ -176,6 +182,9 @@ async def _begin_request() -> None:
     g.request_id = request_id
     g.started = time.perf_counter()
     request_id_var.set(request_id)
+    refusal = cast(HTTPException | None, request.scope.get(REFUSAL))
+    if refusal is not None:  # too large or too slow: see apps/kit/limits.py
+        raise refusal
 
 
 async def _end_request(response: Response) -> Response:

@@ -68,7 +68,16 @@ class KitSettings(BaseSettings):
     # The event loop the service runs on: uvloop (less CPU per request, see README's
     # dependencies) or the standard library's asyncio (to compare, or to debug).
     event_loop: Literal["uvloop", "asyncio"] = "uvloop"
+    # Larger request bodies are refused (413), before any route runs (apps/kit/limits.py);
+    # Caddy refuses them first on the public routes (proxy/Caddyfile, `body_limit`).
     max_body_bytes: int = Field(default=64 * 1024, gt=0)
+    # A request line and headers adding up to more are refused (431, JSON). Under what Caddy
+    # forwards (its max_header_size) and what Hypercorn reads (apps/kit/serve.py), so that
+    # this JSON answer is the one a client gets.
+    max_header_bytes: int = Field(default=16 * 1024, gt=0)
+    # Seconds a connection keeps reading (and dropping) the rest of a refused request before
+    # it closes: closed with unread bytes, it would send a reset that can destroy the answer.
+    linger_seconds: float = Field(default=2.0, ge=0)
     # Seconds between two publications of this instance's counters on `canaduck:stats` (what
     # /metrics shows, for the dashboard); 0 publishes nothing.
     stats_interval: float = Field(default=1.0, ge=0)
