@@ -6,12 +6,15 @@ Over a real socket (what a client sees on the wire): tests/integration/test_requ
 from __future__ import annotations
 
 import asyncio
+import re
 
 import pytest
 
 from apps.kit.app import create_app
 from apps.kit.limits import REFUSAL, RequestLimits
+from apps.kit.serve import HEADER_READ_LIMIT
 from apps.kit.settings import KitSettings
+from scripts.devkit import ROOT
 
 LIMIT = 1000
 
@@ -188,3 +191,29 @@ async def test_a_refusal_is_a_json_error_with_a_request_id_and_a_closed_connecti
     body = await response.get_json()
     assert body["status"] == status and body["error"] and "limit" in body["detail"]
     assert response.headers["X-Request-ID"] and response.headers["Connection"] == "close"
+
+
+# The gateway's limits and the services' agree (proxy/Caddyfile, apps/kit/serve.py).
+
+CADDYFILE = (ROOT / "proxy/Caddyfile").read_text()
+
+
+def handle_blocks(text: str) -> list[str]:
+    """The site's top-level `handle` blocks, each as its text."""
+    return re.findall(r"^\thandle [^\n]*\{\n.*?^\t\}$", text, flags=re.S | re.M)
+
+
+def test_every_proxied_route_refuses_what_its_service_would_refuse():
+    proxied = [b for b in handle_blocks(CADDYFILE) if "reverse_proxy" in b or "import routed" in b]
+    assert len(proxied) >= 10
+    for block in proxied:
+        assert f"import body_limit {KitSettings().max_body_bytes}\n" in block, block.splitlines()[0]
+
+
+def test_the_services_header_limit_is_the_one_a_client_meets_through_caddy():
+    caddy = int(re.search(r"max_header_size (\d+)KiB", CADDYFILE).group(1)) * 1024
+    assert KitSettings().max_header_bytes < caddy  # under it, Go's plain-text 431 would answer
+    go_slack = 4096  # net/http reads this much past its limit
+    # Caddy forwards the client's headers plus Host again in X-Forwarded-Host: Hypercorn must
+    # read it all for the kit to answer.
+    assert 2 * (caddy + go_slack) < HEADER_READ_LIMIT
