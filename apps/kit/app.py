@@ -24,6 +24,7 @@ from werkzeug.exceptions import BadRequest, HTTPException, NotFound
 from werkzeug.routing import RequestRedirect
 from werkzeug.routing.exceptions import WebsocketMismatch
 
+from apps.kit.clientaddr import IPAddress, client_address
 from apps.kit.envelope import new_id
 from apps.kit.lifecycle import Runtime
 from apps.kit.limits import REFUSAL, ASGIApp, RequestLimits
@@ -167,6 +168,19 @@ def service_app() -> ServiceApp:
 def runtime() -> Runtime:
     """The Runtime of the app serving the current request."""
     return service_app().runtime
+
+
+def request_client() -> IPAddress | None:
+    """The client of the current request: its peer, or the client a trusted proxy says it
+    forwards (X-Forwarded-For from a peer in TRUSTED_PROXIES; apps/kit/clientaddr.py)."""
+    return client_address(request_peer(), request.headers.getlist("X-Forwarded-For"),
+                          service_app().settings.trusted_proxies)
+
+
+def request_peer() -> str | None:
+    """The address the current request's connection comes from (a proxy, behind Caddy)."""
+    client = request.scope.get("client")
+    return client[0] if client else None
 
 
 def error(status: int, message: str, **details: Any) -> Response:
