@@ -17,6 +17,7 @@
 - `rawhttp`: HTTP/1.1 written and read byte by byte on one socket (framing, resets, closes)
 - `inprocess`: every service's app built in process on a Redis client given (fakeredis), its
   calls to other services answered by a stand-in (imported by name: it imports every service)
+- `fuzz_http`: Hypothesis against every route of those apps (scripts/fuzz, tests/unit/test_fuzz_http.py)
 
 Nothing here is imported by the services; scripts/ entry points and tests import from here
 (`from scripts.devkit import LocalStack, wait_until`), never from each other.
