@@ -7,6 +7,7 @@ log line, and the Runtime that connects to Redis and keeps the instance in the d
 
 from __future__ import annotations
 
+import errno
 import logging
 import time
 from typing import Any, Literal, NoReturn, cast
@@ -109,6 +110,18 @@ class ServiceApp(Quart):
         if isinstance(request.routing_exception, RequestRedirect):
             raise NotFound()
         super().raise_routing_exception(request)
+
+    async def send_static_file(self, filename: str) -> Response:
+        """A file of the static folder; a name longer than a file system holds is not found.
+
+        Quart looks such a name up as it is, and the OSError (ENAMETOOLONG) would be a 500.
+        """
+        try:
+            return await super().send_static_file(filename)
+        except OSError as exc:
+            if exc.errno != errno.ENAMETOOLONG:
+                raise
+            raise NotFound() from None
 
 
 def create_app(settings: KitSettings, *, import_name: str, redis: Redis | None = None,

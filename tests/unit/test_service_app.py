@@ -227,3 +227,10 @@ def test_redis_credentials_come_from_one_place():
     with pytest.raises(ValidationError, match="give one"):
         KitSettings(redis_url="redis://calc:secret@redis:6379/0", redis_password="other")
     assert "a/b#c" not in repr(KitSettings(redis_password="a/b#c"))
+
+
+@pytest.mark.parametrize("name", ["x" * 300, "a/" * 3000])
+async def test_a_static_file_name_no_file_system_holds_is_a_json_404(redis, name):
+    response = await make_app(redis).test_client().get(f"/static/{name}")
+    assert response.status_code == 404
+    assert (await response.get_json())["status"] == 404
