@@ -51,6 +51,18 @@ KNOWN_PARAMETERS = ("city", "op1", "op2", "op", "n", "limit", "before", "after",
 #: JSON field names the services read, tried in every body besides the route's own.
 KNOWN_FIELDS = ("account", "password", "new_password", "token", "address", "to", "kind", "body",
                 "joke", "op1", "op2", "op", "from", "id")
+#: Values the services take, by the name of the path variable, query parameter or JSON field
+#: that carries them: drawn half the time, so that hostile input in one place gets past the
+#: checks of the others, into deeper code.
+PLAUSIBLE: dict[str, tuple[Any, ...]] = {
+    "account": ("Alice", "alice"), "password": ("correct horse",), "new_password": ("battery staple",),
+    "token": ("good-token",), "address": ("203.0.113.5", "2001:db8::1", "?"), "to": ("pong", "ping"),
+    "kind": ("note", "shot"), "body": ({"hit": 1}, "hello"), "joke": ("Coin-coin !",),
+    "op1": ("1", "2.5"), "op2": ("3",), "city": ("Rodez",), "limit": ("5",), "before": ("1-0",),
+    "after": ("0-1",), "channel": ("#chan", "#canaduck"), "name": ("alice",), "first": ("alice",),
+    "second": ("bob",), "service": ("ping", "calc"), "joke_id": ("0123456789ab",),
+    "filename": ("site.css", "app.js"),
+}
 IGNORED_METHODS = frozenset({"HEAD", "OPTIONS"})
 
 
@@ -80,10 +92,16 @@ class Attempt:
     body: bytes
 
     def __str__(self) -> str:
-        target = self.raw_path + (b"?" + self.query if self.query else b"")
-        body = self.body if len(self.body) <= 300 else self.body[:300] + b"..."
-        headers = {k.decode(): v.decode("latin-1") for k, v in self.headers}
-        return f"{self.method} {target!r} headers={headers} body={body!r}"
+        target = _shortened(self.raw_path + (b"?" + self.query if self.query else b""))
+        headers = {k.decode(): _shortened(v).decode("latin-1") for k, v in self.headers}
+        return f"{self.method} {target!r} headers={headers} body={_shortened(self.body)!r}"
+
+
+def _shortened(data: bytes, keep: int = 200) -> bytes:
+    """`data`, or its start and end with the length of what is left out, if it is long."""
+    if len(data) <= keep:
+        return data
+    return data[:keep // 2] + b"...(%d bytes)..." % (len(data) - keep) + data[-keep // 2:]
 
 
 @dataclass(frozen=True)
@@ -145,15 +163,28 @@ def _arguments(rule: str) -> dict[str, str]:
     return {name: converter or "default" for converter, name in _VARIABLE.findall(rule)}
 
 
+#: What passes a naive check for a number and fails a strict one: other scripts' digits (some
+#: of which `int()` takes, some not: str.isdigit() says yes to all), more digits than `int()`
+#: converts, separators, signs and spaces it forgives.
+NUMBER_LOOKALIKES = ("\u00b2", "\u2460", "\u00bd", "\u0661\u0662", "\U0001d7d9", "9" * 5000, " 1", "1 ",
+                     "1_000", "0x10", "+1", "-0", "0." + "0" * 300 + "1")
+#: Floats that are not finite or do not fit, and the edges of machine integers.
+NUMBER_EXTREMES = ("NaN", "nan", "inf", "-Infinity", "1e999", "1e-999", str(2**64), str(2**63),
+                   str(-2**63 - 1), "0", "-1")
+#: Stream ids and times, well and badly formed (the chat's history takes them).
+IDS = ("1-0", "0-0", "0-1", "99999999999999999999-0", "1-", "-1-1", "1-99999999999999999999", "1.5-0")
+
+
 def huge_numbers() -> st.SearchStrategy[str]:
     """Numbers as a client may write them: huge, tiny, negative zero, not numbers at all."""
     return st.one_of(
+        st.sampled_from(NUMBER_LOOKALIKES),
+        st.sampled_from(NUMBER_EXTREMES),
+        st.sampled_from(IDS),
         st.integers().map(str),
         st.integers(min_value=10**17, max_value=10**400).flatmap(
             lambda n: st.sampled_from([str(n), str(-n)])),
         st.floats(allow_nan=True, allow_infinity=True).map(repr),
-        st.sampled_from(["NaN", "nan", "inf", "-Infinity", "1e999", "-0", "0x10", "1_000", " 1", "१२",
-                         "9" * 5000, "1e-999", "0." + "0" * 300 + "1"]),
     )
 
 
@@ -164,74 +195,109 @@ def texts() -> st.SearchStrategy[str]:
     return st.one_of(awkward, st.text(max_size=40), st.text(st.characters(codec="utf-8"), max_size=40))
 
 
-def path_value(converter: str) -> st.SearchStrategy[str]:
-    """A path variable, percent-encoded as a client would send it."""
-    if converter in ("int", "float"):
-        return huge_numbers().map(lambda s: quote(s, safe=""))
-    raw = st.one_of(texts(), st.binary(max_size=20).map(lambda b: b.decode("latin-1")))
-    safe = "/" if converter == "path" else ""
-    return raw.map(lambda s: quote(s.encode("utf-8", "surrogatepass"), safe=safe) or "x")
+def hostile_text() -> st.SearchStrategy[str]:
+    """What a client may put where text is expected: numbers that are not, any text, bytes."""
+    return st.one_of(huge_numbers(), texts(), st.binary(max_size=20).map(lambda b: b.decode("latin-1")))
 
 
-def query_strings(route: Route) -> st.SearchStrategy[bytes]:
-    """A raw query string: the route's parameters and known ones, with any values, any bytes."""
-    names = st.sampled_from(route.query_names + KNOWN_PARAMETERS) | texts()
-    values = st.one_of(texts(), huge_numbers())
-    pair = st.tuples(names, values).map(lambda kv: f"{quote(kv[0].encode('utf-8', 'surrogatepass'))}="
-                                                   f"{quote(kv[1].encode('utf-8', 'surrogatepass'))}")
-    encoded = st.lists(pair, max_size=6).map("&".join).map(str.encode)
-    raw = st.binary(max_size=40).map(lambda b: quote(b, safe="=&").encode())  # invalid UTF-8 too
-    return st.one_of(encoded, raw, st.just(b""))
+def plausible(name: str) -> st.SearchStrategy[Any] | None:
+    """A value the services take under `name`, if one is known."""
+    return st.sampled_from(PLAUSIBLE[name]) if name in PLAUSIBLE else None
+
+
+def _encode(text: str, *, safe: str = "") -> str:
+    return quote(text.encode("utf-8", "surrogatepass"), safe=safe)
 
 
 def json_values() -> st.SearchStrategy[Any]:
     """JSON values, big integers and deep structures included."""
     scalars = st.one_of(st.none(), st.booleans(), st.integers(),
                         st.integers(min_value=2**63, max_value=10**400),
-                        st.floats(allow_nan=False, allow_infinity=False), texts())
-    return st.recursive(scalars, lambda inner: st.lists(inner, max_size=4)
-                        | st.dictionaries(texts(), inner, max_size=4), max_leaves=12)
+                        st.floats(allow_nan=False, allow_infinity=False), hostile_text())
+    return st.recursive(scalars, _containers, max_leaves=12)
 
 
-def bodies(route: Route) -> st.SearchStrategy[tuple[bytes, str | None]]:
-    """A body and its Content-Type (None: no such header)."""
-    fields = st.sampled_from(route.body_fields + KNOWN_FIELDS)
-    shaped = st.dictionaries(fields, json_values(), max_size=5)  # the route's fields, any values
-    as_json = st.one_of(shaped, json_values()).map(_dumps)
+def _containers(inner: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    return st.one_of(st.lists(inner, max_size=4), st.dictionaries(texts(), inner, max_size=4))
+
+
+def raw_bodies() -> st.SearchStrategy[bytes]:
+    """Bodies that are not the JSON object a route expects: any bytes, broken or odd JSON."""
     deep = st.integers(min_value=1, max_value=3000).map(lambda depth: b"[" * depth + b"]" * depth)
-    raw = st.one_of(st.binary(max_size=200), st.sampled_from([b"", b"{", b'{"a": "\xff"}', b"\xff\xfe{}",
-                                                              b'{"a": 1e999}', b'{"a": NaN}', b"null",
-                                                              b'{"a": "\\ud800"}', b"[" * 100000]))
-    content_types = st.sampled_from(["application/json", "application/json; charset=latin-1", "text/plain",
-                                     "application/x-www-form-urlencoded", "multipart/form-data", None])
-    return st.tuples(st.one_of(as_json, as_json, deep, raw), st.one_of(st.just("application/json"),
-                                                                      content_types))
+    odd = st.sampled_from([b"", b"{", b'{"a": "\xff"}', b"\xff\xfe{}", b'{"a": 1e999}', b'{"a": NaN}',
+                           b"null", b'{"a": "\\ud800"}', b"[" * 100_000, b'{"a": 1, "a": 2}'])
+    return st.one_of(st.binary(max_size=200), deep, odd, json_values().map(_dumps))
 
 
 def _dumps(value: Any) -> bytes:
     return json.dumps(value, ensure_ascii=False).encode("utf-8", "surrogatepass")
 
 
+METHODS = ("GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS", "BREW")
+#: What one request makes hostile (everything else in it is plausible where a plausible value
+#: is known): a path variable, a query parameter, a body field (by name), or a whole part.
+WHOLE_PARTS = ("query", "body", "content-type", "authorization", "method", "everything")
+
+
 def attempts(route: Route) -> st.SearchStrategy[Attempt]:
-    """Requests to `route`: its method (now and then another), any values where a client has a say."""
-    parts = {name: path_value(converter) for name, converter in route.arguments.items()}
-    method = st.sampled_from([route.method] * 3 + ["POST" if route.method == "GET" else "GET"])
+    """Requests to `route`, each hostile in one place, drawn at random; or hostile throughout."""
+    named = ([("path", name) for name in route.arguments] + [("query", name) for name in route.query_names]
+             + [("field", name) for name in route.body_fields])
+    targets = named * 2 + [(part, "") for part in WHOLE_PARTS]  # one named part, mostly
 
     @st.composite
     def build(draw: st.DrawFn) -> Attempt:
-        values = {name: draw(strategy) for name, strategy in parts.items()}
+        kind, name = draw(st.sampled_from(targets))
+        wild = kind == "everything"
+
+        def value(where: str, key: str, hostile: st.SearchStrategy[Any]) -> Any:
+            known = plausible(key)
+            targeted = wild or (kind, name) == (where, key)
+            return draw(hostile if targeted or known is None else known)
+
+        values = {}
+        for key, converter in route.arguments.items():
+            hostile = huge_numbers() if converter in ("int", "float") else hostile_text()
+            safe = "/" if converter == "path" else ""
+            values[key] = _encode(str(value("path", key, hostile)), safe=safe) or "x"
         path = _VARIABLE.sub(lambda m: values[m.group(2)], route.rule)
-        with_body = route.method != "GET" or draw(st.booleans())
-        body, content_type = draw(bodies(route)) if with_body else (b"", None)
+
+        pairs = [(key, str(value("query", key, hostile_text()))) for key in route.query_names
+                 if (kind, name) == ("query", key) or draw(st.booleans())]
+        if kind == "query" or wild:
+            pairs += draw(st.lists(st.tuples(st.sampled_from(KNOWN_PARAMETERS) | texts(), hostile_text()),
+                                   max_size=3))
+        query = "&".join(f"{_encode(k)}={_encode(v)}" for k, v in pairs)
+        if (kind == "query" or wild) and draw(st.booleans()):
+            query = quote(draw(st.binary(max_size=40)), safe="=&")  # any bytes, invalid UTF-8 too
+
+        has_body = bool(route.body_fields) or route.method != "GET" or kind == "body" or wild
+        body = b""
+        if kind == "body" or (wild and draw(st.booleans())):
+            body = draw(raw_bodies())
+        elif has_body:
+            # Every field of the route's, now and then one missing.
+            fields = {key: value("field", key, json_values()) for key in route.body_fields
+                      if (kind, name) == ("field", key) or draw(st.integers(0, 9))}
+            body = _dumps(fields)
+
         headers = [(b"host", b"localhost")]
-        if content_type:
+        content_type: str | None = "application/json"
+        if kind == "content-type" or wild:
+            content_type = draw(st.sampled_from(["application/json; charset=latin-1", "text/plain", "",
+                                                 "application/x-www-form-urlencoded", "multipart/form-data",
+                                                 None]))
+        if has_body and content_type is not None:
             headers.append((b"content-type", content_type.encode()))
-        if with_body:
+        if has_body:
             headers.append((b"content-length", str(len(body)).encode()))
-        if draw(st.booleans()):
-            token = draw(texts()).encode("utf-8", "surrogatepass").replace(b"\r", b"").replace(b"\n", b"")
-            headers.append((b"authorization", b"Bearer " + token))
-        return Attempt(draw(method), path.encode(), draw(query_strings(route)), tuple(headers), body)
+        if kind == "authorization" or wild:
+            token = draw(hostile_text()).encode("utf-8", "surrogatepass").translate(None, b"\r\n")
+            headers.append((b"authorization", draw(st.sampled_from([b"Bearer ", b"", b"Basic "])) + token))
+        method = route.method
+        if kind == "method" or wild:
+            method = draw(st.sampled_from(METHODS))
+        return Attempt(method, path.encode(), query.encode(), tuple(headers), body)
 
     return build()
 
