@@ -10,6 +10,7 @@ The service only reads: its Redis user may not write a stream (`%R~` in the ACL)
 from __future__ import annotations
 
 import asyncio
+import re
 from typing import Any
 
 import httpx
@@ -33,6 +34,8 @@ internal = Blueprint("messages_internal", __name__, url_prefix="/internal/histor
 #: Channel modes that keep a channel's history off the public route: secret, private, keyed,
 #: invite-only (a stranger could not see or enter the channel over IRC either).
 CLOSED_MODES = frozenset("spki")
+#: A `limit` as a client may write it: ASCII digits, no more than any limit needs.
+_WHOLE_NUMBER = re.compile(r"[0-9]{1,9}")
 
 
 class HistoryQuery(BaseModel):
@@ -147,7 +150,9 @@ def _query() -> _Query:
     limit = settings.history_page
     if "limit" in args:
         raw = args["limit"]
-        if not raw.isdigit() or not 1 <= int(raw) <= settings.chat_history_limit:
+        # ASCII digits, and few of them: str.isdigit() also takes "²", which int() refuses,
+        # and int() refuses more than 4300 digits; either would be a 500.
+        if not _WHOLE_NUMBER.fullmatch(raw) or not 1 <= int(raw) <= settings.chat_history_limit:
             raise InvalidParameter("limit",
                                    f"expected a whole number from 1 to {settings.chat_history_limit}")
         limit = int(raw)
