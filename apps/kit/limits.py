@@ -7,9 +7,10 @@
   span more than one read of the socket; this one answers the same whatever the reads.
 - Body: read here, up to MAX_BODY_BYTES, before the app runs, so that when a route answers,
   the body has been read to its end whether the route looked at it or not, and the connection
-  is ready for the next request. A body declared (Content-Length) or found (chunked) to be
-  larger is refused (413) as soon as that is known; one that has not arrived within
-  BODY_TIMEOUT (Quart's setting) is refused too (408).
+  is ready for the next request (a request that declares no body goes to the app untouched).
+  A body declared (Content-Length) or found (chunked) to be larger is refused (413) as soon
+  as that is known; one that has not arrived within BODY_TIMEOUT (Quart's setting) is
+  refused too (408).
 - A refusal carries `Connection: close`, and the rest of the request is read and dropped for up
   to LINGER_SECONDS before the connection closes (a "lingering close"). Hypercorn closes the
   socket right after the answer; with unread bytes in it, the kernel sends a reset instead of

@@ -3,9 +3,12 @@
 Each service's app (scripts/devkit/inprocess.py: fakeredis, its calls to other services
 answered by a stand-in) is started, and every route its url_map lists, so a new route is
 fuzzed with no edit here, gets requests built from what a client controls: the path's
-variables, the query string (the route's own parameter names and random ones, with huge
-numbers, NaN, invalid UTF-8), the body (random JSON and JSON of the route's own fields with
-values of every type, deep nesting, bytes that are not JSON or not UTF-8), the Content-Type.
+variables, the query string (the route's own parameter names and others), the body (the
+route's own JSON fields, or anything: broken JSON, deep nesting, bytes that are not UTF-8),
+the Content-Type, Authorization, the method. Each request is hostile in one place (huge or
+not-quite numbers, NaN, odd text, invalid UTF-8) and plausible elsewhere, where a value the
+services take is known by name (`PLAUSIBLE`), so that the hostile part gets past the checks of
+the others; now and then a request is hostile throughout.
 The property: never a 5xx, never a hang, and a 4xx is a JSON object with an "error".
 
 Requests go to the app's ASGI callable directly, as Hypercorn would hand them over: raw path
