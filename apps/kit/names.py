@@ -82,6 +82,12 @@ class Keys:
         """An account's failed password checks: a rate limiter's state (apps/kit/ratelimit.py)."""
         return f"{self.prefix}users:{{{account}}}:failures"
 
+    def user_address_failures(self, address: str) -> str:
+        """Failed password checks from one client address (`limit_key`: an IPv4 address or an
+        IPv6 /64), whichever accounts they were for: a rate limiter's state. No account is
+        named `ip:...` (a nick holds no colon), so the two never share a key."""
+        return f"{self.prefix}users:{{ip:{address}}}:failures"
+
     def chat_flood(self, who: str) -> str:
         """A chat sender's flood limiter state (`who`: a party, or `ip:<address>`)."""
         return f"{self.prefix}chat:{{{who}}}:flood"

@@ -140,7 +140,8 @@ async def verify(client: Client, account: str, password: str) -> str | None:
     owner = await _ask_users(client, "/internal/sessions/check", {"token": password})
     if owner is not None and casefold(owner) == casefold(account):
         return owner
-    return await _ask_users(client, "/internal/verify", {"account": account, "password": password})
+    return await _ask_users(client, "/internal/verify", {"account": account, "password": password,
+                                                         "address": client.transport.peer_ip})
 
 
 async def _ask_users(client: Client, route: str, body: dict[str, str]) -> str | None:
