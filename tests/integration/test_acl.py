@@ -254,7 +254,7 @@ def test_every_service_may_publish_its_stats(redis_server, admin):
 
 
 # A compromised service and the server itself: a service's login reaches its own keys and
-# channels and opens connections, and nothing else (docs/security-directory.md).
+# channels and opens connections, and nothing else (docs/security.md).
 
 #: What redis-py sends to open and keep a service's connections (redis/README.md says where each
 #: one comes from): every service's user may send it. AUTH and HELLO are not in the ACL file:
