@@ -8,8 +8,6 @@ concurrently with UPSTREAM_TIMEOUT each, and cached in Redis under `canaduck:cac
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -23,6 +21,7 @@ from apps.aggregator.settings import AggregatorSettings
 from apps.aggregator.upstreams import JokeShape, Upstreams, WeatherShape
 from apps.kit.app import ServiceApp, error, service_app
 from apps.kit.app import create_app as create_service_app
+from apps.kit.clock import SYSTEM_CLOCK, Clock
 from apps.kit.dircache import DirectoryCache
 from apps.kit.http import Peers
 from apps.kit.names import Keys
@@ -92,7 +91,7 @@ class Aggregator:
 
 def create_app(settings: AggregatorSettings | None = None, redis: Redis | None = None,
                http_transport: httpx.AsyncBaseTransport | None = None,
-               clock: Callable[[], float] | None = None) -> ServiceApp:
+               clock: Clock = SYSTEM_CLOCK) -> ServiceApp:
     """The aggregator app. It keeps answering without Redis, so its /ready says "degraded".
 
     `clock` replaces the time its rules read (cache freshness, the cache's breaker, how long a
@@ -102,9 +101,7 @@ def create_app(settings: AggregatorSettings | None = None, redis: Redis | None =
     app = create_service_app(settings, import_name=__name__, redis=redis,
                              http_transport=http_transport, ready_without_redis=True)
     runtime = app.runtime
-    # Cache entries are shared with other instances through Redis: wall time. Lookups: local.
-    wall_clock, local_clock = clock or time.time, clock or time.monotonic
-    peers = Peers(DirectoryCache(runtime.directory, settings.peers_fresh_for, clock=local_clock),
+    peers = Peers(DirectoryCache(runtime.directory, settings.peers_fresh_for, clock=clock),
                   {"weather": settings.weather_url, "jokes": settings.jokes_url},
                   lookup_timeout=settings.cache_timeout)
 
@@ -114,7 +111,7 @@ def create_app(settings: AggregatorSettings | None = None, redis: Redis | None =
 
     cache = ResponseCache(runtime.redis, stale_ttl=settings.stale_ttl, timeout=settings.cache_timeout,
                           retry_after=settings.cache_retry_after,
-                          local_for=settings.local_cache_seconds, clock=wall_clock)
+                          local_for=settings.local_cache_seconds, clock=clock)
     aggregator = Aggregator(settings, settings.keys, Upstreams(peers, http, settings.upstream_timeout),
                             cache)
     app.extensions["aggregator"] = aggregator

@@ -21,14 +21,13 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from apps.kit.clock import SYSTEM_CLOCK, Clock
 from apps.kit.redisconn import get_many
 
 log = logging.getLogger("canaduck.cache")
@@ -72,7 +71,7 @@ class ResponseCache:
 
     def __init__(self, redis: Redis, *, stale_ttl: float, timeout: float, retry_after: float,
                  local_for: float = 0.0, local_size: int = 10_000,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Clock = SYSTEM_CLOCK) -> None:
         self._redis = redis
         self._local_for = local_for
         self._local_size = local_size
@@ -85,10 +84,14 @@ class ResponseCache:
         self._writes: set[asyncio.Task[None]] = set()
         self.errors = 0
 
+    def now(self) -> float:
+        """The time entries are dated with: wall time, since other instances read them."""
+        return self.clock.wall()
+
     @property
     def available(self) -> bool:
         """False while the cache is bypassed after a Redis failure."""
-        return self.clock() >= self._bypass_until
+        return self.now() >= self._bypass_until
 
     async def read(self, *keys: str) -> list[Entry | None]:
         """The entries under `keys`, None for each missing or unreadable one (all None if down)."""
@@ -122,14 +125,15 @@ class ResponseCache:
         kept = self._local.get(key)
         if kept is None:
             return None
-        if self.clock() < kept[0]:
+        if self.now() < kept[0]:
             return kept[1]
         del self._local[key]
         return None
 
     def _remember(self, key: str, entry: Entry) -> None:
-        until = min(entry.fresh_until, self.clock() + self._local_for)
-        if self._local_for <= 0 or self.clock() >= until:
+        now = self.now()
+        until = min(entry.fresh_until, now + self._local_for)
+        if self._local_for <= 0 or now >= until:
             return
         if len(self._local) >= self._local_size:
             self._local.pop(next(iter(self._local)))  # the oldest: a bound, not an LRU
@@ -156,7 +160,7 @@ class ResponseCache:
             await asyncio.wait(set(self._writes))
 
     def _new_entry(self, key: str, body: dict[str, Any], fresh_for: float) -> Entry:
-        now = self.clock()
+        now = self.now()
         entry = Entry(body=body, stored_at=now, fresh_until=now + fresh_for)
         self._remember(key, entry)  # also while Redis is down: it spares the upstreams
         return entry
@@ -177,4 +181,4 @@ class ResponseCache:
                         type(exc).__name__, self._retry_after)
         # On the injected clock, as the entries' freshness: tests move it by hand. A step of
         # the wall clock only lengthens or shortens one bypass.
-        self._bypass_until = self.clock() + self._retry_after
+        self._bypass_until = self.now() + self._retry_after

@@ -54,7 +54,7 @@ class PartGetter:
 
     def hits(self, cached: list[Entry | None]) -> list[Part] | None:
         """The parts if every entry is fresh (all HIT), else None."""
-        now = self.cache.clock()
+        now = self.cache.now()
         if not all(entry is not None and entry.fresh(now) for entry in cached):
             return None
         self.counts["hit"] += len(cached)
@@ -62,7 +62,7 @@ class PartGetter:
 
     def fresh(self, cached: Entry | None) -> Part | None:
         """A HIT part if `cached` is fresh, else None (the upstream must be asked)."""
-        now = self.cache.clock()
+        now = self.cache.now()
         if cached is None or not cached.fresh(now):
             return None
         self.counts["hit"] += 1
@@ -73,7 +73,7 @@ class PartGetter:
         hit = self.fresh(cached)
         if hit is not None:
             return hit
-        now = self.cache.clock()
+        now = self.cache.now()
         try:
             answer = await self.flights.run(source.key, lambda: self._refresh(source))
         except UpstreamDown as down:
@@ -90,7 +90,7 @@ class PartGetter:
         # calling, so N concurrent misses make one upstream call. (In memory when entries are
         # kept there, as every landed flight's answer is; else in Redis.)
         again = await self.cache.reread(source.key)
-        if again is not None and again.fresh(self.cache.clock()):
+        if again is not None and again.fresh(self.cache.now()):
             return Answer(200, again.body)
         self.counts[f"call:{source.name}"] += 1
         answer = await source.call()

@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections import Counter
-from collections.abc import Callable
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from apps.kit.broker import BrokerClient, Subscription, parse_or_count
+from apps.kit.clock import SYSTEM_CLOCK, Clock
 from apps.kit.dircache import DirectoryCache
 from apps.kit.envelope import Envelope
 from apps.kit.pubsub import publish, publish_on
@@ -33,7 +32,7 @@ class Relay:
 
     def __init__(
         self, redis: Redis, broker: BrokerClient, cache: DirectoryCache, *, batch: int = 128,
-        queue: int = 10_000, clock: Callable[[], float] = time.time,
+        queue: int = 10_000, clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self._redis = redis
         self._broker = broker
@@ -107,7 +106,7 @@ class Relay:
                     log.warning("relay failed (%s); dropping envelopes until Redis is back", exc)
 
     async def _relay(self, batch: list[tuple[Envelope, bytes]]) -> None:
-        now = self._clock()
+        now = self._clock.wall()  # envelopes carry the sender's wall-clock deadline
         live: list[tuple[Envelope, bytes]] = []
         bounced: list[tuple[Envelope, str]] = []
         for envelope, raw in batch:

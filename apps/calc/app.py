@@ -8,10 +8,10 @@ from pydantic import BaseModel
 from quart import Blueprint, Response, jsonify
 from redis.asyncio import Redis
 
+from apps.arithmetic.route import Operands, Result, answer
 from apps.calc.settings import CalcSettings
 from apps.kit.app import ServiceApp, service_app
 from apps.kit.app import create_app as create_service_app
-from apps.kit.arithmetic import Operands, Result, answer
 from apps.kit.openapi import documented
 
 routes = Blueprint("calc", __name__)

@@ -113,6 +113,12 @@ class ChatKeys:
         """An account's failed password checks: a rate limiter's state (apps/kit/ratelimit.py)."""
         return f"{self.prefix}users:{{{account}}}:failures"
 
+    def address_failures(self, address: str) -> str:
+        """Failed password checks from one client address (`limit_key`: an IPv4 address or an
+        IPv6 /64), whichever accounts they were for: a rate limiter's state. No account is
+        named `ip:...` (a nick holds no colon), so the two never share a key."""
+        return f"{self.prefix}users:{{ip:{address}}}:failures"
+
     def account_sessions(self, account: str) -> str:
         """An account's web sessions: field per token digest, each with its own TTL."""
         return f"{self.prefix}users:{{{account}}}:sessions"

@@ -27,12 +27,12 @@ import json
 import logging
 import socket
 import struct
-import time
 from collections.abc import Awaitable, Callable, Mapping
 
 from dnslib import AAAA, QTYPE, RCODE, RR, SRV, A, DNSError, DNSLabel, DNSRecord
 
 from apps.directory.routing import RoutingTable, Target, build_table
+from apps.kit.clock import SYSTEM_CLOCK, Clock
 from apps.kit.directory import RawHash
 
 log = logging.getLogger("canaduck.dns")
@@ -163,7 +163,7 @@ class HostResolver:
     and bounded in time, so one unresolvable name costs its own queries a second at most."""
 
     def __init__(self, timeout: float = 1.0, ttl: float = 5.0, max_names: int = 256,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Clock = SYSTEM_CLOCK) -> None:
         self._timeout = timeout
         self._ttl = ttl
         self._max_names = max_names
@@ -173,7 +173,7 @@ class HostResolver:
     async def __call__(self, host: str, version: int) -> list[str]:
         key = (host.lower(), version)
         cached = self._cache.get(key)
-        now = self._clock()
+        now = self._clock.now()
         if cached and cached[0] > now:
             return cached[1]
         family = socket.AF_INET6 if version == 6 else socket.AF_INET
@@ -200,7 +200,6 @@ class DnsServer:
         self._max_entry_bytes = max_entry_bytes
         self.responder = Responder(domain, resolve or HostResolver())
         self.table = RoutingTable()
-        self.refreshed_at = 0.0
         self.queries = 0
         self._changed = asyncio.Event()
         self._skipped_seen: set[tuple[str, str]] = set()
@@ -216,7 +215,6 @@ class DnsServer:
                 log.warning("not routed: %s (%s)", skipped.name, skipped.reason)
         self._skipped_seen = {(s.name, s.reason) for s in table.skipped}
         self.table = table
-        self.refreshed_at = time.monotonic()
         return table
 
     def on_event(self, data: bytes) -> None:

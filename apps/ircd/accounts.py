@@ -58,18 +58,20 @@ class Accounts:
             return None
         return str(response.json().get("account", "")) or None
 
-    async def verify(self, account: str, password: str) -> str | None:
+    async def verify(self, account: str, password: str, address: str) -> str | None:
         """The account's name if the users service takes `password` for `account`, else None.
 
         The password may be a web session token of that account (the chat page logs in with
         its token, never the password): that is asked first, as it is cheap and not counted,
         whereas a wrong password costs the users service a hash and counts towards throttling
         the account, which would lock out a page that reloads or reconnects often. Anything
-        else is the users service's password check, unchanged."""
+        else is the users service's password check, unchanged; `address` is the IRC client's,
+        so that failures count against it rather than against the gateway's own address."""
         owner = await self._ask("/internal/sessions/check", {"token": password})
         if owner is not None and casefold(owner) == casefold(account):
             return owner
-        return await self._ask("/internal/verify", {"account": account, "password": password})
+        return await self._ask("/internal/verify",
+                               {"account": account, "password": password, "address": address})
 
     async def _ask(self, route: str, body: dict[str, str]) -> str | None:
         """The `account` of the users service's 200 answer to `route`; None for any other answer."""

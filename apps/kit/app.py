@@ -7,23 +7,28 @@ log line, and the Runtime that connects to Redis and keeps the instance in the d
 
 from __future__ import annotations
 
+import errno
 import logging
 import time
-from typing import Any, Literal, cast
+from typing import Any, Literal, NoReturn, cast
 
 import httpx
 import pydantic_core
 from pydantic import BaseModel
 from quart import Quart, Request, Response, current_app, g, has_websocket_context, jsonify, request
 from quart.json.provider import DefaultJSONProvider
+from quart.wrappers import BaseRequestWebsocket
 from quart_schema import QuartSchema, RequestSchemaValidationError
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
-from werkzeug.exceptions import BadRequest, HTTPException
+from werkzeug.exceptions import BadRequest, HTTPException, NotFound
+from werkzeug.routing import RequestRedirect
 from werkzeug.routing.exceptions import WebsocketMismatch
 
+from apps.kit.clientaddr import IPAddress, client_address
 from apps.kit.envelope import new_id
 from apps.kit.lifecycle import Runtime
+from apps.kit.limits import REFUSAL, ASGIApp, RequestLimits
 from apps.kit.logs import REQUEST_ID_HEADER, is_request_id, request_id_var
 from apps.kit.metrics import CONTENT_TYPE, Metrics
 from apps.kit.openapi import documented
@@ -63,6 +68,20 @@ class ServiceJSON(DefaultJSONProvider):
 class ServiceRequest(Request):
     """A request whose JSON parse error says why (Quart says why only in debug mode)."""
 
+    async def get_json(self, force: bool = False, silent: bool = False, cache: bool = True) -> Any:
+        """The body parsed as JSON; a body that is not UTF-8 is a 400 like any other bad JSON.
+
+        Quart decodes the body before parsing it, outside the guard that turns a parse error
+        into a 400: its UnicodeDecodeError would otherwise surface as a 500.
+        """
+        try:
+            return await super().get_json(force=force, silent=silent, cache=cache)
+        except UnicodeDecodeError as exc:
+            if silent:
+                return None
+            return self.on_json_loading_failed(
+                ValueError(f"not UTF-8 ({exc.reason} at byte {exc.start})"))
+
     def on_json_loading_failed(self, error: Exception) -> Any:
         raise BadRequest(f"body is not valid JSON: {error}")
 
@@ -80,6 +99,29 @@ class ServiceApp(Quart):
     ready_without_redis: bool = False
     #: Paths logged at DEBUG instead of INFO: probes, and hot paths a service adds.
     quiet_paths: set[str]
+
+    def raise_routing_exception(self, request: BaseRequestWebsocket) -> NoReturn:
+        """A service never redirects: a path its routes do not spell exactly is not found.
+
+        Werkzeug's routing answers a path it would spell differently (`//`, a missing trailing
+        slash) with a redirect to an absolute URL built from the Host header, so whoever sends
+        the request picks where the redirect points (an open redirect).
+        """
+        if isinstance(request.routing_exception, RequestRedirect):
+            raise NotFound()
+        super().raise_routing_exception(request)
+
+    async def send_static_file(self, filename: str) -> Response:
+        """A file of the static folder; a name longer than a file system holds is not found.
+
+        Quart looks such a name up as it is, and the OSError (ENAMETOOLONG) would be a 500.
+        """
+        try:
+            return await super().send_static_file(filename)
+        except OSError as exc:
+            if exc.errno != errno.ENAMETOOLONG:
+                raise
+            raise NotFound() from None
 
 
 def create_app(settings: KitSettings, *, import_name: str, redis: Redis | None = None,
@@ -100,6 +142,11 @@ def create_app(settings: KitSettings, *, import_name: str, redis: Redis | None =
     app.metrics.expose_counts("canaduck_pubsub", "Pub/sub messages by outcome",
                               lambda: app.runtime.broker.counts)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    # Quart's way to wrap the app in ASGI middleware (Hypercorn and the test client both go through it).
+    app.asgi_app = cast(Any, RequestLimits(  # type: ignore[method-assign]
+        cast(ASGIApp, app.asgi_app), max_header_bytes=settings.max_header_bytes,
+        max_body_bytes=settings.max_body_bytes, body_timeout=app.config["BODY_TIMEOUT"],
+        linger_seconds=settings.linger_seconds))
     QuartSchema(app, info={"title": settings.service_name, "version": settings.version})
     app.json = ServiceJSON(app)  # after QuartSchema, which installs a provider of its own
 
@@ -136,6 +183,19 @@ def runtime() -> Runtime:
     return service_app().runtime
 
 
+def request_client() -> IPAddress | None:
+    """The client of the current request: its peer, or the client a trusted proxy says it
+    forwards (X-Forwarded-For from a peer in TRUSTED_PROXIES; apps/kit/clientaddr.py)."""
+    return client_address(request_peer(), request.headers.getlist("X-Forwarded-For"),
+                          service_app().settings.trusted_proxies)
+
+
+def request_peer() -> str | None:
+    """The address the current request's connection comes from (a proxy, behind Caddy)."""
+    client = request.scope.get("client")
+    return client[0] if client else None
+
+
 def error(status: int, message: str, **details: Any) -> Response:
     """A JSON error response: `{"error": message, "status": status, ...details}`."""
     response = jsonify({"error": message, "status": status, **details})
@@ -149,6 +209,9 @@ async def _begin_request() -> None:
     g.request_id = request_id
     g.started = time.perf_counter()
     request_id_var.set(request_id)
+    refusal = cast(HTTPException | None, request.scope.get(REFUSAL))
+    if refusal is not None:  # too large or too slow: see apps/kit/limits.py
+        raise refusal
 
 
 async def _end_request(response: Response) -> Response:

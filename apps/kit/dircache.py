@@ -8,13 +8,10 @@ event names the service, so a restarted or moved instance is seen within millise
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Callable
 
 from apps.kit.broker import BrokerClient, Subscription
+from apps.kit.clock import SYSTEM_CLOCK, Clock
 from apps.kit.directory import Directory, Entry
-
-Clock = Callable[[], float]
 
 #: Events after which a service's entries may have changed.
 CHANGING_EVENTS = frozenset({"registered", "deregistered"})
@@ -23,7 +20,7 @@ CHANGING_EVENTS = frozenset({"registered", "deregistered"})
 class DirectoryCache:
     """`lookup(service)` through a per-service cache with a TTL, invalidated by events."""
 
-    def __init__(self, directory: Directory, ttl: float, clock: Clock = time.monotonic,
+    def __init__(self, directory: Directory, ttl: float, clock: Clock = SYSTEM_CLOCK,
                  max_services: int = 1024) -> None:
         self._directory = directory
         self._ttl = ttl
@@ -37,7 +34,7 @@ class DirectoryCache:
     async def lookup(self, service: str) -> list[Entry]:
         """Live instances of `service`, oldest first, at most `ttl` seconds old."""
         cached = self._cache.get(service)
-        now = self._clock()
+        now = self._clock.now()
         if cached is not None and cached[0] > now:
             self.hits += 1
             return cached[1]

@@ -12,13 +12,13 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import time
 from collections.abc import Callable
 from typing import Any
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from apps.kit.clock import SYSTEM_CLOCK, Clock
 from apps.kit.pubsub import publish
 from apps.kit.tasks import cancel_and_wait
 
@@ -31,7 +31,7 @@ class StatsReporter:
     """Publishes `snapshot()` on `channel` every `interval` seconds (0: never)."""
 
     def __init__(self, redis: Redis, channel: str, service: str, instance: str, interval: float,
-                 snapshot: Snapshot, clock: Callable[[], float] = time.time) -> None:
+                 snapshot: Snapshot, clock: Clock = SYSTEM_CLOCK) -> None:
         self._redis = redis
         self.channel = channel
         self._service = service
@@ -45,7 +45,7 @@ class StatsReporter:
     def payload(self) -> str:
         """The JSON published: who, when, and the counters."""
         return json.dumps({"service": self._service, "instance": self._instance,
-                           "at": round(self._clock(), 3), "metrics": self._snapshot()},
+                           "at": round(self._clock.wall(), 3), "metrics": self._snapshot()},
                           separators=(",", ":"))
 
     async def publish(self) -> None:
@@ -74,4 +74,4 @@ class StatsReporter:
                 if not self._failing:
                     self._failing = True
                     log.warning("cannot publish stats on %s (%s)", self.channel, exc)
-            await asyncio.sleep(self._interval)
+            await self._clock.sleep(self._interval)

@@ -27,6 +27,13 @@ from apps.kit.redisconn import StartupError
 
 log = logging.getLogger("canaduck.serve")
 
+#: The most of a request line and headers Hypercorn reads before refusing on its own (h11's
+#: limit: a 431 with an empty body, and only for headers that span more than one read). It is
+#: above anything Caddy forwards (its `max_header_size`, twice over, as Caddy copies Host into
+#: X-Forwarded-Host), so that what is over MAX_HEADER_BYTES reaches the kit and gets its JSON
+#: 431 instead; tests/unit/test_request_limits.py holds the two files to it.
+HEADER_READ_LIMIT = 1024 * 1024
+
 
 def load_app(module: str) -> ServiceApp:
     """Import `<module>.app` and call its `create_app()`."""
@@ -34,6 +41,7 @@ def load_app(module: str) -> ServiceApp:
 
 
 def hypercorn_config(app: ServiceApp) -> Config:
+    """Hypercorn's configuration for the app: where it listens, its timeouts and limits."""
     settings = app.settings
     config = Config()
     config.bind = [f"{settings.host}:{settings.port}"]
@@ -41,6 +49,7 @@ def hypercorn_config(app: ServiceApp) -> Config:
     config.accesslog = None
     config.errorlog = logging.getLogger("hypercorn.error")  # our JSON handler, once
     config.keep_alive_timeout = 75  # longer than Caddy's idle pool timeout, so Caddy closes first
+    config.h11_max_incomplete_size = HEADER_READ_LIMIT
     return config
 
 

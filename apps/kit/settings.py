@@ -9,13 +9,17 @@ from __future__ import annotations
 import os
 import re
 import socket
-from typing import Literal
+from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, IPvAnyNetwork, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from apps.kit.names import SERVICE_NAME_PATTERN, Keys
+
+#: Loopback and the private ranges: the local stack's Caddy (127.0.0.1) and compose's (an
+#: address of the project's bridge network) reach the services from there, and nothing else can.
+DEFAULT_TRUSTED_PROXIES = "127.0.0.0/8,::1/128,10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,fc00::/7"
 
 
 def _default_instance_id() -> str:
@@ -68,7 +72,20 @@ class KitSettings(BaseSettings):
     # The event loop the service runs on: uvloop (less CPU per request, see README's
     # dependencies) or the standard library's asyncio (to compare, or to debug).
     event_loop: Literal["uvloop", "asyncio"] = "uvloop"
+    # Larger request bodies are refused (413), before any route runs (apps/kit/limits.py);
+    # Caddy refuses them first on the public routes (proxy/Caddyfile, `body_limit`).
     max_body_bytes: int = Field(default=64 * 1024, gt=0)
+    # A request line and headers adding up to more are refused (431, JSON). Under what Caddy
+    # forwards (its max_header_size) and what Hypercorn reads (apps/kit/serve.py), so that
+    # this JSON answer is the one a client gets.
+    max_header_bytes: int = Field(default=16 * 1024, gt=0)
+    # Seconds a connection keeps reading (and dropping) the rest of a refused request before
+    # it closes: closed with unread bytes, it would send a reset that can destroy the answer.
+    linger_seconds: float = Field(default=2.0, ge=0)
+    # Peers believed when they say who their client is (X-Forwarded-For; apps/kit/clientaddr.py),
+    # comma-separated CIDRs. Narrow it where untrusted hosts share the private network.
+    trusted_proxies: Annotated[tuple[IPvAnyNetwork, ...], NoDecode] = Field(
+        default=DEFAULT_TRUSTED_PROXIES, validate_default=True)
     # Seconds between two publications of this instance's counters on `canaduck:stats` (what
     # /metrics shows, for the dashboard); 0 publishes nothing.
     stats_interval: float = Field(default=1.0, ge=0)
@@ -87,6 +104,13 @@ class KitSettings(BaseSettings):
         for name, port in value.items():
             if not re.fullmatch(r"[a-z0-9-]{1,32}", name) or not 0 < port < 65536:
                 raise ValueError(f"ADVERTISE_PORTS: {name!r}: {port} is not a name and a port")
+        return value
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _cidrs(cls, value: object) -> object:
+        if isinstance(value, str):  # from the environment: comma-separated, as people write them
+            return tuple(part.strip() for part in value.split(",") if part.strip())
         return value
 
     @field_validator("log_level", mode="before")

@@ -36,6 +36,8 @@ internal = Blueprint("messages_internal", __name__, url_prefix="/internal/histor
 
 #: A guest's party: `~` and the id of its connection (apps/chat/conversations.py `party`).
 _GUEST_PARTY = re.compile(r"~[0-9a-f]{1,32}")
+#: A `limit` as a client may write it: ASCII digits, no more than any limit needs.
+_WHOLE_NUMBER = re.compile(r"[0-9]{1,9}")
 
 
 class HistoryQuery(BaseModel):
@@ -151,7 +153,9 @@ def _query() -> _Query:
     limit = settings.history_page
     if "limit" in args:
         raw = args["limit"]
-        if not raw.isdigit() or not 1 <= int(raw) <= settings.chat_history_limit:
+        # ASCII digits, and few of them: str.isdigit() also takes "²", which int() refuses,
+        # and int() refuses more than 4300 digits; either would be a 500.
+        if not _WHOLE_NUMBER.fullmatch(raw) or not 1 <= int(raw) <= settings.chat_history_limit:
             raise InvalidParameter("limit",
                                    f"expected a whole number from 1 to {settings.chat_history_limit}")
         limit = int(raw)

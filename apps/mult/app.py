@@ -1,5 +1,5 @@
-"""The mult service: /mult on exact numbers, parsed and answered like calc's /sum (the kit's
-arithmetic)."""
+"""The mult service: /mult on exact numbers, parsed and answered like calc's /sum (the
+arithmetic domain, apps/arithmetic)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import operator
 from quart import Blueprint, Response
 from redis.asyncio import Redis
 
+from apps.arithmetic.route import Operands, Result, answer
 from apps.kit.app import ServiceApp
 from apps.kit.app import create_app as create_service_app
-from apps.kit.arithmetic import Operands, Result, answer
 from apps.kit.openapi import documented
 from apps.mult.settings import MultSettings
 

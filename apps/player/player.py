@@ -10,13 +10,12 @@ import asyncio
 import contextlib
 import logging
 import random
-import time
 from collections.abc import Coroutine
 from typing import Any
 
 from redis.exceptions import RedisError
 
-from apps.kit.clock import Clock, SystemClock
+from apps.kit.clock import SYSTEM_CLOCK, Clock
 from apps.kit.lifecycle import Runtime
 from apps.kit.tasks import cancel_and_wait
 from apps.player.links import DELIVERED, SENT, Link, make_link
@@ -31,18 +30,18 @@ class Player:
     """One player: answers shots after thinking, notices misses, serves, keeps the score."""
 
     def __init__(self, settings: PlayerSettings, runtime: Runtime, link: Link | None = None,
-                 clock: Clock | None = None) -> None:
+                 clock: Clock = SYSTEM_CLOCK) -> None:
         self.settings = settings
-        self.clock = clock or SystemClock()
+        self.clock = clock
         self.me, self.peer = settings.service_name, settings.peer
         self.rally = Rally(
             self.me, self.peer, deadline=settings.rally_deadline, backoff=settings.serve_backoff,
             backoff_max=settings.serve_backoff_max, window=settings.rally_window,
             idle_after=max(2 * settings.rally_deadline, settings.serve_backoff_max),
-            clock=self.clock.now,
+            clock=self.clock,
         )
         self.link = link or make_link(settings, runtime)
-        self.scoreboard = Scoreboard(runtime.redis, runtime.keys["rally"])
+        self.scoreboard = Scoreboard(runtime.redis, runtime.keys["rally"], self.clock)
         self._events = runtime.broker
         self._timer: asyncio.Task[None] | None = None
         self._timer_at = 0.0  # when the timer wakes (clock time)
@@ -197,7 +196,7 @@ class Player:
             "ignored": dict(score.ignored), "shots_per_s": round(rally.shots_per_second(), 1),
             "rtt_us": [round(x * 1e6) for x in rally.rtts],
             "think_time": self.settings.think_time, "deadline": self.settings.rally_deadline,
-            "updated_at": time.time(),
+            "updated_at": self.clock.wall(),  # read by the other player and the dashboard
         }
 
     async def _publish_state(self) -> None:

@@ -17,15 +17,12 @@ Rules:
 
 from __future__ import annotations
 
-import time
 from collections import Counter, deque
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from apps.kit.stats import percentile
+from apps.kit.clock import SYSTEM_CLOCK, Clock
 
-Clock = Callable[[], float]
 ShotKind = Literal["serve", "return"]
 
 
@@ -109,7 +106,7 @@ class Rally:
     def __init__(
         self, me: str, peer: str, *, deadline: float = 0.5, backoff: float = 0.25,
         backoff_max: float = 2.0, idle_after: float = 2.0, window: int = 1000,
-        clock: Clock = time.monotonic,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.me, self.peer = me, peer
         self.deadline = deadline
@@ -121,8 +118,8 @@ class Rally:
         self.lost_upto = 0  # rallies up to this id are over: their shots are ignored
         self.waiting: _Waiting | None = None  # our shot, awaiting its answer
         self.pending: Shot | None = None  # our answer, being thought about
-        self.serve_at: float | None = clock()  # serve once idle (at start: at once)
-        self.last_activity = clock()
+        self.serve_at: float | None = clock.now()  # serve once idle (at start: at once)
+        self.last_activity = clock.now()
         self.absent = ""  # why the peer seems unreachable ("" if it answers)
         self._undelivered_in_a_row = 0
         self.score = Score()
@@ -142,7 +139,7 @@ class Rally:
 
     def receive(self, shot: Shot) -> Verdict:
         """Take a shot from the peer: the answer to send after thinking, or why it is ignored."""
-        now = self._clock()
+        now = self._clock.now()
         if shot.sender == self.me:
             return self._ignore("own shot")
         if shot.rally <= self.lost_upto or shot.rally < self.rally:
@@ -171,7 +168,7 @@ class Rally:
 
     def sent(self, shot: Shot) -> None:
         """`shot` is leaving now: start waiting for its answer."""
-        now = self._clock()
+        now = self._clock.now()
         self.pending = None
         self.hit = shot.hit
         self.waiting = _Waiting(shot, now, now + self.deadline)
@@ -193,12 +190,12 @@ class Rally:
     def serve_failed(self, reason: str) -> None:
         """A serve could not even start (e.g. no rally id): try again after the backoff."""
         self.absent = reason
-        self.serve_at = self._clock() + self._next_backoff()
+        self.serve_at = self._clock.now() + self._next_backoff()
 
     def expire(self) -> Miss | None:
         """The miss, if the answer we wait for is past its deadline now; None otherwise."""
         waiting = self.waiting
-        now = self._clock()
+        now = self._clock.now()
         if waiting is None or now < waiting.deadline_at:
             return None
         self.waiting = None
@@ -240,14 +237,10 @@ class Rally:
         """`playing`, or why not: the peer or the broker cannot be reached."""
         return f"stalled: {self.absent}" if self.absent else "playing"
 
-    def rtt_percentiles(self) -> tuple[float | None, float | None]:
-        """Round-trip p50 and p99 in seconds over the window (None without samples)."""
-        return percentile(self.rtts, 50), percentile(self.rtts, 99)
-
     def shots_per_second(self, horizon: float = 5.0) -> float:
         """Our sending rate over the window, 0 if we sent nothing in the last `horizon` s."""
         sends = self.sends
-        if len(sends) < 2 or self._clock() - sends[-1] > horizon:
+        if len(sends) < 2 or self._clock.now() - sends[-1] > horizon:
             return 0.0
         span = sends[-1] - sends[0]
         return (len(sends) - 1) / span if span > 0 else 0.0

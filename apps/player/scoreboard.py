@@ -11,20 +11,21 @@ Fields, each written by one owner so that no write ever races another:
 from __future__ import annotations
 
 import json
-import time
 from typing import Any
 
 from redis.asyncio import Redis
 
-from apps.kit.scoreboard import summarize
+from apps.kit.clock import SYSTEM_CLOCK, Clock
+from apps.rally.scoreboard import summarize
 
 
 class Scoreboard:
     """Writes and reads the scoreboard hash."""
 
-    def __init__(self, redis: Redis, key: str) -> None:
+    def __init__(self, redis: Redis, key: str, clock: Clock = SYSTEM_CLOCK) -> None:
         self._redis = redis
         self.key = key
+        self._clock = clock  # `read` ages each player's state (`updated_at`) on its wall time
 
     async def next_rally_id(self, above: int = 0) -> int:
         """A new rally id, larger than every one given before and than `above`.
@@ -54,4 +55,4 @@ class Scoreboard:
 
     async def read(self) -> dict[str, Any]:
         """The scoreboard as `GET /rally` shows it."""
-        return summarize(await self._redis.hgetall(self.key), time.time())
+        return summarize(await self._redis.hgetall(self.key), self._clock.wall())

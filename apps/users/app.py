@@ -9,16 +9,18 @@ nick is reserved for the account: names compare folded with the chat's casemappi
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import dataclass
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 from quart import Blueprint, Response, jsonify, request
 from quart_schema import validate_request
 from redis.asyncio import Redis
 
 from apps.chat.casemap import NICKLEN, casefold, is_valid_nick
 from apps.chat.keys import ChatKeys
-from apps.kit.app import ServiceApp, error, service_app
+from apps.kit.app import ServiceApp, error, request_client, request_peer, service_app
 from apps.kit.app import create_app as create_service_app
+from apps.kit.clientaddr import IPAddress, is_trusted, limit_key, parse_address
 from apps.kit.openapi import documented
 from apps.kit.params import InvalidParameter
 from apps.kit.ratelimit import Limit, RateLimiter
@@ -31,11 +33,22 @@ internal = Blueprint("users_internal", __name__, url_prefix="/internal")
 
 
 class TooManyFailures(Exception):
-    """Too many wrong passwords for one account lately."""
+    """Too many wrong passwords lately, for one account or from one client address."""
 
-    def __init__(self, retry_after: float) -> None:
+    def __init__(self, retry_after: float, whose: str) -> None:
         super().__init__(f"retry in {retry_after:.1f} s")
         self.retry_after = retry_after
+        self.whose = whose
+
+
+@dataclass(frozen=True, slots=True)
+class FailureBudget:
+    """One limit on failed password checks: its limiter key, its limit, whose failures it counts."""
+
+    key: str
+    limit: Limit
+    whose: str  # "for this account", "from this address"
+    counter: str  # the metric's suffix when it refuses
 
 
 class Credentials(BaseModel):
@@ -71,6 +84,13 @@ class SessionOut(BaseModel):
     expires_in: float
 
 
+class SaslCredentials(Credentials):
+    """SASL PLAIN's check, asked by the ircd: the credentials, and the IRC client's address
+    (believed from a trusted peer only; without it, the peer's own address counts)."""
+
+    address: str | None = Field(default=None, max_length=64)
+
+
 class Verified(BaseModel):
     account: str
 
@@ -103,6 +123,9 @@ def create_app(settings: UsersSettings | None = None, redis: Redis | None = None
     app.extensions["users.limiter"] = RateLimiter(app.runtime.redis)
     app.extensions["users.failure_limit"] = Limit(rate=settings.failed_login_per_minute, period=60,
                                                   burst=settings.failed_login_burst)
+    app.extensions["users.address_failure_limit"] = Limit(
+        rate=settings.failed_login_per_address_per_minute, period=60,
+        burst=settings.failed_login_per_address_burst)
     app.register_error_handler(TooManyFailures, _too_many_failures)
     counts: Counter[str] = Counter()
     app.extensions["users.counts"] = counts
@@ -154,8 +177,24 @@ def _given_password(value: str) -> str:
                             max_length=_settings().password_max_length)
 
 
-async def _check_credentials(data: Credentials, what: str) -> Account | None:
-    """The account if the credentials are right; counted as `<what>_ok` or `<what>_failed`."""
+def _failure_budgets(name: str, address: IPAddress | None) -> list[FailureBudget]:
+    """The limits a failed check for `name` from `address` counts against: the address's first
+    (one client spraying many accounts), then the account's (many clients guessing one)."""
+    app = service_app()
+    keys = ChatKeys(app.settings.key_prefix)
+    budgets = [FailureBudget(keys.account_failures(casefold(name)), app.extensions["users.failure_limit"],
+                             "for this account", "throttled")]
+    if address is not None:
+        budgets.insert(0, FailureBudget(keys.address_failures(limit_key(address)),
+                                        app.extensions["users.address_failure_limit"],
+                                        "from this address", "address_throttled"))
+    return budgets
+
+
+async def _check_credentials(data: Credentials, what: str, address: IPAddress | None) -> Account | None:
+    """The account if the credentials are right; counted as `<what>_ok` or `<what>_failed`.
+
+    `address` is the client's (None: unknown, only the account's limit applies)."""
     name = _account_name(data.account)
     try:
         password = _given_password(data.password)
@@ -163,19 +202,21 @@ async def _check_credentials(data: Credentials, what: str) -> Account | None:
         _count(f"{what}_failed")
         return None
     limiter: RateLimiter = service_app().extensions["users.limiter"]
-    limit: Limit = service_app().extensions["users.failure_limit"]
-    failures = ChatKeys(service_app().settings.key_prefix).account_failures(casefold(name))
-    # Guessing is slowed per account, whichever replica or route the guesses go through; a
-    # refused check costs no hash. Only failures count, so the owner is never limited.
-    allowed = await limiter.take(failures, limit, dry_run=True)
-    if not allowed.allowed:
-        _count(f"{what}_throttled")
-        raise TooManyFailures(allowed.retry_after)
+    budgets = _failure_budgets(name, address)
+    # Guessing is slowed per client address and per account, whichever replica or route the
+    # guesses go through; a refused check costs no hash. Only failures count, so an owner
+    # typing the right password is never limited.
+    for budget in budgets:
+        allowed = await limiter.take(budget.key, budget.limit, dry_run=True)
+        if not allowed.allowed:
+            _count(f"{what}_{budget.counter}")
+            raise TooManyFailures(allowed.retry_after, budget.whose)
     found = await _store().password_hash(name)
     verdict = await _hasher().verify(found[1] if found else None, password)
     if not verdict.ok or found is None:
         _count(f"{what}_failed")
-        await limiter.take(failures, limit)
+        for budget in budgets:
+            await limiter.take(budget.key, budget.limit)
         return None
     if verdict.rehash:
         await _store().set_password_hash(name, await _hasher().hash(password))
@@ -184,7 +225,7 @@ async def _check_credentials(data: Credentials, what: str) -> Account | None:
 
 
 async def _too_many_failures(exc: TooManyFailures) -> Response:
-    response = error(429, "too many failed password checks for this account",
+    response = error(429, f"too many failed password checks {exc.whose}",
                      retry_after=round(exc.retry_after, 1))
     response.headers["Retry-After"] = str(max(1, round(exc.retry_after)))
     return response
@@ -253,7 +294,7 @@ async def register(data: Credentials) -> Response:
 @documented(ok=SessionOut, errors=[400, 401, 429])
 async def login(data: Credentials) -> Response:
     """Check the credentials and open a session: 200 {account, token, expires_in}; 401."""
-    account = await _check_credentials(data, "login")
+    account = await _check_credentials(data, "login", request_client())
     if account is None:
         return _invalid_credentials()
     return _session_json(await _store().open_session(account))
@@ -289,7 +330,7 @@ async def change_password(data: PasswordChange) -> Response:
         return _unauthorized()
     new_password = _new_password(data.new_password, "new_password")
     if await _check_credentials(Credentials(account=account.name, password=data.password),
-                                "password_check") is None:
+                                "password_check", request_client()) is None:
         return error(403, "wrong password")
     await _store().set_password_hash(account.name, await _hasher().hash(new_password))
     await _store().close_all_sessions(account.name)
@@ -300,14 +341,24 @@ async def change_password(data: PasswordChange) -> Response:
 # Internal routes (other services only: never routed by Caddy).
 
 @internal.post("/verify")
-@validate_request(Credentials)
+@validate_request(SaslCredentials)
 @documented(ok=Verified, errors=[400, 401, 429])
-async def verify(data: Credentials) -> Response:
+async def verify(data: SaslCredentials) -> Response:
     """SASL PLAIN's check: 200 {account} (as registered) or 401. No session is opened."""
-    account = await _check_credentials(data, "verify")
+    account = await _check_credentials(data, "verify", _sasl_client(data.address))
     if account is None:
         return _invalid_credentials()
     return jsonify({"account": account.name})
+
+
+def _sasl_client(given: str | None) -> IPAddress | None:
+    """The IRC client's address as the ircd gives it, if the ircd is a trusted peer and the
+    address is one (it says "?" for a peer it could not name); else the peer's own."""
+    trusted = service_app().settings.trusted_proxies
+    address = parse_address(given)
+    if address is not None and is_trusted(parse_address(request_peer()), trusted):
+        return address
+    return request_client()
 
 
 @internal.get("/accounts/<name>")

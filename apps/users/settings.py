@@ -27,6 +27,11 @@ class UsersSettings(KitSettings):
     #: many more per minute after that; past it, checks answer 429 without hashing anything.
     failed_login_burst: int = Field(default=10, ge=1, le=10_000)
     failed_login_per_minute: float = Field(default=2.0, gt=0)
+    #: The same from one client address (an IPv4 address, an IPv6 /64), whichever accounts the
+    #: checks were for: guesses sprayed over many accounts, each under its own limit, stop here.
+    #: Room for the typos of a few dozen people behind one NAT.
+    failed_login_per_address_burst: int = Field(default=20, ge=1, le=100_000)
+    failed_login_per_address_per_minute: float = Field(default=10.0, gt=0)
     #: Seconds a web session lives after login.
     session_ttl: float = Field(default=7 * 24 * 3600, gt=0)
 

@@ -5,15 +5,13 @@ Internal only: the aggregator calls it (through the directory) and caches its an
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
-
 import httpx
 from quart import Blueprint, Response, current_app, jsonify, request
 from redis.asyncio import Redis
 
 from apps.kit.app import ServiceApp, error
 from apps.kit.app import create_app as create_service_app
+from apps.kit.clock import SYSTEM_CLOCK, Clock
 from apps.kit.openapi import documented
 from apps.kit.params import CityQuery, text_param
 from apps.weather.open_meteo import OpenMeteoProvider
@@ -26,7 +24,7 @@ routes = Blueprint("weather", __name__)
 
 def create_app(settings: WeatherSettings | None = None, redis: Redis | None = None,
                http_transport: httpx.AsyncBaseTransport | None = None,
-               clock: Callable[[], float] = time.time) -> ServiceApp:
+               clock: Clock = SYSTEM_CLOCK) -> ServiceApp:
     """The weather service app; `clock` pins the synthetic provider's hour in tests."""
     settings = settings or WeatherSettings()
     app = create_service_app(settings, import_name=__name__, redis=redis, http_transport=http_transport)

@@ -7,9 +7,8 @@ or two calls within the same hour, agree, and tests can pin the clock.
 from __future__ import annotations
 
 import hashlib
-import time
-from collections.abc import Callable
 
+from apps.kit.clock import SYSTEM_CLOCK, Clock
 from apps.kit.params import fold
 from apps.weather.report import Report, UnknownCity
 
@@ -27,14 +26,14 @@ class SyntheticProvider:
 
     source = "synthetic"
 
-    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, clock: Clock = SYSTEM_CLOCK) -> None:
         self._clock = clock
 
     async def current(self, city: str) -> Report:
         if not any(char.isalpha() for char in city):
             raise UnknownCity(city)
         name = fold(city)
-        hour = str(int(self._clock() // 3600))
+        hour = str(int(self._clock.wall() // 3600))
         climate = _draw(name) % 300 / 10 - 5  # -5.0 .. 24.9 °C: the city's own mean
         today = _draw(name, hour)
         temperature = round(climate + (today % 81) / 10 - 4, 1)  # +/- 4 °C around it

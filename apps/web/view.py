@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from apps.kit.directory import Listing
-from apps.kit.scoreboard import summarize
+from apps.rally.scoreboard import summarize
 from apps.web.counters import Counters, Labels, Where
 
 PROBE_ROUTES = frozenset({"/health", "/ready", "/metrics"})

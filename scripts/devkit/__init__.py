@@ -1,22 +1,11 @@
 """The dev toolkit: what scripts/ and tests/ both use to run, drive and measure the stack.
 
-- `processes`: the checkout's root, scratch directories, free ports, stopping a process group
-- `waiting`: the one polling loop (`wait_until`, `eventually`, `wait_until_async`)
-- `redis_server`: the embedded Redis-compatible server on a free port, with the project's ACL
-- `redis_cluster`: a Valkey Cluster of those servers (3 primaries, 3 replicas), formed by hand
-- `services`: service processes run one by one against that server
-- `stack`: the processes of the local stack (what `scripts/up` runs)
-- `localstack`: that stack started in the background on free ports, and driven
-- `stats`: the one percentile (from `apps/kit/stats.py`)
-- `loadgen`: a keep-alive HTTP load generator; `requestloop`: a request loop for failover
-- `ircstack`: the chat for tests and benchmarks (Redis, users, messages) and IRC gateways
-  started one by one (ours, or ngIRCd as the peer); `rrproxy`: a round-robin TCP proxy
-- `broker_relay`, `raw_pubsub`: the broker alone, and the raw pub/sub round trips it is compared
-  with (scripts/bench-rally, scripts/bench-scale)
-- `chaos`: a mixed request loop while faults hit a running stack (local or compose), and its report
+A package of the project (pyproject.toml installs it beside apps/), one module per job: the
+README's "The dev toolkit" has a line for each, and each module's docstring says the rest.
+The names most tests need are here too: `from scripts.devkit import LocalStack, wait_until`.
 
-Nothing here is imported by the services; scripts/ entry points and tests import from here
-(`from scripts.devkit import LocalStack, wait_until`), never from each other.
+Nothing here is imported by the services; scripts/ entry points and tests import from here,
+never from each other.
 """
 
 from scripts.devkit.localstack import LocalStack

@@ -5,18 +5,21 @@ What must hold whatever a client sends (`problems` checks it on what comes back)
 - every line out is one line: at most 512 bytes with its CRLF (tags aside), no CR, LF or
   NUL inside, valid UTF-8;
 - no command fails inside the gateway ("Internal error" is what a handler's exception
-  becomes), and the connection still answers a PING afterwards.
+  becomes; "Server state unavailable" a Redis error, a refused command among them, which a
+  healthy server never gives), and the connection still answers a PING afterwards.
 
 The unit tests run a short, derandomized pass (tests/unit/test_fuzz_irc_*.py); `scripts/fuzz
---target irc` runs the same properties for minutes, seeded.
+--target irc` runs the same properties for minutes, seeded, against the embedded server (`run`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -131,6 +134,8 @@ def problems(raw_lines: list[bytes]) -> list[str]:
             words.pop(0)
         if words[:2] == [":irc.test", "400"] and text.endswith(":Internal error"):
             found.append(f"a handler failed: {text[:200]}")
+        if words[:2] == [":irc.test", "400"] and text.endswith(":Server state unavailable; try again"):
+            found.append(f"a Redis command failed (refused by the ACL?): {text[:200]}")
     return found
 
 
@@ -246,3 +251,93 @@ def exercise(port: int, lines: list[bytes], nick: str) -> list[str]:
         except (EOFError, TimeoutError, OSError) as exc:
             return [f"no answer to a PING after the lines: {exc}"]
         return problems(received) + problems(seen)
+
+
+@dataclass
+class Finding:
+    """A property that did not hold, and the smallest input Hypothesis found for it."""
+
+    property: str
+    problem: str
+
+
+@dataclass
+class Report:
+    examples: int = 0
+    rounds: int = 0
+    findings: list[Finding] = field(default_factory=list)
+
+
+#: The properties of a long run: name -> (strategy, check raising AssertionError).
+def _properties(port: int, nicks: Iterator[int]) -> dict[str, tuple[Any, Callable[..., None]]]:
+    from apps.ircd.protocol import LineError, format_line, parse
+
+    def parse_line(raw: bytes) -> None:
+        try:
+            parse(raw)
+        except LineError as exc:
+            assert exc.numeric, f"a LineError without a numeric for {raw[:80]!r}"
+
+    def format_any(args: tuple[str, list[str], str | None, dict[str, str] | None]) -> None:
+        command, params, source, tags = args
+        line = format_line(command, params, source=source, tags=tags)
+        assert problems([line.encode()]) == [], problems([line.encode()])
+
+    def handle(lines: list[bytes]) -> None:
+        found = exercise(port, lines, f"fz{next(nicks)}")
+        assert found == [], found
+
+    return {
+        "parse": (irc_lines(), parse_line),
+        "format": (st.tuples(commands(), params_lists(), sources(), tag_maps()), format_any),
+        "handlers": (client_lines(), handle),
+    }
+
+
+def _counting(check: Callable[[Any], None], counted: list[int]) -> Callable[[Any], None]:
+    """`check`, counting its calls in `counted[0]` (Hypothesis takes no function with defaults)."""
+
+    def counting(value: Any) -> None:
+        counted[0] += 1
+        check(value)
+
+    return counting
+
+
+def run(*, seconds: float, seed: int, examples: int, redis_factory: Callable[[], Any]) -> Report:
+    """Rounds of the three properties (parsing any bytes, formatting anything, every handler
+    over a real socket to a gateway on `redis_factory`'s Redis), a new seed each round, until
+    `seconds` have passed; each failure once, with its smallest example."""
+    from hypothesis import HealthCheck, Phase, given, settings
+    from hypothesis import seed as hypothesis_seed
+
+    report = Report()
+    deadline = time.monotonic() + seconds
+    with FuzzGateway(redis_factory) as gateway:
+        properties = _properties(gateway.port, itertools.count())
+        seen: set[tuple[str, str]] = set()
+        round_seed = seed
+        while time.monotonic() < deadline:
+            for name, (strategy, check) in properties.items():
+                counted = [0]
+                test = settings(max_examples=examples, deadline=None, database=None,
+                                phases=[Phase.generate, Phase.shrink],
+                                suppress_health_check=list(HealthCheck))(
+                    given(strategy)(_counting(check, counted)))
+                try:
+                    hypothesis_seed(round_seed)(test)()
+                except AssertionError as exc:
+                    problem = str(exc).splitlines()[0][:300]
+                    if (name, problem) not in seen:
+                        seen.add((name, problem))
+                        report.findings.append(Finding(name, f"{problem} (seed {round_seed})"))
+                report.examples += counted[0]
+                errors = [e for e in gateway.errors if e]
+                if errors:
+                    report.findings.append(Finding(name, f"the gateway logged: {errors[0][:300]}"))
+                    gateway.errors.clear()
+                if time.monotonic() >= deadline:
+                    break
+            report.rounds += 1
+            round_seed += 1
+    return report

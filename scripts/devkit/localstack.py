@@ -13,7 +13,7 @@ import re
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,10 +28,13 @@ class LocalStack:
 
     `redis_url` makes it use that server instead of the embedded one (REDIS_URL mode);
     `cluster` runs a Valkey Cluster instead (`scripts/up --cluster`: 3 primaries, 3 replicas,
-    on `redis_port` and the 11 ports after it).
+    on `redis_port` and the 11 ports after it); `services` runs only those and what they need
+    (`scripts/up ping pong`).
     """
 
-    def __init__(self, redis_url: str = "", *, cluster: bool = False, **env: str) -> None:
+    def __init__(self, redis_url: str = "", *, cluster: bool = False, services: Sequence[str] = (),
+                 **env: str) -> None:
+        self.services = list(services)
         self.http_port = free_port()
         self.port_base = free_port_block(100)
         self.cluster = cluster
@@ -70,7 +73,7 @@ class LocalStack:
     def start(self, timeout: float = 90.0) -> LocalStack:
         with open(self.log_path, "wb") as log_file:
             self.proc = subprocess.Popen(
-                [str(ROOT / "scripts/up")], env=self.env, cwd=ROOT, stdout=log_file,
+                [str(ROOT / "scripts/up"), *self.services], env=self.env, cwd=ROOT, stdout=log_file,
                 stderr=subprocess.STDOUT, start_new_session=True,
             )
         started = time.monotonic()
@@ -85,6 +88,10 @@ class LocalStack:
             raise AssertionError(f"stack exited with {self.proc.returncode}:\n{self.log()[-4000:]}")
         self.ready_seconds = time.monotonic() - started
         return self
+
+    def process_names(self) -> set[str]:
+        """The processes the runner started, as honcho names them: redis, each instance, caddy."""
+        return set(re.findall(r"\| (\S+) started \(pid=\d+\)", self.log()))
 
     def wrapper_pid(self, proc: str) -> int:
         """The pid honcho reported for process `proc` (its restart loop, for services)."""

@@ -8,7 +8,11 @@ knows and a local run does not is derived here:
   as `python -m apps.kit.serve apps.<package>`;
 - its instances: `deploy.replicas` (1 if absent), or `--scale <service>=<n>`; an instance is
   named like its container (`calc-1`, `calc-2`; a single one keeps the service's name);
-- each instance gets its own local port, from CANADUCK_PORT_BASE up, in manifest order;
+- each instance gets its own local port, from CANADUCK_PORT_BASE up, in manifest order, the
+  same whichever services run (`scripts/up ping pong` runs ping on the port the whole stack
+  gives it);
+- what runs: every service, or the ones named and what they need (`depends_on`, as with
+  `docker compose up <names>`), plus what Caddy needs, since the runner always runs Caddy;
 - its environment is compose's, with `${VAR:-default}` taken from the environment, minus the
   Redis login (the runner gives each its ACL user's URL) and with every `http://<service>:5000`
   or `<service>:<port>` pointing at that service's first local instance instead;
@@ -26,7 +30,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -61,6 +65,7 @@ class ServiceSpec:
     instance_id: str = ""  # a fixed INSTANCE_ID (mult-a), used when there is one instance
     probe: str = ""
     ports: dict[str, str] = field(default_factory=dict)  # extra port name -> its env var
+    depends_on: tuple[str, ...] = ()  # compose services it needs (redis among them)
 
     def container_port(self, port_name: str) -> int | None:
         """The port an extra port has in compose (its env var's value there)."""
@@ -72,6 +77,7 @@ class ServiceSpec:
 class Manifest:
     services: tuple[ServiceSpec, ...]
     proxy_environment: dict[str, str]
+    proxy_depends_on: tuple[str, ...] = ()  # what Caddy needs: the directory
 
     def get(self, name: str) -> ServiceSpec:
         for spec in self.services:
@@ -79,6 +85,27 @@ class Manifest:
                 return spec
         raise ManifestError(f"no service {name!r} in the manifest "
                             f"(services: {', '.join(s.name for s in self.services)})")
+
+    def expand(self, name: str) -> list[str]:
+        """The compose services a name given to `scripts/up` stands for: a compose service
+        (`calc`, `mult-a`) itself, else a name in the directory (SERVICE_NAME) for every
+        compose service registering under it (`mult`: mult-a, mult-b, mult-backup)."""
+        if any(spec.name == name for spec in self.services):
+            return [name]
+        found = [spec.name for spec in self.services if spec.service_name == name]
+        if not found:
+            raise ManifestError(f"no service {name!r}; known: {self.known_names()}")
+        return found
+
+    def known_names(self) -> str:
+        """The names `expand` takes, for an error message: the compose services, then each
+        directory name that is no compose service's, with the services it stands for."""
+        names = [spec.name for spec in self.services]
+        groups: dict[str, list[str]] = {}
+        for spec in self.services:
+            if spec.service_name not in names:
+                groups.setdefault(spec.service_name, []).append(spec.name)
+        return ", ".join(names + [f"{alias} (= {', '.join(members)})" for alias, members in groups.items()])
 
 
 @dataclass(frozen=True)
@@ -108,17 +135,24 @@ def interpolate(value: object, environ: Mapping[str, str]) -> str:
     return _INTERPOLATION.sub(one, str(value))
 
 
+def _depends_on(body: Mapping[str, object]) -> tuple[str, ...]:
+    """A compose service's `depends_on`, a list or a mapping of names, as names."""
+    declared = body.get("depends_on") or ()
+    return tuple(str(name) for name in declared) if isinstance(declared, Iterable) else ()
+
+
 def load(path: Path = COMPOSE_FILE, environ: Mapping[str, str] | None = None) -> Manifest:
     """The app services and Caddy's environment, as docker-compose.yml declares them."""
     environ = os.environ if environ is None else environ
     compose = yaml.safe_load(path.read_text())
     services = []
     proxy_environment: dict[str, str] = {}
+    proxy_depends_on: tuple[str, ...] = ()
     for name, body in (compose.get("services") or {}).items():
         declared = body.get("environment") or {}
         environment = {key: interpolate(value, environ) for key, value in declared.items()}
         if name == "proxy":
-            proxy_environment = environment
+            proxy_environment, proxy_depends_on = environment, _depends_on(body)
             continue
         app = str(((body.get("build") or {}).get("args") or {}).get("APP", ""))
         if not _APP.fullmatch(app):
@@ -134,8 +168,28 @@ def load(path: Path = COMPOSE_FILE, environ: Mapping[str, str] | None = None) ->
             instance_id=environment.get("INSTANCE_ID", ""),
             probe=str(local.get("probe", "")),
             ports={str(k): str(v) for k, v in (local.get("ports") or {}).items()},
+            depends_on=_depends_on(body),
         ))
-    return Manifest(tuple(services), proxy_environment)
+    return Manifest(tuple(services), proxy_environment, proxy_depends_on)
+
+
+def select(manifest: Manifest, names: Iterable[str] = ()) -> set[str]:
+    """The compose services `scripts/up <names>` runs: every one when no name is given; else
+    what each name stands for (`Manifest.expand`) and what Caddy needs, with what those
+    depend on in turn, as `docker compose up <names>` follows `depends_on`. Redis is not an
+    app service: the runner always brings its own."""
+    wanted = [expanded for name in names for expanded in manifest.expand(name)]
+    if not wanted:
+        return {spec.name for spec in manifest.services}
+    specs = {spec.name: spec for spec in manifest.services}
+    wanted += manifest.proxy_depends_on
+    selected: set[str] = set()
+    while wanted:
+        name = wanted.pop()
+        if name in specs and name not in selected:
+            selected.add(name)
+            wanted += specs[name].depends_on
+    return selected
 
 
 def parse_scale(values: list[str], manifest: Manifest) -> dict[str, int]:

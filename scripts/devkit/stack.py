@@ -3,7 +3,9 @@ Hypercorn, and Caddy.
 
 Run through `scripts/up` (`python -m scripts.localstack`). The services, their replicas and
 settings are docker-compose.yml's (scripts/devkit/manifest.py); `--scale calc=4` (or
-CANADUCK_SCALE=calc=4) changes a service's number of instances, as with compose. Honcho runs
+CANADUCK_SCALE=calc=4) changes a service's number of instances, as with compose.
+`scripts/up ping pong` runs only the services named and what they need (`manifest.select`):
+Redis, the directory and Caddy always, and each named service's `depends_on`. Honcho runs
 the processes, prefixes their logs with their names and, on Ctrl-C or SIGTERM, stops them all
 (SIGTERM, then SIGKILL after CANADUCK_STOP_TIMEOUT). A watcher thread waits until every
 service is ready, then prints where everything runs. Redis keeps its append-only file in the
@@ -30,7 +32,9 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections import Counter
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import honcho.manager
@@ -136,8 +140,10 @@ def q(path: object) -> str:
 
 
 def build(manager: Manager, settings: StackSettings, rundir: Path, stack: Manifest,
-          instances: list[Instance]) -> str | None:
-    """Add every process of the stack to `manager`; the cluster admin's password, if any."""
+          instances: list[Instance], running: list[Instance] | None = None) -> str | None:
+    """Add the stack's processes to `manager`: Redis, the `running` instances (all of them by
+    default) and Caddy; the cluster admin's password, if any. Addresses come from every
+    planned instance, so that one not running is dialed where it would be (and refuses)."""
     base_env = dict(os.environ)
     base_env.setdefault("PYTHONUNBUFFERED", "1")
     password = None
@@ -154,7 +160,7 @@ def build(manager: Manager, settings: StackSettings, rundir: Path, stack: Manife
                        settings.restart_delay),
             env=base_env,
         )
-    for instance in instances:
+    for instance in instances if running is None else running:
         env = dict(base_env, **manifest.instance_environment(instance, instances),
                    REDIS_URL=service_redis_url(settings, instance.spec.redis_user))
         command = f"{q(sys.executable)} -m apps.kit.serve {instance.spec.module}"
@@ -271,6 +277,7 @@ def summary(settings: StackSettings, instances: list[Instance], elapsed: float) 
     else:
         rows.append(("redis", f"redis://127.0.0.1:{settings.redis_port}", "embedded valkey"))
         cli = f"redis-cli -p {settings.redis_port} --user inspector --pass dev-only-inspector"
+    hash_key = f"canaduck:directory:{example_service(instances)}"
     inspect = "CANADUCK_CLUSTER=1 scripts/inspect" if settings.cluster else "scripts/inspect"
     if not settings.redis_url and settings.redis_port != 6379:
         inspect = f"CANADUCK_REDIS_PORT={settings.redis_port} {inspect}"
@@ -284,11 +291,20 @@ def summary(settings: StackSettings, instances: list[Instance], elapsed: float) 
                   f"           {caddy}/dashboard   (the stack, live)"]
     lines += [
         f"  try:     curl -s http://127.0.0.1:{settings.http_port}/directory",
-        f"  inspect: {cli} HGETALL canaduck:directory:calc",
-        f"           (no redis-cli? {inspect} HGETALL canaduck:directory:calc)",
+        f"  inspect: {cli} HGETALL {hash_key}",
+        f"           (no redis-cli? {inspect} HGETALL {hash_key})",
         "  stop:    Ctrl-C",
     ]
     return "\n".join(lines)
+
+
+def example_service(instances: list[Instance]) -> str:
+    """The service whose directory hash the table shows how to read: the first one with
+    several instances (a field each), else the first one besides the directory."""
+    counts = Counter(i.spec.service_name for i in instances)
+    replicated = [name for name, count in counts.items() if count > 1]
+    others = [name for name in counts if name != "directory"]
+    return (replicated or others or ["directory"])[0]
 
 
 @contextlib.contextmanager
@@ -314,28 +330,58 @@ def redis_dir(settings: StackSettings, fresh: bool) -> Iterator[Path]:
         yield path
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="scripts/up", description="Run the whole stack locally.")
+def command_line() -> argparse.ArgumentParser:
+    """`scripts/up`'s command line."""
+    parser = argparse.ArgumentParser(
+        prog="scripts/up", description="Run the stack locally: every service, or the ones named "
+        "and what they need (Redis, the directory, Caddy, their depends_on).")
+    parser.add_argument("services", nargs="*", metavar="SERVICE",
+                        help="a compose service (ping, calc, mult-a) or a directory name standing "
+                        "for several (mult: mult-a, mult-b, mult-backup); none: all of them")
     parser.add_argument("--fresh", action="store_true",
                         help="start with an empty Redis: erase the data kept in the run directory")
     parser.add_argument("--scale", action="append", default=[], metavar="SERVICE=N",
                         help="instances of a service (as docker compose up --scale); repeatable")
     parser.add_argument("--cluster", action="store_true",
                         help="run a Valkey Cluster (3 primaries, 3 replicas) instead of one Redis")
-    return parser.parse_args(argv)
+    return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    return command_line().parse_intermixed_args(argv)
+
+
+@dataclass(frozen=True)
+class Run:
+    """What one `scripts/up` runs."""
+
+    settings: StackSettings
+    manifest: Manifest
+    instances: list[Instance]  # every instance planned: ports and addresses are theirs
+    running: list[Instance]  # the ones started: all, or the selection's
+
+
+def plan_run(args: argparse.Namespace) -> Run:
+    """The run the command line asks for; ManifestError for a name or a --scale the manifest
+    does not know."""
     settings = StackSettings()
     if args.cluster:
         settings = settings.model_copy(update={"cluster": True})
     stack = manifest.load()
-    try:
-        scale = manifest.parse_scale([settings.scale, *args.scale], stack)
-    except ManifestError as exc:
-        raise SystemExit(f"scripts/up: {exc}") from None
+    scale = manifest.parse_scale([settings.scale, *args.scale], stack)
+    selected = manifest.select(stack, args.services)
     instances = manifest.plan(stack, settings.port_base, scale)
+    return Run(settings, stack, instances, [i for i in instances if i.spec.name in selected])
+
+
+def main(argv: list[str] | None = None) -> int:
+    command = command_line()
+    args = command.parse_intermixed_args(argv)  # names and options in any order
+    try:
+        run = plan_run(args)
+    except ManifestError as exc:
+        command.error(str(exc))  # the usage, the known names, exit status 2
+    settings = run.settings
     started = time.monotonic()
     # honcho's kill delay is a module constant (5 s, no longer than a service's own drain).
     honcho.manager.KILL_WAIT = settings.stop_timeout
@@ -347,11 +393,11 @@ def main(argv: list[str] | None = None) -> int:
     else:
         data = redis_dir(settings, args.fresh)
     with data as rundir:
-        password = build(manager, settings, rundir, stack, instances)
+        password = build(manager, settings, rundir, run.manifest, run.instances, run.running)
         if password is not None:
             threading.Thread(target=form_cluster, args=(settings, password), daemon=True).start()
         done = threading.Event()
-        watcher = threading.Thread(target=watch_readiness, args=(settings, instances, started, done),
+        watcher = threading.Thread(target=watch_readiness, args=(settings, run.running, started, done),
                                    daemon=True)
         watcher.start()
         manager.loop()

@@ -1,8 +1,8 @@
 """Statistics for benchmarks, demos and tests.
 
-The percentile itself lives in the services' kit (`apps/kit/stats.py`): the players report
-their round trips with it, and a service may not import from scripts/. Everything here that
-reports a percentile uses that one function.
+The percentile itself lives in the services' kit (`apps/kit/stats.py`): the rally's
+scoreboard (`GET /rally`, the dashboard) reports round trips with it, and a service may not
+import from scripts/. Everything here that reports a percentile uses that one function.
 """
 
 from __future__ import annotations

@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -276,12 +275,6 @@ class SwarmStack:
         out = docker("service", "inspect", self.service_id(service), "--format",
                      "{{if .UpdateStatus}}{{.UpdateStatus.State}}{{end}}", timeout=60).stdout
         return out.strip()
-
-    def task_instances(self, service: str) -> Counter[str]:
-        """Running tasks of the service by slot (from `docker service ps`)."""
-        out = docker("service", "ps", self.service_id(service), "--filter", "desired-state=running",
-                     "--format", "{{.Name}} {{.CurrentState}}", timeout=60).stdout
-        return Counter(line.split(" ")[0] for line in out.splitlines() if " Running" in line)
 
     def published_ports(self, service: str) -> list[str]:
         """Host ports the service's tasks publish on this node (`docker port` of each)."""

@@ -40,3 +40,27 @@ def test_internal_routes_are_not_routed(stack):
             request.url = request.url.copy_with(raw_path=raw.encode())
             response = client.send(request)
         assert response.status_code in (400, 404), (raw, response.status_code)
+
+
+def loopback_client() -> httpx.Client:
+    """A client on a loopback address of its own: to Caddy, another machine."""
+    address = f"127.{secrets.randbelow(250) + 1}.{secrets.randbelow(256)}.{secrets.randbelow(254) + 1}"
+    return httpx.Client(transport=httpx.HTTPTransport(local_address=address))
+
+
+def test_guesses_sprayed_over_accounts_from_one_address_are_refused_others_are_not(stack):
+    burst = 20  # FAILED_LOGIN_PER_ADDRESS_BURST's default
+    name = f"duck{secrets.token_hex(4)}"
+    assert httpx.post(f"{stack.url}/api/users/register",
+                      json={"account": name, "password": "quack quack"}).status_code == 201
+    with loopback_client() as sprayer, loopback_client() as other:
+        for i in range(burst):
+            # A forged X-Forwarded-For does not help: Caddy writes the address it sees instead.
+            guess = sprayer.post(f"{stack.url}/api/users/login", headers={"X-Forwarded-For": f"10.9.9.{i}"},
+                                 json={"account": f"{name}x{i}", "password": "Password1"})
+            assert guess.status_code == 401, (i, guess.text)
+        right = {"account": name, "password": "quack quack"}
+        refused = sprayer.post(f"{stack.url}/api/users/login", json=right)  # even the right one
+        assert refused.status_code == 429 and int(refused.headers["Retry-After"]) >= 1
+        assert refused.json()["error"] == "too many failed password checks from this address"
+        assert other.post(f"{stack.url}/api/users/login", json=right).status_code == 200

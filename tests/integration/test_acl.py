@@ -3,6 +3,7 @@ with the project's ACL file (redis/users.acl), as in production."""
 
 from __future__ import annotations
 
+import asyncio
 import fnmatch
 from collections.abc import Callable
 from pathlib import Path
@@ -13,6 +14,9 @@ import pytest
 import redis
 from apps.kit.directory import Directory, Entry
 from apps.kit.names import Keys
+from apps.kit.pubsub import Subscriber, open_pubsub, publish
+from apps.kit.redisconn import connect, wait_until_reachable
+from scripts.devkit import ADMIN_PASSWORD, ADMIN_USER, RedisServer, ValkeyCluster
 
 ACL = Path(__file__).resolve().parents[2] / "redis/users.acl"
 USERS = [line.split()[1] for line in ACL.read_text().splitlines() if line.startswith("user ")]
@@ -199,6 +203,30 @@ def test_the_inspector_reads_everything_and_writes_nothing(redis_server, admin):
         refused(write)
 
 
+def test_the_inspector_watches_every_client_and_can_disturb_none(redis_server, admin):
+    # Of the commands that change data or act on the server or on other clients, the
+    # inspector holds only those that watch. CONFIG GET is not one of them: a cluster's nodes
+    # hold the password of the user their replicas log in as (primaryauth).
+    table = arities(admin)
+    held = {name for category in ("write", "admin", "dangerous") for name in admin.acl_cat(category)
+            if may_run(admin, "inspector", name, table)}
+    assert held == WATCHING
+    inspector = as_user(redis_server, "inspector")
+    other = redis_server.admin()
+    try:
+        assert other.client_id() in {int(client["id"]) for client in inspector.client_list()}
+        refused(lambda: inspector.client_kill_filter(_id=other.client_id()))
+        refused(lambda: inspector.client_no_evict("ON"))
+        refused(lambda: inspector.config_get("primaryauth"))
+        for call in ("CLIENT PAUSE 60000", "CLIENT UNPAUSE", "CLIENT UNBLOCK 1", "LATENCY RESET",
+                     "CONFIG SET maxmemory 1", "SHUTDOWN NOSAVE", "DEBUG SLEEP 60", "FLUSHALL"):
+            assert admin.execute_command("ACL", "DRYRUN", "inspector", *call.split()) != "OK", call
+        assert other.ping()
+    finally:
+        other.close()
+        inspector.close()
+
+
 def test_the_default_user_is_off(redis_server, admin):
     anonymous = redis.Redis(port=redis_server.port)
     with pytest.raises(redis.exceptions.AuthenticationError):
@@ -223,3 +251,165 @@ def test_the_web_front_reads_the_rally_and_cannot_write_it(redis_server, admin):
 def test_every_service_may_publish_its_stats(redis_server, admin):
     for user in SERVICES:
         assert as_user(redis_server, user).publish("canaduck:stats", "{}") == 0, user
+
+
+# A compromised service and the server itself: a service's login reaches its own keys and
+# channels and opens connections, and nothing else (docs/security.md).
+
+#: What redis-py sends to open and keep a service's connections (redis/README.md says where each
+#: one comes from): every service's user may send it. AUTH and HELLO are not in the ACL file:
+#: the server takes them (and QUIT, RESET: each acts on the sender's own connection) from anyone.
+CONNECTING = ["HELLO 3 AUTH {user} dev-only-{user}", "AUTH {user} dev-only-{user}", "HELLO 3",
+              "CLIENT SETNAME {user}/1", "CLIENT SETINFO LIB-NAME redis-py", "CLIENT SETINFO LIB-VER 8.1.0",
+              "PING", "PING redis-py-health-check", "CLUSTER SLOTS", "COMMAND", "ASKING"]
+
+#: What a service's login could do to the server and to every other client on it, were it
+#: granted: checked with ACL DRYRUN, because run for real they would stop, pause, flush or
+#: reconfigure the server under the other tests.
+DISRUPTIONS = [
+    "CLIENT KILL ID 1", "CLIENT KILL USER directory", "CLIENT KILL ADDR 127.0.0.1:6379",
+    "CLIENT PAUSE 60000", "CLIENT PAUSE 60000 WRITE", "CLIENT UNPAUSE", "CLIENT UNBLOCK 1 ERROR",
+    "CLIENT LIST", "CLIENT NO-EVICT ON", "SELECT 1", "SWAPDB 0 1",
+    "CONFIG SET maxmemory 1", "CONFIG SET appendonly no", "CONFIG GET *", "FLUSHALL", "FLUSHDB",
+    "SHUTDOWN NOSAVE", "DEBUG SLEEP 60", "DEBUG SEGFAULT", "MONITOR", "KEYS *", "SCAN 0",
+    "ACL LIST", "REPLICAOF 127.0.0.1 1", "CLUSTER RESET HARD", "CLUSTER FAILOVER FORCE",
+]
+
+#: The inspector's commands of the categories write, admin and dangerous: what watching takes.
+WATCHING = {"client|list", "info", "keys", "sort_ro", "monitor", "slowlog|get", "latency|doctor",
+            "latency|graph", "latency|histogram", "latency|history", "latency|latest"}
+
+
+def arities(admin: redis.Redis) -> dict[str, int]:
+    """Every command and subcommand (`name`, `name|sub`) the server has, and its arity."""
+    table: dict[str, int] = {}
+    for name, info in admin.command().items():
+        table[name] = int(info["arity"])
+        for sub in info["subcommands"]:
+            table[str(sub[0])] = int(sub[1])
+    return table
+
+
+def may_run(admin: redis.Redis, user: str, name: str, table: dict[str, int]) -> bool:
+    """Whether `user` may run the command `name`: ACL DRYRUN with `x` for each argument it takes."""
+    words = name.upper().split("|")
+    verdict = admin.execute_command("ACL", "DRYRUN", user, *words, *["x"] * (abs(table[name]) - len(words)))
+    assert verdict == "OK" or "no permissions" in verdict, (user, name, verdict)
+    return bool(verdict == "OK")
+
+
+@pytest.mark.parametrize("user", SERVICES)
+def test_a_services_connection_commands_are_those_its_client_sends_and_no_other(admin, user):
+    # Every command of the server's `connection` category (CLIENT KILL and PAUSE among them),
+    # so that one a new server version adds is refused until someone grants it.
+    table = arities(admin)
+    granted = {name for name in admin.acl_cat("connection") if may_run(admin, user, name, table)}
+    anyone = {name for name, info in admin.command().items() if "no_auth" in info["flags"]}
+    command = {name for name in table if name.split("|")[0] == "command"}  # the table, read only
+    assert anyone == {"auth", "hello", "quit", "reset"}
+    assert granted == anyone | {"ping", "client|setname", "client|setinfo", "asking"} | command
+    for call in CONNECTING:
+        assert admin.execute_command("ACL", "DRYRUN", user, *call.format(user=user).split()) == "OK", call
+
+
+@pytest.mark.parametrize("user", SERVICES)
+def test_a_service_cannot_see_or_cut_the_other_clients_nor_leave_its_database(redis_server, admin, user):
+    client = as_user(redis_server, user)
+    other = redis_server.admin()  # another client: an operator's
+    try:
+        refused(lambda: client.client_kill_filter(_id=other.client_id()))
+        refused(lambda: client.client_list())
+        refused(lambda: client.client_no_evict("ON"))
+        refused(lambda: client.execute_command("SELECT", 1))
+        refused(lambda: client.keys("*"))
+        refused(lambda: client.execute_command("MONITOR"))
+        assert other.ping() and client.ping()
+        assert client.connection_pool.connection_kwargs.get("db", 0) == 0
+    finally:
+        other.close()
+        client.close()
+
+
+@pytest.mark.parametrize("user", SERVICES)
+def test_a_service_can_neither_stop_pause_flush_nor_reconfigure_the_server(admin, user):
+    for call in DISRUPTIONS:
+        verdict = admin.execute_command("ACL", "DRYRUN", user, *call.split())
+        assert verdict != "OK" and "no permissions" in verdict, (user, call, verdict)
+
+
+def node_admins(redis_server: RedisServer | ValkeyCluster) -> list[redis.Redis]:
+    """An admin client of the server, or of each node of the cluster."""
+    ports = redis_server.ports if isinstance(redis_server, ValkeyCluster) else [redis_server.port]
+    return [redis.Redis(host="127.0.0.1", port=port, username=ADMIN_USER, password=ADMIN_PASSWORD,
+                        decode_responses=True) for port in ports]
+
+
+def acl_log(redis_server: RedisServer | ValkeyCluster, *, reset: bool = False) -> list[Any]:
+    """The ACL log's entries (the refusals) of the server or every node; emptied if `reset`."""
+    entries: list[Any] = []
+    for node in node_admins(redis_server):
+        try:
+            entries += node.acl_log()
+            if reset:
+                node.acl_log_reset()
+        finally:
+            node.close()
+    return entries
+
+
+async def next_message(subscriber: Subscriber, timeout: float = 5.0) -> dict[str, Any]:
+    message = await asyncio.wait_for(subscriber.get_message(timeout=None), timeout)
+    assert message is not None
+    return message
+
+
+@pytest.mark.cluster
+@pytest.mark.parametrize("user", SERVICES)
+async def test_a_service_connects_and_subscribes_with_nothing_refused(redis_server, admin, user):
+    # The kit's own client (apps/kit/redisconn.py), on one server or a cluster: the ACL log
+    # stays empty, so not even a command whose refusal redis-py ignores (CLIENT SETINFO) is
+    # refused.
+    acl_log(redis_server, reset=True)
+    cluster = isinstance(redis_server, ValkeyCluster)
+    client = connect(redis_server.url(user), client_name=f"{user}/acl", cluster=cluster)
+    subscriber = None
+    try:
+        await wait_until_reachable(client, timeout=10)
+        subscriber = open_pubsub(client)
+        await subscriber.subscribe(KEYS.inbox(user))
+        assert (await next_message(subscriber))["type"] == "subscribe"
+        assert await publish(client, KEYS.inbox(user), "hello") == 1
+        assert (await next_message(subscriber))["data"] == b"hello"
+    finally:
+        if subscriber is not None:
+            await subscriber.aclose()
+        await client.aclose()
+    assert acl_log(redis_server) == []
+
+
+@pytest.mark.cluster(only=True)
+async def test_a_services_cluster_client_follows_a_slot_on_the_move_with_asking(redis_server, admin):
+    # While a slot moves between primaries (a resharding), its old owner answers ASK for a key
+    # it no longer holds; the client sends ASKING, then the command, to the new one.
+    key = KEYS.directory("calc")
+    slot = admin.keyslot(key)
+    source_port = int(admin.get_node_from_key(key).port)
+    target_port = next(port for port in redis_server.primary_ports() if port != source_port)
+    source, target = redis_server.node_admin(source_port), redis_server.node_admin(target_port)
+    client = connect(redis_server.url("calc"), client_name="calc/acl", cluster=True)
+    source_id, target_id = (node.execute_command("CLUSTER", "MYID") for node in (source, target))
+    try:
+        target.execute_command("CLUSTER", "SETSLOT", slot, "IMPORTING", source_id)
+        source.execute_command("CLUSTER", "SETSLOT", slot, "MIGRATING", target_id)
+        asked = target.info("commandstats").get("cmdstat_asking", {}).get("calls", 0)
+        await wait_until_reachable(client, timeout=10)
+        await client.hset(key, "calc-1", "{}")
+        assert target.info("commandstats")["cmdstat_asking"]["calls"] > asked
+        reply = target.pipeline(transaction=False).execute_command("ASKING").hget(key, "calc-1").execute()
+        assert reply[1] == "{}"
+    finally:
+        await client.aclose()
+        target.pipeline(transaction=False).execute_command("ASKING").delete(key).execute()
+        for node in (source, target):
+            node.execute_command("CLUSTER", "SETSLOT", slot, "STABLE")
+            node.close()

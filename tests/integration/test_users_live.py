@@ -47,3 +47,21 @@ def test_a_minimum_password_length_of_one_for_conformance_runs(launcher):
     users = launcher.start("apps.users", "users", PASSWORD_MIN_LENGTH="1", **FAST)
     response = httpx.post(f"{users.url}/api/users/register", json={"account": "bar", "password": "pw"})
     assert response.status_code == 201
+
+
+@pytest.mark.cluster
+def test_failed_checks_are_limited_per_client_address_with_the_users_acl_user(launcher, admin):
+    users = launcher.start("apps.users", "users", FAILED_LOGIN_PER_ADDRESS_BURST="3", **FAST)
+
+    def login(i: int, client: str) -> int:
+        body = {"account": f"victim{i}", "password": "Password1"}
+        # The test is on loopback, a trusted proxy: it speaks for its client as Caddy does.
+        return httpx.post(f"{users.url}/api/users/login", json=body,
+                          headers={"X-Forwarded-For": client}).status_code
+
+    assert [login(i, "198.51.100.7") for i in range(4)] == [401, 401, 401, 429]
+    assert login(9, "198.51.100.8") == 401
+    assert 0 < admin.pttl("canaduck:users:{ip:198.51.100.7}:failures") <= 4 * 6_000
+    sasl = httpx.post(f"{users.url}/internal/verify", json={"account": "victim0", "password": "Password1",
+                                                            "address": "198.51.100.7"})
+    assert sasl.status_code == 429 and sasl.json()["error"].endswith("from this address")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 
@@ -13,9 +12,11 @@ import pytest
 
 from apps.aggregator.app import create_app
 from apps.aggregator.settings import AggregatorSettings
+from apps.kit.clock import SYSTEM_CLOCK
 from apps.kit.directory import Directory, Entry
 from apps.kit.names import Keys
 from scripts.devkit import wait_until_async
+from scripts.devkit.clock import ManualClock
 
 Handler = Callable[[httpx.Request], Awaitable[httpx.Response]]
 WEATHER_KEY = "canaduck:cache:weather:rodez"
@@ -69,23 +70,15 @@ def upstreams() -> Upstreams:
     return Upstreams()
 
 
-def make_app(redis, upstreams, clock=None, **settings):
+def make_app(redis, upstreams, clock=SYSTEM_CLOCK, **settings):
     defaults = {"instance_id": "aggregator-1", "weather_url": "http://weather.test",
                 "jokes_url": "http://jokes.test", "upstream_timeout": 1.0}
     return create_app(AggregatorSettings(**{**defaults, **settings}), redis=redis,
                       http_transport=httpx.MockTransport(upstreams), clock=clock)
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = time.time()
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def pin_clock(app) -> Clock:
-    clock = Clock()
+def pin_clock(app) -> ManualClock:
+    clock = ManualClock()
     app.extensions["aggregator"].cache.clock = clock
     return clock
 
@@ -120,7 +113,7 @@ async def test_an_expired_entry_is_refreshed(redis, started, upstreams):
     clock = pin_clock(app)
     async with started(app) as client:
         await client.get("/fullinfo?city=Rodez")
-        clock.now += 31  # the joke is no longer fresh, the weather still is
+        clock.jump(31)  # the joke is no longer fresh, the weather still is
         response = await client.get("/fullinfo?city=Rodez")
         assert response.headers["X-Cache"] == "MISS"
     assert upstreams.calls == {"weather.test": 1, "jokes.test": 2}
@@ -131,7 +124,7 @@ async def test_stale_if_error(redis, started, upstreams):
     clock = pin_clock(app)
     async with started(app) as client:
         await client.get("/fullinfo?city=Rodez")
-        clock.now += 3600
+        clock.jump(3600)
         upstreams.handlers["weather.test"] = refused
         upstreams.handlers["jokes.test"] = answering(500)
         response = await client.get("/fullinfo?city=Rodez")
@@ -286,7 +279,7 @@ async def test_an_unreadable_cache_entry_is_a_miss(redis, started, upstreams):
 
 
 async def test_redis_down_still_answers_and_ready_says_degraded(redis, fake_server, started, upstreams):
-    clock = Clock()
+    clock = ManualClock()
     app = make_app(redis, upstreams, clock, heartbeat_interval=0.05, cache_retry_after=5)
     async with started(app) as client:
         assert (await (await client.get("/ready")).get_json())["status"] == "ready"
@@ -307,7 +300,7 @@ async def test_redis_down_still_answers_and_ready_says_degraded(redis, fake_serv
         fake_server.connected = True
         await client.get("/weather?city=Gaillac")
         assert not await redis.exists("canaduck:cache:weather:gaillac")  # still bypassed
-        clock.now += 5  # past cache_retry_after: the cache is tried again
+        clock.jump(5)  # past cache_retry_after: the cache is tried again
         await client.get("/weather?city=Castres")
         await app.extensions["aggregator"].cache.settle()
         assert await redis.exists("canaduck:cache:weather:castres")
@@ -323,7 +316,7 @@ async def test_fresh_entries_are_kept_in_memory_for_local_cache_seconds(redis, s
         await app.extensions["aggregator"].cache.settle()
         await redis.delete(WEATHER_KEY)
         assert (await client.get("/weather?city=Rodez")).headers["X-Cache"] == "HIT"  # no Redis read
-        clock.now += 1.5
+        clock.jump(1.5)
         assert (await client.get("/weather?city=Rodez")).headers["X-Cache"] == "MISS"
     assert upstreams.calls["weather.test"] == 2
 
@@ -339,7 +332,7 @@ async def test_no_memory_with_local_cache_seconds_zero(redis, started, upstreams
 async def test_upstreams_are_found_in_the_directory(redis, started, upstreams):
     upstreams.handlers = {"weather-a.test": weather_ok, "jokes-a.test": joke_ok}
     directory = Directory(redis, Keys(), ttl=10)
-    clock = Clock()
+    clock = ManualClock()
     app = make_app(redis, upstreams, clock, weather_url="", jokes_url="", peers_fresh_for=0.1)
     async with started(app) as client:
         nobody = await client.get("/fullinfo?city=Rodez")
@@ -348,7 +341,7 @@ async def test_upstreams_are_found_in_the_directory(redis, started, upstreams):
         for service in ("weather", "jokes"):
             await directory.register(Entry(service, f"{service}-a", f"http://{service}-a.test",
                                            f"canaduck:inbox:{service}"))
-        clock.now += 0.15  # past peers_fresh_for: the empty lookup is not reused
+        clock.jump(0.15)  # past peers_fresh_for: the empty lookup is not reused
         response = await client.get("/fullinfo?city=Rodez")
         assert response.status_code == 200
     assert upstreams.calls == {"weather-a.test": 1, "jokes-a.test": 1}

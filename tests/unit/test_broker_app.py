@@ -123,6 +123,7 @@ async def test_post_messages_with_a_bad_field_is_a_400_naming_it(app, redis, sta
     (b"to=pong", "body is not valid JSON"),
     (b'{"to": "pong", "kind": "note", "body": ' + b"[" * 260 + b"]" * 260 + b"}", "recursion limit"),
     (b'{"to": "pong", "kind": "note", "body": "\\udfff"}', "surrogate"),
+    (b'{"to": "pong", "kind": "note", "body": "caf\xe9"}', "not UTF-8"),
 ])
 async def test_post_messages_that_is_not_strict_json_is_a_400_saying_why(app, redis, started, raw,
                                                                          problem):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import http.server
 import importlib
 import inspect
@@ -66,6 +67,30 @@ def test_one_dockerfile_builds_every_app_slim_non_root_with_pinned_wheels_and_a_
     # What all apps share comes before the argument, so those layers are built once.
     assert DOCKERFILE.index("COPY apps/kit apps/kit") < DOCKERFILE.index("\nARG APP\n") \
         < DOCKERFILE.index("COPY apps/${APP} apps/${APP}")
+
+
+def packages_imported(folder: Path) -> set[str]:
+    """The apps/ packages `folder`'s modules import (`apps.kit.app` -> "kit")."""
+    names = set()
+    for path in folder.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            modules = ([alias.name for alias in node.names] if isinstance(node, ast.Import)
+                       else [node.module] if isinstance(node, ast.ImportFrom) and node.module else [])
+            names.update(m.split(".")[1] for m in modules if m.startswith("apps."))
+    return names
+
+
+@pytest.mark.parametrize("app_dir", APP_DIRS, ids=lambda p: p.name)
+def test_every_package_an_app_imports_is_in_its_image(app_dir: Path):
+    # The shared layers copy the kit and the domain packages; `COPY apps/${APP}` the app.
+    copied = set(re.findall(r"^COPY apps/(\w+) apps/\1$", DOCKERFILE[:DOCKERFILE.index("\nARG APP\n")],
+                            re.MULTILINE))
+    needed, todo = set(), {app_dir.name}
+    while todo:
+        package = todo.pop()
+        needed.add(package)
+        todo |= packages_imported(ROOT / "apps" / package) - needed
+    assert needed - {app_dir.name} <= copied
 
 
 @pytest.mark.parametrize("name", sorted(set(SERVICES) - NON_APP_SERVICES))

@@ -7,16 +7,9 @@ import json
 from apps.kit.dircache import DirectoryCache
 from apps.kit.directory import Directory, Entry
 from apps.kit.names import Keys
+from scripts.devkit.clock import ManualClock
 
 KEYS = Keys()
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def entry(service: str, instance: str = "1") -> Entry:
@@ -24,13 +17,13 @@ def entry(service: str, instance: str = "1") -> Entry:
 
 
 async def test_lookups_are_reused_for_the_ttl_then_read_again(redis):
-    directory, clock = Directory(redis, KEYS, ttl=10), Clock()
+    directory, clock = Directory(redis, KEYS, ttl=10), ManualClock()
     cache = DirectoryCache(directory, ttl=2.0, clock=clock)
     await directory.register(entry("pong"))
     assert [e.instance for e in await cache.lookup("pong")] == ["1"]
     await directory.register(entry("pong", "2"))
     assert len(await cache.lookup("pong")) == 1 and cache.hits == 1
-    clock.now += 2.5
+    clock.jump(2.5)
     assert len(await cache.lookup("pong")) == 2 and cache.misses == 2
 
 

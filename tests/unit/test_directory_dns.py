@@ -12,6 +12,7 @@ from dnslib import EDNS0, RCODE, DNSRecord
 from apps.directory.dns import DnsServer, HostResolver, pack_for_udp
 from apps.directory.routing import build_table, parse_url
 from apps.kit.directory import Entry
+from scripts.devkit.clock import ManualClock
 
 
 def entry(service: str, instance: str, url: str, started_at: float = 1.0,
@@ -252,8 +253,7 @@ async def test_the_snapshot_follows_events_and_survives_redis_errors():
 
 
 async def test_host_resolver_caches_and_bounds_lookups():
-    clock = [0.0]
-    resolver = HostResolver(timeout=0.5, ttl=5, clock=lambda: clock[0])
+    resolver = HostResolver(timeout=0.5, ttl=5, clock=ManualClock())
     assert await resolver("localhost", 4) == ["127.0.0.1"]
     assert await resolver("no-such-host.invalid", 4) == []
 

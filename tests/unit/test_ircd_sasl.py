@@ -47,11 +47,16 @@ class Chat:
         return got
 
 
+GATEWAY = "10.0.0.7"
+
+
 @pytest.fixture
 async def chat() -> AsyncIterator[Chat]:
     redis = fakeredis.FakeAsyncRedis()
     users_app = create_app(UsersSettings(instance_id="users-1", failed_login_burst=3, **FAST), redis=redis)
-    users = httpx.AsyncClient(transport=httpx.ASGITransport(app=users_app), base_url="http://users")
+    # The gateway calls from an address of its own (as in compose), the IRC clients from loopback.
+    users = httpx.AsyncClient(transport=httpx.ASGITransport(app=users_app, client=(GATEWAY, 40000)),
+                              base_url="http://users")
     async with running_gateway(users_url="http://users") as gateway:
         gateway.accounts.http = users
         yield Chat(gateway, users, redis)
@@ -150,3 +155,10 @@ async def test_without_users_url_sasl_is_offered_while_the_directory_lists_a_use
         assert "sasl" not in (await client.sync())[0]
         await client.close()
         await gateway.accounts.http.aclose()
+
+
+async def test_a_wrong_password_counts_against_the_irc_clients_address_not_the_gateways(chat: Chat):
+    await chat.register("Alice")
+    assert refused(await chat.sasl("alice", "wrong horse"))
+    assert await chat.redis.exists("canaduck:users:{ip:127.0.0.1}:failures")  # the IRC client's
+    assert not await chat.redis.exists(f"canaduck:users:{{ip:{GATEWAY}}}:failures")

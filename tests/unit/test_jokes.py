@@ -136,7 +136,7 @@ async def test_bad_jokes_are_400(redis, payload, problem):
     assert await redis.hlen(KEY) == 0
 
 
-@pytest.mark.parametrize("raw", [b"{not json", b'{"joke": "\\ud800"}'])
+@pytest.mark.parametrize("raw", [b"{not json", b'{"joke": "\\ud800"}', b'{"joke": "caf\xe9"}'])
 async def test_a_body_that_is_not_json_is_400(redis, raw):
     response = await make_app(redis).test_client().post(
         "/jokes", data=raw, headers={"Content-Type": "application/json"})

@@ -60,7 +60,11 @@ def test_no_script_edits_the_import_path():
 
 #: Domain packages: code the services of one domain share, and the services that may import
 #: it. A domain package imports only the kit; the kit imports no service and no domain.
-DOMAINS: dict[str, set[str]] = {"chat": {"ircd", "messages", "users"}}
+DOMAINS: dict[str, set[str]] = {
+    "arithmetic": {"calc", "mult"},
+    "chat": {"ircd", "messages", "users"},
+    "rally": {"player", "web"},
+}
 
 
 def test_services_import_only_the_kit_their_domain_and_themselves():

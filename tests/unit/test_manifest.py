@@ -115,3 +115,50 @@ services:
     env = m.instance_environment(b, [a, b])
     assert env["IRC_PORT"] == str(b.extra_ports["irc"])
     assert env["ADVERTISE_PORTS"] == f'{{"irc": {b.extra_ports["irc"]}}}'
+
+
+def running(manifest: m.Manifest, *names: str) -> list[str]:
+    """The instances `scripts/up <names>` starts, in manifest order."""
+    selected = m.select(manifest, names)
+    return [i.name for i in m.plan(manifest, 5000) if i.spec.name in selected]
+
+
+@pytest.mark.parametrize(("names", "instances"), [
+    # The directory always runs (Caddy depends on it); each service brings its depends_on.
+    (("ping", "pong"), ["directory", "ping", "pong", "broker"]),
+    (("ping",), ["directory", "ping", "broker"]),
+    (("weather", "jokes", "aggregator"), ["directory", "weather", "jokes", "aggregator"]),
+    (("aggregator",), ["directory", "weather", "jokes", "aggregator"]),
+    # A replicated service starts every replica; a directory name, every service under it.
+    (("calc",), ["directory", "calc-1", "calc-2"]),
+    (("mult",), ["directory", "mult-a", "mult-b", "mult-backup"]),
+    (("mult-b",), ["directory", "mult-b"]),
+    (("calc", "mult"), ["directory", "calc-1", "calc-2", "mult-a", "mult-b", "mult-backup"]),
+    (("ircd",), ["directory", "users", "ircd-1", "ircd-2"]),
+    (("users", "messages", "ircd", "web"), ["directory", "users", "messages", "web", "ircd-1", "ircd-2"]),
+    (("directory", "directory"), ["directory"]),
+])
+def test_named_services_run_with_what_they_depend_on(manifest, names, instances):
+    assert running(manifest, *names) == instances
+
+
+def test_no_name_runs_everything(manifest):
+    assert running(manifest) == [i.name for i in m.plan(manifest, 5000)]
+
+
+def test_a_selection_keeps_the_ports_of_the_whole_stack(manifest):
+    whole = {i.name: (i.port, i.extra_ports) for i in m.plan(manifest, 5000)}
+    assert whole["ping"][0] == 5003 and whole["directory"] == (5001, {"dns": 5002})
+    selected = m.select(manifest, ["ping", "pong"])
+    for instance in m.plan(manifest, 5000):
+        if instance.spec.name in selected:
+            assert (instance.port, instance.extra_ports) == whole[instance.name]
+
+
+def test_an_unknown_name_is_refused_naming_the_known_ones(manifest):
+    with pytest.raises(m.ManifestError) as refused:
+        m.select(manifest, ["ping", "pingg"])
+    message = str(refused.value)
+    assert "'pingg'" in message
+    assert all(spec.name in message for spec in manifest.services)
+    assert "mult (= mult-a, mult-b, mult-backup)" in message

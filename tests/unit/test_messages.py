@@ -131,6 +131,10 @@ async def test_a_channel_that_does_not_exist_answers_as_one_she_is_not_in(redis,
     ("/api/messages/%23chan?limit=101", "invalid limit"),
     ("/api/messages/%23chan?limit=ten", "invalid limit"),
     ("/api/messages/%23chan?limit=-1", "invalid limit"),
+    ("/api/messages/%23chan?limit=%C2%B2", "invalid limit"),  # "²": a digit to str.isdigit()
+    ("/api/messages/%23chan?limit=" + "9" * 5000, "invalid limit"),  # more than int() converts
+    ("/internal/history/%23chan?limit=%E2%91%A0", "invalid limit"),  # "①"
+    ("/internal/history/private/alice/bob?limit=%C2%B2", "invalid limit"),
     ("/api/messages/%23chan?limit=1&limit=2", "invalid limit: given more than once"),
     ("/api/messages/%23chan?before=yesterday", "invalid before"),
     ("/api/messages/%23chan?after=1-2-3", "invalid after"),

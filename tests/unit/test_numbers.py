@@ -5,7 +5,7 @@ from decimal import Decimal
 
 import pytest
 
-from apps.kit.numbers import (
+from apps.arithmetic.numbers import (
     MAX_OPERAND_CHARS,
     OperandError,
     ResultError,

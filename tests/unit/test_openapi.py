@@ -6,11 +6,11 @@ import pytest
 from pydantic import TypeAdapter
 
 from apps.aggregator.app import create_app as create_aggregator
+from apps.arithmetic.route import Result
 from apps.broker.app import create_app as create_broker
 from apps.calc.app import create_app as create_calc
 from apps.directory.app import create_app as create_directory
 from apps.jokes.app import create_app as create_jokes
-from apps.kit.arithmetic import Result
 from apps.kit.openapi import ErrorBody
 from apps.messages.app import create_app as create_messages
 from apps.mult.app import create_app as create_mult

@@ -7,6 +7,7 @@ from apps.kit.metrics import Metrics
 from apps.kit.names import Keys
 from apps.kit.reporter import StatsReporter
 from apps.kit.settings import KitSettings
+from scripts.devkit.clock import ManualClock
 from scripts.devkit.waiting import wait_until_async
 
 
@@ -26,7 +27,8 @@ async def test_the_reporter_publishes_who_when_and_the_counters(redis):
     pubsub = redis.pubsub()
     await pubsub.subscribe("canaduck:stats")
     reporter = StatsReporter(redis, "canaduck:stats", "mult", "mult-a", 0.01,
-                             lambda: {"http_requests": [{"route": "/mult", "value": 3}]}, clock=lambda: 12.5)
+                             lambda: {"http_requests": [{"route": "/mult", "value": 3}]},
+                             clock=ManualClock(wall=12.5))
     await reporter.start()
     try:
         messages = []

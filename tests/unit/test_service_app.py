@@ -204,6 +204,15 @@ async def test_a_body_that_is_not_strict_json_is_a_400_saying_why(redis, body, p
     assert answer["detail"].startswith("body is not valid JSON") and problem in answer["detail"]
 
 
+@pytest.mark.parametrize("body", [b'{"a": "caf\xe9"}', b"\xff\xfe{}", b'{"a": "\xed\xa0\x80"}'])
+async def test_a_json_body_that_is_not_utf8_is_a_400_saying_so(redis, body):
+    client = make_app(redis).test_client()
+    response = await client.post("/keys", data=body, headers={"Content-Type": "application/json"})
+    assert response.status_code == 400
+    answer = await response.get_json()
+    assert answer["detail"].startswith("body is not valid JSON: not UTF-8")
+
+
 async def test_a_strict_json_body_passes(redis):
     client = make_app(redis).test_client()
     response = await client.post("/keys", json={"b": 1, "a": {"deep": [1, 2.5, "é"]}})
@@ -218,3 +227,10 @@ def test_redis_credentials_come_from_one_place():
     with pytest.raises(ValidationError, match="give one"):
         KitSettings(redis_url="redis://calc:secret@redis:6379/0", redis_password="other")
     assert "a/b#c" not in repr(KitSettings(redis_password="a/b#c"))
+
+
+@pytest.mark.parametrize("name", ["x" * 300, "a/" * 3000])
+async def test_a_static_file_name_no_file_system_holds_is_a_json_404(redis, name):
+    response = await make_app(redis).test_client().get(f"/static/{name}")
+    assert response.status_code == 404
+    assert (await response.get_json())["status"] == 404

@@ -273,3 +273,108 @@ def test_settings_refuse_impossible_rules():
         UsersSettings(password_min_length=300, password_max_length=200)
     with pytest.raises(ValueError):
         UsersSettings(argon2_memory_kib=8, argon2_parallelism=4)
+
+
+@pytest.mark.parametrize("route", ["/api/users/register", "/api/users/login", "/api/users/password",
+                                   "/internal/verify", "/internal/sessions/check"])
+async def test_a_json_body_that_is_not_utf8_is_a_400_saying_so(client, route):
+    response = await client.post(route, data=b'{"account": "caf\xe9", "password": "x"}',
+                                 headers={"Content-Type": "application/json", **bearer("t")})
+    assert response.status_code == 400
+    assert (await response.get_json())["detail"].startswith("body is not valid JSON: not UTF-8")
+
+
+# Failed password checks per client address: one client spraying guesses over many accounts.
+
+CADDY = ("127.0.0.1", 40000)  # a trusted proxy (TRUSTED_PROXIES' default)
+
+
+def from_address(address: str, port: int = 50000) -> dict:
+    return {"scope_base": {"client": (address, port)}}
+
+
+def counting_hashes(app) -> list[int]:
+    """Counts the hasher's password checks: a refused check must cost none."""
+    hasher = app.extensions["users.hasher"]
+    verify, calls = hasher.verify, []
+
+    async def counted(*args, **kwargs):
+        calls.append(1)
+        return await verify(*args, **kwargs)
+
+    hasher.verify = counted
+    return calls
+
+
+async def spray(client, count: int, **where) -> list[int]:
+    """Wrong passwords for `count` different accounts, one attempt each."""
+    codes = []
+    for i in range(count):
+        body = {"account": f"victim{i}", "password": "Password1"}
+        codes.append((await client.post("/api/users/login", json=body, **where)).status_code)
+    return codes
+
+
+async def test_guesses_sprayed_over_many_accounts_from_one_address_are_refused_after_the_burst(redis):
+    app = make_app(redis, failed_login_per_address_burst=5, failed_login_per_address_per_minute=1)
+    client, hashes = app.test_client(), counting_hashes(app)
+    assert await spray(client, 5, **from_address("203.0.113.5")) == [401] * 5
+    refused = await client.post("/api/users/login", json={"account": "victim9", "password": "x" * 9},
+                                **from_address("203.0.113.5", 50001))  # another connection, same client
+    assert refused.status_code == 429 and int(refused.headers["Retry-After"]) >= 1
+    body = await refused.get_json()
+    assert body["error"] == "too many failed password checks from this address" and body["retry_after"] > 0
+    assert len(hashes) == 5, "a refused check costs no hash"
+    assert await spray(client, 3, **from_address("203.0.113.6")) == [401] * 3  # another address
+    assert 0 < await redis.pttl("canaduck:users:{ip:203.0.113.5}:failures") <= 6 * 60_000
+    metrics = await (await client.get("/metrics")).get_data(as_text=True)
+    assert 'canaduck_users_total{what="login_address_throttled"} 1.0' in metrics
+
+
+async def test_an_ipv6_client_is_limited_by_its_64(redis):
+    client = make_app(redis, failed_login_per_address_burst=2).test_client()
+    assert await spray(client, 2, **from_address("2001:db8:1:2::1")) == [401, 401]
+    assert await spray(client, 1, **from_address("2001:db8:1:2::beef")) == [429]
+    assert await spray(client, 1, **from_address("2001:db8:1:3::1")) == [401]
+
+
+async def test_behind_caddy_each_forwarded_client_has_its_own_budget(redis):
+    client = make_app(redis, failed_login_per_address_burst=2).test_client()
+    behind_caddy = from_address(*CADDY)
+    for address in ("198.51.100.1", "198.51.100.2"):
+        codes = await spray(client, 3, headers={"X-Forwarded-For": address}, **behind_caddy)
+        assert codes == [401, 401, 429], address
+    assert await redis.exists("canaduck:users:{ip:198.51.100.1}:failures")
+    assert not await redis.exists("canaduck:users:{ip:127.0.0.1}:failures")  # not Caddy's own
+
+
+async def test_an_x_forwarded_for_from_an_untrusted_peer_is_ignored(redis):
+    client = make_app(redis, failed_login_per_address_burst=2).test_client()
+    codes = []
+    for i in range(4):  # a new forged address each time: still one client
+        codes += await spray(client, 1, headers={"X-Forwarded-For": f"198.51.100.{i}"},
+                             **from_address("203.0.113.5"))
+    assert codes == [401, 401, 429, 429]
+
+
+async def test_sasl_checks_count_against_the_irc_clients_address_the_ircd_gives(redis):
+    client = make_app(redis, failed_login_per_address_burst=2).test_client()
+    ircd = from_address("10.0.0.7")  # a trusted peer
+
+    async def sasl(address: str | None, **where) -> int:
+        body = {"account": "victim", "password": "Password1", "address": address}
+        return (await client.post("/internal/verify", json=body, **where)).status_code
+
+    assert [await sasl("203.0.113.5", **ircd) for _ in range(3)] == [401, 401, 429]
+    assert await sasl("203.0.113.6", **ircd) == 401  # another IRC client
+    # From a peer that is no trusted proxy, the address it gives is not believed: its own counts.
+    untrusted = from_address("203.0.113.99")
+    assert [await sasl(f"198.51.100.{i}", **untrusted) for i in range(3)] == [401, 401, 429]
+    # No address (or "?", the ircd's word for one it could not name): the ircd's own counts.
+    assert [await sasl(a, **ircd) for a in (None, "?", None)] == [401, 401, 429]
+
+
+async def test_an_address_longer_than_any_address_is_a_400(redis):
+    client = make_app(redis).test_client()
+    body = {"account": "victim", "password": "Password1", "address": "x" * 65}
+    assert (await client.post("/internal/verify", json=body)).status_code == 400

@@ -11,6 +11,7 @@ import pytest
 from apps.weather.app import create_app
 from apps.weather.settings import WeatherSettings
 from apps.weather.synthetic import CONDITIONS, SyntheticProvider
+from scripts.devkit.clock import ManualClock
 
 RECORDED = Path(__file__).parent / "data" / "open_meteo"
 GEOCODING = "https://geocoding-api.open-meteo.com/v1/search"
@@ -19,7 +20,7 @@ NOON = 1_747_224_000.0  # a fixed hour, so synthetic figures are known
 
 
 def make_app(redis):
-    return create_app(WeatherSettings(instance_id="weather-1"), redis=redis, clock=lambda: NOON)
+    return create_app(WeatherSettings(instance_id="weather-1"), redis=redis, clock=ManualClock(wall=NOON))
 
 
 class OpenMeteoRecording:
@@ -49,17 +50,16 @@ def open_meteo_app(redis, recording):
 
 
 async def test_synthetic_is_deterministic_per_city_and_hour():
-    at = {"now": NOON}
-    provider = SyntheticProvider(clock=lambda: at["now"])
+    clock = ManualClock(wall=NOON)
+    provider = SyntheticProvider(clock)
     first = await provider.current("Rodez")
     assert first == await provider.current("Rodez")
     assert (await provider.current("  RODEZ ")).temperature == first.temperature  # folded alike
-    at["now"] = NOON + 3599 - NOON % 3600  # same hour
+    clock.jump(3599 - NOON % 3600)  # same hour
     assert await provider.current("Rodez") == first
     hours = set()
     for hour in range(24):
-        at["now"] = NOON + hour * 3600
-        report = await provider.current("Rodez")
+        report = await SyntheticProvider(ManualClock(wall=NOON + hour * 3600)).current("Rodez")
         hours.add((report.temperature, report.condition))
         assert -10 < report.temperature < 30 and report.condition in CONDITIONS
     assert len(hours) > 1  # the weather changes over a day

@@ -207,3 +207,5 @@ async def test_pages_are_served_with_a_strict_content_security_policy(app, start
             assert (await client.get(asset)).status_code == 200
         missing = await client.get("/static/nope.js")
         assert missing.status_code == 404 and (await missing.get_json())["status"] == 404
+        too_long = await client.get("/static/" + "x" * 300)  # more than a file name can be
+        assert too_long.status_code == 404 and (await too_long.get_json())["status"] == 404

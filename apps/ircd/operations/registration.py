@@ -48,7 +48,7 @@ async def log_in(ctx: Context, client: Client, payload: str) -> str:
         authzid, authcid, password = base64.b64decode(payload, validate=True).decode().split("\0")
     except (binascii.Error, UnicodeDecodeError, ValueError):
         raise SaslFailed("bad PLAIN message") from None
-    account = await ctx.accounts.verify(authcid, password)
+    account = await ctx.accounts.verify(authcid, password, client.transport.peer_ip)
     if account is None or (authzid and authzid != authcid):
         raise SaslFailed()
     client.account = account

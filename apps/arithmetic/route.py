@@ -1,7 +1,7 @@
 """One arithmetic route: read op1 and op2 from the query string, answer exactly or 400.
 
-In the kit because two services answer this way: calc's /sum and /sub and mult's /mult parse,
-refuse and answer alike, and a service imports nothing but the kit.
+calc's /sum and /sub and mult's /mult parse, refuse and answer alike: this is that answer,
+written once for both.
 """
 
 from __future__ import annotations
@@ -11,8 +11,16 @@ import json
 from pydantic import BaseModel
 from quart import Response, request
 
+from apps.arithmetic.numbers import (
+    Number,
+    OperandError,
+    Operation,
+    ResultError,
+    exact,
+    json_number,
+    parse_operand,
+)
 from apps.kit.app import error, service_app
-from apps.kit.numbers import Number, OperandError, Operation, ResultError, exact, json_number, parse_operand
 from apps.kit.openapi import query_param
 
 OPERANDS = ("op1", "op2")
