@@ -18,8 +18,9 @@ from apps.ircd.server import IrcServer
 from apps.ircd.settings import IrcdSettings
 from apps.ircd.sweeper import Sweeper
 from apps.ircd.websocket import BINARY, WebSocketTransport, choose_subprotocol
-from apps.kit.app import ServiceApp
+from apps.kit.app import ServiceApp, service_app
 from apps.kit.app import create_app as create_service_app
+from apps.kit.clientaddr import client_address, is_trusted, parse_address
 from apps.kit.redisconn import connect
 from apps.kit.tasks import cancel_and_wait
 
@@ -116,11 +117,15 @@ async def irc_websocket() -> None:
     """IRCv3 WebSocket transport: one IRC line per message (text.ircv3.net or binary.ircv3.net)."""
     subprotocol = choose_subprotocol(list(websocket.requested_subprotocols))
     await websocket.accept(subprotocol=subprotocol)
-    # Behind Caddy every peer is the proxy: the client's address is the last one Caddy added
-    # to X-Forwarded-For (the gateway's HTTP port is reachable only through it).
-    forwarded = websocket.headers.get("X-Forwarded-For", "")
-    peer = forwarded.split(",")[-1].strip() if forwarded else (websocket.remote_addr or "?")
-    secure = websocket.scheme == "wss" or websocket.headers.get("X-Forwarded-Proto") == "https"
+    # Behind Caddy every peer is the proxy, and the client is the address Caddy wrote in
+    # X-Forwarded-For; from any other peer that header (and X-Forwarded-Proto) is a claim
+    # anyone can make, so the peer itself is the client (TRUSTED_PROXIES; apps/kit/clientaddr.py).
+    trusted = service_app().settings.trusted_proxies
+    remote = (websocket.scope.get("client") or (None,))[0]
+    address = client_address(remote, websocket.headers.getlist("X-Forwarded-For"), trusted)
+    peer = str(address) if address is not None else (remote or "?")
+    proxied = is_trusted(parse_address(remote), trusted)
+    secure = websocket.scheme == "wss" or (proxied and websocket.headers.get("X-Forwarded-Proto") == "https")
     transport = WebSocketTransport(websocket._get_current_object(),  # type: ignore[attr-defined]
                                    peer, secure, binary=subprotocol == BINARY)
     with contextlib.suppress(asyncio.CancelledError):

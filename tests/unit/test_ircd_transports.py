@@ -35,7 +35,8 @@ async def test_websocket_speaks_irc_one_line_per_message(redis, started):
             assert commands(received)[0] == "001"
             assert ":web!~web@" in " ".join(received) and "JOIN #w" in " ".join(received)
             assert all(not line.endswith("\r\n") for line in received)
-        async with client.websocket("/irc", subprotocols=["text.ircv3.net"],
+        via_caddy = {"client": ("10.0.0.2", 50000), "subprotocols": ["text.ircv3.net"]}
+        async with client.websocket("/irc", scope_base=via_caddy,
                                     headers={"X-Forwarded-For": "203.0.113.9"}) as ws:
             for line in ("NICK proxied", "USER p 0 * :P", "WHOIS proxied", "PING done"):
                 await ws.send(line)
@@ -46,6 +47,26 @@ async def test_websocket_speaks_irc_one_line_per_message(redis, started):
         metrics = await (await client.get("/metrics")).get_data(as_text=True)
         assert "canaduck_irc_connections" in metrics and "canaduck_irc_messages_per_second" in metrics
         assert 'canaduck_irc_total{what="commands"}' in metrics
+
+
+async def test_a_websocket_client_cannot_choose_its_address_with_x_forwarded_for(redis, started):
+    # Only a trusted proxy (Caddy, on the private network) says who its client is; a client
+    # reaching the gateway directly that forges the header is known by its own address, the
+    # one that the per-address limits and WHOIS use.
+    app = create_app(settings(), redis=redis)
+    async with started(app) as client:
+        direct = {"client": ("198.51.100.7", 50000), "subprotocols": ["text.ircv3.net"]}
+        async with client.websocket("/irc", scope_base=direct,
+                                    headers={"X-Forwarded-For": "203.0.113.9",
+                                             "X-Forwarded-Proto": "https"}) as ws:
+            for line in ("NICK forger", "USER f 0 * :F", "WHOIS forger", "PING done"):
+                await ws.send(line)
+            received = []
+            while not received or "PONG" not in received[-1]:
+                received.append(await asyncio.wait_for(ws.receive(), 5))
+            whois = " ".join(received)
+            assert " 311 forger forger ~f 198.51.100.7 " in whois and "203.0.113.9" not in whois
+            assert " 671 " not in whois  # not taken for a secure connection on its word either
 
 
 @pytest.mark.parametrize(("offered", "chosen"), [
