@@ -36,16 +36,25 @@ class Listeners:
     async def start(self) -> None:
         settings = self._ctx.settings
         host = settings.irc_host or settings.host
-        loop = asyncio.get_running_loop()
-        plain = await loop.create_server(self._protocol, host, settings.irc_port)
-        self._servers.append(plain)
-        self.ports["irc"] = plain.sockets[0].getsockname()[1]
         context = self._tls_context()
+        await self._listen("irc", host, settings.irc_port)
+        if settings.irc_shared_port:
+            await self._listen("irc_shared", host, settings.irc_shared_port, shared=True)
         if context is not None:
-            tls = await loop.create_server(self._protocol, host, settings.irc_tls_port, ssl=context)
-            self._servers.append(tls)
-            self.ports["ircs"] = tls.sockets[0].getsockname()[1]
+            await self._listen("ircs", host, settings.irc_tls_port, context)
+            if settings.irc_tls_shared_port:
+                await self._listen("ircs_shared", host, settings.irc_tls_shared_port, context, shared=True)
         log.info("IRC on %s", ", ".join(f"{k} {host}:{v}" for k, v in self.ports.items()))
+
+    async def _listen(self, name: str, host: str, port: int, context: ssl.SSLContext | None = None,
+                      shared: bool = False) -> None:
+        """Listen on `port` as `name` (in `ports`). A shared port is bound with SO_REUSEPORT,
+        which Linux lets only processes of the same user join: another user on the host cannot
+        slip a listener of its own in among the replicas'."""
+        server = await asyncio.get_running_loop().create_server(
+            self._protocol, host, port, ssl=context, reuse_port=shared or None)
+        self._servers.append(server)
+        self.ports[name] = server.sockets[0].getsockname()[1]
 
     def _tls_context(self) -> ssl.SSLContext | None:
         settings = self._ctx.settings

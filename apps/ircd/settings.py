@@ -17,6 +17,12 @@ class IrcdSettings(ChatSettings):
     irc_port: int = Field(default=6667, ge=0, le=65535)
     #: IRC over TLS, served only when both TLS_CERT and TLS_KEY are set.
     irc_tls_port: int = Field(default=6697, ge=0, le=65535)
+    #: One address for every replica on this host: when set, each replica also listens on
+    #: these ports with SO_REUSEPORT, and the kernel hands each new connection to one of the
+    #: live listeners (a dead replica's listener is gone, so a reconnecting client lands on a
+    #: live one). 0: no shared listener. The TLS one is served only with TLS_CERT and TLS_KEY.
+    irc_shared_port: int = Field(default=0, ge=0, le=65535)
+    irc_tls_shared_port: int = Field(default=0, ge=0, le=65535)
     tls_cert: str = ""
     tls_key: str = ""
     server_name: str = Field(default="irc.canaduck.local", pattern=r"^[A-Za-z0-9.-]{1,63}$")

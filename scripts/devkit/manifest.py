@@ -19,7 +19,10 @@ knows and a local run does not is derived here:
 - `x-canaduck` on a service holds what only a local run needs: `probe`, a public path that
   answers through Caddy once the service is reachable, and `ports`, the extra ports an
   instance listens on (`{dns: DNS_PORT}`: a local port is chosen per instance and given in
-  that variable, and in ADVERTISE_PORTS so that it is announced in the directory).
+  that variable, and in ADVERTISE_PORTS so that it is announced in the directory), and
+  `shared_ports`, ports every instance of the service listens on together
+  (`{irc_shared: IRC_SHARED_PORT}`: one local port for the whole service, the same in each
+  instance's variable; the ircd's replicas bind it with SO_REUSEPORT).
 
 Adding a service is its folder, one entry here, one route in proxy/Caddyfile and one line in
 redis/users.acl.
@@ -31,7 +34,7 @@ import json
 import os
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import yaml
@@ -65,6 +68,7 @@ class ServiceSpec:
     instance_id: str = ""  # a fixed INSTANCE_ID (mult-a), used when there is one instance
     probe: str = ""
     ports: dict[str, str] = field(default_factory=dict)  # extra port name -> its env var
+    shared_ports: dict[str, str] = field(default_factory=dict)  # port of every instance -> env var
     depends_on: tuple[str, ...] = ()  # compose services it needs (redis among them)
 
     def container_port(self, port_name: str) -> int | None:
@@ -116,6 +120,7 @@ class Instance:
     name: str  # process name and INSTANCE_ID: calc-1
     port: int
     extra_ports: dict[str, int] = field(default_factory=dict)
+    shared_ports: dict[str, int] = field(default_factory=dict)  # the same in every instance
 
     @property
     def url(self) -> str:
@@ -168,6 +173,7 @@ def load(path: Path = COMPOSE_FILE, environ: Mapping[str, str] | None = None) ->
             instance_id=environment.get("INSTANCE_ID", ""),
             probe=str(local.get("probe", "")),
             ports={str(k): str(v) for k, v in (local.get("ports") or {}).items()},
+            shared_ports={str(k): str(v) for k, v in (local.get("shared_ports") or {}).items()},
             depends_on=_depends_on(body),
         ))
     return Manifest(tuple(services), proxy_environment, proxy_depends_on)
@@ -205,10 +211,12 @@ def parse_scale(values: list[str], manifest: Manifest) -> dict[str, int]:
 
 
 def plan(manifest: Manifest, port_base: int, scale: Mapping[str, int] | None = None) -> list[Instance]:
-    """Every instance to run, with its ports: port_base + 1, + 2... in manifest order."""
+    """Every instance to run, with its ports: port_base + 1, + 2... in manifest order, then the
+    shared ports (after all the others, so that adding one moves no instance's port)."""
     scale = scale or {}
-    instances = []
+    instances: list[Instance] = []
     next_port = port_base + 1
+    shared: dict[str, dict[str, int]] = {}
     for spec in manifest.services:
         count = scale.get(spec.name, spec.replicas)
         # A replicated or scaled service names its instances like compose's containers
@@ -221,7 +229,12 @@ def plan(manifest: Manifest, port_base: int, scale: Mapping[str, int] | None = N
                 extra[port_name] = next_port + 1
             instances.append(Instance(spec, name, next_port, extra))
             next_port += 1 + len(extra)
-    return instances
+    for spec in manifest.services:
+        if spec.shared_ports and any(i.spec is spec for i in instances):
+            shared[spec.name] = {port_name: next_port + k for k, port_name in enumerate(spec.shared_ports)}
+            next_port += len(spec.shared_ports)
+    return [replace(i, shared_ports=shared[i.spec.name]) if i.spec.name in shared else i
+            for i in instances]
 
 
 def _local_addresses(instances: list[Instance]) -> dict[str, str]:
@@ -250,6 +263,8 @@ def instance_environment(instance: Instance, instances: list[Instance]) -> dict[
                HOST="127.0.0.1", ADVERTISE_URL=instance.url)
     for port_name, port in instance.extra_ports.items():
         env[instance.spec.ports[port_name]] = str(port)
+    for port_name, port in instance.shared_ports.items():
+        env[instance.spec.shared_ports[port_name]] = str(port)
     if instance.extra_ports:
         env["ADVERTISE_PORTS"] = json.dumps(instance.extra_ports)
     return env

@@ -266,6 +266,10 @@ def summary(settings: StackSettings, instances: list[Instance], elapsed: float) 
     for i in instances:
         extra = "".join(f", {name} :{port}" for name, port in i.extra_ports.items())
         rows.append((i.spec.service_name, i.url, f"{i.name}{extra}"))
+    shared = {i.spec.name: i for i in instances if i.shared_ports}
+    for i in shared.values():
+        for name, port in i.shared_ports.items():
+            rows.append((i.spec.service_name, f"127.0.0.1:{port}", f"{name}, any replica"))
     if settings.redis_url:
         rows.append(("redis", settings.redis_url.split("@")[-1], "external (REDIS_URL)"))
         cli = "redis-cli -u \"$REDIS_URL\""

@@ -49,6 +49,19 @@ def test_the_plan_names_replicas_like_containers_and_gives_each_its_own_ports(ma
                                                    if i.spec.name != "calc"]
 
 
+def test_a_shared_port_is_one_port_for_every_replica_after_all_the_others(manifest):
+    instances = m.plan(manifest, 5000, {"ircd": 3})
+    gateways = [i for i in instances if i.spec.name == "ircd"]
+    assert len(gateways) == 3 and len({tuple(i.shared_ports.items()) for i in gateways}) == 1
+    shared = gateways[0].shared_ports["irc_shared"]
+    own = [i.port for i in instances] + [p for i in instances for p in i.extra_ports.values()]
+    assert shared == max(own) + 1  # adding it moved no instance's own port
+    envs = [m.instance_environment(i, instances) for i in gateways]
+    assert {env["IRC_SHARED_PORT"] for env in envs} == {str(shared)}
+    assert len({env["IRC_PORT"] for env in envs}) == 3  # each keeps its own port too
+    assert not any(i.shared_ports for i in m.plan(manifest, 5000, {"ircd": 0}))
+
+
 def test_default_replicas_come_from_deploy(manifest):
     assert [i.name for i in m.plan(manifest, 5000) if i.spec.name == "calc"] == ["calc-1", "calc-2"]
     # Scaled to one, a replicated service keeps numbering, as compose does: calc-1.

@@ -38,7 +38,7 @@ def test_the_readme_docs_table_gives_every_instance_its_port():
 def ports_of(*words: str) -> set[int]:
     """The ports of the instances these words name (an instance, or all of a service's)."""
     return {port for i in INSTANCES if {i.name, i.spec.name, i.spec.service_name} & set(words)
-            for port in (i.port, *i.extra_ports.values())}
+            for port in (i.port, *i.extra_ports.values(), *i.shared_ports.values())}
 
 
 EVERY_PORT = ports_of(*(i.name for i in INSTANCES))
