@@ -19,12 +19,18 @@ of the machine); the latency of a delivery is its arrival at a member's socket m
 expected deliveries (every member but the sender) not received within DRAIN seconds after the
 last send. Memory per connection = the servers' RSS growth while the clients connected and
 joined, divided by the number of clients (both replicas counted for ours; Redis apart).
+
+A second table gives each server process's share of the sending phase: its CPU, its RSS, and
+for ours the event loop's lag p99 (how late a timer ran: the wait every client of that replica
+shared), read from each replica's /metrics before and after (a histogram: the bound of the
+bucket that holds the 99th percentile).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import math
 import multiprocessing
 import os
 import random
@@ -35,6 +41,8 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
+
+import httpx
 
 from scripts.devkit.ircstack import (
     ChatBacking,
@@ -47,7 +55,7 @@ from scripts.devkit.ircstack import (
     stop_gateways,
 )
 from scripts.devkit.processes import free_port
-from scripts.devkit.stats import percentile_or
+from scripts.devkit.stats import histogram_buckets, histogram_quantile, percentile_or
 
 #: Seconds a client may take to register or to join (the servers may be slow under load).
 SETUP_TIMEOUT = 120.0
@@ -265,6 +273,7 @@ class Row:
     cpu_pct: float = 0.0
     gen_cpu_pct: float = 0.0
     errors: list[str] = field(default_factory=list)
+    replicas: list[ReplicaRow] = field(default_factory=list)
 
     @property
     def lost(self) -> int:
@@ -339,8 +348,38 @@ class Workers:
                 proc.join()
 
 
-def scenario(name: str, server: str, ports: list[int], pids: list[int], rooms: int, room_size: int,
+@dataclass
+class Replica:
+    """One server process measured: its CPU and RSS from /proc, its event loop's lag from its
+    /metrics (`canaduck_event_loop_lag_seconds`) where it has one."""
+
+    name: str
+    pid: int
+    metrics_url: str | None = None
+
+    def lag_buckets(self) -> dict[float, float]:
+        if self.metrics_url is None:
+            return {}
+        try:
+            text = httpx.get(self.metrics_url, timeout=5).text
+        except httpx.HTTPError:
+            return {}
+        return histogram_buckets(text, "canaduck_event_loop_lag_seconds")
+
+
+@dataclass
+class ReplicaRow:
+    """A replica's share of a scenario's sending phase."""
+
+    name: str
+    cpu_pct: float
+    rss_mib: float
+    lag_p99_ms: float  # the upper bound of the histogram bucket holding the 99th percentile
+
+
+def scenario(name: str, server: str, ports: list[int], replicas: list[Replica], rooms: int, room_size: int,
              rate: float, args: argparse.Namespace) -> Row:
+    pids = [r.pid for r in replicas]
     count = rooms * room_size
     worker_plans, total = plans(count, room_size, ports, rate, args.seconds, args.workers, f"b{name[:1]}")
     rss_before = sum(rss_kib(p) for p in pids)
@@ -357,12 +396,17 @@ def scenario(name: str, server: str, ports: list[int], pids: list[int], rooms: i
         time.sleep(1.0)  # joins settle on every replica before the clock starts
         rss_after = sum(rss_kib(p) for p in pids)
         row = Row(name, server, count, sent=total, kib_per_conn=(rss_after - rss_before) / count)
-        cpu_before = sum(cpu_seconds(p) for p in pids)
+        cpu_before = {p: cpu_seconds(p) for p in pids}
+        lag_before = [r.lag_buckets() for r in replicas]
         start_at = time.perf_counter() + 0.5
         first_ns = int(start_at * 1e9)
         reports = workers.step("go", (start_at, args.drain), expect="done")
         wall = time.perf_counter() - start_at
-        row.cpu_pct = 100 * (sum(cpu_seconds(p) for p in pids) - cpu_before) / wall
+        cpu_used = {p: cpu_seconds(p) - cpu_before[p] for p in pids}
+        row.cpu_pct = 100 * sum(cpu_used.values()) / wall
+        row.replicas = [ReplicaRow(r.name, 100 * cpu_used[r.pid] / wall, rss_kib(r.pid) / 1024,
+                                   1000 * histogram_quantile(before, r.lag_buckets(), 0.99))
+                        for r, before in zip(replicas, lag_before, strict=True)]
         workers.step("quit")
     finally:
         workers.stop()
@@ -389,6 +433,17 @@ def table(rows: list[Row]) -> str:
         lines.append(f"{r.scenario:<28} {r.server:<22} {r.clients:>7} {r.sent:>6} {r.received:>10} "
                      f"{r.lost:>6} {r.p50:>7.2f} {r.p99:>7.2f} {r.max:>7.1f} {r.deliveries_per_s:>8.0f} "
                      f"{r.kib_per_conn:>8.1f} {r.cpu_pct:>6.0f} {r.gen_cpu_pct:>9.0f}")
+    return "\n".join(lines)
+
+
+def replica_table(rows: list[Row]) -> str:
+    """Each server process's CPU, RSS and event-loop lag p99 (while sending) per scenario."""
+    lines = [f"{'scenario':<28} {'replica':<22} {'cpu %':>6} {'RSS MiB':>8} {'loop lag p99 ms':>16}"]
+    for r in rows:
+        for replica in r.replicas:
+            lag = "-" if math.isnan(replica.lag_p99_ms) else f"<= {replica.lag_p99_ms:g}"
+            lines.append(f"{r.scenario:<28} {replica.name:<22} {replica.cpu_pct:>6.0f} "
+                         f"{replica.rss_mib:>8.1f} {lag:>16}")
     return "\n".join(lines)
 
 
@@ -445,6 +500,7 @@ def main(argv: list[str] | None = None) -> int:
             print(table(rows[-1:]).splitlines()[1], file=sys.stderr, flush=True)
     load = os.getloadavg()
     print(table(rows))
+    print(replica_table(rows))
     for r in rows:
         for error in r.errors:
             print(f"  {r.server} {r.scenario}: {error}")
@@ -458,6 +514,9 @@ def main(argv: list[str] | None = None) -> int:
     if ours:
         fields += [f"irc_p50_ms={max(r.p50 for r in ours):.2f}", f"irc_p99_ms={max(r.p99 for r in ours):.2f}",
                    f"deliveries_per_s={ours[0].deliveries_per_s:.0f}", f"lost={sum(r.lost for r in ours)}"]
+        lags = [x.lag_p99_ms for r in ours for x in r.replicas if not math.isnan(x.lag_p99_ms)]
+        if lags:
+            fields.append(f"loop_lag_p99_ms={max(lags):g}")
     if peer:
         fields += [f"ngircd_p99_ms={max(r.p99 for r in peer):.2f}",
                    f"ngircd_lost={sum(r.lost for r in peer)}"]
@@ -487,8 +546,9 @@ def run_one(server: str, name: str, rooms: int, size: int, rate: float, args: ar
                 gateway.wait(30)
             label = f"canaduck ({args.replicas} replicas)"
         ports = [g.listen_port for g in gateways]
-        pids = [g.proc.pid for g in gateways]
-        return scenario(name, label, ports, pids, rooms, size, rate, args)
+        replicas = [Replica(g.name, g.proc.pid, f"http://127.0.0.1:{g.spec.http_port}/metrics"
+                            if g.spec.http_port else None) for g in gateways]
+        return scenario(name, label, ports, replicas, rooms, size, rate, args)
     finally:
         stop_gateways(gateways)
         if backing is not None:

@@ -30,6 +30,7 @@ from apps.kit.envelope import new_id
 from apps.kit.lifecycle import Runtime
 from apps.kit.limits import REFUSAL, ASGIApp, RequestLimits
 from apps.kit.logs import REQUEST_ID_HEADER, is_request_id, request_id_var
+from apps.kit.looplag import LoopLagMonitor
 from apps.kit.metrics import CONTENT_TYPE, Metrics
 from apps.kit.openapi import documented
 from apps.kit.params import InvalidParameter
@@ -155,6 +156,12 @@ def create_app(settings: KitSettings, *, import_name: str, redis: Redis | None =
                              settings.instance_id, settings.stats_interval, app.metrics.snapshot)
     app.runtime.on_start(reporter.start)
     app.runtime.on_stop(reporter.stop)
+
+    # Measured from the first request served to the last, Redis or not: it is the loop's.
+    lag = LoopLagMonitor(app.metrics.loop_lag, settings.loop_lag_interval)
+    app.extensions["kit.loop_lag"] = lag
+    app.before_serving(lag.start)
+    app.after_serving(lag.stop)
 
     app.before_serving(app.runtime.start)
     app.after_serving(app.runtime.stop)

@@ -26,6 +26,12 @@ class Metrics:
             buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
             registry=self.registry,
         )
+        self.loop_lag = Histogram(
+            "canaduck_event_loop_lag_seconds",
+            "How much later than asked the event loop ran a timer (apps/kit/looplag.py)",
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+            registry=self.registry,
+        )
         self._service = service
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:

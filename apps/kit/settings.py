@@ -89,6 +89,9 @@ class KitSettings(BaseSettings):
     # Seconds between two publications of this instance's counters on `canaduck:stats` (what
     # /metrics shows, for the dashboard); 0 publishes nothing.
     stats_interval: float = Field(default=1.0, ge=0)
+    # Seconds between two measures of the event loop's lag (canaduck_event_loop_lag_seconds
+    # on /metrics; apps/kit/looplag.py); 0 measures nothing.
+    loop_lag_interval: float = Field(default=0.1, ge=0)
     version: str = "0.1.0"
 
     @model_validator(mode="after")

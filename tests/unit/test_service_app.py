@@ -1,5 +1,6 @@
 """The kit's app factory: the plumbing every service gets."""
 
+import asyncio
 import json
 
 import pytest
@@ -234,3 +235,11 @@ async def test_a_static_file_name_no_file_system_holds_is_a_json_404(redis, name
     response = await make_app(redis).test_client().get(f"/static/{name}")
     assert response.status_code == 404
     assert (await response.get_json())["status"] == 404
+
+
+async def test_every_service_shows_its_event_loop_lag_on_metrics(redis, started):
+    async with started(make_app(redis, loop_lag_interval=0.01)) as client:
+        await asyncio.sleep(0.1)
+        text = await (await client.get("/metrics")).get_data(as_text=True)
+    samples = dict(line.rsplit(" ", 1) for line in text.splitlines() if not line.startswith("#"))
+    assert float(samples["canaduck_event_loop_lag_seconds_count"]) >= 3

@@ -1,0 +1,52 @@
+"""How late the event loop runs: the time every task of an instance waits behind work that
+does not yield.
+
+An asyncio service serves everyone from one thread, so one slow callback (a big JSON
+encode, a join storm's NAMES, a flood handled without yielding) delays every other client
+of the instance. This measures it the way the clients feel it: a task asks to wake every
+`interval` seconds and records how much later than asked it ran, into the histogram
+`canaduck_event_loop_lag_seconds` of /metrics. One timer per instance costs nothing
+measurable (10 wake-ups a second by default).
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from prometheus_client import Histogram
+
+from apps.kit.clock import SYSTEM_CLOCK, Clock
+from apps.kit.tasks import cancel_and_wait
+
+
+class LoopLagMonitor:
+    """Records the event loop's lag into `histogram` every `interval` seconds (0: never)."""
+
+    def __init__(self, histogram: Histogram, interval: float, clock: Clock = SYSTEM_CLOCK) -> None:
+        self._histogram = histogram
+        self._interval = interval
+        self._clock = clock
+        self._task: asyncio.Task[None] | None = None
+        #: The largest lag seen since the start, in seconds.
+        self.worst = 0.0
+
+    async def start(self) -> None:
+        if self._interval > 0 and self._task is None:
+            self._task = asyncio.create_task(self._run(), name="loop-lag")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            await cancel_and_wait(self._task)
+            self._task = None
+
+    async def _run(self) -> None:
+        while True:
+            asked = self._clock.now()
+            await self._clock.sleep(self._interval)
+            self.observe(self._clock.now() - asked - self._interval)
+
+    def observe(self, lag: float) -> None:
+        """Record one wake-up `lag` seconds late (never negative: early is on time)."""
+        lag = max(lag, 0.0)
+        self.worst = max(self.worst, lag)
+        self._histogram.observe(lag)

@@ -1,0 +1,49 @@
+"""The event loop's lag: how much later than asked a timer runs, on /metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from prometheus_client import CollectorRegistry, Histogram
+
+from apps.kit.looplag import LoopLagMonitor
+from scripts.devkit.clock import ManualClock
+
+
+def histogram() -> Histogram:
+    return Histogram("lag", "lag", buckets=(0.01, 0.1, 1), registry=CollectorRegistry())
+
+
+def count_at_most(h: Histogram, bound: float) -> float:
+    return next(s.value for s in h.collect()[0].samples
+                if s.name == "lag_bucket" and float(s.labels["le"]) == bound)
+
+
+async def test_a_wake_up_later_than_asked_is_recorded_as_lag():
+    clock, h = ManualClock(), histogram()
+    monitor = LoopLagMonitor(h, 0.1, clock)
+    await monitor.start()
+    await clock.advance(0.1)  # on time
+    await clock.advance(0.4)  # 0.3 s late: the loop was busy elsewhere
+    await monitor.stop()
+    assert count_at_most(h, 0.01) == 1 and count_at_most(h, 1) == 2
+    assert abs(monitor.worst - 0.3) < 1e-9
+
+
+async def test_blocking_the_loop_shows_as_lag_on_the_real_clock():
+    h = histogram()
+    monitor = LoopLagMonitor(h, 0.01)
+    await monitor.start()
+    await asyncio.sleep(0.02)
+    asyncio.get_running_loop().call_soon(time.sleep, 0.2)  # a callback that does not yield
+    await asyncio.sleep(0.3)
+    await monitor.stop()
+    assert monitor.worst >= 0.15
+
+
+async def test_an_interval_of_zero_measures_nothing():
+    monitor = LoopLagMonitor(histogram(), 0)
+    await monitor.start()
+    await monitor.stop()
+    assert monitor.worst == 0
