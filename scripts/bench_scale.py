@@ -12,11 +12,18 @@ For each N in --replicas (1 2 4), calc and the aggregator run N replicas each, t
 Then the broker relay (messages per second through one broker) on one Redis and on a Valkey
 Cluster, and a cluster primary killed under load (scripts/cluster-failover's measurement).
 
+`--quota CORES` holds each calc and aggregator replica to CORES of CPU (a cgroup v1 `cpu`
+group per process, scripts/devkit/cpuquota.py), as if each had a host of its own: N replicas
+then get N times the CPU, and the scaling efficiency, throughput at N over N times throughput
+at 1, says what the design does with it (the table's `eff.` column). Local runner only.
+
 `--swarm` runs on Docker Swarm (`scripts/swarm`'s stack, deployed for the run and removed
 after, its own stack name and port); the default is the local runner (`scripts/up --scale`).
 Last line: `RESULT sum_rps_1=.. sum_rps_2=.. sum_rps_4=.. p99_ms_1=.. p99_ms_4=..
-failover_unavailable_s=..` (p99 of /sum; the failover figure: seconds from the kill of the
-primary serving the slot of the directory's index to the first read that succeeds again).
+failover_unavailable_s=..`, and with `--quota`, `quota_cores=.. sum_efficiency_2=..
+sum_efficiency_4=.. fullinfo_efficiency_2=.. fullinfo_efficiency_4=..` (p99 of /sum; the
+failover figure: seconds from the kill of the primary serving the slot of the directory's
+index to the first read that succeeds again).
 """
 
 from __future__ import annotations
@@ -37,6 +44,7 @@ from pathlib import Path
 import httpx
 
 from scripts.devkit.broker_relay import broker_alone
+from scripts.devkit.cpuquota import CpuQuotas, available
 from scripts.devkit.failover import run_failover
 from scripts.devkit.loadgen import Result, run
 from scripts.devkit.localstack import LocalStack
@@ -181,9 +189,16 @@ def bench_replicas(args: argparse.Namespace) -> list[Row]:
         for n in args.replicas:
             phase(f"local runner: scripts/up --scale calc={n},aggregator={n}")
             local = LocalStack(CANADUCK_SCALE=",".join(f"{s}={n}" for s in SCALED)).start(timeout=180)
+            quotas = CpuQuotas(args.quota) if args.quota else None
             try:
+                if quotas is not None:
+                    for name, pids in local_processes(local).items():
+                        if name.split("-")[0] in SCALED:
+                            quotas.hold(name, pids)
                 routes(Target(local.http_port, functools.partial(local_processes, local)), n)
             finally:
+                if quotas is not None:
+                    quotas.release()
                 local.stop()
     return rows
 
@@ -216,8 +231,15 @@ def failover_unavailable() -> str:
 
 # -- report ---------------------------------------------------------------------------------------
 
+def efficiency(rows: list[Row], route: str, n: int) -> float:
+    """Throughput at `n` replicas over `n` times throughput at 1 (nan where not measured)."""
+    rps = {row.replicas: row.result.rps for row in rows if row.route == route}
+    return rps[n] / (n * rps[1]) if n in rps and rps.get(1) else float("nan")
+
+
 def table(rows: list[Row]) -> str:
-    head = (f"{'route':<10} {'N':>2} {'req/s':>7} {'vs N=1':>6} {'p50 ms':>7} {'p99 ms':>7} {'failed':>6}  "
+    head = (f"{'route':<10} {'N':>2} {'req/s':>7} {'vs N=1':>6} {'eff.':>5} {'p50 ms':>7} {'p99 ms':>7} "
+            f"{'failed':>6}  "
             + " ".join(f"{g:>10}" for g in GROUPS) + "  load avg")
     lines = ["CPU: % of one core during the route, all replicas of the group together", head]
     first = {row.route: row.result.rps for row in rows if row.replicas == min(r.replicas for r in rows)}
@@ -225,6 +247,7 @@ def table(rows: list[Row]) -> str:
         r = row.result
         ratio = r.rps / first[row.route] if first.get(row.route) else float("nan")
         lines.append(f"{row.route:<10} {row.replicas:>2} {r.rps:>7.0f} {ratio:>6.2f} "
+                     f"{efficiency(rows, row.route, row.replicas):>5.2f} "
                      f"{r.percentile_ms(50):>7.1f} {r.percentile_ms(99):>7.1f} {r.failures:>6}  "
                      + " ".join(f"{row.cpu[g]:>10.0f}" for g in GROUPS) + f"  {row.load}")
     lines.append("")
@@ -243,7 +266,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=10.0, help="load per route and N")
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--relay-messages", type=int, default=20000, help="per sender, broker relay")
+    parser.add_argument("--quota", type=float, default=0.0,
+                        help="cores of CPU each calc and aggregator replica may use (default: no quota)")
     args = parser.parse_args(argv)
+    if args.quota and (args.swarm or (reason := available())):
+        why = "local runner only (on Swarm: deploy.resources.limits.cpus)" if args.swarm else reason
+        print(f"scripts/bench-scale --quota: {why}", file=sys.stderr)
+        return 2
     if args.swarm and (reason := engine_available()):
         print(f"scripts/bench-scale --swarm: {reason}", file=sys.stderr)
         return 2
@@ -252,7 +281,8 @@ def main(argv: list[str] | None = None) -> int:
     relay = broker_relay(args)
     failover = failover_unavailable()
     print()
-    print(f"{'swarm' if args.swarm else 'local runner'}: calc and aggregator at 1, 2 and 4 replicas; "
+    held = f", each replica held to {args.quota:g} core(s)" if args.quota else ""
+    print(f"{'swarm' if args.swarm else 'local runner'}: calc and aggregator at 1, 2 and 4 replicas{held}; "
           f"c={args.concurrency}, {args.seconds:g} s per route")
     print(table(rows))
     print()
@@ -267,8 +297,13 @@ def main(argv: list[str] | None = None) -> int:
     def p99(n: int) -> str:
         return f"{sums[n].percentile_ms(99):.1f}" if n in sums else "not_measured"
 
+    quota = ""
+    if args.quota:
+        quota = f" quota_cores={args.quota:g}" + "".join(
+            f" {route.strip('/')}_efficiency_{n}={efficiency(rows, route, n):.2f}"
+            for route in ("/sum", "/fullinfo") for n in (2, 4))
     print(f"RESULT sum_rps_1={rps(1)} sum_rps_2={rps(2)} sum_rps_4={rps(4)} p99_ms_1={p99(1)} "
-          f"p99_ms_4={p99(4)} failover_unavailable_s={failover}")
+          f"p99_ms_4={p99(4)} failover_unavailable_s={failover}{quota}")
     return 0
 
 
