@@ -130,7 +130,7 @@ class SearchIndex:
     written by `ChatLog.append`, in the history's own script."""
 
     def __init__(self, redis: Redis, keys: ChatKeys, *, tokenizer: Tokenizer | None = None,
-                 scan: int = 5_000, batch: int = 500, stream_batch: int = 1_000) -> None:
+                 scan: int = 2_000, batch: int = 1_000, stream_batch: int = 1_000) -> None:
         if scan < 1 or batch < 1 or stream_batch < 1:
             raise ValueError("scan and batch sizes must be positive")
         self._redis = redis
@@ -173,31 +173,32 @@ class SearchIndex:
         high = f"({rarest}!"
         if before is not None:
             high = f"({rarest} {index_key(f'{before.ms}-{before.seq}')}"
+        # The walk works on positions as the index writes them; only the matches become ids.
         matched: list[str] = []
         scanned, last_seen, exhausted = 0, "", False
         while len(matched) < limit and scanned < self.scan_budget:
             want = min(self.batch, self.scan_budget - scanned)
             rows: Any = await self._redis.zrange(key, high, f"[{rarest} ", desc=True, bylex=True,
                                                  offset=0, num=want)
-            members = [text_of(row) for row in rows]
-            ids = [id_of_key(m.split(" ", 1)[1]) for m in members]
-            keep = await self._having(key, ids, others)
-            for position, (candidate, kept) in enumerate(zip(ids, keep, strict=True)):
+            positions = [text_of(row).split(" ", 1)[1] for row in rows]
+            keep = await self._having(key, positions, others)
+            for at, (position, kept) in enumerate(zip(positions, keep, strict=True)):
                 if kept:
-                    matched.append(candidate)
+                    matched.append(position)
                     if len(matched) == limit:
-                        scanned += position + 1
-                        last_seen = candidate
+                        scanned += at + 1
+                        last_seen = position
                         break
             else:
-                scanned += len(ids)
-                last_seen = ids[-1] if ids else last_seen
-            if len(members) < want and len(matched) < limit:
+                scanned += len(positions)
+                last_seen = positions[-1] if positions else last_seen
+            if len(positions) < want and len(matched) < limit:
                 exhausted = True
                 break
-            high = f"({rarest} {index_key(last_seen)}"
-        messages = await self._fetch(conversation, matched)
-        return SearchResult(terms, messages, None if exhausted or not last_seen else last_seen, scanned)
+            high = f"({rarest} {last_seen}"
+        messages = await self._fetch(conversation, [id_of_key(p) for p in matched])
+        next_before = None if exhausted or not last_seen else id_of_key(last_seen)
+        return SearchResult(terms, messages, next_before, scanned)
 
     async def scan(self, conversation: Conversation, terms: Sequence[str], limit: int,
                    before: Ref | None = None) -> SearchResult:
@@ -229,15 +230,15 @@ class SearchIndex:
         return int(await self._forget(keys=[conversation.key, self.key_of(conversation)],
                                       args=[message_id]))
 
-    async def _having(self, key: str, ids: list[str], others: Iterable[str]) -> list[bool]:
-        """For each candidate id, whether the index holds it under every one of `others`."""
-        keep = [True] * len(ids)
+    async def _having(self, key: str, positions: list[str], others: Iterable[str]) -> list[bool]:
+        """For each candidate position, whether the index holds it under every one of `others`."""
+        keep = [True] * len(positions)
         others = list(others)
-        if not others or not ids:
+        if not others or not positions:
             return keep
         async with self._redis.pipeline(transaction=False) as pipe:
             for term in others:
-                pipe.zmscore(key, [f"{term} {index_key(i)}" for i in ids])
+                pipe.zmscore(key, [f"{term} {p}" for p in positions])
             for scores in await pipe.execute():
                 keep = [k and s is not None for k, s in zip(keep, scores, strict=True)]
         return keep

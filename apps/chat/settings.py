@@ -31,9 +31,9 @@ class ChatSettings(KitSettings):
     chat_search_terms_max: int = Field(default=8, ge=1, le=64)
     #: Most candidate messages one search looks at (its rarest word's, newest first) before
     #: it answers with what it found and where to go on: bounds a search's cost.
-    chat_search_scan: int = Field(default=5_000, ge=1)
+    chat_search_scan: int = Field(default=2_000, ge=1)
     #: Candidates read from the index per round trip.
-    chat_search_batch: int = Field(default=500, ge=1, le=10_000)
+    chat_search_batch: int = Field(default=1_000, ge=1, le=10_000)
     #: The users service: a fixed URL; empty (the default) finds a live instance in the
     #: directory (the ircd asks it for SASL and reserved nicks, messages for session checks).
     users_url: str = ""
