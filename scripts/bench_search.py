@@ -44,6 +44,7 @@ import statistics
 import sys
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import httpx
 
@@ -108,25 +109,39 @@ def texts(count: int, rare: int, seed: int = 7) -> list[str]:
     return lines
 
 
-async def fill(server: RedisServer, lines: list[str], writers: int) -> float:
-    """Append every line to CHANNEL as the ircd does; the appends per second."""
+async def fill(server: RedisServer, channel: str, lines: list[str], writers: int, maxlen: int) -> float:
+    """Append every line to `channel` as the ircd does; the appends per second."""
     client = server.async_client("ircd")
-    log = ChatLog(client, KEYS, maxlen=len(lines))
+    log = ChatLog(client, KEYS, maxlen=maxlen)
     queue = iter(enumerate(lines))
     began = time.perf_counter()
 
     async def writer() -> None:
         for i, text in queue:
-            await log.append_channel(CHANNEL, ChatMessage("PRIVMSG", f"user{i % 50}!u@host", CHANNEL, text,
+            await log.append_channel(channel, ChatMessage("PRIVMSG", f"user{i % 50}!u@host", channel, text,
                                                           account=f"user{i % 50}"))
 
     await asyncio.gather(*(writer() for _ in range(writers)))
     elapsed = time.perf_counter() - began
+    await client.aclose()
+    return len(lines) / elapsed
+
+
+def server_cost(admin: Any) -> dict[str, float]:
+    """Microseconds per call in the server, by command, since the last reset (the script's
+    own commands are counted too), then reset."""
+    stats = admin.info("commandstats")
+    admin.config_resetstat()
+    return {name.removeprefix("cmdstat_"): float(value["usec_per_call"]) for name, value in stats.items()}
+
+
+async def join_searcher(server: RedisServer) -> None:
+    """The account `searcher` in CHANNEL through one connection, as the ircd writes it."""
+    client = server.async_client("ircd")
     await client.hset(KEYS.channel(CHANNEL), mapping={"name": CHANNEL, "modes": "nt"})
     await client.hset(KEYS.channel_members(CHANNEL), "b3nch", "")
     await client.sadd(KEYS.account_connections("searcher"), "b3nch")
     await client.aclose()
-    return len(lines) / elapsed
 
 
 @dataclass
@@ -177,8 +192,17 @@ def main(argv: list[str] | None = None) -> int:
     launcher = ServiceLauncher(server)
     try:
         lines = texts(args.messages, args.rare)
-        rate = asyncio.run(fill(server, lines, args.writers))
         admin = server.admin()
+        admin.config_resetstat()
+        rate = asyncio.run(fill(server, CHANNEL, lines, args.writers, maxlen=args.messages))
+        growing = server_cost(admin)
+        # The same text on a channel at its bound: every append also trims one entry and its
+        # words from the index.
+        asyncio.run(fill(server, "#bounded", lines[:2_000], args.writers, maxlen=1_000))
+        server_cost(admin)
+        asyncio.run(fill(server, "#bounded", lines[2_000:6_000], args.writers, maxlen=1_000))
+        trimming = server_cost(admin)
+        asyncio.run(join_searcher(server))
         stream_bytes = int(admin.memory_usage(KEYS.conversation_log(CHANNEL), samples=0) or 0)
         index_bytes = int(admin.memory_usage(KEYS.search_index(CHANNEL), samples=0) or 0)
         members = int(admin.zcard(KEYS.search_index(CHANNEL)))
@@ -218,6 +242,11 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(f"memory: stream {stream_bytes / stored:.0f} B/message, index {index_bytes / stored:.0f} B/message "
           f"({stream_bytes / 2**20:.1f} MiB and {index_bytes / 2**20:.1f} MiB for {stored:,} messages)")
+    for name, cost in (("growing", growing), ("at its bound (trimming)", trimming)):
+        parts = ", ".join(f"{command.upper()} {cost[command]:.1f}" for command in
+                          ("xadd", "zadd", "xlen", "xrange", "zrem", "xtrim", "publish") if command in cost)
+        print(f"append script, channel {name}: {cost.get('evalsha', float('nan')):.1f} µs per call in the "
+              f"server; inside it, µs per call: {parts}")
     by_index = [r for r in rows if r.route == "public, index"]
     scans = [r for r in rows if r.route == "internal, scan"]
     search_p99 = max(r.percentile(99) for r in by_index)
@@ -227,7 +256,10 @@ def main(argv: list[str] | None = None) -> int:
           f"ratio={scan_p99 / search_p99:.1f} messages={stored} "
           f"search_p50_ms={statistics.median(r.percentile(50) for r in by_index):.1f} "
           f"index_bytes_per_message={index_bytes / stored:.0f} "
-          f"stream_bytes_per_message={stream_bytes / stored:.0f} appends_per_s={rate:.0f} errors={errors}")
+          f"stream_bytes_per_message={stream_bytes / stored:.0f} appends_per_s={rate:.0f} "
+          f"append_script_us={growing.get('evalsha', 0):.1f} "
+          f"append_trimming_us={trimming.get('evalsha', 0):.1f} "
+          f"errors={errors}")
     return 0 if errors == 0 and stored == args.messages else 1
 
 
