@@ -12,7 +12,7 @@ in most messages and most words in few, as in a chat; a few planted words give t
 |---|---|---|
 | rare | `zanzibar` | `--rare` (20), spread over the history |
 | common | `the` | about half |
-| two words | `duck pond` | `pond` in 2 %, `duck` in 10 %, together in 0.5 % |
+| two words | `duck pond` | `pond` in 2 %, `duck` in 10 %, together in about 0.2 % |
 | missing | `xylophone` | none |
 | worst | `alpha omega` | each in 10 %, never together: the index walks its scan budget |
 
@@ -28,8 +28,8 @@ Prints a table and last
     RESULT search_p99_ms=<x> scan_p99_ms=<x> ratio=<x> messages=<n> ...     (one line)
 
 (`search_p99_ms`: the worst p99 of the public route over the kinds; `scan_p99_ms`: the worst of
-the scan; `ratio`: scan over search.) Run it holding the machine's benchmark lock:
-`flock /work/bench.lock scripts/bench-search`.
+the scan; `ratio`: scan over search.) Nothing else should be measuring on the machine
+meanwhile: the figures are latencies.
 """
 
 from __future__ import annotations

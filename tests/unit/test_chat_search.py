@@ -8,7 +8,7 @@ import pytest
 from apps.chat.chatlog import ChatLog
 from apps.chat.conversations import ChatMessage, Ref, party
 from apps.chat.keys import ChatKeys
-from apps.chat.search import SearchIndex, Tokenizer, id_of_key, index_key
+from apps.chat.search import INDEX, SearchIndex, Tokenizer, id_of_key, index_key
 
 KEYS = ChatKeys()
 
@@ -144,3 +144,10 @@ async def test_entries_from_before_the_index_are_found_by_the_scan_only(log, ind
     assert (await index.search(conv, ["duck"], 5)).messages == []
     assert [m.text for m in (await index.scan(conv, ["duck"], 5)).messages] == ["old duck"]
     await log.append_channel("#Chan", said("new"))  # trimming such an entry is harmless
+
+
+@pytest.mark.parametrize("stream_id", ["1795347671006-0", "1795347671006-12", "7-1234567", "42-9"])
+async def test_the_script_writes_the_positions_python_reads(redis, stream_id):
+    script = INDEX + "index(ARGV[1], ARGV[2]) return redis.call('ZRANGE', KEYS[2], 0, -1)"
+    members = await redis.eval(script, 2, "log", "index", stream_id, "duck pond")
+    assert members == [f"duck {index_key(stream_id)}".encode(), f"pond {index_key(stream_id)}".encode()]
