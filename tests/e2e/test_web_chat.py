@@ -450,6 +450,7 @@ def test_the_search_box_finds_words_in_the_current_channel(stack, chat):
         # Newest first, a page of 20, then the older ones on demand.
         newest = ["the DUCK and the goose", *[f"Duck number {n}" for n in range(22, 3, -1)]]
         wait_until(lambda: search_texts(driver) == newest, timeout=15)
+        screenshot(driver, "web-search.png")
         more = driver.find_element("id", "search-more")
         assert more.is_displayed()
         more.click()
