@@ -40,3 +40,8 @@ class HistoryAccess:
             self.keys.channel_members(casefold(channel, self.mapping)), list(connections))
         return any(status is not None for status in statuses)
 
+    @staticmethod
+    def may_read_private(parties: Sequence[str], reader: str) -> bool:
+        """True if `reader` (a party: a folded account, or `~<connection id>` for a guest) is
+        one of the two `parties` of a private conversation."""
+        return reader in parties

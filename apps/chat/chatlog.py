@@ -4,8 +4,9 @@ A conversation is a channel (`#chan`) or a private one between two parties (`ali
 `append` adds a message to the conversation's stream and publishes it, stream id included, on
 the live channels given, in ONE Lua script: history and live delivery never disagree, and
 every message has one stable id, the stream id (`<ms>-<seq>`), used as the IRCv3 msgid; its
-milliseconds are the message's time. Streams are trimmed to about `maxlen` entries as they
-grow (`MAXLEN ~`), never expired: nothing here is a cache.
+milliseconds are the message's time. Streams are trimmed to `maxlen` entries as they grow,
+never expired (but a guest's conversation): nothing here is a cache. The same script keeps the
+conversation's search index (apps/chat/search.py) in step with the stream.
 
 The ircd writes through `ChatLog` (and reads through it: it is a `History`, apps/chat/history.py);
 the messages service only reads.
@@ -22,23 +23,38 @@ from apps.chat.casemap import CASEMAPPING, Casemapping, casefold
 from apps.chat.conversations import STORED_COMMANDS, ChatMessage, Conversation, dumps, is_guest, text_of
 from apps.chat.history import History
 from apps.chat.keys import ChatKeys
+from apps.chat.search import INDEX, UNINDEX, Tokenizer
 from apps.chat.settings import ChatSettings
 from apps.kit.pubsub import is_cluster, publish_command, publish_on, same_slot
 
-# KEYS[1] the stream. ARGV[1] maxlen, ARGV[2] a time to live in ms (0: none), ARGV[3] the
-# record as JSON without id and time, ARGV[4] the publish command (PUBLISH, or SPUBLISH on a
-# cluster: apps/kit/pubsub.py), ARGV[5] how many field/value items follow, then those items,
-# then the channels to publish on (on a cluster, only those in the stream's slot: a script may
-# not publish elsewhere).
+# KEYS[1] the stream, KEYS[2] its search index (apps/chat/search.py). ARGV[1] maxlen, ARGV[2] a
+# time to live in ms (0: none), ARGV[3] the record as JSON without id and time, ARGV[4] the
+# publish command (PUBLISH, or SPUBLISH on a cluster: apps/kit/pubsub.py), ARGV[5] the search
+# terms separated by spaces (also among the fields, as `terms`, when there are any), ARGV[6]
+# how many field/value items follow, then those items, then the channels to publish on (on a
+# cluster, only those in the stream's slot: a script may not publish elsewhere).
+# Trimming is exact, one entry per new one past maxlen: each trimmed entry's terms leave the
+# index in the same step, which `MAXLEN ~` (it does not say what it removed) would not allow.
 # The payload is built by splicing the new id in front of the record's keys, so no JSON library
 # is needed in Lua.
-_APPEND = """
-local n = tonumber(ARGV[5])
-local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', unpack(ARGV, 6, 5 + n))
-if tonumber(ARGV[2]) > 0 then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+_APPEND = UNINDEX + INDEX + """
+local n = tonumber(ARGV[6])
+local id = redis.call('XADD', KEYS[1], '*', unpack(ARGV, 7, 6 + n))
+index(id, ARGV[5])
+local excess = redis.call('XLEN', KEYS[1]) - tonumber(ARGV[1])
+if excess > 0 then
+  for _, entry in ipairs(redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', excess)) do
+    unindex(entry[1], entry[2])
+  end
+  redis.call('XTRIM', KEYS[1], 'MAXLEN', ARGV[1])
+end
+if tonumber(ARGV[2]) > 0 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  redis.call('PEXPIRE', KEYS[2], ARGV[2])
+end
 local ms = string.match(id, '^(%d+)')
 local payload = '{"id":"' .. id .. '","time":' .. ms .. ',' .. string.sub(ARGV[3], 2)
-for i = 6 + n, #ARGV do
+for i = 7 + n, #ARGV do
   redis.call(ARGV[4], ARGV[i], payload)
 end
 return id
@@ -50,8 +66,10 @@ class ChatLog(History):
     each message live, in one step."""
 
     def __init__(self, redis: Redis, keys: ChatKeys, *, maxlen: int = 10_000, max_limit: int = 100,
-                 guest_ttl: float = 86_400, mapping: Casemapping = CASEMAPPING) -> None:
+                 guest_ttl: float = 86_400, mapping: Casemapping = CASEMAPPING,
+                 tokenizer: Tokenizer | None = None) -> None:
         super().__init__(redis, keys, max_limit=max_limit, mapping=mapping)
+        self.tokenizer = tokenizer or Tokenizer()
         if maxlen < 1 or guest_ttl <= 0:
             raise ValueError("maxlen and guest_ttl must be positive")
         self.maxlen = maxlen
@@ -61,7 +79,8 @@ class ChatLog(History):
     @classmethod
     def from_settings(cls, redis: Redis, settings: ChatSettings) -> ChatLog:
         return cls(redis, settings.chat_keys, maxlen=settings.chat_history_max,
-                   max_limit=settings.chat_history_limit, guest_ttl=settings.chat_guest_history_ttl)
+                   max_limit=settings.chat_history_limit, guest_ttl=settings.chat_guest_history_ttl,
+                   tokenizer=settings.search_tokenizer)
 
     def channel_live(self, name: str) -> str:
         """The default live channel of a channel's messages."""
@@ -86,9 +105,13 @@ class ChatLog(History):
         if is_cluster(self._redis):
             channels, elsewhere = same_slot(conversation.key, channels)
         fields = message.stream_fields()
-        args: list[str | int] = [self.maxlen, ttl_ms, dumps(message.record()),
-                                 publish_command(self._redis), len(fields), *fields, *channels]
-        new_id = await self._append(keys=[conversation.key], args=args)
+        terms = " ".join(self.tokenizer.terms(message.text)) if message.command != "TAGMSG" else ""
+        if terms:
+            fields += ["terms", terms]
+        args: list[str | int] = [self.maxlen, ttl_ms, dumps(message.record()), publish_command(self._redis),
+                                 terms, len(fields), *fields, *channels]
+        keys = [conversation.key, self.keys.search_index(conversation.name)]
+        new_id = await self._append(keys=keys, args=args)
         stored = replace(message, id=text_of(new_id))
         if elsewhere:
             payload = stored.to_json()

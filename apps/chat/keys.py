@@ -22,6 +22,11 @@ class ChatKeys:
         """The history stream of a channel (`#chan`) or a private conversation (`a,b`)."""
         return f"{self.prefix}chat:{{{conversation}}}:log"
 
+    def search_index(self, conversation: str) -> str:
+        """A conversation's search index (apps/chat/search.py): a sorted set of
+        `<term> <message position>` members, written with the stream."""
+        return f"{self.prefix}chat:{{{conversation}}}:search"
+
     def live(self, name: str) -> str:
         """The live channel of a channel's messages, or of whoever holds a nick."""
         return f"{self.prefix}chat:{{{name}}}:live"

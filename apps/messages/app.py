@@ -3,8 +3,12 @@
 Public through Caddy: `GET /api/messages/<channel>` for a logged-in user (a users-service
 session token) under the chat's one history rule (apps/chat/access.py `HistoryAccess`, the
 same as CHATHISTORY's): the account must be in the channel through one of its connections.
-Internal, for tools and tests: `GET /internal/history/<channel>` and
-`GET /internal/history/private/<party>/<party>`, any conversation, no session.
+`GET /api/messages/search/<channel>?q=` and `GET /api/messages/search/private/<party>?q=`
+search a conversation under the same rule (apps/chat/search.py).
+Internal, for tools and tests: `GET /internal/history/<channel>`,
+`GET /internal/history/private/<party>/<party>` and `GET /internal/history/search/<channel>`
+(by the index or by scanning the stream: the benchmark's baseline), any conversation, no
+session.
 The service only reads: its Redis user may not write a stream (`%R~` in the ACL).
 """
 
@@ -23,12 +27,13 @@ from apps.chat.access import HistoryAccess
 from apps.chat.casemap import casefold, is_channel_name, is_valid_nick
 from apps.chat.conversations import ChatMessage, Conversation, InvalidRef, Ref
 from apps.chat.history import History
+from apps.chat.search import SearchIndex, SearchResult
 from apps.kit.app import ServiceApp, error, runtime, service_app
 from apps.kit.app import create_app as create_service_app
 from apps.kit.dircache import DirectoryCache
 from apps.kit.http import NoInstance, Peers
 from apps.kit.openapi import documented, query_param
-from apps.kit.params import InvalidParameter
+from apps.kit.params import InvalidParameter, text_param
 from apps.messages.settings import MessagesSettings
 
 public = Blueprint("messages_public", __name__, url_prefix="/api/messages")
@@ -57,6 +62,38 @@ class HistoryPage(BaseModel):
     messages: list[dict[str, Any]]
 
 
+class SearchQuery(BaseModel):
+    """The query string of a search route (documentation: `_search_query` reads it)."""
+
+    q: str = query_param("the words to find, all of them, whole, in any case (at most "
+                         "CHAT_SEARCH_QUERY_MAX characters and CHAT_SEARCH_TERMS_MAX words)",
+                         examples=["duck pond"])
+    limit: str = query_param("how many messages, 1 to CHAT_HISTORY_LIMIT (default SEARCH_PAGE)",
+                             required=False, examples=["20"])
+    before: str = query_param("only messages before this message id (a previous answer's "
+                              "next_before)", required=False, examples=["1795347671006-0"])
+
+
+class InternalSearchQuery(SearchQuery):
+    """The internal search's query string: the public one and the way to search."""
+
+    method: str = query_param("index (the default, as the public route) or scan (the stream "
+                              "read newest first: the baseline the index is measured against)",
+                              required=False, examples=["scan"])
+
+
+class SearchPage(BaseModel):
+    """Messages holding every word of the query, NEWEST first; `next_before`: pass it as
+    `before` to go on (null: nothing older matches); `scanned`: candidates looked at."""
+
+    target: str
+    query: str
+    terms: list[str]
+    messages: list[dict[str, Any]]
+    next_before: str | None
+    scanned: int
+
+
 class Limits(BaseModel):
     default_limit: int
     max_limit: int
@@ -74,6 +111,7 @@ def create_app(settings: MessagesSettings | None = None, redis: Redis | None = N
     app = create_service_app(settings, import_name=__name__, redis=redis, http_transport=http_transport)
     app.extensions["messages.history"] = History.from_settings(app.runtime.redis, settings)
     app.extensions["messages.access"] = HistoryAccess(app.runtime.redis, settings.chat_keys)
+    app.extensions["messages.search"] = SearchIndex.from_settings(app.runtime.redis, settings)
     app.extensions["messages.peers"] = Peers(DirectoryCache(app.runtime.directory, 1.0),
                                              {"users": settings.users_url},
                                              lookup_timeout=settings.users_timeout)
@@ -113,13 +151,58 @@ async def channel_history(channel: str) -> Response:
     query = _query()
     account = await _session_account()
     if account is None:
-        response = error(401, "missing or invalid session token")
-        response.headers["WWW-Authenticate"] = "Bearer"
-        return response
-    access: HistoryAccess = service_app().extensions["messages.access"]
-    if not await access.may_read_channel(name, await access.connections_of(account)):
-        return error(403, "not in that channel: join it to read its history", target=name)
+        return _no_session()
+    if not await _access().may_read_channel(name, await _access().connections_of(account)):
+        return _not_in(name)
     return await _history(name, _chat_history().channel(name), query)
+
+
+@public.get("/search/private/<party>")
+@documented(query=SearchQuery, ok=SearchPage, errors=[400, 401, 503])
+async def search_private(party: str) -> Response:
+    """Search the session's private conversation with `party` (an account name, or
+    `~<connection id>` for a guest): `?q=&limit=&before=`, newest first. Only a party reads a
+    private conversation, and the session's account is always the one side here; a
+    conversation that never was answers no messages."""
+    other = _party(party, "party")
+    query = _search_query()
+    account = await _session_account()
+    if account is None:
+        return _no_session()
+    me = casefold(account)
+    if not _access().may_read_private((me, other), me):
+        return _not_in(",".join(sorted((me, other))))
+    conversation = _chat_history().private(me, other)
+    return await _search(other, conversation, query)
+
+
+@public.get("/search/<path:channel>")
+@documented(query=SearchQuery, ok=SearchPage, errors=[400, 401, 403, 503])
+async def search_channel(channel: str) -> Response:
+    """Search a channel's history, under the history's rule (the account in the channel now,
+    through any of its connections; 403 otherwise, also for a channel that does not exist):
+    `?q=&limit=&before=`, newest first. Every word must be in a message, whole, in any case."""
+    name = _channel(channel)
+    query = _search_query()
+    account = await _session_account()
+    if account is None:
+        return _no_session()
+    if not await _access().may_read_channel(name, await _access().connections_of(account)):
+        return _not_in(name)
+    return await _search(name, _chat_history().channel(name), query)
+
+
+@internal.get("/search/<path:channel>")
+@documented(query=InternalSearchQuery, ok=SearchPage, errors=[400])
+async def internal_search(channel: str) -> Response:
+    """Search any channel, whatever its modes, by the index (`method=index`, the default) or
+    by reading the stream (`method=scan`). Same answer, other cost."""
+    name = _channel(channel)
+    query = _search_query()
+    method = request.args.get("method", "index")
+    if method not in ("index", "scan") or len(request.args.getlist("method")) > 1:
+        raise InvalidParameter("method", "expected index or scan, once")
+    return await _search(name, _chat_history().channel(name), query, scan=method == "scan")
 
 
 @internal.get("/private/<first>/<second>")
@@ -149,17 +232,39 @@ def _query() -> _Query:
     for name in ("limit", "before", "after"):
         if len(args.getlist(name)) > 1:
             raise InvalidParameter(name, "given more than once")
+    return _Query(_limit(_settings().history_page), _ref("before"), _ref("after"))
+
+
+class _SearchQuery:
+    def __init__(self, text: str, terms: list[str], limit: int, before: Ref | None) -> None:
+        self.text, self.terms, self.limit, self.before = text, terms, limit, before
+
+
+def _search_query() -> _SearchQuery:
+    args = request.args
     settings = _settings()
-    limit = settings.history_page
-    if "limit" in args:
-        raw = args["limit"]
-        # ASCII digits, and few of them: str.isdigit() also takes "²", which int() refuses,
-        # and int() refuses more than 4300 digits; either would be a 500.
-        if not _WHOLE_NUMBER.fullmatch(raw) or not 1 <= int(raw) <= settings.chat_history_limit:
-            raise InvalidParameter("limit",
-                                   f"expected a whole number from 1 to {settings.chat_history_limit}")
-        limit = int(raw)
-    return _Query(limit, _ref("before"), _ref("after"))
+    text = text_param(args, "q", max_length=settings.chat_search_query_max)
+    terms = _search_index().tokenizer.terms(text)
+    if not terms:
+        raise InvalidParameter("q", "no word to search (letters or digits)")
+    if len(terms) > settings.chat_search_terms_max:
+        raise InvalidParameter("q", f"more than {settings.chat_search_terms_max} different words")
+    for name in ("limit", "before"):
+        if len(args.getlist(name)) > 1:
+            raise InvalidParameter(name, "given more than once")
+    return _SearchQuery(text, terms, _limit(settings.search_page), _ref("before"))
+
+
+def _limit(default: int) -> int:
+    raw = request.args.get("limit")
+    if raw is None:
+        return default
+    maximum = _settings().chat_history_limit
+    # ASCII digits, and few of them: str.isdigit() also takes "²", which int() refuses,
+    # and int() refuses more than 4300 digits; either would be a 500.
+    if not _WHOLE_NUMBER.fullmatch(raw) or not 1 <= int(raw) <= maximum:
+        raise InvalidParameter("limit", f"expected a whole number from 1 to {maximum}")
+    return int(raw)
 
 
 def _ref(name: str) -> Ref | None:
@@ -199,6 +304,36 @@ async def _history(target: str, conversation: Conversation, query: _Query) -> Re
     else:
         messages = await history.latest(conversation, query.limit)
     return jsonify({"target": target, "messages": [m.to_dict() for m in messages]})
+
+
+async def _search(target: str, conversation: Conversation, query: _SearchQuery, *,
+                  scan: bool = False) -> Response:
+    index = _search_index()
+    find = index.scan if scan else index.search
+    result: SearchResult = await find(conversation, query.terms, query.limit, query.before)
+    return jsonify({"target": target, "query": query.text, "terms": result.terms,
+                    "messages": [m.to_dict() for m in result.messages],
+                    "next_before": result.next_before, "scanned": result.scanned})
+
+
+def _access() -> HistoryAccess:
+    access: HistoryAccess = service_app().extensions["messages.access"]
+    return access
+
+
+def _search_index() -> SearchIndex:
+    index: SearchIndex = service_app().extensions["messages.search"]
+    return index
+
+
+def _no_session() -> Response:
+    response = error(401, "missing or invalid session token")
+    response.headers["WWW-Authenticate"] = "Bearer"
+    return response
+
+
+def _not_in(name: str) -> Response:
+    return error(403, "not in that channel: join it to read its history", target=name)
 
 
 async def _session_account() -> str | None:

@@ -13,3 +13,5 @@ class MessagesSettings(ChatSettings):
     service_name: str = "messages"
     #: Messages returned when the request gives no `limit`.
     history_page: int = Field(default=50, ge=1, le=10_000)
+    #: Messages a search returns when the request gives no `limit`.
+    search_page: int = Field(default=20, ge=1, le=10_000)

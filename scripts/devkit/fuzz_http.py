@@ -64,7 +64,8 @@ PLAUSIBLE: dict[str, tuple[Any, ...]] = {
     "op1": ("1", "2.5"), "op2": ("3",), "city": ("Rodez",), "limit": ("5",), "before": ("1-0",),
     "after": ("0-1",), "channel": ("#chan", "#canaduck"), "name": ("alice",), "first": ("alice",),
     "second": ("bob",), "service": ("ping", "calc"), "joke_id": ("0123456789ab",),
-    "filename": ("site.css", "app.js"),
+    "filename": ("site.css", "app.js"), "q": ("duck", "duck pond"), "party": ("bob", "~0badc0de"),
+    "method": ("index", "scan"),
 }
 IGNORED_METHODS = frozenset({"HEAD", "OPTIONS"})
 

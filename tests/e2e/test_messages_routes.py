@@ -58,3 +58,42 @@ def test_history_through_caddy_for_an_account_in_the_channel_only(stack):
 def test_internal_history_is_not_routed(stack):
     assert stack.get("/internal/history/%23anything").status_code == 404
     assert stack.get("/api/messages/limits").json()["max_limit"] == 100
+
+
+def test_search_through_caddy_channel_and_private(stack):
+    channel = f"#find{secrets.token_hex(3)}"
+    path = f"/api/messages/search/{channel.replace('#', '%23')}"
+    (alice, alice_token), (bob, _), (_, outsider_token) = account(stack), account(stack), account(stack)
+    ports = irc_ports(stack)
+    clients = [IrcClient(ports[0]), IrcClient(ports[-1])]  # on two replicas when there are two
+    try:
+        for client, name in zip(clients, (alice, bob), strict=True):
+            assert any(" 903 " in line for line in client.register(name, sasl=(name, "long enough")))
+        clients[0].send(f"JOIN {channel}", f"PRIVMSG {channel} :The pond is frozen",
+                        f"PRIVMSG {channel} :ducks on the POND", f"PRIVMSG {channel} :nothing",
+                        f"PRIVMSG {bob} :meet me at the pond")
+        clients[0].sync()
+        clients[1].sync()
+        auth = {"Authorization": f"Bearer {alice_token}"}
+        found = stack.get(f"{path}?q=pond", headers=auth)
+        assert found.status_code == 200, found.text
+        assert [m["text"] for m in found.json()["messages"]] == ["ducks on the POND", "The pond is frozen"]
+        first = stack.get(f"{path}?q=pond&limit=1", headers=auth).json()
+        rest = stack.get(f"{path}?q=pond&before={first['next_before']}", headers=auth).json()
+        assert [m["text"] for m in rest["messages"]] == ["The pond is frozen"]
+        assert stack.get(f"{path}?q=pond").status_code == 401
+        outsider = stack.get(f"{path}?q=pond", headers={"Authorization": f"Bearer {outsider_token}"})
+        assert outsider.status_code == 403
+        for bad, parameter in (("q=", "q"), ("q=" + "x" * 201, "q"), ("q=pond&limit=0", "limit"),
+                               ("q=pond&before=soon", "before")):
+            answer = stack.get(f"{path}?{bad}", headers=auth)
+            assert answer.status_code == 400 and answer.json()["parameter"] == parameter
+        private = stack.get(f"/api/messages/search/private/{bob}?q=pond", headers=auth)
+        assert [m["text"] for m in private.json()["messages"]] == ["meet me at the pond"]
+        # The outsider names the same party: its own conversation with bob, empty.
+        theirs = stack.get(f"/api/messages/search/private/{bob}?q=pond",
+                           headers={"Authorization": f"Bearer {outsider_token}"})
+        assert theirs.status_code == 200 and theirs.json()["messages"] == []
+    finally:
+        for client in clients:
+            client.close()

@@ -412,3 +412,67 @@ def test_private_messages_the_channel_list_leaving_and_logging_out_and_in(stack,
         assert console_errors(driver) == []
     finally:
         terminal.close()
+
+
+def search_texts(driver: Any) -> list[str]:
+    return driver.execute_script(
+        "return [...document.querySelectorAll('#search-list li .text')].map((e) => e.textContent)")
+
+
+def test_the_search_box_finds_words_in_the_current_channel(stack, chat):
+    driver, ports, url = chat
+    channel = f"#{unique('search')}"
+    hana, ivan = unique("hana"), unique("ivan")
+    terminal = IrcClient(next(iter(ports.values())), ivan)
+    try:
+        terminal.join(channel)
+        said = [f"Duck number {n}" for n in range(23)] + ["a goose", "the DUCK and the goose"]
+        for text in said:
+            terminal.send(f"PRIVMSG {channel} :{text}")
+        terminal.send("PING :said")
+        terminal.wait_for(lambda line: "PONG" in line and "said" in line, timeout=30)
+        window_for(driver, url)
+        register(driver, hana)
+        join(driver, channel)
+        box = driver.find_element("id", "search-q")
+        assert box.is_displayed()
+
+        box.send_keys("goose duck")
+        driver.find_element("id", "search-button").click()
+        wait_until(lambda: search_texts(driver) == ["the DUCK and the goose"], timeout=15)
+        marked = driver.execute_script(
+            "return [...document.querySelectorAll('#search-list mark')].map((e) => e.textContent)")
+        assert marked == ["DUCK", "goose"]  # every searched word, as written
+
+        box.clear()
+        box.send_keys("duck")
+        driver.find_element("id", "search-button").click()
+        # Newest first, a page of 20, then the older ones on demand.
+        newest = ["the DUCK and the goose", *[f"Duck number {n}" for n in range(22, 3, -1)]]
+        wait_until(lambda: search_texts(driver) == newest, timeout=15)
+        screenshot(driver, "web-search.png")
+        more = driver.find_element("id", "search-more")
+        assert more.is_displayed()
+        more.click()
+        wait_until(lambda: len(search_texts(driver)) == 24, timeout=15)
+        assert search_texts(driver)[20:] == [f"Duck number {n}" for n in range(3, -1, -1)]
+        assert not more.is_displayed()
+        assert driver.find_element("id", "search-status").text == "24 messages found, newest first."
+
+        box.clear()
+        box.send_keys("xylophone")
+        driver.find_element("id", "search-button").click()
+        wait_until(lambda: driver.find_element("id", "search-status").text == "No message found.", timeout=15)
+        assert console_errors(driver) == []
+        box.clear()
+        box.send_keys("!!!")  # no word: the service's 400 is shown, not a crash
+        driver.find_element("id", "search-button").click()
+        wait_until(lambda: "no word to search" in driver.find_element("id", "search-status").text, timeout=15)
+        # The browser logs the refused request itself, and nothing else.
+        assert all("status of 400" in line for line in console_errors(driver))
+
+        driver.find_element("id", "search-close").click()
+        assert not driver.find_element("id", "search-results").is_displayed()
+        assert log_texts(driver)[-2:] == said[-2:]  # the conversation itself is untouched
+    finally:
+        terminal.close()

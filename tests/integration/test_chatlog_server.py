@@ -1,7 +1,7 @@
 """The chat log against the real server, logged in as the ircd and the messages service.
 
-What fakeredis cannot show: `MAXLEN ~` trimming, the Lua script under the ircd's ACL user,
-and the read-only key permission of the messages service.
+What fakeredis cannot show: trimming with the search index, the Lua script under the ircd's ACL
+user, and the read-only key permission of the messages service (which may search).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import redis
 from apps.chat.chatlog import ChatLog
 from apps.chat.conversations import ChatMessage, party
 from apps.chat.keys import ChatKeys
+from apps.chat.search import SearchIndex
 from apps.kit.pubsub import open_pubsub
 
 KEYS = ChatKeys()
@@ -56,15 +57,37 @@ async def test_append_and_fan_out_as_the_ircd_user(as_ircd):
     await pubsub.aclose()
 
 
-async def test_a_stream_is_trimmed_near_its_bound(as_ircd, admin):
+async def test_a_stream_and_its_index_are_trimmed_to_their_bound(as_ircd, as_messages, admin):
     log = ChatLog(as_ircd, KEYS, maxlen=150)
     for i in range(1000):
-        await log.append_channel("#busy", said(f"m{i}", "#busy"))
-    length = admin.xlen("canaduck:chat:{#busy}:log")
-    # MAXLEN ~ trims whole nodes (stream-node-max-entries, 100): at least 150 are kept.
-    assert 150 <= length < 150 + 100
+        await log.append_channel("#busy", said(f"m{i} busy", "#busy"))
+    assert admin.xlen("canaduck:chat:{#busy}:log") == 150
     newest = await log.latest(log.channel("#busy"), 1)
-    assert newest[0].text == "m999"
+    assert newest[0].text == "m999 busy"
+    # Each trimmed message took its words out of the index in the same script.
+    assert admin.zcard("canaduck:chat:{#busy}:search") == 300
+    index = SearchIndex(as_messages, KEYS)
+    conv = log.channel("#busy")
+    assert await index.count(conv, "busy") == 150 and await index.count(conv, "m849") == 0
+    found = await index.search(conv, ["busy"], 3)
+    assert [m.text for m in found.messages] == ["m999 busy", "m998 busy", "m997 busy"]
+
+
+@pytest.mark.cluster
+async def test_search_as_the_messages_user_and_forget_as_the_ircds(as_ircd, as_messages):
+    log = ChatLog(as_ircd, KEYS)
+    stored = [await log.append_channel("#Search", said(text, "#Search"))
+              for text in ("Straße closed", "the street is open", "STRASSE again")]
+    reader = SearchIndex(as_messages, KEYS)
+    conv = log.channel("#search")
+    found = await reader.search(conv, reader.tokenizer.terms("strasse"), 10)
+    assert [m.id for m in found.messages] == [stored[2].id, stored[0].id]
+    scanned = await reader.scan(conv, ["strasse"], 10)
+    assert [m.id for m in scanned.messages] == [stored[2].id, stored[0].id]
+    with pytest.raises(redis.exceptions.NoPermissionError):
+        await reader.forget(conv, stored[0].id)  # the reader cannot edit the index
+    assert await SearchIndex(as_ircd, KEYS).forget(conv, stored[0].id) == 2
+    assert [m.id for m in (await reader.search(conv, ["strasse"], 10)).messages] == [stored[2].id]
 
 
 async def test_the_script_survives_a_script_flush(as_ircd, admin):

@@ -61,3 +61,41 @@ def test_no_users_service_is_a_503(launcher, admin):
     messages = launcher.start("apps.messages", "messages")
     response = messages.get("/api/messages/%23d", headers={"Authorization": "Bearer x.y"})
     assert response.status_code == 503
+
+
+async def write_searchable(redis_server) -> list[ChatMessage]:
+    """#Find with a few messages, and the account `finder` in it, as the ircd's user writes."""
+    ircd = redis_server.async_client("ircd")
+    log = ChatLog(ircd, ChatKeys())
+    stored = [await log.append_channel("#Find", ChatMessage("PRIVMSG", "a!b@c", "#Find", text))
+              for text in ("Où est la gare ?", "the GARE is closed", "nothing here", "gare gare")]
+    await ircd.hset(ChatKeys().channel("#find"), mapping={"name": "#Find", "modes": "nts"})
+    await ircd.hset(ChatKeys().channel_members("#find"), "f1nd", "")
+    await ircd.sadd(ChatKeys().account_connections("finder"), "f1nd")
+    await ircd.aclose()
+    return stored
+
+
+@pytest.mark.cluster
+def test_search_over_http_on_the_real_server(launcher, redis_server, admin):
+    stored = asyncio.run(write_searchable(redis_server))
+    users = launcher.start("apps.users", "users", **FAST)
+    messages = launcher.start("apps.messages", "messages", USERS_URL=users.url)
+    tokens = {}
+    for name in ("finder", "stranger"):
+        body = {"account": name, "password": "long enough"}
+        httpx.post(f"{users.url}/api/users/register", json=body)
+        tokens[name] = httpx.post(f"{users.url}/api/users/login", json=body).json()["token"]
+    path = "/api/messages/search/%23find?q=GARE&limit=2"
+    found = messages.get(path, headers={"Authorization": f"Bearer {tokens['finder']}"})
+    assert found.status_code == 200, found.text
+    assert [m["id"] for m in found.json()["messages"]] == [stored[3].id, stored[1].id]
+    rest = messages.get(f"{path}&before={found.json()['next_before']}",
+                        headers={"Authorization": f"Bearer {tokens['finder']}"})
+    assert [m["text"] for m in rest.json()["messages"]] == ["Où est la gare ?"]
+    refused = messages.get(path, headers={"Authorization": f"Bearer {tokens['stranger']}"})
+    assert refused.status_code == 403  # a secret channel she is not in
+    scan = messages.get("/internal/history/search/%23find?q=gare&method=scan").json()
+    assert [m["id"] for m in scan["messages"]] == [stored[3].id, stored[1].id, stored[0].id]
+    bad = messages.get("/api/messages/search/%23find?q=%21%21", headers={"Authorization": "Bearer x"})
+    assert bad.status_code == 400 and bad.json()["parameter"] == "q"

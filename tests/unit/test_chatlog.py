@@ -41,7 +41,8 @@ async def test_append_stores_the_record_and_returns_it_with_a_stream_id(log, red
     entry_id, fields = entries[0]
     assert entry_id.decode() == stored.id
     assert fields == {b"command": b"PRIVMSG", b"from": b"alice!al@host", b"account": b"alice",
-                      b"target": b"#Chan", b"text": b"hello", b"tags": b'{"+draft/reply":"1-0"}'}
+                      b"target": b"#Chan", b"text": b"hello", b"tags": b'{"+draft/reply":"1-0"}',
+                      b"terms": b"hello"}  # its search terms (apps/chat/search.py)
 
 
 async def test_a_message_without_tags_stores_no_tags_field(log, redis):

@@ -83,10 +83,11 @@ async def test_a_closed_channels_history_goes_with_it_when_it_empties(closing: s
         await alice.send("JOIN #hush", f"MODE #hush {closing}", "PRIVMSG #hush :between us")
         await alice.sync()
         log_key = gateway.settings.chat_keys.conversation_log("#hush")
-        assert await gateway.store.redis.exists(log_key)
+        index_key = gateway.settings.chat_keys.search_index("#hush")
+        assert await gateway.store.redis.exists(log_key, index_key) == 2
         await alice.send("PART #hush")
         await alice.sync()
-        assert not await gateway.store.redis.exists(log_key)
+        assert not await gateway.store.redis.exists(log_key, index_key)  # nor can it be searched
         mallory = await guest(gateway, "mallory")
         await mallory.send("JOIN #hush", "CHATHISTORY LATEST #hush * 10")
         assert privmsgs(await mallory.sync()) == []

@@ -178,3 +178,113 @@ async def test_redis_down_is_a_503(redis, started, fake_server):
         response = await client.get("/internal/history/%23chan")
         assert response.status_code == 503
         fake_server.connected = True
+
+
+# -- search (apps/chat/search.py through the routes) ----------------------------------------------
+
+async def seed_texts(redis, channel: str, texts_: list[str]) -> list[ChatMessage]:
+    log = ChatLog(redis, ChatKeys())
+    return [await log.append_channel(channel, ChatMessage("PRIVMSG", "a!b@c", channel, text))
+            for text in texts_]
+
+
+async def test_search_a_channel_newest_first_whole_words_every_word(redis, started):
+    await redis.hset(ChatKeys().channel("#chan"), mapping={"name": "#Chan", "modes": "nt"})
+    await join(redis, "#Chan", "alice-conn", "alice")
+    stored = await seed_texts(redis, "#Chan",
+                              ["The duck swims", "a goose", "DUCK and goose", "ducks", "Duck."])
+    async with started(make_app(redis)) as client:
+        async def search(query: str) -> dict:
+            response = await client.get(f"/api/messages/search/%23Chan?{query}", headers=GOOD)
+            assert response.status_code == 200, await response.get_data()
+            return await response.get_json()
+
+        found = await search("q=duck")
+        assert texts(found) == ["Duck.", "DUCK and goose", "The duck swims"]
+        assert found["target"] == "#Chan" and found["terms"] == ["duck"] and found["next_before"] is None
+        assert found["messages"][0] == stored[4].to_dict()
+        assert texts(await search("q=Goose%20DUCK")) == ["DUCK and goose"]
+        assert texts(await search("q=duc")) == [] and texts(await search("q=swan")) == []
+        first = await search("q=duck&limit=2")
+        assert texts(first) == ["Duck.", "DUCK and goose"] and first["next_before"] == stored[2].id
+        assert texts(await search(f"q=duck&before={first['next_before']}")) == ["The duck swims"]
+        # The internal route's scan answers the same, for the benchmark's comparison.
+        for method in ("index", "scan"):
+            response = await client.get(f"/internal/history/search/%23chan?q=duck&method={method}")
+            assert texts(await response.get_json()) == ["Duck.", "DUCK and goose", "The duck swims"]
+
+
+@pytest.mark.parametrize("modes", ["nt", "nts", "ntk", "i"])
+async def test_search_follows_the_history_rule(redis, started, modes):
+    await seed(redis, "#hidden", modes=modes, member="bob")
+    await seed_texts(redis, "#hidden", ["secret duck"])
+    await join(redis, "#elsewhere", "alice-conn", "alice")
+    async with started(make_app(redis)) as client:
+        path = "/api/messages/search/%23hidden?q=duck"
+        assert (await client.get(path)).status_code == 401
+        refused = await client.get(path, headers=GOOD)
+        assert refused.status_code == 403
+        assert (await refused.get_json())["error"].startswith("not in that channel")
+        never = await client.get("/api/messages/search/%23never?q=duck", headers=GOOD)
+        assert never.status_code == 403  # as for a channel that exists
+        await join(redis, "#hidden", "alice-conn", "alice")
+        assert texts(await (await client.get(path, headers=GOOD)).get_json()) == ["secret duck"]
+
+
+async def test_search_a_private_conversation_of_the_session_only(redis, started):
+    log = ChatLog(redis, ChatKeys())
+    alice, bob, carol = party("a1", "alice"), party("b1", "bob"), party("c1", "carol")
+    guest = party("0badc0de")
+    await log.append_private(alice, bob, ChatMessage("PRIVMSG", "Alice!a@h", "bob", "lunch at noon?"))
+    await log.append_private(bob, carol, ChatMessage("PRIVMSG", "bob!b@h", "carol", "lunch tomorrow"))
+    await log.append_private(guest, alice,
+                             ChatMessage("PRIVMSG", "Guest!g@h", "alice", "lunch, says a guest"))
+    async with started(make_app(redis)) as client:  # the session is Alice's
+        async def search(other: str) -> list[str]:
+            response = await client.get(f"/api/messages/search/private/{other}?q=lunch", headers=GOOD)
+            assert response.status_code == 200
+            return texts(await response.get_json())
+
+        assert await search("Bob") == ["lunch at noon?"]
+        assert await search("carol") == []  # bob and carol's conversation is not hers to name
+        assert await search("~0badc0de") == ["lunch, says a guest"]  # an account reads its guest's
+        assert (await client.get("/api/messages/search/private/bob?q=lunch")).status_code == 401
+
+
+@pytest.mark.parametrize(("path", "problem"), [
+    ("/api/messages/search/%23chan", "invalid q: missing"),
+    ("/api/messages/search/%23chan?q=", "invalid q: empty"),
+    ("/api/messages/search/%23chan?q=%20%20", "invalid q: empty"),
+    ("/api/messages/search/%23chan?q=!!!", "invalid q: no word"),
+    ("/api/messages/search/%23chan?q=" + "x" * 201, "invalid q: longer"),
+    ("/api/messages/search/%23chan?q=a%0Ab", "invalid q: contains a control character"),
+    ("/api/messages/search/%23chan?q=a&q=b", "invalid q: given more than once"),
+    ("/api/messages/search/%23chan?q=a+b+c+d+e+f+g+h+i", "invalid q: more than 8"),
+    ("/api/messages/search/%23chan?q=a&limit=0", "invalid limit"),
+    ("/api/messages/search/%23chan?q=a&limit=101", "invalid limit"),
+    ("/api/messages/search/%23chan?q=a&limit=%C2%B2", "invalid limit"),
+    ("/api/messages/search/%23chan?q=a&limit=1&limit=2", "invalid limit: given more than once"),
+    ("/api/messages/search/%23chan?q=a&before=now", "invalid before"),
+    (f"/api/messages/search/%23chan?q=a&before={2**64}-0", "invalid before"),
+    ("/api/messages/search/chan?q=a", "invalid channel"),
+    ("/api/messages/search/private/9x?q=a", "invalid party"),
+    ("/api/messages/search/private/~bob?q=a", "invalid party"),
+    ("/internal/history/search/%23chan?q=a&method=grep", "invalid method"),
+])
+async def test_bad_searches_are_400_naming_the_parameter(redis, started, path, problem):
+    await seed(redis)
+    async with started(make_app(redis)) as client:
+        response = await client.get(path, headers=GOOD)
+        assert response.status_code == 400
+        body = await response.get_json()
+        assert body["error"].startswith(problem), body
+        assert body["parameter"] == problem.split()[1].rstrip(":")
+
+
+async def test_search_routes_are_in_the_openapi(redis, started):
+    async with started(make_app(redis)) as client:
+        paths = (await (await client.get("/openapi.json")).get_json())["paths"]
+        assert {"/api/messages/search/{channel}", "/api/messages/search/private/{party}",
+                "/internal/history/search/{channel}"} <= set(paths)
+        assert [p["name"] for p in paths["/api/messages/search/{channel}"]["get"]["parameters"]
+                if p["in"] == "query"] == ["q", "limit", "before"]

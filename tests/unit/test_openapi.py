@@ -25,12 +25,15 @@ FACTORIES = {"aggregator": create_aggregator, "broker": create_broker, "calc": c
              "mult": create_mult, "ping": create_player, "users": create_users,
              "weather": create_weather}
 HISTORY = {"limit": False, "before": False, "after": False}
+SEARCH = {"q": True, "limit": False, "before": False}
 #: Routes and the query parameters they must list (name: required).
 QUERIES = {"/fullinfo": {"city": True}, "/weather": {"city": True},
            "/sum": {"op1": True, "op2": True}, "/sub": {"op1": True, "op2": True},
            "/mult": {"op1": True, "op2": True}, "/api/messages/{channel}": HISTORY,
            "/internal/history/{channel}": HISTORY,
-           "/internal/history/private/{first}/{second}": HISTORY}
+           "/internal/history/private/{first}/{second}": HISTORY,
+           "/api/messages/search/{channel}": SEARCH, "/api/messages/search/private/{party}": SEARCH,
+           "/internal/history/search/{channel}": {**SEARCH, "method": False}}
 UNDESCRIBED = {"/metrics"}  # Prometheus text, not JSON
 NO_CONTENT = {"/api/users/logout"}  # 204
 

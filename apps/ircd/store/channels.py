@@ -66,7 +66,7 @@ class ChannelState(StoreBase):
     async def leave(self, cf: str, uid: str) -> bool:
         """Leave a channel; False if `uid` was not in it. The last one out removes it (and its
         history, if it was closed: see `scripts.LEAVE`)."""
-        keys = [self.keys.conversation_log(cf), *self._channel_keys(cf)]
+        keys = [self.keys.conversation_log(cf), self.keys.search_index(cf), *self._channel_keys(cf)]
         left = int(await self._leave(keys=keys, args=[uid]))
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.srem(self.keys.user_channels(uid), cf)

@@ -42,22 +42,22 @@ return {{'joined', ''}}
 
 def _leave() -> str:
     """PART, KICK, QUIT: leave, and the last one out removes the channel and its lists. Its
-    history (KEYS[1]) stays if the channel was open, and goes with it if a closing mode was
-    set (`closes_history` in the table), so that whoever creates the channel again cannot read
-    what its members said. KEYS[2] is the channel, KEYS[3] its members; KEYS[2..] every key
-    of the channel. Returns 0 (was not a member), 1 (left), 2 (left, the channel is gone),
-    3 (and its history)."""
+    history (KEYS[1], and KEYS[2] its search index) stays if the channel was open, and goes
+    with it if a closing mode was set (`closes_history` in the table), so that whoever creates
+    the channel again cannot read or search what its members said. KEYS[3] is the channel,
+    KEYS[4] its members; KEYS[3..] every key of the channel. Returns 0 (was not a member),
+    1 (left), 2 (left, the channel is gone), 3 (and its history)."""
     letters = "".join(mode.letter for mode in modes.CLOSING)
-    fields = "".join(f" or redis.call('HEXISTS', KEYS[2], '{mode.parameter.field}') == 1"
+    fields = "".join(f" or redis.call('HEXISTS', KEYS[3], '{mode.parameter.field}') == 1"
                      for mode in modes.CLOSING if mode.parameter is not None)
     return f"""
-if redis.call('HDEL', KEYS[3], ARGV[1]) == 0 then return 0 end
-if redis.call('HLEN', KEYS[3]) > 0 then return 1 end
-local modes = redis.call('HGET', KEYS[2], 'modes') or ''
+if redis.call('HDEL', KEYS[4], ARGV[1]) == 0 then return 0 end
+if redis.call('HLEN', KEYS[4]) > 0 then return 1 end
+local modes = redis.call('HGET', KEYS[3], 'modes') or ''
 local closed = string.find(modes, '[{letters}]'){fields}
-redis.call('DEL', unpack(KEYS, 2))
+redis.call('DEL', unpack(KEYS, 3))
 if closed then
-  redis.call('DEL', KEYS[1])
+  redis.call('DEL', KEYS[1], KEYS[2])
   return 3
 end
 return 2

@@ -48,6 +48,7 @@ const state = {
   channelList: [],
   typingSentAt: 0,
   away: false,
+  search: null, // {query, target, next}: the search shown, and where its older results start
 };
 
 function buffer(name, create = true) {
@@ -138,6 +139,8 @@ function renderHeader() {
   $('title').textContent = b ? b.name : 'No conversation';
   $('topic').textContent = b?.topic ?? '';
   $('part-button').hidden = !b || b.kind !== 'channel';
+  $('search-form').hidden = !b;
+  $('search-q').placeholder = b ? `Search ${b.name}` : 'Search this conversation';
   const online = state.irc?.registered;
   $('message').disabled = !b || !online;
   $('send-button').disabled = !b || !online;
@@ -145,6 +148,7 @@ function renderHeader() {
 }
 
 function show(name) {
+  if (!state.current || fold(state.current) !== fold(name)) closeSearch();
   state.current = name;
   const b = buffer(name);
   b.unread = 0;
@@ -226,6 +230,71 @@ function mergeHistory(b, messages, subcommand, count) {
   return added;
 }
 
+// --- search (the messages service: GET /api/messages/search/...) ------------------------------
+
+const SEARCH_PAGE = 20;
+
+/** The search route of a conversation: a channel's, or the private one of the session with the
+ * other party (its account when one of its messages named it, otherwise its nick, which an
+ * account's nick is). */
+function searchPath(b) {
+  if (b.kind === 'channel') return `/api/messages/search/${encodeURIComponent(b.name)}`;
+  return `/api/messages/search/private/${encodeURIComponent(b.account ?? b.name)}`;
+}
+
+/** The text with each searched word marked (whole words, in any case, as the server matches). */
+function highlighted(text, terms) {
+  const wanted = new Set(terms);
+  const parts = text.split(/([\p{L}\p{N}_]+)/u);
+  return parts.map((part, i) => (i % 2 === 1 && wanted.has(part.normalize('NFKC').toLowerCase())
+    ? el('mark', { text: part }) : part));
+}
+
+function searchItem(record, terms) {
+  const time = record.time;
+  const nick = (record.from ?? '').split('!')[0];
+  return el('li', { 'data-msgid': record.id, class: 'msg privmsg' },
+    el('time', { datetime: new Date(time).toISOString(), text: `${new Date(time).toLocaleDateString()} ${clock(time)}` }), ' ',
+    el('span', { class: 'nick', text: `<${nick}>` }), ' ',
+    el('span', { class: 'text' }, ...highlighted(record.text ?? '', terms)));
+}
+
+async function search(query, before = null) {
+  const b = state.current && buffer(state.current, false);
+  if (!b || !query.trim()) return;
+  const params = new URLSearchParams({ q: query, limit: String(SEARCH_PAGE) });
+  if (before) params.set('before', before);
+  const panel = $('search-results');
+  panel.hidden = false;
+  $('search-title').textContent = `Search in ${b.name}: “${query}”`;
+  $('search-status').textContent = 'Searching…';
+  $('search-more').hidden = true;
+  if (!before) $('search-list').replaceChildren();
+  state.search = { query, target: b.name };
+  const answer = await api(`${searchPath(b)}?${params}`, { token: state.session?.token });
+  if (state.search?.query !== query || state.search?.target !== b.name) return; // superseded
+  if (!answer.ok) {
+    $('search-status').textContent = answer.data?.error ?? `Search failed (${answer.status}).`;
+    return;
+  }
+  const { messages, next_before: next, terms } = answer.data;
+  $('search-list').append(...messages.map((m) => searchItem(m, terms)));
+  const shown = $('search-list').children.length;
+  const found = shown ? `${shown} message${shown > 1 ? 's' : ''} found, newest first` : 'No message found';
+  // A search looks at a bounded number of candidates: say so when it stopped before the end.
+  $('search-status').textContent = next && messages.length < SEARCH_PAGE
+    ? `${found} so far: “Older results” looks further back.` : `${found}.`;
+  state.search.next = next;
+  $('search-more').hidden = !next;
+}
+
+function closeSearch() {
+  state.search = null;
+  $('search-results').hidden = true;
+  $('search-list').replaceChildren();
+  $('search-q').value = '';
+}
+
 // --- IRC events ------------------------------------------------------------------------------
 
 function messageFrom(msg) {
@@ -273,6 +342,7 @@ function onMessage(msg) {
       }
       if (batch) { batch.messages.push(messageFrom(msg)); return; }
       const b = buffer(conversationOf(msg));
+      if (b.kind === 'query' && msg.tags.account && fold(msg.nick) === fold(b.name)) b.account = msg.tags.account;
       stopTyping(b, msg.nick);
       if (b.add(messageFrom(msg))) changed(b);
       return;
@@ -588,6 +658,13 @@ $('list-button').addEventListener('click', () => state.irc?.send('LIST'));
 $('away-button').addEventListener('click', () => state.irc?.send('AWAY', state.away ? [] : ['away']));
 $('logout-button').addEventListener('click', logout);
 $('older-button').addEventListener('click', () => { const b = state.current && buffer(state.current, false); if (b) loadOlder(b); });
+$('search-form').addEventListener('submit', (e) => {
+  e.preventDefault();
+  search($('search-q').value.trim());
+});
+$('search-more').addEventListener('click', () => { if (state.search?.next) search(state.search.query, state.search.next); });
+$('search-close').addEventListener('click', () => { closeSearch(); $('message').focus(); });
+$('search-results').addEventListener('keydown', (e) => { if (e.key === 'Escape') closeSearch(); });
 $('log').addEventListener('scroll', (e) => {
   const b = state.current && buffer(state.current, false);
   if (b && e.target.scrollTop === 0 && b.messages.length && !b.complete) loadOlder(b);
