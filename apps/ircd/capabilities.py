@@ -53,6 +53,7 @@ def _chathistory_tokens(settings: IrcdSettings) -> tuple[str, ...]:
 
 
 CAPABILITIES: tuple[Capability, ...] = (
+    Capability("account-notify"),
     Capability("account-tag"),
     Capability("away-notify"),
     Capability("batch"),

@@ -8,6 +8,7 @@ from apps.ircd.client import Client
 from apps.ircd.context import Context
 from apps.ircd.errors import InvalidCapCommand, SaslAborted, SaslAlready, SaslFailed, SaslTooLong
 from apps.ircd.handlers.registration import finish_registration
+from apps.ircd.operations.identity import tell_account
 from apps.ircd.operations.registration import log_in
 from apps.ircd.protocol import Message, format_line
 from apps.ircd.registry import command
@@ -98,3 +99,5 @@ async def authenticate(ctx: Context, client: Client, message: Message) -> None:
     client.reply(n.RPL_LOGGEDIN, client.prefix if client.registered else f"{client.nick}!*@*", account,
                  f"You are now logged in as {account}")
     client.reply(n.RPL_SASLSUCCESS, "SASL authentication successful")
+    if client.registered:  # before, nobody sees the client yet: its JOINs will carry the account
+        await tell_account(ctx, client)

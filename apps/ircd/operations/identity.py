@@ -86,6 +86,15 @@ async def set_realname(ctx: Context, client: Client, text: str) -> None:
     await tell_neighbours(ctx, client, line)
 
 
+async def tell_account(ctx: Context, client: Client) -> None:
+    """IRCv3 account-notify: the client's account changed (a SASL login after registration):
+    ACCOUNT <name>, or `*` once logged out, to the clients sharing a channel with it "including
+    themselves", and with extended-monitor to its watchers; only to those with the capability."""
+    line = client_line(client, "ACCOUNT", [client.account or "*"], ctx.clock(), needs=("account-notify",))
+    deliver(client, line)
+    await tell_neighbours(ctx, client, line)
+
+
 async def tell_neighbours(ctx: Context, client: Client, line: Line) -> None:
     """A change about `client` to everyone sharing a channel with it and, with extended-monitor,
     to every client MONITORing its nick: each gets it once (the line's id)."""
