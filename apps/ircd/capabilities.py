@@ -62,6 +62,7 @@ CAPABILITIES: tuple[Capability, ...] = (
     Capability("echo-message"),
     Capability("extended-join"),
     Capability("extended-monitor"),
+    Capability("invite-notify"),
     Capability("labeled-response"),
     Capability("message-tags"),
     Capability("multi-prefix"),

@@ -75,3 +75,16 @@ def test_account_notify_crosses_replicas(stack: Stack):
     assert bob.until(lambda line: " ACCOUNT " in line)[-1] == ":bob!~bob@127.0.0.1 ACCOUNT Jilles"
     assert alice.until(lambda line: " ACCOUNT " in line)[-1] == ":bob!~bob@127.0.0.1 ACCOUNT Jilles"
     alice.close(), bob.close()
+
+
+def test_invite_notify_crosses_replicas(stack: Stack):
+    alice = in_channel(stack.ports[0], "alice", "#in", "")
+    carol = in_channel(stack.ports[1], "carol", "#in", "invite-notify")
+    dave = IrcClient(stack.ports[0])
+    dave.register("dave")
+    alice.until(lambda line: line.startswith(":carol!") and line.endswith("JOIN #in"))
+    alice.send("INVITE dave #in")
+    invite = ":alice!~alice@127.0.0.1 INVITE dave #in"
+    assert carol.until(lambda line: " INVITE " in line)[-1] == invite
+    assert dave.until(lambda line: " INVITE " in line)[-1] == invite
+    alice.close(), carol.close(), dave.close()

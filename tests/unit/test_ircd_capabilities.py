@@ -110,3 +110,48 @@ async def test_a_login_before_registration_sends_no_account_message():
         seen = await alice.sync()
         assert seen == [":robert!~robert@127.0.0.1 JOIN #c Bob Bob"]
 
+
+# -- invite-notify (ircv3.net/specs/extensions/invite-notify) ---------------------------------
+
+async def test_invite_notify_reaches_the_members_with_the_capability_on_both_replicas():
+    """":<inviter> INVITE <target> <channel>" to the channel's members with the capability;
+    "other channel members are not notified" (RFC 2812) without it; the inviter gets its 341."""
+    async with replicas() as (one, two):
+        alice = await joined(one, "alice", "#i")
+        carol = await joined(one, "carol", "#i", "invite-notify")
+        erin = await joined(two, "erin", "#i", "invite-notify")
+        frank = await joined(two, "frank", "#i")
+        dave = await connect(two)
+        await dave.register("dave")
+        for member in (alice, carol):
+            await member.sync_until(lambda line: line.endswith("frank@127.0.0.1 JOIN #i"))
+        await alice.send("INVITE dave #i")
+        assert await alice.sync() == [":irc.test 341 alice dave #i"]
+        invite = ":alice!~alice@127.0.0.1 INVITE dave #i"
+        assert await carol.sync() == [invite]
+        assert (await erin.sync_until(lambda line: " INVITE " in line))[-1] == invite
+        assert (await dave.sync_until(lambda line: " INVITE " in line))[-1] == invite
+        assert await frank.sync_until(lambda line: " INVITE " in line, rounds=3) == []
+
+
+async def test_invite_notify_on_an_invite_only_channel_goes_to_its_operators_only():
+    """On +i only operators may INVITE, and only they are told (the spec lets the server send
+    it "only to clients that have the privilege to do an /INVITE on the channel themselves")."""
+    async with replicas() as (one, two):
+        alice = await joined(one, "alice", "#p", "invite-notify")  # the channel's operator
+        carol = await joined(two, "carol", "#p", "invite-notify")
+        erin = await joined(two, "erin", "#p", "invite-notify")
+        await alice.sync_until(lambda line: line.endswith("erin@127.0.0.1 JOIN #p"))
+        await alice.send("MODE #p +io carol")
+        await alice.sync()
+        await carol.sync_until(lambda line: "+io" in line), await erin.sync_until(lambda line: "+io" in line)
+        dave = await connect(one)
+        await dave.register("dave")
+        await carol.send("INVITE dave #p")
+        assert await carol.sync() == [":irc.test 341 carol dave #p"]
+        invite = ":carol!~carol@127.0.0.1 INVITE dave #p"
+        assert (await alice.sync_until(lambda line: " INVITE " in line))[-1] == invite
+        assert await erin.sync_until(lambda line: " INVITE " in line, rounds=3) == []
+        await erin.send("INVITE dave #p")
+        assert commands(await erin.sync()) == ["482"]
+
