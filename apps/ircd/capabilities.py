@@ -69,6 +69,7 @@ CAPABILITIES: tuple[Capability, ...] = (
     Capability("sasl", value=_sasl),
     Capability("server-time"),
     Capability("setname"),
+    Capability("standard-replies"),
     Capability("userhost-in-names"),
 )
 BY_NAME = {cap.name: cap for cap in CAPABILITIES}

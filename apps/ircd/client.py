@@ -13,6 +13,7 @@ import time
 from contextvars import ContextVar
 
 from apps.chat.modes import with_user_mode
+from apps.chat.numerics import ERR_UNKNOWNERROR
 from apps.chat.records import User
 from apps.ircd.protocol import format_line
 from apps.ircd.transport import Transport
@@ -136,6 +137,16 @@ class Client:
     def fail(self, command: str, code: str, *context: str) -> None:
         """An IRCv3 standard reply: FAIL <command> <code> [<context>...] <description>."""
         self.send(format_line("FAIL", [command, code, *context], source=self.server_name))
+
+    def unknown_error(self, command: str, code: str, description: str) -> None:
+        """A failure no standard numeric names but the catch-all 400 ERR_UNKNOWNERROR: to a
+        client that negotiated `standard-replies`, which asks for "arbitrary standard replies"
+        instead of vendor-specific answers, `FAIL <command> <code>` (a machine-readable code);
+        to the others, the 400 as before."""
+        if "standard-replies" in self.caps:
+            self.fail(command, code, description)
+        else:
+            self.reply(ERR_UNKNOWNERROR, command, description)
 
     def new_batch(self) -> str:
         self._batches += 1

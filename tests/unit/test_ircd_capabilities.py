@@ -8,6 +8,8 @@ import contextlib
 from collections.abc import AsyncIterator
 
 import fakeredis
+import pytest
+from redis.exceptions import RedisError
 
 from apps.ircd.server import IrcServer
 from tests.unit.ircd_support import LineClient, commands, connect, running_gateway
@@ -155,3 +157,43 @@ async def test_invite_notify_on_an_invite_only_channel_goes_to_its_operators_onl
         await erin.send("INVITE dave #p")
         assert commands(await erin.sync()) == ["482"]
 
+
+# -- standard-replies (ircv3.net/specs/extensions/standard-replies) ---------------------------
+
+async def failing_store(gateway: IrcServer, error: Exception) -> None:
+    """Make the store's channel look-up fail as Redis away (or a bug) would."""
+
+    async def broken(*args: object) -> None:
+        raise error
+
+    gateway.store.channel_and_status = broken  # type: ignore[method-assign]
+
+
+@pytest.mark.parametrize(("error", "code", "text"), [
+    (RedisError("gone"), "TEMPORARILY_UNAVAILABLE", "Server state unavailable; try again"),
+    (RuntimeError("bug"), "INTERNAL_ERROR", "Internal error"),
+])
+async def test_standard_replies_turns_the_catch_all_400_into_fail_with_a_code(error, code, text):
+    """"servers use standard replies instead of vendor-specific error numerics ... when
+    responding to a client which supports this capability"; the others keep the 400."""
+    async with replicas(1) as (one,):
+        with_cap, without = await connect(one), await connect(one)
+        await with_cap.register("alice", caps="standard-replies")
+        await without.register("carol")
+        await failing_store(one, error)
+        await with_cap.send("PRIVMSG #x :hi")
+        await without.send("PRIVMSG #x :hi")
+        assert await with_cap.sync() == [f":irc.test FAIL PRIVMSG {code} :{text}"]
+        assert await without.sync() == [f":irc.test 400 carol PRIVMSG :{text}"]
+
+
+async def test_standard_replies_for_a_line_rejected_and_the_standardised_numerics_unchanged():
+    """A NUL in a line: FAIL * INVALID_LINE with the capability; "Servers which support this
+    capability SHOULD NOT replace standardised error numerics": 403 stays 403."""
+    async with replicas(1) as (one,):
+        client = await connect(one)
+        await client.register("alice", caps="standard-replies")
+        await client.send(b"PRIVMSG #x :a\x00b", "JOIN bad-name")
+        assert await client.sync() == [":irc.test FAIL * INVALID_LINE :Line rejected: NUL, CR or LF in line",
+                                       ":irc.test 403 alice bad-name :No such channel"]
+        assert "standard-replies" in await cap_ls(one)
