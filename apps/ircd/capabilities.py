@@ -59,6 +59,7 @@ CAPABILITIES: tuple[Capability, ...] = (
     Capability("batch"),
     Capability("cap-notify"),
     Capability("draft/chathistory", isupport=_chathistory_tokens),
+    Capability("draft/pre-away"),
     Capability("echo-message"),
     Capability("extended-join"),
     Capability("extended-monitor"),

@@ -13,12 +13,17 @@ import time
 from contextvars import ContextVar
 
 from apps.chat.modes import with_user_mode
-from apps.chat.numerics import ERR_UNKNOWNERROR
+from apps.chat.numerics import ERR_UNKNOWNERROR, RPL_AWAY
 from apps.chat.records import User
 from apps.ircd.protocol import format_line
 from apps.ircd.transport import Transport
 
 log = logging.getLogger("canaduck.ircd.client")
+
+#: draft/pre-away: the away message of a user "not present for an unspecified reason", and
+#: the text shown in its place to clients that did not negotiate draft/pre-away.
+UNSPECIFIED_AWAY = "*"
+UNSPECIFIED_AWAY_TEXT = "Away"
 
 #: The client whose command is running in this task, while its replies are being labelled
 #: (labeled-response, apps/ircd/labels.py): lines sent to it from its own command are held;
@@ -133,6 +138,13 @@ class Client:
     def reply(self, numeric: str, *params: str) -> None:
         """A numeric from the server, addressed to this client."""
         self.send(format_line(numeric, [self.nick, *params], source=self.server_name))
+
+    def reply_away(self, nick: str, away: str) -> None:
+        """301 RPL_AWAY: `nick` is away; draft/pre-away's `*` as a text to a client that did not
+        negotiate it."""
+        if away == UNSPECIFIED_AWAY and "draft/pre-away" not in self.caps:
+            away = UNSPECIFIED_AWAY_TEXT
+        self.reply(RPL_AWAY, nick, away)
 
     def fail(self, command: str, code: str, *context: str) -> None:
         """An IRCv3 standard reply: FAIL <command> <code> [<context>...] <description>."""

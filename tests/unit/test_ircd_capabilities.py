@@ -197,3 +197,56 @@ async def test_standard_replies_for_a_line_rejected_and_the_standardised_numeric
         assert await client.sync() == [":irc.test FAIL * INVALID_LINE :Line rejected: NUL, CR or LF in line",
                                        ":irc.test 403 alice bad-name :No such channel"]
         assert "standard-replies" in await cap_ls(one)
+
+
+# -- draft/pre-away (ircv3.net/specs/extensions/pre-away) -------------------------------------
+
+async def test_away_before_registration_needs_pre_away():
+    async with replicas(1) as (one,):
+        client = await connect(one)
+        await client.send("AWAY :lunch")
+        assert await client.sync() == [":irc.test 451 * :You have not registered"]
+
+
+async def test_pre_away_sets_the_away_message_before_registration_and_monitor_still_reports():
+    """"servers MUST accept the AWAY command before connection registration has completed";
+    it "sets the away message but does not inhibit reporting of the change in nickname status,
+    e.g. via monitor"."""
+    async with replicas() as (one, two):
+        watcher = await connect(two)
+        await watcher.register("watcher")
+        await watcher.send("MONITOR + alice")
+        await watcher.sync()
+        alice = await connect(one)
+        await alice.send("CAP LS 302", "CAP REQ draft/pre-away", "AWAY :Gone to lunch.  Back in 5",
+                         "NICK alice", "USER alice 0 * :Alice", "CAP END")
+        got = await alice.sync()
+        assert ":irc.test 306 * :You have been marked as being away" in got and " 001 " in " ".join(got)
+        assert commands(await watcher.sync_until(lambda line: " 730 " in line))[-1] == "730"
+        await watcher.send("WHOIS alice", "WHO alice")
+        got = await watcher.sync()
+        assert ":irc.test 301 watcher alice :Gone to lunch.  Back in 5" in got
+        assert any(" 352 watcher * ~alice 127.0.0.1 irc.test alice G " in line for line in got)
+
+
+async def test_away_star_is_kept_for_pre_away_clients_and_put_in_words_for_the_others():
+    """`AWAY *`: "not present for an unspecified reason"; clients with the capability get the
+    `*`, the others a text ("Servers MAY substitute a human-readable message for the `*`"),
+    in away-notify (on JOIN and on change) and in 301."""
+    async with replicas() as (one, two):
+        aware = await joined(one, "aware", "#a", "away-notify draft/pre-away")
+        plain_ = await joined(two, "plain", "#a", "away-notify")
+        alice = await connect(one)
+        await alice.send("CAP LS 302", "CAP REQ draft/pre-away", "AWAY *", "NICK alice", "USER alice 0 * :A",
+                         "CAP END", "JOIN #a")
+        await alice.sync()
+        assert (await aware.sync_until(lambda line: " AWAY " in line))[-1] == ":alice!~alice@127.0.0.1 AWAY *"
+        assert (await plain_.sync_until(lambda line: " AWAY " in line))[-1] == \
+            ":alice!~alice@127.0.0.1 AWAY Away"
+        await aware.send("PRIVMSG alice :hi")
+        await plain_.send("PRIVMSG alice :hi")
+        assert await aware.sync() == [":irc.test 301 aware alice *"]
+        assert await plain_.sync() == [":irc.test 301 plain alice Away"]
+        await alice.send("AWAY")  # back: the same for everyone
+        await alice.sync()
+        assert (await plain_.sync_until(lambda line: " AWAY" in line))[-1] == ":alice!~alice@127.0.0.1 AWAY"

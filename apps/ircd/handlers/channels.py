@@ -118,4 +118,4 @@ async def invite(ctx: Context, client: Client, message: Message) -> None:
     invited = await channels.invite(ctx, client, message.params[0], message.params[1])
     client.reply(n.RPL_INVITING, invited.user.nick, invited.channel)
     if invited.user.away:
-        client.reply(n.RPL_AWAY, invited.user.nick, invited.user.away)
+        client.reply_away(invited.user.nick, invited.user.away)

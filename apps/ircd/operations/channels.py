@@ -18,7 +18,7 @@ from apps.ircd.errors import (
     UserNotInChannel,
     UserOnChannel,
 )
-from apps.ircd.lines import client_line
+from apps.ircd.lines import away_line, client_line
 from apps.ircd.operations.lookup import (
     ChannelView,
     channel_view,
@@ -58,8 +58,7 @@ async def join(ctx: Context, client: Client, name: str, key: str) -> ChannelView
                            needs=("extended-join",), alt=plain)
     await ctx.delivery.to_channels([cf], extended)
     if client.away:  # away-notify: members learn at once that the newcomer is away
-        await ctx.delivery.to_channels([cf], client_line(client, "AWAY", [client.away], now,
-                                                         needs=("away-notify",)), exclude=client.uid)
+        await ctx.delivery.to_channels([cf], away_line(client, now), exclude=client.uid)
     return ChannelView(cf, display, channel, None)
 
 
