@@ -8,6 +8,7 @@ table beside Ergo's and ngIRCd's.
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -16,12 +17,17 @@ from apps.ircd.settings import IrcdSettings
 
 @dataclass(frozen=True, slots=True)
 class Offer:
-    """What decides a capability's value for one connection: the replica's settings, whether
-    the connection is over TLS, and whether a users service can check passwords now."""
+    """What decides a capability's value for one connection: the replica's settings, how the
+    connection came (TLS, the host name asked for), and whether a users service can check
+    passwords now."""
 
     settings: IrcdSettings
     secure: bool = False
     sasl: bool = False
+    #: The host name a TLS client asked for (SNI), and whether the connection is IRC's own
+    #: (TCP or TLS, not a WebSocket).
+    server_name: str = ""
+    direct: bool = True
 
 
 def _plain(offer: Offer) -> str | None:
@@ -48,6 +54,37 @@ def _sasl(offer: Offer) -> str | None:
     return "PLAIN" if offer.sasl else None
 
 
+def _sts(offer: Offer) -> str | None:
+    """IRCv3 STS, only with TLS served and STS on, on IRC's own connections (a WebSocket's
+    page has HTTPS's rules). A plain connection is told the port to upgrade to (the "upgrade
+    policy"); a TLS one the "persistence policy", only for a host name the client asked for
+    (SNI) and the policy covers: "If no hostname has been provided for the connection, an STS
+    persistence policy SHOULD NOT be advertised"."""
+    s = offer.settings
+    if not (s.sts and s.tls_cert and s.tls_key and offer.direct):
+        return None
+    if not offer.secure:
+        return f"port={s.sts_port or s.irc_tls_port}"
+    if not _covered(offer.server_name, s.sts_hostnames):
+        return None
+    return f"duration={s.sts_duration}" + (",preload" if s.sts_preload else "")
+
+
+def _covered(server_name: str, hostnames: str) -> bool:
+    """Whether the STS persistence policy is given for `server_name` (SNI): one of
+    `hostnames`, or with none listed any name but an IP address."""
+    if not server_name:
+        return False
+    listed = {name.strip().lower() for name in hostnames.split(",") if name.strip()}
+    if listed:
+        return server_name.lower() in listed
+    try:
+        ipaddress.ip_address(server_name)
+    except ValueError:
+        return True
+    return False
+
+
 def _chathistory_tokens(settings: IrcdSettings) -> tuple[str, ...]:
     return f"CHATHISTORY={settings.chat_history_limit}", "MSGREFTYPES=msgid,timestamp"
 
@@ -71,6 +108,7 @@ CAPABILITIES: tuple[Capability, ...] = (
     Capability("server-time"),
     Capability("setname"),
     Capability("standard-replies"),
+    Capability("sts", value=_sts, requestable=False),
     Capability("userhost-in-names"),
 )
 BY_NAME = {cap.name: cap for cap in CAPABILITIES}

@@ -4,14 +4,19 @@ replicas. The capability table (apps/ircd/capabilities.py) is what CAP LS and IS
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import ssl
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import fakeredis
 import pytest
 from redis.exceptions import RedisError
 
+from apps.ircd.capabilities import Offer, offered
 from apps.ircd.server import IrcServer
+from apps.ircd.settings import IrcdSettings
 from tests.unit.ircd_support import LineClient, commands, connect, running_gateway
 from tests.unit.test_ircd_commands import plain, users_service
 
@@ -47,13 +52,19 @@ async def sasl_after_registration(client: LineClient, account: str) -> list[str]
     return await client.sync()
 
 
+def listed(line: str) -> dict[str, str]:
+    """The capabilities of a CAP LS line, each with its value ("" for none)."""
+    items = line.split(" :", 1)[1].split(" ")
+    return {name: value for name, _, value in (item.partition("=") for item in items)}
+
+
 async def cap_ls(gateway: IrcServer) -> dict[str, str]:
     """CAP LS 302's capabilities, each with its value ("" for none)."""
     client = await connect(gateway)
     await client.send("CAP LS 302")
     [line] = await client.sync()
     await client.close()
-    return dict((item + "=").split("=", 2)[:2] for item in line.split(" :", 1)[1].split(" "))
+    return listed(line)
 
 
 # -- account-notify (ircv3.net/specs/extensions/account-notify) -------------------------------
@@ -250,3 +261,56 @@ async def test_away_star_is_kept_for_pre_away_clients_and_put_in_words_for_the_o
         await alice.send("AWAY")  # back: the same for everyone
         await alice.sync()
         assert (await plain_.sync_until(lambda line: " AWAY" in line))[-1] == ":alice!~alice@127.0.0.1 AWAY"
+
+
+# -- sts (ircv3.net/specs/extensions/sts) -----------------------------------------------------
+
+STS = {"sts": True, "sts_port": 6697, "sts_duration": 2592000, "sts_preload": True, "irc_tls_port": 0}
+
+
+async def tls_cap_ls(gateway: IrcServer, cert: Path, server_name: str) -> dict[str, str]:
+    """CAP LS 302 over TLS, asking for host `server_name` (SNI; empty: none sent)."""
+    context = ssl.create_default_context(cafile=str(cert))
+    context.check_hostname = False
+    reader, writer = await asyncio.open_connection("127.0.0.1", gateway.ports["ircs"], ssl=context,
+                                                   server_hostname=server_name)
+    client = LineClient(reader, writer)
+    await client.send("CAP LS 302", "CAP REQ sts")
+    ls, nak = await client.sync()
+    await client.close()
+    assert nak == ":irc.test CAP * NAK sts"  # "Clients MUST NOT request this capability"
+    return listed(ls)
+
+
+async def test_sts_is_off_by_default_and_without_tls():
+    async with replicas(1) as (one,):
+        assert "sts" not in await cap_ls(one)
+    async with replicas(1, sts=True) as (one,):  # no certificate: nothing to upgrade to
+        assert "sts" not in await cap_ls(one)
+
+
+async def test_sts_tells_a_plain_connection_the_port_and_a_tls_one_the_duration(certificate):
+    """"servers MUST send [port] to insecurely connected clients"; "To enforce an STS
+    persistence policy, servers MUST send [duration] to securely connected clients"; preload
+    when configured. Over TLS, only for a host name asked with SNI: "If no hostname has been
+    provided for the connection, an STS persistence policy SHOULD NOT be advertised"."""
+    cert, key = certificate
+    async with replicas(1, tls_cert=str(cert), tls_key=str(key), **STS) as (one,):
+        assert (await cap_ls(one))["sts"] == "port=6697"
+        assert (await tls_cap_ls(one, cert, "irc.example.net"))["sts"] == "duration=2592000,preload"
+        assert "sts" not in await tls_cap_ls(one, cert, "")
+
+
+async def test_sts_persistence_only_for_the_listed_host_names(certificate):
+    cert, key = certificate
+    async with replicas(1, tls_cert=str(cert), tls_key=str(key), sts_hostnames="irc.example.net",
+                        **{**STS, "sts_preload": False, "sts_duration": 0}) as (one,):
+        assert (await tls_cap_ls(one, cert, "IRC.example.net"))["sts"] == "duration=0"
+        assert "sts" not in await tls_cap_ls(one, cert, "other.example.net")
+
+
+def test_sts_upgrade_port_defaults_to_the_tls_port_and_no_policy_over_websockets():
+    settings = IrcdSettings(sts=True, tls_cert="c.pem", tls_key="k.pem", irc_tls_port=7000)
+    assert offered(Offer(settings))["sts"] == "port=7000"
+    assert "sts" not in offered(Offer(settings, direct=False))
+    assert "sts" not in offered(Offer(settings, secure=True, server_name="192.0.2.1"))

@@ -19,7 +19,9 @@ SASL_CHUNK = 400
 
 def offer_for(ctx: Context, client: Client) -> Offer:
     """What decides the capabilities' values for this connection."""
-    return Offer(ctx.settings, secure=client.transport.secure, sasl=ctx.accounts.available)
+    transport = client.transport
+    return Offer(ctx.settings, secure=transport.secure, sasl=ctx.accounts.available,
+                 server_name=transport.server_name, direct=transport.direct)
 
 
 def _cap(ctx: Context, client: Client, *params: str) -> None:
