@@ -88,3 +88,28 @@ def test_invite_notify_crosses_replicas(stack: Stack):
     assert carol.until(lambda line: " INVITE " in line)[-1] == invite
     assert dave.until(lambda line: " INVITE " in line)[-1] == invite
     alice.close(), carol.close(), dave.close()
+
+
+def test_typing_reply_and_react_cross_replicas_and_only_the_reply_is_history(stack: Stack):
+    alice = in_channel(stack.ports[0], "alice", "#tags", "message-tags echo-message")
+    bob = in_channel(stack.ports[1], "bob", "#tags", "message-tags batch draft/chathistory")
+    alice.until(lambda line: line.startswith(":bob!") and line.endswith("JOIN #tags"))
+    alice.send("PRIVMSG #tags :Hello!")
+    parent = alice.until(lambda line: "Hello!" in line)[-1].split("msgid=")[1].split(";")[0].split(" ")[0]
+    alice.send("@+typing=active TAGMSG #tags", f"@+draft/reply={parent};+draft/react=lol TAGMSG bob",
+               f"@+draft/reply={parent} PRIVMSG #tags :Hello to you!")
+    # One line on the channel's feeds, one on bob's replica's own channel: each in order, but
+    # the two channels may interleave either way.
+    got = bob.until(lambda line: "Hello to you!" in line)
+    got += [] if any(" TAGMSG bob" in line for line in got) else bob.until(lambda line: " TAGMSG bob" in line)
+    assert any(line.startswith("@+typing=active;") and line.endswith(" TAGMSG #tags") for line in got)
+    react = {f"+draft/reply={parent}", "+draft/react=lol"}
+    private = [set(line[1:].split(" ")[0].split(";")) for line in got if line.endswith(" TAGMSG bob")]
+    assert len(private) == 1 and react <= private[0]
+    assert any(line.startswith(f"@+draft/reply={parent};") and "Hello to you!" in line for line in got)
+    bob.send("CHATHISTORY LATEST #tags * 10")
+    history = [line for line in bob.sync() if "alice!" in line]
+    said = ":alice!~alice@127.0.0.1 PRIVMSG #tags "
+    assert [line.split(" ", 1)[1] for line in history] == [said + "Hello!", said + ":Hello to you!"]
+    assert f"+draft/reply={parent}" in history[1]
+    alice.close(), bob.close()

@@ -314,3 +314,80 @@ def test_sts_upgrade_port_defaults_to_the_tls_port_and_no_policy_over_websockets
     assert offered(Offer(settings))["sts"] == "port=7000"
     assert "sts" not in offered(Offer(settings, direct=False))
     assert "sts" not in offered(Offer(settings, secure=True, server_name="192.0.2.1"))
+
+
+# -- client-only tags: +typing, +draft/reply, +draft/react (ircv3.net/specs/client-tags) --------
+
+def tags_of(line: str) -> dict[str, str]:
+    """A line's tags (escaping aside: these tests' values need none)."""
+    if not line.startswith("@"):
+        return {}
+    items = line[1:].split(" ", 1)[0].split(";")
+    return {key: value for key, _, value in (item.partition("=") for item in items)}
+
+
+def client_tags(line: str) -> dict[str, str]:
+    return {key: value for key, value in tags_of(line).items() if key.startswith("+")}
+
+
+def sans_tags(line: str) -> str:
+    return line.split(" ", 1)[1] if line.startswith("@") else line
+
+
+def tagged(tags: dict[str, str], rest: str) -> str:
+    return "@" + ";".join(f"{key}={value}" for key, value in tags.items()) + " " + rest
+
+
+async def test_typing_reply_and_react_reach_channel_and_private_targets_across_replicas():
+    """Client-only tags go to the clients that negotiated message-tags, on the other replica
+    too, to a channel and to a nick; a TAGMSG only to those ("servers MUST NOT deliver TAGMSG
+    to clients that have not negotiated the message-tags capability"), a PRIVMSG to the others
+    without its tags."""
+    async with replicas() as (one, two):
+        alice = await joined(one, "alice", "#t", "message-tags echo-message")
+        bert = await joined(two, "bert", "#t", "message-tags")
+        carol = await joined(two, "carol", "#t")
+        await alice.sync_until(lambda line: line.endswith("carol@127.0.0.1 JOIN #t"))
+        await alice.send("PRIVMSG #t :Hello!")
+        parent = tags_of((await alice.sync())[0])["msgid"]
+        reply, react = {"+draft/reply": parent}, {"+draft/reply": parent, "+draft/react": "lol"}
+        sent = [({"+typing": "active"}, "TAGMSG #t"), (reply, "PRIVMSG #t :Hello to you!"),
+                (react, "TAGMSG #t"), ({"+typing": "done"}, "TAGMSG bert"), (react, "TAGMSG bert"),
+                (reply, "PRIVMSG bert :psst")]
+        await alice.send(*(tagged(tags, rest) for tags, rest in sent))
+        echoes = await alice.sync()
+        assert [(client_tags(line), sans_tags(line)) for line in echoes] == \
+            [(tags, f":alice!~alice@127.0.0.1 {rest.replace(':psst', 'psst')}") for tags, rest in sent]
+        got = await bert.sync_until(lambda line: line.endswith("PRIVMSG bert psst"))
+        relayed = [line for line in got if line.startswith("@") and "Hello!" not in line]
+        assert [(client_tags(line), sans_tags(line)) for line in relayed] == \
+            [(tags, f":alice!~alice@127.0.0.1 {rest.replace(':psst', 'psst')}") for tags, rest in sent]
+        assert all("msgid" in tags_of(line) for line in relayed)
+        plain_lines = await carol.sync_until(lambda line: "Hello to you" in line)
+        assert [line for line in plain_lines if "alice!" in line][-1] == \
+            ":alice!~alice@127.0.0.1 PRIVMSG #t :Hello to you!"
+        assert " TAGMSG " not in " ".join(plain_lines + await carol.sync())
+
+
+async def test_history_keeps_a_replys_tags_and_leaves_typing_and_reactions_out():
+    """CHATHISTORY: "the server MUST NOT send any lines other than PRIVMSG and NOTICE in the
+    reply batch" without draft/event-playback (not offered): a TAGMSG (+typing, a tag-only
+    +draft/react) is not history; a PRIVMSG keeps its client-only tags (+draft/reply, and a
+    +draft/react "sent as a PRIVMSG with an additional message body")."""
+    async with replicas() as (one, two):
+        alice = await joined(one, "alice", "#h", "message-tags echo-message")
+        await alice.send("PRIVMSG #h :They won!")
+        parent = tags_of((await alice.sync())[0])["msgid"]
+        await alice.send("@+typing=active TAGMSG #h", f"@+draft/reply={parent};+draft/react=yay TAGMSG #h",
+                         f"@+draft/reply={parent} PRIVMSG #h :Actually it was Germany",
+                         f"@+draft/reply={parent};+draft/react=lol PRIVMSG #h :lol")
+        await alice.sync()
+        bert = await joined(two, "bert", "#h", "message-tags batch draft/chathistory")
+        await bert.send("CHATHISTORY LATEST #h * 10")
+        history = [line for line in await bert.sync() if "alice!" in line]
+        assert [sans_tags(line) for line in history] == [
+            ":alice!~alice@127.0.0.1 PRIVMSG #h :They won!",
+            ":alice!~alice@127.0.0.1 PRIVMSG #h :Actually it was Germany",
+            ":alice!~alice@127.0.0.1 PRIVMSG #h lol"]
+        assert tags_of(history[1])["+draft/reply"] == parent
+        assert tags_of(history[2])["+draft/react"] == "lol" and tags_of(history[2])["+draft/reply"] == parent
