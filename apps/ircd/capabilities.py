@@ -97,6 +97,7 @@ CAPABILITIES: tuple[Capability, ...] = (
     Capability("cap-notify"),
     Capability("draft/chathistory", isupport=_chathistory_tokens),
     Capability("draft/pre-away"),
+    Capability("draft/read-marker"),
     Capability("echo-message"),
     Capability("extended-join"),
     Capability("extended-monitor"),

@@ -5,6 +5,7 @@ from apps.ircd.handlers import (  # noqa: F401
     channels,
     history,
     identity,
+    markers,
     messaging,
     modes,
     monitor,

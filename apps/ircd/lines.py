@@ -16,6 +16,16 @@ def server_time(seconds: float) -> str:
     return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
+def parse_server_time(value: str) -> int | None:
+    """A server-time timestamp (`YYYY-MM-DDThh:mm:ss.sssZ`; without a zone, UTC) as unix ms;
+    None if malformed."""
+    try:
+        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return int((when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp() * 1000)
+
+
 def line(source: str, command: str, params: list[str], now: float, *, tags: dict[str, str] | None = None,
          needs: tuple[str, ...] = (), alt: Line | None = None, umode: str = "", id: str = "") -> Line:
     """A line from `source`, its `time` tag (server-time) now, then `tags`."""

@@ -391,3 +391,103 @@ async def test_history_keeps_a_replys_tags_and_leaves_typing_and_reactions_out()
             ":alice!~alice@127.0.0.1 PRIVMSG #h lol"]
         assert tags_of(history[1])["+draft/reply"] == parent
         assert tags_of(history[2])["+draft/react"] == "lol" and tags_of(history[2])["+draft/reply"] == parent
+
+
+# -- draft/read-marker (ircv3.net/specs/extensions/read-marker) -------------------------------
+
+TS = "2027-01-04T14:33:26.123Z"  # before the tests' clock (2027-01-15)
+
+
+async def sasl_client(gateway: IrcServer, nick: str, caps: str) -> LineClient:
+    """A client of `gateway` logged in to account Bob before registering."""
+    client = await connect(gateway)
+    await client.send("CAP LS 302", f"CAP REQ :sasl {caps}".rstrip(), "AUTHENTICATE PLAIN",
+                      f"AUTHENTICATE {plain('Bob', 'sesame')}", f"NICK {nick}", f"USER {nick} 0 * :B",
+                      "CAP END")
+    assert " 001 " in " ".join(await client.sync())
+    return client
+
+
+async def test_markread_on_join_comes_before_the_end_of_names_and_only_with_the_capability():
+    """"after the server sends a server JOIN ... the server MUST send a MARKREAD command for
+    that channel ... before the RPL_ENDOFNAMES"; `*` when there is no marker."""
+    async with replicas(1) as (one,):
+        alice, carol = await connect(one), await connect(one)
+        await alice.register("alice", caps="draft/read-marker")
+        await carol.register("carol")
+        await alice.send("JOIN #m")
+        assert commands(await alice.sync()) == ["JOIN", "MARKREAD", "353", "366"]
+        await carol.send("JOIN #m")
+        assert "MARKREAD" not in commands(await carol.sync())
+        await alice.send("PART #m")
+        await alice.send(f"MARKREAD #m timestamp={TS}", "JOIN #m")
+        got = await alice.sync()
+        assert f":irc.test MARKREAD #m timestamp={TS}" in got
+
+
+async def test_markread_sets_gets_only_moves_forward_and_is_clamped_to_now():
+    """"The last read timestamp of a target MUST only ever increase": an older or equal value
+    is answered with the stored one; a time past now is taken as now."""
+    async with replicas(1) as (one,):
+        alice = await connect(one)
+        await alice.register("alice", caps="draft/read-marker")
+        await alice.send("MARKREAD #nosuchtarget", f"MARKREAD #m timestamp={TS}", "MARKREAD #m",
+                         "MARKREAD #m timestamp=2026-01-01T00:00:00.000Z",
+                         "MARKREAD dave timestamp=2027-01-02T00:00:00Z", "MARKREAD dave",
+                         "MARKREAD #future timestamp=2099-01-01T00:00:00.000Z")
+        assert await alice.sync() == [
+            ":irc.test MARKREAD #nosuchtarget *",
+            f":irc.test MARKREAD #m timestamp={TS}", f":irc.test MARKREAD #m timestamp={TS}",
+            f":irc.test MARKREAD #m timestamp={TS}",
+            ":irc.test MARKREAD dave timestamp=2027-01-02T00:00:00.000Z",
+            ":irc.test MARKREAD dave timestamp=2027-01-02T00:00:00.000Z",
+            ":irc.test MARKREAD #future timestamp=2027-01-15T08:00:00.000Z"]
+
+
+@pytest.mark.parametrize(("line", "answer"), [
+    ("MARKREAD", "FAIL MARKREAD NEED_MORE_PARAMS :Missing parameters"),
+    ("MARKREAD #m *", "FAIL MARKREAD INVALID_PARAMS #m * :Invalid parameters"),
+    ("MARKREAD #m timestamp=no", "FAIL MARKREAD INVALID_PARAMS #m timestamp=no :Invalid parameters"),
+    (f"MARKREAD #m {TS}", f"FAIL MARKREAD INVALID_PARAMS #m {TS} :Invalid parameters"),
+    ("MARKREAD bad,target", "FAIL MARKREAD INVALID_PARAMS bad,target :Invalid parameters"),
+])
+async def test_markread_refusals_are_the_specs_standard_replies(line: str, answer: str):
+    async with replicas(1) as (one,):
+        alice = await connect(one)
+        await alice.register("alice", caps="draft/read-marker")
+        await alice.send(line)
+        assert await alice.sync() == [f":irc.test {answer}"]
+
+
+async def test_a_marker_goes_to_every_connection_of_the_account_on_every_replica_and_no_one_else():
+    """"after the last read timestamp of a target changes, the server SHOULD send a MARKREAD
+    command for that target to all the clients of the user"; "Servers MUST NOT leak read
+    markers sent by a user to other users"."""
+    async with replicas() as (one, two):
+        first = await sasl_client(one, "bob1", "draft/read-marker")
+        second = await sasl_client(two, "bob2", "draft/read-marker")
+        third = await sasl_client(two, "bob3", "")  # without the capability: not told
+        stranger = await connect(two)
+        await stranger.register("stranger", caps="draft/read-marker")
+        await first.send(f"MARKREAD #m timestamp={TS}")
+        assert await first.sync() == [f":irc.test MARKREAD #m timestamp={TS}"]
+        told = await second.sync_until(lambda line: "MARKREAD" in line)
+        assert [sans_tags(line) for line in told] == [f":irc.test MARKREAD #m timestamp={TS}"]
+        assert await third.sync() == [] and await stranger.sync() == []
+        await first.send(f"MARKREAD #m timestamp={TS}")  # no change: only the asker hears
+        await first.sync()
+        assert await second.sync_until(lambda line: "MARKREAD" in line, rounds=3) == []
+        await stranger.send("MARKREAD #m")
+        assert await stranger.sync() == [":irc.test MARKREAD #m *"]
+        await third.send("MARKREAD #m")  # the account's, whichever connection asks
+        assert await third.sync() == [f":irc.test MARKREAD #m timestamp={TS}"]
+
+
+async def test_a_guests_markers_are_its_connections_and_expire_with_its_conversations():
+    async with replicas(1) as (one,):
+        alice = await connect(one)
+        await alice.register("alice", caps="draft/read-marker")
+        await alice.send(f"MARKREAD #m timestamp={TS}")
+        await alice.sync()
+        [key] = [key async for key in one.store.redis.scan_iter("*:read")]
+        assert key.decode().startswith("canaduck:chat:{~") and 0 < await one.store.redis.ttl(key) <= 86_400

@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import httpx
 import pytest
@@ -113,3 +114,27 @@ def test_typing_reply_and_react_cross_replicas_and_only_the_reply_is_history(sta
     assert [line.split(" ", 1)[1] for line in history] == [said + "Hello!", said + ":Hello to you!"]
     assert f"+draft/reply={parent}" in history[1]
     alice.close(), bob.close()
+
+
+def test_a_read_marker_reaches_the_accounts_connection_on_the_other_replica(stack: Stack, admin: redis.Redis):
+    stack.account("Jilles")
+    first, second = IrcClient(stack.ports[0]), IrcClient(stack.ports[1])
+    first.register("jilles", "draft/read-marker", sasl=("Jilles", PASSWORD))
+    second.register("jilles2", "draft/read-marker", sasl=("Jilles", PASSWORD))
+    first.send("MARKREAD #rm timestamp=2026-01-04T14:33:26.123Z")
+    assert first.sync() == [":irc.test MARKREAD #rm timestamp=2026-01-04T14:33:26.123Z"]
+    assert second.until(lambda line: "MARKREAD" in line)[-1].endswith(
+        ":irc.test MARKREAD #rm timestamp=2026-01-04T14:33:26.123Z")
+    ms = int(datetime(2026, 1, 4, 14, 33, 26, 123000, tzinfo=UTC).timestamp() * 1000)
+    assert admin.hgetall("canaduck:chat:{jilles}:read") == {"#rm": str(ms)}
+    first.close(), second.close()
+
+
+def test_a_guests_read_markers_expire_under_the_gateways_acl_user(stack: Stack, admin: redis.Redis):
+    guest = IrcClient(stack.ports[0])
+    guest.register("guest", "draft/read-marker")
+    guest.send("MARKREAD #rm timestamp=2026-01-04T14:33:26.123Z")
+    assert guest.sync() == [":irc.test MARKREAD #rm timestamp=2026-01-04T14:33:26.123Z"]
+    [key] = admin.keys("canaduck:chat:*:read")
+    assert 0 < admin.pttl(key) <= 86_400_000
+    guest.close()
