@@ -98,6 +98,11 @@ class ChatLog(History):
                 await pipe.execute()
         return stored
 
+    async def remove(self, conversation: Conversation, message_id: str) -> bool:
+        """Take one message out of the history (a redaction); True if it was there. Its live
+        delivery has happened: what the clients got, they keep."""
+        return bool(await self._redis.xdel(conversation.key, message_id))
+
     async def append_channel(self, channel: str, message: ChatMessage,
                              publish_to: Sequence[str] | None = None) -> ChatMessage:
         """Append to a channel's history; published on its live channel unless told where."""

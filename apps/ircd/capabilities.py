@@ -98,6 +98,7 @@ CAPABILITIES: tuple[Capability, ...] = (
     Capability("draft/chathistory", isupport=_chathistory_tokens),
     Capability("draft/pre-away"),
     Capability("draft/read-marker"),
+    Capability("draft/message-redaction"),
     Capability("echo-message"),
     Capability("extended-join"),
     Capability("extended-monitor"),

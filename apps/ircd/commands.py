@@ -11,6 +11,7 @@ from apps.ircd.handlers import (  # noqa: F401
     monitor,
     operators,
     queries,
+    redaction,
     registration,
 )
 from apps.ircd.registry import COMMANDS

@@ -138,3 +138,20 @@ def test_a_guests_read_markers_expire_under_the_gateways_acl_user(stack: Stack, 
     [key] = admin.keys("canaduck:chat:*:read")
     assert 0 < admin.pttl(key) <= 86_400_000
     guest.close()
+
+
+def test_a_redaction_crosses_replicas_and_leaves_history_under_the_gateways_acl_user(stack: Stack,
+                                                                                      admin: redis.Redis):
+    caps = "message-tags echo-message draft/message-redaction"
+    alice = in_channel(stack.ports[0], "alice", "#red", caps)
+    bob = in_channel(stack.ports[1], "bob", "#red", caps)
+    alice.until(lambda line: line.startswith(":bob!") and line.endswith("JOIN #red"))
+    alice.send("PRIVMSG #red :oops")
+    msgid = alice.until(lambda line: "oops" in line)[-1].split("msgid=")[1].split(";")[0].split(" ")[0]
+    assert [entry[0] for entry in admin.xrange("canaduck:chat:{#red}:log")] == [msgid]
+    alice.send(f"REDACT #red {msgid} :typo")
+    redacted = f":alice!~alice@127.0.0.1 REDACT #red {msgid} typo"
+    assert bob.until(lambda line: " REDACT " in line)[-1].endswith(redacted)
+    assert alice.until(lambda line: " REDACT " in line)[-1].endswith(redacted)
+    assert admin.xrange("canaduck:chat:{#red}:log") == []
+    alice.close(), bob.close()

@@ -491,3 +491,124 @@ async def test_a_guests_markers_are_its_connections_and_expire_with_its_conversa
         await alice.sync()
         [key] = [key async for key in one.store.redis.scan_iter("*:read")]
         assert key.decode().startswith("canaduck:chat:{~") and 0 < await one.store.redis.ttl(key) <= 86_400
+
+
+# -- draft/message-redaction (ircv3.net/specs/extensions/message-redaction) -------------------
+
+REDACTING = "message-tags echo-message draft/message-redaction draft/chathistory batch"
+
+
+async def said(client: LineClient, target: str, text: str) -> str:
+    """Send a PRIVMSG (the client has echo-message); its msgid."""
+    await client.send(f"PRIVMSG {target} :{text}")
+    [echo] = [line for line in await client.sync() if text in line]
+    return tags_of(echo)["msgid"]
+
+
+async def history_texts(client: LineClient, target: str) -> list[str]:
+    await client.send(f"CHATHISTORY LATEST {target} * 10")
+    said = [line.split(" PRIVMSG ", 1)[1] for line in await client.sync() if " PRIVMSG " in line]
+    return [text.split(" ", 1)[1].removeprefix(":") for text in said]
+
+
+async def test_the_author_redacts_a_message_everyone_with_the_capability_is_told_and_history_forgets():
+    """"SHOULD forward this REDACT ... to the target recipients that have negotiated the
+    draft/message-redaction capability"; "MUST not forward this REDACT to target recipients
+    that have not"; chathistory "SHOULD ... exclude it entirely"."""
+    async with replicas() as (one, two):
+        alice = await joined(one, "alice", "#r", REDACTING)
+        bert = await joined(two, "bert", "#r", REDACTING)
+        carol = await joined(two, "carol", "#r", "message-tags")
+        await alice.sync_until(lambda line: line.endswith("carol@127.0.0.1 JOIN #r"))
+        msgid = await said(alice, "#r", "oops")
+        await said(alice, "#r", "kept")
+        await alice.send(f"REDACT #r {msgid}")
+        assert [sans_tags(line) for line in await alice.sync()] == \
+            [f":alice!~alice@127.0.0.1 REDACT #r {msgid}"]
+        told = await bert.sync_until(lambda line: " REDACT " in line)
+        assert sans_tags(told[-1]) == f":alice!~alice@127.0.0.1 REDACT #r {msgid}"
+        assert " REDACT " not in " ".join(await carol.sync_until(lambda line: "kept" in line))
+        assert await history_texts(bert, "#r") == ["kept"]
+
+
+async def test_an_operator_redacts_anothers_message_and_a_member_cannot():
+    async with replicas() as (one, two):
+        alice = await joined(one, "alice", "#r", REDACTING)  # the channel's operator
+        bert = await joined(two, "bert", "#r", REDACTING)
+        await alice.sync_until(lambda line: line.endswith("bert@127.0.0.1 JOIN #r"))
+        theirs = await said(alice, "#r", "from alice")
+        await bert.sync_until(lambda line: "from alice" in line)
+        await bert.send(f"REDACT #r {theirs}")
+        assert await bert.sync() == [f":irc.test FAIL REDACT REDACT_FORBIDDEN #r {theirs} "
+                                     ":You are not authorised to delete this message"]
+        spam = await said(bert, "#r", "spam")
+        await alice.sync_until(lambda line: "spam" in line)
+        await alice.send(f"REDACT #r {spam} :spam")
+        assert [sans_tags(line) for line in await alice.sync()] == \
+            [f":alice!~alice@127.0.0.1 REDACT #r {spam} spam"]
+        assert sans_tags((await bert.sync_until(lambda line: " REDACT " in line))[-1]) == \
+            f":alice!~alice@127.0.0.1 REDACT #r {spam} spam"
+        assert await history_texts(alice, "#r") == ["from alice"]
+
+
+UNKNOWN = "UNKNOWN_MSGID {} :This message does not exist or is too old"
+INVALID = "INVALID_TARGET {0} :You cannot delete messages from {0}"
+
+
+@pytest.mark.parametrize(("line", "answer"), [
+    ("REDACT #r 1-0", "FAIL REDACT " + UNKNOWN.format("#r 1-0")),
+    ("REDACT #r nonexistent123", "FAIL REDACT " + UNKNOWN.format("#r nonexistent123")),
+    ("REDACT #elsewhere 1-0", "FAIL REDACT " + INVALID.format("#elsewhere")),  # not a member
+    ("REDACT #none 1-0", "FAIL REDACT " + INVALID.format("#none")),
+    ("REDACT nobody 1-0", "FAIL REDACT " + INVALID.format("nobody")),
+    ("REDACT #r", "461 alice REDACT :Not enough parameters"),
+])
+async def test_redact_refusals_are_the_specs_fail_codes(line: str, answer: str):
+    async with replicas(1) as (one,):
+        other = await joined(one, "other", "#elsewhere")
+        alice = await joined(one, "alice", "#r", REDACTING)
+        await alice.send(line)
+        assert await alice.sync() == [f":irc.test {answer}"]
+        await other.close()
+
+
+async def test_a_tagmsg_is_not_history_so_it_cannot_be_redacted():
+    """A TAGMSG is never stored: "UNKNOWN_MSGID" (irctest accepts that answer)."""
+    async with replicas(1) as (one,):
+        alice = await joined(one, "alice", "#r", REDACTING)
+        await alice.send("@+draft/react=1 TAGMSG #r")
+        msgid = tags_of((await alice.sync())[0])["msgid"]
+        await alice.send(f"REDACT #r {msgid}")
+        assert commands(await alice.sync()) == ["FAIL"]
+
+
+async def test_a_private_message_is_redacted_by_its_author_only_across_replicas():
+    async with replicas() as (one, two):
+        alice, dave = await connect(one), await connect(two)
+        await alice.register("alice", caps=REDACTING)
+        await dave.register("dave", caps=REDACTING)
+        msgid = await said(alice, "dave", "psst")
+        await said(alice, "dave", "kept")
+        await dave.sync_until(lambda line: "kept" in line)
+        await dave.send(f"REDACT alice {msgid}")
+        assert commands(await dave.sync()) == ["FAIL"]  # REDACT_FORBIDDEN: not the author
+        await alice.send(f"REDACT dave {msgid}")
+        assert [sans_tags(line) for line in await alice.sync()] == \
+            [f":alice!~alice@127.0.0.1 REDACT dave {msgid}"]
+        assert sans_tags((await dave.sync_until(lambda line: " REDACT " in line))[-1]) == \
+            f":alice!~alice@127.0.0.1 REDACT dave {msgid}"
+        assert await history_texts(dave, "alice") == ["kept"]
+
+
+async def test_a_guest_who_takes_the_nick_of_a_gone_author_cannot_redact_its_messages():
+    """A guest is its connection: the next holder of its nick is someone else."""
+    async with replicas(1) as (one,):
+        keeper = await joined(one, "keeper", "#r", REDACTING)
+        alice = await joined(one, "alice", "#r", REDACTING)
+        msgid = await said(alice, "#r", "mine")
+        await alice.send("QUIT")
+        await alice.close()
+        await keeper.sync_until(lambda line: " QUIT " in line)
+        again = await joined(one, "alice", "#r", REDACTING)
+        await again.send(f"REDACT #r {msgid}")
+        assert (await again.sync())[-1].startswith(":irc.test FAIL REDACT REDACT_FORBIDDEN")

@@ -79,9 +79,11 @@ async def to_channel(ctx: Context, client: Client, command: str, target: str, te
         sent = line(client.prefix, command, [display], ctx.clock(), tags=_with_account(client, tags, ctx))
         await ctx.delivery.to_channels([cf], sent, exclude=client.uid)
         return Sent(sent)
+    # The sender's party is kept with the message: it tells its author (a guest is its very
+    # connection) when someone would redact it.
     stored = await ctx.chatlog.append_channel(display, ChatMessage(
         command=command, source=client.prefix, target=display, text=text, account=client.account,
-        tags=tags, origin=ctx.instance))
+        tags=tags, party=party(client.uid, client.account), origin=ctx.instance))
     sent = record_line(stored)
     ctx.delivery.local([cf], sent, exclude=client.uid)
     return Sent(sent)
