@@ -11,7 +11,8 @@ pytest session:
    different replicas, so everything between them crosses Redis);
 3. ngIRCd (Debian's, through irctest's own controller) on the same selection, the peer's row,
    when it is installed (`--ngircd reference` prints the figures measured before instead);
-4. the `services` selection (accounts made through the users service, SASL PLAIN).
+4. the `services` selection (accounts made through the users service, SASL PLAIN); on request
+   (`--runs services-two`), the same with two gateways behind the proxy.
 
 Prints a table, the failures grouped by test file, and a last RESULT line.
 """
@@ -169,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", "-n", type=int, default=2, help="pytest-xdist workers (default 2)")
     parser.add_argument("-k", dest="keyword", help="only the irctest tests matching this expression")
     parser.add_argument("--runs", default="one,two,services",
-                        help="which of one,two,services to run (default all three)")
+                        help="which of one,two,services,services-two to run (default the first three)")
     parser.add_argument("--ngircd", choices=["live", "reference", "off"], default="live",
                         help="ngIRCd's row: run it now when installed (default), or print the "
                              "figures measured before")
@@ -223,6 +224,10 @@ def main(argv: list[str] | None = None) -> int:
         scores.append(run_irctest("services", f"{label} services (SASL), 1 gateway",
                                   controller="tests.irctest.controller", markers=SERVICES,
                                   env={**base_env, "CANADUCK_IRCTEST_GATEWAYS": "1"}, **common))
+    if "services-two" in runs and args.server == "canaduck":
+        scores.append(run_irctest("services_two", f"{label} services (SASL), 2 gateways + rr proxy",
+                                  controller="tests.irctest.controller", markers=SERVICES,
+                                  env={**base_env, "CANADUCK_IRCTEST_GATEWAYS": "2"}, **common))
 
     print(table(scores))
     report = failures_report(scores)

@@ -60,6 +60,16 @@ end
 return id
 """
 
+# KEYS[1] the stream, KEYS[2] its search index; ARGV[1] a message id. The entry's terms leave
+# the index and the entry the stream in one step (a redaction), so no search can find a
+# message the history no longer holds. Returns 1 if it was there.
+_REMOVE = UNINDEX + """
+local entry = redis.call('XRANGE', KEYS[1], ARGV[1], ARGV[1])
+if #entry == 0 then return 0 end
+unindex(entry[1][1], entry[1][2])
+return redis.call('XDEL', KEYS[1], ARGV[1])
+"""
+
 
 class ChatLog(History):
     """The history with its writing side: appends to the conversations' streams and publishes
@@ -75,6 +85,7 @@ class ChatLog(History):
         self.maxlen = maxlen
         self.guest_ttl_ms = max(1, round(guest_ttl * 1000))
         self._append = redis.register_script(_APPEND)
+        self._remove = redis.register_script(_REMOVE)
 
     @classmethod
     def from_settings(cls, redis: Redis, settings: ChatSettings) -> ChatLog:
@@ -120,6 +131,12 @@ class ChatLog(History):
                     publish_on(pipe, channel, payload)
                 await pipe.execute()
         return stored
+
+    async def remove(self, conversation: Conversation, message_id: str) -> bool:
+        """Take one message out of the history and out of the search index (a redaction);
+        True if it was there. Its live delivery has happened: what the clients got, they keep."""
+        keys = [conversation.key, self.keys.search_index(conversation.name)]
+        return bool(await self._remove(keys=keys, args=[message_id]))
 
     async def append_channel(self, channel: str, message: ChatMessage,
                              publish_to: Sequence[str] | None = None) -> ChatMessage:

@@ -95,6 +95,11 @@ class History:
             return await self._xrange(conversation.key, low, high, limit)
         return list(reversed(await self._xrevrange(conversation.key, high, low, limit)))
 
+    async def message(self, conversation: Conversation, ref: Ref) -> ChatMessage | None:
+        """The message `ref` (a message id) names, None if it is not (or no longer) kept."""
+        found = await self._xrange(conversation.key, ref.first_at(), ref.first_at(), 1)
+        return found[0] if found and found[0].id == ref.first_at() else None
+
     async def last_id(self, conversation: Conversation) -> str | None:
         """The id of the newest message, None for an empty conversation."""
         newest = await self._xrevrange(conversation.key, "+", "-", 1)

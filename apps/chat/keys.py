@@ -35,6 +35,11 @@ class ChatKeys:
         """A party's private conversations: member = the other party, score = last ms."""
         return f"{self.prefix}chat:{{{party}}}:dms"
 
+    def read_markers(self, party: str) -> str:
+        """A party's read markers (draft/read-marker): field = a folded target (a channel or
+        a nick), value = the ms of the last message its user read there."""
+        return f"{self.prefix}chat:{{{party}}}:read"
+
     def flood(self, who: str) -> str:
         """A chat sender's flood limiter state (`who`: a party)."""
         return f"{self.prefix}chat:{{{who}}}:flood"

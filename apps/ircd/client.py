@@ -13,11 +13,17 @@ import time
 from contextvars import ContextVar
 
 from apps.chat.modes import with_user_mode
+from apps.chat.numerics import ERR_UNKNOWNERROR, RPL_AWAY
 from apps.chat.records import User
 from apps.ircd.protocol import format_line
 from apps.ircd.transport import Transport
 
 log = logging.getLogger("canaduck.ircd.client")
+
+#: draft/pre-away: the away message of a user "not present for an unspecified reason", and
+#: the text shown in its place to clients that did not negotiate draft/pre-away.
+UNSPECIFIED_AWAY = "*"
+UNSPECIFIED_AWAY_TEXT = "Away"
 
 #: The client whose command is running in this task, while its replies are being labelled
 #: (labeled-response, apps/ircd/labels.py): lines sent to it from its own command are held;
@@ -133,9 +139,26 @@ class Client:
         """A numeric from the server, addressed to this client."""
         self.send(format_line(numeric, [self.nick, *params], source=self.server_name))
 
+    def reply_away(self, nick: str, away: str) -> None:
+        """301 RPL_AWAY: `nick` is away; draft/pre-away's `*` as a text to a client that did not
+        negotiate it."""
+        if away == UNSPECIFIED_AWAY and "draft/pre-away" not in self.caps:
+            away = UNSPECIFIED_AWAY_TEXT
+        self.reply(RPL_AWAY, nick, away)
+
     def fail(self, command: str, code: str, *context: str) -> None:
         """An IRCv3 standard reply: FAIL <command> <code> [<context>...] <description>."""
         self.send(format_line("FAIL", [command, code, *context], source=self.server_name))
+
+    def unknown_error(self, command: str, code: str, description: str) -> None:
+        """A failure no standard numeric names but the catch-all 400 ERR_UNKNOWNERROR: to a
+        client that negotiated `standard-replies`, which asks for "arbitrary standard replies"
+        instead of vendor-specific answers, `FAIL <command> <code>` (a machine-readable code);
+        to the others, the 400 as before."""
+        if "standard-replies" in self.caps:
+            self.fail(command, code, description)
+        else:
+            self.reply(ERR_UNKNOWNERROR, command, description)
 
     def new_batch(self) -> str:
         self._batches += 1

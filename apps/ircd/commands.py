@@ -5,11 +5,13 @@ from apps.ircd.handlers import (  # noqa: F401
     channels,
     history,
     identity,
+    markers,
     messaging,
     modes,
     monitor,
     operators,
     queries,
+    redaction,
     registration,
 )
 from apps.ircd.registry import COMMANDS

@@ -92,10 +92,11 @@ class Dispatcher:
                 reply_to(client, error)
         except RedisError as exc:
             log.warning("Redis error in %s: %s", message.command, exc)
-            client.reply(n.ERR_UNKNOWNERROR, message.command, "Server state unavailable; try again")
+            client.unknown_error(message.command, "TEMPORARILY_UNAVAILABLE",
+                                 "Server state unavailable; try again")
         except Exception:
             log.exception("error handling %s", message.command)
-            client.reply(n.ERR_UNKNOWNERROR, message.command, "Internal error")
+            client.unknown_error(message.command, "INTERNAL_ERROR", "Internal error")
 
     async def dispatch(self, client: Client, message: Message) -> None:
         """Run the command's handler, after the checks its entry asks for."""
@@ -121,5 +122,7 @@ def _refuse(client: Client, error: LineError) -> None:
         client.reply(n.ERR_INPUTTOOLONG, "Input line was too long")
     elif str(error) == "invalid utf-8":
         client.fail(error.numeric, "INVALID_UTF8", "Message rejected: not UTF-8")
+    elif error.numeric == n.ERR_UNKNOWNERROR:
+        client.unknown_error("*", "INVALID_LINE", f"Line rejected: {error}")
     elif error.numeric:
         client.reply(error.numeric, "*", f"Line rejected: {error}")

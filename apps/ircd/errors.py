@@ -96,6 +96,11 @@ class NicknameInUse(ChatError):
 
 
 @dataclass(eq=False)
+class NotRegistered(ChatError):
+    """A command that needs registration, before it."""
+
+
+@dataclass(eq=False)
 class AlreadyRegistered(ChatError):
     pass
 

@@ -44,6 +44,8 @@ def reply_to(client: Client, error: e.ChatError) -> None:
         case e.NicknameInUse(nick, reserved):
             client.reply(n.ERR_NICKNAMEINUSE, nick, "Nickname is reserved by an account: log in with SASL"
                          if reserved else "Nickname is already in use")
+        case e.NotRegistered():
+            client.reply(n.ERR_NOTREGISTERED, "You have not registered")
         case e.AlreadyRegistered():
             client.reply(n.ERR_ALREADYREGISTERED, "You may not reregister")
         case e.PasswordMismatch(closes):

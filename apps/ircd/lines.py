@@ -3,16 +3,27 @@ client, from a source, or a stored chat message."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from apps.chat.conversations import ChatMessage
 from apps.chat.events import Line
-from apps.ircd.client import Client
+from apps.ircd.client import UNSPECIFIED_AWAY, UNSPECIFIED_AWAY_TEXT, Client
 
 
 def server_time(seconds: float) -> str:
     """IRCv3 server-time: ISO 8601 UTC with milliseconds."""
     return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def parse_server_time(value: str) -> int | None:
+    """A server-time timestamp (`YYYY-MM-DDThh:mm:ss.sssZ`; without a zone, UTC) as unix ms;
+    None if malformed."""
+    try:
+        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return int((when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp() * 1000)
 
 
 def line(source: str, command: str, params: list[str], now: float, *, tags: dict[str, str] | None = None,
@@ -35,6 +46,18 @@ def client_line(client: Client, command: str, params: list[str], now: float, *, 
     """A line from `client` (or from `source`, its former self: a NICK)."""
     return user_line(source or client.prefix, client.account, command, params, now, needs=needs, alt=alt,
                      umode=umode, id=id)
+
+
+def away_line(client: Client, now: float) -> Line:
+    """The client's AWAY for away-notify (no parameter: back). draft/pre-away's `AWAY *` (not
+    present, no reason given) goes as it is to the clients that negotiated draft/pre-away; the
+    others get a text in its place (the spec: "Servers MAY substitute a human-readable message
+    for the `*`")."""
+    line = client_line(client, "AWAY", [client.away] if client.away else [], now, needs=("away-notify",))
+    if client.away != UNSPECIFIED_AWAY:
+        return line
+    worded = replace(line, params=[UNSPECIFIED_AWAY_TEXT])
+    return replace(line, needs=("away-notify", "draft/pre-away"), alt=worded)
 
 
 def record_line(message: ChatMessage, *, batch: str = "") -> Line:

@@ -14,7 +14,7 @@ from redis.exceptions import RedisError
 from apps.ircd.client import Client, Flusher
 from apps.ircd.context import Context, quietly
 from apps.ircd.dispatch import Dispatcher
-from apps.ircd.transport import StreamTransport, Transport, stream_limit
+from apps.ircd.transport import StreamTransport, Transport, remember_server_name, stream_limit
 
 log = logging.getLogger("canaduck.ircd")
 
@@ -62,6 +62,7 @@ class Listeners:
             return None
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         context.load_cert_chain(settings.tls_cert, settings.tls_key)
+        context.sni_callback = remember_server_name  # STS's persistence policy goes by host name
         return context
 
     async def stop(self) -> None:

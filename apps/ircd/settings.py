@@ -25,6 +25,19 @@ class IrcdSettings(ChatSettings):
     irc_tls_shared_port: int = Field(default=0, ge=0, le=65535)
     tls_cert: str = ""
     tls_key: str = ""
+    #: IRCv3 STS (a policy that clients connect only over TLS), offered only with TLS served:
+    #: off by default, as a local stack's self-signed certificate would lock clients out.
+    sts: bool = False
+    #: The TLS port a plain connection is told to upgrade to (0: IRC_TLS_PORT); set it when
+    #: clients reach TLS on another port (a published container port).
+    sts_port: int = Field(default=0, ge=0, le=65535)
+    #: Seconds a client keeps the policy, told on TLS connections; 0 lifts a policy set before.
+    sts_duration: int = Field(default=0, ge=0)
+    #: Whether the network agrees to be on STS preload lists.
+    sts_preload: bool = False
+    #: Host names (comma-separated) the persistence policy is given for, checked against the
+    #: name a TLS client asked for (SNI); empty: any name but an IP address. Without SNI, none.
+    sts_hostnames: str = ""
     server_name: str = Field(default="irc.canaduck.local", pattern=r"^[A-Za-z0-9.-]{1,63}$")
     network_name: str = Field(default="canaduck", pattern=r"^[A-Za-z0-9-]{1,32}$")
     #: Server password clients must give with PASS before registering; empty: none.

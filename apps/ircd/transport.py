@@ -12,6 +12,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import ssl
+import weakref
 from collections.abc import Callable, Coroutine
 from typing import Any, Protocol, cast
 
@@ -28,9 +30,24 @@ TCP_INFO = getattr(socket, "TCP_INFO", 11)
 TCP_CLOSE, TCP_CLOSE_WAIT = 7, 8
 
 
+#: The host name each TLS connection's client asked for (SNI), from the handshake until the
+#: connection is made (`remember_server_name` is the TLS context's `sni_callback`).
+_SERVER_NAMES: weakref.WeakKeyDictionary[ssl.SSLObject, str] = weakref.WeakKeyDictionary()
+
+
+def remember_server_name(ssl_object: ssl.SSLObject, server_name: str | None, context: ssl.SSLContext) -> None:
+    """The TLS handshake's SNI callback: keep the host name the client asked for."""
+    if server_name:
+        _SERVER_NAMES[ssl_object] = server_name
+
+
 class Transport(Protocol):
     peer_ip: str
     secure: bool
+    #: The host name a TLS client asked for (SNI); empty without TLS or without one.
+    server_name: str
+    #: IRC's own connection, TCP or TLS (STS speaks of those), not the WebSocket transport.
+    direct: bool
 
     @property
     def ended(self) -> bool:
@@ -91,6 +108,8 @@ class StreamTransport(asyncio.Protocol):
         self._transport: asyncio.Transport | None = None
         self.peer_ip = "?"
         self.secure = False
+        self.server_name = ""
+        self.direct = True
 
     # -- asyncio.Protocol ------------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -98,6 +117,9 @@ class StreamTransport(asyncio.Protocol):
         peer = transport.get_extra_info("peername") or ("?", 0)
         self.peer_ip = str(peer[0])
         self.secure = transport.get_extra_info("sslcontext") is not None
+        ssl_object = transport.get_extra_info("ssl_object")
+        if ssl_object is not None:
+            self.server_name = _SERVER_NAMES.pop(ssl_object, "")
         asyncio.get_running_loop().create_task(self._serve(self))
 
     def data_received(self, data: bytes) -> None:

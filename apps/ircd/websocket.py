@@ -31,6 +31,8 @@ class WebSocketTransport(QueuedTransport):
         self.binary = binary
         self.peer_ip = peer_ip
         self.secure = secure
+        self.server_name = ""
+        self.direct = False
 
     async def read_line(self) -> bytes | None:
         if self._closed:

@@ -151,3 +151,15 @@ async def test_the_script_writes_the_positions_python_reads(redis, stream_id):
     script = INDEX + "index(ARGV[1], ARGV[2]) return redis.call('ZRANGE', KEYS[2], 0, -1)"
     members = await redis.eval(script, 2, "log", "index", stream_id, "duck pond")
     assert members == [f"duck {index_key(stream_id)}".encode(), f"pond {index_key(stream_id)}".encode()]
+
+
+async def test_a_redacted_message_leaves_the_history_and_the_index_together(log, index, redis):
+    kept = await log.append_channel("#Chan", said("duck kept"))
+    gone = await log.append_channel("#Chan", said("duck redacted"))
+    conv = log.channel("#chan")
+    assert await log.remove(conv, gone.id) is True
+    assert await both(index, log, "duck") == ["duck kept"]
+    assert await both(index, log, "redacted") == []
+    assert not await redis.zrangebylex(KEYS.search_index("#chan"), "[redacted ", "[redacted \xff")
+    assert await log.remove(conv, gone.id) is False  # once only
+    assert [m.id for m in (await index.search(conv, ["kept"], 5)).messages] == [kept.id]

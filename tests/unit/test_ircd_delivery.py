@@ -43,7 +43,7 @@ async def test_a_connection_costs_one_task_and_a_message_is_formatted_once_per_t
 class StuckTransport:
     """A peer that never reads: everything sent stays buffered."""
 
-    peer_ip, secure = "192.0.2.1", False
+    peer_ip, secure, server_name, direct = "192.0.2.1", False, "", True
 
     def __init__(self) -> None:
         self.sent: list[str] = []

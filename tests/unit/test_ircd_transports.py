@@ -5,9 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
-import shutil
 import ssl
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -100,18 +98,6 @@ async def test_binary_subprotocol_frames_are_bytes_and_the_root_path_serves_irc_
             while not echoed or b"PONG" not in echoed[-1]:
                 echoed.append(await asyncio.wait_for(ws.receive(), 5))
             assert any("PRIVMSG bin :caf\u00e9 \u00e9t\u00e9".encode() in frame for frame in echoed)
-
-
-@pytest.fixture
-def certificate(tmp_path: Path) -> tuple[Path, Path]:
-    """A self-signed certificate and its key, made with openssl."""
-    if shutil.which("openssl") is None:
-        pytest.skip("openssl is not installed")
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-                    "-subj", "/CN=irc.test", "-keyout", str(key), "-out", str(cert)],
-                   check=True, capture_output=True, timeout=60)
-    return cert, key
 
 
 async def test_irc_over_tls_when_a_certificate_is_configured(certificate: tuple[Path, Path]):

@@ -3,30 +3,25 @@
 from __future__ import annotations
 
 from apps.chat import numerics as n
+from apps.ircd.capabilities import Offer, offered, requestable
 from apps.ircd.client import Client
 from apps.ircd.context import Context
 from apps.ircd.errors import InvalidCapCommand, SaslAborted, SaslAlready, SaslFailed, SaslTooLong
 from apps.ircd.handlers.registration import finish_registration
+from apps.ircd.operations.identity import tell_account
 from apps.ircd.operations.registration import log_in
 from apps.ircd.protocol import Message, format_line
 from apps.ircd.registry import command
 
-#: What the gateway implements, each with its CAP 302 value (`sasl` aside: see `offered`).
-CAPABILITIES = {
-    "account-tag": "", "away-notify": "", "batch": "", "cap-notify": "", "draft/chathistory": "",
-    "echo-message": "", "extended-join": "", "extended-monitor": "", "labeled-response": "",
-    "message-tags": "", "multi-prefix": "", "server-time": "", "setname": "", "userhost-in-names": "",
-}
 #: Bytes of one AUTHENTICATE line; a message of exactly that many continues on the next.
 SASL_CHUNK = 400
 
 
-def offered(ctx: Context) -> dict[str, str]:
-    """The capabilities offered now: `sasl` while a users service can check passwords."""
-    caps = dict(CAPABILITIES)
-    if ctx.accounts.available:
-        caps["sasl"] = "PLAIN"
-    return caps
+def offer_for(ctx: Context, client: Client) -> Offer:
+    """What decides the capabilities' values for this connection."""
+    transport = client.transport
+    return Offer(ctx.settings, secure=transport.secure, sasl=ctx.accounts.available,
+                 server_name=transport.server_name, direct=transport.direct)
 
 
 def _cap(ctx: Context, client: Client, *params: str) -> None:
@@ -44,7 +39,8 @@ async def cap(ctx: Context, client: Client, message: Message) -> None:
             client.cap_version = 302
             client.caps.add("cap-notify")
         values = client.cap_version >= 302
-        items = [f"{k}={v}" if v and values else k for k, v in sorted(offered(ctx).items())]
+        caps = offered(offer_for(ctx, client))
+        items = [f"{k}={v}" if v and values else k for k, v in sorted(caps.items())]
         _cap(ctx, client, "LS", " ".join(items))
     elif sub == "LIST":
         _cap(ctx, client, "LIST", " ".join(sorted(client.caps)))
@@ -63,8 +59,8 @@ def _request(ctx: Context, client: Client, wanted: list[str]) -> None:
     if not client.registered:
         client.negotiating = True
     changes = [(c[1:], False) if c.startswith("-") else (c, True) for c in wanted]
-    caps = offered(ctx)
-    if not wanted or any(name not in caps for name, _ in changes) or \
+    offer = offer_for(ctx, client)
+    if not wanted or any(not requestable(name, offer) for name, _ in changes) or \
             any(name == "cap-notify" and not on and client.cap_version >= 302 for name, on in changes):
         _cap(ctx, client, "NAK", " ".join(wanted))
         return
@@ -105,3 +101,5 @@ async def authenticate(ctx: Context, client: Client, message: Message) -> None:
     client.reply(n.RPL_LOGGEDIN, client.prefix if client.registered else f"{client.nick}!*@*", account,
                  f"You are now logged in as {account}")
     client.reply(n.RPL_SASLSUCCESS, "SASL authentication successful")
+    if client.registered:  # before, nobody sees the client yet: its JOINs will carry the account
+        await tell_account(ctx, client)

@@ -9,6 +9,8 @@ from apps.ircd.context import Context
 from apps.ircd.errors import NeedMoreParams, TooManyTargets
 from apps.ircd.failures import answered
 from apps.ircd.operations import channels
+from apps.ircd.operations.markers import CAP as CAP_READ_MARKER
+from apps.ircd.operations.markers import read_marker, send_marker
 from apps.ircd.operations.queries import ListFilter, channel_named, channels_listed, visible_members
 from apps.ircd.protocol import KICK_LENGTH, MAX_LINE, Message
 from apps.ircd.registry import command
@@ -26,6 +28,8 @@ async def join(ctx: Context, client: Client, message: Message) -> None:
             if joined is not None:
                 if joined.channel.topic:
                     topic_reply(ctx, client, joined.display, joined.channel, by_default=ctx.name)
+                if CAP_READ_MARKER in client.caps:  # "MUST be sent before the RPL_ENDOFNAMES"
+                    send_marker(ctx, client, joined.display, await read_marker(ctx, client, joined.display))
                 await names_reply(ctx, client, joined.cf, joined.display, joined.channel)
 
 
@@ -118,4 +122,4 @@ async def invite(ctx: Context, client: Client, message: Message) -> None:
     invited = await channels.invite(ctx, client, message.params[0], message.params[1])
     client.reply(n.RPL_INVITING, invited.user.nick, invited.channel)
     if invited.user.away:
-        client.reply(n.RPL_AWAY, invited.user.nick, invited.user.away)
+        client.reply_away(invited.user.nick, invited.user.away)

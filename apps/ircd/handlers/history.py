@@ -3,13 +3,11 @@ between two times (apps/ircd/operations/history.py)."""
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from apps.chat.conversations import ChatMessage, InvalidRef, Ref
 from apps.ircd.client import Client
 from apps.ircd.context import Context
 from apps.ircd.errors import Fail
-from apps.ircd.lines import record_line, server_time
+from apps.ircd.lines import parse_server_time, record_line, server_time
 from apps.ircd.operations import history
 from apps.ircd.protocol import Message, format_line
 from apps.ircd.registry import command
@@ -26,10 +24,10 @@ def _ref(reference: str) -> Ref | None:
     try:
         if kind == "msgid" and value:
             return Ref.msgid(value)
-        if kind == "timestamp" and value:
-            when = datetime.fromisoformat(value.replace("Z", "+00:00"))
-            return Ref.time(int(when.timestamp() * 1000))
-    except (InvalidRef, ValueError):
+        ms = parse_server_time(value) if kind == "timestamp" and value else None
+        if ms is not None:
+            return Ref.time(ms)
+    except InvalidRef:
         return None
     return None
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from apps.chat import numerics as n
 from apps.ircd.client import Client
 from apps.ircd.context import Context
 from apps.ircd.errors import NoRecipient, NoTextToSend, TooManyTargets
@@ -31,6 +30,6 @@ async def privmsg(ctx: Context, client: Client, message: Message) -> None:
         with answered(client, quiet=command_ == "NOTICE"):
             sent = await send(ctx, client, command_, target, text, tags)
             if command_ == "PRIVMSG" and sent.away:
-                client.reply(n.RPL_AWAY, sent.nick, sent.away)
+                client.reply_away(sent.nick, sent.away)
             if "echo-message" in client.caps:
                 deliver(client, sent.line)

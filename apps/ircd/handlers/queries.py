@@ -72,7 +72,7 @@ async def whois(ctx: Context, client: Client, message: Message) -> None:
     if user.oper:
         client.reply(n.RPL_WHOISOPERATOR, nick, "is an IRC operator")
     if user.away:
-        client.reply(n.RPL_AWAY, nick, user.away)
+        client.reply_away(nick, user.away)
     if user.account:
         client.reply(n.RPL_WHOISACCOUNT, nick, user.account, "is logged in as")
     if user.secure:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from apps.chat.events import Line
 from apps.chat.modes import OPERATOR
 from apps.chat.records import Channel, User
 from apps.ircd.client import Client
@@ -17,11 +18,12 @@ from apps.ircd.errors import (
     UserNotInChannel,
     UserOnChannel,
 )
-from apps.ircd.lines import client_line
+from apps.ircd.lines import away_line, client_line
 from apps.ircd.operations.lookup import (
     ChannelView,
     channel_view,
     exempt,
+    members_at_least,
     membership,
     refused_by_list,
     user_named,
@@ -56,8 +58,7 @@ async def join(ctx: Context, client: Client, name: str, key: str) -> ChannelView
                            needs=("extended-join",), alt=plain)
     await ctx.delivery.to_channels([cf], extended)
     if client.away:  # away-notify: members learn at once that the newcomer is away
-        await ctx.delivery.to_channels([cf], client_line(client, "AWAY", [client.away], now,
-                                                         needs=("away-notify",)), exclude=client.uid)
+        await ctx.delivery.to_channels([cf], away_line(client, now), exclude=client.uid)
     return ChannelView(cf, display, channel, None)
 
 
@@ -135,6 +136,19 @@ async def invite(ctx: Context, client: Client, nick: str, name: str) -> Invited:
     if await ctx.store.status(view.cf, user.uid) is not None:
         raise UserOnChannel(user.nick, view.display)
     await ctx.store.invite(view.cf, user.uid)
-    await ctx.delivery.to_uids({user.uid: user.instance},
-                               client_line(client, "INVITE", [user.nick, view.display], ctx.clock()))
+    line = client_line(client, "INVITE", [user.nick, view.display], ctx.clock())
+    await ctx.delivery.to_uids({user.uid: user.instance}, line)
+    await _tell_members(ctx, client, view, replace(line, needs=("invite-notify",)))
     return Invited(user, view.display)
+
+
+async def _tell_members(ctx: Context, client: Client, view: ChannelView, line: Line) -> None:
+    """IRCv3 invite-notify: the INVITE to the members who could have sent it themselves (the
+    spec leaves who to the server, "only to clients that have the privilege to do an /INVITE
+    on the channel themselves" among its examples): on an invite-only channel its operators,
+    else every member; the inviter aside, and only those with the capability. Without it, "other
+    channel members are not notified" (RFC 2812)."""
+    if not view.channel.has("i"):
+        await ctx.delivery.to_channels([view.cf], line, exclude=client.uid)
+    else:
+        await ctx.delivery.to_uids(await members_at_least(ctx, view.cf, OPERATOR, but=client.uid), line)

@@ -11,7 +11,7 @@ from apps.chat.records import WhowasEntry
 from apps.ircd.client import Client
 from apps.ircd.context import Context
 from apps.ircd.errors import ErroneousNickname, Fail, NicknameInUse, NoNicknameGiven
-from apps.ircd.lines import client_line
+from apps.ircd.lines import away_line, client_line
 from apps.ircd.operations import monitor
 from apps.ircd.operations.lookup import channels_of
 from apps.ircd.operations.registration import may_use
@@ -65,12 +65,13 @@ async def change_nick(ctx: Context, client: Client, wanted: str) -> NickChange:
 
 
 async def set_away(ctx: Context, client: Client, text: str) -> str:
-    """Mark the client away (empty: back), tell its neighbours (away-notify); the message kept."""
+    """Mark the client away (empty: back), tell its neighbours (away-notify); the message kept.
+    Before registration (draft/pre-away) the message is only kept: registering publishes it."""
     client.away = text.encode()[:AWAY_LENGTH].decode("utf-8", "ignore")
+    if not client.registered:
+        return client.away
     await ctx.store.update_user(client.to_user(ctx.instance))
-    params = [client.away] if client.away else []
-    line = client_line(client, "AWAY", params, ctx.clock(), needs=("away-notify",))
-    await tell_neighbours(ctx, client, line)
+    await tell_neighbours(ctx, client, away_line(client, ctx.clock()))
     return client.away
 
 
@@ -86,6 +87,15 @@ async def set_realname(ctx: Context, client: Client, text: str) -> None:
     await tell_neighbours(ctx, client, line)
 
 
+async def tell_account(ctx: Context, client: Client) -> None:
+    """IRCv3 account-notify: the client's account changed (a SASL login after registration):
+    ACCOUNT <name>, or `*` once logged out, to the clients sharing a channel with it "including
+    themselves", and with extended-monitor to its watchers; only to those with the capability."""
+    line = client_line(client, "ACCOUNT", [client.account or "*"], ctx.clock(), needs=("account-notify",))
+    deliver(client, line)
+    await tell_neighbours(ctx, client, line)
+
+
 async def tell_neighbours(ctx: Context, client: Client, line: Line) -> None:
     """A change about `client` to everyone sharing a channel with it and, with extended-monitor,
     to every client MONITORing its nick: each gets it once (the line's id)."""
@@ -97,4 +107,11 @@ async def tell_neighbours(ctx: Context, client: Client, line: Line) -> None:
         await ctx.delivery.to_channels(channels, line)
     watchers = await monitor.watchers(ctx, client.uid, client.nick_cf)
     if watchers:
-        await ctx.delivery.to_uids(watchers, replace(line, needs=(*line.needs, "extended-monitor"), alt=None))
+        await ctx.delivery.to_uids(watchers, _for_watchers(line))
+
+
+def _for_watchers(line: Line) -> Line:
+    """The line as extended-monitor sends it: to watchers with that capability too, its
+    alternative (if any: pre-away's `*` put in words) as well."""
+    alt = None if line.alt is None else _for_watchers(line.alt)
+    return replace(line, needs=(*line.needs, "extended-monitor"), alt=alt)

@@ -54,6 +54,14 @@ async def channels_of(ctx: Context, client: Client) -> set[str]:
     return client.channels | await ctx.store.user_channels(client.uid)
 
 
+async def members_at_least(ctx: Context, cf: str, letter: str, *, but: str = "") -> dict[str, str]:
+    """The members of channel `cf` of status `letter` or above (`but` one uid), each with the
+    replica holding it: what `Delivery.to_uids` takes."""
+    wanted = [uid for uid, status in (await ctx.store.members(cf)).items()
+              if uid != but and status.at_least(letter)]
+    return {uid: user.instance for uid, user in (await ctx.store.users(wanted)).items()}
+
+
 def matches(entries: Iterable[ListEntry], hostmask: str) -> bool:
     return any(mask_matches(entry.mask, hostmask) for entry in entries)
 

@@ -17,7 +17,7 @@ from apps.ircd.client import Client
 from apps.ircd.context import Context
 from apps.ircd.errors import CannotSendToChannel, NoSuchChannel
 from apps.ircd.lines import line, record_line
-from apps.ircd.operations.lookup import refused_by_list, user_named
+from apps.ircd.operations.lookup import members_at_least, refused_by_list, user_named
 from apps.ircd.protocol import casefold, is_channel
 from apps.ircd.render import deliver, deliver_unlabelled
 
@@ -79,9 +79,11 @@ async def to_channel(ctx: Context, client: Client, command: str, target: str, te
         sent = line(client.prefix, command, [display], ctx.clock(), tags=_with_account(client, tags, ctx))
         await ctx.delivery.to_channels([cf], sent, exclude=client.uid)
         return Sent(sent)
+    # The sender's party is kept with the message: it tells its author (a guest is its very
+    # connection) when someone would redact it.
     stored = await ctx.chatlog.append_channel(display, ChatMessage(
         command=command, source=client.prefix, target=display, text=text, account=client.account,
-        tags=tags, origin=ctx.instance))
+        tags=tags, party=party(client.uid, client.account), origin=ctx.instance))
     sent = record_line(stored)
     ctx.delivery.local([cf], sent, exclude=client.uid)
     return Sent(sent)
@@ -92,13 +94,10 @@ async def _to_rank(ctx: Context, client: Client, command: str, cf: str, target: 
     """A STATUSMSG: sent to each member of that rank by uid (on whichever replica holds it),
     not through the channel's events, and not kept in the channel's history, which every
     member may read."""
-    letter = RANKS[rank]
-    wanted = [uid for uid, status in (await ctx.store.members(cf)).items()
-              if uid != client.uid and status.at_least(letter)]
-    users = await ctx.store.users(wanted)
+    members = await members_at_least(ctx, cf, RANKS[rank], but=client.uid)
     params = [target] if command == "TAGMSG" else [target, text]
     sent = line(client.prefix, command, params, ctx.clock(), tags=_with_account(client, tags, ctx))
-    await ctx.delivery.to_uids({uid: user.instance for uid, user in users.items()}, sent)
+    await ctx.delivery.to_uids(members, sent)
     return sent
 
 

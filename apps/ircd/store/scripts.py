@@ -96,3 +96,19 @@ RELEASE_NICK = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
 """
+
+#: A read marker only ever moves forward (draft/read-marker). KEYS: the party's markers.
+#: ARGV: the folded target, the ms read up to, a TTL in ms (0: none; a guest's markers expire
+#: as its conversations do; PEXPIRE, which the gateway's ACL user may run). Returns {the marker
+#: now, 1 if it moved}.
+MARK_READ = """
+local current = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0')
+local wanted = tonumber(ARGV[2])
+local moved = 0
+if wanted > current then
+  redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+  current, moved = wanted, 1
+end
+if tonumber(ARGV[3]) > 0 then redis.call('PEXPIRE', KEYS[1], ARGV[3]) end
+return {current, moved}
+"""

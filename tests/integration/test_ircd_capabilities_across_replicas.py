@@ -1,0 +1,157 @@
+"""IRCv3 capabilities that cross replicas, on two real gateway processes sharing the real
+server, with the users service for SASL: what a client of one replica does reaches the clients
+of the other as the capability's specification says."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import httpx
+import pytest
+
+import redis
+from scripts.devkit import RedisServer, ServiceLauncher, ServiceProcess, free_port
+from scripts.devkit.ircclient import IrcClient
+
+FAST = {"ARGON2_TIME_COST": "1", "ARGON2_MEMORY_KIB": "1024"}
+PASSWORD = "sesame-long"
+
+
+@dataclass
+class Stack:
+    users: ServiceProcess
+    ports: tuple[int, int]  # the two replicas' IRC ports
+
+    def account(self, name: str) -> None:
+        body = {"account": name, "password": PASSWORD}
+        response = httpx.post(f"{self.users.url}/api/users/register", json=body)
+        assert response.status_code == 201, response.text
+
+
+@pytest.fixture(scope="module")
+def started(redis_server: RedisServer) -> Iterator[Stack]:
+    launcher = ServiceLauncher(redis_server)
+    try:
+        users = launcher.start("apps.users", "users", **FAST)
+        ports = []
+        for name in ("ircd-a", "ircd-b"):
+            port = free_port()
+            launcher.start("apps.ircd", "ircd", INSTANCE_ID=name, IRC_PORT=str(port), IRC_HOST="127.0.0.1",
+                           SERVER_NAME="irc.test", MAX_CONNECTIONS_PER_IP="1000", USERS_URL=users.url)
+            ports.append(port)
+        yield Stack(users, (ports[0], ports[1]))
+    finally:
+        launcher.stop_all()
+
+
+@pytest.fixture
+def stack(started: Stack, admin: redis.Redis) -> Stack:
+    """The module's stack on an emptied server (`admin` empties it)."""
+    return started
+
+
+def plain(account: str, password: str) -> str:
+    return base64.b64encode(f"{account}\0{account}\0{password}".encode()).decode()
+
+
+def in_channel(port: int, nick: str, channel: str, caps: str) -> IrcClient:
+    client = IrcClient(port)
+    assert any(" 001 " in line for line in client.register(nick, caps))
+    client.send(f"JOIN {channel}")
+    client.sync()
+    return client
+
+
+def test_account_notify_crosses_replicas(stack: Stack):
+    stack.account("Jilles")
+    alice = in_channel(stack.ports[0], "alice", "#an", "account-notify")
+    bob = in_channel(stack.ports[1], "bob", "#an", "account-notify sasl")
+    alice.until(lambda line: line.endswith("JOIN #an") and line.startswith(":bob!"))
+    bob.send("AUTHENTICATE PLAIN")
+    assert bob.line() == "AUTHENTICATE +"
+    bob.send(f"AUTHENTICATE {plain('Jilles', PASSWORD)}")
+    assert bob.until(lambda line: " ACCOUNT " in line)[-1] == ":bob!~bob@127.0.0.1 ACCOUNT Jilles"
+    assert alice.until(lambda line: " ACCOUNT " in line)[-1] == ":bob!~bob@127.0.0.1 ACCOUNT Jilles"
+    alice.close(), bob.close()
+
+
+def test_invite_notify_crosses_replicas(stack: Stack):
+    alice = in_channel(stack.ports[0], "alice", "#in", "")
+    carol = in_channel(stack.ports[1], "carol", "#in", "invite-notify")
+    dave = IrcClient(stack.ports[0])
+    dave.register("dave")
+    alice.until(lambda line: line.startswith(":carol!") and line.endswith("JOIN #in"))
+    alice.send("INVITE dave #in")
+    invite = ":alice!~alice@127.0.0.1 INVITE dave #in"
+    assert carol.until(lambda line: " INVITE " in line)[-1] == invite
+    assert dave.until(lambda line: " INVITE " in line)[-1] == invite
+    alice.close(), carol.close(), dave.close()
+
+
+def test_typing_reply_and_react_cross_replicas_and_only_the_reply_is_history(stack: Stack):
+    alice = in_channel(stack.ports[0], "alice", "#tags", "message-tags echo-message")
+    bob = in_channel(stack.ports[1], "bob", "#tags", "message-tags batch draft/chathistory")
+    alice.until(lambda line: line.startswith(":bob!") and line.endswith("JOIN #tags"))
+    alice.send("PRIVMSG #tags :Hello!")
+    parent = alice.until(lambda line: "Hello!" in line)[-1].split("msgid=")[1].split(";")[0].split(" ")[0]
+    alice.send("@+typing=active TAGMSG #tags", f"@+draft/reply={parent};+draft/react=lol TAGMSG bob",
+               f"@+draft/reply={parent} PRIVMSG #tags :Hello to you!")
+    # One line on the channel's feeds, one on bob's replica's own channel: each in order, but
+    # the two channels may interleave either way.
+    got = bob.until(lambda line: "Hello to you!" in line)
+    got += [] if any(" TAGMSG bob" in line for line in got) else bob.until(lambda line: " TAGMSG bob" in line)
+    assert any(line.startswith("@+typing=active;") and line.endswith(" TAGMSG #tags") for line in got)
+    react = {f"+draft/reply={parent}", "+draft/react=lol"}
+    private = [set(line[1:].split(" ")[0].split(";")) for line in got if line.endswith(" TAGMSG bob")]
+    assert len(private) == 1 and react <= private[0]
+    assert any(line.startswith(f"@+draft/reply={parent};") and "Hello to you!" in line for line in got)
+    bob.send("CHATHISTORY LATEST #tags * 10")
+    history = [line for line in bob.sync() if "alice!" in line]
+    said = ":alice!~alice@127.0.0.1 PRIVMSG #tags "
+    assert [line.split(" ", 1)[1] for line in history] == [said + "Hello!", said + ":Hello to you!"]
+    assert f"+draft/reply={parent}" in history[1]
+    alice.close(), bob.close()
+
+
+def test_a_read_marker_reaches_the_accounts_connection_on_the_other_replica(stack: Stack, admin: redis.Redis):
+    stack.account("Jilles")
+    first, second = IrcClient(stack.ports[0]), IrcClient(stack.ports[1])
+    first.register("jilles", "draft/read-marker", sasl=("Jilles", PASSWORD))
+    second.register("jilles2", "draft/read-marker", sasl=("Jilles", PASSWORD))
+    first.send("MARKREAD #rm timestamp=2026-01-04T14:33:26.123Z")
+    assert first.sync() == [":irc.test MARKREAD #rm timestamp=2026-01-04T14:33:26.123Z"]
+    assert second.until(lambda line: "MARKREAD" in line)[-1].endswith(
+        ":irc.test MARKREAD #rm timestamp=2026-01-04T14:33:26.123Z")
+    ms = int(datetime(2026, 1, 4, 14, 33, 26, 123000, tzinfo=UTC).timestamp() * 1000)
+    assert admin.hgetall("canaduck:chat:{jilles}:read") == {"#rm": str(ms)}
+    first.close(), second.close()
+
+
+def test_a_guests_read_markers_expire_under_the_gateways_acl_user(stack: Stack, admin: redis.Redis):
+    guest = IrcClient(stack.ports[0])
+    guest.register("guest", "draft/read-marker")
+    guest.send("MARKREAD #rm timestamp=2026-01-04T14:33:26.123Z")
+    assert guest.sync() == [":irc.test MARKREAD #rm timestamp=2026-01-04T14:33:26.123Z"]
+    [key] = admin.keys("canaduck:chat:*:read")
+    assert 0 < admin.pttl(key) <= 86_400_000
+    guest.close()
+
+
+def test_a_redaction_crosses_replicas_and_leaves_history_under_the_gateways_acl_user(stack: Stack,
+                                                                                      admin: redis.Redis):
+    caps = "message-tags echo-message draft/message-redaction"
+    alice = in_channel(stack.ports[0], "alice", "#red", caps)
+    bob = in_channel(stack.ports[1], "bob", "#red", caps)
+    alice.until(lambda line: line.startswith(":bob!") and line.endswith("JOIN #red"))
+    alice.send("PRIVMSG #red :oops")
+    msgid = alice.until(lambda line: "oops" in line)[-1].split("msgid=")[1].split(";")[0].split(" ")[0]
+    assert [entry[0] for entry in admin.xrange("canaduck:chat:{#red}:log")] == [msgid]
+    alice.send(f"REDACT #red {msgid} :typo")
+    redacted = f":alice!~alice@127.0.0.1 REDACT #red {msgid} typo"
+    assert bob.until(lambda line: " REDACT " in line)[-1].endswith(redacted)
+    assert alice.until(lambda line: " REDACT " in line)[-1].endswith(redacted)
+    assert admin.xrange("canaduck:chat:{#red}:log") == []
+    alice.close(), bob.close()
