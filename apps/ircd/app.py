@@ -22,7 +22,7 @@ from apps.kit.app import ServiceApp, service_app
 from apps.kit.app import create_app as create_service_app
 from apps.kit.clientaddr import client_address, is_trusted, parse_address
 from apps.kit.redisconn import connect
-from apps.kit.tasks import cancel_and_wait
+from apps.kit.tasks import Background
 
 routes = Blueprint("ircd", __name__)
 
@@ -78,14 +78,13 @@ class Rates:
     def __init__(self, server: IrcServer) -> None:
         self._server = server
         self.messages_per_second = 0.0
-        self._task: asyncio.Task[None] | None = None
+        self._task = Background("irc-rates")
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._sample(), name="irc-rates")
+        self._task.start(self._sample())
 
     async def stop(self) -> None:
-        if self._task:
-            await cancel_and_wait(self._task)
+        await self._task.stop()
 
     async def _sample(self) -> None:
         last, then = self._server.counts["messages"], time.monotonic()

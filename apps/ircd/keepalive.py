@@ -9,7 +9,7 @@ import time
 from apps.ircd.client import Client
 from apps.ircd.roster import Roster
 from apps.ircd.settings import IrcdSettings
-from apps.kit.tasks import cancel_and_wait
+from apps.kit.tasks import Background
 
 
 class Keepalive:
@@ -19,14 +19,13 @@ class Keepalive:
     def __init__(self, settings: IrcdSettings, roster: Roster) -> None:
         self._settings = settings
         self._roster = roster
-        self._task: asyncio.Task[None] | None = None
+        self._task = Background("irc-keepalive")
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._loop(), name="irc-keepalive")
+        self._task.start(self._loop())
 
     async def stop(self) -> None:
-        if self._task is not None:
-            await cancel_and_wait(self._task)
+        await self._task.stop()
 
     async def _loop(self) -> None:
         settings = self._settings

@@ -19,7 +19,7 @@ from redis.exceptions import RedisError
 from apps.chat.records import User
 from apps.ircd.context import Context
 from apps.ircd.operations.leave import leave
-from apps.kit.tasks import cancel_and_wait
+from apps.kit.tasks import Background
 
 log = logging.getLogger("canaduck.ircd.sweeper")
 
@@ -50,18 +50,17 @@ class Sweeper:
         self._live = live
         self._interval = interval
         self._missing: set[str] = set()
-        self._task: asyncio.Task[None] | None = None
+        self._task = Background("irc-sweeper")
 
     async def start(self) -> None:
         """Sweep this replica's previous life, note this one, then sweep others periodically."""
         ctx = self._ctx
         await sweep_instance(ctx, ctx.instance)
         await ctx.store.add_instance(ctx.instance, ctx.clock())
-        self._task = asyncio.create_task(self._loop(), name="irc-sweeper")
+        self._task.start(self._loop())
 
     async def stop(self) -> None:
-        if self._task:
-            await cancel_and_wait(self._task)
+        await self._task.stop()
 
     async def sweep_once(self) -> set[str]:
         """One pass: the instances swept."""

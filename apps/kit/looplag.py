@@ -11,12 +11,10 @@ measurable (10 wake-ups a second by default).
 
 from __future__ import annotations
 
-import asyncio
-
 from prometheus_client import Histogram
 
 from apps.kit.clock import SYSTEM_CLOCK, Clock
-from apps.kit.tasks import cancel_and_wait
+from apps.kit.tasks import Background
 
 
 class LoopLagMonitor:
@@ -26,18 +24,16 @@ class LoopLagMonitor:
         self._histogram = histogram
         self._interval = interval
         self._clock = clock
-        self._task: asyncio.Task[None] | None = None
+        self._task = Background("loop-lag")
         #: The largest lag seen since the start, in seconds.
         self.worst = 0.0
 
     async def start(self) -> None:
-        if self._interval > 0 and self._task is None:
-            self._task = asyncio.create_task(self._run(), name="loop-lag")
+        if self._interval > 0:
+            self._task.start(self._run())
 
     async def stop(self) -> None:
-        if self._task is not None:
-            await cancel_and_wait(self._task)
-            self._task = None
+        await self._task.stop()
 
     async def _run(self) -> None:
         while True:

@@ -9,7 +9,6 @@ reader turns two of them into a rate. Nothing is stored: pub/sub, fire and forge
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 from collections.abc import Callable
@@ -20,7 +19,7 @@ from redis.exceptions import RedisError
 
 from apps.kit.clock import SYSTEM_CLOCK, Clock
 from apps.kit.pubsub import publish
-from apps.kit.tasks import cancel_and_wait
+from apps.kit.tasks import Background
 
 log = logging.getLogger("canaduck.stats")
 
@@ -39,7 +38,7 @@ class StatsReporter:
         self._interval = interval
         self._snapshot = snapshot
         self._clock = clock
-        self._task: asyncio.Task[None] | None = None
+        self._task = Background("stats")
         self._failing = False
 
     def payload(self) -> str:
@@ -53,13 +52,11 @@ class StatsReporter:
         await publish(self._redis, self.channel, self.payload())
 
     async def start(self) -> None:
-        if self._interval > 0 and self._task is None:
-            self._task = asyncio.create_task(self._run(), name="stats")
+        if self._interval > 0:
+            self._task.start(self._run())
 
     async def stop(self) -> None:
-        if self._task is not None:
-            await cancel_and_wait(self._task)
-            self._task = None
+        await self._task.stop()
 
     async def _run(self) -> None:
         while True:

@@ -69,7 +69,7 @@ async def test_zero_interval_publishes_nothing(redis):
     reporter = StatsReporter(redis, "canaduck:stats", "x", "x-1", 0, dict)
     await reporter.start()
     await asyncio.sleep(0.02)
-    assert reporter._task is None
+    assert not reporter._task.running
     await reporter.stop()
 
 

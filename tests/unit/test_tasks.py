@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from apps.kit.tasks import cancel_and_wait
+from apps.kit.tasks import Background, cancel_and_wait
 
 
 async def test_a_task_that_swallows_the_first_cancellation_still_ends():
@@ -34,3 +34,29 @@ async def test_a_task_that_already_failed_is_waited_for_without_raising():
     await asyncio.sleep(0)
     await cancel_and_wait(task)
     assert isinstance(task.exception(), RuntimeError)
+
+
+async def test_a_background_task_starts_once_and_stops_for_sure():
+    ticks = 0
+
+    async def loop() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await asyncio.sleep(0.01)
+
+    task = Background("ticker")
+    task.start(loop())
+    second = loop()
+    task.start(second)  # already running: ignored, and the coroutine closed (no warning)
+    assert second.cr_frame is None
+    await asyncio.sleep(0.05)
+    assert task.running and ticks >= 2
+    await task.stop()
+    assert not task.running
+    stopped_at = ticks
+    await asyncio.sleep(0.03)
+    assert ticks == stopped_at
+    task.start(loop())  # and again after a stop
+    assert task.running
+    await task.stop()
