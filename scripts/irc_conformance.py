@@ -12,7 +12,10 @@ pytest session:
 3. ngIRCd (Debian's, through irctest's own controller) on the same selection, the peer's row,
    when it is installed (`--ngircd reference` prints the figures measured before instead);
 4. the `services` selection (accounts made through the users service, SASL PLAIN); on request
-   (`--runs services-two`), the same with two gateways behind the proxy.
+   (`--runs services-two`), the same with two gateways behind the proxy;
+5. on request (`--runs strict-one,strict-two`), the selection Ergo runs on itself: every test
+   that is neither implementation-specific nor deprecated, the `strict` and `services` ones
+   included, on one gateway and on two.
 
 Prints a table, the failures grouped by test file, and a last RESULT line.
 """
@@ -40,6 +43,7 @@ from scripts.devkit.ircstack import has_ircd
 ROOT = Path(__file__).resolve().parent.parent
 BASIC = "not services and not implementation-specific and not deprecated and not strict"
 SERVICES = "services and not implementation-specific and not deprecated and not strict"
+STRICT = "not implementation-specific and not deprecated"
 #: ngIRCd 26.1's score on BASIC, measured here with irctest's own controller (-n 8).
 NGIRCD_REFERENCE = (160, 10, 165, 8)
 
@@ -170,7 +174,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", "-n", type=int, default=2, help="pytest-xdist workers (default 2)")
     parser.add_argument("-k", dest="keyword", help="only the irctest tests matching this expression")
     parser.add_argument("--runs", default="one,two,services",
-                        help="which of one,two,services,services-two to run (default the first three)")
+                        help="which of one,two,services,services-two,strict-one,strict-two to run "
+                             "(default the first three)")
     parser.add_argument("--ngircd", choices=["live", "reference", "off"], default="live",
                         help="ngIRCd's row: run it now when installed (default), or print the "
                              "figures measured before")
@@ -228,6 +233,11 @@ def main(argv: list[str] | None = None) -> int:
         scores.append(run_irctest("services_two", f"{label} services (SASL), 2 gateways + rr proxy",
                                   controller="tests.irctest.controller", markers=SERVICES,
                                   env={**base_env, "CANADUCK_IRCTEST_GATEWAYS": "2"}, **common))
+    for gateways, key in (("1", "strict_one"), ("2", "strict_two")):
+        if f"strict-{key.split('_')[1]}" in runs and args.server == "canaduck":
+            scores.append(run_irctest(key, f"{label} strict selection, {gateways} gateway(s)",
+                                      controller="tests.irctest.controller", markers=STRICT,
+                                      env={**base_env, "CANADUCK_IRCTEST_GATEWAYS": gateways}, **common))
 
     print(table(scores))
     report = failures_report(scores)
