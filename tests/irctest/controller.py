@@ -142,7 +142,7 @@ class _GatewaysController(BaseServerController, DirectoryBasedController):
     def before_test(self) -> None:
         """Run before each test's server is handed out."""
 
-    def test_env(self) -> dict[str, str]:
+    def own_settings(self) -> dict[str, str]:
         """Gateway settings this test's configuration asks for beyond the run's defaults: a
         test with some gets gateways of its own rather than the spare set."""
         return {}
@@ -185,7 +185,7 @@ class _GatewaysController(BaseServerController, DirectoryBasedController):
         if _run.spare is not None and not _run.spare.alive():
             _run.retire(_run.spare)  # it crashed: the test starts its own, which will tell why
             _run.spare = None
-        own_env = self.test_env()
+        own_env = self.own_settings()
         if password is None and not ssl and websocket_port is None and not own_env and \
                 _run.spare is not None:
             self.current, _run.spare = _run.spare, None
@@ -280,7 +280,7 @@ class CanaduckController(_GatewaysController):
             raise NotImplementedByController("account-registration with email-required")
         _run.chat().reset("canaduck:users:*")  # accounts are shared by every test's gateways
 
-    def test_env(self) -> dict[str, str]:
+    def own_settings(self) -> dict[str, str]:
         if self.test_config.account_registration_before_connect:
             return {"ACCOUNT_REGISTRATION_BEFORE_CONNECT": "1"}
         return {}
