@@ -1,4 +1,5 @@
-"""The users service, as the gateway asks it: who owns a nick, and SASL PLAIN's checks.
+"""The users service, as the gateway asks it: who owns a nick, SASL PLAIN's checks, and IRCv3
+REGISTER's new accounts.
 
 It is found as the messages service finds it: at USERS_URL when that is set, else a live
 instance in the directory (apps/kit/http.py `Peers`, through a short-lived cache). SASL is
@@ -9,6 +10,7 @@ every call to the users service. CAP LS reads that answer: it never looks up the
 
 from __future__ import annotations
 
+import enum
 import logging
 from typing import Any
 
@@ -24,6 +26,16 @@ log = logging.getLogger("canaduck.ircd.accounts")
 
 #: Seconds a directory lookup of the users service is reused.
 LOOKUP_TTL = 1.0
+
+
+class Refusal(enum.Enum):
+    """Why the users service did not create an account."""
+
+    EXISTS = "exists"  # the name is an account's, in any case
+    BAD_NAME = "bad name"  # not a nick
+    WEAK_PASSWORD = "weak password"  # shorter than the users service's minimum
+    BAD_PASSWORD = "bad password"  # too long, blank, a control character
+    UNAVAILABLE = "unavailable"  # the users service could not be asked, or failed
 
 
 class Accounts:
@@ -72,6 +84,30 @@ class Accounts:
             return owner
         return await self._ask("/internal/verify",
                                {"account": account, "password": password, "address": address})
+
+    async def register(self, account: str, password: str) -> str | Refusal:
+        """Create the account `account` with `password` on the users service (whose rules
+        decide): its name as registered, or why not."""
+        base = await self._base_url()
+        if base is None or self.http is None:
+            return Refusal.UNAVAILABLE
+        try:
+            response = await self.http.post(f"{base}/internal/register", timeout=self._timeout,
+                                            json={"account": account, "password": password})
+            body = response.json()
+        except (httpx.HTTPError, ValueError) as exc:
+            log.warning("users service unreachable for REGISTER: %s", exc)
+            return Refusal.UNAVAILABLE
+        if response.status_code == 201 and isinstance(body, dict) and body.get("account"):
+            return str(body["account"])
+        if response.status_code == 409:
+            return Refusal.EXISTS
+        if response.status_code == 400 and isinstance(body, dict):
+            if body.get("parameter") == "account":
+                return Refusal.BAD_NAME
+            if body.get("parameter") == "password":
+                return Refusal.WEAK_PASSWORD if body.get("weak") else Refusal.BAD_PASSWORD
+        return Refusal.UNAVAILABLE
 
     async def _ask(self, route: str, body: dict[str, str]) -> str | None:
         """The `account` of the users service's 200 answer to `route`; None for any other answer."""

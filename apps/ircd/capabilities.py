@@ -54,6 +54,22 @@ def _sasl(offer: Offer) -> str | None:
     return "PLAIN" if offer.sasl else None
 
 
+def _account_registration(offer: Offer) -> str | None:
+    """IRCv3 account-registration, while a users service can be found (as SASL). No
+    `email-required` (the users service keeps no address), no `custom-account-name` (an
+    account is named for the nick its client holds, so nobody can take another's nick);
+    `before-connect` unless the server wants a password first (see `before_connect`)."""
+    if not offer.sasl:
+        return None
+    return "before-connect" if before_connect(offer.settings) else ""
+
+
+def before_connect(settings: IrcdSettings) -> bool:
+    """Whether REGISTER is taken before the connection is registered: as set, and never with a
+    server password, which REGISTER must not let a client get round."""
+    return settings.account_registration_before_connect and not settings.irc_password
+
+
 def _sts(offer: Offer) -> str | None:
     """IRCv3 STS, only with TLS served and STS on, on IRC's own connections (a WebSocket's
     page has HTTPS's rules). A plain connection is told the port to upgrade to (the "upgrade
@@ -95,6 +111,7 @@ CAPABILITIES: tuple[Capability, ...] = (
     Capability("away-notify"),
     Capability("batch"),
     Capability("cap-notify"),
+    Capability("draft/account-registration", value=_account_registration),
     Capability("draft/chathistory", isupport=_chathistory_tokens),
     Capability("draft/pre-away"),
     Capability("draft/message-redaction"),

@@ -75,6 +75,8 @@ class Client:
         self.negotiating = False
         self.registered = False
         self.password = ""
+        #: The last nick asked for before registration, taken or not: REGISTER * names it.
+        self.asked_nick = ""
         self.channels: set[str] = set()  # casefolded, the channels it is in
         self.monitoring: set[str] = set()  # casefolded nicks
         self.signon = self.last_message = now

@@ -1,6 +1,7 @@
 """Every command handler, gathered into one table (importing the modules registers them)."""
 
 from apps.ircd.handlers import (  # noqa: F401
+    accounts,
     caps,
     channels,
     history,

@@ -38,6 +38,10 @@ class IrcdSettings(ChatSettings):
     #: Host names (comma-separated) the persistence policy is given for, checked against the
     #: name a TLS client asked for (SNI); empty: any name but an IP address. Without SNI, none.
     sts_hostnames: str = ""
+    #: IRCv3 account-registration: whether REGISTER is taken before the connection is
+    #: registered (the capability's `before-connect`). Never with IRC_PASSWORD set, so that
+    #: an account cannot be made by a client that has not given the server's password.
+    account_registration_before_connect: bool = True
     server_name: str = Field(default="irc.canaduck.local", pattern=r"^[A-Za-z0-9.-]{1,63}$")
     network_name: str = Field(default="canaduck", pattern=r"^[A-Za-z0-9-]{1,32}$")
     #: Server password clients must give with PASS before registering; empty: none.

@@ -1,8 +1,9 @@
 """The users service: accounts (register, log in, change password), SASL checks, sessions.
 
 Public through Caddy, under `/api/users/` (the web page): register, login, logout, me,
-password. Internal, under `/internal/` and never routed by Caddy (the ircd): verify (SASL
-PLAIN), account lookup (who owns a nick), session check. An account name is a nick, and the
+password. Internal, under `/internal/` and never routed by Caddy (the ircd): register (IRCv3
+REGISTER, the same rules as the public route), verify (SASL PLAIN), account lookup (who owns a
+nick), session check. An account name is a nick, and the
 nick is reserved for the account: names compare folded with the chat's casemapping.
 """
 
@@ -25,7 +26,7 @@ from apps.kit.openapi import documented
 from apps.kit.params import InvalidParameter
 from apps.kit.ratelimit import Limit, RateLimiter
 from apps.users.accounts import Account, AccountStore, Session
-from apps.users.passwords import Hasher, checked_password
+from apps.users.passwords import Hasher, WeakPassword, checked_password
 from apps.users.settings import UsersSettings
 
 public = Blueprint("users_public", __name__, url_prefix="/api/users")
@@ -276,6 +277,12 @@ async def rules() -> Response:
 @documented(ok=AccountOut, ok_status=201, errors=[400, 409])
 async def register(data: Credentials) -> Response:
     """Create an account: 201 {account, created}; 409 if the name (any case) is taken."""
+    return await _register(data)
+
+
+async def _register(data: Credentials) -> Response:
+    """Registration's rules, whichever route asks: the name a nick, the password policy, one
+    argon2 hash. 201 {account, created}; 409; InvalidParameter (400) for a bad name or password."""
     name = _account_name(data.account)
     password = _new_password(data.password, "password")
     if await _store().exists(name):  # spares a hash; create() below is the real guard
@@ -339,6 +346,19 @@ async def change_password(data: PasswordChange) -> Response:
 
 
 # Internal routes (other services only: never routed by Caddy).
+
+@internal.post("/register")
+@validate_request(Credentials)
+@documented(ok=AccountOut, ok_status=201, errors=[400, 409])
+async def register_for_irc(data: Credentials) -> Response:
+    """IRCv3 REGISTER, asked by the ircd: the public route's rules and answers, and a refused
+    password's 400 says `"weak": true` when it is only too short (the ircd answers
+    WEAK_PASSWORD then, UNACCEPTABLE_PASSWORD otherwise)."""
+    try:
+        return await _register(data)
+    except InvalidParameter as exc:
+        return error(400, str(exc), parameter=exc.name, weak=isinstance(exc, WeakPassword))
+
 
 @internal.post("/verify")
 @validate_request(SaslCredentials)

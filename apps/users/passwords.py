@@ -17,17 +17,22 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 from apps.kit.params import InvalidParameter
 
 
+class WeakPassword(InvalidParameter):
+    """A password refused only for being shorter than the minimum: a client may be told that
+    it is too weak, rather than unacceptable (IRCv3 account-registration tells them apart)."""
+
+
 def checked_password(value: str, *, field: str, min_length: int, max_length: int) -> str:
     """`value` NFC-normalised (the same password typed on two keyboards is the same), or
-    InvalidParameter naming `field` if it is too short, too long, blank or holds a control
-    character (NUL separates SASL PLAIN's fields; others are never typed)."""
+    InvalidParameter naming `field` if it is too long, blank or holds a control character
+    (NUL separates SASL PLAIN's fields; others are never typed); WeakPassword if too short."""
     password = unicodedata.normalize("NFC", value)
     if any(unicodedata.category(char) == "Cc" for char in password):
         raise InvalidParameter(field, "contains a control character")
     if not password.strip():
         raise InvalidParameter(field, "empty")
     if len(password) < min_length:
-        raise InvalidParameter(field, f"shorter than {min_length} characters")
+        raise WeakPassword(field, f"shorter than {min_length} characters")
     if len(password) > max_length:
         raise InvalidParameter(field, f"longer than {max_length} characters")
     return password

@@ -142,18 +142,24 @@ class _GatewaysController(BaseServerController, DirectoryBasedController):
     def before_test(self) -> None:
         """Run before each test's server is handed out."""
 
+    def own_settings(self) -> dict[str, str]:
+        """Gateway settings this test's configuration asks for beyond the run's defaults: a
+        test with some gets gateways of its own rather than the spare set."""
+        return {}
+
     # -- starting ----------------------------------------------------------------------------
     def launch(self, password: str | None = None, tls: tuple[Path, Path] | None = None,
-               websocket_port: int | None = None) -> GatewaySet:
+               websocket_port: int | None = None, env: dict[str, str] | None = None) -> GatewaySet:
         """A test's gateways; with `websocket_port`, the first one's HTTP port (where its IRC
-        WebSocket listens) is that one."""
+        WebSocket listens) is that one; `env`, settings of their own."""
         workdir = Path(tempfile.mkdtemp(prefix="canaduck-irctest-"))
         prefix = f"canaduck:irctest:{os.getpid()}:{next(_run.serial)}:"
         gateways = []
         try:
             for index in range(GATEWAYS):
                 http_port = websocket_port if websocket_port is not None and index == 0 else free_port()
-                spec = GatewaySpec(port=free_port(), http_port=http_port, password=password)
+                spec = GatewaySpec(port=free_port(), http_port=http_port, password=password,
+                                   env=dict(env or {}))
                 if tls is not None:
                     spec.tls_port = free_port()
                     spec.tls_cert, spec.tls_key = tls
@@ -179,7 +185,9 @@ class _GatewaysController(BaseServerController, DirectoryBasedController):
         if _run.spare is not None and not _run.spare.alive():
             _run.retire(_run.spare)  # it crashed: the test starts its own, which will tell why
             _run.spare = None
-        if password is None and not ssl and websocket_port is None and _run.spare is not None:
+        own_env = self.own_settings()
+        if password is None and not ssl and websocket_port is None and not own_env and \
+                _run.spare is not None:
             self.current, _run.spare = _run.spare, None
         else:
             tls = None
@@ -187,7 +195,7 @@ class _GatewaysController(BaseServerController, DirectoryBasedController):
                 self.create_config()
                 self.gen_ssl()
                 tls = (self.pem_path, self.key_path)
-            self.current = self.launch(password, tls, websocket_port)
+            self.current = self.launch(password, tls, websocket_port, own_env)
         self.proc = self.current.gateways[0].proc
         if _run.spare is None:
             _run.spare = self.launch()  # the next test's, starting while this one runs
@@ -262,10 +270,20 @@ class CanaduckController(_GatewaysController):
         # Its own key prefix: the test's admin login, as the ACL users are tied to canaduck:*.
         spec.env.update(KEY_PREFIX=prefix, REDIS_URL=chat.server.admin_url,
                         IRC_OPERS="operuser:operpassword")  # the operator irctest's tests use
+        # irctest's default configuration has no account registration before connecting.
+        spec.env.setdefault("ACCOUNT_REGISTRATION_BEFORE_CONNECT", "0")
         return chat.start_ircd(spec, f"ircd-{index + 1}-{spec.port}")
 
     def before_test(self) -> None:
+        if self.test_config.account_registration_requires_email:
+            # The users service keeps no email address, so no registration ever needs one.
+            raise NotImplementedByController("account-registration with email-required")
         _run.chat().reset("canaduck:users:*")  # accounts are shared by every test's gateways
+
+    def own_settings(self) -> dict[str, str]:
+        if self.test_config.account_registration_before_connect:
+            return {"ACCOUNT_REGISTRATION_BEFORE_CONNECT": "1"}
+        return {}
 
     def registerUser(self, case: Any, username: str, password: str | None = None) -> None:
         """An account made through the users service (what the web page's sign-up does)."""

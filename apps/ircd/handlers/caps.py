@@ -98,8 +98,15 @@ async def authenticate(ctx: Context, client: Client, message: Message) -> None:
             return  # more chunks follow
     payload, client.sasl_buffer, client.sasl_mechanism = client.sasl_buffer, "", ""
     account = await log_in(ctx, client, payload)
+    success = format_line(n.RPL_SASLSUCCESS, [client.nick, "SASL authentication successful"], source=ctx.name)
+    await announce_login(ctx, client, account, success)
+
+
+async def announce_login(ctx: Context, client: Client, account: str, success: str) -> None:
+    """Tell a client it is logged in to `account` (900 RPL_LOGGEDIN, then the `success` line of
+    the command that did it), and its neighbours (account-notify)."""
     client.reply(n.RPL_LOGGEDIN, client.prefix if client.registered else f"{client.nick}!*@*", account,
                  f"You are now logged in as {account}")
-    client.reply(n.RPL_SASLSUCCESS, "SASL authentication successful")
+    client.send(success)
     if client.registered:  # before, nobody sees the client yet: its JOINs will carry the account
         await tell_account(ctx, client)

@@ -24,6 +24,8 @@ async def pass_(ctx: Context, client: Client, message: Message) -> None:
 
 @command("NICK", registered=False)
 async def nick(ctx: Context, client: Client, message: Message) -> None:
+    if not client.registered and message.params:
+        client.asked_nick = message.params[0]
     if await change_nick(ctx, client, message.params[0] if message.params else "") is NickChange.CHOSEN:
         await finish_registration(ctx, client)
 
