@@ -3,10 +3,11 @@ the history, and the users service."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from redis.exceptions import RedisError
 
@@ -19,6 +20,12 @@ from apps.ircd.settings import IrcdSettings
 from apps.ircd.store import Store
 
 log = logging.getLogger("canaduck.ircd")
+
+#: NAMES replies one replica builds at once (the others wait their turn). Each holds its
+#: channel's member list while it runs: a storm of joins to a channel of thousands would
+#: otherwise hold as many copies as there are joins in flight, and the process keeps the
+#: memory its peak took (docs/ircd.md, "NAMES").
+NAMES_AT_ONCE = 8
 
 
 @dataclass(slots=True)
@@ -37,6 +44,7 @@ class Context:
     counts: Counter[str]
     accounts: Accounts
     created: str  # when this replica started, as 003 says it
+    names_gate: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(NAMES_AT_ONCE))
 
     @property
     def name(self) -> str:

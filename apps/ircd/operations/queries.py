@@ -6,6 +6,7 @@ members only; an invisible user (+i) is seen by those who share a channel with i
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from apps.chat.records import Channel, Status, User, WhowasEntry
@@ -28,22 +29,45 @@ async def channel_named(ctx: Context, name: str) -> tuple[str, Channel] | None:
     return None if channel is None else (cf, channel)
 
 
+#: Members read per round trip by NAMES: what one NAMES holds of its channel's records at once.
+NAMES_CHUNK = 200
+
+
 @dataclass(frozen=True, slots=True)
 class Member:
     user: User
     status: Status
 
 
-async def visible_members(ctx: Context, client: Client, cf: str, channel: Channel) -> list[Member] | None:
-    """A channel's members as `client` may see them (NAMES); None for a secret channel it is
-    not in."""
-    members = await ctx.store.members(cf)
-    inside = client.uid in members
+async def visible_members(ctx: Context, client: Client, cf: str, channel: Channel, *,
+                          chunk: int = NAMES_CHUNK) -> AsyncIterator[list[Member]] | None:
+    """A channel's members as `client` may see them (NAMES), `chunk` at a time, each read when
+    the previous one has been used; None for a secret channel it is not in. A member's `user`
+    holds only what NAMES shows (nick, user, host) and its modes (`UserState.names_users`)."""
+    members = await ctx.store.member_statuses(cf)
+    inside = client.uid.encode() in members
     if not inside and channel.hidden:
         return None
-    users = await ctx.store.users(members)
-    return [Member(users[uid], status) for uid, status in members.items()
-            if uid in users and (inside or not users[uid].invisible or uid == client.uid)]
+    return _member_chunks(ctx, client.uid, members, inside, chunk)
+
+
+async def _member_chunks(ctx: Context, viewer: str, members: dict[bytes, bytes], inside: bool,
+                         chunk: int) -> AsyncIterator[list[Member]]:
+    keys = list(members)
+    statuses: dict[bytes, Status] = {}  # a handful of distinct values: one object each
+    for start in range(0, len(keys), chunk):
+        part = keys[start:start + chunk]
+        users = await ctx.store.names_users([uid.decode() for uid in part])
+        found = []
+        for key, user in zip(part, users, strict=True):
+            if user is None or (user.invisible and not inside and user.uid != viewer):
+                continue
+            raw = members[key]
+            status = statuses.get(raw)
+            if status is None:
+                status = statuses[raw] = Status.from_redis(raw)
+            found.append(Member(user, status))
+        yield found
 
 
 @dataclass(frozen=True, slots=True)

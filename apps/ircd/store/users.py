@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from redis.asyncio import Redis
 
@@ -12,6 +12,10 @@ from apps.chat.modes import USER_MODES
 from apps.chat.records import User, WhowasEntry
 from apps.ircd.store import scripts
 from apps.ircd.store.base import StoreBase, text
+
+#: The fields of a user's hash that NAMES shows (nick, user, host) or needs (modes: +i), four
+#: of its eleven: a NAMES of a large channel reads them for every member.
+NAMES_FIELDS = (b"nick", b"user", b"host", b"modes")
 
 
 class UserState(StoreBase):
@@ -74,6 +78,23 @@ class UserState(StoreBase):
                 pipe.hgetall(self.keys.user(uid))
             found = await pipe.execute()
         return {uid: User.from_redis(raw) for uid, raw in zip(uids, found, strict=True) if raw}
+
+    async def names_users(self, uids: Sequence[str]) -> list[User | None]:
+        """What NAMES needs of each of `uids` (its nick, user, host and modes: the other fields
+        of the record are left empty), None for one no longer registered; in one round trip.
+        NAMES reads a large channel's members a slice at a time through this, so that a JOIN
+        never holds every member's whole record at once."""
+        if not uids:
+            return []
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for uid in uids:
+                pipe.hmget(self.keys.user(uid), NAMES_FIELDS)  # type: ignore[arg-type]
+            found = await pipe.execute()
+        return [User.from_redis({b"uid": uid.encode(),
+                                 **{name: value for name, value in zip(NAMES_FIELDS, values, strict=True)
+                                    if value is not None}})
+                if values[0] is not None else None
+                for uid, values in zip(uids, found, strict=True)]
 
     async def user_by_nick(self, nick_cf: str) -> User | None:
         uid = await self.uid_of(nick_cf)
