@@ -15,7 +15,8 @@ from apps.ircd.registry import command
 CAPABILITIES = {
     "account-tag": "", "away-notify": "", "batch": "", "cap-notify": "", "draft/chathistory": "",
     "echo-message": "", "extended-join": "", "extended-monitor": "", "labeled-response": "",
-    "message-tags": "", "multi-prefix": "", "server-time": "", "setname": "", "userhost-in-names": "",
+    "message-tags": "", "multi-prefix": "", "no-implicit-names": "", "server-time": "", "setname": "",
+    "userhost-in-names": "",
 }
 #: Bytes of one AUTHENTICATE line; a message of exactly that many continues on the next.
 SASL_CHUNK = 400

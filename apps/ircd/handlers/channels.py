@@ -26,7 +26,8 @@ async def join(ctx: Context, client: Client, message: Message) -> None:
             if joined is not None:
                 if joined.channel.topic:
                     topic_reply(ctx, client, joined.display, joined.channel, by_default=ctx.name)
-                await names_reply(ctx, client, joined.cf, joined.display, joined.channel)
+                if "no-implicit-names" not in client.caps:
+                    await names_reply(ctx, client, joined.cf, joined.display, joined.channel)
 
 
 def topic_reply(ctx: Context, client: Client, display: str, channel: Channel, *,
