@@ -39,16 +39,17 @@ class Member:
     status: Status
 
 
-async def visible_members(ctx: Context, client: Client, cf: str, channel: Channel, *,
-                          chunk: int = NAMES_CHUNK) -> AsyncIterator[list[Member]] | None:
-    """A channel's members as `client` may see them (NAMES), `chunk` at a time, each read when
-    the previous one has been used; None for a secret channel it is not in. A member's `user`
-    holds only what NAMES shows (nick, user, host) and its modes (`UserState.names_users`)."""
+async def visible_members(ctx: Context, client: Client, cf: str,
+                          channel: Channel) -> AsyncIterator[list[Member]] | None:
+    """A channel's members as `client` may see them (NAMES), NAMES_CHUNK at a time, each slice
+    read when the previous one has been used; None for a secret channel it is not in. A
+    member's `user` holds only what NAMES shows (nick, user, host) and its modes
+    (`UserState.names_users`)."""
     members = await ctx.store.member_statuses(cf)
     inside = client.uid.encode() in members
     if not inside and channel.hidden:
         return None
-    return _member_chunks(ctx, client.uid, members, inside, chunk)
+    return _member_chunks(ctx, client.uid, members, inside, NAMES_CHUNK)
 
 
 async def _member_chunks(ctx: Context, viewer: str, members: dict[bytes, bytes], inside: bool,
