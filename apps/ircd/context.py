@@ -7,7 +7,7 @@ import asyncio
 import logging
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from redis.exceptions import RedisError
 
@@ -20,12 +20,6 @@ from apps.ircd.settings import IrcdSettings
 from apps.ircd.store import Store
 
 log = logging.getLogger("canaduck.ircd")
-
-#: NAMES replies one replica builds at once (the others wait their turn). Each holds its
-#: channel's member list while it runs: a storm of joins to a channel of thousands would
-#: otherwise hold as many copies as there are joins in flight, and the process keeps the
-#: memory its peak took (docs/ircd.md, "NAMES").
-NAMES_AT_ONCE = 8
 
 
 @dataclass(slots=True)
@@ -44,7 +38,8 @@ class Context:
     counts: Counter[str]
     accounts: Accounts
     created: str  # when this replica started, as 003 says it
-    names_gate: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(NAMES_AT_ONCE))
+    #: NAMES replies built at once (NAMES_AT_ONCE); the others wait their turn (docs/ircd.md, "NAMES")
+    names_gate: asyncio.Semaphore
 
     @property
     def name(self) -> str:
