@@ -9,13 +9,9 @@ from redis.asyncio import Redis
 from apps.chat.casemap import casefold
 from apps.chat.keys import ChatKeys
 from apps.chat.modes import USER_MODES
-from apps.chat.records import User, WhowasEntry
+from apps.chat.records import NAMES_FIELDS, User, WhowasEntry
 from apps.ircd.store import scripts
 from apps.ircd.store.base import StoreBase, text
-
-#: The fields of a user's hash that NAMES shows (nick, user, host) or needs (modes: +i), four
-#: of its eleven: a NAMES of a large channel reads them for every member.
-NAMES_FIELDS = (b"nick", b"user", b"host", b"modes")
 
 
 class UserState(StoreBase):
@@ -88,13 +84,9 @@ class UserState(StoreBase):
             return []
         async with self.redis.pipeline(transaction=False) as pipe:
             for uid in uids:
-                pipe.hmget(self.keys.user(uid), NAMES_FIELDS)  # type: ignore[arg-type]
+                pipe.hmget(self.keys.user(uid), NAMES_FIELDS)
             found = await pipe.execute()
-        return [User.from_redis({b"uid": uid.encode(),
-                                 **{name: value for name, value in zip(NAMES_FIELDS, values, strict=True)
-                                    if value is not None}})
-                if values[0] is not None else None
-                for uid, values in zip(uids, found, strict=True)]
+        return [User.from_names_fields(uid, values) for uid, values in zip(uids, found, strict=True)]
 
     async def user_by_nick(self, nick_cf: str) -> User | None:
         uid = await self.uid_of(nick_cf)
