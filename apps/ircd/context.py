@@ -3,7 +3,6 @@ the history, and the users service."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections import Counter
 from collections.abc import Awaitable, Callable
@@ -15,6 +14,7 @@ from apps.chat.access import HistoryAccess
 from apps.chat.chatlog import ChatLog
 from apps.ircd.accounts import Accounts
 from apps.ircd.delivery import Delivery
+from apps.ircd.names import MemberReads
 from apps.ircd.roster import Roster
 from apps.ircd.settings import IrcdSettings
 from apps.ircd.store import Store
@@ -38,8 +38,8 @@ class Context:
     counts: Counter[str]
     accounts: Accounts
     created: str  # when this replica started, as 003 says it
-    #: NAMES replies built at once (NAMES_AT_ONCE); the others wait their turn (docs/ircd.md, "NAMES")
-    names_gate: asyncio.Semaphore
+    #: the channels' members as NAMES reads them, one read shared by the NAMES waiting for it
+    names: MemberReads
 
     @property
     def name(self) -> str:

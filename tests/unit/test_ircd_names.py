@@ -1,6 +1,7 @@
-"""NAMES: read a slice of members at a time (four fields of each user), the same lines as a
-reply built from whole records, a bounded number at once per replica; and the IRCv3
-no-implicit-names capability. On fakeredis over loopback sockets."""
+"""NAMES: members read a slice at a time (four fields of each user), one read shared by the NAMES
+of a channel waiting for it and a bounded number of reads at once per replica, the same lines
+as a reply built from whole records; and the IRCv3 no-implicit-names capability. On fakeredis
+over loopback sockets."""
 
 from __future__ import annotations
 
@@ -12,7 +13,9 @@ from typing import Any, cast
 import pytest
 
 from apps.chat.records import Channel, Status, User
+from apps.ircd import names
 from apps.ircd.client import Client
+from apps.ircd.names import Member, MemberReads
 from apps.ircd.operations import queries
 from apps.ircd.protocol import MAX_LINE
 from apps.ircd.server import IrcServer
@@ -32,7 +35,7 @@ async def gateway() -> AsyncIterator[IrcServer]:
 
 @pytest.fixture
 def small_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(queries, "NAMES_CHUNK", CHUNK)
+    monkeypatch.setattr(names, "NAMES_CHUNK", CHUNK)
 
 
 def member(index: int) -> User:
@@ -81,10 +84,9 @@ def viewer(uid: str) -> Client:
     return cast(Client, SimpleNamespace(uid=uid))
 
 
-async def members_seen(gateway: IrcServer, uid: str, channel: Channel) -> list[list[queries.Member]] | None:
-    """What `visible_members` gives a client of `uid`, slice by slice (None: nothing)."""
-    chunks = await queries.visible_members(gateway.ctx, viewer(uid), "#big", channel)
-    return None if chunks is None else [chunk async for chunk in chunks]
+async def members_seen(gateway: IrcServer, uid: str, channel: Channel) -> list[Member] | None:
+    """What `visible_members` gives a client of `uid` (None: nothing)."""
+    return await queries.visible_members(gateway.ctx, viewer(uid), "#big", channel)
 
 
 # -- the store -------------------------------------------------------------------------------------
@@ -122,9 +124,9 @@ async def test_a_channel_larger_than_a_slice_is_read_a_slice_at_a_time(gateway: 
         return await names_users(uids)
 
     monkeypatch.setattr(store, "names_users", counted)
-    chunks = await members_seen(gateway, "u001", Channel("#Big"))
-    assert chunks is not None and asked == [10] * 12 + [3]
-    seen = {m.user.uid: m for chunk in chunks for m in chunk}
+    found = await members_seen(gateway, "u001", Channel("#Big"))
+    assert found is not None and asked == [10] * 12 + [3]
+    seen = {m.user.uid: m for m in found}
     assert len(seen) == LARGE  # a member: it sees the invisible ones too
     for i, user in enumerate(users):
         assert seen[user.uid].status == status_of(i) and seen[user.uid].user.nick == user.nick
@@ -134,9 +136,9 @@ async def test_an_outsider_sees_no_invisible_member_and_nothing_of_a_secret_chan
                                                                                    small_chunks: None):
     store = gateway.store
     await seed(store, "#big", "#Big", LARGE)
-    chunks = await members_seen(gateway, "outsider", Channel("#Big"))
-    assert chunks is not None
-    nicks = [m.user.nick for chunk in chunks for m in chunk]
+    found = await members_seen(gateway, "outsider", Channel("#Big"))
+    assert found is not None
+    nicks = [m.user.nick for m in found]
     assert len(nicks) == LARGE - len(range(0, LARGE, 5)) and "nick000" not in nicks and "nick001" in nicks
     assert await members_seen(gateway, "outsider", Channel("#Big", modes="s")) is None
 
@@ -145,8 +147,8 @@ async def test_members_whose_record_is_gone_are_left_out(gateway: IrcServer, sma
     store = gateway.store
     users = await seed(store, "#big", "#Big", LARGE)
     await store.delete_user(users[12])
-    chunks = await members_seen(gateway, "u001", Channel("#Big"))
-    assert chunks is not None and [len(chunk) for chunk in chunks] == [10, 9] + [10] * 10 + [3]
+    found = await members_seen(gateway, "u001", Channel("#Big"))
+    assert found is not None and len(found) == LARGE - 1 and users[12].uid not in {m.user.uid for m in found}
 
 
 # -- on the wire: the same lines as before ---------------------------------------------------------
@@ -199,29 +201,51 @@ async def test_a_secret_channel_shows_its_symbol_to_members_and_nothing_to_outsi
     await outsider.close()
 
 
-# -- a storm of joins: a bounded number of NAMES at once -------------------------------------------
+# -- a storm of joins: one read for the NAMES waiting, a bounded number of reads at once ----------
 
-async def test_a_names_waits_while_the_gate_is_full(gateway: IrcServer):
-    client = await connect(gateway)
-    await client.register("alice")
-    await client.send("JOIN #x")
-    await client.sync()
-    gate = gateway.ctx.names_gate = asyncio.Semaphore(1)
-    await gate.acquire()  # another NAMES is being built
-    await client.send("NAMES #x")
-    with pytest.raises(TimeoutError):
-        await asyncio.wait_for(client.reader.readline(), 0.3)
-    gate.release()
-    got = await client.sync()
-    assert commands(got) == ["353", "366"]
-    await client.close()
-
-
-async def test_concurrent_names_never_exceed_the_gate(gateway: IrcServer, small_chunks: None,
-                                                      monkeypatch: pytest.MonkeyPatch):
+async def test_the_names_of_a_channel_waiting_together_share_one_read(gateway: IrcServer,
+                                                                     monkeypatch: pytest.MonkeyPatch):
     store = gateway.store
     await seed(store, "#big", "#Big", LARGE)
-    gateway.ctx.names_gate = asyncio.Semaphore(2)
+    reads = 0
+    member_statuses = store.member_statuses
+
+    async def counted(cf: str) -> dict[bytes, bytes]:
+        nonlocal reads
+        reads += 1
+        await asyncio.sleep(0.05)
+        return await member_statuses(cf)
+
+    monkeypatch.setattr(store, "member_statuses", counted)
+    clients = [await connect(gateway) for _ in range(6)]
+    for i, client in enumerate(clients):
+        await client.register(f"c{i}")
+    await asyncio.gather(*(client.send("NAMES #big") for client in clients))
+    for client in clients:
+        got = await client.sync()
+        assert commands(got)[-1] == "366" and "353" in commands(got)
+    assert reads <= 2  # the first NAMES' read, then one for all that came during it
+    for client in clients:
+        await client.close()
+
+
+async def test_a_read_starts_after_the_call_so_a_joiner_finds_itself(gateway: IrcServer):
+    store = gateway.store
+    await seed(store, "#big", "#Big", 3)
+    reads = MemberReads(store, 2)
+    first = asyncio.ensure_future(reads.members("#big"))
+    await asyncio.sleep(0)  # the first read is under way
+    await store.redis.hset(store.keys.channel_members("#big"), "u999", "")
+    await store.add_user(member(999))
+    second = await reads.members("#big")
+    assert "u999" in second.uids and len(second.members) == 4
+    assert len((await first).members) in (3, 4)
+
+
+async def test_reads_of_different_channels_are_bounded(gateway: IrcServer, monkeypatch: pytest.MonkeyPatch):
+    store = gateway.store
+    for i in range(5):
+        await seed(store, f"#c{i}", f"#C{i}", 3)
     active = most = 0
     member_statuses = store.member_statuses
 
@@ -236,15 +260,26 @@ async def test_concurrent_names_never_exceed_the_gate(gateway: IrcServer, small_
             active -= 1
 
     monkeypatch.setattr(store, "member_statuses", tracked)
-    clients = [await connect(gateway) for _ in range(5)]
-    for i, client in enumerate(clients):
-        await client.register(f"c{i}")
-    await asyncio.gather(*(client.send("NAMES #big") for client in clients))
-    for client in clients:
-        assert commands(await client.sync())[-1] == "366"
-    assert most == 2
-    for client in clients:
-        await client.close()
+    reads = MemberReads(store, 2)
+    rolls = await asyncio.gather(*(reads.members(f"#c{i}") for i in range(5)))
+    assert most == 2 and all(len(roll.members) == 3 for roll in rolls)
+
+
+async def test_a_failed_read_fails_its_names_and_the_next_one_reads_again(gateway: IrcServer,
+                                                                          monkeypatch: pytest.MonkeyPatch):
+    store = gateway.store
+    await seed(store, "#big", "#Big", 3)
+    reads = MemberReads(store, 2)
+    member_statuses = store.member_statuses
+
+    async def broken(cf: str) -> dict[bytes, bytes]:
+        raise ConnectionError("Redis went away")
+
+    monkeypatch.setattr(store, "member_statuses", broken)
+    with pytest.raises(ConnectionError):
+        await reads.members("#big")
+    monkeypatch.setattr(store, "member_statuses", member_statuses)
+    assert len((await reads.members("#big")).members) == 3
 
 
 # -- no-implicit-names (https://ircv3.net/specs/extensions/no-implicit-names) -----------------------

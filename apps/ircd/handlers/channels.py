@@ -39,30 +39,26 @@ def topic_reply(ctx: Context, client: Client, display: str, channel: Channel, *,
 async def names_reply(ctx: Context, client: Client, cf: str, display: str, channel: Channel, *,
                       end: bool = True) -> None:
     """353 lines (as many as 512 bytes need) and, unless `end` is False, 366 for one channel.
-
-    Built a slice of members at a time, each line sent as soon as it is full, and at most
-    NAMES_AT_ONCE of them at once per replica (`ctx.names_gate`): what a NAMES holds is
-    bounded by its slice, and what a storm of joins holds by the gate (docs/ircd.md, "NAMES")."""
-    async with ctx.names_gate:
-        chunks = await visible_members(ctx, client, cf, channel)
-        if chunks is not None:
-            every, hostmasks = "multi-prefix" in client.caps, "userhost-in-names" in client.caps
-            symbol = "@" if channel.hidden else "="
-            room = MAX_LINE - len(f":{ctx.name} 353 {client.nick} {symbol} {display} :") - 2
-            line: list[str] = []
-            size = 0  # bytes of " ".join(line)
-            async for members in chunks:
-                for member in members:
-                    user = member.user
-                    entry = member.status.symbols(every) + (user.prefix if hostmasks else user.nick)
-                    grown = size + len(entry.encode()) + (1 if line else 0)
-                    if line and grown > room:
-                        client.reply(n.RPL_NAMREPLY, symbol, display, " ".join(line))
-                        line, grown = [], len(entry.encode())
-                    line.append(entry)
-                    size = grown
-            if line:
+    The members come from a read shared with the other NAMES of the channel waiting for one
+    (apps/ircd/names.py, docs/ircd.md "NAMES")."""
+    members = await visible_members(ctx, client, cf, channel)
+    if members is not None:
+        every, hostmasks = "multi-prefix" in client.caps, "userhost-in-names" in client.caps
+        symbol = "@" if channel.hidden else "="
+        room = MAX_LINE - len(f":{ctx.name} 353 {client.nick} {symbol} {display} :") - 2
+        line: list[str] = []
+        size = 0  # bytes of " ".join(line)
+        for member in members:
+            user = member.user
+            entry = member.status.symbols(every) + (user.prefix if hostmasks else user.nick)
+            grown = size + len(entry.encode()) + (1 if line else 0)
+            if line and grown > room:
                 client.reply(n.RPL_NAMREPLY, symbol, display, " ".join(line))
+                line, grown = [], len(entry.encode())
+            line.append(entry)
+            size = grown
+        if line:
+            client.reply(n.RPL_NAMREPLY, symbol, display, " ".join(line))
     if end:
         client.reply(n.RPL_ENDOFNAMES, display, "End of /NAMES list")
 

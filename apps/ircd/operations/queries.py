@@ -6,12 +6,12 @@ members only; an invisible user (+i) is seen by those who share a channel with i
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from apps.chat.records import Channel, Status, User, WhowasEntry
 from apps.ircd.client import Client
 from apps.ircd.context import Context
+from apps.ircd.names import Member
 from apps.ircd.operations.lookup import channels_of, user_named
 from apps.ircd.protocol import casefold, is_channel, mask_matches
 from apps.ircd.store import Counts
@@ -29,46 +29,17 @@ async def channel_named(ctx: Context, name: str) -> tuple[str, Channel] | None:
     return None if channel is None else (cf, channel)
 
 
-#: Members read per round trip by NAMES: what one NAMES holds of its channel's records at once.
-NAMES_CHUNK = 200
-
-
-@dataclass(frozen=True, slots=True)
-class Member:
-    user: User
-    status: Status
-
-
-async def visible_members(ctx: Context, client: Client, cf: str,
-                          channel: Channel) -> AsyncIterator[list[Member]] | None:
-    """A channel's members as `client` may see them (NAMES), NAMES_CHUNK at a time, each slice
-    read when the previous one has been used; None for a secret channel it is not in. A
-    member's `user` holds only what NAMES shows (nick, user, host) and its modes
-    (`UserState.names_users`)."""
-    members = await ctx.store.member_statuses(cf)
-    inside = client.uid.encode() in members
+async def visible_members(ctx: Context, client: Client, cf: str, channel: Channel) -> list[Member] | None:
+    """A channel's members as `client` may see them (NAMES); None for a secret channel it is
+    not in. Each member's `user` holds only what NAMES shows (nick, user, host) and its modes;
+    the read is shared with the other NAMES of the channel waiting for one (apps/ircd/names.py)."""
+    roll = await ctx.names.members(cf)
+    inside = client.uid in roll.uids
     if not inside and channel.hidden:
         return None
-    return _member_chunks(ctx, client.uid, members, inside, NAMES_CHUNK)
-
-
-async def _member_chunks(ctx: Context, viewer: str, members: dict[bytes, bytes], inside: bool,
-                         chunk: int) -> AsyncIterator[list[Member]]:
-    keys = list(members)
-    statuses: dict[bytes, Status] = {}  # a handful of distinct values: one object each
-    for start in range(0, len(keys), chunk):
-        part = keys[start:start + chunk]
-        users = await ctx.store.names_users([uid.decode() for uid in part])
-        found = []
-        for key, user in zip(part, users, strict=True):
-            if user is None or (user.invisible and not inside and user.uid != viewer):
-                continue
-            raw = members[key]
-            status = statuses.get(raw)
-            if status is None:
-                status = statuses[raw] = Status.from_redis(raw)
-            found.append(Member(user, status))
-        yield found
+    if inside:
+        return roll.members
+    return [member for member in roll.members if not member.user.invisible or member.user.uid == client.uid]
 
 
 @dataclass(frozen=True, slots=True)
