@@ -24,6 +24,10 @@ A second table gives each server process's share of the sending phase: its CPU, 
 for ours the event loop's lag p99 (how late a timer ran: the wait every client of that replica
 shared), read from each replica's /metrics before and after (a histogram: the bound of the
 bucket that holds the 99th percentile).
+
+`--no-implicit-names`: the clients ask for that IRCv3 capability, so no NAMES reply follows
+their JOINs (a join is done when the client's own JOIN comes back); the rows say `no-names`.
+Without it the clients and their lines are those of every earlier run.
 """
 
 from __future__ import annotations
@@ -97,6 +101,9 @@ class Plan:
     channels: dict[int, str]
     sends: list[tuple[int, float, int, str]]
     expected: dict[int, int]  # msg_id -> deliveries expected at this worker's clients
+    #: The clients ask for no-implicit-names (no NAMES reply after JOIN): a join is done when
+    #: its own JOIN comes back, not at its 366.
+    no_implicit_names: bool = False
 
 
 class Tally:
@@ -112,9 +119,11 @@ class Tally:
 class BenchClient(asyncio.Protocol):
     """One IRC connection of the load generator: lines split by hand, bench messages timed."""
 
-    def __init__(self, nick: str, tally: Tally) -> None:
+    def __init__(self, nick: str, tally: Tally, *, no_implicit_names: bool = False) -> None:
         self.nick = nick
         self.tally = tally
+        self.no_implicit_names = no_implicit_names
+        self._source = f":{nick}!".encode()
         self.transport: asyncio.Transport | None = None
         self.buffer = b""
         self.registered = asyncio.get_running_loop().create_future()
@@ -155,8 +164,9 @@ class BenchClient(asyncio.Protocol):
         words = line.split(b" ", 4)
         if words and words[0].startswith(b"@"):
             words = line.split(b" ", 5)[1:]
+        source = b""
         if words and words[0].startswith(b":"):
-            words = words[1:]
+            source, words = words[0], words[1:]
         if not words:
             return
         command = words[0]
@@ -166,12 +176,18 @@ class BenchClient(asyncio.Protocol):
         elif command == b"001":
             if not self.registered.done():
                 self.registered.set_result(None)
-        elif command == b"366" and len(words) > 2:
-            done = self.joined.get(words[2].lower())
-            if done is not None and not done.done():
-                done.set_result(None)
+        elif command == b"366" and len(words) > 2 and not self.no_implicit_names:
+            self._joined(words[2])
+        elif command == b"JOIN" and len(words) > 1 and self.no_implicit_names and \
+                source.startswith(self._source):
+            self._joined(words[1].lstrip(b":"))
         elif command in (b"ERROR", b"433", b"432", b"465") or (command[:1] in b"45" and command.isdigit()):
             self.tally.errors.append(f"{self.nick}: {line[:120].decode('utf-8', 'replace')}")
+
+    def _joined(self, channel: bytes) -> None:
+        done = self.joined.get(channel.lower())
+        if done is not None and not done.done():
+            done.set_result(None)
 
     async def wait(self, future: asyncio.Future[None], what: str) -> None:
         try:
@@ -201,10 +217,14 @@ async def _work(plan: Plan, pipe: Connection) -> None:
     async def register(index: int) -> None:
         async with gate:
             nick = plan.nicks[index]
-            _, client = await loop.create_connection(lambda: BenchClient(nick, tally), "127.0.0.1",
-                                                     plan.ports[index])
+            _, client = await loop.create_connection(
+                lambda: BenchClient(nick, tally, no_implicit_names=plan.no_implicit_names), "127.0.0.1",
+                plan.ports[index])
             clients[index] = client
-            client.write(f"NICK {nick}\r\nUSER {nick} 0 * :bench\r\n".encode())
+            hello = f"NICK {nick}\r\nUSER {nick} 0 * :bench\r\n"
+            if plan.no_implicit_names:
+                hello = f"CAP REQ :no-implicit-names\r\n{hello}CAP END\r\n"
+            client.write(hello.encode())
             await client.wait(client.registered, "registering")
 
     async def join(index: int) -> None:
@@ -281,7 +301,7 @@ class Row:
 
 
 def plans(count: int, room_size: int, ports: list[int], rate: float, seconds: float, workers: int,
-          prefix: str) -> tuple[list[Plan], int]:
+          prefix: str, *, no_implicit_names: bool = False) -> tuple[list[Plan], int]:
     """Split the clients over the workers (client i goes to worker i % workers, and to port
     i % len(ports)), channels of `room_size` consecutive clients, the send schedule; and the
     number of messages."""
@@ -291,7 +311,7 @@ def plans(count: int, room_size: int, ports: list[int], rate: float, seconds: fl
     for index, channel in channel_of.items():
         members.setdefault(channel, []).append(index)
     names = sorted(members, key=lambda c: int(c[6:]))
-    out = [Plan({}, {}, {}, [], {}) for _ in range(workers)]
+    out = [Plan({}, {}, {}, [], {}, no_implicit_names) for _ in range(workers)]
     for index, channel in channel_of.items():
         plan = out[index % workers]
         plan.nicks[index] = f"{prefix}{index}"
@@ -381,7 +401,8 @@ def scenario(name: str, server: str, ports: list[int], replicas: list[Replica], 
              rate: float, args: argparse.Namespace) -> Row:
     pids = [r.pid for r in replicas]
     count = rooms * room_size
-    worker_plans, total = plans(count, room_size, ports, rate, args.seconds, args.workers, f"b{name[:1]}")
+    worker_plans, total = plans(count, room_size, ports, rate, args.seconds, args.workers, f"b{name[:1]}",
+                                no_implicit_names=args.no_implicit_names)
     rss_before = sum(rss_kib(p) for p in pids)
     workers = Workers(worker_plans)
     try:
@@ -462,6 +483,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="load generator processes (default 2)")
     parser.add_argument("--servers", default="canaduck,ngircd", help="which servers (default both)")
     parser.add_argument("--scenarios", default="rooms,hall", help="which scenarios (default both)")
+    parser.add_argument("--no-implicit-names", action="store_true",
+                        help="clients ask for the IRCv3 no-implicit-names capability: no NAMES reply "
+                             "after their JOIN (a server without it sends one anyway)")
     args = parser.parse_args(argv)
     # A thousand sockets here, as many in each server (they inherit the limit): raise it.
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -479,9 +503,10 @@ def main(argv: list[str] | None = None) -> int:
 
     rooms = args.clients // args.room
     wanted = args.scenarios.split(",")
+    tail = " no-names" if args.no_implicit_names else ""
     scenarios = [s for s in [
-        ("rooms", f"rooms {rooms}x{args.room} @{args.rate:g}/s", rooms, args.room, args.rate),
-        ("hall", f"hall 1x{args.hall} @{args.hall_rate:g}/s", 1, args.hall, args.hall_rate),
+        ("rooms", f"rooms {rooms}x{args.room} @{args.rate:g}/s{tail}", rooms, args.room, args.rate),
+        ("hall", f"hall 1x{args.hall} @{args.hall_rate:g}/s{tail}", 1, args.hall, args.hall_rate),
     ] if s[0] in wanted]
     rows: list[Row] = []
     failures: list[str] = []

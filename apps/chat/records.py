@@ -9,7 +9,7 @@ once per command that reads the state, never per recipient of a message.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,6 +43,11 @@ def _integer(text: str) -> int:
         return int(text)
     except ValueError:
         return int(_number(text))
+
+
+#: The fields of a user's hash that NAMES shows (nick, user, host) or needs (modes: +i), in
+#: `User.from_names_fields`'s order: four of eleven, read for every member of a channel.
+NAMES_FIELDS = ("nick", "user", "host", "modes")
 
 
 @dataclass(slots=True)
@@ -82,6 +87,15 @@ class User:
                    host=get("host", ""), realname=get("real", ""), account=get("account", ""),
                    away=get("away", ""), modes=get("modes", ""), instance=get("inst", ""),
                    signon=_integer(get("signon", "0")), secure=bool(get("secure")))
+
+    @classmethod
+    def from_names_fields(cls, uid: str, values: Sequence[bytes | str | None]) -> User | None:
+        """A user from its NAMES_FIELDS as HMGET returns them, the other fields empty; None if
+        it has no record (no nick)."""
+        if values[0] is None:
+            return None
+        nick, username, host, modes = (_text(value) if value is not None else "" for value in values)
+        return cls(uid=uid, nick=nick, username=username, host=host, modes=modes)
 
     def to_redis(self) -> dict[str, str]:
         return {"uid": self.uid, "nick": self.nick, "user": self.username, "host": self.host,

@@ -123,6 +123,7 @@ CAPABILITIES: tuple[Capability, ...] = (
     Capability("labeled-response"),
     Capability("message-tags"),
     Capability("multi-prefix"),
+    Capability("no-implicit-names"),
     Capability("sasl", value=_sasl),
     Capability("server-time"),
     Capability("setname"),

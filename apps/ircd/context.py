@@ -14,6 +14,7 @@ from apps.chat.access import HistoryAccess
 from apps.chat.chatlog import ChatLog
 from apps.ircd.accounts import Accounts
 from apps.ircd.delivery import Delivery
+from apps.ircd.names import MemberReads
 from apps.ircd.roster import Roster
 from apps.ircd.settings import IrcdSettings
 from apps.ircd.store import Store
@@ -37,6 +38,8 @@ class Context:
     counts: Counter[str]
     accounts: Accounts
     created: str  # when this replica started, as 003 says it
+    #: the channels' members as NAMES reads them, one read shared by the NAMES waiting for it
+    names: MemberReads
 
     @property
     def name(self) -> str:

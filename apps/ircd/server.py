@@ -28,6 +28,7 @@ from apps.ircd.flood import FloodControl
 from apps.ircd.keepalive import Keepalive
 from apps.ircd.lines import server_time
 from apps.ircd.listeners import Listeners
+from apps.ircd.names import MemberReads
 from apps.ircd.operations.leave import disconnect
 from apps.ircd.roster import Roster
 from apps.ircd.router import Router
@@ -56,7 +57,8 @@ class IrcServer:
         self.ctx = Context(settings=settings, store=self.store, chatlog=self.chatlog,
                            history_access=HistoryAccess(redis, keys), roster=self.roster, delivery=delivery,
                            clock=clock, new_id=new_id, counts=self.counts, accounts=self.accounts,
-                           created=server_time(clock()))
+                           created=server_time(clock()),
+                           names=MemberReads(self.store, settings.names_at_once))
         flood = FloodControl(settings, RateLimiter(redis), keys, self.counts)
         dispatcher = Dispatcher(self.ctx, flood, COMMANDS)
         self.listeners = Listeners(self.ctx, dispatcher, partial(disconnect, self.ctx))

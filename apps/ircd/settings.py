@@ -70,6 +70,11 @@ class IrcdSettings(ChatSettings):
     #: Seconds a client has to register before it is disconnected.
     registration_timeout: float = Field(default=60.0, gt=0)
     whowas_length: int = Field(default=10, ge=1)
+    #: Channels whose members one replica reads at once for NAMES (apps/ircd/names.py), the
+    #: others waiting their turn. Each read holds its channel's members while it runs, and the
+    #: process keeps the memory its peak took: fewer, less memory when many large channels are
+    #: joined at once, and their joins answered more slowly.
+    names_at_once: int = Field(default=8, ge=1)
     #: Seconds between two looks for dead replicas whose users must be cleaned up.
     sweep_interval: float = Field(default=5.0, gt=0)
     #: Redis connections of one replica; more concurrent commands wait for a free one.

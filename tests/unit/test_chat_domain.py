@@ -9,7 +9,7 @@ import pytest
 
 from apps.chat import modes
 from apps.chat.events import BroadcastEvent, ChannelEvent, DirectEvent, Kill, Line, MalformedEvent, Numeric
-from apps.chat.records import Channel, ListEntry, Status, User, WhowasEntry
+from apps.chat.records import NAMES_FIELDS, Channel, ListEntry, Status, User, WhowasEntry
 
 
 def test_the_advertised_mode_strings_derive_from_the_table():
@@ -51,6 +51,14 @@ def test_a_user_and_a_channel_round_trip_through_their_hashes():
     assert Channel.from_redis(raw) == channel
     assert channel.to_redis() == {k.decode(): v.decode() for k, v in raw.items()}
     assert Channel.from_redis({b"name": b"#x", b"created": b"not a number"}).created == 0.0
+
+
+def test_a_user_from_the_fields_names_reads_has_them_and_nothing_else():
+    user = User("u1", "Alice", "~alice", "192.0.2.1", "Alice A.", "alice", "away", "iw", "ircd-1", 1800, True)
+    values = [user.to_redis()[name].encode() for name in NAMES_FIELDS]
+    assert User.from_names_fields("u1", values) == User("u1", "Alice", "~alice", "192.0.2.1", modes="iw")
+    assert User.from_names_fields("u1", ["Bob", "~bob", None, None]) == User("u1", "Bob", "~bob")
+    assert User.from_names_fields("u1", [None, None, None, None]) is None  # no record
 
 
 def test_a_status_knows_its_rank_and_its_symbols():

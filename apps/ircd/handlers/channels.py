@@ -30,7 +30,8 @@ async def join(ctx: Context, client: Client, message: Message) -> None:
                     topic_reply(ctx, client, joined.display, joined.channel, by_default=ctx.name)
                 if CAP_READ_MARKER in client.caps:  # "MUST be sent before the RPL_ENDOFNAMES"
                     send_marker(ctx, client, joined.display, await read_marker(ctx, client, joined.display))
-                await names_reply(ctx, client, joined.cf, joined.display, joined.channel)
+                if "no-implicit-names" not in client.caps:
+                    await names_reply(ctx, client, joined.cf, joined.display, joined.channel)
 
 
 def topic_reply(ctx: Context, client: Client, display: str, channel: Channel, *,
@@ -41,20 +42,25 @@ def topic_reply(ctx: Context, client: Client, display: str, channel: Channel, *,
 
 async def names_reply(ctx: Context, client: Client, cf: str, display: str, channel: Channel, *,
                       end: bool = True) -> None:
-    """353 lines (as many as 512 bytes need) and, unless `end` is False, 366 for one channel."""
+    """353 lines (as many as 512 bytes need) and, unless `end` is False, 366 for one channel.
+    The members come from a read shared with the other NAMES of the channel waiting for one
+    (apps/ircd/names.py, docs/ircd.md "NAMES")."""
     members = await visible_members(ctx, client, cf, channel)
     if members is not None:
         every, hostmasks = "multi-prefix" in client.caps, "userhost-in-names" in client.caps
-        entries = [member.status.symbols(every) + (member.user.prefix if hostmasks else member.user.nick)
-                   for member in members]
         symbol = "@" if channel.hidden else "="
-        overhead = len(f":{ctx.name} 353 {client.nick} {symbol} {display} :") + 2
+        room = MAX_LINE - len(f":{ctx.name} 353 {client.nick} {symbol} {display} :") - 2
         line: list[str] = []
-        for entry in entries:
-            if line and overhead + len(" ".join([*line, entry]).encode()) > MAX_LINE:
+        size = 0  # bytes of " ".join(line)
+        for member in members:
+            user = member.user
+            entry = member.status.symbols(every) + (user.prefix if hostmasks else user.nick)
+            grown = size + len(entry.encode()) + (1 if line else 0)
+            if line and grown > room:
                 client.reply(n.RPL_NAMREPLY, symbol, display, " ".join(line))
-                line = []
+                line, grown = [], len(entry.encode())
             line.append(entry)
+            size = grown
         if line:
             client.reply(n.RPL_NAMREPLY, symbol, display, " ".join(line))
     if end:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from apps.chat.records import Channel, Status, User, WhowasEntry
 from apps.ircd.client import Client
 from apps.ircd.context import Context
+from apps.ircd.names import Member
 from apps.ircd.operations.lookup import channels_of, user_named
 from apps.ircd.protocol import casefold, is_channel, mask_matches
 from apps.ircd.store import Counts
@@ -28,22 +29,17 @@ async def channel_named(ctx: Context, name: str) -> tuple[str, Channel] | None:
     return None if channel is None else (cf, channel)
 
 
-@dataclass(frozen=True, slots=True)
-class Member:
-    user: User
-    status: Status
-
-
 async def visible_members(ctx: Context, client: Client, cf: str, channel: Channel) -> list[Member] | None:
     """A channel's members as `client` may see them (NAMES); None for a secret channel it is
-    not in."""
-    members = await ctx.store.members(cf)
-    inside = client.uid in members
+    not in. Each member's `user` holds only what NAMES shows (nick, user, host) and its modes;
+    the read is shared with the other NAMES of the channel waiting for one (apps/ircd/names.py)."""
+    roll = await ctx.names.members(cf)
+    inside = client.uid in roll.uids
     if not inside and channel.hidden:
         return None
-    users = await ctx.store.users(members)
-    return [Member(users[uid], status) for uid, status in members.items()
-            if uid in users and (inside or not users[uid].invisible or uid == client.uid)]
+    if inside:
+        return roll.members
+    return [member for member in roll.members if not member.user.invisible or member.user.uid == client.uid]
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from redis.asyncio import Redis
 
 from apps.chat.casemap import casefold
 from apps.chat.keys import ChatKeys
 from apps.chat.modes import USER_MODES
-from apps.chat.records import User, WhowasEntry
+from apps.chat.records import NAMES_FIELDS, User, WhowasEntry
 from apps.ircd.store import scripts
 from apps.ircd.store.base import StoreBase, text
 
@@ -74,6 +74,19 @@ class UserState(StoreBase):
                 pipe.hgetall(self.keys.user(uid))
             found = await pipe.execute()
         return {uid: User.from_redis(raw) for uid, raw in zip(uids, found, strict=True) if raw}
+
+    async def names_users(self, uids: Sequence[str]) -> list[User | None]:
+        """What NAMES needs of each of `uids` (its nick, user, host and modes: the other fields
+        of the record are left empty), None for one no longer registered; in one round trip.
+        NAMES reads a large channel's members a slice at a time through this, so that a JOIN
+        never holds every member's whole record at once."""
+        if not uids:
+            return []
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for uid in uids:
+                pipe.hmget(self.keys.user(uid), NAMES_FIELDS)
+            found = await pipe.execute()
+        return [User.from_names_fields(uid, values) for uid, values in zip(uids, found, strict=True)]
 
     async def user_by_nick(self, nick_cf: str) -> User | None:
         uid = await self.uid_of(nick_cf)

@@ -1,0 +1,101 @@
+"""One replica's reads of channels' members for NAMES, shared by the NAMES that wait for them.
+
+Every JOIN is answered with its channel's NAMES: a storm of joins to a channel of thousands
+would read every member once per join, and hold as many copies of the channel as there are
+joins in flight. Here the NAMES of one channel that arrive while a read of it is under way wait
+for the next read, which starts once that one is done and serves them all; at most
+NAMES_AT_ONCE channels are read at once. A read takes a slice of NAMES_CHUNK members per round
+trip, four fields of each (`UserState.names_users`). See docs/ircd.md, "NAMES".
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+from apps.chat.records import Status, User
+from apps.ircd.store import Store
+
+#: Members read per round trip: what one read asks Redis for at once.
+NAMES_CHUNK = 200
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    user: User  # its nick, user, host and modes only
+    status: Status
+
+
+@dataclass(frozen=True, slots=True)
+class Roll:
+    """A channel's members as one read found them (those whose record is gone left out)."""
+
+    members: list[Member]
+    uids: frozenset[str]
+
+
+class MemberReads:
+    """Reads of channels' members, each shared by the NAMES waiting for it when it starts."""
+
+    def __init__(self, store: Store, at_once: int) -> None:
+        self._store = store
+        self._gate = asyncio.Semaphore(at_once)
+        self._next: dict[str, asyncio.Future[Roll]] = {}  # per channel: the read not started yet
+        self._running: dict[str, asyncio.Future[Roll]] = {}  # per channel: the read under way
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def members(self, cf: str) -> Roll:
+        """Channel `cf`'s members, from a read that starts after this call (so a client that
+        has just joined finds itself), shared with the other callers waiting for it."""
+        future = self._next.get(cf)
+        if future is None:
+            loop = asyncio.get_running_loop()
+            future = self._next[cf] = loop.create_future()
+            future.add_done_callback(_retrieve)
+            task = loop.create_task(self._read(cf, future))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        return await asyncio.shield(future)
+
+    async def _read(self, cf: str, future: asyncio.Future[Roll]) -> None:
+        try:
+            running = self._running.get(cf)
+            if running is not None:
+                await asyncio.wait([running])
+            # From here on, a newcomer may have joined after this read's members were read.
+            del self._next[cf]
+            self._running[cf] = future
+            async with self._gate:
+                roll = await self._read_roll(cf)
+            future.set_result(roll)
+        except Exception as exc:  # the waiting NAMES answer it (Redis down: their 400)
+            if not future.done():
+                future.set_exception(exc)
+        finally:
+            if self._next.get(cf) is future:
+                del self._next[cf]
+            if self._running.get(cf) is future:
+                del self._running[cf]
+
+    async def _read_roll(self, cf: str) -> Roll:
+        statuses: dict[bytes, Status] = {}  # a handful of distinct values: one object each
+        members: list[Member] = []
+        raw = await self._store.member_statuses(cf)
+        keys = list(raw)
+        for start in range(0, len(keys), NAMES_CHUNK):
+            part = keys[start:start + NAMES_CHUNK]
+            users = await self._store.names_users([uid.decode() for uid in part])
+            for key, user in zip(part, users, strict=True):
+                if user is None:
+                    continue
+                status = statuses.get(raw[key])
+                if status is None:
+                    status = statuses[raw[key]] = Status.from_redis(raw[key])
+                members.append(Member(user, status))
+        return Roll(members, frozenset(member.user.uid for member in members))
+
+
+def _retrieve(future: asyncio.Future[Roll]) -> None:
+    """A read's failure is the waiting NAMES' to answer; if they have all gone, it is dropped."""
+    if not future.cancelled():
+        future.exception()
