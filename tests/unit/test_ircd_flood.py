@@ -74,10 +74,11 @@ async def test_a_flooder_that_resets_is_gone_at_once_with_its_backlog():
         await flooder.send("JOIN #room")
         await flooder.sync()
         await watcher.sync()
+        loop = asyncio.get_running_loop()
+        flooding = loop.time()
         flooder.writer.write(b"".join(b"PRIVMSG #room :flood %d\r\n" % i for i in range(5000)))
         await flooder.writer.drain()
         await wait_for(lambda: gateway.counts["throttled"] >= 1)
-        loop = asyncio.get_running_loop()
         reset(flooder)
         cut = loop.time()
         seen: list[str] = []
@@ -85,7 +86,10 @@ async def test_a_flooder_that_resets_is_gone_at_once_with_its_backlog():
             seen += await watcher.sync()
             assert loop.time() - cut < 3, "no QUIT for the flooder"
         relayed = [line for line in seen if "PRIVMSG #room :flood" in line]
-        assert len(relayed) <= 10, f"{len(relayed)} lines of a gone client were relayed"
+        # What its budget allowed until its QUIT (the burst of 10, then 10 a second: a loaded
+        # machine takes longer to see the reset), not its backlog of 5,000.
+        allowed = 10 + 10 * (loop.time() - flooding)
+        assert len(relayed) <= allowed, f"{len(relayed)} lines of a gone client were relayed"
         assert gateway.counts["dropped"] >= 1
         # Its nick and its address's connection slot are free again.
         await wait_for(lambda: "flooder" not in {c.nick for c in gateway.clients.values()})
