@@ -476,3 +476,88 @@ def test_the_search_box_finds_words_in_the_current_channel(stack, chat):
         assert log_texts(driver)[-2:] == said[-2:]  # the conversation itself is untouched
     finally:
         terminal.close()
+
+
+def log_in(driver: Any, account: str) -> None:
+    driver.find_element("id", "account").send_keys(account)
+    driver.find_element("id", "password").send_keys(PASSWORD)
+    driver.find_element("id", "login-button").click()
+    wait_online(driver)
+
+
+def show(driver: Any, name: str) -> None:
+    """Open a conversation from the list (joining a second channel leaves the first shown)."""
+    # Found and clicked in one go: the list is drawn again whenever a count changes.
+    wait_until(lambda: driver.execute_script(
+        "const b = document.querySelector(`#buffers button[data-buffer=\"${arguments[0]}\"]`);"
+        "if (b) b.click(); return Boolean(b);", name), timeout=15)
+    wait_until(lambda: driver.find_element("id", "title").text == name, timeout=10)
+
+
+def join_also(driver: Any, channel: str) -> None:
+    driver.find_element("id", "join-name").send_keys(channel)
+    driver.find_element("css selector", "#join-form button").click()
+    show(driver, channel)
+
+
+def unread(driver: Any, name: str) -> int:
+    """The count beside a conversation in the list (0 when none is shown)."""
+    return int(driver.execute_script(
+        "const b = document.querySelector(`#buffers button[data-buffer=\"${arguments[0]}\"] .unread`);"
+        "return b ? b.dataset.count : 0;", name))
+
+
+def test_unread_counts_and_the_new_messages_line_follow_the_read_marker(stack, chat):
+    driver, ports, url = chat
+    room, other = f"#{unique('unread')}", f"#{unique('elsewhere')}"
+    kim, lee = unique("kim"), unique("lee")
+    terminal = IrcClient(next(iter(ports.values())), lee)
+    try:
+        terminal.join(room)
+        # Device one reads the room up to its own message, then looks at another channel.
+        one = window_for(driver, url)
+        register(driver, kim)
+        join(driver, room)
+        say(driver, "read so far")
+        wait_until(lambda: log_texts(driver) == ["read so far"], timeout=15)
+        join_also(driver, other)
+        # Device two: the same account in another window (so another nick), also elsewhere.
+        two = window_for(driver, url)
+        log_in(driver, kim)
+        join(driver, room)
+        wait_until(lambda: log_texts(driver) == ["read so far"], timeout=15)
+        join_also(driver, other)
+
+        terminal.send(f"PRIVMSG {room} :first unread", f"PRIVMSG {room} :second unread")
+        for window in (one, two):
+            driver.switch_to.window(window)
+            wait_until(lambda: unread(driver, room) == 2, timeout=15)
+            assert unread(driver, other) == 0
+
+        # Device one opens the room: the line sits where its marker was, the count goes...
+        driver.switch_to.window(one)
+        show(driver, room)
+        wait_until(lambda: log_texts(driver)[-1:] == ["second unread"], timeout=10)
+        below = driver.execute_script(
+            "const line = document.querySelector('#log li.new-line');"
+            "return line ? line.nextElementSibling.querySelector('.text').textContent : null;")
+        assert below == "first unread"
+        assert unread(driver, room) == 0
+        # ... and on device two too: the gateway told it (MARKREAD to the account's others).
+        driver.switch_to.window(two)
+        wait_until(lambda: unread(driver, room) == 0, timeout=15)
+        # Read there, nothing is new any more after a reload of device two.
+        driver.refresh()
+        wait_online(driver)
+        wait_until(lambda: driver.find_elements("css selector", f'#buffers button[data-buffer="{room}"]'),
+                   timeout=15)
+        terminal.send("PING :settled")
+        terminal.wait_for(lambda line: "PONG" in line and "settled" in line)
+        show(driver, room)
+        wait_until(lambda: log_texts(driver)[-1:] == ["second unread"], timeout=15)
+        assert not driver.find_elements("css selector", "#log li.new-line")
+        for window in (one, two):
+            driver.switch_to.window(window)
+            assert console_errors(driver) == []
+    finally:
+        terminal.close()

@@ -77,3 +77,25 @@ test('registered under a variant, the page says so, then names the nick it gets 
   assert.match(statuses[0], /^online hank_\d+$/);
   assert.equal(statuses.at(-1), 'online hank');
 });
+
+test('unread: messages of others after the read marker, which only moves forward', () => {
+  const b = new Buffer('#c');
+  const me = { nick: 'kim_12', account: 'kim' };
+  b.add(msg(10));
+  b.add({ ...msg(11), nick: 'kim', account: 'kim' }); // the account's other device
+  b.add({ ...msg(12), nick: 'Kim_12' });
+  b.add({ id: null, time: 13, nick: '', text: 'x joined', kind: 'info' });
+  assert.equal(b.unreadCount(me), 1); // no marker said yet: every message of others held
+  assert.equal(b.separatorIndex(me), -1); // ... and no line
+  assert.equal(b.markRead(10), true);
+  b.add(msg(20));
+  b.add(msg(21));
+  assert.equal(b.unreadCount(me), 2);
+  assert.equal(b.markRead(9), false); // never back
+  assert.equal(b.readAt, 10);
+  b.separatorAt = b.readAt;
+  assert.equal(b.messages[b.separatorIndex(me)].time, 20);
+  assert.equal(b.newestTime, 21);
+  b.markRead(b.newestTime);
+  assert.equal(b.unreadCount(me), 0);
+});

@@ -57,6 +57,8 @@ function buffer(name, create = true) {
   if (!found && create) {
     found = new Buffer(name);
     state.buffers.set(key, found);
+    // A channel's marker comes with its JOIN; a private conversation's is asked for.
+    if (found.kind === 'query' && state.irc?.registered) askMarker(found);
     renderBuffers();
   }
   return found;
@@ -88,8 +90,15 @@ function renderBuffers() {
       el('button', { type: 'button', class: `buffer${current ? ' current' : ''}`,
                      'data-buffer': b.name, 'aria-current': current ? 'true' : null,
                      onclick: () => show(b.name) },
-        b.name, b.unread ? el('span', { class: 'unread', text: ` (${b.unread} new)` }) : null));
+        b.name, unreadBadge(b)));
   }));
+}
+
+function me() { return { nick: state.irc?.nick ?? '', account: state.session?.account ?? null }; }
+
+function unreadBadge(b) {
+  const count = b.unreadCount(me());
+  return count ? el('span', { class: 'unread', 'data-count': count, text: ` (${count} new)` }) : null;
 }
 
 function messageItem(m) {
@@ -106,7 +115,10 @@ function renderLog({ keepBottomOffset = false } = {}) {
   const b = state.current ? buffer(state.current, false) : null;
   const fromBottom = log.scrollHeight - log.scrollTop;
   const atBottom = fromBottom - log.clientHeight < 40;
-  log.replaceChildren(...(b ? b.messages.map(messageItem) : []));
+  const items = b ? b.messages.map(messageItem) : [];
+  const line = b ? b.separatorIndex(me()) : -1;
+  if (line >= 0) items.splice(line, 0, el('li', { class: 'new-line', role: 'separator', text: 'New messages' }));
+  log.replaceChildren(...items);
   if (keepBottomOffset) log.scrollTop = log.scrollHeight - fromBottom;
   else if (atBottom) log.scrollTop = log.scrollHeight;
   const older = $('older-button');
@@ -149,9 +161,11 @@ function renderHeader() {
 
 function show(name) {
   if (!state.current || fold(state.current) !== fold(name)) closeSearch();
+  const switched = !state.current || fold(state.current) !== fold(name);
   state.current = name;
   const b = buffer(name);
-  b.unread = 0;
+  if (switched) b.separatorAt = b.readAt; // the line stays where it was until another is shown
+  markRead(b);
   renderBuffers();
   renderHeader();
   renderLog();
@@ -165,10 +179,42 @@ function show(name) {
 function changed(b, { older = false } = {}) {
   if (state.current && fold(state.current) === fold(b.name)) {
     renderLog({ keepBottomOffset: older });
-  } else if (!older) {
-    b.unread += 1;
-    renderBuffers();
+    markRead(b);
   }
+  renderBuffers();
+}
+
+// --- read markers (draft/read-marker) ---------------------------------------------------------
+
+/** The user reads a conversation when it is shown and the window is in front of them. */
+function reading(b) {
+  return state.current && fold(state.current) === fold(b.name)
+    && document.visibilityState === 'visible' && document.hasFocus();
+}
+
+/** Read up to the newest message: tell the server (which tells the account's other devices). */
+function markRead(b) {
+  if (!reading(b) || !b.markRead(b.newestTime)) return;
+  if (state.irc?.registered && state.irc.has('draft/read-marker')) {
+    state.irc.send('MARKREAD', [b.name, `timestamp=${new Date(b.readAt).toISOString()}`]);
+  }
+  renderBuffers();
+}
+
+function askMarker(b) {
+  if (state.irc?.has('draft/read-marker')) state.irc.send('MARKREAD', [b.name]);
+}
+
+function markerFrom(msg) { // MARKREAD <target> timestamp=<time> | *
+  const b = buffer(msg.params[0], false);
+  const value = msg.params[1] ?? '*';
+  if (!b || !value.startsWith('timestamp=')) return;
+  const time = Date.parse(value.slice('timestamp='.length));
+  if (Number.isNaN(time)) return;
+  const current = state.current && fold(state.current) === fold(b.name);
+  // Shown before its marker came (just joined): the line goes where the marker was.
+  if (current && b.separatorAt === null) b.separatorAt = time;
+  if (b.markRead(time) || current) { renderBuffers(); if (current) renderLog(); }
 }
 
 function info(b, text) {
@@ -301,7 +347,7 @@ function messageFrom(msg) {
   const text = msg.params[1] ?? '';
   const action = /^\x01ACTION (.*)\x01?$/.exec(text);
   const time = msg.tags.time ? Date.parse(msg.tags.time) : Date.now();
-  return { id: msg.tags.msgid ?? null, time, nick: msg.nick,
+  return { id: msg.tags.msgid ?? null, time, nick: msg.nick, account: msg.tags.account ?? null,
            text: action ? action[1] : text,
            kind: action ? 'action' : (msg.command === 'NOTICE' ? 'notice' : 'privmsg') };
 }
@@ -423,6 +469,7 @@ function onMessage(msg) {
       renderHeader();
       return;
     }
+    case 'MARKREAD': markerFrom(msg); return;
     case '332': buffer(msg.params[1]).topic = msg.params[2] ?? ''; renderHeader(); return;
     case '353': { // RPL_NAMREPLY: me, symbol, channel, names
       const list = state.names.get(fold(msg.params[2])) ?? [];
@@ -581,7 +628,10 @@ function connect(session) {
       buffer(name);
       irc.send('JOIN', [name]);
     }
-    for (const b of state.buffers.values()) if (b.kind === 'query' && b.messages.length) loadLatest(b);
+    for (const b of state.buffers.values()) {
+      if (b.kind === 'query') askMarker(b);
+      if (b.kind === 'query' && b.messages.length) loadLatest(b);
+    }
     if (session.current && !state.current) state.current = session.current;
     if (state.away) irc.send('AWAY', ['away']);
     renderHeader();
@@ -665,6 +715,10 @@ $('search-form').addEventListener('submit', (e) => {
 $('search-more').addEventListener('click', () => { if (state.search?.next) search(state.search.query, state.search.next); });
 $('search-close').addEventListener('click', () => { closeSearch(); $('message').focus(); });
 $('search-results').addEventListener('keydown', (e) => { if (e.key === 'Escape') closeSearch(); });
+// Coming back to the window reads what it shows.
+const readCurrent = () => { const b = state.current && buffer(state.current, false); if (b) markRead(b); };
+window.addEventListener('focus', readCurrent);
+document.addEventListener('visibilitychange', readCurrent);
 $('log').addEventListener('scroll', (e) => {
   const b = state.current && buffer(state.current, false);
   if (b && e.target.scrollTop === 0 && b.messages.length && !b.complete) loadOlder(b);
