@@ -561,3 +561,98 @@ def test_unread_counts_and_the_new_messages_line_follow_the_read_marker(stack, c
             assert console_errors(driver) == []
     finally:
         terminal.close()
+
+
+def delete_buttons(driver: Any) -> list[str]:
+    """The texts of the messages that show a delete control."""
+    return driver.execute_script(
+        "return [...document.querySelectorAll('#log li')].filter((li) => li.querySelector('button.delete'))"
+        ".map((li) => li.querySelector('.text').textContent)")
+
+
+def delete(driver: Any, text: str) -> None:
+    """Click the delete control of the message saying `text`, and confirm."""
+    assert driver.execute_script(
+        "const li = [...document.querySelectorAll('#log li')].find((li) =>"
+        " li.querySelector('.text')?.textContent === arguments[0]);"
+        "const button = li && li.querySelector('button.delete');"
+        "if (button) setTimeout(() => button.click());"  # the confirm would block the script
+        "return Boolean(button);", text)
+    wait_until(lambda: _alert(driver), timeout=5)
+
+
+def _alert(driver: Any) -> bool:
+    from selenium.common.exceptions import NoAlertPresentException
+
+    try:
+        driver.switch_to.alert.accept()
+    except NoAlertPresentException:
+        return False
+    return True
+
+
+def deleted(driver: Any) -> list[str]:
+    return driver.execute_script(
+        "return [...document.querySelectorAll('#log li.deleted .text')].map((e) => e.textContent)")
+
+
+def infos(driver: Any) -> list[str]:
+    return driver.execute_script(
+        "return [...document.querySelectorAll('#log li.info .text')].map((e) => e.textContent)")
+
+
+def test_deleting_messages_with_message_redaction(stack, chat):
+    driver, ports, url = chat
+    channel = f"#{unique('redact')}"
+    mia, ned, oli = unique("mia"), unique("ned"), unique("oli")
+    terminal = IrcClient(next(iter(ports.values())), oli)
+    try:
+        terminal.join(channel)  # first in: the channel's operator
+        a = window_for(driver, url)
+        register(driver, mia)
+        join(driver, channel)
+        b = window_for(driver, url)
+        register(driver, ned)
+        join(driver, channel)
+
+        # One's own message: a delete control for its author only; deleted, gone for everyone.
+        say(driver, "oops, wrong channel")
+        wait_until(lambda: delete_buttons(driver) == ["oops, wrong channel"], timeout=15)
+        driver.switch_to.window(a)
+        wait_until(lambda: "oops, wrong channel" in log_texts(driver), timeout=15)
+        assert delete_buttons(driver) == []  # not hers, and she is no operator
+        driver.switch_to.window(b)
+        delete(driver, "oops, wrong channel")
+        for window in (a, b):
+            driver.switch_to.window(window)
+            wait_until(lambda: deleted(driver) == ["message deleted"], timeout=15)
+            assert "oops, wrong channel" not in log_texts(driver)
+        stored = stack.get(f"/api/messages/{channel.replace('#', '%23')}",
+                           headers={"Authorization": f"Bearer {session_token(driver)}"}).json()["messages"]
+        assert "oops, wrong channel" not in [m["text"] for m in stored]
+
+        # A channel operator may delete others' messages: mia is made one (the page follows MODE).
+        terminal.send(f"PRIVMSG {channel} :buy cheap ducks", f"MODE {channel} +o {mia}")
+        driver.switch_to.window(a)
+        wait_until(lambda: "buy cheap ducks" in delete_buttons(driver), timeout=15)
+        delete(driver, "buy cheap ducks")
+        for window in (a, b):
+            driver.switch_to.window(window)
+            wait_until(lambda: f"message deleted by {mia}" in deleted(driver), timeout=15)
+        assert delete_buttons(driver) == []  # ned is still no operator
+
+        # A refusal is shown: a message the server does not hold any more (its id changed here).
+        say(driver, "gone already")
+        wait_until(lambda: delete_buttons(driver) == ["gone already"], timeout=15)
+        driver.execute_script(
+            "const li = [...document.querySelectorAll('#log li')].find((li) =>"
+            " li.querySelector('.text')?.textContent === 'gone already'); li.dataset.msgid = '1-0';")
+        delete(driver, "gone already")
+        wait_until(lambda: any(t.startswith("Could not delete the message:") for t in infos(driver)),
+                   timeout=15)
+        assert "gone already" in log_texts(driver)
+        for window in (a, b):
+            driver.switch_to.window(window)
+            assert console_errors(driver) == []
+    finally:
+        terminal.close()

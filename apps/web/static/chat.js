@@ -101,13 +101,19 @@ function unreadBadge(b) {
   return count ? el('span', { class: 'unread', 'data-count': count, text: ` (${count} new)` }) : null;
 }
 
-function messageItem(m) {
+function messageItem(m, b) {
   const attrs = { 'data-msgid': m.id ?? null, 'data-nick': m.nick, class: `msg ${m.kind}` };
   if (m.kind === 'info') return el('li', attrs, el('time', { text: clock(m.time) }), ' ', el('span', { class: 'text', text: m.text }));
   const who = m.kind === 'action' ? `* ${m.nick}` : m.nick;
-  return el('li', attrs, el('time', { datetime: new Date(m.time).toISOString(), text: clock(m.time) }), ' ',
-    el('span', { class: 'nick', text: m.kind === 'notice' ? `-${who}-` : (m.kind === 'action' ? who : `<${who}>`) }), ' ',
-    el('span', { class: 'text', text: m.text }));
+  const stamp = el('time', { datetime: new Date(m.time).toISOString(), text: clock(m.time) });
+  const nick = el('span', { class: 'nick', text: m.kind === 'notice' ? `-${who}-` : (m.kind === 'action' ? who : `<${who}>`) });
+  if (m.deleted) {
+    attrs.class += ' deleted';
+    return el('li', attrs, stamp, ' ', nick, ' ', el('span', { class: 'text', text: m.deleted }));
+  }
+  return el('li', attrs, stamp, ' ', nick, ' ', el('span', { class: 'text', text: m.text }),
+    mayDelete(b, m) ? el('button', { type: 'button', class: 'delete', title: 'Delete this message for everyone',
+                                     'aria-label': `Delete the message of ${m.nick}`, onclick: deleteClicked }, 'Delete') : null);
 }
 
 function renderLog({ keepBottomOffset = false } = {}) {
@@ -115,7 +121,7 @@ function renderLog({ keepBottomOffset = false } = {}) {
   const b = state.current ? buffer(state.current, false) : null;
   const fromBottom = log.scrollHeight - log.scrollTop;
   const atBottom = fromBottom - log.clientHeight < 40;
-  const items = b ? b.messages.map(messageItem) : [];
+  const items = b ? b.messages.map((m) => messageItem(m, b)) : [];
   const line = b ? b.separatorIndex(me()) : -1;
   if (line >= 0) items.splice(line, 0, el('li', { class: 'new-line', role: 'separator', text: 'New messages' }));
   log.replaceChildren(...items);
@@ -220,6 +226,66 @@ function markerFrom(msg) { // MARKREAD <target> timestamp=<time> | *
 function info(b, text) {
   b.add({ id: null, time: Date.now(), nick: '', text, kind: 'info' });
   changed(b);
+}
+
+// --- deleting messages (draft/message-redaction) ----------------------------------------------
+
+const OPERATOR = /[~&@]/; // founder, admin, operator: may take others' messages out of a channel
+
+function mine(m) {
+  return fold(m.nick) === fold(state.irc?.nick ?? '')
+    || Boolean(m.account && state.session && fold(m.account) === fold(state.session.account));
+}
+
+function mayDelete(b, m) {
+  if (!m.id || !state.irc?.has('draft/message-redaction')) return false;
+  if (mine(m)) return true;
+  return b.kind === 'channel' && OPERATOR.test(b.members.get(fold(state.irc.nick))?.prefix ?? '');
+}
+
+function deleteClicked(event) {
+  // The id is read from the line itself, as it is drawn.
+  const msgid = event.currentTarget.closest('li')?.dataset.msgid;
+  if (!msgid || !state.current) return;
+  if (!window.confirm('Delete this message for everyone?')) return;
+  state.irc?.send('REDACT', [state.current, msgid]);
+}
+
+/** REDACT <target> <msgid> [reason]: the message is gone from the history; the view says so. */
+function redacted(msg) {
+  const [target, msgid, reason] = msg.params;
+  const b = buffer(isChannel(target) || fold(target) !== fold(state.irc.nick) ? target : msg.nick, false);
+  const m = b?.messages.find((x) => x.id === msgid);
+  if (!m) return;
+  const by = fold(msg.nick) === fold(m.nick) ? '' : ` by ${msg.nick}`;
+  m.deleted = `message deleted${by}${reason ? ` (${reason})` : ''}`;
+  changed(b, { older: true });
+}
+
+/** MODE <channel> <changes> <args>: keep the members' status prefixes (who is an operator). */
+function channelMode(msg) {
+  const b = buffer(msg.params[0], false);
+  if (!b) return;
+  const isupport = state.irc.isupport;
+  const [, letters = 'ov', symbols = '@+'] = /^\((\w*)\)(.*)$/.exec(isupport.PREFIX ?? '') ?? [];
+  const [listModes = 'beI', always = 'k', whenSet = 'l'] = String(isupport.CHANMODES ?? '').split(',');
+  const args = msg.params.slice(2);
+  let adding = true;
+  for (const c of msg.params[1] ?? '') {
+    if (c === '+' || c === '-') { adding = c === '+'; continue; }
+    const status = letters.indexOf(c);
+    if (status >= 0) {
+      const member = b.members.get(fold(args.shift() ?? ''));
+      if (!member) continue;
+      const held = new Set(member.prefix);
+      if (adding) held.add(symbols[status]); else held.delete(symbols[status]);
+      member.prefix = [...symbols].filter((s) => held.has(s)).join(''); // highest first
+    } else if (listModes.includes(c) || always.includes(c) || (adding && whenSet.includes(c))) {
+      args.shift();
+    }
+  }
+  renderMembers();
+  changed(b, { older: true });
 }
 
 // --- history ---------------------------------------------------------------------------------
@@ -470,6 +536,8 @@ function onMessage(msg) {
       return;
     }
     case 'MARKREAD': markerFrom(msg); return;
+    case 'REDACT': if (msg.params[1]) redacted(msg); return;
+    case 'MODE': if (isChannel(msg.params[0] ?? '')) channelMode(msg); return;
     case '332': buffer(msg.params[1]).topic = msg.params[2] ?? ''; renderHeader(); return;
     case '353': { // RPL_NAMREPLY: me, symbol, channel, names
       const list = state.names.get(fold(msg.params[2])) ?? [];
@@ -506,6 +574,12 @@ function onMessage(msg) {
     case '322': state.channelList.push({ name: msg.params[1], users: msg.params[2], topic: msg.params[3] ?? '' }); return;
     case '323': renderChannelList(); return;
     case 'FAIL': {
+      if (msg.params[0] === 'REDACT') { // FAIL REDACT <code> <target> [msgid] :description
+        const target = msg.params[2];
+        const b = (target && buffer(target, false)) || serverBuffer();
+        info(b, `Could not delete the message: ${msg.params.at(-1)}`);
+        return;
+      }
       if (msg.params[0] === 'CHATHISTORY') {
         const b = msg.params[2] ? buffer(msg.params[2], false) : null;
         if (b) { b.requests.shift(); b.loadingOlder = false; info(b, `history: ${msg.params.at(-1)}`); }

@@ -44,7 +44,7 @@ export class Buffer {
 
   isUnread(m, me, after) {
     const mine = fold(m.nick) === fold(me.nick) || (m.account && me.account && fold(m.account) === fold(me.account));
-    return m.kind !== 'info' && !mine && (after === null || m.time > after);
+    return m.kind !== 'info' && !m.deleted && !mine && (after === null || m.time > after);
   }
 
   /** The index of the first message to put below the "new messages" line, or -1. */
