@@ -24,6 +24,7 @@ from tests.e2e.browser import console_errors, missing, screenshot
 pytestmark = pytest.mark.skipif(bool(missing()), reason=missing() or "browser available")
 
 PASSWORD = "correct horse battery"
+BACKSPACE = "\ue003"  # WebDriver's key code (selenium's Keys.BACKSPACE; selenium may be absent)
 
 
 class IrcClient:
@@ -223,6 +224,8 @@ def test_two_browsers_and_a_terminal_client_share_a_channel(stack, chat):
     join(driver, channel)
     terminal = IrcClient(next(iter(ports.values())), carol)
     try:
+        terminal.send("CAP REQ :message-tags")  # to see the pages' typing notifications
+        terminal.wait_for(lambda line: " ACK " in line and "message-tags" in line)
         terminal.join(channel)
 
         # One after the other (each seen by the terminal first), so the order is known.
@@ -252,6 +255,17 @@ def test_two_browsers_and_a_terminal_client_share_a_channel(stack, chat):
         driver.switch_to.window(b)
         wait_until(lambda: f"{alice} is typing" in driver.find_element("id", "typing").text, timeout=10)
         screenshot(driver, "web-chat.png")
+        typed = f":{alice}!"
+        terminal.wait_for(lambda line: "+typing=active" in line and typed in line and channel in line)
+        # She stops without sending: "paused" (once), then clears the box: "done", and bob's
+        # page stops saying she types.
+        terminal.wait_for(lambda line: "+typing=paused" in line and typed in line, timeout=15)
+        driver.switch_to.window(a)
+        driver.find_element("id", "message").send_keys(BACKSPACE * len("typing"))
+        terminal.wait_for(lambda line: "+typing=done" in line and typed in line, timeout=10)
+        driver.switch_to.window(b)
+        wait_until(lambda: driver.find_element("id", "typing").text == "", timeout=10)
+        assert sum("+typing=paused" in line and typed in line for line in terminal.lines) == 1
         # Seconds later, after presence and typing went through: still each message once, each
         # with the server's msgid (whichever gateway relayed it), no typing in the log.
         for window in (a, b):

@@ -99,3 +99,41 @@ test('unread: messages of others after the read marker, which only moves forward
   b.markRead(b.newestTime);
   assert.equal(b.unreadCount(me), 0);
 });
+
+test('typing: active at most every 3 s, paused and done once each, nothing after a message', async () => {
+  const { TypingSender } = await import('../../apps/web/static/typing.js');
+  let now = 0;
+  const timers = [];
+  const sent = [];
+  const typing = new TypingSender((target, value) => sent.push(`${now} ${target} ${value}`), {
+    now: () => now,
+    setTimer: (fn, ms) => { const t = { at: now + ms, fn }; timers.push(t); return t; },
+    clearTimer: (t) => { const i = timers.indexOf(t); if (i >= 0) timers.splice(i, 1); },
+  });
+  const advance = (to) => {
+    for (;;) {
+      const due = timers.filter((t) => t.at <= to).sort((a, b) => a.at - b.at)[0];
+      if (!due) break;
+      timers.splice(timers.indexOf(due), 1);
+      now = due.at;
+      due.fn();
+    }
+    now = to;
+  };
+  typing.input('#c', 'h');
+  advance(1000); typing.input('#c', 'he');
+  advance(3100); typing.input('#c', 'hel');
+  advance(3500); typing.input('#c', ''); // cleared 0.5 s after an "active": "done" waits
+  advance(7000);
+  assert.deepEqual(sent, ['0 #c active', '3000 #c active', '6000 #c done']);
+  sent.length = 0;
+  typing.input('#c', 'hi');
+  advance(20000); // stopped typing, text kept: "paused" once
+  assert.deepEqual(sent, ['9000 #c active', '12000 #c paused']);
+  sent.length = 0;
+  typing.input('#c', '/join #x'); // a command is not typing a message: "done"
+  typing.input('bob', 'hello');
+  typing.sent('bob'); // the message itself ends it
+  advance(60000);
+  assert.deepEqual(sent, ['20000 #c done', '20000 bob active']);
+});

@@ -4,11 +4,12 @@
 import { el, clock } from './dom.js';
 import { IrcConnection } from './irc.js';
 import { Buffer, fold } from './conversation.js';
+import { TypingSender } from './typing.js';
 
 const SESSION_KEY = 'canaduck.session';
 const HISTORY_PAGE = 50;
-const TYPING_EVERY_MS = 3000; // IRCv3 typing: resend "active" at most every 3 s
-const TYPING_SHOWN_MS = 6000; // ... and receivers drop it after 6 s without news
+// IRCv3 typing: others are taken as typing for 6 s after "active", 30 s after "paused".
+const TYPING_SHOWN_MS = new Map([['active', 6000], ['paused', 30000]]);
 
 const $ = (id) => document.getElementById(id);
 const isChannel = (name) => /^[#&]/.test(name);
@@ -46,7 +47,9 @@ const state = {
   batches: new Map(), // ref -> {type, target, messages}
   names: new Map(), // channel -> members being listed (353 until 366)
   channelList: [],
-  typingSentAt: 0,
+  typing: new TypingSender((target, value) => {
+    if (state.irc?.registered && state.irc.has('message-tags')) state.irc.send('TAGMSG', [target], { '+typing': value });
+  }),
   away: false,
   search: null, // {query, target, next}: the search shown, and where its older results start
 };
@@ -461,12 +464,13 @@ function onMessage(msg) {
     }
     case 'TAGMSG': {
       const typing = msg.tags['+typing'] ?? msg.tags['+draft/typing'];
-      if (!typing || batch || fold(msg.nick) === fold(irc.nick)) return;
+      if (!typing || batch || mine({ nick: msg.nick, account: msg.tags.account })) return; // not our own devices'
       const b = buffer(conversationOf(msg), isChannel(msg.params[0]));
       if (!b) return;
       clearTimeout(b.typing.get(msg.nick));
-      if (typing === 'done') b.typing.delete(msg.nick);
-      else b.typing.set(msg.nick, setTimeout(() => stopTyping(b, msg.nick), TYPING_SHOWN_MS));
+      const shown = TYPING_SHOWN_MS.get(typing);
+      if (!shown) b.typing.delete(msg.nick); // done, or a value we do not know
+      else b.typing.set(msg.nick, setTimeout(() => stopTyping(b, msg.nick), shown));
       renderTyping();
       return;
     }
@@ -655,7 +659,7 @@ function sendText(text) {
 function send(target, text) {
   const irc = state.irc;
   irc.send('PRIVMSG', [target, text]);
-  state.typingSentAt = 0;
+  state.typing.sent(target);
   if (!irc.has('echo-message')) {
     const b = buffer(target);
     b.add({ id: null, time: Date.now(), nick: irc.nick, text, kind: 'privmsg' });
@@ -664,16 +668,7 @@ function send(target, text) {
 }
 
 function typing(value) {
-  const irc = state.irc;
-  if (!irc?.registered || !irc.has('message-tags') || !state.current || value.startsWith('/')) return;
-  const now = Date.now();
-  if (!value) {
-    if (state.typingSentAt) irc.send('TAGMSG', [state.current], { '+typing': 'done' });
-    state.typingSentAt = 0;
-  } else if (now - state.typingSentAt > TYPING_EVERY_MS) {
-    irc.send('TAGMSG', [state.current], { '+typing': 'active' });
-    state.typingSentAt = now;
-  }
+  if (state.irc?.registered && state.irc.has('message-tags') && state.current) state.typing.input(state.current, value);
 }
 
 // --- connecting ------------------------------------------------------------------------------
