@@ -670,3 +670,34 @@ def test_deleting_messages_with_message_redaction(stack, chat):
             assert console_errors(driver) == []
     finally:
         terminal.close()
+
+
+def test_the_chat_fits_a_phone_screen(stack, chat):
+    """390x844 CSS pixels (a common phone): nothing wider than the screen, every control of
+    the conversation reachable and inside it."""
+    driver, _, url = chat
+    channel = f"#{unique('phone')}"
+    window_for(driver, url)
+    driver.set_window_size(390, 844)
+    assert driver.execute_script("return window.innerWidth") <= 400
+    register(driver, unique("pia"))
+    join(driver, channel)
+    say(driver, "a long line " * 20 + "and an unbreakable " + "a" * 80)
+    wait_until(lambda: len(log_texts(driver)) == 1, timeout=15)
+    overflow = driver.execute_script(
+        "const w = document.documentElement.clientWidth;"
+        # the skip link waits off screen until it has the focus, on purpose
+        "return [...document.querySelectorAll('body *:not(.skip)')].filter((e) => e.offsetParent !== null)"
+        ".filter((e) => { const r = e.getBoundingClientRect(); return r.right > w + 1 || r.left < -1; })"
+        ".map((e) => `${e.tagName}#${e.id}.${e.className}`);")
+    assert overflow == []
+    assert driver.execute_script(
+        "return document.documentElement.scrollWidth <= document.documentElement.clientWidth")
+    for control in ("message", "send-button", "search-q", "part-button", "log", "buffers", "members"):
+        element = driver.find_element("id", control)
+        driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", element)
+        assert element.is_displayed(), control
+        box = element.rect
+        assert box["width"] > 0 and box["x"] >= 0 and box["x"] + box["width"] <= 391, (control, box)
+    screenshot(driver, "web-chat-phone.png")
+    assert console_errors(driver) == []
