@@ -701,3 +701,49 @@ def test_the_chat_fits_a_phone_screen(stack, chat):
         assert box["width"] > 0 and box["x"] >= 0 and box["x"] + box["width"] <= 391, (control, box)
     screenshot(driver, "web-chat-phone.png")
     assert console_errors(driver) == []
+
+
+# A stand-in for the browser's Notification API that records what the page does with it (a
+# headless browser shows nothing); the permission is granted once asked.
+FAKE_NOTIFICATIONS = """
+window.asked = 0; window.shown = [];
+window.Notification = class {
+  static permission = 'default';
+  static async requestPermission() { window.asked += 1; this.permission = 'granted'; return 'granted'; }
+  constructor(title, options) { window.shown.push([title, options.body]); }
+  close() {}
+};
+"""
+
+
+def test_desktop_notifications_for_mentions_and_private_messages(stack, chat):
+    driver, ports, url = chat
+    here, elsewhere = f"#{unique('notify')}", f"#{unique('quiet')}"
+    quinn, rob = unique("quinn"), unique("rob")
+    terminal = IrcClient(next(iter(ports.values())), rob)
+    try:
+        terminal.join(here)
+        terminal.join(elsewhere)
+        window_for(driver, url)
+        driver.execute_script(FAKE_NOTIFICATIONS)
+        register(driver, quinn)
+        join(driver, elsewhere)
+        join_also(driver, here)
+        button = driver.find_element("id", "notify-button")
+        assert button.is_displayed() and button.text == "Notify me of mentions"
+        terminal.send(f"PRIVMSG {elsewhere} :{quinn}: before asking")
+        wait_until(lambda: unread(driver, elsewhere) == 1, timeout=15)
+        assert driver.execute_script("return [window.asked, window.shown]") == [0, []]  # never by itself
+
+        button.click()
+        wait_until(lambda: driver.find_element("id", "notify-button").text == "Notifications on", timeout=5)
+        assert driver.execute_script("return window.asked") == 1
+        terminal.send(f"PRIVMSG {elsewhere} :no mention here",
+                      f"PRIVMSG {elsewhere} :hey {quinn.upper()}, look",
+                      f"PRIVMSG {quinn} :a private word")
+        wait_until(lambda: len(driver.execute_script("return window.shown")) == 2, timeout=15)
+        assert driver.execute_script("return window.shown") == [
+            [f"{rob} in {elsewhere}", f"hey {quinn.upper()}, look"], [f"{rob} (private)", "a private word"]]
+        assert console_errors(driver) == []
+    finally:
+        terminal.close()

@@ -193,6 +193,40 @@ function changed(b, { older = false } = {}) {
   renderBuffers();
 }
 
+// --- desktop notifications (mentions and private messages) -----------------------------------
+
+// The browser asks the user only after a click on "Notify me of mentions", never by itself.
+const notifications = () => ('Notification' in window ? window.Notification : null);
+
+function renderNotifyButton() {
+  const api = notifications();
+  const button = $('notify-button');
+  button.hidden = !api || api.permission === 'denied';
+  button.disabled = api?.permission === 'granted';
+  button.textContent = api?.permission === 'granted' ? 'Notifications on' : 'Notify me of mentions';
+}
+
+async function askNotifications() {
+  const api = notifications();
+  if (api && api.permission === 'default') await api.requestPermission();
+  renderNotifyButton();
+}
+
+/** A word of the text is the nick (in any case): a mention. */
+function mentions(text, nick) {
+  const words = text.split(/[^\p{L}\p{N}_\-[\]\\`^{}|]+/u);
+  return words.some((w) => fold(w) === fold(nick));
+}
+
+function notify(b, m) {
+  const api = notifications();
+  if (!api || api.permission !== 'granted' || mine(m) || m.kind === 'info') return;
+  if (reading(b) || (b.kind === 'channel' && !mentions(m.text, state.irc.nick))) return;
+  const title = b.kind === 'channel' ? `${m.nick} in ${b.name}` : `${m.nick} (private)`;
+  const shown = new api(title, { body: m.text, tag: m.id ?? undefined });
+  shown.onclick = () => { window.focus(); show(b.name); shown.close(); };
+}
+
 // --- read markers (draft/read-marker) ---------------------------------------------------------
 
 /** The user reads a conversation when it is shown and the window is in front of them. */
@@ -459,7 +493,8 @@ function onMessage(msg) {
       const b = buffer(conversationOf(msg));
       if (b.kind === 'query' && msg.tags.account && fold(msg.nick) === fold(b.name)) b.account = msg.tags.account;
       stopTyping(b, msg.nick);
-      if (b.add(messageFrom(msg))) changed(b);
+      const m = messageFrom(msg);
+      if (b.add(m)) { changed(b); notify(b, m); }
       return;
     }
     case 'TAGMSG': {
@@ -678,6 +713,7 @@ function connect(session) {
   $('auth').hidden = true;
   $('app').hidden = false;
   $('me').textContent = session.account;
+  renderNotifyButton();
   const url = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/irc`;
   const irc = new IrcConnection(url, { account: session.account, token: session.token });
   state.irc = irc;
@@ -776,6 +812,7 @@ $('part-button').addEventListener('click', () => { if (state.current) state.irc?
 $('list-button').addEventListener('click', () => state.irc?.send('LIST'));
 $('away-button').addEventListener('click', () => state.irc?.send('AWAY', state.away ? [] : ['away']));
 $('logout-button').addEventListener('click', logout);
+$('notify-button').addEventListener('click', askNotifications);
 $('older-button').addEventListener('click', () => { const b = state.current && buffer(state.current, false); if (b) loadOlder(b); });
 $('search-form').addEventListener('submit', (e) => {
   e.preventDefault();
