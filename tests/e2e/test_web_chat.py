@@ -747,3 +747,37 @@ def test_desktop_notifications_for_mentions_and_private_messages(stack, chat):
         assert console_errors(driver) == []
     finally:
         terminal.close()
+
+
+def parents(driver: Any) -> list[str]:
+    return driver.execute_script(
+        "return [...document.querySelectorAll('#log li .parent')].map((e) => e.textContent)")
+
+
+def test_replies_are_sent_and_shown(stack, chat):
+    driver, ports, url = chat
+    channel = f"#{unique('reply')}"
+    sam, tess = unique("sam"), unique("tess")
+    terminal = IrcClient(next(iter(ports.values())), tess)
+    try:
+        terminal.send("CAP REQ :message-tags")
+        terminal.wait_for(lambda line: " ACK " in line and "message-tags" in line)
+        terminal.join(channel)
+        window_for(driver, url)
+        register(driver, sam)
+        join(driver, channel)
+        terminal.send(f"PRIVMSG {channel} :who has the ducks?")
+        wait_until(lambda: log_texts(driver) == ["who has the ducks?"], timeout=15)
+        question = msgids(driver)[0]
+        driver.find_element("css selector", f'#log li[data-msgid="{question}"] button.reply').click()
+        assert f"Replying to {tess}: who has the ducks?" in driver.find_element("id", "reply-bar").text
+        say(driver, "I do")
+        terminal.wait_for(lambda line: f"+draft/reply={question}" in line and line.endswith(" :I do"))
+        wait_until(lambda: parents(driver) == [f"↪ in reply to {tess}: who has the ducks?"], timeout=15)
+        assert not driver.find_element("id", "reply-bar").is_displayed()
+        answer = msgids(driver)[-1]
+        terminal.send(f"@+draft/reply={answer} PRIVMSG {channel} :thanks")
+        wait_until(lambda: parents(driver)[-1:] == [f"↪ in reply to {sam}: I do"], timeout=15)
+        assert console_errors(driver) == []
+    finally:
+        terminal.close()

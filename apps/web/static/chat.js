@@ -51,6 +51,7 @@ const state = {
     if (state.irc?.registered && state.irc.has('message-tags')) state.irc.send('TAGMSG', [target], { '+typing': value });
   }),
   away: false,
+  reply: null, // {id, target}: the message the next one answers
   search: null, // {query, target, next}: the search shown, and where its older results start
 };
 
@@ -114,7 +115,9 @@ function messageItem(m, b) {
     attrs.class += ' deleted';
     return el('li', attrs, stamp, ' ', nick, ' ', el('span', { class: 'text', text: m.deleted }));
   }
-  return el('li', attrs, stamp, ' ', nick, ' ', el('span', { class: 'text', text: m.text }),
+  return el('li', attrs, m.replyTo ? parentLine(b, m.replyTo) : null, stamp, ' ', nick, ' ', el('span', { class: 'text', text: m.text }),
+    m.id && state.irc?.has('message-tags')
+      ? el('button', { type: 'button', class: 'reply', 'aria-label': `Reply to ${m.nick}`, onclick: () => replyTo(m) }, 'Reply') : null,
     mayDelete(b, m) ? el('button', { type: 'button', class: 'delete', title: 'Delete this message for everyone',
                                      'aria-label': `Delete the message of ${m.nick}`, onclick: deleteClicked }, 'Delete') : null);
 }
@@ -169,7 +172,7 @@ function renderHeader() {
 }
 
 function show(name) {
-  if (!state.current || fold(state.current) !== fold(name)) closeSearch();
+  if (!state.current || fold(state.current) !== fold(name)) { closeSearch(); cancelReply(); }
   const switched = !state.current || fold(state.current) !== fold(name);
   state.current = name;
   const b = buffer(name);
@@ -263,6 +266,28 @@ function markerFrom(msg) { // MARKREAD <target> timestamp=<time> | *
 function info(b, text) {
   b.add({ id: null, time: Date.now(), nick: '', text, kind: 'info' });
   changed(b);
+}
+
+// --- replies (the +draft/reply client tag) ----------------------------------------------------
+
+/** The line above a reply: the message it answers, when this conversation holds it. */
+function parentLine(b, id) {
+  const parent = b.messages.find((x) => x.id === id);
+  const quoted = !parent ? 'a message not loaded' : (parent.deleted ? 'a deleted message'
+    : `${parent.nick}: ${parent.text.length > 80 ? `${parent.text.slice(0, 80)}…` : parent.text}`);
+  return el('span', { class: 'parent', text: `↪ in reply to ${quoted}` });
+}
+
+function replyTo(m) {
+  state.reply = { id: m.id, target: state.current };
+  $('reply-text').textContent = `Replying to ${m.nick}: ${m.text.length > 60 ? `${m.text.slice(0, 60)}…` : m.text}`;
+  $('reply-bar').hidden = false;
+  $('message').focus();
+}
+
+function cancelReply() {
+  state.reply = null;
+  $('reply-bar').hidden = true;
 }
 
 // --- deleting messages (draft/message-redaction) ----------------------------------------------
@@ -450,7 +475,9 @@ function messageFrom(msg) {
   const text = msg.params[1] ?? '';
   const action = /^\x01ACTION (.*)\x01?$/.exec(text);
   const time = msg.tags.time ? Date.parse(msg.tags.time) : Date.now();
+  const parent = msg.tags['+draft/reply'] ?? msg.tags['+reply'];
   return { id: msg.tags.msgid ?? null, time, nick: msg.nick, account: msg.tags.account ?? null,
+           replyTo: typeof parent === 'string' && parent ? parent : null,
            text: action ? action[1] : text,
            kind: action ? 'action' : (msg.command === 'NOTICE' ? 'notice' : 'privmsg') };
 }
@@ -693,7 +720,11 @@ function sendText(text) {
 
 function send(target, text) {
   const irc = state.irc;
-  irc.send('PRIVMSG', [target, text]);
+  // A reply names the message it answers (the spec's tag, and its draft name that clients use).
+  const reply = state.reply && fold(state.reply.target) === fold(target) && irc.has('message-tags')
+    ? { '+draft/reply': state.reply.id, '+reply': state.reply.id } : {};
+  irc.send('PRIVMSG', [target, text], reply);
+  cancelReply();
   state.typing.sent(target);
   if (!irc.has('echo-message')) {
     const b = buffer(target);
@@ -813,6 +844,7 @@ $('list-button').addEventListener('click', () => state.irc?.send('LIST'));
 $('away-button').addEventListener('click', () => state.irc?.send('AWAY', state.away ? [] : ['away']));
 $('logout-button').addEventListener('click', logout);
 $('notify-button').addEventListener('click', askNotifications);
+$('reply-cancel').addEventListener('click', () => { cancelReply(); $('message').focus(); });
 $('older-button').addEventListener('click', () => { const b = state.current && buffer(state.current, false); if (b) loadOlder(b); });
 $('search-form').addEventListener('submit', (e) => {
   e.preventDefault();
