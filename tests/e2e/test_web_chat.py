@@ -781,3 +781,43 @@ def test_replies_are_sent_and_shown(stack, chat):
         assert console_errors(driver) == []
     finally:
         terminal.close()
+
+
+def reactions(driver: Any) -> list[str]:
+    """The reactions drawn under the messages (the quick 👍 offered alone aside)."""
+    return driver.execute_script(
+        "return [...document.querySelectorAll('#log button.react')].map((e) => e.textContent)"
+        ".filter((t) => t.includes(' '))")
+
+
+def test_reactions_are_sent_and_shown(stack, chat):
+    driver, ports, url = chat
+    channel = f"#{unique('react')}"
+    uma, vic = unique("uma"), unique("vic")
+    terminal = IrcClient(next(iter(ports.values())), vic)
+    try:
+        terminal.send("CAP REQ :message-tags")
+        terminal.wait_for(lambda line: " ACK " in line and "message-tags" in line)
+        terminal.join(channel)
+        window_for(driver, url)
+        register(driver, uma)
+        join(driver, channel)
+        terminal.send(f"PRIVMSG {channel} :ducks for everyone")
+        wait_until(lambda: log_texts(driver) == ["ducks for everyone"], timeout=15)
+        msgid = msgids(driver)[0]
+        driver.find_element("css selector", f'#log li[data-msgid="{msgid}"] button.react').click()
+        terminal.wait_for(lambda line: "+draft/react=👍" in line and f"+draft/reply={msgid}" in line
+                          and f"TAGMSG {channel}" in line)
+        wait_until(lambda: reactions(driver) == ["👍 1"], timeout=10)
+        terminal.send(f"@+draft/react=🦆;+draft/reply={msgid} TAGMSG {channel}",
+                      f"@+draft/react=👍;+draft/reply={msgid} TAGMSG {channel}")
+        wait_until(lambda: sorted(reactions(driver)) == ["👍 2", "🦆 1"], timeout=15)
+        terminal.send(f"@+draft/unreact=🦆;+draft/reply={msgid} TAGMSG {channel}")
+        wait_until(lambda: reactions(driver) == ["👍 2"], timeout=15)
+        # Pressed, the page's own reaction is taken back.
+        driver.find_element("css selector", f'#log li[data-msgid="{msgid}"] button.react').click()
+        terminal.wait_for(lambda line: "+draft/unreact=👍" in line and f"+draft/reply={msgid}" in line)
+        wait_until(lambda: reactions(driver) == ["👍 1"], timeout=10)
+        assert console_errors(driver) == []
+    finally:
+        terminal.close()

@@ -118,6 +118,7 @@ function messageItem(m, b) {
   return el('li', attrs, m.replyTo ? parentLine(b, m.replyTo) : null, stamp, ' ', nick, ' ', el('span', { class: 'text', text: m.text }),
     m.id && state.irc?.has('message-tags')
       ? el('button', { type: 'button', class: 'reply', 'aria-label': `Reply to ${m.nick}`, onclick: () => replyTo(m) }, 'Reply') : null,
+    ...reactionButtons(m),
     mayDelete(b, m) ? el('button', { type: 'button', class: 'delete', title: 'Delete this message for everyone',
                                      'aria-label': `Delete the message of ${m.nick}`, onclick: deleteClicked }, 'Delete') : null);
 }
@@ -288,6 +289,44 @@ function replyTo(m) {
 function cancelReply() {
   state.reply = null;
   $('reply-bar').hidden = true;
+}
+
+// --- reactions (the +draft/react client tag, in a TAGMSG replying to the message) -------------
+
+const QUICK_REACTION = '👍';
+
+/** One button per reaction (its count; pressed when one of ours), and a quick 👍. */
+function reactionButtons(m) {
+  if (!m.id || !state.irc?.has('message-tags')) return [];
+  const reactions = m.reactions ?? new Map();
+  const buttons = [...reactions].map(([emoji, who]) => {
+    const ours = who.has(fold(state.irc.nick));
+    return el('button', { type: 'button', class: 'react', 'data-emoji': emoji, 'aria-pressed': String(ours),
+                          'aria-label': `${emoji} from ${[...who.values()].join(', ')}`, onclick: () => react(m, emoji, !ours) },
+      `${emoji} ${who.size}`);
+  });
+  if (!reactions.has(QUICK_REACTION)) {
+    buttons.push(el('button', { type: 'button', class: 'react', 'data-emoji': QUICK_REACTION, 'aria-pressed': 'false',
+                                'aria-label': `React ${QUICK_REACTION}`, onclick: () => react(m, QUICK_REACTION, true) }, QUICK_REACTION));
+  }
+  return buttons;
+}
+
+function react(m, emoji, add) {
+  if (!state.current) return;
+  state.irc?.send('TAGMSG', [state.current], { [add ? '+draft/react' : '+draft/unreact']: emoji, '+draft/reply': m.id });
+  const b = buffer(state.current, false);
+  if (b) reacted(b, m.id, state.irc.nick, emoji, add); // whether or not the server echoes it
+}
+
+function reacted(b, id, nick, emoji, add) {
+  const m = b.messages.find((x) => x.id === id);
+  if (!m || !emoji || emoji.length > 32) return;
+  m.reactions ??= new Map();
+  const who = m.reactions.get(emoji) ?? new Map(); // folded nick -> nick
+  if (add) who.set(fold(nick), nick); else who.delete(fold(nick));
+  if (who.size) m.reactions.set(emoji, who); else m.reactions.delete(emoji);
+  changed(b, { older: true });
 }
 
 // --- deleting messages (draft/message-redaction) ----------------------------------------------
@@ -525,6 +564,12 @@ function onMessage(msg) {
       return;
     }
     case 'TAGMSG': {
+      const emoji = msg.tags['+draft/react'] ?? msg.tags['+draft/unreact'];
+      const parent = msg.tags['+draft/reply'] ?? msg.tags['+reply'];
+      if (typeof emoji === 'string' && typeof parent === 'string' && !batch) {
+        const b = buffer(conversationOf(msg), false);
+        if (b) reacted(b, parent, msg.nick, emoji, '+draft/react' in msg.tags);
+      }
       const typing = msg.tags['+typing'] ?? msg.tags['+draft/typing'];
       if (!typing || batch || mine({ nick: msg.nick, account: msg.tags.account })) return; // not our own devices'
       const b = buffer(conversationOf(msg), isChannel(msg.params[0]));
