@@ -24,6 +24,7 @@ from tests.e2e.browser import console_errors, missing, screenshot
 pytestmark = pytest.mark.skipif(bool(missing()), reason=missing() or "browser available")
 
 PASSWORD = "correct horse battery"
+BACKSPACE = "\ue003"  # WebDriver's key code (selenium's Keys.BACKSPACE; selenium may be absent)
 
 
 class IrcClient:
@@ -223,6 +224,8 @@ def test_two_browsers_and_a_terminal_client_share_a_channel(stack, chat):
     join(driver, channel)
     terminal = IrcClient(next(iter(ports.values())), carol)
     try:
+        terminal.send("CAP REQ :message-tags")  # to see the pages' typing notifications
+        terminal.wait_for(lambda line: " ACK " in line and "message-tags" in line)
         terminal.join(channel)
 
         # One after the other (each seen by the terminal first), so the order is known.
@@ -252,6 +255,17 @@ def test_two_browsers_and_a_terminal_client_share_a_channel(stack, chat):
         driver.switch_to.window(b)
         wait_until(lambda: f"{alice} is typing" in driver.find_element("id", "typing").text, timeout=10)
         screenshot(driver, "web-chat.png")
+        typed = f":{alice}!"
+        terminal.wait_for(lambda line: "+typing=active" in line and typed in line and channel in line)
+        # She stops without sending: "paused" (once), then clears the box: "done", and bob's
+        # page stops saying she types.
+        terminal.wait_for(lambda line: "+typing=paused" in line and typed in line, timeout=15)
+        driver.switch_to.window(a)
+        driver.find_element("id", "message").send_keys(BACKSPACE * len("typing"))
+        terminal.wait_for(lambda line: "+typing=done" in line and typed in line, timeout=10)
+        driver.switch_to.window(b)
+        wait_until(lambda: driver.find_element("id", "typing").text == "", timeout=10)
+        assert sum("+typing=paused" in line and typed in line for line in terminal.lines) == 1
         # Seconds later, after presence and typing went through: still each message once, each
         # with the server's msgid (whichever gateway relayed it), no typing in the log.
         for window in (a, b):
@@ -474,5 +488,336 @@ def test_the_search_box_finds_words_in_the_current_channel(stack, chat):
         driver.find_element("id", "search-close").click()
         assert not driver.find_element("id", "search-results").is_displayed()
         assert log_texts(driver)[-2:] == said[-2:]  # the conversation itself is untouched
+    finally:
+        terminal.close()
+
+
+def log_in(driver: Any, account: str) -> None:
+    driver.find_element("id", "account").send_keys(account)
+    driver.find_element("id", "password").send_keys(PASSWORD)
+    driver.find_element("id", "login-button").click()
+    wait_online(driver)
+
+
+def show(driver: Any, name: str) -> None:
+    """Open a conversation from the list (joining a second channel leaves the first shown)."""
+    # Found and clicked in one go: the list is drawn again whenever a count changes.
+    wait_until(lambda: driver.execute_script(
+        "const b = document.querySelector(`#buffers button[data-buffer=\"${arguments[0]}\"]`);"
+        "if (b) b.click(); return Boolean(b);", name), timeout=15)
+    wait_until(lambda: driver.find_element("id", "title").text == name, timeout=10)
+
+
+def join_also(driver: Any, channel: str) -> None:
+    driver.find_element("id", "join-name").send_keys(channel)
+    driver.find_element("css selector", "#join-form button").click()
+    show(driver, channel)
+
+
+def unread(driver: Any, name: str) -> int:
+    """The count beside a conversation in the list (0 when none is shown)."""
+    return int(driver.execute_script(
+        "const b = document.querySelector(`#buffers button[data-buffer=\"${arguments[0]}\"] .unread`);"
+        "return b ? b.dataset.count : 0;", name))
+
+
+def test_unread_counts_and_the_new_messages_line_follow_the_read_marker(stack, chat):
+    driver, ports, url = chat
+    room, other = f"#{unique('unread')}", f"#{unique('elsewhere')}"
+    kim, lee = unique("kim"), unique("lee")
+    terminal = IrcClient(next(iter(ports.values())), lee)
+    try:
+        terminal.join(room)
+        # Device one reads the room up to its own message, then looks at another channel.
+        one = window_for(driver, url)
+        register(driver, kim)
+        join(driver, room)
+        say(driver, "read so far")
+        wait_until(lambda: log_texts(driver) == ["read so far"], timeout=15)
+        join_also(driver, other)
+        # Device two: the same account in another window (so another nick), also elsewhere.
+        two = window_for(driver, url)
+        log_in(driver, kim)
+        join(driver, room)
+        wait_until(lambda: log_texts(driver) == ["read so far"], timeout=15)
+        join_also(driver, other)
+
+        terminal.send(f"PRIVMSG {room} :first unread", f"PRIVMSG {room} :second unread")
+        for window in (one, two):
+            driver.switch_to.window(window)
+            wait_until(lambda: unread(driver, room) == 2, timeout=15)
+            assert unread(driver, other) == 0
+
+        # Device one opens the room: the line sits where its marker was, the count goes...
+        driver.switch_to.window(one)
+        show(driver, room)
+        wait_until(lambda: log_texts(driver)[-1:] == ["second unread"], timeout=10)
+        below = driver.execute_script(
+            "const line = document.querySelector('#log li.new-line');"
+            "return line ? line.nextElementSibling.querySelector('.text').textContent : null;")
+        assert below == "first unread"
+        assert unread(driver, room) == 0
+        # ... and on device two too: the gateway told it (MARKREAD to the account's others).
+        driver.switch_to.window(two)
+        wait_until(lambda: unread(driver, room) == 0, timeout=15)
+        # Read there, nothing is new any more after a reload of device two.
+        driver.refresh()
+        wait_online(driver)
+        wait_until(lambda: driver.find_elements("css selector", f'#buffers button[data-buffer="{room}"]'),
+                   timeout=15)
+        terminal.send("PING :settled")
+        terminal.wait_for(lambda line: "PONG" in line and "settled" in line)
+        show(driver, room)
+        wait_until(lambda: log_texts(driver)[-1:] == ["second unread"], timeout=15)
+        assert not driver.find_elements("css selector", "#log li.new-line")
+        for window in (one, two):
+            driver.switch_to.window(window)
+            assert console_errors(driver) == []
+    finally:
+        terminal.close()
+
+
+def delete_buttons(driver: Any) -> list[str]:
+    """The texts of the messages that show a delete control."""
+    return driver.execute_script(
+        "return [...document.querySelectorAll('#log li')].filter((li) => li.querySelector('button.delete'))"
+        ".map((li) => li.querySelector('.text').textContent)")
+
+
+def delete(driver: Any, text: str) -> None:
+    """Click the delete control of the message saying `text`, and confirm."""
+    assert driver.execute_script(
+        "const li = [...document.querySelectorAll('#log li')].find((li) =>"
+        " li.querySelector('.text')?.textContent === arguments[0]);"
+        "const button = li && li.querySelector('button.delete');"
+        "if (button) setTimeout(() => button.click());"  # the confirm would block the script
+        "return Boolean(button);", text)
+    wait_until(lambda: _alert(driver), timeout=5)
+
+
+def _alert(driver: Any) -> bool:
+    from selenium.common.exceptions import NoAlertPresentException
+
+    try:
+        driver.switch_to.alert.accept()
+    except NoAlertPresentException:
+        return False
+    return True
+
+
+def deleted(driver: Any) -> list[str]:
+    return driver.execute_script(
+        "return [...document.querySelectorAll('#log li.deleted .text')].map((e) => e.textContent)")
+
+
+def infos(driver: Any) -> list[str]:
+    return driver.execute_script(
+        "return [...document.querySelectorAll('#log li.info .text')].map((e) => e.textContent)")
+
+
+def test_deleting_messages_with_message_redaction(stack, chat):
+    driver, ports, url = chat
+    channel = f"#{unique('redact')}"
+    mia, ned, oli = unique("mia"), unique("ned"), unique("oli")
+    terminal = IrcClient(next(iter(ports.values())), oli)
+    try:
+        terminal.join(channel)  # first in: the channel's operator
+        a = window_for(driver, url)
+        register(driver, mia)
+        join(driver, channel)
+        b = window_for(driver, url)
+        register(driver, ned)
+        join(driver, channel)
+
+        # One's own message: a delete control for its author only; deleted, gone for everyone.
+        say(driver, "oops, wrong channel")
+        wait_until(lambda: delete_buttons(driver) == ["oops, wrong channel"], timeout=15)
+        driver.switch_to.window(a)
+        wait_until(lambda: "oops, wrong channel" in log_texts(driver), timeout=15)
+        assert delete_buttons(driver) == []  # not hers, and she is no operator
+        driver.switch_to.window(b)
+        delete(driver, "oops, wrong channel")
+        for window in (a, b):
+            driver.switch_to.window(window)
+            wait_until(lambda: deleted(driver) == ["message deleted"], timeout=15)
+            assert "oops, wrong channel" not in log_texts(driver)
+        stored = stack.get(f"/api/messages/{channel.replace('#', '%23')}",
+                           headers={"Authorization": f"Bearer {session_token(driver)}"}).json()["messages"]
+        assert "oops, wrong channel" not in [m["text"] for m in stored]
+
+        # A channel operator may delete others' messages: mia is made one (the page follows MODE).
+        terminal.send(f"PRIVMSG {channel} :buy cheap ducks", f"MODE {channel} +o {mia}")
+        driver.switch_to.window(a)
+        wait_until(lambda: "buy cheap ducks" in delete_buttons(driver), timeout=15)
+        delete(driver, "buy cheap ducks")
+        for window in (a, b):
+            driver.switch_to.window(window)
+            wait_until(lambda: f"message deleted by {mia}" in deleted(driver), timeout=15)
+        assert delete_buttons(driver) == []  # ned is still no operator
+
+        # A refusal is shown: a message the server does not hold any more (its id changed here).
+        say(driver, "gone already")
+        wait_until(lambda: delete_buttons(driver) == ["gone already"], timeout=15)
+        driver.execute_script(
+            "const li = [...document.querySelectorAll('#log li')].find((li) =>"
+            " li.querySelector('.text')?.textContent === 'gone already'); li.dataset.msgid = '1-0';")
+        delete(driver, "gone already")
+        wait_until(lambda: any(t.startswith("Could not delete the message:") for t in infos(driver)),
+                   timeout=15)
+        assert "gone already" in log_texts(driver)
+        for window in (a, b):
+            driver.switch_to.window(window)
+            assert console_errors(driver) == []
+    finally:
+        terminal.close()
+
+
+def test_the_chat_fits_a_phone_screen(stack, chat):
+    """390x844 CSS pixels (a common phone): nothing wider than the screen, every control of
+    the conversation reachable and inside it."""
+    driver, _, url = chat
+    channel = f"#{unique('phone')}"
+    window_for(driver, url)
+    driver.set_window_size(390, 844)
+    assert driver.execute_script("return window.innerWidth") <= 400
+    register(driver, unique("pia"))
+    join(driver, channel)
+    say(driver, "a long line " * 20 + "and an unbreakable " + "a" * 80)
+    wait_until(lambda: len(log_texts(driver)) == 1, timeout=15)
+    overflow = driver.execute_script(
+        "const w = document.documentElement.clientWidth;"
+        # the skip link waits off screen until it has the focus, on purpose
+        "return [...document.querySelectorAll('body *:not(.skip)')].filter((e) => e.offsetParent !== null)"
+        ".filter((e) => { const r = e.getBoundingClientRect(); return r.right > w + 1 || r.left < -1; })"
+        ".map((e) => `${e.tagName}#${e.id}.${e.className}`);")
+    assert overflow == []
+    assert driver.execute_script(
+        "return document.documentElement.scrollWidth <= document.documentElement.clientWidth")
+    for control in ("message", "send-button", "search-q", "part-button", "log", "buffers", "members"):
+        element = driver.find_element("id", control)
+        driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", element)
+        assert element.is_displayed(), control
+        box = element.rect
+        assert box["width"] > 0 and box["x"] >= 0 and box["x"] + box["width"] <= 391, (control, box)
+    screenshot(driver, "web-chat-phone.png")
+    assert console_errors(driver) == []
+
+
+# A stand-in for the browser's Notification API that records what the page does with it (a
+# headless browser shows nothing); the permission is granted once asked.
+FAKE_NOTIFICATIONS = """
+window.asked = 0; window.shown = [];
+window.Notification = class {
+  static permission = 'default';
+  static async requestPermission() { window.asked += 1; this.permission = 'granted'; return 'granted'; }
+  constructor(title, options) { window.shown.push([title, options.body]); }
+  close() {}
+};
+"""
+
+
+def test_desktop_notifications_for_mentions_and_private_messages(stack, chat):
+    driver, ports, url = chat
+    here, elsewhere = f"#{unique('notify')}", f"#{unique('quiet')}"
+    quinn, rob = unique("quinn"), unique("rob")
+    terminal = IrcClient(next(iter(ports.values())), rob)
+    try:
+        terminal.join(here)
+        terminal.join(elsewhere)
+        window_for(driver, url)
+        driver.execute_script(FAKE_NOTIFICATIONS)
+        register(driver, quinn)
+        join(driver, elsewhere)
+        join_also(driver, here)
+        button = driver.find_element("id", "notify-button")
+        assert button.is_displayed() and button.text == "Notify me of mentions"
+        terminal.send(f"PRIVMSG {elsewhere} :{quinn}: before asking")
+        wait_until(lambda: unread(driver, elsewhere) == 1, timeout=15)
+        assert driver.execute_script("return [window.asked, window.shown]") == [0, []]  # never by itself
+
+        button.click()
+        wait_until(lambda: driver.find_element("id", "notify-button").text == "Notifications on", timeout=5)
+        assert driver.execute_script("return window.asked") == 1
+        terminal.send(f"PRIVMSG {elsewhere} :no mention here",
+                      f"PRIVMSG {elsewhere} :hey {quinn.upper()}, look",
+                      f"PRIVMSG {quinn} :a private word")
+        wait_until(lambda: len(driver.execute_script("return window.shown")) == 2, timeout=15)
+        assert driver.execute_script("return window.shown") == [
+            [f"{rob} in {elsewhere}", f"hey {quinn.upper()}, look"], [f"{rob} (private)", "a private word"]]
+        assert console_errors(driver) == []
+    finally:
+        terminal.close()
+
+
+def parents(driver: Any) -> list[str]:
+    return driver.execute_script(
+        "return [...document.querySelectorAll('#log li .parent')].map((e) => e.textContent)")
+
+
+def test_replies_are_sent_and_shown(stack, chat):
+    driver, ports, url = chat
+    channel = f"#{unique('reply')}"
+    sam, tess = unique("sam"), unique("tess")
+    terminal = IrcClient(next(iter(ports.values())), tess)
+    try:
+        terminal.send("CAP REQ :message-tags")
+        terminal.wait_for(lambda line: " ACK " in line and "message-tags" in line)
+        terminal.join(channel)
+        window_for(driver, url)
+        register(driver, sam)
+        join(driver, channel)
+        terminal.send(f"PRIVMSG {channel} :who has the ducks?")
+        wait_until(lambda: log_texts(driver) == ["who has the ducks?"], timeout=15)
+        question = msgids(driver)[0]
+        driver.find_element("css selector", f'#log li[data-msgid="{question}"] button.reply').click()
+        assert f"Replying to {tess}: who has the ducks?" in driver.find_element("id", "reply-bar").text
+        say(driver, "I do")
+        terminal.wait_for(lambda line: f"+draft/reply={question}" in line and line.endswith(" :I do"))
+        wait_until(lambda: parents(driver) == [f"↪ in reply to {tess}: who has the ducks?"], timeout=15)
+        assert not driver.find_element("id", "reply-bar").is_displayed()
+        answer = msgids(driver)[-1]
+        terminal.send(f"@+draft/reply={answer} PRIVMSG {channel} :thanks")
+        wait_until(lambda: parents(driver)[-1:] == [f"↪ in reply to {sam}: I do"], timeout=15)
+        assert console_errors(driver) == []
+    finally:
+        terminal.close()
+
+
+def reactions(driver: Any) -> list[str]:
+    """The reactions drawn under the messages (the quick 👍 offered alone aside)."""
+    return driver.execute_script(
+        "return [...document.querySelectorAll('#log button.react')].map((e) => e.textContent)"
+        ".filter((t) => t.includes(' '))")
+
+
+def test_reactions_are_sent_and_shown(stack, chat):
+    driver, ports, url = chat
+    channel = f"#{unique('react')}"
+    uma, vic = unique("uma"), unique("vic")
+    terminal = IrcClient(next(iter(ports.values())), vic)
+    try:
+        terminal.send("CAP REQ :message-tags")
+        terminal.wait_for(lambda line: " ACK " in line and "message-tags" in line)
+        terminal.join(channel)
+        window_for(driver, url)
+        register(driver, uma)
+        join(driver, channel)
+        terminal.send(f"PRIVMSG {channel} :ducks for everyone")
+        wait_until(lambda: log_texts(driver) == ["ducks for everyone"], timeout=15)
+        msgid = msgids(driver)[0]
+        driver.find_element("css selector", f'#log li[data-msgid="{msgid}"] button.react').click()
+        terminal.wait_for(lambda line: "+draft/react=👍" in line and f"+draft/reply={msgid}" in line
+                          and f"TAGMSG {channel}" in line)
+        wait_until(lambda: reactions(driver) == ["👍 1"], timeout=10)
+        terminal.send(f"@+draft/react=🦆;+draft/reply={msgid} TAGMSG {channel}",
+                      f"@+draft/react=👍;+draft/reply={msgid} TAGMSG {channel}")
+        wait_until(lambda: sorted(reactions(driver)) == ["👍 2", "🦆 1"], timeout=15)
+        terminal.send(f"@+draft/unreact=🦆;+draft/reply={msgid} TAGMSG {channel}")
+        wait_until(lambda: reactions(driver) == ["👍 2"], timeout=15)
+        # Pressed, the page's own reaction is taken back.
+        driver.find_element("css selector", f'#log li[data-msgid="{msgid}"] button.react').click()
+        terminal.wait_for(lambda line: "+draft/unreact=👍" in line and f"+draft/reply={msgid}" in line)
+        wait_until(lambda: reactions(driver) == ["👍 1"], timeout=10)
+        assert console_errors(driver) == []
     finally:
         terminal.close()

@@ -77,3 +77,63 @@ test('registered under a variant, the page says so, then names the nick it gets 
   assert.match(statuses[0], /^online hank_\d+$/);
   assert.equal(statuses.at(-1), 'online hank');
 });
+
+test('unread: messages of others after the read marker, which only moves forward', () => {
+  const b = new Buffer('#c');
+  const me = { nick: 'kim_12', account: 'kim' };
+  b.add(msg(10));
+  b.add({ ...msg(11), nick: 'kim', account: 'kim' }); // the account's other device
+  b.add({ ...msg(12), nick: 'Kim_12' });
+  b.add({ id: null, time: 13, nick: '', text: 'x joined', kind: 'info' });
+  assert.equal(b.unreadCount(me), 1); // no marker said yet: every message of others held
+  assert.equal(b.separatorIndex(me), -1); // ... and no line
+  assert.equal(b.markRead(10), true);
+  b.add(msg(20));
+  b.add(msg(21));
+  assert.equal(b.unreadCount(me), 2);
+  assert.equal(b.markRead(9), false); // never back
+  assert.equal(b.readAt, 10);
+  b.separatorAt = b.readAt;
+  assert.equal(b.messages[b.separatorIndex(me)].time, 20);
+  assert.equal(b.newestTime, 21);
+  b.markRead(b.newestTime);
+  assert.equal(b.unreadCount(me), 0);
+});
+
+test('typing: active at most every 3 s, paused and done once each, nothing after a message', async () => {
+  const { TypingSender } = await import('../../apps/web/static/typing.js');
+  let now = 0;
+  const timers = [];
+  const sent = [];
+  const typing = new TypingSender((target, value) => sent.push(`${now} ${target} ${value}`), {
+    now: () => now,
+    setTimer: (fn, ms) => { const t = { at: now + ms, fn }; timers.push(t); return t; },
+    clearTimer: (t) => { const i = timers.indexOf(t); if (i >= 0) timers.splice(i, 1); },
+  });
+  const advance = (to) => {
+    for (;;) {
+      const due = timers.filter((t) => t.at <= to).sort((a, b) => a.at - b.at)[0];
+      if (!due) break;
+      timers.splice(timers.indexOf(due), 1);
+      now = due.at;
+      due.fn();
+    }
+    now = to;
+  };
+  typing.input('#c', 'h');
+  advance(1000); typing.input('#c', 'he');
+  advance(3100); typing.input('#c', 'hel');
+  advance(3500); typing.input('#c', ''); // cleared 0.5 s after an "active": "done" waits
+  advance(7000);
+  assert.deepEqual(sent, ['0 #c active', '3000 #c active', '6000 #c done']);
+  sent.length = 0;
+  typing.input('#c', 'hi');
+  advance(20000); // stopped typing, text kept: "paused" once
+  assert.deepEqual(sent, ['9000 #c active', '12000 #c paused']);
+  sent.length = 0;
+  typing.input('#c', '/join #x'); // a command is not typing a message: "done"
+  typing.input('bob', 'hello');
+  typing.sent('bob'); // the message itself ends it
+  advance(60000);
+  assert.deepEqual(sent, ['20000 #c done', '20000 bob active']);
+});

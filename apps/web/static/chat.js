@@ -4,11 +4,12 @@
 import { el, clock } from './dom.js';
 import { IrcConnection } from './irc.js';
 import { Buffer, fold } from './conversation.js';
+import { TypingSender } from './typing.js';
 
 const SESSION_KEY = 'canaduck.session';
 const HISTORY_PAGE = 50;
-const TYPING_EVERY_MS = 3000; // IRCv3 typing: resend "active" at most every 3 s
-const TYPING_SHOWN_MS = 6000; // ... and receivers drop it after 6 s without news
+// IRCv3 typing: others are taken as typing for 6 s after "active", 30 s after "paused".
+const TYPING_SHOWN_MS = new Map([['active', 6000], ['paused', 30000]]);
 
 const $ = (id) => document.getElementById(id);
 const isChannel = (name) => /^[#&]/.test(name);
@@ -46,8 +47,11 @@ const state = {
   batches: new Map(), // ref -> {type, target, messages}
   names: new Map(), // channel -> members being listed (353 until 366)
   channelList: [],
-  typingSentAt: 0,
+  typing: new TypingSender((target, value) => {
+    if (state.irc?.registered && state.irc.has('message-tags')) state.irc.send('TAGMSG', [target], { '+typing': value });
+  }),
   away: false,
+  reply: null, // {id, target}: the message the next one answers
   search: null, // {query, target, next}: the search shown, and where its older results start
 };
 
@@ -57,6 +61,8 @@ function buffer(name, create = true) {
   if (!found && create) {
     found = new Buffer(name);
     state.buffers.set(key, found);
+    // A channel's marker comes with its JOIN; a private conversation's is asked for.
+    if (found.kind === 'query' && state.irc?.registered) askMarker(found);
     renderBuffers();
   }
   return found;
@@ -88,17 +94,33 @@ function renderBuffers() {
       el('button', { type: 'button', class: `buffer${current ? ' current' : ''}`,
                      'data-buffer': b.name, 'aria-current': current ? 'true' : null,
                      onclick: () => show(b.name) },
-        b.name, b.unread ? el('span', { class: 'unread', text: ` (${b.unread} new)` }) : null));
+        b.name, unreadBadge(b)));
   }));
 }
 
-function messageItem(m) {
+function me() { return { nick: state.irc?.nick ?? '', account: state.session?.account ?? null }; }
+
+function unreadBadge(b) {
+  const count = b.unreadCount(me());
+  return count ? el('span', { class: 'unread', 'data-count': count, text: ` (${count} new)` }) : null;
+}
+
+function messageItem(m, b) {
   const attrs = { 'data-msgid': m.id ?? null, 'data-nick': m.nick, class: `msg ${m.kind}` };
   if (m.kind === 'info') return el('li', attrs, el('time', { text: clock(m.time) }), ' ', el('span', { class: 'text', text: m.text }));
   const who = m.kind === 'action' ? `* ${m.nick}` : m.nick;
-  return el('li', attrs, el('time', { datetime: new Date(m.time).toISOString(), text: clock(m.time) }), ' ',
-    el('span', { class: 'nick', text: m.kind === 'notice' ? `-${who}-` : (m.kind === 'action' ? who : `<${who}>`) }), ' ',
-    el('span', { class: 'text', text: m.text }));
+  const stamp = el('time', { datetime: new Date(m.time).toISOString(), text: clock(m.time) });
+  const nick = el('span', { class: 'nick', text: m.kind === 'notice' ? `-${who}-` : (m.kind === 'action' ? who : `<${who}>`) });
+  if (m.deleted) {
+    attrs.class += ' deleted';
+    return el('li', attrs, stamp, ' ', nick, ' ', el('span', { class: 'text', text: m.deleted }));
+  }
+  return el('li', attrs, m.replyTo ? parentLine(b, m.replyTo) : null, stamp, ' ', nick, ' ', el('span', { class: 'text', text: m.text }),
+    m.id && state.irc?.has('message-tags')
+      ? el('button', { type: 'button', class: 'reply', 'aria-label': `Reply to ${m.nick}`, onclick: () => replyTo(m) }, 'Reply') : null,
+    ...reactionButtons(m),
+    mayDelete(b, m) ? el('button', { type: 'button', class: 'delete', title: 'Delete this message for everyone',
+                                     'aria-label': `Delete the message of ${m.nick}`, onclick: deleteClicked }, 'Delete') : null);
 }
 
 function renderLog({ keepBottomOffset = false } = {}) {
@@ -106,7 +128,10 @@ function renderLog({ keepBottomOffset = false } = {}) {
   const b = state.current ? buffer(state.current, false) : null;
   const fromBottom = log.scrollHeight - log.scrollTop;
   const atBottom = fromBottom - log.clientHeight < 40;
-  log.replaceChildren(...(b ? b.messages.map(messageItem) : []));
+  const items = b ? b.messages.map((m) => messageItem(m, b)) : [];
+  const line = b ? b.separatorIndex(me()) : -1;
+  if (line >= 0) items.splice(line, 0, el('li', { class: 'new-line', role: 'separator', text: 'New messages' }));
+  log.replaceChildren(...items);
   if (keepBottomOffset) log.scrollTop = log.scrollHeight - fromBottom;
   else if (atBottom) log.scrollTop = log.scrollHeight;
   const older = $('older-button');
@@ -148,10 +173,12 @@ function renderHeader() {
 }
 
 function show(name) {
-  if (!state.current || fold(state.current) !== fold(name)) closeSearch();
+  if (!state.current || fold(state.current) !== fold(name)) { closeSearch(); cancelReply(); }
+  const switched = !state.current || fold(state.current) !== fold(name);
   state.current = name;
   const b = buffer(name);
-  b.unread = 0;
+  if (switched) b.separatorAt = b.readAt; // the line stays where it was until another is shown
+  markRead(b);
   renderBuffers();
   renderHeader();
   renderLog();
@@ -165,15 +192,201 @@ function show(name) {
 function changed(b, { older = false } = {}) {
   if (state.current && fold(state.current) === fold(b.name)) {
     renderLog({ keepBottomOffset: older });
-  } else if (!older) {
-    b.unread += 1;
-    renderBuffers();
+    markRead(b);
   }
+  renderBuffers();
+}
+
+// --- desktop notifications (mentions and private messages) -----------------------------------
+
+// The browser asks the user only after a click on "Notify me of mentions", never by itself.
+const notifications = () => ('Notification' in window ? window.Notification : null);
+
+function renderNotifyButton() {
+  const api = notifications();
+  const button = $('notify-button');
+  button.hidden = !api || api.permission === 'denied';
+  button.disabled = api?.permission === 'granted';
+  button.textContent = api?.permission === 'granted' ? 'Notifications on' : 'Notify me of mentions';
+}
+
+async function askNotifications() {
+  const api = notifications();
+  if (api && api.permission === 'default') await api.requestPermission();
+  renderNotifyButton();
+}
+
+/** A word of the text is the nick (in any case): a mention. */
+function mentions(text, nick) {
+  const words = text.split(/[^\p{L}\p{N}_\-[\]\\`^{}|]+/u);
+  return words.some((w) => fold(w) === fold(nick));
+}
+
+function notify(b, m) {
+  const api = notifications();
+  if (!api || api.permission !== 'granted' || mine(m) || m.kind === 'info') return;
+  if (reading(b) || (b.kind === 'channel' && !mentions(m.text, state.irc.nick))) return;
+  const title = b.kind === 'channel' ? `${m.nick} in ${b.name}` : `${m.nick} (private)`;
+  const shown = new api(title, { body: m.text, tag: m.id ?? undefined });
+  shown.onclick = () => { window.focus(); show(b.name); shown.close(); };
+}
+
+// --- read markers (draft/read-marker) ---------------------------------------------------------
+
+/** The user reads a conversation when it is shown and the window is in front of them. */
+function reading(b) {
+  return state.current && fold(state.current) === fold(b.name)
+    && document.visibilityState === 'visible' && document.hasFocus();
+}
+
+/** Read up to the newest message: tell the server (which tells the account's other devices). */
+function markRead(b) {
+  if (!reading(b) || !b.markRead(b.newestTime)) return;
+  if (state.irc?.registered && state.irc.has('draft/read-marker')) {
+    state.irc.send('MARKREAD', [b.name, `timestamp=${new Date(b.readAt).toISOString()}`]);
+  }
+  renderBuffers();
+}
+
+function askMarker(b) {
+  if (state.irc?.has('draft/read-marker')) state.irc.send('MARKREAD', [b.name]);
+}
+
+function markerFrom(msg) { // MARKREAD <target> timestamp=<time> | *
+  const b = buffer(msg.params[0], false);
+  const value = msg.params[1] ?? '*';
+  if (!b || !value.startsWith('timestamp=')) return;
+  const time = Date.parse(value.slice('timestamp='.length));
+  if (Number.isNaN(time)) return;
+  const current = state.current && fold(state.current) === fold(b.name);
+  // Shown before its marker came (just joined): the line goes where the marker was.
+  if (current && b.separatorAt === null) b.separatorAt = time;
+  if (b.markRead(time) || current) { renderBuffers(); if (current) renderLog(); }
 }
 
 function info(b, text) {
   b.add({ id: null, time: Date.now(), nick: '', text, kind: 'info' });
   changed(b);
+}
+
+// --- replies (the +draft/reply client tag) ----------------------------------------------------
+
+/** The line above a reply: the message it answers, when this conversation holds it. */
+function parentLine(b, id) {
+  const parent = b.messages.find((x) => x.id === id);
+  const quoted = !parent ? 'a message not loaded' : (parent.deleted ? 'a deleted message'
+    : `${parent.nick}: ${parent.text.length > 80 ? `${parent.text.slice(0, 80)}…` : parent.text}`);
+  return el('span', { class: 'parent', text: `↪ in reply to ${quoted}` });
+}
+
+function replyTo(m) {
+  state.reply = { id: m.id, target: state.current };
+  $('reply-text').textContent = `Replying to ${m.nick}: ${m.text.length > 60 ? `${m.text.slice(0, 60)}…` : m.text}`;
+  $('reply-bar').hidden = false;
+  $('message').focus();
+}
+
+function cancelReply() {
+  state.reply = null;
+  $('reply-bar').hidden = true;
+}
+
+// --- reactions (the +draft/react client tag, in a TAGMSG replying to the message) -------------
+
+const QUICK_REACTION = '👍';
+
+/** One button per reaction (its count; pressed when one of ours), and a quick 👍. */
+function reactionButtons(m) {
+  if (!m.id || !state.irc?.has('message-tags')) return [];
+  const reactions = m.reactions ?? new Map();
+  const buttons = [...reactions].map(([emoji, who]) => {
+    const ours = who.has(fold(state.irc.nick));
+    return el('button', { type: 'button', class: 'react', 'data-emoji': emoji, 'aria-pressed': String(ours),
+                          'aria-label': `${emoji} from ${[...who.values()].join(', ')}`, onclick: () => react(m, emoji, !ours) },
+      `${emoji} ${who.size}`);
+  });
+  if (!reactions.has(QUICK_REACTION)) {
+    buttons.push(el('button', { type: 'button', class: 'react', 'data-emoji': QUICK_REACTION, 'aria-pressed': 'false',
+                                'aria-label': `React ${QUICK_REACTION}`, onclick: () => react(m, QUICK_REACTION, true) }, QUICK_REACTION));
+  }
+  return buttons;
+}
+
+function react(m, emoji, add) {
+  if (!state.current) return;
+  state.irc?.send('TAGMSG', [state.current], { [add ? '+draft/react' : '+draft/unreact']: emoji, '+draft/reply': m.id });
+  const b = buffer(state.current, false);
+  if (b) reacted(b, m.id, state.irc.nick, emoji, add); // whether or not the server echoes it
+}
+
+function reacted(b, id, nick, emoji, add) {
+  const m = b.messages.find((x) => x.id === id);
+  if (!m || !emoji || emoji.length > 32) return;
+  m.reactions ??= new Map();
+  const who = m.reactions.get(emoji) ?? new Map(); // folded nick -> nick
+  if (add) who.set(fold(nick), nick); else who.delete(fold(nick));
+  if (who.size) m.reactions.set(emoji, who); else m.reactions.delete(emoji);
+  changed(b, { older: true });
+}
+
+// --- deleting messages (draft/message-redaction) ----------------------------------------------
+
+const OPERATOR = /[~&@]/; // founder, admin, operator: may take others' messages out of a channel
+
+function mine(m) {
+  return fold(m.nick) === fold(state.irc?.nick ?? '')
+    || Boolean(m.account && state.session && fold(m.account) === fold(state.session.account));
+}
+
+function mayDelete(b, m) {
+  if (!m.id || !state.irc?.has('draft/message-redaction')) return false;
+  if (mine(m)) return true;
+  return b.kind === 'channel' && OPERATOR.test(b.members.get(fold(state.irc.nick))?.prefix ?? '');
+}
+
+function deleteClicked(event) {
+  // The id is read from the line itself, as it is drawn.
+  const msgid = event.currentTarget.closest('li')?.dataset.msgid;
+  if (!msgid || !state.current) return;
+  if (!window.confirm('Delete this message for everyone?')) return;
+  state.irc?.send('REDACT', [state.current, msgid]);
+}
+
+/** REDACT <target> <msgid> [reason]: the message is gone from the history; the view says so. */
+function redacted(msg) {
+  const [target, msgid, reason] = msg.params;
+  const b = buffer(isChannel(target) || fold(target) !== fold(state.irc.nick) ? target : msg.nick, false);
+  const m = b?.messages.find((x) => x.id === msgid);
+  if (!m) return;
+  const by = fold(msg.nick) === fold(m.nick) ? '' : ` by ${msg.nick}`;
+  m.deleted = `message deleted${by}${reason ? ` (${reason})` : ''}`;
+  changed(b, { older: true });
+}
+
+/** MODE <channel> <changes> <args>: keep the members' status prefixes (who is an operator). */
+function channelMode(msg) {
+  const b = buffer(msg.params[0], false);
+  if (!b) return;
+  const isupport = state.irc.isupport;
+  const [, letters = 'ov', symbols = '@+'] = /^\((\w*)\)(.*)$/.exec(isupport.PREFIX ?? '') ?? [];
+  const [listModes = 'beI', always = 'k', whenSet = 'l'] = String(isupport.CHANMODES ?? '').split(',');
+  const args = msg.params.slice(2);
+  let adding = true;
+  for (const c of msg.params[1] ?? '') {
+    if (c === '+' || c === '-') { adding = c === '+'; continue; }
+    const status = letters.indexOf(c);
+    if (status >= 0) {
+      const member = b.members.get(fold(args.shift() ?? ''));
+      if (!member) continue;
+      const held = new Set(member.prefix);
+      if (adding) held.add(symbols[status]); else held.delete(symbols[status]);
+      member.prefix = [...symbols].filter((s) => held.has(s)).join(''); // highest first
+    } else if (listModes.includes(c) || always.includes(c) || (adding && whenSet.includes(c))) {
+      args.shift();
+    }
+  }
+  renderMembers();
+  changed(b, { older: true });
 }
 
 // --- history ---------------------------------------------------------------------------------
@@ -301,7 +514,9 @@ function messageFrom(msg) {
   const text = msg.params[1] ?? '';
   const action = /^\x01ACTION (.*)\x01?$/.exec(text);
   const time = msg.tags.time ? Date.parse(msg.tags.time) : Date.now();
-  return { id: msg.tags.msgid ?? null, time, nick: msg.nick,
+  const parent = msg.tags['+draft/reply'] ?? msg.tags['+reply'];
+  return { id: msg.tags.msgid ?? null, time, nick: msg.nick, account: msg.tags.account ?? null,
+           replyTo: typeof parent === 'string' && parent ? parent : null,
            text: action ? action[1] : text,
            kind: action ? 'action' : (msg.command === 'NOTICE' ? 'notice' : 'privmsg') };
 }
@@ -344,17 +559,25 @@ function onMessage(msg) {
       const b = buffer(conversationOf(msg));
       if (b.kind === 'query' && msg.tags.account && fold(msg.nick) === fold(b.name)) b.account = msg.tags.account;
       stopTyping(b, msg.nick);
-      if (b.add(messageFrom(msg))) changed(b);
+      const m = messageFrom(msg);
+      if (b.add(m)) { changed(b); notify(b, m); }
       return;
     }
     case 'TAGMSG': {
+      const emoji = msg.tags['+draft/react'] ?? msg.tags['+draft/unreact'];
+      const parent = msg.tags['+draft/reply'] ?? msg.tags['+reply'];
+      if (typeof emoji === 'string' && typeof parent === 'string' && !batch) {
+        const b = buffer(conversationOf(msg), false);
+        if (b) reacted(b, parent, msg.nick, emoji, '+draft/react' in msg.tags);
+      }
       const typing = msg.tags['+typing'] ?? msg.tags['+draft/typing'];
-      if (!typing || batch || fold(msg.nick) === fold(irc.nick)) return;
+      if (!typing || batch || mine({ nick: msg.nick, account: msg.tags.account })) return; // not our own devices'
       const b = buffer(conversationOf(msg), isChannel(msg.params[0]));
       if (!b) return;
       clearTimeout(b.typing.get(msg.nick));
-      if (typing === 'done') b.typing.delete(msg.nick);
-      else b.typing.set(msg.nick, setTimeout(() => stopTyping(b, msg.nick), TYPING_SHOWN_MS));
+      const shown = TYPING_SHOWN_MS.get(typing);
+      if (!shown) b.typing.delete(msg.nick); // done, or a value we do not know
+      else b.typing.set(msg.nick, setTimeout(() => stopTyping(b, msg.nick), shown));
       renderTyping();
       return;
     }
@@ -423,6 +646,9 @@ function onMessage(msg) {
       renderHeader();
       return;
     }
+    case 'MARKREAD': markerFrom(msg); return;
+    case 'REDACT': if (msg.params[1]) redacted(msg); return;
+    case 'MODE': if (isChannel(msg.params[0] ?? '')) channelMode(msg); return;
     case '332': buffer(msg.params[1]).topic = msg.params[2] ?? ''; renderHeader(); return;
     case '353': { // RPL_NAMREPLY: me, symbol, channel, names
       const list = state.names.get(fold(msg.params[2])) ?? [];
@@ -459,6 +685,12 @@ function onMessage(msg) {
     case '322': state.channelList.push({ name: msg.params[1], users: msg.params[2], topic: msg.params[3] ?? '' }); return;
     case '323': renderChannelList(); return;
     case 'FAIL': {
+      if (msg.params[0] === 'REDACT') { // FAIL REDACT <code> <target> [msgid] :description
+        const target = msg.params[2];
+        const b = (target && buffer(target, false)) || serverBuffer();
+        info(b, `Could not delete the message: ${msg.params.at(-1)}`);
+        return;
+      }
       if (msg.params[0] === 'CHATHISTORY') {
         const b = msg.params[2] ? buffer(msg.params[2], false) : null;
         if (b) { b.requests.shift(); b.loadingOlder = false; info(b, `history: ${msg.params.at(-1)}`); }
@@ -533,8 +765,12 @@ function sendText(text) {
 
 function send(target, text) {
   const irc = state.irc;
-  irc.send('PRIVMSG', [target, text]);
-  state.typingSentAt = 0;
+  // A reply names the message it answers (the spec's tag, and its draft name that clients use).
+  const reply = state.reply && fold(state.reply.target) === fold(target) && irc.has('message-tags')
+    ? { '+draft/reply': state.reply.id, '+reply': state.reply.id } : {};
+  irc.send('PRIVMSG', [target, text], reply);
+  cancelReply();
+  state.typing.sent(target);
   if (!irc.has('echo-message')) {
     const b = buffer(target);
     b.add({ id: null, time: Date.now(), nick: irc.nick, text, kind: 'privmsg' });
@@ -543,16 +779,7 @@ function send(target, text) {
 }
 
 function typing(value) {
-  const irc = state.irc;
-  if (!irc?.registered || !irc.has('message-tags') || !state.current || value.startsWith('/')) return;
-  const now = Date.now();
-  if (!value) {
-    if (state.typingSentAt) irc.send('TAGMSG', [state.current], { '+typing': 'done' });
-    state.typingSentAt = 0;
-  } else if (now - state.typingSentAt > TYPING_EVERY_MS) {
-    irc.send('TAGMSG', [state.current], { '+typing': 'active' });
-    state.typingSentAt = now;
-  }
+  if (state.irc?.registered && state.irc.has('message-tags') && state.current) state.typing.input(state.current, value);
 }
 
 // --- connecting ------------------------------------------------------------------------------
@@ -562,6 +789,7 @@ function connect(session) {
   $('auth').hidden = true;
   $('app').hidden = false;
   $('me').textContent = session.account;
+  renderNotifyButton();
   const url = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/irc`;
   const irc = new IrcConnection(url, { account: session.account, token: session.token });
   state.irc = irc;
@@ -581,7 +809,10 @@ function connect(session) {
       buffer(name);
       irc.send('JOIN', [name]);
     }
-    for (const b of state.buffers.values()) if (b.kind === 'query' && b.messages.length) loadLatest(b);
+    for (const b of state.buffers.values()) {
+      if (b.kind === 'query') askMarker(b);
+      if (b.kind === 'query' && b.messages.length) loadLatest(b);
+    }
     if (session.current && !state.current) state.current = session.current;
     if (state.away) irc.send('AWAY', ['away']);
     renderHeader();
@@ -657,6 +888,8 @@ $('part-button').addEventListener('click', () => { if (state.current) state.irc?
 $('list-button').addEventListener('click', () => state.irc?.send('LIST'));
 $('away-button').addEventListener('click', () => state.irc?.send('AWAY', state.away ? [] : ['away']));
 $('logout-button').addEventListener('click', logout);
+$('notify-button').addEventListener('click', askNotifications);
+$('reply-cancel').addEventListener('click', () => { cancelReply(); $('message').focus(); });
 $('older-button').addEventListener('click', () => { const b = state.current && buffer(state.current, false); if (b) loadOlder(b); });
 $('search-form').addEventListener('submit', (e) => {
   e.preventDefault();
@@ -665,6 +898,10 @@ $('search-form').addEventListener('submit', (e) => {
 $('search-more').addEventListener('click', () => { if (state.search?.next) search(state.search.query, state.search.next); });
 $('search-close').addEventListener('click', () => { closeSearch(); $('message').focus(); });
 $('search-results').addEventListener('keydown', (e) => { if (e.key === 'Escape') closeSearch(); });
+// Coming back to the window reads what it shows.
+const readCurrent = () => { const b = state.current && buffer(state.current, false); if (b) markRead(b); };
+window.addEventListener('focus', readCurrent);
+document.addEventListener('visibilitychange', readCurrent);
 $('log').addEventListener('scroll', (e) => {
   const b = state.current && buffer(state.current, false);
   if (b && e.target.scrollTop === 0 && b.messages.length && !b.complete) loadOlder(b);

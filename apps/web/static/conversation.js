@@ -25,7 +25,8 @@ export class Buffer {
     this.topic = '';
     this.typing = new Map(); // nick -> timer
     this.complete = false; // no older history left
-    this.unread = 0;
+    this.readAt = null; // draft/read-marker: server time (ms) read up to; null: never said
+    this.separatorAt = null; // the marker as it was when the conversation was opened
     this.joined = this.kind === 'query';
     this.loadingOlder = false;
     this.requests = []; // CHATHISTORY subcommands sent, answered in order (one batch each)
@@ -33,6 +34,34 @@ export class Buffer {
 
   get oldestId() { return this.messages.find((m) => m.id)?.id ?? null; }
   get newestId() { return [...this.messages].reverse().find((m) => m.id)?.id ?? null; }
+
+  /** Messages of others after the read marker (none said yet: every one held). `me` is
+   * {nick, account}: another device of the account has another nick, and its messages are
+   * ours too. */
+  unreadCount(me) {
+    return this.messages.filter((m) => this.isUnread(m, me, this.readAt)).length;
+  }
+
+  isUnread(m, me, after) {
+    const mine = fold(m.nick) === fold(me.nick) || (m.account && me.account && fold(m.account) === fold(me.account));
+    return m.kind !== 'info' && !m.deleted && !mine && (after === null || m.time > after);
+  }
+
+  /** The index of the first message to put below the "new messages" line, or -1. */
+  separatorIndex(me) {
+    if (this.separatorAt === null) return -1;
+    return this.messages.findIndex((m) => this.isUnread(m, me, this.separatorAt));
+  }
+
+  /** The server time of the newest message from the server (what a MARKREAD sets), or null. */
+  get newestTime() { return [...this.messages].reverse().find((m) => m.id)?.time ?? null; }
+
+  /** Move the marker forward only (the spec's markers never go back). True if it moved. */
+  markRead(time) {
+    if (time === null || (this.readAt !== null && time <= this.readAt)) return false;
+    this.readAt = time;
+    return true;
+  }
 
   /** Insert a message in order; false if it was already there (same msgid). */
   add(message) {

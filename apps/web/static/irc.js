@@ -81,7 +81,8 @@ function base64(text) {
 /** The capabilities the page uses when the server offers them. */
 export const WANTED_CAPS = ['sasl', 'message-tags', 'server-time', 'echo-message', 'batch',
   'draft/chathistory', 'chathistory', 'away-notify', 'account-tag', 'multi-prefix',
-  'draft/event-playback', 'labeled-response'];
+  'draft/event-playback', 'labeled-response', 'draft/read-marker',
+  'draft/message-redaction'];
 
 /**
  * An IRC session over WebSocket. Events (EventTarget): `status` {state, detail}, `registered`
