@@ -87,6 +87,9 @@ def test_ii_and_weechat_on_two_replicas_talk(replicas: Replicas, clients: list) 
     bob = WeechatClient("bob", replicas.ports[1], replicas.workdir / "weechat-bob").start()
     clients.append(bob)
     alice.join(CHANNEL)
+    # Her JOIN back means her replica follows the channel: a JOIN from the other replica in the
+    # instant before that can be missed (docs/ircd.md, "Joining while another replica joins").
+    wait_until(lambda: "alice" in alice.channel_log(CHANNEL), timeout=10)
     bob.join(CHANNEL)
     wait_until(lambda: "bob" in alice.channel_log(CHANNEL), timeout=10)  # alice saw bob join
 
