@@ -25,8 +25,6 @@ class LoopLagMonitor:
         self._interval = interval
         self._clock = clock
         self._task = Background("loop-lag")
-        #: The largest lag seen since the start, in seconds.
-        self.worst = 0.0
 
     async def start(self) -> None:
         if self._interval > 0:
@@ -43,6 +41,4 @@ class LoopLagMonitor:
 
     def observe(self, lag: float) -> None:
         """Record one wake-up `lag` seconds late (never negative: early is on time)."""
-        lag = max(lag, 0.0)
-        self.worst = max(self.worst, lag)
-        self._histogram.observe(lag)
+        self._histogram.observe(max(lag, 0.0))
