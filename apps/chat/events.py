@@ -78,6 +78,38 @@ class Kill:
 
 
 @dataclass(frozen=True, slots=True)
+class Sync:
+    """A user changed through one of its devices, for its devices on other replicas to follow
+    (docs/chat.md "One account, many devices"): its record now (`User.to_redis`'s fields), a
+    channel it joined or left (folded), and the line its devices are shown (NICK, JOIN...)."""
+
+    user: dict[str, str]
+    joined: str = ""
+    left: str = ""
+    line: Line | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"user": self.user}
+        if self.joined:
+            out["joined"] = self.joined
+        if self.left:
+            out["left"] = self.left
+        if self.line is not None:
+            out["line"] = self.line.to_dict()
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Any) -> Sync:
+        data = _object(data, "sync")
+        user = _object(data.get("user"), "user")
+        if not all(isinstance(value, str) for value in user.values()):
+            raise MalformedEvent("user: not an object of strings")
+        line = data.get("line")
+        return cls(user=dict(user), joined=_text(data, "joined"), left=_text(data, "left"),
+                   line=None if line is None else Line.from_dict(line))
+
+
+@dataclass(frozen=True, slots=True)
 class ChannelEvent:
     """A line for a channel's members on every replica (JOIN, PART, KICK, MODE, TOPIC, NICK,
     QUIT, AWAY, TAGMSG). `exclude`: a member who does not get it (it had it already);
@@ -108,12 +140,12 @@ class ChannelEvent:
 
 @dataclass(frozen=True, slots=True)
 class DirectEvent:
-    """Something for some clients of one replica, by connection id: a line (INVITE, a private
-    TAGMSG, STATUSMSG), a numeric (MONITOR) or a kill."""
+    """Something for some users' devices on one replica, by uid: a line (INVITE, a private
+    TAGMSG, STATUSMSG), a numeric (MONITOR), a kill, or a change of the user to follow."""
 
     origin: str
     to: tuple[str, ...]
-    payload: Line | Numeric | Kill
+    payload: Line | Numeric | Kill | Sync
 
     def to_json(self) -> str:
         out: dict[str, Any] = {"v": VERSION, "origin": self.origin, "to": list(self.to)}
@@ -122,6 +154,8 @@ class DirectEvent:
             out["line"] = payload.to_dict()
         elif isinstance(payload, Numeric):
             out["numeric"] = {"code": payload.code, "params": payload.params}
+        elif isinstance(payload, Sync):
+            out["sync"] = payload.to_dict()
         else:
             out["kill"] = {"reason": payload.reason}
         return _dumps(out)
@@ -129,7 +163,7 @@ class DirectEvent:
     @classmethod
     def from_json(cls, raw: bytes | str) -> DirectEvent:
         data = _load(raw)
-        payload: Line | Numeric | Kill
+        payload: Line | Numeric | Kill | Sync
         if "line" in data:
             payload = Line.from_dict(data["line"])
         elif "numeric" in data:
@@ -137,8 +171,10 @@ class DirectEvent:
             payload = Numeric(_text(numeric, "code", required=True), _texts(numeric, "params"))
         elif "kill" in data:
             payload = Kill(_text(_object(data["kill"], "kill"), "reason"))
+        elif "sync" in data:
+            payload = Sync.from_dict(data["sync"])
         else:
-            raise MalformedEvent("no line, numeric or kill")
+            raise MalformedEvent("no line, numeric, kill or sync")
         return cls(origin=_text(data, "origin"), to=tuple(_texts(data, "to")), payload=payload)
 
 

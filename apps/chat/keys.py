@@ -50,8 +50,14 @@ class ChatKeys:
         return f"{self.prefix}irc:nick:{{{nick}}}"
 
     def user(self, uid: str) -> str:
-        """A registered connection: hash of nick, user, host, real, account, away, modes, inst..."""
+        """A user (one connection, or an account's devices sharing it): hash of nick, user,
+        host, real, account, away, modes, inst..."""
         return f"{self.prefix}irc:user:{{{uid}}}"
+
+    def user_devices(self, uid: str) -> str:
+        """A user's devices (its connections, one account on several of them): connection id ->
+        the replica holding it."""
+        return f"{self.user(uid)}:devices"
 
     def user_channels(self, uid: str) -> str:
         """The channels a connection is in (folded names)."""
@@ -64,7 +70,7 @@ class ChatKeys:
     def network(self, name: str) -> str:
         """A network-wide set or counter, all in one slot (`{global}`) so that one script may
         read several: `users`, `invisible`, `opers`, `chans`, `unregistered`, `most`,
-        `instances`."""
+        `instances`, `detached` (always-on users with no device: uid -> since when)."""
         return f"{self.prefix}irc:{{global}}:{name}"
 
     def channel(self, channel: str) -> str:

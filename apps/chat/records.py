@@ -52,7 +52,8 @@ NAMES_FIELDS = ("nick", "user", "host", "modes")
 
 @dataclass(slots=True)
 class User:
-    """A registered connection, as every replica sees it (`irc:user:{<uid>}`)."""
+    """A user as every replica sees it (`irc:user:{<uid>}`): one registered connection, or the
+    devices of one account sharing a nick (docs/chat.md "One account, many devices")."""
 
     uid: str
     nick: str
@@ -62,9 +63,13 @@ class User:
     account: str = ""
     away: str = ""
     modes: str = ""  # user mode letters (apps/chat/modes.py USER_MODES)
-    instance: str = ""  # the replica holding the connection
+    instance: str = ""  # the replicas holding its devices, space-separated ("": none)
     signon: int = 0
     secure: bool = False
+    #: It stays (in its channels, its nick held) when its last device goes.
+    always_on: bool = False
+    #: When its last device went (an always-on user with none), in seconds; 0 while it has one.
+    detached: int = 0
 
     @property
     def prefix(self) -> str:
@@ -74,6 +79,11 @@ class User:
     @property
     def invisible(self) -> bool:
         return "i" in self.modes
+
+    @property
+    def instances(self) -> list[str]:
+        """The replicas holding its devices."""
+        return self.instance.split()
 
     @property
     def oper(self) -> bool:
@@ -86,7 +96,8 @@ class User:
         return cls(uid=get("uid", ""), nick=get("nick", ""), username=get("user", ""),
                    host=get("host", ""), realname=get("real", ""), account=get("account", ""),
                    away=get("away", ""), modes=get("modes", ""), instance=get("inst", ""),
-                   signon=_integer(get("signon", "0")), secure=bool(get("secure")))
+                   signon=_integer(get("signon", "0")), secure=bool(get("secure")),
+                   always_on=bool(get("always_on")), detached=_integer(get("detached", "0")))
 
     @classmethod
     def from_names_fields(cls, uid: str, values: Sequence[bytes | str | None]) -> User | None:
@@ -101,7 +112,8 @@ class User:
         return {"uid": self.uid, "nick": self.nick, "user": self.username, "host": self.host,
                 "real": self.realname, "account": self.account, "away": self.away,
                 "modes": self.modes, "inst": self.instance, "signon": str(self.signon),
-                "secure": "1" if self.secure else ""}
+                "secure": "1" if self.secure else "", "always_on": "1" if self.always_on else "",
+                "detached": str(self.detached) if self.detached else ""}
 
 
 #: The channel hash's fields of its topic.

@@ -70,6 +70,21 @@ class Accounts:
             return None
         return str(response.json().get("account", "")) or None
 
+    async def always_on(self, account: str, default: bool) -> bool:
+        """Whether `account`'s user stays when its last device goes: the account's choice
+        (`PATCH /api/users/me`), or `default` when it made none or the users service cannot
+        say."""
+        base = await self._base_url()
+        if base is None or self.http is None:
+            return default
+        try:
+            response = await self.http.get(f"{base}/internal/accounts/{account}", timeout=self._timeout)
+            chosen = response.json().get("always_on") if response.status_code == 200 else None
+        except (httpx.HTTPError, ValueError, AttributeError) as exc:
+            log.warning("users service unreachable for %s's always-on: %s", account, exc)
+            return default
+        return chosen if isinstance(chosen, bool) else default
+
     async def verify(self, account: str, password: str, address: str) -> str | None:
         """The account's name if the users service takes `password` for `account`, else None.
 

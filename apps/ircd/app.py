@@ -65,7 +65,7 @@ def create_app(settings: IrcdSettings | None = None, redis: Redis | None = None)
 
     app.metrics.expose_counts("canaduck_irc", "IRC gateway events by kind", lambda: server.counts)
     Gauge("canaduck_irc_connections", "Clients connected to this replica", registry=app.metrics.registry,
-          ).set_function(lambda: len(server.clients))
+          ).set_function(lambda: server.roster.registered)
     Gauge("canaduck_irc_messages_per_second", "Lines delivered to clients per second (last second)",
           registry=app.metrics.registry).set_function(lambda: rates.messages_per_second)
     app.register_blueprint(routes)
@@ -103,7 +103,7 @@ def _server() -> IrcServer:
 async def stats() -> Response:
     """This replica's clients, channels with local members, and counters."""
     server = _server()
-    return jsonify({"instance": server.instance, "connections": len(server.clients),
+    return jsonify({"instance": server.instance, "connections": server.roster.registered,
                     "local_channels": len(server.roster.local), "ports": server.ports,
                     "counts": dict(server.counts)})
 

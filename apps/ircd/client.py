@@ -58,7 +58,9 @@ class Client:
     def __init__(self, transport: Transport, uid: str, *, server_name: str, flusher: Flusher,
                  send_queue_bytes: int, now: float) -> None:
         self.transport = transport
-        self.uid = uid
+        #: Its user's id (its own, or, a device of an account's user, that user's: docs/chat.md
+        #: "One account, many devices"), and its own, never shared.
+        self.uid = self.device = uid
         self.server_name = server_name
         self._flusher = flusher
         self._send_queue_bytes = send_queue_bytes
@@ -68,6 +70,14 @@ class Client:
         self.realname = ""
         self.host = transport.peer_ip
         self.account = ""
+        self.always_on = False  # its user stays when its last device goes (the account's choice)
+        #: Before registration: the user of its account holding the nick it asked for, which
+        #: it becomes a device of when it registers logged in to that account.
+        self.attach_to = ""
+        #: A device back to an always-on user that had none: since when (unix ms).
+        self.missed_since_ms = 0
+        #: Killed (KILL): its user leaves with it, always-on or not, devices or not.
+        self.killed = False
         self.away = ""
         self.modes = ""  # user mode letters, in the table's order (apps/chat/modes.py)
         self.caps: set[str] = set()
@@ -109,7 +119,8 @@ class Client:
         """What other replicas know of this client: its record in Redis."""
         return User(uid=self.uid, nick=self.nick, username=self.username, host=self.host,
                     realname=self.realname, account=self.account, away=self.away, modes=self.modes,
-                    instance=instance, signon=int(self.signon), secure=self.transport.secure)
+                    instance=instance, signon=int(self.signon), secure=self.transport.secure,
+                    always_on=self.always_on)
 
     # -- output --------------------------------------------------------------------------------
     def send(self, line: str) -> None:

@@ -40,7 +40,8 @@ class Delivery:
         self._seen: OrderedDict[str, set[str]] = OrderedDict()
 
     def seen(self, line: Line) -> set[str]:
-        """The uids of the local clients that got this line already (none without an id)."""
+        """The connections (`Client.device`) here that got this line already (none without an
+        id)."""
         if not line.id:
             return set()
         seen = self._seen.get(line.id)
@@ -51,15 +52,16 @@ class Delivery:
         return seen
 
     def local(self, cfs: Iterable[str], line: Line, *, exclude: str = "") -> None:
-        """Deliver to the local members of channels `cfs`, once per client, but `exclude`."""
+        """Deliver to the local members of channels `cfs`, once per connection, but connection
+        `exclude` (the other devices of its user get it: it is what they said)."""
         seen = self.seen(line)
         rendered: Rendered = {}
         delivered = 0
         for cf in cfs:
             for client in list(self._roster.local.get(cf, ())):
-                if client.uid == exclude or client.uid in seen:
+                if client.device == exclude or client.device in seen:
                     continue
-                seen.add(client.uid)
+                seen.add(client.device)
                 deliver(client, line, rendered)
                 delivered += 1
         self._counts["messages"] += delivered
@@ -67,7 +69,8 @@ class Delivery:
     async def to_channels(self, cfs: Iterable[str], line: Line, *, exclude: str = "",
                           leaves: str = "") -> None:
         """Deliver to the members of channels `cfs` here now, and publish for the other
-        replicas. `leaves`: the uid that is out of the channel with this line (KICK)."""
+        replicas. `exclude`: a connection that does not get it; `leaves`: the uid that is out
+        of the channel with this line (PART, KICK: its devices here leave it too)."""
         cfs = list(cfs)
         if len(cfs) > 1 and not line.id:
             line = replace(line, id=self._new_id())
@@ -80,19 +83,23 @@ class Delivery:
 
     async def to_everyone(self, line: Line) -> None:
         """Deliver to every client of every replica (WALLOPS)."""
-        for client in list(self._roster.clients.values()):
-            deliver(client, line)
+        for devices in list(self._roster.users.values()):
+            for client in devices:
+                deliver(client, line)
         await publish(self._redis, self._keys.broadcast, BroadcastEvent(self.instance, line).to_json())
 
-    async def to_uids(self, targets: Mapping[str, str], payload: Line | Numeric | Kill) -> None:
-        """Deliver to users by uid; `targets` maps each uid to the replica holding it."""
+    async def to_uids(self, targets: Mapping[str, str], payload: Line | Numeric | Kill, *,
+                      exclude: str = "") -> None:
+        """Deliver to users by uid, to each of their devices but connection `exclude`;
+        `targets` maps each uid to the replicas holding its devices (`User.instance`)."""
         remote: dict[str, list[str]] = {}
-        for uid, instance in targets.items():
-            client = self._roster.clients.get(uid)
-            if client is not None:
-                self.receive(client, payload)
-            elif instance and instance != self.instance:
-                remote.setdefault(instance, []).append(uid)
+        for uid, instances in targets.items():
+            for client in self._roster.devices(uid):
+                if client.device != exclude:
+                    self.receive(client, payload)
+            for instance in instances.split():
+                if instance != self.instance:
+                    remote.setdefault(instance, []).append(uid)
         for instance, uids in remote.items():
             event = DirectEvent(self.instance, tuple(uids), payload)
             await publish(self._redis, self._keys.replica_events(instance), event.to_json())
@@ -100,15 +107,16 @@ class Delivery:
     def receive(self, client: Client, payload: Line | Numeric | Kill) -> None:
         """What `to_uids` sent a local client: a line (once per id), a numeric, or a kill."""
         if isinstance(payload, Kill):
+            client.killed = True
             client.close_link(payload.reason)
             return
         if isinstance(payload, Numeric):
             client.reply(payload.code, *payload.params)
         else:
             seen = self.seen(payload)  # also sent through a channel (extended-monitor): once
-            if client.uid in seen:
+            if client.device in seen:
                 return
             if payload.id:
-                seen.add(client.uid)
+                seen.add(client.device)
             deliver(client, payload)
         self._counts["messages"] += 1

@@ -89,10 +89,12 @@ class ErroneousNickname(ChatError):
 
 @dataclass(eq=False)
 class NicknameInUse(ChatError):
-    """Held by another client, or `reserved` by an account the client is not logged in to."""
+    """Held by another client, or `reserved` by an account the client is not logged in to, or
+    held by its own account's user, which has as many devices as it may (`crowded`)."""
 
     nick: str
     reserved: bool = False
+    crowded: bool = False
 
 
 @dataclass(eq=False)

@@ -41,9 +41,11 @@ def reply_to(client: Client, error: e.ChatError) -> None:
             client.reply(n.ERR_NONICKNAMEGIVEN, "No nickname given")
         case e.ErroneousNickname(nick):
             client.reply(n.ERR_ERRONEUSNICKNAME, nick, "Erroneous nickname")
-        case e.NicknameInUse(nick, reserved):
-            client.reply(n.ERR_NICKNAMEINUSE, nick, "Nickname is reserved by an account: log in with SASL"
-                         if reserved else "Nickname is already in use")
+        case e.NicknameInUse(nick, reserved, crowded):
+            client.reply(n.ERR_NICKNAMEINUSE, nick,
+                         "Your account is connected from too many devices" if crowded
+                         else "Nickname is reserved by an account: log in with SASL" if reserved
+                         else "Nickname is already in use")
         case e.NotRegistered():
             client.reply(n.ERR_NOTREGISTERED, "You have not registered")
         case e.AlreadyRegistered():

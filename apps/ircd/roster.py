@@ -38,12 +38,36 @@ class Roster:
         self._chatlog = chatlog
         #: every open connection, registered or not
         self.connections: set[Client] = set()
-        #: registered clients by uid
-        self.clients: dict[str, Client] = {}
+        #: registered clients by uid: a user's devices on this replica (most users have one)
+        self.users: dict[str, list[Client]] = {}
         #: channel (casefolded) -> the local clients in it
         self.local: dict[str, set[Client]] = {}
         #: live channel -> what it feeds
         self.live: dict[str, LiveFeed] = {}
+
+    def devices(self, uid: str) -> list[Client]:
+        """User `uid`'s devices on this replica (none if it has none here)."""
+        return self.users.get(uid, [])
+
+    @property
+    def registered(self) -> int:
+        """The registered connections on this replica."""
+        return sum(len(devices) for devices in self.users.values())
+
+    def add(self, client: Client) -> None:
+        """A registered connection: one more device of its user here."""
+        devices = self.users.setdefault(client.uid, [])
+        if client not in devices:
+            devices.append(client)
+
+    def remove(self, client: Client) -> list[Client]:
+        """A connection is gone: its user's devices left here."""
+        devices = self.users.get(client.uid, [])
+        if client in devices:
+            devices.remove(client)
+        if not devices:
+            self.users.pop(client.uid, None)
+        return devices
 
     async def joined(self, client: Client, cf: str) -> None:
         """`client` is in channel `cf`: its first local member subscribes the replica to it."""
@@ -83,8 +107,25 @@ class Roster:
         if not taken_over:
             await self._bus.follow(live)
 
+    async def rename(self, uid: str, old: str, new: str) -> None:
+        """User `uid`'s devices here changed nick: hear `new`'s private messages, not `old`'s."""
+        if self._chatlog.nick_live(old) == self._chatlog.nick_live(new):
+            return
+        live = self._chatlog.nick_live(old)
+        if self.live.get(live) == LiveFeed(Feed.NICK, uid):
+            del self.live[live]
+            await self._bus.unfollow(live)
+        live = self._chatlog.nick_live(new)
+        taken_over = live in self.live
+        self.live[live] = LiveFeed(Feed.NICK, uid)
+        if not taken_over:
+            await self._bus.follow(live)
+
     async def unfollow_nick(self, client: Client, nick: str) -> None:
-        """Stop hearing `nick`'s private messages, unless another client holds it here now."""
+        """Stop hearing `nick`'s private messages, unless another client holds it here now
+        (another user, or another device of the same user)."""
+        if any(device is not client for device in self.devices(client.uid)):
+            return
         live = self._chatlog.nick_live(nick)
         if self.live.get(live) == LiveFeed(Feed.NICK, client.uid):
             del self.live[live]

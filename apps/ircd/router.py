@@ -8,15 +8,21 @@ a replica skips what it published itself, having delivered it already.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections import Counter
+from collections.abc import Awaitable, Callable
 
 from apps.chat.conversations import ChatMessage, MalformedChatMessage
-from apps.chat.events import BroadcastEvent, ChannelEvent, DirectEvent, MalformedEvent
+from apps.chat.events import BroadcastEvent, ChannelEvent, DirectEvent, MalformedEvent, Sync
 from apps.chat.keys import ChatKeys
 from apps.ircd.delivery import Delivery
 from apps.ircd.lines import record_line
 from apps.ircd.render import deliver
 from apps.ircd.roster import Feed, Roster
+from apps.kit.tasks import Background
+
+log = logging.getLogger("canaduck.ircd.router")
 
 
 class Router:
@@ -30,6 +36,30 @@ class Router:
         self._roster = roster
         self._delivery = delivery
         self._counts = counts
+        #: What follows a user's change for its devices here (apps/ircd/operations/devices.py):
+        #: set once the replica's context exists.
+        self.on_sync: Callable[[str, Sync], Awaitable[None]] | None = None
+        # Following a change may subscribe the replica to a channel, which waits for Redis to
+        # confirm it: the bus's reader, which runs this handler, must not wait for what it
+        # reads. So the changes queue for a task of their own, taken in their order.
+        self._syncs: asyncio.Queue[tuple[str, Sync]] = asyncio.Queue()
+        self._sync_task = Background("ircd-device-sync")
+
+    def start(self) -> None:
+        self._sync_task.start(self._follow_syncs())
+
+    async def stop(self) -> None:
+        await self._sync_task.stop()
+
+    async def _follow_syncs(self) -> None:
+        while True:
+            uid, change = await self._syncs.get()
+            if self.on_sync is None:
+                continue
+            try:
+                await self.on_sync(uid, change)
+            except Exception:  # one device's trouble must not stop the others' changes
+                log.exception("device sync for %s failed", uid)
 
     async def __call__(self, channel: str, data: bytes) -> None:
         try:
@@ -52,26 +82,29 @@ class Router:
         if feed.kind is Feed.CHANNEL:
             self._delivery.local([feed.name], line)
             return
-        client = self._roster.clients.get(feed.name)
-        if client is not None:
+        for client in self._roster.devices(feed.name):
             deliver(client, line)
             self._counts["messages"] += 1
 
     def _on_direct(self, event: DirectEvent) -> None:
+        payload = event.payload
         for uid in event.to:
-            client = self._roster.clients.get(uid)
-            if client is not None:
-                self._delivery.receive(client, event.payload)
+            if isinstance(payload, Sync):
+                self._syncs.put_nowait((uid, payload))
+                continue
+            for client in self._roster.devices(uid):
+                self._delivery.receive(client, payload)
 
     def _on_broadcast(self, event: BroadcastEvent) -> None:
         if event.origin != self._instance:
-            for client in list(self._roster.clients.values()):
-                deliver(client, event.line)
+            for devices in list(self._roster.users.values()):
+                for client in devices:
+                    deliver(client, event.line)
 
     async def _on_channel_event(self, event: ChannelEvent) -> None:
         if event.origin == self._instance:
             return
         self._delivery.local([event.channel], event.line, exclude=event.exclude)
-        gone = self._roster.clients.get(event.leaves) if event.leaves else None
-        if gone is not None:
-            await self._roster.left(gone, event.channel)
+        if event.leaves:
+            for gone in list(self._roster.devices(event.leaves)):
+                await self._roster.left(gone, event.channel)

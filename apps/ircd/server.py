@@ -29,6 +29,7 @@ from apps.ircd.keepalive import Keepalive
 from apps.ircd.lines import server_time
 from apps.ircd.listeners import Listeners
 from apps.ircd.names import MemberReads
+from apps.ircd.operations import devices
 from apps.ircd.operations.leave import disconnect
 from apps.ircd.roster import Roster
 from apps.ircd.router import Router
@@ -59,6 +60,7 @@ class IrcServer:
                            clock=clock, new_id=new_id, counts=self.counts, accounts=self.accounts,
                            created=server_time(clock()),
                            names=MemberReads(self.store, settings.names_at_once))
+        self._router.on_sync = partial(devices.on_sync, self.ctx)
         flood = FloodControl(settings, RateLimiter(redis), keys, self.counts)
         dispatcher = Dispatcher(self.ctx, flood, COMMANDS)
         self.listeners = Listeners(self.ctx, dispatcher, partial(disconnect, self.ctx))
@@ -67,6 +69,7 @@ class IrcServer:
     async def start(self) -> None:
         """Subscribe to this replica's channels, then open the IRC listeners."""
         keys = self.settings.chat_keys
+        self._router.start()
         await self.bus.start(keys.replica_events(self.settings.instance_id), keys.broadcast)
         await self.accounts.refresh()
         await self.listeners.start()
@@ -77,6 +80,7 @@ class IrcServer:
         await self._keepalive.stop()
         await self.listeners.stop()
         await self.bus.stop()
+        await self._router.stop()
 
     async def serve(self, transport: Transport) -> None:
         """Run one connection to its end (the WebSocket route hands its connections here)."""
@@ -92,9 +96,9 @@ class IrcServer:
         return self.settings.instance_id
 
     @property
-    def clients(self) -> dict[str, Client]:
-        """This replica's registered clients, by uid."""
-        return self.roster.clients
+    def clients(self) -> dict[str, list[Client]]:
+        """This replica's registered clients: each user's devices here, by uid."""
+        return self.roster.users
 
     @property
     def ports(self) -> dict[str, int]:

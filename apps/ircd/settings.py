@@ -75,6 +75,21 @@ class IrcdSettings(ChatSettings):
     #: process keeps the memory its peak took: fewer, less memory when many large channels are
     #: joined at once, and their joins answered more slowly.
     names_at_once: int = Field(default=8, ge=1)
+    #: One account, many devices (docs/chat.md): a connection logged in to an account that
+    #: asks for the nick its account's user holds becomes one more device of that user.
+    multi_device: bool = True
+    #: The most devices one user may have at once (0: no limit); past it, 433.
+    device_limit: int = Field(default=10, ge=0)
+    #: Always-on, for accounts that have not chosen: the user stays (in its channels, its nick
+    #: held, away) when its last device goes, until a device comes back or it expires.
+    always_on: bool = True
+    #: Seconds an always-on user with no device is kept (0: for ever); then it quits.
+    always_on_expire: float = Field(default=30 * 86400.0, ge=0)
+    #: The away message of an always-on user with no device (when it had none of its own).
+    always_on_away: str = Field(default="Disconnected", min_length=1, max_length=200)
+    #: Messages of each channel replayed to a device that comes back without draft/chathistory
+    #: (those after its account's read marker, or after it left): at most this many; 0: none.
+    replay_limit: int = Field(default=100, ge=0, le=1000)
     #: Seconds between two looks for dead replicas whose users must be cleaned up.
     sweep_interval: float = Field(default=5.0, gt=0)
     #: Redis connections of one replica; more concurrent commands wait for a free one.

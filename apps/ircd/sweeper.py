@@ -18,6 +18,7 @@ from redis.exceptions import RedisError
 
 from apps.chat.records import User
 from apps.ircd.context import Context
+from apps.ircd.operations.devices import keep
 from apps.ircd.operations.leave import leave
 from apps.kit.tasks import Background
 
@@ -27,19 +28,39 @@ SPLIT = "*.net *.split"
 
 
 async def sweep_instance(ctx: Context, instance: str) -> int:
-    """Every user registered through `instance` leaves, as any user does
-    (apps/ircd/operations/leave.py); how many there were."""
+    """Every device `instance` held is gone: a user left with none leaves, as any user does
+    (apps/ircd/operations/leave.py), unless it is always-on (it stays, away); a user with
+    devices on other replicas stays as it is. How many users it held."""
     swept = 0
     for uid in await ctx.store.replica_uids(instance):
         user = await ctx.store.user(uid)
         if user is None:  # half gone already: only its indexes are left
             await ctx.store.delete_user(User(uid, "", instance=instance))
-        else:
-            await leave(ctx, user, SPLIT)
+        elif await ctx.store.detach(uid, instance) == 0:
+            if user.always_on:
+                await keep(ctx, user)
+            else:
+                await leave(ctx, user, SPLIT)
         swept += 1
     if swept:
         log.info("swept %d users of replica %s", swept, instance)
     return swept
+
+
+async def expire(ctx: Context) -> int:
+    """Always-on users without a device for longer than ALWAYS_ON_EXPIRE quit; how many."""
+    ttl = ctx.settings.always_on_expire
+    if not ttl:
+        return 0
+    gone = 0
+    for uid in await ctx.store.detached_since(ctx.clock() - ttl):
+        user = await ctx.store.user(uid)
+        if user is not None and not await ctx.store.devices(uid):
+            await leave(ctx, user, "Timed out (always-on, no device)")
+            gone += 1
+        elif user is None:
+            await ctx.store.delete_user(User(uid, ""))
+    return gone
 
 
 class Sweeper:
@@ -72,6 +93,7 @@ class Sweeper:
         for instance in ripe:
             await sweep_instance(ctx, instance)
             await ctx.store.remove_instance(instance)
+        await expire(ctx)
         return ripe
 
     async def _loop(self) -> None:

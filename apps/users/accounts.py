@@ -31,6 +31,9 @@ from apps.chat.keys import ChatKeys
 class Account:
     name: str
     created: int
+    #: Always-on (the chat keeps its user when its last device goes): the account's choice,
+    #: None until it makes one (the ircd's ALWAYS_ON decides then).
+    always_on: bool | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,10 +67,16 @@ class AccountStore:
 
     async def get(self, name: str) -> Account | None:
         """The account of `name` (any case), None if there is none."""
-        stored, created = await self._redis.hmget(self._key(name), ["name", "created"])  # type: ignore[misc]
+        stored, created, always_on = await self._redis.hmget(  # type: ignore[misc]
+            self._key(name), ["name", "created", "always_on"])
         if stored is None:
             return None
-        return Account(_text(stored), int(_text(created or "0")))
+        return Account(_text(stored), int(_text(created or "0")),
+                       None if always_on is None else _text(always_on) == "1")
+
+    async def set_always_on(self, name: str, always_on: bool) -> None:
+        """The account's choice of always-on (an existing account's)."""
+        await self._redis.hset(self._key(name), "always_on", "1" if always_on else "0")
 
     async def exists(self, name: str) -> bool:
         return await self.get(name) is not None

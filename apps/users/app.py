@@ -10,9 +10,9 @@ nick is reserved for the account: names compare folded with the chat's casemappi
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 from quart import Blueprint, Response, jsonify, request
 from quart_schema import validate_request
 from redis.asyncio import Redis
@@ -71,10 +71,20 @@ class PasswordChange(BaseModel):
 
 
 class AccountOut(BaseModel):
-    """An account as the routes show it: its name as registered, and when (unix seconds)."""
+    """An account as the routes show it: its name as registered, when (unix seconds), and its
+    choice of always-on in the chat (null: none made, the chat's default applies)."""
 
     account: str
     created: int
+    always_on: bool | None = None
+
+
+class AccountChange(BaseModel):
+    """What an account may change of itself (the password has its own route)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    always_on: StrictBool
 
 
 class SessionOut(BaseModel):
@@ -242,7 +252,7 @@ def _session_json(session: Session) -> Response:
 
 
 def _account_json(account: Account) -> dict[str, object]:
-    return {"account": account.name, "created": account.created}
+    return {"account": account.name, "created": account.created, "always_on": account.always_on}
 
 
 def _bearer_token() -> str | None:
@@ -325,6 +335,19 @@ async def me() -> Response:
     if account is None:
         return _unauthorized()
     return jsonify(_account_json(account))
+
+
+@public.patch("/me")
+@validate_request(AccountChange)
+@documented(ok=AccountOut, errors=[400, 401])
+async def change_me(data: AccountChange) -> Response:
+    """Change the bearer token's account: `{"always_on": true|false}` (the chat keeps its user
+    when its last device goes, from its next connection on); 200 the account; 401."""
+    account = await _session_account()
+    if account is None:
+        return _unauthorized()
+    await _store().set_always_on(account.name, data.always_on)
+    return jsonify(_account_json(replace(account, always_on=data.always_on)))
 
 
 @public.post("/password")

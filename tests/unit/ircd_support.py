@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import itertools
+import json
 from collections.abc import AsyncIterator, Callable
 
 import fakeredis
+import httpx
 
 from apps.ircd.server import IrcServer
 from apps.ircd.settings import IrcdSettings
@@ -60,6 +63,14 @@ class LineClient:
                 break
         return lines
 
+    async def sync_closed(self, timeout: float = 3.0) -> list[str]:
+        """Every line received until the server closes the connection (it does once it has
+        freed the connection's state)."""
+        lines = []
+        while raw := await asyncio.wait_for(self.reader.readline(), timeout):
+            lines.append(raw.decode("utf-8", "replace").rstrip("\r\n"))
+        return lines
+
     async def register(self, nick: str, *, caps: str = "") -> list[str]:
         if caps:
             await self.send("CAP LS 302", f"CAP REQ :{caps}")
@@ -105,3 +116,28 @@ async def running_gateway(server: fakeredis.FakeServer | None = None, *, instanc
 async def connect(gateway: IrcServer, port_name: str = "irc") -> LineClient:
     reader, writer = await asyncio.open_connection("127.0.0.1", gateway.ports[port_name])
     return LineClient(reader, writer)
+
+
+def users_service(accounts: dict[str, str], always_on: dict[str, bool] | None = None) -> httpx.AsyncClient:
+    """The users service's internal routes the gateway calls (SASL's check, an account's
+    lookup, with its always-on choice from `always_on` when it made one), answered from
+    `accounts` (name -> password)."""
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/internal/verify":
+            body = json.loads(request.content)
+            name = next((a for a in accounts if a.lower() == body["account"].lower()), None)
+            if name and accounts[name] == body["password"]:
+                return httpx.Response(200, json={"account": name})
+            return httpx.Response(401, json={"error": "invalid credentials"})
+        name = request.url.path.rsplit("/", 1)[1].lower()
+        owner = next((a for a in accounts if a.lower() == name), None)
+        if owner is None:
+            return httpx.Response(404, json={})
+        return httpx.Response(200, json={"account": owner, "always_on": (always_on or {}).get(owner)})
+
+    return httpx.AsyncClient(transport=httpx.MockTransport(answer))
+
+
+def plain(account: str, password: str) -> str:
+    return base64.b64encode(f"{account}\0{account}\0{password}".encode()).decode()

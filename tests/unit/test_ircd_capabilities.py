@@ -17,8 +17,7 @@ from redis.exceptions import RedisError
 from apps.ircd.capabilities import Offer, offered
 from apps.ircd.server import IrcServer
 from apps.ircd.settings import IrcdSettings
-from tests.unit.ircd_support import LineClient, commands, connect, running_gateway
-from tests.unit.test_ircd_commands import plain, users_service
+from tests.unit.ircd_support import LineClient, commands, connect, plain, running_gateway, users_service
 
 #: Accounts whose names no test takes as a nick (an account's name is reserved for it).
 ACCOUNTS = {"Bob": "sesame"}

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
-import base64
-import json
 from collections.abc import AsyncIterator
 
 import fakeredis
-import httpx
 import pytest
 
 from apps.ircd.lines import server_time
 from apps.ircd.server import IrcServer
-from tests.unit.ircd_support import Clock, LineClient, commands, connect, running_gateway
+from tests.unit.ircd_support import (
+    Clock,
+    LineClient,
+    commands,
+    connect,
+    plain,
+    running_gateway,
+    users_service,
+)
 
 
 @pytest.fixture
@@ -367,27 +372,6 @@ async def test_state_is_freed_when_clients_leave(gateway: IrcServer):
     assert gateway.roster.local == {}
 
 
-def users_service(accounts: dict[str, str]) -> httpx.AsyncClient:
-    """The users service's two internal routes the gateway calls, answered from `accounts`."""
-
-    def answer(request: httpx.Request) -> httpx.Response:
-        if request.url.path == "/internal/verify":
-            body = json.loads(request.content)
-            name = next((a for a in accounts if a.lower() == body["account"].lower()), None)
-            if name and accounts[name] == body["password"]:
-                return httpx.Response(200, json={"account": name})
-            return httpx.Response(401, json={"error": "invalid credentials"})
-        name = request.url.path.rsplit("/", 1)[1].lower()
-        owner = next((a for a in accounts if a.lower() == name), None)
-        return httpx.Response(200, json={"account": owner}) if owner else httpx.Response(404, json={})
-
-    return httpx.AsyncClient(transport=httpx.MockTransport(answer))
-
-
-def plain(account: str, password: str) -> str:
-    return base64.b64encode(f"{account}\0{account}\0{password}".encode()).decode()
-
-
 async def test_sasl_plain_logs_in_and_reserves_the_accounts_nick():
     async with running_gateway(users_url="http://users") as gateway:
         gateway.accounts.http = users_service({"Alice": "sesame"})
@@ -484,7 +468,8 @@ async def test_a_swept_user_leaves_as_any_user_does_watchers_and_account_include
         await watcher.register("watcher")
         await watcher.send("MONITOR + victim")
         assert commands(await watcher.sync()) == ["731"]
-        async with running_gateway(shared, instance="doomed", users_url="http://users") as doomed:
+        async with running_gateway(shared, instance="doomed", users_url="http://users",
+                                   always_on=False) as doomed:
             doomed.accounts.http = users_service({"Victim": "sesame"})
             victim = await connect(doomed)
             await victim.send("CAP REQ :sasl", "AUTHENTICATE PLAIN",

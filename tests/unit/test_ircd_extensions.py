@@ -9,8 +9,15 @@ import fakeredis
 import pytest
 
 from apps.ircd.server import IrcServer
-from tests.unit.ircd_support import Clock, LineClient, commands, connect, running_gateway
-from tests.unit.test_ircd_commands import plain, users_service
+from tests.unit.ircd_support import (
+    Clock,
+    LineClient,
+    commands,
+    connect,
+    plain,
+    running_gateway,
+    users_service,
+)
 
 
 @pytest.fixture

@@ -92,7 +92,7 @@ async def test_a_flooder_that_resets_is_gone_at_once_with_its_backlog():
         assert len(relayed) <= allowed, f"{len(relayed)} lines of a gone client were relayed"
         assert gateway.counts["dropped"] >= 1
         # Its nick and its address's connection slot are free again.
-        await wait_for(lambda: "flooder" not in {c.nick for c in gateway.clients.values()})
+        await wait_for(lambda: "flooder" not in {c.nick for cs in gateway.clients.values() for c in cs})
         assert await gateway.store.uid_of("flooder") is None
         newcomer = await connect(gateway)
         assert "001" in commands(await newcomer.register("flooder"))

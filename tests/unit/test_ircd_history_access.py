@@ -12,8 +12,7 @@ from __future__ import annotations
 import pytest
 
 from apps.ircd.server import IrcServer
-from tests.unit.ircd_support import LineClient, commands, connect, running_gateway
-from tests.unit.test_ircd_commands import plain, users_service
+from tests.unit.ircd_support import LineClient, commands, connect, plain, running_gateway, users_service
 
 CAPS = "batch server-time message-tags draft/chathistory"
 EVER = "timestamp=2000-01-01T00:00:00.000Z timestamp=2100-01-01T00:00:00.000Z"

@@ -15,8 +15,7 @@ from apps.ircd.server import IrcServer
 from apps.kit.directory import Directory, Entry
 from apps.users.app import create_app
 from apps.users.settings import UsersSettings
-from tests.unit.ircd_support import commands, connect, running_gateway
-from tests.unit.test_ircd_commands import plain, users_service
+from tests.unit.ircd_support import commands, connect, plain, running_gateway, users_service
 
 FAST = {"argon2_time_cost": 1, "argon2_memory_kib": 64, "argon2_parallelism": 1}
 

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 from apps.chat import numerics as n
-from apps.chat.records import Channel
 from apps.ircd.client import Client
 from apps.ircd.context import Context
 from apps.ircd.errors import NeedMoreParams, TooManyTargets
 from apps.ircd.failures import answered
+from apps.ircd.joinburst import after_join, names_reply, topic_reply
 from apps.ircd.operations import channels
-from apps.ircd.operations.markers import CAP as CAP_READ_MARKER
-from apps.ircd.operations.markers import read_marker, send_marker
-from apps.ircd.operations.queries import ListFilter, channel_named, channels_listed, visible_members
-from apps.ircd.protocol import KICK_LENGTH, MAX_LINE, Message
+from apps.ircd.operations.queries import ListFilter, channel_named, channels_listed
+from apps.ircd.protocol import KICK_LENGTH, Message
 from apps.ircd.registry import command
 
 
@@ -26,45 +24,7 @@ async def join(ctx: Context, client: Client, message: Message) -> None:
         with answered(client):
             joined = await channels.join(ctx, client, name, keys[i] if i < len(keys) else "")
             if joined is not None:
-                if joined.channel.topic:
-                    topic_reply(ctx, client, joined.display, joined.channel, by_default=ctx.name)
-                if CAP_READ_MARKER in client.caps:  # "MUST be sent before the RPL_ENDOFNAMES"
-                    send_marker(ctx, client, joined.display, await read_marker(ctx, client, joined.display))
-                if "no-implicit-names" not in client.caps:
-                    await names_reply(ctx, client, joined.cf, joined.display, joined.channel)
-
-
-def topic_reply(ctx: Context, client: Client, display: str, channel: Channel, *,
-                by_default: str = "") -> None:
-    client.reply(n.RPL_TOPIC, display, channel.topic)
-    client.reply(n.RPL_TOPICWHOTIME, display, channel.topic_by or by_default, str(channel.topic_at))
-
-
-async def names_reply(ctx: Context, client: Client, cf: str, display: str, channel: Channel, *,
-                      end: bool = True) -> None:
-    """353 lines (as many as 512 bytes need) and, unless `end` is False, 366 for one channel.
-    The members come from a read shared with the other NAMES of the channel waiting for one
-    (apps/ircd/names.py, docs/ircd.md "NAMES")."""
-    members = await visible_members(ctx, client, cf, channel)
-    if members is not None:
-        every, hostmasks = "multi-prefix" in client.caps, "userhost-in-names" in client.caps
-        symbol = "@" if channel.hidden else "="
-        room = MAX_LINE - len(f":{ctx.name} 353 {client.nick} {symbol} {display} :") - 2
-        line: list[str] = []
-        size = 0  # bytes of " ".join(line)
-        for member in members:
-            user = member.user
-            entry = member.status.symbols(every) + (user.prefix if hostmasks else user.nick)
-            grown = size + len(entry.encode()) + (1 if line else 0)
-            if line and grown > room:
-                client.reply(n.RPL_NAMREPLY, symbol, display, " ".join(line))
-                line, grown = [], len(entry.encode())
-            line.append(entry)
-            size = grown
-        if line:
-            client.reply(n.RPL_NAMREPLY, symbol, display, " ".join(line))
-    if end:
-        client.reply(n.RPL_ENDOFNAMES, display, "End of /NAMES list")
+                await after_join(ctx, client, joined.cf, joined.display, joined.channel)
 
 
 @command("NAMES")

@@ -8,6 +8,7 @@ from apps.ircd.client import Client
 from apps.ircd.context import Context
 from apps.ircd.errors import AlreadyRegistered, NeedMoreParams, NoOrigin
 from apps.ircd.isupport import VERSION, myinfo, tokens
+from apps.ircd.operations.devices import welcome_back
 from apps.ircd.operations.identity import NickChange, change_nick
 from apps.ircd.operations.queries import network_counts
 from apps.ircd.operations.registration import register
@@ -48,6 +49,8 @@ async def finish_registration(ctx: Context, client: Client) -> None:
         welcome(ctx, client)
         await lusers(ctx, client)
         motd(ctx, client)
+        if client.uid != client.device:  # a device of a user that was there: its channels
+            await welcome_back(ctx, client)
 
 
 def welcome(ctx: Context, client: Client) -> None:

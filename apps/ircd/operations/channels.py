@@ -19,6 +19,7 @@ from apps.ircd.errors import (
     UserOnChannel,
 )
 from apps.ircd.lines import away_line, client_line
+from apps.ircd.operations import devices
 from apps.ircd.operations.lookup import (
     ChannelView,
     channel_view,
@@ -57,8 +58,9 @@ async def join(ctx: Context, client: Client, name: str, key: str) -> ChannelView
     extended = client_line(client, "JOIN", [display, client.account or "*", client.realname], now,
                            needs=("extended-join",), alt=plain)
     await ctx.delivery.to_channels([cf], extended)
+    await devices.sync(ctx, client, extended, joined=cf)
     if client.away:  # away-notify: members learn at once that the newcomer is away
-        await ctx.delivery.to_channels([cf], away_line(client, now), exclude=client.uid)
+        await ctx.delivery.to_channels([cf], away_line(client, now), exclude=client.device)
     return ChannelView(cf, display, channel, None)
 
 
@@ -77,9 +79,10 @@ async def part_all(ctx: Context, client: Client) -> None:
 
 async def leave_channel(ctx: Context, client: Client, cf: str, display: str, reason: str) -> None:
     params = [display, reason] if reason else [display]
-    await ctx.delivery.to_channels([cf], client_line(client, "PART", params, ctx.clock()))
+    await ctx.delivery.to_channels([cf], client_line(client, "PART", params, ctx.clock()), leaves=client.uid)
     await ctx.store.leave(cf, client.uid)
-    await ctx.roster.left(client, cf)
+    for device in list(ctx.roster.devices(client.uid)):  # the user's other devices here leave too
+        await ctx.roster.left(device, cf)
 
 
 async def topic_of(ctx: Context, client: Client, name: str) -> ChannelView:
@@ -115,8 +118,7 @@ async def kick(ctx: Context, client: Client, name: str, nick: str, reason: str) 
     line = client_line(client, "KICK", [view.display, user.nick, reason], ctx.clock())
     await ctx.delivery.to_channels([view.cf], line, leaves=user.uid)
     await ctx.store.leave(view.cf, user.uid)
-    kicked = ctx.roster.clients.get(user.uid)
-    if kicked is not None:
+    for kicked in list(ctx.roster.devices(user.uid)):
         await ctx.roster.left(kicked, view.cf)
 
 
@@ -149,6 +151,6 @@ async def _tell_members(ctx: Context, client: Client, view: ChannelView, line: L
     else every member; the inviter aside, and only those with the capability. Without it, "other
     channel members are not notified" (RFC 2812)."""
     if not view.channel.has("i"):
-        await ctx.delivery.to_channels([view.cf], line, exclude=client.uid)
+        await ctx.delivery.to_channels([view.cf], line, exclude=client.device)
     else:
         await ctx.delivery.to_uids(await members_at_least(ctx, view.cf, OPERATOR, but=client.uid), line)

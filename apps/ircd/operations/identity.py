@@ -6,15 +6,14 @@ from __future__ import annotations
 import enum
 from dataclasses import replace
 
-from apps.chat.events import Line
 from apps.chat.records import WhowasEntry
 from apps.ircd.client import Client
 from apps.ircd.context import Context
 from apps.ircd.errors import ErroneousNickname, Fail, NicknameInUse, NoNicknameGiven
 from apps.ircd.lines import away_line, client_line
-from apps.ircd.operations import monitor
+from apps.ircd.operations import devices, monitor
 from apps.ircd.operations.lookup import channels_of
-from apps.ircd.operations.registration import may_use
+from apps.ircd.operations.neighbours import tell_neighbours
 from apps.ircd.protocol import AWAY_LENGTH, REALNAME_LENGTH, casefold, valid_nick
 from apps.ircd.render import deliver
 
@@ -36,8 +35,11 @@ async def change_nick(ctx: Context, client: Client, wanted: str) -> NickChange:
         return NickChange.UNCHANGED
     store = ctx.store
     wanted_cf = casefold(wanted)
+    client.attach_to = ""
     if wanted_cf != client.nick_cf and not await store.claim_nick(wanted_cf, client.uid):
-        raise NicknameInUse(wanted)
+        holder = await store.uid_of(wanted_cf)
+        if client.registered or holder is None or not await devices.may_attach(ctx, client, holder):
+            raise NicknameInUse(wanted)
     if client.registered and not await may_use(ctx, client, wanted):
         if wanted_cf != client.nick_cf:  # a change of case only: the nick is still ours
             await store.release_nick(wanted_cf, client.uid)
@@ -50,18 +52,25 @@ async def change_nick(ctx: Context, client: Client, wanted: str) -> NickChange:
         return NickChange.CHOSEN
     before = client.to_user(ctx.instance)
     await store.update_user(before)
-    await ctx.roster.unfollow_nick(client, old_nick)
-    await ctx.roster.follow_nick(client, wanted)
+    await ctx.roster.rename(client.uid, old_nick, wanted)
     await store.remember(old_cf, WhowasEntry.of(replace(before, nick=old_nick), ctx.name, ctx.clock()),
                          ctx.settings.whowas_length)
     line = client_line(client, "NICK", [wanted], ctx.clock(), source=old_prefix, id=ctx.new_id())
-    ctx.delivery.seen(line).add(client.uid)
+    ctx.delivery.seen(line).add(client.device)
     deliver(client, line)
     await ctx.delivery.to_channels(await channels_of(ctx, client), line)
+    await devices.sync(ctx, client, line)
     if old_cf != wanted_cf:
         await monitor.tell_offline(ctx, client.uid, old_cf, old_nick)
         await monitor.tell_online(ctx, client.uid, wanted_cf, client.prefix)
     return NickChange.CHANGED
+
+
+async def may_use(ctx: Context, client: Client, nick: str) -> bool:
+    """False if `nick` is an account's name and the client is not logged in to it (allowed
+    when the users service cannot say)."""
+    owner = await ctx.accounts.owner_of(nick)
+    return owner is None or casefold(owner) == casefold(client.account)
 
 
 async def set_away(ctx: Context, client: Client, text: str) -> str:
@@ -72,6 +81,7 @@ async def set_away(ctx: Context, client: Client, text: str) -> str:
         return client.away
     await ctx.store.update_user(client.to_user(ctx.instance))
     await tell_neighbours(ctx, client, away_line(client, ctx.clock()))
+    await devices.sync(ctx, client)
     return client.away
 
 
@@ -82,9 +92,10 @@ async def set_realname(ctx: Context, client: Client, text: str) -> None:
         raise Fail("SETNAME", "INVALID_REALNAME", (), "Realname is empty or too long")
     client.realname = text
     await ctx.store.update_user(client.to_user(ctx.instance))
-    line = client_line(client, "SETNAME", [text], ctx.clock(), needs=("setname",))
+    line = client_line(client, "SETNAME", [text], ctx.clock(), needs=("setname",), id=ctx.new_id())
     deliver(client, line)
     await tell_neighbours(ctx, client, line)
+    await devices.sync(ctx, client, line)
 
 
 async def tell_account(ctx: Context, client: Client) -> None:
@@ -94,24 +105,3 @@ async def tell_account(ctx: Context, client: Client) -> None:
     line = client_line(client, "ACCOUNT", [client.account or "*"], ctx.clock(), needs=("account-notify",))
     deliver(client, line)
     await tell_neighbours(ctx, client, line)
-
-
-async def tell_neighbours(ctx: Context, client: Client, line: Line) -> None:
-    """A change about `client` to everyone sharing a channel with it and, with extended-monitor,
-    to every client MONITORing its nick: each gets it once (the line's id)."""
-    if not line.id:
-        line = replace(line, id=ctx.new_id())
-    ctx.delivery.seen(line).add(client.uid)
-    channels = await channels_of(ctx, client)
-    if channels:
-        await ctx.delivery.to_channels(channels, line)
-    watchers = await monitor.watchers(ctx, client.uid, client.nick_cf)
-    if watchers:
-        await ctx.delivery.to_uids(watchers, _for_watchers(line))
-
-
-def _for_watchers(line: Line) -> Line:
-    """The line as extended-monitor sends it: to watchers with that capability too, its
-    alternative (if any: pre-away's `*` put in words) as well."""
-    alt = None if line.alt is None else _for_watchers(line.alt)
-    return replace(line, needs=(*line.needs, "extended-monitor"), alt=alt)

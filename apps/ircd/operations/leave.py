@@ -13,16 +13,19 @@ from apps.chat.records import User, WhowasEntry
 from apps.ircd.client import Client
 from apps.ircd.context import Context, quietly
 from apps.ircd.lines import user_line
-from apps.ircd.operations import monitor
+from apps.ircd.operations import devices, monitor
 from apps.ircd.protocol import casefold
 
 
 async def disconnect(ctx: Context, client: Client) -> None:
-    """A connection of this replica is over (QUIT, lost, killed): undo what it leaves behind."""
-    ctx.roster.clients.pop(client.uid, None)
+    """A connection of this replica is over (QUIT, lost, killed): undo what it leaves behind.
+    Its user leaves with it unless it stays: other devices, or always-on
+    (apps/ircd/operations/devices.py)."""
+    ctx.roster.remove(client)
     await monitor.unwatch(ctx, client)
     if client.registered:
-        await leave(ctx, client.to_user(ctx.instance), client.quit_reason, client=client)
+        if not await devices.detach(ctx, client):
+            await leave(ctx, client.to_user(ctx.instance), client.quit_reason, client=client)
         return
     await quietly(ctx.store.unregistered(ctx.instance, -1))
     if client.nick_cf:

@@ -36,15 +36,16 @@ async def read_marker(ctx: Context, client: Client, target: str) -> int | None:
 async def mark_read(ctx: Context, client: Client, target: str, ms: int) -> int:
     """Move the user's marker of `target` to `ms` (no later than now): it only ever moves
     forward. When it moves, every other connection of the account with the capability is
-    told, on whichever replica; the marker now is returned (the caller answers with it)."""
+    told (the other devices of its user, and its other users), on whichever replica; the
+    marker now is returned (the caller answers with it)."""
     who = _party(client)
     ttl = int(ctx.settings.chat_guest_history_ttl * 1000) if is_guest(who) else 0
     now, moved = await ctx.store.mark_read(who, casefold(target), min(ms, int(ctx.clock() * 1000)), ttl)
     if moved and client.account:
-        others = await ctx.store.users(await ctx.store.account_uids(casefold(client.account)) - {client.uid})
-        if others:
-            told = line(ctx.name, "MARKREAD", [target, marker_param(now)], ctx.clock(), needs=(CAP,))
-            await ctx.delivery.to_uids({uid: user.instance for uid, user in others.items()}, told)
+        users = await ctx.store.users(await ctx.store.account_uids(casefold(client.account)) | {client.uid})
+        told = line(ctx.name, "MARKREAD", [target, marker_param(now)], ctx.clock(), needs=(CAP,))
+        await ctx.delivery.to_uids({uid: user.instance for uid, user in users.items()}, told,
+                                   exclude=client.device)
     return now
 
 

@@ -77,7 +77,7 @@ async def to_channel(ctx: Context, client: Client, command: str, target: str, te
         return Sent(await _to_rank(ctx, client, command, cf, rank + display, text, tags, rank))
     if command == "TAGMSG":
         sent = line(client.prefix, command, [display], ctx.clock(), tags=_with_account(client, tags, ctx))
-        await ctx.delivery.to_channels([cf], sent, exclude=client.uid)
+        await ctx.delivery.to_channels([cf], sent, exclude=client.device)
         return Sent(sent)
     # The sender's party is kept with the message: it tells its author (a guest is its very
     # connection) when someone would redact it.
@@ -85,7 +85,7 @@ async def to_channel(ctx: Context, client: Client, command: str, target: str, te
         command=command, source=client.prefix, target=display, text=text, account=client.account,
         tags=tags, party=party(client.uid, client.account), origin=ctx.instance))
     sent = record_line(stored)
-    ctx.delivery.local([cf], sent, exclude=client.uid)
+    ctx.delivery.local([cf], sent, exclude=client.device)
     return Sent(sent)
 
 
@@ -94,34 +94,42 @@ async def _to_rank(ctx: Context, client: Client, command: str, cf: str, target: 
     """A STATUSMSG: sent to each member of that rank by uid (on whichever replica holds it),
     not through the channel's events, and not kept in the channel's history, which every
     member may read."""
-    members = await members_at_least(ctx, cf, RANKS[rank], but=client.uid)
+    members = await members_at_least(ctx, cf, RANKS[rank])
     params = [target] if command == "TAGMSG" else [target, text]
     sent = line(client.prefix, command, params, ctx.clock(), tags=_with_account(client, tags, ctx))
-    await ctx.delivery.to_uids(members, sent)
+    await ctx.delivery.to_uids(members, sent, exclude=client.device)
     return sent
 
 
 async def to_nick(ctx: Context, client: Client, command: str, target: str, text: str,
                   tags: dict[str, str]) -> Sent:
-    """A private message: kept in the two parties' conversation (PRIVMSG, NOTICE) and published
-    on the nick's live channel unless its holder is on this replica."""
+    """A private message: kept in the two parties' conversation (PRIVMSG, NOTICE), delivered to
+    the recipient's devices here and published on its nick's live channel for those elsewhere.
+    The sender's other devices get it too (they sent it), through its own nick's live channel
+    where they are on other replicas."""
     user = await user_named(ctx, target)
     client.last_message = ctx.clock()
-    local = ctx.roster.clients.get(user.uid)
     if command == "TAGMSG":
         sent = line(client.prefix, command, [user.nick], ctx.clock(), tags=_with_account(client, tags, ctx))
-        if local is client:
+        if user.uid == client.uid:
             deliver_unlabelled(client, sent)
-        else:
-            await ctx.delivery.to_uids({user.uid: user.instance}, sent)
+        await ctx.delivery.to_uids({user.uid: user.instance}, sent, exclude=client.device)
         return Sent(sent, user.away, user.nick)
-    live = [] if local is not None else [ctx.chatlog.nick_live(user.nick)]
+    live = []
+    if any(instance != ctx.instance for instance in user.instances):
+        live.append(ctx.chatlog.nick_live(user.nick))
+    if client.account and user.uid != client.uid and any(
+            instance != ctx.instance for instance in await ctx.store.user_instances(client.uid)):
+        live.append(ctx.chatlog.nick_live(client.nick))
     sender = party(client.uid, client.account)
     stored = await ctx.chatlog.append_private(sender, party(user.uid, user.account), ChatMessage(
         command=command, source=client.prefix, target=user.nick, text=text, account=client.account,
         tags=tags, party=sender, origin=ctx.instance), live)
     sent = record_line(stored)
-    if local is not None:
-        (deliver_unlabelled if local is client else deliver)(local, sent)
+    recipients = ctx.roster.devices(user.uid)
+    if user.uid != client.uid:
+        recipients = recipients + [other for other in ctx.roster.devices(client.uid) if other is not client]
+    for device in recipients:
+        (deliver_unlabelled if device is client else deliver)(device, sent)
         ctx.counts["messages"] += 1
     return Sent(sent, user.away, user.nick)

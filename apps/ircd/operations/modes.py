@@ -25,7 +25,8 @@ from apps.ircd.errors import (
     UserNotInChannel,
     UsersDontMatch,
 )
-from apps.ircd.lines import client_line
+from apps.ircd.lines import client_line, line
+from apps.ircd.operations import devices
 from apps.ircd.operations.lookup import ChannelView
 from apps.ircd.protocol import casefold, normalize_mask
 
@@ -73,6 +74,8 @@ async def change_user_modes(ctx: Context, client: Client, target: str, letters: 
         await ctx.store.count_user_mode(letter, client.uid, adding)
     if applied:
         await ctx.store.update_user(client.to_user(ctx.instance))
+        await devices.sync(ctx, client, line(client.prefix, "MODE", [client.nick, applied], ctx.clock(),
+                                             id=ctx.new_id()))
     return UserModeChange(applied, unknown)
 
 

@@ -8,7 +8,9 @@ from apps.chat.events import Kill
 from apps.ircd.client import Client
 from apps.ircd.context import Context
 from apps.ircd.errors import NoOperHost, NoPrivileges, PasswordMismatch
-from apps.ircd.lines import client_line
+from apps.ircd.lines import client_line, line
+from apps.ircd.operations import devices
+from apps.ircd.operations.leave import leave
 from apps.ircd.operations.lookup import user_named
 from apps.ircd.protocol import format_line
 
@@ -31,6 +33,8 @@ async def oper(ctx: Context, client: Client, name: str, password: str) -> None:
         await ctx.store.count_user_mode("o", client.uid, True)
         await ctx.store.update_user(client.to_user(ctx.instance))
         client.send(format_line("MODE", [client.nick, "+o"], source=client.prefix))
+        await devices.sync(ctx, client, line(client.prefix, "MODE", [client.nick, "+o"], ctx.clock(),
+                                             id=ctx.new_id()))
 
 
 def _operator_only(client: Client) -> None:
@@ -42,7 +46,11 @@ async def kill(ctx: Context, client: Client, nick: str, reason: str) -> None:
     """Close `nick`'s connection, on whichever replica holds it; NoPrivileges, NoSuchNick."""
     _operator_only(client)
     user = await user_named(ctx, nick)
-    await ctx.delivery.to_uids({user.uid: user.instance}, Kill(f"Killed ({client.nick} ({reason}))"))
+    reason = f"Killed ({client.nick} ({reason}))"
+    if not user.instances:  # an always-on user with no device: nothing to close, it just goes
+        await leave(ctx, user, reason)
+        return
+    await ctx.delivery.to_uids({user.uid: user.instance}, Kill(reason))
 
 
 async def wallops(ctx: Context, client: Client, text: str) -> None:

@@ -83,8 +83,10 @@ def _row(ctx: Context, channel: str, user: User, status: Status) -> WhoRow:
 
 def _idle(ctx: Context, uid: str) -> int | None:
     """Seconds since a client of this replica last spoke; None for another replica's."""
-    local = ctx.roster.clients.get(uid)
-    return max(0, int(ctx.clock() - local.last_message)) if local is not None else None
+    devices = ctx.roster.devices(uid)
+    if not devices:
+        return None
+    return max(0, int(ctx.clock() - max(device.last_message for device in devices)))
 
 
 @dataclass(frozen=True, slots=True)

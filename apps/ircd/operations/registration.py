@@ -12,7 +12,8 @@ from apps.ircd.capabilities import before_connect
 from apps.ircd.client import Client
 from apps.ircd.context import Context, quietly
 from apps.ircd.errors import Fail, NicknameInUse, PasswordMismatch, SaslFailed
-from apps.ircd.operations import monitor
+from apps.ircd.operations import devices, monitor
+from apps.ircd.operations.identity import may_use
 from apps.ircd.protocol import casefold, valid_nick
 
 #: REGISTER's standard reply for each refusal of the users service, and its text.
@@ -27,30 +28,31 @@ REFUSALS: dict[Refusal, tuple[str, str]] = {
 
 async def register(ctx: Context, client: Client) -> bool:
     """Register the client if it is ready (nick, user, negotiation over): True if it did now.
-    NicknameInUse if its nick is an account's it is not logged in to (the nick is given back),
-    PasswordMismatch (closing) without the server's password."""
+    A client logged in to an account that asked for the nick its account's user holds becomes
+    a device of that user (apps/ircd/operations/devices.py). NicknameInUse if its nick is an
+    account's it is not logged in to, or its account's user has all the devices it may (the
+    nick is given back); PasswordMismatch (closing) without the server's password."""
     if client.registered or not client.nick_cf or not client.username or client.negotiating:
         return False
+    if ctx.settings.irc_password and client.password != ctx.settings.irc_password:
+        raise PasswordMismatch(closes=True)
+    user = await devices.attachable(ctx, client) if client.attach_to else None
+    if user is not None:
+        await devices.attach(ctx, client, user)
+        return True
     if not await may_use(ctx, client, client.nick):
         await ctx.store.release_nick(client.nick_cf, client.uid)
         nick, client.nick, client.nick_cf = client.nick, "*", ""
         raise NicknameInUse(nick, reserved=True)
-    if ctx.settings.irc_password and client.password != ctx.settings.irc_password:
-        raise PasswordMismatch(closes=True)
+    if client.account:
+        client.always_on = await ctx.accounts.always_on(client.account, ctx.settings.always_on)
     client.registered = True
-    ctx.roster.clients[client.uid] = client
+    ctx.roster.add(client)
     await quietly(ctx.store.unregistered(ctx.instance, -1))
-    await ctx.store.add_user(client.to_user(ctx.instance))
+    await ctx.store.add_user(client.to_user(ctx.instance), client.device)
     await ctx.roster.follow_nick(client, client.nick)
     await monitor.tell_online(ctx, client.uid, client.nick_cf, client.prefix)
     return True
-
-
-async def may_use(ctx: Context, client: Client, nick: str) -> bool:
-    """False if `nick` is an account's name and the client is not logged in to it (allowed
-    when the users service cannot say)."""
-    owner = await ctx.accounts.owner_of(nick)
-    return owner is None or casefold(owner) == casefold(client.account)
 
 
 async def log_in(ctx: Context, client: Client, payload: str) -> str:

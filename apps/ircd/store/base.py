@@ -20,3 +20,9 @@ class StoreBase:
     def __init__(self, redis: Redis, keys: ChatKeys) -> None:
         self.redis = redis
         self.keys = keys
+
+    @property
+    def _detached(self) -> str:
+        """The always-on users with no device: uid -> since when (users.py clears it when a user
+        leaves, devices.py keeps it)."""
+        return self.keys.network("detached")

@@ -112,3 +112,51 @@ end
 if tonumber(ARGV[3]) > 0 then redis.call('PEXPIRE', KEYS[1], ARGV[3]) end
 return {current, moved}
 """
+
+# A user's devices (KEYS[1]: connection id -> replica) and the `inst` field of its record
+# (KEYS[2]), kept together: `inst` lists the replicas holding a device, which every delivery
+# by uid reads. The helper recomputes it after a change; the record may be gone (a user that
+# left), and is then not recreated.
+_DEVICES = """
+local function replicas()
+  local seen, list = {}, {}
+  for _, replica in ipairs(redis.call('HVALS', KEYS[1])) do
+    if not seen[replica] then seen[replica] = true; table.insert(list, replica) end
+  end
+  table.sort(list)
+  if redis.call('EXISTS', KEYS[2]) == 1 then
+    redis.call('HSET', KEYS[2], 'inst', table.concat(list, ' '))
+  end
+end
+"""
+
+#: A device joins its user. ARGV: the connection id, its replica, the most devices a user may
+#: have (0: no limit). Returns the devices now, or -1 when there are that many already.
+ATTACH = _DEVICES + """
+local count = redis.call('HLEN', KEYS[1])
+if tonumber(ARGV[3]) > 0 and count >= tonumber(ARGV[3]) and redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then
+  return -1
+end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+replicas()
+return redis.call('HLEN', KEYS[1])
+"""
+
+#: Devices leave their user: one (ARGV[1], a connection id) or, ARGV[1] empty, every device
+#: held by replica ARGV[2] (a dead one). Returns {devices left, devices left on that replica}.
+DETACH = _DEVICES + """
+if ARGV[1] ~= '' then
+  redis.call('HDEL', KEYS[1], ARGV[1])
+else
+  local all = redis.call('HGETALL', KEYS[1])
+  for i = 1, #all, 2 do
+    if all[i + 1] == ARGV[2] then redis.call('HDEL', KEYS[1], all[i]) end
+  end
+end
+replicas()
+local here = 0
+for _, replica in ipairs(redis.call('HVALS', KEYS[1])) do
+  if replica == ARGV[2] then here = here + 1 end
+end
+return {redis.call('HLEN', KEYS[1]), here}
+"""

@@ -38,10 +38,14 @@ class UserState(StoreBase):
         return text(value) if value is not None else None
 
     # -- users ----------------------------------------------------------------------------------
-    async def add_user(self, user: User) -> None:
-        """A connection registered: its record and the indexes listing it."""
+    async def add_user(self, user: User, device: str = "") -> None:
+        """A connection registered as a new user: its record, its one device (`device`, else
+        the user's own uid), and the indexes listing it."""
+        device = device or user.uid
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.hset(self.keys.user(user.uid), mapping=user.to_redis())  # type: ignore[arg-type]
+            pipe.delete(self.keys.user_devices(user.uid))
+            pipe.hset(self.keys.user_devices(user.uid), device, user.instance)
             pipe.sadd(self._users, user.uid)
             pipe.sadd(self.keys.replica_users(user.instance), user.uid)
             if user.account:
@@ -50,8 +54,11 @@ class UserState(StoreBase):
         await self._count_users(keys=[self._users, self.keys.network("most")])
 
     async def update_user(self, user: User) -> None:
-        """A registered connection's record, changed by its own replica (its only writer)."""
-        await self.redis.hset(self.keys.user(user.uid), mapping=user.to_redis())  # type: ignore[arg-type]
+        """A user's record, changed by one of its devices. Its replicas (`inst`) are not
+        written here: they follow the devices (`attach`, `detach`)."""
+        fields = user.to_redis()
+        del fields["inst"]
+        await self.redis.hset(self.keys.user(user.uid), mapping=fields)  # type: ignore[arg-type]
 
     async def log_in(self, user: User) -> None:
         """A registered connection logged in to `user.account` (SASL after registration)."""
@@ -98,9 +105,11 @@ class UserState(StoreBase):
         async with self.redis.pipeline(transaction=False) as pipe:
             if user.account:
                 pipe.srem(self._connections_of(user.account), uid)
-            pipe.srem(self.keys.replica_users(user.instance), uid)
-            pipe.delete(self.keys.user(uid), self.keys.user_channels(uid))
+            for instance in user.instances:
+                pipe.srem(self.keys.replica_users(instance), uid)
+            pipe.delete(self.keys.user(uid), self.keys.user_channels(uid), self.keys.user_devices(uid))
             pipe.srem(self._users, uid)
+            pipe.zrem(self._detached, uid)
             for mode in USER_MODES:
                 if mode.counted_in:
                     pipe.srem(self.keys.network(mode.counted_in), uid)
