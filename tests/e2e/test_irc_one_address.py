@@ -24,14 +24,14 @@ def stats(url: str) -> dict:
     return httpx.get(f"{url}/stats", timeout=5).json()
 
 
-def reconnect(port: int, nick: str, within: float) -> IrcClient:
+def reconnect(port: int, nick: str, within: float, *, sasl: tuple[str, str] | None = None) -> IrcClient:
     """Connect and register through `port` as a real client does after losing its server:
-    retrying with a growing pause until a replica answers."""
+    retrying with a growing pause until a replica answers (logged in as `sasl`, if given)."""
     deadline, pause = time.monotonic() + within, 0.1
     while True:
         with contextlib.suppress(OSError, EOFError):
             client = IrcClient(port, timeout=5)
-            if any(" 001 " in line for line in client.register(nick)):
+            if any(" 001 " in line for line in client.register(nick, sasl=sasl)):
                 return client
             client.close()
         assert time.monotonic() < deadline, f"no replica took {nick} back within {within} s"

@@ -396,12 +396,15 @@ def test_private_messages_the_channel_list_leaving_and_logging_out_and_in(stack,
         terminal.send(f"PRIVMSG {hank} :psst, {hank}")
         wait_until(lambda: log_texts(driver) == ["psst, ivy", f"psst, {hank}"], timeout=15)
 
-        # Logging out ends the IRC link and revokes the token; logging in makes a new one.
+        # Logging out ends the IRC link and revokes the token; logging in makes a new one. The
+        # account's user is always-on: it stays in the channel, away, and nobody sees it quit.
         token = session_token(driver)
         assert token
         driver.find_element("id", "logout-button").click()
-        terminal.wait_for(lambda line: line.startswith(f":{hank}!") and " QUIT " in line)
         wait_until(lambda: driver.find_element("id", "auth").is_displayed(), timeout=10)
+        terminal.send(f"WHOIS {hank}")
+        terminal.wait_for(lambda line: f" 301 {ivy} {hank} " in line and "Disconnected" in line)
+        terminal.lines.clear()
         assert session_token(driver) is None
         assert stack.get("/api/users/me", headers={"Authorization": f"Bearer {token}"}).status_code == 401
         # Every field has its label (the page's accessibility, checked in the browser).
@@ -415,10 +418,13 @@ def test_private_messages_the_channel_list_leaving_and_logging_out_and_in(stack,
         assert session_token(driver) not in (None, token)
         assert driver.find_element("id", "password").get_attribute("value") == ""
 
-        # Back in the channel, then leaving it: the terminal sees it go, the page drops it.
-        terminal.lines.clear()
-        join(driver, channel)
-        terminal.wait_for(lambda line: line.startswith(f":{hank}!") and f"JOIN {channel}" in line)
+        # Back in the channel (its user never left it), then leaving it: the terminal sees
+        # it go, the page drops it.
+        show(driver, channel)
+        wait_until(lambda: not driver.find_element("id", "message").get_attribute("disabled"), timeout=10)
+        terminal.send("PING :settled")
+        terminal.wait_for(lambda line: "PONG" in line and "settled" in line)
+        assert not [line for line in terminal.lines if line.startswith(f":{hank}!") and " AWAY" not in line]
         driver.find_element("id", "part-button").click()
         terminal.wait_for(lambda line: line.startswith(f":{hank}!") and f"PART {channel}" in line)
         in_buffers = f'#buffers button[data-buffer="{channel}"]'
@@ -535,7 +541,7 @@ def test_unread_counts_and_the_new_messages_line_follow_the_read_marker(stack, c
         say(driver, "read so far")
         wait_until(lambda: log_texts(driver) == ["read so far"], timeout=15)
         join_also(driver, other)
-        # Device two: the same account in another window (so another nick), also elsewhere.
+        # Device two: the same account in another window (one user, on two devices).
         two = window_for(driver, url)
         log_in(driver, kim)
         join(driver, room)

@@ -378,3 +378,27 @@ async def test_an_address_longer_than_any_address_is_a_400(redis):
     client = make_app(redis).test_client()
     body = {"account": "victim", "password": "Password1", "address": "x" * 65}
     assert (await client.post("/internal/verify", json=body)).status_code == 400
+
+
+async def test_an_account_chooses_always_on_and_the_ircd_reads_it(client):
+    await register(client)
+    token = (await (await login(client)).get_json())["token"]
+    assert (await (await client.get("/internal/accounts/alice")).get_json())["always_on"] is None
+    changed = await client.patch("/api/users/me", json={"always_on": False}, headers=bearer(token))
+    assert changed.status_code == 200 and (await changed.get_json())["always_on"] is False
+    assert (await (await client.get("/internal/accounts/alice")).get_json())["always_on"] is False
+    me = await client.get("/api/users/me", headers=bearer(token))
+    assert (await me.get_json())["always_on"] is False
+    await client.patch("/api/users/me", json={"always_on": True}, headers=bearer(token))
+    assert (await (await client.get("/internal/accounts/alice")).get_json())["always_on"] is True
+
+
+async def test_a_bad_account_change_is_a_400_naming_it_and_changes_nothing(client):
+    await register(client)
+    token = (await (await login(client)).get_json())["token"]
+    for body in ({"always_on": "yes"}, {"always_on": 1}, {}, {"always_on": True, "password": "x"}, [True]):
+        response = await client.patch("/api/users/me", json=body, headers=bearer(token))
+        assert response.status_code == 400, body
+        assert "error" in await response.get_json()
+    assert (await client.patch("/api/users/me", json={"always_on": True})).status_code == 401
+    assert (await (await client.get("/internal/accounts/alice")).get_json())["always_on"] is None

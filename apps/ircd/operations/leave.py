@@ -41,7 +41,7 @@ async def leave(ctx: Context, user: User, reason: str, *, client: Client | None 
     await store.release_nick(nick_cf, user.uid)
     channels = await store.user_channels(user.uid) | (client.channels if client else set())
     line = user_line(user.prefix, user.account, "QUIT", [reason], ctx.clock(), id=ctx.new_id())
-    ctx.delivery.seen(line).add(user.uid)
+    ctx.delivery.seen(line).update({user.uid, client.device} if client else {user.uid})
     if channels:
         await ctx.delivery.to_channels(channels, line)
     # Before the clean-up: a watcher must hear this offline before a newcomer's online.

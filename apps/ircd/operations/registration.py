@@ -104,4 +104,5 @@ async def _logged_in(ctx: Context, client: Client, account: str) -> None:
     """The client is now logged in to `account` (and every replica sees it, once registered)."""
     client.account = account
     if client.registered:
+        client.always_on = await ctx.accounts.always_on(account, ctx.settings.always_on)
         await ctx.store.log_in(client.to_user(ctx.instance))

@@ -62,8 +62,10 @@ class UserState(StoreBase):
 
     async def log_in(self, user: User) -> None:
         """A registered connection logged in to `user.account` (SASL after registration)."""
+        fields = user.to_redis()
+        del fields["inst"]  # kept by the devices' scripts
         async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.hset(self.keys.user(user.uid), mapping=user.to_redis())  # type: ignore[arg-type]
+            pipe.hset(self.keys.user(user.uid), mapping=fields)  # type: ignore[arg-type]
             pipe.sadd(self._connections_of(user.account), user.uid)
             await pipe.execute()
 
