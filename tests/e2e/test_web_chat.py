@@ -541,12 +541,19 @@ def test_unread_counts_and_the_new_messages_line_follow_the_read_marker(stack, c
         say(driver, "read so far")
         wait_until(lambda: log_texts(driver) == ["read so far"], timeout=15)
         join_also(driver, other)
-        # Device two: the same account in another window (one user, on two devices).
+        # Device two: the same account in another window: one user (the same nick, not a
+        # variant), on two devices, put in its user's channels at once.
         two = window_for(driver, url)
         log_in(driver, kim)
-        join(driver, room)
+        wait_online(driver, as_nick=kim)
+        show(driver, room)
         wait_until(lambda: log_texts(driver) == ["read so far"], timeout=15)
-        join_also(driver, other)
+        show(driver, other)
+        # What one device says, the other shows as its own.
+        say(driver, "said on device two")
+        driver.switch_to.window(one)
+        wait_until(lambda: "said on device two" in log_texts(driver), timeout=15)
+        driver.switch_to.window(two)
 
         terminal.send(f"PRIVMSG {room} :first unread", f"PRIVMSG {room} :second unread")
         for window in (one, two):

@@ -727,7 +727,11 @@ function renderChannelList() {
 
 function join(name) {
   const channel = name.startsWith('#') || name.startsWith('&') ? name : `#${name}`;
-  state.irc?.send('JOIN', [channel]);
+  // In it already (another device of this account joined it, say): the server answers a JOIN
+  // to a channel one is in with nothing, so show it here.
+  const known = state.buffers.get(fold(channel));
+  if (known?.joined) show(known.name);
+  else state.irc?.send('JOIN', [channel]);
 }
 
 function openQuery(nick) {
