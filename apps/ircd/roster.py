@@ -69,6 +69,25 @@ class Roster:
             self.users.pop(client.uid, None)
         return devices
 
+    async def expect(self, cf: str) -> None:
+        """A client of this replica is about to join channel `cf`: subscribe to it first
+        (counted, as a member would be), so that nothing another replica publishes once the
+        client is a member can be missed while a subscription is being confirmed. Always
+        followed by `unexpect`, joined or not."""
+        live = self._chatlog.channel_live(cf)
+        self.live.setdefault(live, LiveFeed(Feed.CHANNEL, cf))
+        await self._bus.follow(self._keys.channel_events(cf))
+        await self._bus.follow(live)
+
+    async def unexpect(self, cf: str) -> None:
+        """The join `expect` was for is over: its subscription's count goes (the channel stays
+        followed while it has local members)."""
+        live = self._chatlog.channel_live(cf)
+        await self._bus.unfollow(self._keys.channel_events(cf))
+        await self._bus.unfollow(live)
+        if cf not in self.local:
+            self.live.pop(live, None)
+
     async def joined(self, client: Client, cf: str) -> None:
         """`client` is in channel `cf`: its first local member subscribes the replica to it."""
         client.channels.add(cf)

@@ -45,14 +45,20 @@ async def join(ctx: Context, client: Client, name: str, key: str) -> ChannelView
     if len(client.channels) >= ctx.settings.max_channels_per_user:
         raise TooManyChannels(name)
     lists = await ctx.store.masks(cf)
-    outcome = await ctx.store.join(cf, name, client.uid, key=key, now=ctx.clock(),
-                                   banned=refused_by_list(lists, "b", client.prefix),
-                                   invex=exempt(lists, "i", client.prefix))
-    if not isinstance(outcome, Joined):
-        raise CannotJoin(name, outcome)
+    # Subscribed before being a member, and a local member as soon as the script answers:
+    # what another replica publishes once the client is in reaches it (docs/ircd.md).
+    await ctx.roster.expect(cf)
+    try:
+        outcome = await ctx.store.join(cf, name, client.uid, key=key, now=ctx.clock(),
+                                       banned=refused_by_list(lists, "b", client.prefix),
+                                       invex=exempt(lists, "i", client.prefix))
+        if not isinstance(outcome, Joined):
+            raise CannotJoin(name, outcome)
+        await ctx.roster.joined(client, cf)  # subscribed already: no wait
+    finally:
+        await ctx.roster.unexpect(cf)
     channel = await ctx.store.channel(cf) or Channel(name)
     display = channel.name or name
-    await ctx.roster.joined(client, cf)
     now = ctx.clock()
     plain = client_line(client, "JOIN", [display], now)
     extended = client_line(client, "JOIN", [display, client.account or "*", client.realname], now,
