@@ -113,6 +113,27 @@ async def running_gateway(server: fakeredis.FakeServer | None = None, *, instanc
         await redis.aclose()
 
 
+async def forget_everything(doomed: IrcServer) -> None:
+    """As if killed: the replica's clients are forgotten, none is cleaned up when it stops."""
+    doomed.clients.clear()
+    doomed.roster.connections.clear()
+    await doomed.bus.stop()
+
+
+async def sweep_dead(alive: IrcServer, dead: str) -> None:
+    """`alive`'s sweeper, with only `alive` in the directory, sweeps replica `dead` (missing
+    from it twice in a row)."""
+    from apps.ircd.sweeper import Sweeper
+
+    async def directory() -> set[str]:
+        return {alive.instance}
+
+    sweeper = Sweeper(alive.ctx, directory, 60)
+    await alive.store.add_instance(dead, 0)
+    await sweeper.sweep_once()
+    assert await sweeper.sweep_once() == {dead}
+
+
 async def connect(gateway: IrcServer, port_name: str = "irc") -> LineClient:
     reader, writer = await asyncio.open_connection("127.0.0.1", gateway.ports[port_name])
     return LineClient(reader, writer)

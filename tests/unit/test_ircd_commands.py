@@ -14,8 +14,10 @@ from tests.unit.ircd_support import (
     LineClient,
     commands,
     connect,
+    forget_everything,
     plain,
     running_gateway,
+    sweep_dead,
     users_service,
 )
 
@@ -437,10 +439,7 @@ async def test_the_users_of_a_dead_replica_are_swept_from_the_other():
             await victim.send("JOIN #both")
             await victim.sync()
             await survivor.sync()
-            # As if killed: its clients are forgotten, none is cleaned up when it stops.
-            doomed.clients.clear()
-            doomed.roster.connections.clear()
-            await doomed.bus.stop()
+            await forget_everything(doomed)
         assert await alive.store.uid_of("victim") is not None
         live = {"alive"}
 
@@ -459,7 +458,6 @@ async def test_the_users_of_a_dead_replica_are_swept_from_the_other():
 
 
 async def test_a_swept_user_leaves_as_any_user_does_watchers_and_account_included():
-    from apps.ircd.sweeper import Sweeper
 
     shared = fakeredis.FakeServer()
     async with running_gateway(shared, instance="alive", users_url="http://users") as alive:
@@ -478,21 +476,11 @@ async def test_a_swept_user_leaves_as_any_user_does_watchers_and_account_include
             assert "001" in commands(await victim.sync())
             online = await watcher.sync_until(lambda line: " 730 " in line)
             assert online[-1] == ":irc.test 730 watcher victim!~victim@127.0.0.1"
-            # As if killed: its clients are forgotten, none is cleaned up when it stops.
-            doomed.clients.clear()
-            doomed.roster.connections.clear()
-            await doomed.bus.stop()
+            await forget_everything(doomed)
             await doomed.accounts.http.aclose()
         account_connections = alive.settings.chat_keys.account_connections("victim")
         assert await alive.store.redis.scard(account_connections) == 1
-
-        async def directory() -> set[str]:
-            return {"alive"}
-
-        sweeper = Sweeper(alive.ctx, directory, 60)
-        await alive.store.add_instance("doomed", 0)
-        await sweeper.sweep_once()
-        assert await sweeper.sweep_once() == {"doomed"}
+        await sweep_dead(alive, "doomed")
         assert await watcher.sync() == [":irc.test 731 watcher victim"]
         assert await alive.store.redis.scard(account_connections) == 0
         await watcher.send("WHOWAS victim")

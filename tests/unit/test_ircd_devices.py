@@ -9,14 +9,16 @@ import time
 import fakeredis
 
 from apps.ircd.server import IrcServer
-from apps.ircd.sweeper import Sweeper
+from apps.ircd.sweeper import expire
 from tests.unit.ircd_support import (
     Clock,
     LineClient,
     commands,
     connect,
+    forget_everything,
     plain,
     running_gateway,
+    sweep_dead,
     users_service,
 )
 
@@ -234,25 +236,16 @@ async def test_a_dead_replicas_always_on_user_stays_and_expires_later():
             await alice.send("JOIN #room")
             await dave.send("JOIN #room")
             await alice.sync(), await dave.sync()
-            doomed.clients.clear()  # as if killed: nothing cleaned up
-            doomed.roster.connections.clear()
-            await doomed.bus.stop()
+            await forget_everything(doomed)
         await watcher.sync_until(lambda line: "dave" in line and "JOIN" in line)
-
-        async def directory() -> set[str]:
-            return {"alive"}
-
-        sweeper = Sweeper(alive.ctx, directory, 60)
-        await alive.store.add_instance("doomed", 0)
-        await sweeper.sweep_once()
-        assert await sweeper.sweep_once() == {"doomed"}
+        await sweep_dead(alive, "doomed")
         told = await watcher.sync_until(lambda line: "QUIT" in line)
         assert ":dave!~dave@127.0.0.1 QUIT :*.net *.split" in told  # dave chose not to be always-on
         assert ":alice!~alice@127.0.0.1 AWAY Disconnected" in told + await watcher.sync()
         assert await alive.store.uid_of("alice") is not None
 
         clock.now += 3601
-        await sweeper.sweep_once()
+        await expire(alive.ctx)
         assert any("alice" in line and "QUIT" in line for line in await watcher.sync_until(
             lambda line: "QUIT" in line))
         assert await alive.store.uid_of("alice") is None
