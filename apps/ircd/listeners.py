@@ -52,7 +52,8 @@ class Listeners:
         which Linux lets only processes of the same user join: another user on the host cannot
         slip a listener of its own in among the replicas'."""
         server = await asyncio.get_running_loop().create_server(
-            self._protocol, host, port, ssl=context, reuse_port=shared or None)
+            self._protocol, host, port, ssl=context, reuse_port=shared or None,
+            backlog=self._ctx.settings.irc_listen_backlog)
         self._servers.append(server)
         self.ports[name] = server.sockets[0].getsockname()[1]
 

@@ -23,6 +23,11 @@ class IrcdSettings(ChatSettings):
     #: live one). 0: no shared listener. The TLS one is served only with TLS_CERT and TLS_KEY.
     irc_shared_port: int = Field(default=0, ge=0, le=65535)
     irc_tls_shared_port: int = Field(default=0, ge=0, le=65535)
+    #: Connections the kernel queues for each listener before the replica accepts them
+    #: (capped by net.core.somaxconn). asyncio's default, 100, overflows when the clients of a
+    #: dead replica all come back at once: dropped SYNs are retried by the kernel after 1, 3,
+    #: 7... seconds, which is what a reconnect storm then waits for.
+    irc_listen_backlog: int = Field(default=4096, ge=1, le=65535)
     tls_cert: str = ""
     tls_key: str = ""
     #: IRCv3 STS (a policy that clients connect only over TLS), offered only with TLS served:

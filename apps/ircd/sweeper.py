@@ -25,6 +25,8 @@ from apps.kit.tasks import Background
 log = logging.getLogger("canaduck.ircd.sweeper")
 
 SPLIT = "*.net *.split"
+#: How long one replica has to sweep a dead one before another may take the sweep over.
+SWEEP_CLAIM_SECONDS = 300.0
 
 
 async def sweep_instance(ctx: Context, instance: str) -> int:
@@ -91,8 +93,11 @@ class Sweeper:
         ripe = gone & self._missing  # missing twice in a row: not a heartbeat that was late
         self._missing = gone - ripe
         for instance in ripe:
-            await sweep_instance(ctx, instance)
-            await ctx.store.remove_instance(instance)
+            # One sweeper per dead replica: sweeping it from every survivor at once sent some
+            # users' QUIT twice and loaded Redis for minutes under a reconnect storm.
+            if await ctx.store.claim_sweep(instance, ctx.instance, SWEEP_CLAIM_SECONDS):
+                await sweep_instance(ctx, instance)
+                await ctx.store.remove_instance(instance)
         await expire(ctx)
         return ripe
 

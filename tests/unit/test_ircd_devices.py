@@ -272,3 +272,26 @@ async def test_kill_ends_an_always_on_user_with_or_without_devices():
         await phone.sync_closed()
         assert await gateway.store.uid_of("alice") is None
         await oper.close()
+
+
+async def test_a_dead_replica_is_swept_by_one_survivor_only():
+    shared = fakeredis.FakeServer()
+    async with (running_gateway(shared, instance="left") as left,
+                running_gateway(shared, instance="right") as right):
+        watcher = await connect(left)
+        await watcher.register("watcher")
+        await watcher.send("JOIN #room")
+        await watcher.sync()
+        async with running_gateway(shared, instance="doomed") as doomed:
+            victim = await connect(doomed)
+            await victim.register("victim")
+            await victim.send("JOIN #room")
+            await victim.sync()
+            await forget_everything(doomed)
+        await watcher.sync_until(lambda line: "victim" in line and "JOIN" in line)
+        await sweep_dead(left, "doomed")
+        assert await right.store.claim_sweep("doomed", "right", 60) is False  # taken by left
+        quits = [line for line in await watcher.sync_until(lambda line: "QUIT" in line) + await watcher.sync()
+                 if " QUIT " in line]
+        assert quits == [":victim!~victim@127.0.0.1 QUIT :*.net *.split"]
+        await watcher.close(), await victim.close()

@@ -58,6 +58,12 @@ class NetworkState(StoreBase):
     async def add_instance(self, instance: str, now: float) -> None:
         await self.redis.hset(self.keys.network("instances"), instance, str(int(now)))
 
+    async def claim_sweep(self, instance: str, sweeper: str, seconds: float) -> bool:
+        """Take the sweep of dead replica `instance` for `seconds` (every replica notices a dead
+        one at once: one sweeps it, and a sweeper that dies lets another take it over)."""
+        return bool(await self.redis.set(self.keys.network(f"sweeping:{instance}"), sweeper, nx=True,
+                                          px=max(1, int(seconds * 1000))))
+
     async def remove_instance(self, instance: str) -> None:
         await self.redis.hdel(self.keys.network("instances"), instance)
         await self.redis.hdel(self.keys.network("unregistered"), instance)
