@@ -1,8 +1,10 @@
-"""Behind scripts/bench-irc: IRC delivery latency across gateway replicas, beside ngIRCd.
+"""Behind scripts/bench-irc: IRC delivery latency across gateway replicas, beside ngIRCd and
+InspIRCd.
 
 Two scenarios, each run against our gateways (clients spread round-robin over two replicas
 sharing one Redis) and, in the same run, against Debian's ngIRCd (one process, the peer's row)
-when it is installed:
+and Debian's InspIRCd (two servers linked by its spanning tree, the clients spread round-robin
+over them: the scale-out peer's row; scripts/devkit/inspircd.py) when they are installed:
 
 - "rooms": CLIENTS clients in channels of ROOM members, RATE messages/s in all, each from a
   random member to its channel;
@@ -17,8 +19,10 @@ own CPU time is reported (`gen cpu %`, of one core) so that a saturated generato
 A message carries its send time (perf_counter_ns: CLOCK_MONOTONIC, one clock for every process
 of the machine); the latency of a delivery is its arrival at a member's socket minus that. Lost =
 expected deliveries (every member but the sender) not received within DRAIN seconds after the
-last send. Memory per connection = the servers' RSS growth while the clients connected and
-joined, divided by the number of clients (both replicas counted for ours; Redis apart).
+last send. `x-p99` is the p99 of the deliveries that crossed from one server (replica) to
+another: the sender's and the receiver's ports differ. Memory per connection = the servers'
+RSS growth while the clients connected and joined, divided by the number of clients (both
+replicas counted for ours, both servers for InspIRCd; Redis apart).
 
 A second table gives each server process's share of the sending phase: its CPU, its RSS, and
 for ours the event loop's lag p99 (how late a timer ran: the wait every client of that replica
@@ -48,6 +52,7 @@ from typing import Any
 
 import httpx
 
+from scripts.devkit.inspircd import inspircd_binary, start_network
 from scripts.devkit.ircstack import (
     ChatBacking,
     Gateway,
@@ -104,6 +109,9 @@ class Plan:
     #: The clients ask for no-implicit-names (no NAMES reply after JOIN): a join is done when
     #: its own JOIN comes back, not at its 366.
     no_implicit_names: bool = False
+    #: msg_id -> the port its sender is connected to: a delivery to a client of another port
+    #: crossed from one server (or replica) to another.
+    origin: dict[int, int] = field(default_factory=dict)
 
 
 class Tally:
@@ -111,6 +119,7 @@ class Tally:
 
     def __init__(self) -> None:
         self.latencies_ms: list[float] = []
+        self.cross_ms: list[float] = []  # the deliveries that crossed servers
         self.received: dict[int, int] = {}
         self.last_arrival = 0
         self.errors: list[str] = []
@@ -119,9 +128,12 @@ class Tally:
 class BenchClient(asyncio.Protocol):
     """One IRC connection of the load generator: lines split by hand, bench messages timed."""
 
-    def __init__(self, nick: str, tally: Tally, *, no_implicit_names: bool = False) -> None:
+    def __init__(self, nick: str, tally: Tally, *, port: int = 0, origin: dict[int, int] | None = None,
+                 no_implicit_names: bool = False) -> None:
         self.nick = nick
         self.tally = tally
+        self.port = port
+        self.origin = origin or {}
         self.no_implicit_names = no_implicit_names
         self._source = f":{nick}!".encode()
         self.transport: asyncio.Transport | None = None
@@ -154,7 +166,10 @@ class BenchClient(asyncio.Protocol):
                 parts = line[cut + 8:].split()
                 if len(parts) == 2:
                     msg_id = int(parts[0])
-                    tally.latencies_ms.append((now - int(parts[1])) / 1e6)
+                    latency = (now - int(parts[1])) / 1e6
+                    tally.latencies_ms.append(latency)
+                    if self.origin.get(msg_id, self.port) != self.port:
+                        tally.cross_ms.append(latency)
                     tally.received[msg_id] = tally.received.get(msg_id, 0) + 1
                     tally.last_arrival = now
                     continue
@@ -216,10 +231,10 @@ async def _work(plan: Plan, pipe: Connection) -> None:
 
     async def register(index: int) -> None:
         async with gate:
-            nick = plan.nicks[index]
+            nick, port = plan.nicks[index], plan.ports[index]
             _, client = await loop.create_connection(
-                lambda: BenchClient(nick, tally, no_implicit_names=plan.no_implicit_names), "127.0.0.1",
-                plan.ports[index])
+                lambda: BenchClient(nick, tally, port=port, origin=plan.origin,
+                                    no_implicit_names=plan.no_implicit_names), "127.0.0.1", port)
             clients[index] = client
             hello = f"NICK {nick}\r\nUSER {nick} 0 * :bench\r\n"
             if plan.no_implicit_names:
@@ -262,7 +277,8 @@ async def _work(plan: Plan, pipe: Connection) -> None:
     wall = max(time.perf_counter() - max(start_at, wall_start), 1e-6)
     cpu = time.process_time() - cpu_start
     got = sum(min(count, plan.expected.get(msg_id, 0)) for msg_id, count in tally.received.items())
-    pipe.send(("done", {"latencies": tally.latencies_ms, "received": got, "expected": expected,
+    pipe.send(("done", {"latencies": tally.latencies_ms, "cross": tally.cross_ms, "received": got,
+                        "expected": expected,
                         "last_arrival": tally.last_arrival, "errors": tally.errors[:5],
                         "cpu_pct": 100 * cpu / wall}))
     await step("quit")
@@ -287,6 +303,7 @@ class Row:
     received: int = 0
     p50: float = float("nan")
     p99: float = float("nan")
+    cross_p99: float = float("nan")  # the deliveries that crossed servers (replicas) only
     max: float = float("nan")
     deliveries_per_s: float = 0.0
     kib_per_conn: float = 0.0
@@ -323,6 +340,8 @@ def plans(count: int, room_size: int, ports: list[int], rate: float, seconds: fl
         channel = names[msg_id % len(names)]
         sender = rng.choice(members[channel])
         out[sender % workers].sends.append((msg_id, msg_id / rate, sender, channel))
+        for plan in out:
+            plan.origin[msg_id] = ports[sender % len(ports)]
         for member in members[channel]:
             if member != sender:
                 expected = out[member % workers].expected
@@ -439,6 +458,7 @@ def scenario(name: str, server: str, ports: list[int], replicas: list[Replica], 
     if latencies:
         row.p50 = percentile_or(latencies, 50, float("nan"))
         row.p99 = percentile_or(latencies, 99, float("nan"))
+        row.cross_p99 = percentile_or([x for report in reports for x in report["cross"]], 99, float("nan"))
         row.max = max(latencies)
         span = (max(r["last_arrival"] for r in reports) - first_ns) / 1e9
         row.deliveries_per_s = row.received / span if span > 0 else 0.0
@@ -447,13 +467,14 @@ def scenario(name: str, server: str, ports: list[int], replicas: list[Replica], 
 
 def table(rows: list[Row]) -> str:
     head = (f"{'scenario':<28} {'server':<22} {'clients':>7} {'sent':>6} {'deliveries':>10} {'lost':>6} "
-            f"{'p50 ms':>7} {'p99 ms':>7} {'max ms':>7} {'deliv/s':>8} {'KiB/conn':>8} {'cpu %':>6} "
-            f"{'gen cpu %':>9}")
+            f"{'p50 ms':>7} {'p99 ms':>7} {'x-p99 ms':>8} {'max ms':>7} {'deliv/s':>8} {'KiB/conn':>8} "
+            f"{'cpu %':>6} {'gen cpu %':>9}")
     lines = [head]
     for r in rows:
         lines.append(f"{r.scenario:<28} {r.server:<22} {r.clients:>7} {r.sent:>6} {r.received:>10} "
-                     f"{r.lost:>6} {r.p50:>7.2f} {r.p99:>7.2f} {r.max:>7.1f} {r.deliveries_per_s:>8.0f} "
-                     f"{r.kib_per_conn:>8.1f} {r.cpu_pct:>6.0f} {r.gen_cpu_pct:>9.0f}")
+                     f"{r.lost:>6} {r.p50:>7.2f} {r.p99:>7.2f} {r.cross_p99:>8.2f} {r.max:>7.1f} "
+                     f"{r.deliveries_per_s:>8.0f} {r.kib_per_conn:>8.1f} {r.cpu_pct:>6.0f} "
+                     f"{r.gen_cpu_pct:>9.0f}")
     return "\n".join(lines)
 
 
@@ -481,7 +502,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--replicas", type=int, default=2, help="our gateway replicas (default 2)")
     parser.add_argument("--workers", type=int, default=2,
                         help="load generator processes (default 2)")
-    parser.add_argument("--servers", default="canaduck,ngircd", help="which servers (default both)")
+    parser.add_argument("--servers", default="canaduck,ngircd,inspircd",
+                        help="which servers: canaduck, ngircd, inspircd (two linked; default all three)")
     parser.add_argument("--scenarios", default="rooms,hall", help="which scenarios (default both)")
     parser.add_argument("--no-implicit-names", action="store_true",
                         help="clients ask for the IRCv3 no-implicit-names capability: no NAMES reply "
@@ -497,6 +519,10 @@ def main(argv: list[str] | None = None) -> int:
     if "ngircd" in servers and ngircd_binary() is None:
         print("bench-irc: ngircd is not installed (apt-get install ngircd): no peer row", file=sys.stderr)
         servers.remove("ngircd")
+    if "inspircd" in servers and inspircd_binary() is None:
+        print("bench-irc: inspircd is not installed (apt-get install inspircd): no scale-out peer row",
+              file=sys.stderr)
+        servers.remove("inspircd")
     if not servers:
         print("bench-irc: nothing to measure", file=sys.stderr)
         return 2
@@ -535,6 +561,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{load[0]:.2f} {load[1]:.2f} {load[2]:.2f} on {os.cpu_count()} cores")
     ours = [r for r in rows if r.server.startswith("canaduck")]
     peer = [r for r in rows if r.server.startswith("ngIRCd")]
+    linked = [r for r in rows if r.server.startswith("InspIRCd")]
     fields = []
     if ours:
         fields += [f"irc_p50_ms={max(r.p50 for r in ours):.2f}", f"irc_p99_ms={max(r.p99 for r in ours):.2f}",
@@ -547,6 +574,10 @@ def main(argv: list[str] | None = None) -> int:
                    f"ngircd_lost={sum(r.lost for r in peer)}"]
     if ours and peer:
         fields.append(f"p99_ratio_to_ngircd={max(r.p99 for r in ours) / max(r.p99 for r in peer):.2f}")
+    if linked:
+        fields += [f"inspircd_p99_ms={max(r.p99 for r in linked):.2f}",
+                   f"inspircd_cross_p99_ms={max(r.cross_p99 for r in linked):.2f}",
+                   f"inspircd_lost={sum(r.lost for r in linked)}"]
     if failures:
         fields.append(f"failed_scenarios={len(failures)}")
     print("RESULT " + " ".join(fields))
@@ -562,6 +593,9 @@ def run_one(server: str, name: str, rooms: int, size: int, rate: float, args: ar
         if server == "ngircd":
             gateways.append(start_ngircd(GatewaySpec(port=free_port()), workdir).wait())
             label = "ngIRCd (1 process)"
+        elif server == "inspircd":
+            gateways += start_network(2, workdir)
+            label = "InspIRCd (2 linked)"
         else:
             backing = ChatBacking().start()
             for index in range(args.replicas):
