@@ -689,8 +689,10 @@ def run_reconnect(server: str, args: argparse.Namespace) -> ReconnectRow:
                 print(f"  InspIRCd: {count} clients, what one server may hold here (the survivor "
                       f"takes them all)", file=sys.stderr)
             replicas = [Replica(g.name, g.proc.pid) for g in gateways]
-            return reconnect_scenario("InspIRCd (2 linked)", count, lambda i: [ports[i % 2], ports[(i + 1) % 2]],
-                                      replicas, replicas[-1], args)
+            # A client knows both servers, as a network's name resolves to all of them.
+            both = [[ports[0], ports[1]], [ports[1], ports[0]]]
+            return reconnect_scenario("InspIRCd (2 linked)", count, lambda i: both[i % 2], replicas,
+                                      replicas[-1], args)
         survivors_hold = args.clients / max(1, args.replicas - 1)
         if args.replicas < 2 or survivors_hold > client_limit() - 500:
             raise RuntimeError(f"{args.replicas} replicas: after one is killed each survivor holds "
