@@ -84,6 +84,7 @@ class Tally:
 
     latencies_ms: list[float] = field(default_factory=list)  # live deliveries only
     quits: int = 0  # QUITs of others seen (ghosts swept, or a netsplit)
+    double_quits: int = 0  # a QUIT of a nick this client had already seen quit
     first_quit: float = 0.0
     last_quit: float = 0.0
     errors: list[str] = field(default_factory=list)
@@ -177,6 +178,7 @@ class Roamer:
         self.alternate_nicks = 0
         self.quitting = False
         self._port_index = 0
+        self._quits_seen: set[bytes] = set()
 
     # -- state -------------------------------------------------------------------------------
 
@@ -309,6 +311,9 @@ class Roamer:
             self._joined(tags)
         elif command == b"QUIT":
             self.tally.quit_seen(time.perf_counter())
+            if source in self._quits_seen:
+                self.tally.double_quits += 1
+            self._quits_seen.add(source)
         elif command == b"BATCH" and len(words) > 1 and words[1].startswith(b"+"):
             self._page_count, self._page_last = 0, b""
         elif command == b"BATCH" and len(words) > 1 and words[1].startswith(b"-"):
@@ -495,7 +500,7 @@ class Worker:
             "attempts": sum(r.attempts for r in dropped),
             "alternate_nicks": sum(1 for r in dropped if r.alternate_nicks),
             "unacked": sum(len(r.written - r.acked) for r in self.roamers.values()),
-            "latencies": tally.latencies_ms, "quits": tally.quits,
+            "latencies": tally.latencies_ms, "quits": tally.quits, "double_quits": tally.double_quits,
             "first_quit_s": tally.first_quit - kill_at if tally.quits else None,
             "last_quit_s": tally.last_quit - kill_at if tally.quits else None,
             "errors": tally.errors[:5], "lost_samples": samples,
