@@ -517,6 +517,8 @@ class ReconnectRow:
     expected: int = 0
     lost: int = 0
     lost_dropped: int = 0
+    lost_away: int = 0  # to the clients still not back at the end
+    history_failures: int = 0
     recovered: int = 0
     skipped: int = 0
     unacked: int = 0
@@ -625,8 +627,8 @@ def worst_lag(before: list[dict[float, float]], after: list[dict[float, float]])
 
 def add_counts(row: ReconnectRow, counted: list[dict[str, Any]]) -> None:
     """The workers' counts, added up into `row`."""
-    for key in ("expected", "lost", "lost_dropped", "recovered", "dropped", "unacked", "attempts",
-                "alternate_nicks", "quits", "double_quits"):
+    for key in ("expected", "lost", "lost_dropped", "lost_away", "history_failures", "recovered", "dropped",
+                "unacked", "attempts", "alternate_nicks", "quits", "double_quits"):
         setattr(row, key, sum(c[key] for c in counted))
     back = [x for c in counted for x in c["back_s"]]
     filled = [x for c in counted for x in c["filled_s"]]
@@ -657,7 +659,9 @@ def reconnect_table(rows: list[ReconnectRow]) -> str:
         ("deliveries owed", lambda r: r.expected),
         ("lost", lambda r: r.lost),
         ("  of them to dropped clients", lambda r: r.lost_dropped),
+        ("  of them to clients not back", lambda r: r.lost_away),
         ("recovered from CHATHISTORY", lambda r: r.recovered),
+        ("CHATHISTORY refused (FAIL)", lambda r: r.history_failures),
         ("sends skipped while away", lambda r: r.skipped),
         ("sent, never echoed (in flight)", lambda r: r.unacked),
         ("QUITs seen by others", lambda r: r.quits),

@@ -85,6 +85,7 @@ class Tally:
     latencies_ms: list[float] = field(default_factory=list)  # live deliveries only
     quits: int = 0  # QUITs of others seen (ghosts swept, or a netsplit)
     double_quits: int = 0  # a QUIT of a nick this client had already seen quit
+    history_failures: int = 0  # CHATHISTORY refused (FAIL): a gap left unfilled
     first_quit: float = 0.0
     last_quit: float = 0.0
     errors: list[str] = field(default_factory=list)
@@ -323,6 +324,7 @@ class Roamer:
             self.tally.error(f"{self.nick}: {line[:160].decode('utf-8', 'replace')}")
             if command == b"FAIL" and self.back_at and not self.filled_at:
                 self.filled_at = time.perf_counter()  # the gap is not going to be filled
+                self.tally.history_failures += 1
 
     def _cap(self, sub: bytes, words: list[bytes]) -> None:
         if sub == b"LS":
@@ -477,7 +479,7 @@ class Worker:
         for msg_id, _offset, sender, channel in self.plan.schedule:
             if msg_id in taken:
                 owed.setdefault(channel, []).append((msg_id, sender))
-        lost = lost_dropped = recovered = expected = 0
+        lost = lost_dropped = lost_away = recovered = expected = 0
         samples: list[str] = []
         for roamer in self.roamers.values():
             due = {m for m, sender in owed.get(roamer.channel, []) if sender != roamer.index}
@@ -487,13 +489,16 @@ class Worker:
             recovered += len(roamer.recovered & due)
             if roamer.dropped_at:
                 lost_dropped += len(missing)
+            if roamer.away:
+                lost_away += len(missing)
             if missing and len(samples) < 5:
                 samples.append(f"{roamer.nick} in {roamer.channel}: {len(missing)} missing, "
                                f"e.g. message {min(missing)}")
         dropped = [r for r in self.roamers.values() if r.dropped_at]
         tally = self.tally
         return {
-            "expected": expected, "lost": lost, "lost_dropped": lost_dropped, "recovered": recovered,
+            "expected": expected, "lost": lost, "lost_dropped": lost_dropped, "lost_away": lost_away,
+            "recovered": recovered, "history_failures": tally.history_failures,
             "dropped": len(dropped),
             "back_s": [r.back_at - kill_at for r in dropped if r.back_at],
             "filled_s": [r.filled_at - kill_at for r in dropped if r.filled_at],
