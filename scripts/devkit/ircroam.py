@@ -396,6 +396,7 @@ class Worker:
         rng = random.Random(plan.seed)
         self.roamers = {i: Roamer(i, plan, self.tally, random.Random(rng.random())) for i in plan.nicks}
         self.cutoff = float("inf")
+        self.start_at = 0.0
         self.skipped = 0
 
     async def step(self, name: str) -> Any:
@@ -420,7 +421,7 @@ class Worker:
             await self.step(what)
             await asyncio.gather(*(arrive(r, what) for r in self.roamers.values()))
             self.pipe.send((what + "ed",))
-        start_at = await self.step("go")
+        start_at = self.start_at = await self.step("go")
         cpu_start, wall_start = time.process_time(), time.perf_counter()
         sending = asyncio.get_running_loop().create_task(self.send(start_at))
         kill_at = await self.step("killed")
@@ -473,14 +474,27 @@ class Worker:
         dropped = [r for r in self.roamers.values() if r.dropped_at]
         return {"dropped": len(dropped), "away": sum(r.away for r in dropped)}
 
+    @staticmethod
+    def _missing(roamer: Roamer, missing: set[int], due_at: dict[int, float], kill_at: float) -> str:
+        """What a client missed and when, beside when it dropped, came back and filled its gap
+        (seconds after the kill)."""
+        def since(t: float) -> str:
+            return f"{t - kill_at:.2f}" if t else "-"
+        sent = ", ".join(f"{m}@{due_at[m]:.2f}" for m in sorted(missing)[:4])
+        return (f"{roamer.nick} in {roamer.channel}: {len(missing)} missing (id@s after kill: {sent}); "
+                f"dropped {since(roamer.dropped_at)}, back {since(roamer.back_at)}, "
+                f"filled {since(roamer.filled_at)}")
+
     def count(self, taken: set[int], kill_at: float) -> dict[str, Any]:
         """Every delivery owed to this worker's clients, against what they saw."""
         owed: dict[str, list[tuple[int, int]]] = {}
-        for msg_id, _offset, sender, channel in self.plan.schedule:
+        due_at: dict[int, float] = {}
+        for msg_id, offset, sender, channel in self.plan.schedule:
             if msg_id in taken:
                 owed.setdefault(channel, []).append((msg_id, sender))
+                due_at[msg_id] = self.start_at + offset - kill_at
         lost = lost_dropped = lost_away = recovered = expected = 0
-        samples: list[str] = []
+        samples: dict[bool, list[str]] = {True: [], False: []}  # by whether the client is away
         for roamer in self.roamers.values():
             due = {m for m, sender in owed.get(roamer.channel, []) if sender != roamer.index}
             missing = due - roamer.received
@@ -491,9 +505,8 @@ class Worker:
                 lost_dropped += len(missing)
             if roamer.away:
                 lost_away += len(missing)
-            if missing and len(samples) < 5:
-                samples.append(f"{roamer.nick} in {roamer.channel}: {len(missing)} missing, "
-                               f"e.g. message {min(missing)}")
+            if missing and len(samples[roamer.away]) < 5:
+                samples[roamer.away].append(self._missing(roamer, missing, due_at, kill_at))
         dropped = [r for r in self.roamers.values() if r.dropped_at]
         tally = self.tally
         return {
@@ -508,5 +521,5 @@ class Worker:
             "latencies": tally.latencies_ms, "quits": tally.quits, "double_quits": tally.double_quits,
             "first_quit_s": tally.first_quit - kill_at if tally.quits else None,
             "last_quit_s": tally.last_quit - kill_at if tally.quits else None,
-            "errors": tally.errors[:5], "lost_samples": samples,
+            "errors": tally.errors[:5], "lost_samples": samples[False] + samples[True],
         }
