@@ -56,7 +56,7 @@ import httpx
 
 from scripts.devkit import ircroam
 from scripts.devkit.inspircd import client_limit, inspircd_binary, start_network
-from scripts.devkit.ircroam import RoamPlan
+from scripts.devkit.ircroam import RoamPlan, roam_plans
 from scripts.devkit.ircstack import (
     ChatBacking,
     Gateway,
@@ -496,8 +496,6 @@ def replica_table(rows: list[Row]) -> str:
 
 # -- the reconnect scenario ----------------------------------------------------------------------
 
-#: Clients per source address: each (source, destination) pair has ~28,000 ephemeral ports.
-PER_SOURCE = 20000
 #: Clients per generator process, below the 20,000 open files a process may have here.
 PER_WORKER = 15000
 
@@ -537,32 +535,6 @@ class ReconnectRow:
     errors: list[str] = field(default_factory=list)
 
 
-def roam_plans(count: int, room_size: int, addresses: Callable[[int], list[int]], rate: float,
-               seconds: float, workers: int, args: argparse.Namespace) -> list[RoamPlan]:
-    """The clients split over the workers (client i to worker i % workers), channels of
-    `room_size` consecutive clients, a source address per PER_SOURCE clients, and a schedule
-    long enough for the longest run (each worker sends its own clients' messages)."""
-    rooms = max(1, count // room_size)
-    members = {f"#roam{r}": list(range(r * room_size, (r + 1) * room_size)) for r in range(rooms)}
-    names = list(members)
-    rng = random.Random(42)
-    schedule = []
-    for msg_id in range(int(rate * seconds)):
-        channel = names[msg_id % rooms]
-        schedule.append((msg_id, msg_id / rate, rng.choice(members[channel]), channel))
-    out = [RoamPlan({}, {}, {}, {}, schedule, backoff_base=args.backoff_base, backoff_cap=args.backoff_cap,
-                    back_timeout=args.back_timeout, no_implicit_names=args.no_implicit_names, seed=w)
-           for w in range(workers)]
-    for channel, indexes in members.items():
-        for index in indexes:
-            plan = out[index % workers]
-            plan.nicks[index] = f"rc{index}"
-            plan.channels[index] = channel
-            plan.ports[index] = addresses(index)
-            plan.sources[index] = f"127.0.0.{1 + index // PER_SOURCE}"
-    return out
-
-
 def listen_overflows() -> int:
     """The kernel's count of connections dropped because a listener's accept queue was full
     (TcpExt ListenOverflows: the whole machine's, since boot)."""
@@ -577,7 +549,9 @@ def reconnect_scenario(label: str, count: int, addresses: Callable[[int], list[i
     timeout); then traffic a little longer, and every delivery accounted for."""
     workers_count = max(args.workers, math.ceil(count / PER_WORKER))
     longest = args.kill_after + max(args.back_timeout + args.after, args.watch) + 10
-    plans_ = roam_plans(count, args.room, addresses, args.rate, longest, workers_count, args)
+    plans_ = roam_plans(count, args.room, addresses, args.rate, longest, workers_count,
+                        backoff_base=args.backoff_base, backoff_cap=args.backoff_cap,
+                        back_timeout=args.back_timeout, no_implicit_names=args.no_implicit_names)
     survivors = [r for r in replicas if r is not victim]
     row = ReconnectRow(label, count, victim.name)
     workers = Workers(plans_, ircroam.worker_main)

@@ -52,7 +52,7 @@ CONFIG = """\
 <performance softlimit="{limit}" somaxconn="4096" clonesonconnect="no" quietbursts="yes">
 <security hidesplits="no">
 <channels users="100" opers="100">
-<files motd="{workdir}/motd.txt">
+<files motd="{workdir}/motd">
 <log method="file" type="* -USERINPUT -USEROUTPUT" level="default" target="{workdir}/{name}.log">
 """
 
@@ -115,7 +115,7 @@ def start_network(count: int, workdir: Path, timeout: float = 30.0) -> list[Gate
     gateways = []
     try:
         for node in nodes:
-            (workdir / "motd.txt").write_text("InspIRCd for canaduck's benchmark\n")
+            (workdir / "motd").write_text("InspIRCd for canaduck's benchmark\n")
             conf = workdir / f"{node.name}.conf"
             conf.write_text(render_config(node, [n for n in nodes if n is not node], workdir, limit))
             out = workdir / f"{node.name}.out"

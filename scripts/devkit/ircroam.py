@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from typing import Any
@@ -39,6 +40,8 @@ WANTED_CAPS = ("message-tags", "server-time", "batch", "echo-message", "draft/ch
 WAVE = 50
 #: Seconds a client may take to first register or join.
 SETUP_TIMEOUT = 180.0
+#: Clients per source address: each (source, destination) pair has ~28,000 ephemeral ports.
+PER_SOURCE = 20000
 
 
 @dataclass
@@ -372,6 +375,31 @@ class Roamer:
     def _write(self, data: bytes) -> None:
         if self.link is not None:
             self.link.write(data)
+
+
+def roam_plans(count: int, room_size: int, addresses: Callable[[int], list[int]], rate: float,
+               seconds: float, workers: int, **settings: Any) -> list[RoamPlan]:
+    """The clients split over the workers (client i to worker i % workers), channels of
+    `room_size` consecutive clients, a source address per PER_SOURCE clients, and a schedule
+    long enough for the longest run (each worker sends its own clients' messages); `settings`
+    are RoamPlan's (backoff, timeouts)."""
+    rooms = max(1, count // room_size)
+    members = {f"#roam{r}": list(range(r * room_size, (r + 1) * room_size)) for r in range(rooms)}
+    names = list(members)
+    rng = random.Random(42)
+    schedule = []
+    for msg_id in range(int(rate * seconds)):
+        channel = names[msg_id % rooms]
+        schedule.append((msg_id, msg_id / rate, rng.choice(members[channel]), channel))
+    out = [RoamPlan({}, {}, {}, {}, schedule, seed=w, **settings) for w in range(workers)]
+    for channel, indexes in members.items():
+        for index in indexes:
+            plan = out[index % workers]
+            plan.nicks[index] = f"rc{index}"
+            plan.channels[index] = channel
+            plan.ports[index] = addresses(index)
+            plan.sources[index] = f"127.0.0.{1 + index // PER_SOURCE}"
+    return out
 
 
 # -- the worker process ----------------------------------------------------------------------

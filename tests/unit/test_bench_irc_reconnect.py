@@ -3,14 +3,12 @@ client reads its lines and what it asks for, and the InspIRCd config it is measu
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import random
 from pathlib import Path
 
-from scripts.bench_irc import PER_SOURCE, parse_args, roam_plans
 from scripts.devkit.inspircd import LINK_PASSWORD, Node, render_config
-from scripts.devkit.ircroam import Backoff, Roamer, RoamPlan, Tally, tag
+from scripts.devkit.ircroam import PER_SOURCE, Backoff, Roamer, RoamPlan, Tally, roam_plans, tag
 
 
 def test_the_backoff_doubles_its_ceiling_up_to_the_cap_with_full_jitter():
@@ -29,8 +27,7 @@ def test_tags_are_read_by_key():
 
 
 def plan(count: int = 60) -> list[RoamPlan]:
-    args = parse_args(["--scenarios", "reconnect"])
-    return roam_plans(count, 20, lambda i: [7000 + i % 2], 10, 3, 2, args)
+    return roam_plans(count, 20, lambda i: [7000 + i % 2], 10, 3, 2)
 
 
 def test_the_plans_split_clients_over_workers_in_rooms_with_one_schedule():
@@ -45,8 +42,7 @@ def test_the_plans_split_clients_over_workers_in_rooms_with_one_schedule():
 
 
 def test_a_source_address_serves_at_most_per_source_clients():
-    args = argparse.Namespace(**{**vars(parse_args([])), "no_implicit_names": False})
-    plans = roam_plans(PER_SOURCE + 20, 20, lambda i: [7000], 1, 1, 2, args)
+    plans = roam_plans(PER_SOURCE + 20, 20, lambda i: [7000], 1, 1, 2)
     sources = {p.sources[i] for p in plans for i in p.sources}
     assert sources == {"127.0.0.1", "127.0.0.2"}
 
