@@ -89,6 +89,7 @@ class Tally:
     quits: int = 0  # QUITs of others seen (ghosts swept, or a netsplit)
     double_quits: int = 0  # a QUIT of a nick this client had already seen quit
     history_failures: int = 0  # CHATHISTORY refused (FAIL): a gap left unfilled
+    retries: int = 0  # commands asked again after a `400 ... try again`
     first_quit: float = 0.0
     last_quit: float = 0.0
     errors: list[str] = field(default_factory=list)
@@ -325,9 +326,31 @@ class Roamer:
         elif command in (b"ERROR", b"FAIL") or (command.isdigit() and command[:1] in b"45"
                                                 and command not in (b"433", b"422")):
             self.tally.error(f"{self.nick}: {line[:160].decode('utf-8', 'replace')}")
+            if command == b"400" and len(words) > 2:
+                self._try_again(words[2])
             if command == b"FAIL" and self.back_at and not self.filled_at:
                 self.filled_at = time.perf_counter()  # the gap is not going to be filled
                 self.tally.history_failures += 1
+
+    def _try_again(self, refused: bytes) -> None:
+        """`400 ... :try again` (the server's state unavailable for a moment): what a client
+        needs to be back (its nick, its JOIN, its history) is asked again a second later."""
+        link = self.link
+        if refused == b"NICK" and self.registered is not None and not self.registered.done():
+            again = f"NICK {self.nick}"
+        elif refused == b"JOIN" and self.joined is not None and not self.joined.done():
+            again = f"JOIN {self.channel}"
+        elif refused == b"CHATHISTORY" and self.back_at and not self.filled_at and self.ref:
+            again = f"CHATHISTORY AFTER {self.channel} {self.ref} {self.plan.history_limit}"
+        else:
+            return
+        self.tally.retries += 1
+
+        def retry() -> None:
+            if self.link is link:
+                self._write(again.encode() + b"\r\n")
+
+        asyncio.get_running_loop().call_later(1.0, retry)
 
     def _cap(self, sub: bytes, words: list[bytes]) -> None:
         if sub == b"LS":
@@ -539,7 +562,7 @@ class Worker:
         tally = self.tally
         return {
             "expected": expected, "lost": lost, "lost_dropped": lost_dropped, "lost_away": lost_away,
-            "recovered": recovered, "history_failures": tally.history_failures,
+            "recovered": recovered, "history_failures": tally.history_failures, "retries": tally.retries,
             "dropped": len(dropped),
             "back_s": [r.back_at - kill_at for r in dropped if r.back_at],
             "filled_s": [r.filled_at - kill_at for r in dropped if r.filled_at],

@@ -140,3 +140,15 @@ def test_the_inspircd_config_links_each_server_on_loopback_without_clone_limits(
     assert 'localmax="19000" globalmax="19000"' in config and 'softlimit="19000"' in config
     assert '<module name="spanningtree">' in config and 'id="2AA"' in config
     assert "autoconnect" not in render_config(hub, [leaf], tmp_path, 19000)  # one side dials
+
+
+def test_a_history_refused_for_a_moment_is_asked_again():
+    async def scenario() -> None:
+        r, wire, tally = roamer()
+        r.ref, r.dropped_at, r.back_at = "msgid=1-0", 1.0, 2.0
+        feed(r, b":srv 400 rc0 CHATHISTORY :Server state unavailable; try again")
+        assert wire.out == b"" and tally.retries == 1
+        await asyncio.sleep(1.1)
+        assert wire.out == b"CHATHISTORY AFTER #roam0 msgid=1-0 100\r\n"
+
+    asyncio.run(scenario())
