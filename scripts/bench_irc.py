@@ -477,10 +477,14 @@ def table(rows: list[Row]) -> str:
     lines = [head]
     for r in rows:
         lines.append(f"{r.scenario:<28} {r.server:<22} {r.clients:>7} {r.sent:>6} {r.received:>10} "
-                     f"{r.lost:>6} {r.p50:>7.2f} {r.p99:>7.2f} {r.cross_p99:>8.2f} {r.max:>7.1f} "
+                     f"{r.lost:>6} {r.p50:>7.2f} {r.p99:>7.2f} {_cell(r.cross_p99):>8} {r.max:>7.1f} "
                      f"{r.deliveries_per_s:>8.0f} {r.kib_per_conn:>8.1f} {r.cpu_pct:>6.0f} "
                      f"{r.gen_cpu_pct:>9.0f}")
     return "\n".join(lines)
+
+
+def _cell(value: float) -> str:
+    return "-" if math.isnan(value) else f"{value:.2f}"
 
 
 def replica_table(rows: list[Row]) -> str:
