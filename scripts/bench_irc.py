@@ -32,6 +32,13 @@ bucket that holds the 99th percentile).
 `--no-implicit-names`: the clients ask for that IRCv3 capability, so no NAMES reply follows
 their JOINs (a join is done when the client's own JOIN comes back); the rows say `no-names`.
 Without it the clients and their lines are those of every earlier run.
+
+"reconnect" (`--scenarios reconnect`, not in the default run): CLIENTS clients (2,000 unless
+given) in rooms through one address, our REPLICAS replicas (4 unless given) sharing one port;
+the first is SIGKILLed under traffic and its clients come back on their own, with backoff and
+jitter, and fill their gap with CHATHISTORY (scripts/devkit/ircroam.py). Its table says how
+long they took, what was lost, and how the survivors fared; InspIRCd's row kills one of its
+two servers (a netsplit). See docs/ircd.md, "A replica killed under load".
 """
 
 from __future__ import annotations
