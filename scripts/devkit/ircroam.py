@@ -171,6 +171,9 @@ class Roamer:
         self.registered: asyncio.Future[None] | None = None
         self.joined: asyncio.Future[None] | None = None
         self.ref: str | None = None  # where it is in its channel: msgid=... or timestamp=...
+        #: Where the history being asked for starts: `ref` when it came back, then each full
+        #: page's last message. Live messages move `ref`, never this.
+        self._cursor = ""
         self._live_since_join = False
         self._page_count = 0
         self._page_last = b""
@@ -340,8 +343,8 @@ class Roamer:
             again = f"NICK {self.nick}"
         elif refused == b"JOIN" and self.joined is not None and not self.joined.done():
             again = f"JOIN {self.channel}"
-        elif refused == b"CHATHISTORY" and self.back_at and not self.filled_at and self.ref:
-            again = f"CHATHISTORY AFTER {self.channel} {self.ref} {self.plan.history_limit}"
+        elif refused == b"CHATHISTORY" and self.back_at and not self.filled_at and self._cursor:
+            again = f"CHATHISTORY AFTER {self.channel} {self._cursor} {self.plan.history_limit}"
         else:
             return
         self.tally.retries += 1
@@ -383,6 +386,7 @@ class Roamer:
             self.filled_at = self.back_at  # nothing to fill the gap with
 
     def _ask_history(self, ref: str) -> None:
+        self._cursor = ref
         self._write(f"CHATHISTORY AFTER {self.channel} {ref} {self.plan.history_limit}\r\n".encode())
 
     def _page_done(self) -> None:

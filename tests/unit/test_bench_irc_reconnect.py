@@ -142,13 +142,18 @@ def test_the_inspircd_config_links_each_server_on_loopback_without_clone_limits(
     assert "autoconnect" not in render_config(hub, [leaf], tmp_path, 19000)  # one side dials
 
 
-def test_a_history_refused_for_a_moment_is_asked_again():
+def test_a_history_refused_for_a_moment_is_asked_again_from_where_the_gap_starts():
     async def scenario() -> None:
         r, wire, tally = roamer()
-        r.ref, r.dropped_at, r.back_at = "msgid=1-0", 1.0, 2.0
-        feed(r, b":srv 400 rc0 CHATHISTORY :Server state unavailable; try again")
+        r.caps = {"draft/chathistory"}
+        r.ref, r.dropped_at, r.nick = "msgid=1-0", 1.0, "rc0_1"
+        r.joined = asyncio.get_running_loop().create_future()
+        feed(r, b"@time=t :rc0_1!u@h JOIN #roam0")
+        wire.out = b""
+        feed(r, b":srv 400 rc0_1 CHATHISTORY :Server state unavailable; try again")
+        feed(r, b"@msgid=9-0 :rc2!u@h PRIVMSG #roam0 :bench 9 1")  # live, past the gap
         assert wire.out == b"" and tally.retries == 1
-        await asyncio.sleep(1.1)
+        await asyncio.sleep(1.1)  # not from the live message: the gap is before it
         assert wire.out == b"CHATHISTORY AFTER #roam0 msgid=1-0 100\r\n"
 
     asyncio.run(scenario())
