@@ -529,6 +529,7 @@ class ReconnectRow:
     lost_away: int = 0  # to the clients still not back at the end
     history_failures: int = 0
     retries: int = 0
+    redrops: int = 0
     recovered: int = 0
     skipped: int = 0
     unacked: int = 0
@@ -614,7 +615,7 @@ def worst_lag(before: list[dict[float, float]], after: list[dict[float, float]])
 def add_counts(row: ReconnectRow, counted: list[dict[str, Any]]) -> None:
     """The workers' counts, added up into `row`."""
     for key in ("expected", "lost", "lost_dropped", "lost_away", "history_failures", "retries", "recovered",
-                "dropped", "unacked", "attempts", "alternate_nicks", "quits", "double_quits"):
+                "dropped", "unacked", "attempts", "alternate_nicks", "quits", "double_quits", "redrops"):
         setattr(row, key, sum(c[key] for c in counted))
     back = [x for c in counted for x in c["back_s"]]
     filled = [x for c in counted for x in c["filled_s"]]
@@ -642,6 +643,7 @@ def reconnect_table(rows: list[ReconnectRow]) -> str:
         ("all gaps filled (s)", lambda r: _num(r.filled_s, r.away)),
         ("reconnect attempts", lambda r: r.attempts),
         ("NICK, JOIN, history asked again (400)", lambda r: r.retries),
+        ("back, then dropped again before filled", lambda r: r.redrops),
         ("took an alternate nick (433)", lambda r: r.alternate_nicks),
         ("deliveries owed", lambda r: r.expected),
         ("lost", lambda r: r.lost),

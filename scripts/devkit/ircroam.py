@@ -90,6 +90,7 @@ class Tally:
     double_quits: int = 0  # a QUIT of a nick this client had already seen quit
     history_failures: int = 0  # CHATHISTORY refused (FAIL): a gap left unfilled
     retries: int = 0  # commands asked again after a `400 ... try again`
+    redrops: int = 0  # back in its channel, then dropped again before its gap was filled
     first_quit: float = 0.0
     last_quit: float = 0.0
     errors: list[str] = field(default_factory=list)
@@ -175,6 +176,7 @@ class Roamer:
         #: page's last message. Live messages move `ref`, never this.
         self._cursor = ""
         self._live_since_join = False
+        self._live_last = ""
         self._page_count = 0
         self._page_last = b""
         self.received: set[int] = set()
@@ -255,6 +257,8 @@ class Roamer:
         was_present = _succeeded(self.joined)
         self.link = None
         if was_present:
+            if self.away:
+                self.tally.redrops += 1
             self.dropped_at = self.dropped_at or time.perf_counter()
             self.back_at = self.filled_at = 0.0
             asyncio.get_running_loop().create_task(self.come_back())
@@ -292,8 +296,12 @@ class Roamer:
             self._page_count += 1
             self._page_last = msgid or self._page_last
         elif msgid:
-            self.ref = "msgid=" + msgid.decode()
+            # While a gap is open the client's place stays where the gap starts: a connection
+            # that drops again before the gap is filled must not skip it next time.
+            self._live_last = "msgid=" + msgid.decode()
             self._live_since_join = True
+            if not self.away:
+                self.ref = self._live_last
 
     def _control(self, tags: bytes, line: bytes) -> None:
         words = line.split(b" ")
@@ -376,7 +384,7 @@ class Roamer:
             when = tag(tags, b"time")
             self.ref = "timestamp=" + when.decode() if when else None
         self.joined.set_result(None)
-        self._live_since_join = False
+        self._live_since_join, self._live_last = False, ""
         if not self.dropped_at or self.back_at:
             return
         self.back_at = time.perf_counter()
@@ -395,7 +403,9 @@ class Roamer:
         if self._page_count >= self.plan.history_limit and self._page_last:
             self._ask_history("msgid=" + self._page_last.decode())  # a full page: there may be more
             return
-        if self._page_last and not self._live_since_join:
+        if self._live_since_join:
+            self.ref = self._live_last  # the history reached past the first live message
+        elif self._page_last:
             self.ref = "msgid=" + self._page_last.decode()
         self.filled_at = time.perf_counter()
 
@@ -567,6 +577,7 @@ class Worker:
         return {
             "expected": expected, "lost": lost, "lost_dropped": lost_dropped, "lost_away": lost_away,
             "recovered": recovered, "history_failures": tally.history_failures, "retries": tally.retries,
+            "redrops": tally.redrops,
             "dropped": len(dropped),
             "back_s": [r.back_at - kill_at for r in dropped if r.back_at],
             "filled_s": [r.filled_at - kill_at for r in dropped if r.filled_at],

@@ -157,3 +157,20 @@ def test_a_history_refused_for_a_moment_is_asked_again_from_where_the_gap_starts
         assert wire.out == b"CHATHISTORY AFTER #roam0 msgid=1-0 100\r\n"
 
     asyncio.run(scenario())
+
+
+def test_live_messages_do_not_move_its_place_while_its_gap_is_open():
+    async def scenario() -> None:
+        r, _, _ = roamer()
+        r.caps = {"draft/chathistory"}
+        r.ref, r.dropped_at, r.nick = "msgid=1-0", 1.0, "rc0_1"
+        r.joined = asyncio.get_running_loop().create_future()
+        feed(r, b"@time=t :rc0_1!u@h JOIN #roam0")
+        feed(r, b"@msgid=9-0 :rc2!u@h PRIVMSG #roam0 :bench 9 1")  # live, the gap not filled yet
+        assert r.away and r.ref == "msgid=1-0"  # dropping again now must not skip the gap
+        feed(r, b":srv BATCH +b1 chathistory #roam0")
+        feed(r, b"@batch=b1;msgid=5-0 :rc2!u@h PRIVMSG #roam0 :bench 5 1")
+        feed(r, b":srv BATCH -b1")
+        assert not r.away and r.ref == "msgid=9-0" and r.received == {5, 9}
+
+    asyncio.run(scenario())
