@@ -1,8 +1,10 @@
-"""Behind scripts/bench-irc: IRC delivery latency across gateway replicas, beside ngIRCd.
+"""Behind scripts/bench-irc: IRC delivery latency across gateway replicas, beside ngIRCd and
+InspIRCd.
 
 Two scenarios, each run against our gateways (clients spread round-robin over two replicas
 sharing one Redis) and, in the same run, against Debian's ngIRCd (one process, the peer's row)
-when it is installed:
+and Debian's InspIRCd (two servers linked by its spanning tree, the clients spread round-robin
+over them: the scale-out peer's row; scripts/devkit/inspircd.py) when they are installed:
 
 - "rooms": CLIENTS clients in channels of ROOM members, RATE messages/s in all, each from a
   random member to its channel;
@@ -17,8 +19,10 @@ own CPU time is reported (`gen cpu %`, of one core) so that a saturated generato
 A message carries its send time (perf_counter_ns: CLOCK_MONOTONIC, one clock for every process
 of the machine); the latency of a delivery is its arrival at a member's socket minus that. Lost =
 expected deliveries (every member but the sender) not received within DRAIN seconds after the
-last send. Memory per connection = the servers' RSS growth while the clients connected and
-joined, divided by the number of clients (both replicas counted for ours; Redis apart).
+last send. `x-p99` is the p99 of the deliveries that crossed from one server (replica) to
+another: the sender's and the receiver's ports differ. Memory per connection = the servers'
+RSS growth while the clients connected and joined, divided by the number of clients (both
+replicas counted for ours, both servers for InspIRCd; Redis apart).
 
 A second table gives each server process's share of the sending phase: its CPU, its RSS, and
 for ours the event loop's lag p99 (how late a timer ran: the wait every client of that replica
@@ -28,6 +32,13 @@ bucket that holds the 99th percentile).
 `--no-implicit-names`: the clients ask for that IRCv3 capability, so no NAMES reply follows
 their JOINs (a join is done when the client's own JOIN comes back); the rows say `no-names`.
 Without it the clients and their lines are those of every earlier run.
+
+"reconnect" (`--scenarios reconnect`, not in the default run): CLIENTS clients (2,000 unless
+given) in rooms through one address, our REPLICAS replicas (4 unless given) sharing one port;
+the first is SIGKILLed under traffic and its clients come back on their own, with backoff and
+jitter, and fill their gap with CHATHISTORY (scripts/devkit/ircroam.py). Its table says how
+long they took, what was lost, and how the survivors fared; InspIRCd's row kills one of its
+two servers (a netsplit). See docs/ircd.md, "A replica killed under load".
 """
 
 from __future__ import annotations
@@ -39,8 +50,10 @@ import multiprocessing
 import os
 import random
 import resource
+import signal
 import sys
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -48,6 +61,9 @@ from typing import Any
 
 import httpx
 
+from scripts.devkit import ircroam
+from scripts.devkit.inspircd import client_limit, inspircd_binary, start_network
+from scripts.devkit.ircroam import RoamPlan, roam_plans
 from scripts.devkit.ircstack import (
     ChatBacking,
     Gateway,
@@ -104,6 +120,9 @@ class Plan:
     #: The clients ask for no-implicit-names (no NAMES reply after JOIN): a join is done when
     #: its own JOIN comes back, not at its 366.
     no_implicit_names: bool = False
+    #: msg_id -> the port its sender is connected to: a delivery to a client of another port
+    #: crossed from one server (or replica) to another.
+    origin: dict[int, int] = field(default_factory=dict)
 
 
 class Tally:
@@ -111,6 +130,7 @@ class Tally:
 
     def __init__(self) -> None:
         self.latencies_ms: list[float] = []
+        self.cross_ms: list[float] = []  # the deliveries that crossed servers
         self.received: dict[int, int] = {}
         self.last_arrival = 0
         self.errors: list[str] = []
@@ -119,9 +139,12 @@ class Tally:
 class BenchClient(asyncio.Protocol):
     """One IRC connection of the load generator: lines split by hand, bench messages timed."""
 
-    def __init__(self, nick: str, tally: Tally, *, no_implicit_names: bool = False) -> None:
+    def __init__(self, nick: str, tally: Tally, *, port: int = 0, origin: dict[int, int] | None = None,
+                 no_implicit_names: bool = False) -> None:
         self.nick = nick
         self.tally = tally
+        self.port = port
+        self.origin = origin or {}
         self.no_implicit_names = no_implicit_names
         self._source = f":{nick}!".encode()
         self.transport: asyncio.Transport | None = None
@@ -154,7 +177,10 @@ class BenchClient(asyncio.Protocol):
                 parts = line[cut + 8:].split()
                 if len(parts) == 2:
                     msg_id = int(parts[0])
-                    tally.latencies_ms.append((now - int(parts[1])) / 1e6)
+                    latency = (now - int(parts[1])) / 1e6
+                    tally.latencies_ms.append(latency)
+                    if self.origin.get(msg_id, self.port) != self.port:
+                        tally.cross_ms.append(latency)
                     tally.received[msg_id] = tally.received.get(msg_id, 0) + 1
                     tally.last_arrival = now
                     continue
@@ -216,10 +242,10 @@ async def _work(plan: Plan, pipe: Connection) -> None:
 
     async def register(index: int) -> None:
         async with gate:
-            nick = plan.nicks[index]
+            nick, port = plan.nicks[index], plan.ports[index]
             _, client = await loop.create_connection(
-                lambda: BenchClient(nick, tally, no_implicit_names=plan.no_implicit_names), "127.0.0.1",
-                plan.ports[index])
+                lambda: BenchClient(nick, tally, port=port, origin=plan.origin,
+                                    no_implicit_names=plan.no_implicit_names), "127.0.0.1", port)
             clients[index] = client
             hello = f"NICK {nick}\r\nUSER {nick} 0 * :bench\r\n"
             if plan.no_implicit_names:
@@ -262,7 +288,8 @@ async def _work(plan: Plan, pipe: Connection) -> None:
     wall = max(time.perf_counter() - max(start_at, wall_start), 1e-6)
     cpu = time.process_time() - cpu_start
     got = sum(min(count, plan.expected.get(msg_id, 0)) for msg_id, count in tally.received.items())
-    pipe.send(("done", {"latencies": tally.latencies_ms, "received": got, "expected": expected,
+    pipe.send(("done", {"latencies": tally.latencies_ms, "cross": tally.cross_ms, "received": got,
+                        "expected": expected,
                         "last_arrival": tally.last_arrival, "errors": tally.errors[:5],
                         "cpu_pct": 100 * cpu / wall}))
     await step("quit")
@@ -287,6 +314,7 @@ class Row:
     received: int = 0
     p50: float = float("nan")
     p99: float = float("nan")
+    cross_p99: float = float("nan")  # the deliveries that crossed servers (replicas) only
     max: float = float("nan")
     deliveries_per_s: float = 0.0
     kib_per_conn: float = 0.0
@@ -323,6 +351,8 @@ def plans(count: int, room_size: int, ports: list[int], rate: float, seconds: fl
         channel = names[msg_id % len(names)]
         sender = rng.choice(members[channel])
         out[sender % workers].sends.append((msg_id, msg_id / rate, sender, channel))
+        for plan in out:
+            plan.origin[msg_id] = ports[sender % len(ports)]
         for member in members[channel]:
             if member != sender:
                 expected = out[member % workers].expected
@@ -333,13 +363,14 @@ def plans(count: int, room_size: int, ports: list[int], rate: float, seconds: fl
 class Workers:
     """The load generator's processes and their pipes."""
 
-    def __init__(self, plans_: list[Plan]) -> None:
+    def __init__(self, plans_: Sequence[Plan | RoamPlan],
+                 target: Callable[[Any, Connection], None] = worker_main) -> None:
         context = multiprocessing.get_context("fork")
         self.pipes: list[Connection] = []
         self.procs: list[Any] = []
         for plan in plans_:
             ours, theirs = context.Pipe()
-            proc = context.Process(target=worker_main, args=(plan, theirs), daemon=True)
+            proc = context.Process(target=target, args=(plan, theirs), daemon=True)
             proc.start()
             theirs.close()
             self.pipes.append(ours)
@@ -439,6 +470,7 @@ def scenario(name: str, server: str, ports: list[int], replicas: list[Replica], 
     if latencies:
         row.p50 = percentile_or(latencies, 50, float("nan"))
         row.p99 = percentile_or(latencies, 99, float("nan"))
+        row.cross_p99 = percentile_or([x for report in reports for x in report["cross"]], 99, float("nan"))
         row.max = max(latencies)
         span = (max(r["last_arrival"] for r in reports) - first_ns) / 1e9
         row.deliveries_per_s = row.received / span if span > 0 else 0.0
@@ -447,14 +479,19 @@ def scenario(name: str, server: str, ports: list[int], replicas: list[Replica], 
 
 def table(rows: list[Row]) -> str:
     head = (f"{'scenario':<28} {'server':<22} {'clients':>7} {'sent':>6} {'deliveries':>10} {'lost':>6} "
-            f"{'p50 ms':>7} {'p99 ms':>7} {'max ms':>7} {'deliv/s':>8} {'KiB/conn':>8} {'cpu %':>6} "
-            f"{'gen cpu %':>9}")
+            f"{'p50 ms':>7} {'p99 ms':>7} {'x-p99 ms':>8} {'max ms':>7} {'deliv/s':>8} {'KiB/conn':>8} "
+            f"{'cpu %':>6} {'gen cpu %':>9}")
     lines = [head]
     for r in rows:
         lines.append(f"{r.scenario:<28} {r.server:<22} {r.clients:>7} {r.sent:>6} {r.received:>10} "
-                     f"{r.lost:>6} {r.p50:>7.2f} {r.p99:>7.2f} {r.max:>7.1f} {r.deliveries_per_s:>8.0f} "
-                     f"{r.kib_per_conn:>8.1f} {r.cpu_pct:>6.0f} {r.gen_cpu_pct:>9.0f}")
+                     f"{r.lost:>6} {r.p50:>7.2f} {r.p99:>7.2f} {_cell(r.cross_p99):>8} {r.max:>7.1f} "
+                     f"{r.deliveries_per_s:>8.0f} {r.kib_per_conn:>8.1f} {r.cpu_pct:>6.0f} "
+                     f"{r.gen_cpu_pct:>9.0f}")
     return "\n".join(lines)
+
+
+def _cell(value: float) -> str:
+    return "-" if math.isnan(value) else f"{value:.2f}"
 
 
 def replica_table(rows: list[Row]) -> str:
@@ -468,41 +505,348 @@ def replica_table(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
+# -- the reconnect scenario ----------------------------------------------------------------------
+
+#: Clients per generator process, below the 20,000 open files a process may have here.
+PER_WORKER = 15000
+
+
+@dataclass
+class ReconnectRow:
+    """What a killed server did to its clients, and what they made of it."""
+
+    server: str
+    clients: int
+    victim: str
+    dropped: int = 0
+    away: int = 0  # dropped and not back with their gap filled when the conductor gave up
+    all_back_s: float = math.nan
+    back_p50_s: float = math.nan
+    filled_s: float = math.nan
+    expected: int = 0
+    lost: int = 0
+    lost_dropped: int = 0
+    lost_away: int = 0  # to the clients still not back at the end
+    history_failures: int = 0
+    retries: int = 0
+    redrops: int = 0
+    recovered: int = 0
+    skipped: int = 0
+    unacked: int = 0
+    attempts: int = 0
+    alternate_nicks: int = 0
+    quits: int = 0
+    double_quits: int = 0
+    quit_span: str = "-"
+    live_p99: float = math.nan
+    survivor_lag_p99_ms: float = math.nan  # from the kill until every client is back
+    after_lag_p99_ms: float = math.nan  # from then until the end (our sweeper's QUITs)
+    survivor_cpu_pct: float = 0.0
+    listen_overflows: int = 0
+    gen_cpu_pct: float = 0.0
+    load: float = 0.0
+    errors: list[str] = field(default_factory=list)
+
+
+def listen_overflows() -> int:
+    """The kernel's count of connections dropped because a listener's accept queue was full
+    (TcpExt ListenOverflows: the whole machine's, since boot)."""
+    lines = [line.split() for line in Path("/proc/net/netstat").read_text().splitlines()
+             if line.startswith("TcpExt:")]
+    return int(dict(zip(lines[0], lines[1], strict=True)).get("ListenOverflows", 0))
+
+
+def reconnect_scenario(label: str, count: int, addresses: Callable[[int], list[int]], replicas: list[Replica],
+                       victim: Replica, args: argparse.Namespace) -> ReconnectRow:
+    """Clients in rooms with traffic; SIGKILL `victim`; until its clients are back (or the
+    timeout); then traffic a little longer, and every delivery accounted for."""
+    workers_count = max(args.workers, math.ceil(count / PER_WORKER))
+    longest = args.kill_after + max(args.back_timeout + args.after, args.watch) + 10
+    plans_ = roam_plans(count, args.room, addresses, args.rate, longest, workers_count,
+                        backoff_base=args.backoff_base, backoff_cap=args.backoff_cap,
+                        back_timeout=args.back_timeout, no_implicit_names=args.no_implicit_names)
+    survivors = [r for r in replicas if r is not victim]
+    row = ReconnectRow(label, count, victim.name)
+    workers = Workers(plans_, ircroam.worker_main)
+    try:
+        for step in ("register", "join"):
+            phase = time.perf_counter()
+            workers.step(step, expect=step + "ed", timeout=args.back_timeout + 600)
+            print(f"  {label}: {count} clients {step}ed in {time.perf_counter() - phase:.1f} s",
+                  file=sys.stderr)
+        time.sleep(1.0)  # joins settle on every server before the clock starts
+        start_at = time.perf_counter() + 0.5
+        workers.step("go", start_at)
+        time.sleep(max(0.0, start_at + args.kill_after - time.perf_counter()))
+        lag_before = [r.lag_buckets() for r in survivors]
+        cpu_before = {r.pid: cpu_seconds(r.pid) for r in survivors}
+        overflows = listen_overflows()
+        os.killpg(victim.pid, signal.SIGKILL)
+        kill_at = time.perf_counter()
+        print(f"  {label}: {victim.name} killed", file=sys.stderr)
+        workers.step("killed", kill_at, expect="back", timeout=args.back_timeout + 60)
+        storm = time.perf_counter() - kill_at
+        row.listen_overflows = listen_overflows() - overflows
+        row.survivor_cpu_pct = 100 * sum(cpu_seconds(p) - c for p, c in cpu_before.items()) / storm
+        lag_back = [r.lag_buckets() for r in survivors]
+        row.survivor_lag_p99_ms = worst_lag(lag_before, lag_back)
+        cutoff = max(time.perf_counter() + args.after, kill_at + args.watch)
+        done = workers.step("stop", (cutoff, args.drain), expect="done",
+                            timeout=cutoff - time.perf_counter() + args.drain + 60)
+        row.after_lag_p99_ms = worst_lag(lag_back, [r.lag_buckets() for r in survivors])
+        taken = sorted({m for d in done for m in d["acked"]})
+        counted = workers.step("count", taken, expect="counted")
+        workers.step("quit")
+    finally:
+        workers.stop()
+    row.load = os.getloadavg()[0]
+    row.skipped = sum(d["skipped"] for d in done)
+    row.gen_cpu_pct = sum(d["cpu_pct"] for d in done)
+    add_counts(row, counted)
+    return row
+
+
+def worst_lag(before: list[dict[float, float]], after: list[dict[float, float]]) -> float:
+    """The worst replica's event-loop lag p99 (ms) between two readings of each; nan if none."""
+    lags = [1000 * histogram_quantile(b, a, 0.99) for b, a in zip(before, after, strict=True)]
+    return max((x for x in lags if not math.isnan(x)), default=math.nan)
+
+
+def add_counts(row: ReconnectRow, counted: list[dict[str, Any]]) -> None:
+    """The workers' counts, added up into `row`."""
+    for key in ("expected", "lost", "lost_dropped", "lost_away", "history_failures", "retries", "recovered",
+                "dropped", "unacked", "attempts", "alternate_nicks", "quits", "double_quits", "redrops"):
+        setattr(row, key, sum(c[key] for c in counted))
+    back = [x for c in counted for x in c["back_s"]]
+    filled = [x for c in counted for x in c["filled_s"]]
+    row.away = row.dropped - len(filled)
+    if back and not row.away:
+        row.all_back_s, row.filled_s = max(back), max(filled)
+    if back:
+        row.back_p50_s = percentile_or(back, 50, math.nan)
+    firsts = [c["first_quit_s"] for c in counted if c["first_quit_s"] is not None]
+    lasts = [c["last_quit_s"] for c in counted if c["last_quit_s"] is not None]
+    if firsts:
+        row.quit_span = f"{min(firsts):.1f}-{max(lasts):.1f} s"
+    row.live_p99 = percentile_or([x for c in counted for x in c["latencies"]], 99, math.nan)
+    row.errors = [e for c in counted for e in c["errors"] + c["lost_samples"]][:8]
+
+
+def reconnect_table(rows: list[ReconnectRow]) -> str:
+    """One column per server, one line per measure."""
+    measures: list[tuple[str, Callable[[ReconnectRow], object]]] = [
+        ("clients", lambda r: r.clients),
+        ("killed", lambda r: r.victim),
+        ("its clients (dropped)", lambda r: r.dropped),
+        ("all back, rejoined (s after kill)", lambda r: _num(r.all_back_s, r.away)),
+        ("half back (s)", lambda r: _num(r.back_p50_s)),
+        ("all gaps filled (s)", lambda r: _num(r.filled_s, r.away)),
+        ("reconnect attempts", lambda r: r.attempts),
+        ("NICK, JOIN, history asked again (400)", lambda r: r.retries),
+        ("back, then dropped again before filled", lambda r: r.redrops),
+        ("took an alternate nick (433)", lambda r: r.alternate_nicks),
+        ("deliveries owed", lambda r: r.expected),
+        ("lost", lambda r: r.lost),
+        ("  of them to dropped clients", lambda r: r.lost_dropped),
+        ("  of them to clients not back", lambda r: r.lost_away),
+        ("recovered from CHATHISTORY", lambda r: r.recovered),
+        ("CHATHISTORY refused (FAIL)", lambda r: r.history_failures),
+        ("sends skipped while away", lambda r: r.skipped),
+        ("sent, never echoed (in flight)", lambda r: r.unacked),
+        ("QUITs seen by others", lambda r: r.quits),
+        ("  first-last (s after kill)", lambda r: r.quit_span),
+        ("  the same nick's QUIT seen twice", lambda r: r.double_quits),
+        ("live delivery p99 ms", lambda r: _num(r.live_p99)),
+        ("survivors' loop lag p99 ms", lambda r: _bound(r.survivor_lag_p99_ms)),
+        ("  after, to the end", lambda r: _bound(r.after_lag_p99_ms)),
+        ("survivors' cpu % (storm)", lambda r: f"{r.survivor_cpu_pct:.0f}"),
+        ("listen queue overflows", lambda r: r.listen_overflows),
+        ("gen cpu %", lambda r: f"{r.gen_cpu_pct:.0f}"),
+        ("load average (1 min)", lambda r: f"{r.load:.2f}"),
+    ]
+    width = max(28, *(len(r.server) + 2 for r in rows))
+    lines = [f"{'reconnect':<34}" + "".join(f"{r.server:>{width}}" for r in rows)]
+    lines += [f"{name:<34}" + "".join(f"{value(r)!s:>{width}}" for r in rows) for name, value in measures]
+    return "\n".join(lines)
+
+
+def _bound(value: float) -> str:
+    return "-" if math.isnan(value) else f"<= {value:g}"
+
+
+def _num(value: float, away: int = 0) -> str:
+    if away:
+        return f"{away} not back"
+    return "-" if math.isnan(value) else f"{value:.2f}"
+
+
+def run_reconnect(server: str, args: argparse.Namespace) -> ReconnectRow:
+    """Fresh servers: ours, `--replicas` replicas sharing one port (the one address), the first
+    killed; or InspIRCd, two linked servers, the second killed (its clients try the other)."""
+    workdir = scratch_dir("bench-irc")
+    backing: ChatBacking | None = None
+    gateways: list[Gateway] = []
+    try:
+        if server == "inspircd":
+            gateways += start_network(2, workdir)
+            ports = [g.listen_port for g in gateways]
+            count = min(args.clients, client_limit() - 500)  # the survivor must hold them all
+            if count < args.clients:
+                print(f"  InspIRCd: {count} clients, what one server may hold here (the survivor "
+                      f"takes them all)", file=sys.stderr)
+            replicas = [Replica(g.name, g.proc.pid) for g in gateways]
+            # A client knows both servers, as a network's name resolves to all of them.
+            both = [[ports[0], ports[1]], [ports[1], ports[0]]]
+            return reconnect_scenario("InspIRCd (2 linked)", count, lambda i: both[i % 2], replicas,
+                                      replicas[-1], args)
+        survivors_hold = args.clients / max(1, args.replicas - 1)
+        if args.replicas < 2 or survivors_hold > client_limit() - 500:
+            raise RuntimeError(f"{args.replicas} replicas: after one is killed each survivor holds "
+                               f"{survivors_hold:.0f} clients, more than a process's open files allow")
+        shared = free_port()
+        backing = ChatBacking().start()
+        # The directory's production timing (the test launcher's is faster): how long a dead
+        # replica's ghosts keep their nicks is part of what is measured.
+        env = {"IRC_SHARED_PORT": str(shared), "DIRECTORY_TTL": "10", "HEARTBEAT_INTERVAL": "3"}
+        for index in range(args.replicas):
+            spec = GatewaySpec(port=free_port(), http_port=free_port(), env=dict(env))
+            gateways.append(backing.start_ircd(spec, f"ircd-{index + 1}"))
+        for gateway in gateways:
+            gateway.wait(60)
+        replicas = [Replica(g.name, g.proc.pid, f"http://127.0.0.1:{g.spec.http_port}/metrics")
+                    for g in gateways]
+        return reconnect_scenario(f"canaduck ({args.replicas} replicas)", args.clients, lambda i: [shared],
+                                  replicas, replicas[0], args)
+    finally:
+        stop_gateways(gateways)
+        if backing is not None:
+            backing.stop()
+
+
+def reconnect_result(rows: list[ReconnectRow]) -> str:
+    """The scenario's RESULT line: ours first, the peer's figures after."""
+    fields = []
+    for r in rows:
+        prefix = "" if r.server.startswith("canaduck") else "inspircd_"
+        back = "nan" if r.away else f"{r.all_back_s:.2f}"
+        fields += [f"{prefix}reconnect_clients={r.clients}", f"{prefix}reconnect_all_back_s={back}",
+                   f"{prefix}reconnect_lost={r.lost}"]
+        if not prefix:
+            fields.append(f"survivor_lag_p99_ms={r.survivor_lag_p99_ms:g}")
+    return "RESULT " + " ".join(fields)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--clients", type=int, default=1000, help="rooms scenario: clients (default 1000)")
+    parser.add_argument("--clients", type=int, default=None,
+                        help="clients of the rooms scenario (default 1000) and of reconnect (default 2000)")
     parser.add_argument("--room", type=int, default=20,
-                        help="rooms scenario: members per channel (default 20)")
-    parser.add_argument("--rate", type=float, default=200, help="rooms scenario: messages/s (default 200)")
+                        help="rooms and reconnect: members per channel (default 20)")
+    parser.add_argument("--rate", type=float, default=200,
+                        help="rooms and reconnect: messages/s in all (default 200)")
     parser.add_argument("--hall", type=int, default=500, help="hall scenario: members (default 500)")
     parser.add_argument("--hall-rate", type=float, default=10, help="hall scenario: messages/s (default 10)")
     parser.add_argument("--seconds", type=float, default=10, help="sending time per scenario (default 10)")
     parser.add_argument("--drain", type=float, default=5, help="seconds to wait for late deliveries")
-    parser.add_argument("--replicas", type=int, default=2, help="our gateway replicas (default 2)")
+    parser.add_argument("--replicas", type=int, default=None,
+                        help="our gateway replicas (default 2; reconnect: 4)")
     parser.add_argument("--workers", type=int, default=2,
-                        help="load generator processes (default 2)")
-    parser.add_argument("--servers", default="canaduck,ngircd", help="which servers (default both)")
-    parser.add_argument("--scenarios", default="rooms,hall", help="which scenarios (default both)")
+                        help=f"load generator processes (default 2; reconnect: at least one per "
+                             f"{PER_WORKER} clients)")
+    parser.add_argument("--servers", default="canaduck,ngircd,inspircd",
+                        help="which servers: canaduck, ngircd, inspircd (two linked; default all three)")
+    parser.add_argument("--scenarios", default="rooms,hall",
+                        help="which scenarios: rooms, hall, reconnect (default rooms,hall)")
     parser.add_argument("--no-implicit-names", action="store_true",
                         help="clients ask for the IRCv3 no-implicit-names capability: no NAMES reply "
                              "after their JOIN (a server without it sends one anyway)")
-    args = parser.parse_args(argv)
+    group = parser.add_argument_group("reconnect")
+    group.add_argument("--kill-after", type=float, default=5,
+                       help="seconds of traffic before one server is SIGKILLed (default 5)")
+    group.add_argument("--after", type=float, default=5,
+                       help="seconds of traffic once every client is back (default 5)")
+    group.add_argument("--watch", type=float, default=30,
+                       help="traffic goes on at least this long after the kill, to see the dead "
+                            "server's users QUIT (default 30 s: our sweeper's time, with the "
+                            "directory's 10 s TTL)")
+    group.add_argument("--back-timeout", type=float, default=180,
+                       help="seconds after the kill to wait for every client at most (default 180)")
+    group.add_argument("--backoff-base", type=float, default=1.0,
+                       help="a reconnecting client's first wait is up to this, doubling (default 1 s)")
+    group.add_argument("--backoff-cap", type=float, default=10.0,
+                       help="and never more than this (default 10 s)")
+    return parser.parse_args(argv)
+
+
+def available(servers: list[str]) -> list[str]:
+    """The servers asked for that this machine has, saying why the others are left out."""
+    missing = {"canaduck": (not has_ircd(), "this checkout has no IRC gateway (apps.ircd): ours is left out"),
+               "ngircd": (ngircd_binary() is None,
+                          "ngircd is not installed (apt-get install ngircd): no peer row"),
+               "inspircd": (inspircd_binary() is None,
+                            "inspircd is not installed (apt-get install inspircd): no scale-out peer row")}
+    out = []
+    for server in servers:
+        gone, why = missing.get(server, (True, f"unknown server {server!r}"))
+        if gone:
+            print(f"bench-irc: {why}", file=sys.stderr)
+        else:
+            out.append(server)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
     # A thousand sockets here, as many in each server (they inherit the limit): raise it.
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 65536)), hard))
-    servers = args.servers.split(",")
-    if "canaduck" in servers and not has_ircd():
-        print("bench-irc: this checkout has no IRC gateway (apps.ircd): ours is left out", file=sys.stderr)
-        servers.remove("canaduck")
-    if "ngircd" in servers and ngircd_binary() is None:
-        print("bench-irc: ngircd is not installed (apt-get install ngircd): no peer row", file=sys.stderr)
-        servers.remove("ngircd")
+    servers = available(args.servers.split(","))
     if not servers:
         print("bench-irc: nothing to measure", file=sys.stderr)
         return 2
-
-    rooms = args.clients // args.room
     wanted = args.scenarios.split(",")
+    failures: list[str] = []
+    if {"rooms", "hall"} & set(wanted):
+        failures += delivery(servers, wanted, argparse.Namespace(**{
+            **vars(args), "clients": args.clients or 1000, "replicas": args.replicas or 2}))
+    if "reconnect" in wanted:
+        failures += reconnect(servers, argparse.Namespace(**{
+            **vars(args), "clients": args.clients or 2000, "replicas": args.replicas or 4}))
+    return 1 if failures else 0
+
+
+def reconnect(servers: list[str], args: argparse.Namespace) -> list[str]:
+    """The reconnect scenario on each server that has a survivor to go to; its table and
+    RESULT line; the failures."""
+    rows: list[ReconnectRow] = []
+    failures: list[str] = []
+    for server in servers:
+        if server == "ngircd":
+            print("bench-irc: reconnect: ngIRCd is one process, with no other server to reconnect to: "
+                  "no row", file=sys.stderr)
+            continue
+        try:
+            rows.append(run_reconnect(server, args))
+        except RuntimeError as exc:
+            failures.append(f"{server} reconnect: FAILED: {exc}")
+            print(failures[-1], file=sys.stderr, flush=True)
+    if rows:
+        print(reconnect_table(rows))
+    for r in rows:
+        for error in r.errors:
+            print(f"  {r.server} reconnect: {error}")
+    for failure in failures:
+        print(failure)
+    load = os.getloadavg()
+    print(f"load average at the end: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} on {os.cpu_count()} cores")
+    if rows:
+        print(reconnect_result(rows) + (f" failed_scenarios={len(failures)}" if failures else ""))
+    return failures
+
+
+def delivery(servers: list[str], wanted: list[str], args: argparse.Namespace) -> list[str]:
+    """The rooms and hall scenarios on each server; their tables and RESULT line; the failures."""
+    rooms = args.clients // args.room
     tail = " no-names" if args.no_implicit_names else ""
     scenarios = [s for s in [
         ("rooms", f"rooms {rooms}x{args.room} @{args.rate:g}/s{tail}", rooms, args.room, args.rate),
@@ -535,6 +879,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{load[0]:.2f} {load[1]:.2f} {load[2]:.2f} on {os.cpu_count()} cores")
     ours = [r for r in rows if r.server.startswith("canaduck")]
     peer = [r for r in rows if r.server.startswith("ngIRCd")]
+    linked = [r for r in rows if r.server.startswith("InspIRCd")]
     fields = []
     if ours:
         fields += [f"irc_p50_ms={max(r.p50 for r in ours):.2f}", f"irc_p99_ms={max(r.p99 for r in ours):.2f}",
@@ -547,10 +892,14 @@ def main(argv: list[str] | None = None) -> int:
                    f"ngircd_lost={sum(r.lost for r in peer)}"]
     if ours and peer:
         fields.append(f"p99_ratio_to_ngircd={max(r.p99 for r in ours) / max(r.p99 for r in peer):.2f}")
+    if linked:
+        fields += [f"inspircd_p99_ms={max(r.p99 for r in linked):.2f}",
+                   f"inspircd_cross_p99_ms={max(r.cross_p99 for r in linked):.2f}",
+                   f"inspircd_lost={sum(r.lost for r in linked)}"]
     if failures:
         fields.append(f"failed_scenarios={len(failures)}")
     print("RESULT " + " ".join(fields))
-    return 1 if failures else 0
+    return failures
 
 
 def run_one(server: str, name: str, rooms: int, size: int, rate: float, args: argparse.Namespace) -> Row:
@@ -562,6 +911,9 @@ def run_one(server: str, name: str, rooms: int, size: int, rate: float, args: ar
         if server == "ngircd":
             gateways.append(start_ngircd(GatewaySpec(port=free_port()), workdir).wait())
             label = "ngIRCd (1 process)"
+        elif server == "inspircd":
+            gateways += start_network(2, workdir)
+            label = "InspIRCd (2 linked)"
         else:
             backing = ChatBacking().start()
             for index in range(args.replicas):
