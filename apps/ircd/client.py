@@ -101,7 +101,7 @@ class Client:
         #: Flood control: the GCRA "theoretical arrival time" of this connection's next line.
         self.flood_tat = 0.0
         #: draft/multiline: the client's batches, from its first BATCH on (apps/ircd/multiline.py).
-        self.batches: ClientBatches | None = None
+        self.multiline: ClientBatches | None = None
         self._pending: list[str] | None = None  # lines sent since the last flush
         self._held: list[str] | None = None  # a labelled command's replies
         self._batches = 0

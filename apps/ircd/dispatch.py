@@ -74,7 +74,7 @@ class Dispatcher:
         if message is None:
             return True
         self._ctx.counts["commands"] += 1
-        if client.batches is not None:
+        if client.multiline is not None:
             self._interrupt_batch(client, message.command)
         if client.account and message.command not in KEEPALIVES and not await self._flood.account(client):
             return False
@@ -90,9 +90,9 @@ class Dispatcher:
     def _interrupt_batch(client: Client, command: str) -> None:
         """A command that has no place in an open multiline batch drops it (its FAIL answers
         the batch's opening), then runs as usual: a QUIT is never lost to a batch."""
-        assert client.batches is not None
-        label = client.batches.label
-        error = client.batches.interrupted(command)
+        assert client.multiline is not None
+        label = client.multiline.label
+        error = client.multiline.interrupted(command)
         if error is not None:
             reply_to_batch(client, error, label)
 

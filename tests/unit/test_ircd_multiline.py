@@ -365,6 +365,18 @@ async def test_a_bad_batch_is_answered_once_and_delivers_nothing(lines, code):
         assert await stored(gateway) == []
 
 
+async def test_a_refusal_that_leaves_the_open_batch_does_not_take_its_label():
+    async with channel_of_three() as (gateway, alice, _, _):
+        await alice.send("@label=L2 BATCH +g draft/multiline #test", "@batch=g PRIVMSG #test :kept",
+                         "BATCH +h example.com/other", "BATCH -g")
+        got = await alice.sync()
+        fail = next(line for line in got if " FAIL " in line)
+        assert body(fail).startswith(":irc.test FAIL BATCH INVALID_PARAMS example.com/other ")
+        assert "label" not in tags_of(fail)
+        assert tags_of(next(line for line in got if " BATCH +" in line))["label"] == "L2"  # the echo
+        assert (await stored(gateway))[0].text == "kept"
+
+
 async def test_a_batch_of_blank_lines_is_refused_at_its_end():
     async with channel_of_three() as (gateway, alice, bob, _):
         await alice.send("BATCH +e draft/multiline #test", "@batch=e PRIVMSG #test :",

@@ -57,7 +57,7 @@ async def send_to(ctx: Context, client: Client, command_: str, target: str, text
 def batched(ctx: Context, client: Client, message: Message) -> None:
     """A line of a multiline batch: kept until the batch's end, which answers it (labelled with
     the opening's label). A refusal is `FAIL BATCH`, for a NOTICE too: it is the batch's."""
-    batches = client.batches = client.batches or ClientBatches()
+    batches = client.multiline = client.multiline or ClientBatches()
     limits = Limits(ctx.settings.multiline_max_bytes, ctx.settings.multiline_max_lines)
     label = batches.label
     try:

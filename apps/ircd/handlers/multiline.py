@@ -23,9 +23,9 @@ async def batch(ctx: Context, client: Client, message: Message) -> None:
     `BATCH -<ref>`. The opening gets no answer of its own, not even a labelled ACK: the end's
     answer carries the opening's label unless the end has one of its own."""
     reference, params = message.params[0], message.params[1:]
-    batches = client.batches = client.batches or ClientBatches()
+    batches = client.multiline = client.multiline or ClientBatches()
     label = message.tags.get("label", "") if "labeled-response" in client.caps else ""
-    opened_with = batches.label  # a refusal that drops the open batch is its answer
+    opened_with = batches.label
     try:
         if reference.startswith("+"):
             batches.start(reference[1:], params, client_tags(client, message), label=label,
@@ -36,7 +36,8 @@ async def batch(ctx: Context, client: Client, message: Message) -> None:
             raise Fail("BATCH", "MULTILINE_INVALID", (), "A batch reference starts with + or -")
         done = batches.end(reference[1:])
     except Fail as error:
-        reply_to_batch(client, error, opened_with)
+        # A refusal that dropped the open batch is the answer its opening's label waits for.
+        reply_to_batch(client, error, opened_with if batches.open is None else "")
         return
     if done is None:
         return
