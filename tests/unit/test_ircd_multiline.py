@@ -297,7 +297,8 @@ async def test_a_private_multiline_message_and_one_to_a_channels_operators():
         await alice.sync()
         got = await bob.sync()
         assert body(got[0]).endswith(" draft/multiline bob") and len(got) == 4
-        private = gateway.chatlog.private(f"~{_uid(gateway, 'alice')}", f"~{_uid(gateway, 'bob')}")
+        alice_uid, bob_uid = await _uid(gateway, "alice"), await _uid(gateway, "bob")
+        private = gateway.chatlog.private(f"~{alice_uid}", f"~{bob_uid}")
         [message] = await gateway.chatlog.latest(private, 10)
         assert message.text == "line one\nline two"
         # alice created #test: she is its operator, and the only one a STATUSMSG to @#test reaches.
@@ -312,8 +313,10 @@ async def test_a_private_multiline_message_and_one_to_a_channels_operators():
         assert [m.text for m in await stored(gateway)] == []  # STATUSMSG is not history
 
 
-def _uid(gateway: IrcServer, nick: str) -> str:
-    return next(client.uid for client in gateway.roster.clients.values() if client.nick == nick)
+async def _uid(gateway: IrcServer, nick: str) -> str:
+    user = await gateway.store.user_by_nick(nick)
+    assert user is not None
+    return user.uid
 
 
 async def test_the_channels_rules_apply_to_the_whole_batch():
