@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -31,12 +31,48 @@ class InvalidRef(ValueError):
 
 
 @dataclass(frozen=True, slots=True)
+class MessageLine:
+    """One line of a multiline message (IRCv3 draft/multiline) as its sender split it:
+    `concat`, joined to the line before it with nothing between (the `draft/multiline-concat`
+    tag), otherwise with a line feed."""
+
+    text: str
+    concat: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"text": self.text, "concat": True} if self.concat else {"text": self.text}
+
+
+def joined(lines: Sequence[MessageLine]) -> str:
+    """A multiline message's text: its lines joined by line feeds, a concat line without one."""
+    return "".join(("" if line.concat or i == 0 else "\n") + line.text for i, line in enumerate(lines))
+
+
+def lines_from(value: Any) -> tuple[MessageLine, ...]:
+    """The lines of a multiline message from their JSON form (a list of `{"text", "concat"?}`);
+    ValueError naming what is wrong. An empty list is no lines: a one-line message."""
+    if not isinstance(value, list):
+        raise ValueError("lines: not a list")
+    out = []
+    for item in value:
+        if not isinstance(item, dict) or not isinstance(item.get("text"), str):
+            raise ValueError("lines: an item is not an object with a text")
+        concat = item.get("concat", False)
+        if not isinstance(concat, bool):
+            raise ValueError("lines: concat is not a boolean")
+        out.append(MessageLine(item["text"], concat))
+    return tuple(out)
+
+
+@dataclass(frozen=True, slots=True)
 class ChatMessage:
     """One message as stored and fanned out.
 
     `source` is `nick!user@host`, `target` the channel or nick as the sender spelt it,
     `account` the sender's account ("" if not logged in), `tags` its client-only tags
-    (`+draft/reply`...). `id` is set by `ChatLog.append`.
+    (`+draft/reply`...). `id` is set by `ChatLog.append`. A multiline message (draft/multiline)
+    also has its `lines` as the sender split them, and its `text` is their `joined` value: what
+    search indexes and what a reader that ignores `lines` shows.
     """
 
     command: str
@@ -52,6 +88,8 @@ class ChatMessage:
     #: The gateway replica that appended it, in the live payload only (not in the stream): the
     #: replica, which delivered to its own clients already, skips exactly its own messages.
     origin: str = ""
+    #: A multiline message's lines (none: a one-line message).
+    lines: tuple[MessageLine, ...] = ()
 
     @property
     def time_ms(self) -> int:
@@ -63,6 +101,8 @@ class ChatMessage:
         last, when there is one)."""
         fields: dict[str, Any] = {"command": self.command, "from": self.source, "account": self.account,
                                   "target": self.target, "text": self.text, "tags": dict(self.tags)}
+        if self.lines:
+            fields["lines"] = [line.to_dict() for line in self.lines]
         if self.origin:
             fields["origin"] = self.origin
         return fields
@@ -75,11 +115,13 @@ class ChatMessage:
         return dumps(self.to_dict())
 
     def stream_fields(self) -> list[str]:
-        """Field/value items of the stream entry; `tags` only when there are some."""
+        """Field/value items of the stream entry; `tags` and `lines` only when there are some."""
         items = ["command", self.command, "from", self.source, "account", self.account,
                  "target", self.target, "text", self.text]
         if self.tags:
             items += ["tags", dumps(dict(self.tags))]
+        if self.lines:
+            items += ["lines", dumps([line.to_dict() for line in self.lines])]
         if self.party:
             items += ["party", self.party]
         return items
@@ -87,7 +129,8 @@ class ChatMessage:
     @classmethod
     def from_stream(cls, entry_id: str | bytes, fields: Mapping[Any, Any]) -> ChatMessage:
         """A record read back from the stream. Missing fields are empty, bad tags ignored,
-        so that one hand-written entry cannot break every history query."""
+        and so are lines that do not make its text, so that one hand-written entry cannot break
+        every history query."""
         values = {text_of(k): text_of(v) for k, v in fields.items()}
         try:
             tags = json.loads(values.get("tags", "{}"))
@@ -95,11 +138,18 @@ class ChatMessage:
             tags = {}
         if not isinstance(tags, dict):
             tags = {}
+        text = values.get("text", "")
+        try:
+            lines = lines_from(json.loads(values["lines"])) if "lines" in values else ()
+        except ValueError:
+            lines = ()
+        if lines and joined(lines) != text:
+            lines = ()
         return cls(command=values.get("command", ""), source=values.get("from", ""),
-                   target=values.get("target", ""), text=values.get("text", ""),
+                   target=values.get("target", ""), text=text,
                    account=values.get("account", ""),
                    tags={str(k): str(v) for k, v in tags.items()}, id=text_of(entry_id),
-                   party=values.get("party", ""))
+                   party=values.get("party", ""), lines=lines)
 
     @classmethod
     def from_json(cls, raw: str | bytes) -> ChatMessage:
@@ -119,10 +169,17 @@ class ChatMessage:
         message_id = data.get("id") or ""
         if message_id and not _STREAM_ID.fullmatch(str(message_id)):
             raise MalformedChatMessage("id: not a stream id")
+        text = str(data.get("text") or "")
+        try:
+            lines = lines_from(data.get("lines", []))
+        except ValueError as exc:
+            raise MalformedChatMessage(str(exc)) from None
+        if lines and joined(lines) != text:
+            raise MalformedChatMessage("lines: do not make the text")
         return cls(command=data["command"], source=data["from"], target=data["target"],
-                   text=str(data.get("text") or ""), account=str(data.get("account") or ""),
+                   text=text, account=str(data.get("account") or ""),
                    tags={str(k): str(v) for k, v in tags.items()}, id=str(message_id),
-                   origin=str(data.get("origin") or ""))
+                   origin=str(data.get("origin") or ""), lines=lines)
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,6 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from apps.chat.conversations import MessageLine, lines_from
+
 VERSION = 1
 
 
@@ -28,7 +30,8 @@ class Line:
     `needs`: the capabilities a recipient must have, else it gets `alt` (if any) instead;
     `umode`: a user mode it must have (WALLOPS: `w`); `id`: set when one line goes out through
     several channels at once (a QUIT to each channel of the user), so that a client in several
-    of them gets it once."""
+    of them gets it once; `lines`: a multiline message's lines (draft/multiline), its `params`
+    then being the target and their joined text."""
 
     source: str
     command: str
@@ -38,6 +41,7 @@ class Line:
     alt: Line | None = None
     umode: str = ""
     id: str = ""
+    lines: tuple[MessageLine, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"source": self.source, "command": self.command, "params": self.params,
@@ -50,16 +54,25 @@ class Line:
             out["umode"] = self.umode
         if self.id:
             out["id"] = self.id
+        if self.lines:
+            out["lines"] = [line.to_dict() for line in self.lines]
         return out
 
     @classmethod
     def from_dict(cls, data: Any) -> Line:
         data = _object(data, "line")
         alt = data.get("alt")
+        try:
+            lines = lines_from(data.get("lines", []))
+        except ValueError as exc:
+            raise MalformedEvent(str(exc)) from None
+        params = _texts(data, "params")
+        if lines and not params:
+            raise MalformedEvent("lines without a target")
         return cls(source=_text(data, "source"), command=_text(data, "command", required=True),
-                   params=_texts(data, "params"), tags=_tags(data), needs=tuple(_texts(data, "needs")),
+                   params=params, tags=_tags(data), needs=tuple(_texts(data, "needs")),
                    alt=None if alt is None else cls.from_dict(alt), umode=_text(data, "umode"),
-                   id=_text(data, "id"))
+                   id=_text(data, "id"), lines=lines)
 
 
 @dataclass(frozen=True, slots=True)

@@ -101,6 +101,16 @@ def _covered(server_name: str, hostnames: str) -> bool:
     return False
 
 
+def _multiline(offer: Offer) -> str | None:
+    """IRCv3 draft/multiline: its limits, as the spec requires (`max-bytes`) and recommends
+    (`max-lines`); not offered with MULTILINE_MAX_BYTES=0. It needs `batch`, which the spec
+    forbids enforcing at negotiation: a batch from a client without it is refused instead."""
+    s = offer.settings
+    if not s.multiline_max_bytes:
+        return None
+    return f"max-bytes={s.multiline_max_bytes},max-lines={s.multiline_max_lines}"
+
+
 def _chathistory_tokens(settings: IrcdSettings) -> tuple[str, ...]:
     return f"CHATHISTORY={settings.chat_history_limit}", "MSGREFTYPES=msgid,timestamp"
 
@@ -115,6 +125,7 @@ CAPABILITIES: tuple[Capability, ...] = (
     Capability("draft/chathistory", isupport=_chathistory_tokens),
     Capability("draft/pre-away"),
     Capability("draft/message-redaction"),
+    Capability("draft/multiline", value=_multiline),
     Capability("draft/read-marker"),
     Capability("echo-message"),
     Capability("extended-join"),

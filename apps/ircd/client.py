@@ -15,6 +15,7 @@ from contextvars import ContextVar
 from apps.chat.modes import with_user_mode
 from apps.chat.numerics import ERR_UNKNOWNERROR, RPL_AWAY
 from apps.chat.records import User
+from apps.ircd.multiline import ClientBatches
 from apps.ircd.protocol import format_line
 from apps.ircd.transport import Transport
 
@@ -99,6 +100,8 @@ class Client:
         self.pinged_at = 0.0  # the `last_read` a keep-alive PING was sent for
         #: Flood control: the GCRA "theoretical arrival time" of this connection's next line.
         self.flood_tat = 0.0
+        #: draft/multiline: the client's batches, from its first BATCH on (apps/ircd/multiline.py).
+        self.multiline: ClientBatches | None = None
         self._pending: list[str] | None = None  # lines sent since the last flush
         self._held: list[str] | None = None  # a labelled command's replies
         self._batches = 0

@@ -10,6 +10,7 @@ from apps.ircd.handlers import (  # noqa: F401
     messaging,
     modes,
     monitor,
+    multiline,
     operators,
     queries,
     redaction,

@@ -18,7 +18,7 @@ from apps.chat import numerics as n
 from apps.ircd.client import Client
 from apps.ircd.context import Context
 from apps.ircd.errors import ChatError
-from apps.ircd.failures import reply_to
+from apps.ircd.failures import reply_to, reply_to_batch
 from apps.ircd.flood import FloodControl
 from apps.ircd.labels import labelled
 from apps.ircd.linebuffer import TooLong
@@ -74,6 +74,8 @@ class Dispatcher:
         if message is None:
             return True
         self._ctx.counts["commands"] += 1
+        if client.multiline is not None:
+            self._interrupt_batch(client, message.command)
         if client.account and message.command not in KEEPALIVES and not await self._flood.account(client):
             return False
         label = message.tags.get("label", "") if "labeled-response" in client.caps else ""
@@ -83,6 +85,16 @@ class Dispatcher:
         else:
             await self._run(client, message)
         return True
+
+    @staticmethod
+    def _interrupt_batch(client: Client, command: str) -> None:
+        """A command that has no place in an open multiline batch drops it (its FAIL answers
+        the batch's opening), then runs as usual: a QUIT is never lost to a batch."""
+        assert client.multiline is not None
+        label = client.multiline.label
+        error = client.multiline.interrupted(command)
+        if error is not None:
+            reply_to_batch(client, error, label)
 
     async def _run(self, client: Client, message: Message) -> None:
         try:

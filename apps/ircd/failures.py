@@ -9,7 +9,8 @@ from collections.abc import Iterator
 
 from apps.chat import numerics as n
 from apps.ircd import errors as e
-from apps.ircd.client import Client
+from apps.ircd.client import LABELLING, Client
+from apps.ircd.labels import labelled
 
 
 def reply_to(client: Client, error: e.ChatError) -> None:
@@ -96,6 +97,16 @@ def reply_to(client: Client, error: e.ChatError) -> None:
             client.fail(command, code, *context, description)
         case _:
             raise TypeError(f"no answer for {type(error).__name__}") from error
+
+
+def reply_to_batch(client: Client, error: e.ChatError, label: str) -> None:
+    """Answer a multiline batch's refusal: with the label of the BATCH that opened it (the
+    answer that label waits for), unless the line being run carries a label of its own."""
+    if label and LABELLING.get() is not client:
+        with labelled(client, label):
+            reply_to(client, error)
+    else:
+        reply_to(client, error)
 
 
 @contextlib.contextmanager

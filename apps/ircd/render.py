@@ -1,14 +1,27 @@
 """A line as one client sees it: only if it has what the line needs, with only the tags it
-negotiated; formatted once per set of tags when one line goes to many clients."""
+negotiated; formatted once per set of tags when one line goes to many clients.
+
+A multiline message (IRCv3 draft/multiline: a `Line` with `lines`) goes as a `draft/multiline`
+batch to the clients that negotiated it (and `batch`), its tags (msgid, time, account, client
+tags) on the batch's start; to the others as its lines, one PRIVMSG or NOTICE each, blank ones
+left out, the msgid on the first line only (the spec's fallback, keeping the sender's lines).
+"""
 
 from __future__ import annotations
 
+import re
+
 from apps.chat.events import Line
 from apps.ircd.client import Client
+from apps.ircd.multiline import BATCH_TYPE, CONCAT_TAG
 from apps.ircd.protocol import format_line
 
-#: One line's formatted forms, by the tags its recipients get (see `deliver`).
-Rendered = dict[tuple[str, ...], str]
+#: One line's formatted forms (a multiline message's are several), by the tags its recipients
+#: get (see `deliver`).
+Rendered = dict[tuple[str, ...], tuple[str, ...]]
+
+#: What a batch's reference may hold (the batch spec); the rest of a msgid is left out of it.
+_NOT_IN_REF = re.compile(r"[^A-Za-z0-9-]")
 
 
 def tags_for(client: Client, tags: dict[str, str]) -> dict[str, str]:
@@ -32,6 +45,12 @@ def tags_for(client: Client, tags: dict[str, str]) -> dict[str, str]:
     return out
 
 
+def reads_multiline(client: Client) -> bool:
+    """Whether a client takes multiline messages as batches: it negotiated draft/multiline and
+    the batch capability the spec makes it depend on."""
+    return BATCH_TYPE in client.caps and "batch" in client.caps
+
+
 def deliver(client: Client, line: Line, rendered: Rendered | None = None) -> None:
     """Send `line` to `client` as it should see it. `rendered` caches the formatted line of one
     line sent to many clients, by the tags they get (pass the same dict for each of them)."""
@@ -46,14 +65,60 @@ def deliver(client: Client, line: Line, rendered: Rendered | None = None) -> Non
     if line.command == "TAGMSG" and "message-tags" not in caps:
         return
     tags = tags_for(client, line.tags)
+    batched = bool(line.lines) and reads_multiline(client)
     if rendered is None:
-        client.send(format_line(line.command, line.params, source=line.source, tags=tags))
-        return
-    key = tuple(tags)
-    formatted = rendered.get(key)
-    if formatted is None:
-        formatted = rendered[key] = format_line(line.command, line.params, source=line.source, tags=tags)
-    client.send(formatted)
+        formatted = _format(line, tags, batched)
+    else:
+        # Tag names hold no space: the marks cannot be taken for a tag.
+        key = (*tags, " batch" if batched else " lines") if line.lines else tuple(tags)
+        cached = rendered.get(key)
+        formatted = rendered[key] = _format(line, tags, batched) if cached is None else cached
+    for text in formatted:
+        client.send(text)
+
+
+def _format(line: Line, tags: dict[str, str], batched: bool) -> tuple[str, ...]:
+    if not line.lines:
+        return (format_line(line.command, line.params, source=line.source, tags=tags),)
+    if batched:
+        return multiline_batch(line, tags)
+    return multiline_fallback(line, tags)
+
+
+def multiline_batch(line: Line, tags: dict[str, str]) -> tuple[str, ...]:
+    """A multiline message as a `draft/multiline` batch: `tags` on its start (and the batch it
+    is in, when replayed inside a chathistory batch, on its start and end), each line tagged
+    with the batch, a concat line with `draft/multiline-concat`."""
+    target = line.params[0]
+    start = dict(tags)
+    outer = start.get("batch")
+    ref = multiline_ref(line)
+    out = [format_line("BATCH", [f"+{ref}", BATCH_TYPE, target], source=line.source, tags=start)]
+    for part in line.lines:
+        inner = {"batch": ref, CONCAT_TAG: ""} if part.concat else {"batch": ref}
+        out.append(format_line(line.command, [target, part.text], source=line.source, tags=inner))
+    end = {"batch": outer} if outer else None
+    out.append(format_line("BATCH", [f"-{ref}"], source=line.source, tags=end))
+    return tuple(out)
+
+
+def multiline_fallback(line: Line, tags: dict[str, str]) -> tuple[str, ...]:
+    """A multiline message for a client without draft/multiline: each line that is not blank
+    ("Servers MUST NOT send blank lines" to such clients), as the sender split it, with the
+    message's tags; its msgid on the first only."""
+    target = line.params[0]
+    rest = {key: value for key, value in tags.items() if key != "msgid"}
+    texts = [part.text for part in line.lines if part.text]
+    return tuple(format_line(line.command, [target, text], source=line.source, tags=tags if i == 0 else rest)
+                 for i, text in enumerate(texts))
+
+
+def multiline_ref(line: Line) -> str:
+    """The reference of a multiline message's batch, from its msgid: the same for every
+    recipient, so that the batch is formatted once per set of tags. A batch is written whole
+    in one turn, so no two of them are ever open at once on a connection; `ml` keeps it apart
+    from the connection's own references (hexadecimal, apps/ircd/client.py `new_batch`)."""
+    return "ml" + _NOT_IN_REF.sub("", line.tags.get("msgid", ""))[:32]
 
 
 def deliver_unlabelled(client: Client, line: Line) -> None:

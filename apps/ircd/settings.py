@@ -74,6 +74,11 @@ class IrcdSettings(ChatSettings):
     ping_timeout: float = Field(default=60.0, gt=0)
     #: Seconds a client has to register before it is disconnected.
     registration_timeout: float = Field(default=60.0, gt=0)
+    #: IRCv3 draft/multiline: the most bytes of text (a line feed between two lines counts one)
+    #: and lines one multiline message may hold; past either the batch is refused. 0 bytes: the
+    #: capability is not offered. Each line counts against flood control like any line.
+    multiline_max_bytes: int = Field(default=4096, ge=0, le=1024 * 1024)
+    multiline_max_lines: int = Field(default=100, ge=1, le=10_000)
     whowas_length: int = Field(default=10, ge=1)
     #: Channels whose members one replica reads at once for NAMES (apps/ircd/names.py), the
     #: others waiting their turn. Each read holds its channel's members while it runs, and the

@@ -837,3 +837,75 @@ def test_reactions_are_sent_and_shown(stack, chat):
         assert console_errors(driver) == []
     finally:
         terminal.close()
+
+
+SHIFT, ENTER = "\ue008", "\ue007"  # WebDriver's key codes (selenium's Keys)
+
+
+def shown_lines(driver: Any) -> int:
+    """How many lines the newest message's text takes on the screen."""
+    return driver.execute_script(
+        "const e = [...document.querySelectorAll('#log li.privmsg .text')].at(-1);"
+        "if (!e) return 0; const range = document.createRange(); range.selectNodeContents(e);"
+        "return new Set([...range.getClientRects()].map((r) => Math.round(r.top))).size")
+
+
+def test_a_multiline_message_typed_with_shift_enter_goes_as_one_batch_and_shows_its_breaks(stack, chat):
+    driver, ports, url = chat
+    channel = f"#{unique('lines')}"
+    gina, hal = unique("gina"), unique("hal")
+    terminal = IrcClient(next(iter(ports.values())), hal)
+    try:
+        terminal.send("CAP REQ :message-tags batch draft/multiline")
+        terminal.wait_for(lambda line: " ACK " in line and "draft/multiline" in line)
+        terminal.join(channel)
+        window_for(driver, url)
+        register(driver, gina)
+        join(driver, channel)
+        box = driver.find_element("id", "message")
+        # Shift+Enter is a line break in the box, not a send; Enter sends.
+        for part in ("first line", None, "second line", None, None, "after a blank line"):
+            if part is None:
+                box.send_keys(SHIFT, ENTER)  # the modifier is let go at the end of each call
+            else:
+                box.send_keys(part)
+        typed = "first line\nsecond line\n\nafter a blank line"
+        assert box.get_attribute("value") == typed
+        terminal.read()
+        assert not any(f"PRIVMSG {channel} " in line for line in terminal.lines)  # nothing sent yet
+        box.send_keys(ENTER)
+        end = terminal.wait_for(lambda line: " BATCH -" in line)
+        start = next(i for i, line in enumerate(terminal.lines) if " BATCH +" in line)
+        batch = terminal.lines[start:terminal.lines.index(end) + 1]
+        ref = batch[0].split("BATCH +")[1].split(" ")[0]
+        assert batch[0].endswith(f" draft/multiline {channel}") and f":{gina}!" in batch[0]
+        assert [line.split(f"PRIVMSG {channel} ", 1)[1] for line in batch[1:-1]] == [
+            ":first line", ":second line", ":", ":after a blank line"]
+        assert all(line.startswith(f"@batch={ref} ") for line in batch[1:-1])
+        assert box.get_attribute("value") == ""
+        wait_until(lambda: log_texts(driver) == [typed], timeout=15)
+        assert shown_lines(driver) == 4  # the line breaks are drawn, the blank line included
+
+        # The terminal's batch, with a line it split itself (draft/multiline-concat): one message.
+        terminal.send(f"BATCH +t draft/multiline {channel}", f"@batch=t PRIVMSG {channel} :from the terminal",
+                      f"@batch=t PRIVMSG {channel} :second ",
+                      f"@batch=t;draft/multiline-concat PRIVMSG {channel} :half", "BATCH -t")
+        theirs = "from the terminal\nsecond half"
+        wait_until(lambda: log_texts(driver) == [typed, theirs], timeout=15)
+        assert shown_lines(driver) == 2
+        ids = msgids(driver)
+        assert len(ids) == len(set(ids)) == 2
+
+        # After a reload the history brings both back as they were, each once.
+        driver.refresh()
+        wait_online(driver)
+        wait_until(lambda: log_texts(driver) == [typed, theirs], timeout=20)
+        assert msgids(driver) == ids and shown_lines(driver) == 2
+        stored = stack.get(f"/api/messages/{channel.replace('#', '%23')}",
+                           headers={"Authorization": f"Bearer {session_token(driver)}"}).json()["messages"]
+        assert [(m["id"], m["text"]) for m in stored] == list(zip(ids, [typed, theirs], strict=True))
+        assert stored[1]["lines"] == [{"text": "from the terminal"}, {"text": "second "},
+                                      {"text": "half", "concat": True}]
+        assert console_errors(driver) == []
+    finally:
+        terminal.close()

@@ -155,3 +155,51 @@ def test_a_redaction_crosses_replicas_and_leaves_history_under_the_gateways_acl_
     assert alice.until(lambda line: " REDACT " in line)[-1].endswith(redacted)
     assert admin.xrange("canaduck:chat:{#red}:log") == []
     alice.close(), bob.close()
+
+
+def _tags(line: str) -> dict[str, str]:
+    head = line[1:].split(" ", 1)[0] if line.startswith("@") else ""
+    return {k: v for k, _, v in (item.partition("=") for item in head.split(";") if item)}
+
+
+def _batch(lines: list[str]) -> list[str]:
+    """The lines from a multiline batch's start to its end."""
+    start = next(i for i, line in enumerate(lines) if " BATCH +" in line and "draft/multiline" in line)
+    end = next(i for i, line in enumerate(lines) if i > start and " BATCH -" in line)
+    return lines[start:end + 1]
+
+
+def test_a_multiline_message_crosses_replicas_as_one_message_and_is_history_once(stack: Stack,
+                                                                                 admin: redis.Redis):
+    ml = "message-tags batch echo-message server-time draft/multiline draft/chathistory"
+    alice = in_channel(stack.ports[0], "alice", "#ml", ml)
+    bob = in_channel(stack.ports[1], "bob", "#ml", ml)
+    carol = in_channel(stack.ports[1], "carol", "#ml", "message-tags server-time")
+    alice.until(lambda line: ":carol!" in line and line.endswith("JOIN #ml"))
+    alice.send("@+draft/reply=1-0 BATCH +b1 draft/multiline #ml", "@batch=b1 PRIVMSG #ml :first line",
+               "@batch=b1 PRIVMSG #ml :", "@batch=b1 PRIVMSG #ml :split ",
+               "@batch=b1;draft/multiline-concat PRIVMSG #ml :word", "BATCH -b1")
+    echo = _batch(alice.until(lambda line: " BATCH -" in line))
+    msgid = _tags(echo[0])["msgid"]
+    relayed = _batch(bob.until(lambda line: " BATCH -" in line))
+    assert [line.split(" ", 1)[1] for line in relayed] == [line.split(" ", 1)[1] for line in echo]
+    assert _tags(relayed[0])["msgid"] == msgid and _tags(relayed[0])["+draft/reply"] == "1-0"
+    assert _tags(relayed[4]).get("draft/multiline-concat") == ""
+    said = ":alice!~alice@127.0.0.1 PRIVMSG #ml "
+    fallback = [line for line in carol.until(lambda line: "word" in line) if "PRIVMSG" in line]
+    assert [line.split(" ", 1)[1] for line in fallback] == [f"{said}:first line", f"{said}:split ",
+                                                            f"{said}word"]
+    assert [_tags(line).get("msgid") for line in fallback] == [msgid, None, None]
+    [(entry_id, fields)] = admin.xrange("canaduck:chat:{#ml}:log")
+    assert entry_id == msgid and fields["text"] == "first line\n\nsplit word"
+    assert fields["lines"] == ('[{"text":"first line"},{"text":""},{"text":"split "},'
+                               '{"text":"word","concat":true}]')
+    bob.send("CHATHISTORY LATEST #ml * 10")
+    replayed = _batch(bob.sync())
+    assert _tags(replayed[0])["msgid"] == msgid and len(replayed) == 6
+    alice.send("BATCH +p draft/multiline carol", "@batch=p PRIVMSG carol :one",
+               "@batch=p PRIVMSG carol :two", "BATCH -p")
+    heard = carol.until(lambda line: line.endswith(" carol two"))
+    private = [line for line in heard if " PRIVMSG carol " in line]
+    assert [line.split(" carol ", 1)[1] for line in private] == ["one", "two"]
+    alice.close(), bob.close(), carol.close()

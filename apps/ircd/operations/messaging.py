@@ -8,9 +8,9 @@ own channel events.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from apps.chat.conversations import ChatMessage, party
+from apps.chat.conversations import ChatMessage, MessageLine, party
 from apps.chat.events import Line
 from apps.chat.modes import CHANNEL_MODE, STATUSES, STATUSMSG, exempted_by
 from apps.ircd.client import Client
@@ -36,14 +36,15 @@ class Sent:
 
 
 async def send(ctx: Context, client: Client, command: str, target: str, text: str,
-               tags: dict[str, str]) -> Sent:
+               tags: dict[str, str], lines: tuple[MessageLine, ...] = ()) -> Sent:
     """Send to one target: a channel, `@#chan`/`+#chan`, or a nick. NoSuchChannel,
-    CannotSendToChannel, NoSuchNick."""
+    CannotSendToChannel, NoSuchNick. `lines`: a multiline message's (draft/multiline), `text`
+    being their joined value: one message, with the checks, the id and the history of one."""
     rank = target[:1] if target[:1] in STATUSMSG and is_channel(target[1:]) else ""
     if rank or is_channel(target):
-        sent = await to_channel(ctx, client, command, target[len(rank):], text, tags, rank=rank)
+        sent = await to_channel(ctx, client, command, target[len(rank):], text, tags, rank=rank, lines=lines)
     else:
-        sent = await to_nick(ctx, client, command, target, text, tags)
+        sent = await to_nick(ctx, client, command, target, text, tags, lines)
     ctx.counts["posted"] += 1
     return sent
 
@@ -58,7 +59,7 @@ def _with_account(client: Client, tags: dict[str, str], ctx: Context) -> dict[st
 
 
 async def to_channel(ctx: Context, client: Client, command: str, target: str, text: str,
-                     tags: dict[str, str], *, rank: str = "") -> Sent:
+                     tags: dict[str, str], *, rank: str = "", lines: tuple[MessageLine, ...] = ()) -> Sent:
     """A message to a channel, or (`rank` "@" or "+", STATUSMSG) to its members of that rank."""
     cf = casefold(target)
     channel, status = await ctx.store.channel_and_status(cf, client.uid)
@@ -74,7 +75,7 @@ async def to_channel(ctx: Context, client: Client, command: str, target: str, te
         raise CannotSendToChannel(display, "Cannot send to channel (+b)")
     client.last_message = ctx.clock()
     if rank:
-        return Sent(await _to_rank(ctx, client, command, cf, rank + display, text, tags, rank))
+        return Sent(await _to_rank(ctx, client, command, cf, rank + display, text, tags, rank, lines))
     if command == "TAGMSG":
         sent = line(client.prefix, command, [display], ctx.clock(), tags=_with_account(client, tags, ctx))
         await ctx.delivery.to_channels([cf], sent, exclude=client.device)
@@ -83,26 +84,28 @@ async def to_channel(ctx: Context, client: Client, command: str, target: str, te
     # connection) when someone would redact it.
     stored = await ctx.chatlog.append_channel(display, ChatMessage(
         command=command, source=client.prefix, target=display, text=text, account=client.account,
-        tags=tags, party=party(client.uid, client.account), origin=ctx.instance))
+        tags=tags, party=party(client.uid, client.account), origin=ctx.instance, lines=lines))
     sent = record_line(stored)
     ctx.delivery.local([cf], sent, exclude=client.device)
     return Sent(sent)
 
 
 async def _to_rank(ctx: Context, client: Client, command: str, cf: str, target: str, text: str,
-                   tags: dict[str, str], rank: str) -> Line:
+                   tags: dict[str, str], rank: str, lines: tuple[MessageLine, ...]) -> Line:
     """A STATUSMSG: sent to each member of that rank by uid (on whichever replica holds it),
     not through the channel's events, and not kept in the channel's history, which every
     member may read."""
     members = await members_at_least(ctx, cf, RANKS[rank])
     params = [target] if command == "TAGMSG" else [target, text]
     sent = line(client.prefix, command, params, ctx.clock(), tags=_with_account(client, tags, ctx))
+    if lines:
+        sent = replace(sent, lines=lines)
     await ctx.delivery.to_uids(members, sent, exclude=client.device)
     return sent
 
 
 async def to_nick(ctx: Context, client: Client, command: str, target: str, text: str,
-                  tags: dict[str, str]) -> Sent:
+                  tags: dict[str, str], lines: tuple[MessageLine, ...] = ()) -> Sent:
     """A private message: kept in the two parties' conversation (PRIVMSG, NOTICE), delivered to
     the recipient's devices here and published on its nick's live channel for those elsewhere.
     The sender's other devices get it too (they sent it), through its own nick's live channel
@@ -124,7 +127,7 @@ async def to_nick(ctx: Context, client: Client, command: str, target: str, text:
     sender = party(client.uid, client.account)
     stored = await ctx.chatlog.append_private(sender, party(user.uid, user.account), ChatMessage(
         command=command, source=client.prefix, target=user.nick, text=text, account=client.account,
-        tags=tags, party=sender, origin=ctx.instance), live)
+        tags=tags, party=sender, origin=ctx.instance, lines=lines), live)
     sent = record_line(stored)
     recipients = ctx.roster.devices(user.uid)
     if user.uid != client.uid:

@@ -5,6 +5,7 @@ import { el, clock } from './dom.js';
 import { IrcConnection } from './irc.js';
 import { Buffer, fold } from './conversation.js';
 import { TypingSender } from './typing.js';
+import { byteLength, joinLines, multilineBytes, multilineLimits, splitText } from './multiline.js';
 
 const SESSION_KEY = 'canaduck.session';
 const HISTORY_PAGE = 50;
@@ -44,7 +45,7 @@ const state = {
   irc: null,
   buffers: new Map(), // folded name -> Buffer
   current: null,
-  batches: new Map(), // ref -> {type, target, messages}
+  batches: new Map(), // ref -> {type, target, messages, start, outer, lines}
   names: new Map(), // channel -> members being listed (353 until 366)
   channelList: [],
   typing: new TypingSender((target, value) => {
@@ -275,13 +276,19 @@ function info(b, text) {
 function parentLine(b, id) {
   const parent = b.messages.find((x) => x.id === id);
   const quoted = !parent ? 'a message not loaded' : (parent.deleted ? 'a deleted message'
-    : `${parent.nick}: ${parent.text.length > 80 ? `${parent.text.slice(0, 80)}…` : parent.text}`);
+    : `${parent.nick}: ${oneLine(parent.text, 80)}`);
   return el('span', { class: 'parent', text: `↪ in reply to ${quoted}` });
+}
+
+/** A quote of a message on one line: its line breaks as spaces, at most `length` characters. */
+function oneLine(text, length) {
+  const flat = text.replace(/\n+/g, ' ');
+  return flat.length > length ? `${flat.slice(0, length)}…` : flat;
 }
 
 function replyTo(m) {
   state.reply = { id: m.id, target: state.current };
-  $('reply-text').textContent = `Replying to ${m.nick}: ${m.text.length > 60 ? `${m.text.slice(0, 60)}…` : m.text}`;
+  $('reply-text').textContent = `Replying to ${m.nick}: ${oneLine(m.text, 60)}`;
   $('reply-bar').hidden = false;
   $('message').focus();
 }
@@ -532,6 +539,18 @@ function stopTyping(b, nick) {
   if (b.typing.delete(nick)) renderTyping();
 }
 
+/** A draft/multiline batch received whole: one message, its tags (msgid, time...) those of the
+ * batch's start, its text the lines joined. Inside a chathistory batch it is one of the page's
+ * history; otherwise it is handled as any message that arrives. */
+function multilineDone(done) {
+  const { batch: outer, ...tags } = done.start.tags;
+  const whole = { tags, source: done.start.source, nick: done.start.nick, command: done.command ?? 'PRIVMSG',
+                  params: [done.target, joinLines(done.lines)] };
+  const history = outer ? state.batches.get(outer) : null;
+  if (history) history.messages.push(messageFrom(whole));
+  else if (!outer) onMessage(whole);
+}
+
 function onMessage(msg) {
   const irc = state.irc;
   const batch = msg.tags.batch ? state.batches.get(msg.tags.batch) : null;
@@ -539,10 +558,12 @@ function onMessage(msg) {
     case 'BATCH': {
       const ref = msg.params[0].slice(1);
       if (msg.params[0].startsWith('+')) {
-        state.batches.set(ref, { type: msg.params[1], target: msg.params[2], messages: [] });
+        state.batches.set(ref, { type: msg.params[1], target: msg.params[2], messages: [], lines: [],
+                                 start: msg, outer: msg.tags.batch ?? null });
       } else {
         const done = state.batches.get(ref);
         state.batches.delete(ref);
+        if (done && done.type === 'draft/multiline' && done.target) multilineDone(done);
         if (done && done.type === 'chathistory' && done.target) {
           const b = buffer(done.target);
           mergeHistory(b, done.messages, b.requests.shift() ?? 'LATEST', done.messages.length);
@@ -553,6 +574,11 @@ function onMessage(msg) {
     case 'PRIVMSG': case 'NOTICE': {
       if (!msg.nick || msg.nick.includes('.') && !msg.source.includes('!')) {
         if (!batch) info(serverBuffer(), `${msg.nick || 'server'}: ${msg.params.at(-1)}`);
+        return;
+      }
+      if (batch?.type === 'draft/multiline') {
+        batch.lines.push({ text: msg.params[1] ?? '', concat: 'draft/multiline-concat' in msg.tags });
+        batch.command = msg.command;
         return;
       }
       if (batch) { batch.messages.push(messageFrom(msg)); return; }
@@ -764,22 +790,52 @@ function sendText(text) {
       default: info(serverBuffer(), `unknown command /${name}`); return;
     }
   }
-  if (state.current) send(state.current, text);
+  return state.current ? send(state.current, text) : false;
 }
 
+/** Bytes of text one PRIVMSG line may carry once the server has put our nick!user@host in
+ * front of it: the spec's reckoning, with its safety margin and room for a host of 63. */
+function lineBudget(target) {
+  const nick = byteLength(state.irc?.nick ?? '');
+  const user = byteLength(state.session?.account ?? '') + 1;
+  return 512 - 14 - 10 - nick - user - 63 - byteLength(target);
+}
+
+/** Send a message; false when it cannot go (too long for the server's multiline limits: the
+ * text stays in the box). Several lines (or one too long for a line) go as one draft/multiline
+ * batch when the server offers it, else as one message per line. */
 function send(target, text) {
   const irc = state.irc;
   // A reply names the message it answers (the spec's tag, and its draft name that clients use).
   const reply = state.reply && fold(state.reply.target) === fold(target) && irc.has('message-tags')
     ? { '+draft/reply': state.reply.id, '+reply': state.reply.id } : {};
-  irc.send('PRIVMSG', [target, text], reply);
+  const lines = splitText(text, lineBudget(target));
+  const limits = irc.has('draft/multiline') && irc.has('batch') ? multilineLimits(irc.available.get('draft/multiline')) : null;
+  if (lines.length === 1) {
+    irc.send('PRIVMSG', [target, lines[0].text], reply);
+  } else if (limits) {
+    if (multilineBytes(lines) > limits.maxBytes || lines.length > limits.maxLines) {
+      info(buffer(target), `Not sent: a message may hold ${limits.maxBytes} bytes in ${limits.maxLines} lines at most.`);
+      return false;
+    }
+    irc.sendBatch('PRIVMSG', target, lines, reply);
+  } else {
+    lines.filter((line) => line.text).forEach((line, i) => irc.send('PRIVMSG', [target, line.text], i ? {} : reply));
+  }
   cancelReply();
   state.typing.sent(target);
   if (!irc.has('echo-message')) {
     const b = buffer(target);
-    b.add({ id: null, time: Date.now(), nick: irc.nick, text, kind: 'privmsg' });
+    b.add({ id: null, time: Date.now(), nick: irc.nick, text: joinLines(lines), kind: 'privmsg' });
     changed(b);
   }
+  return true;
+}
+
+/** The message box grows with its lines, up to six, then scrolls. */
+function fitBox() {
+  const box = $('message');
+  box.rows = Math.min(6, Math.max(1, box.value.split('\n').length));
 }
 
 function typing(value) {
@@ -882,12 +938,20 @@ $('join-form').addEventListener('submit', (e) => {
 });
 $('compose').addEventListener('submit', (e) => {
   e.preventDefault();
-  const text = $('message').value;
-  if (!text.trim()) return;
-  sendText(text);
-  $('message').value = '';
+  const box = $('message');
+  if (!box.value.trim()) return;
+  if (sendText(box.value) === false) return; // refused: the text stays to be shortened
+  box.value = '';
+  fitBox();
 });
-$('message').addEventListener('input', (e) => typing(e.target.value));
+// Enter sends; Shift+Enter is a new line in the message (a multiline message).
+$('message').addEventListener('keydown', (e) => {
+  if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) {
+    e.preventDefault();
+    $('compose').requestSubmit();
+  }
+});
+$('message').addEventListener('input', (e) => { typing(e.target.value); fitBox(); });
 $('part-button').addEventListener('click', () => { if (state.current) state.irc?.send('PART', [state.current]); });
 $('list-button').addEventListener('click', () => state.irc?.send('LIST'));
 $('away-button').addEventListener('click', () => state.irc?.send('AWAY', state.away ? [] : ['away']));

@@ -82,7 +82,7 @@ function base64(text) {
 export const WANTED_CAPS = ['sasl', 'message-tags', 'server-time', 'echo-message', 'batch',
   'draft/chathistory', 'chathistory', 'away-notify', 'account-tag', 'multi-prefix',
   'draft/event-playback', 'labeled-response', 'draft/read-marker',
-  'draft/message-redaction'];
+  'draft/message-redaction', 'draft/multiline'];
 
 /**
  * An IRC session over WebSocket. Events (EventTarget): `status` {state, detail}, `registered`
@@ -103,6 +103,7 @@ export class IrcConnection extends EventTarget {
     this.stopped = false;
     this.socket = null;
     this.isupport = {};
+    this.batches = 0;
   }
 
   emit(type, detail) { this.dispatchEvent(new CustomEvent(type, { detail })); }
@@ -158,6 +159,17 @@ export class IrcConnection extends EventTarget {
   }
 
   has(cap) { return this.caps.has(cap); }
+
+  /** One message of several lines as a draft/multiline batch: `lines` are [{text, concat}],
+   * `tags` the message's client tags, which the spec puts on the opening BATCH. */
+  sendBatch(command, target, lines, tags = {}) {
+    const ref = `ml${(this.batches += 1)}`;
+    if (!this.send('BATCH', [`+${ref}`, 'draft/multiline', target], tags)) return false;
+    for (const line of lines) {
+      this.send(command, [target, line.text], line.concat ? { batch: ref, 'draft/multiline-concat': true } : { batch: ref });
+    }
+    return this.send('BATCH', [`-${ref}`]);
+  }
 
   historyCap() {
     return this.has('draft/chathistory') || this.has('chathistory');
