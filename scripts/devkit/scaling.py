@@ -84,6 +84,12 @@ class DirectoryWatch:
         return {name for name, p in self.seen.items() if p.left is None}
 
     def __enter__(self) -> DirectoryWatch:
+        # The first look is taken here, not in the thread: an instance listed before the run
+        # starts must be seen as old. Seen first by a thread that a busy machine runs late,
+        # after the caller's start time, an old instance whose heartbeat had just renewed its
+        # entry would pass for one that registered during the run.
+        with httpx.Client(timeout=2) as client:
+            self._poll(client)
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
         return self
