@@ -30,6 +30,7 @@ import os
 import shutil
 import tempfile
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -188,19 +189,37 @@ class _GatewaysController(BaseServerController, DirectoryBasedController):
         own_env = self.own_settings()
         if password is None and not ssl and websocket_port is None and not own_env and \
                 _run.spare is not None:
-            self.current, _run.spare = _run.spare, None
+            spare, _run.spare = _run.spare, None
+            self.current = self.listening(spare, self.launch)
         else:
             tls = None
             if ssl:
                 self.create_config()
                 self.gen_ssl()
                 tls = (self.pem_path, self.key_path)
-            self.current = self.launch(password, tls, websocket_port, own_env)
+            self.current = self.listening(self.launch(password, tls, websocket_port, own_env),
+                                          lambda: self.launch(password, tls, websocket_port, own_env))
         self.proc = self.current.gateways[0].proc
         if _run.spare is None:
             _run.spare = self.launch()  # the next test's, starting while this one runs
         backends = [("127.0.0.1", g.listen_port) for g in self.current.gateways]
         self.proxy = ThreadedProxy(("127.0.0.1", port), backends).start()
+
+    def listening(self, gateways: GatewaySet, again: Callable[[], GatewaySet]) -> GatewaySet:
+        """`gateways` once every one listens, or a set made `again` (on other ports) when one
+        could not bind its port: another pytest worker may take a port between its pick and
+        its bind. Any other failure is the test's (ProcessStopped)."""
+        for attempt in range(3):
+            try:
+                for gateway in gateways.gateways:
+                    gateway.wait(START_TIMEOUT)
+                return gateways
+            except RuntimeError as exc:
+                _run.retire(gateways)
+                if "Address already in use" not in str(exc) or attempt == 2:
+                    raise ProcessStopped(str(exc)) from None
+            gateways = again()
+        raise AssertionError("unreachable")
 
     def check_is_alive(self) -> None:
         for gateway in self.current.gateways if self.current else []:
