@@ -152,8 +152,6 @@ async def keep(ctx: Context, user: User) -> None:
     ctx.counts["always_on_kept"] += 1
 
 
-
-
 async def sync(ctx: Context, client: Client, line: Line | None = None, *, joined: str = "",
                left: str = "") -> None:
     """The client's user changed through it: its other devices follow, here and on the other
