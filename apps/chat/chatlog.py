@@ -14,6 +14,7 @@ the messages service only reads.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
 
@@ -116,7 +117,7 @@ class ChatLog(History):
         if is_cluster(self._redis):
             channels, elsewhere = same_slot(conversation.key, channels)
         fields = message.stream_fields()
-        terms = " ".join(self.tokenizer.terms(message.text)) if message.command != "TAGMSG" else ""
+        terms = " ".join(self.tokenizer.terms(message.text)) if not message.is_event else ""
         if terms:
             fields += ["terms", terms]
         args: list[str | int] = [self.maxlen, ttl_ms, dumps(message.record()), publish_command(self._redis),
@@ -143,6 +144,15 @@ class ChatLog(History):
         """Append to a channel's history; published on its live channel unless told where."""
         channels = [self.channel_live(channel)] if publish_to is None else publish_to
         return await self.append(self.channel(channel), message, channels)
+
+    async def append_events(self, channels: Sequence[str], message: ChatMessage) -> list[ChatMessage]:
+        """Keep one event (draft/event-playback: a JOIN, a QUIT...) in each of `channels`'
+        histories, its `target` set to each; published nowhere (the gateways deliver events
+        live themselves). The stored records, in the order of `channels`, each with its id."""
+        if not message.is_event:
+            raise ValueError(f"not an event: {message.command!r}")
+        return list(await asyncio.gather(*(
+            self.append(self.channel(name), replace(message, target=name)) for name in channels)))
 
     async def append_private(self, sender: str, recipient: str, message: ChatMessage,
                              publish_to: Sequence[str] = ()) -> ChatMessage:

@@ -16,8 +16,13 @@ from typing import Any, Literal
 
 from apps.chat.casemap import CASEMAPPING, Casemapping, casefold
 
-#: What may be stored: the messages a client sends to a target.
-STORED_COMMANDS = frozenset({"PRIVMSG", "NOTICE", "TAGMSG"})
+#: The messages a client sends to a target: what every history reader gets.
+MESSAGE_COMMANDS = frozenset({"PRIVMSG", "NOTICE"})
+#: The events a conversation may also keep (IRCv3 draft/event-playback): a kept TAGMSG (a
+#: reaction...) and what changed a channel. Only a reader that asks for events gets them.
+EVENT_COMMANDS = frozenset({"TAGMSG", "JOIN", "PART", "KICK", "QUIT", "NICK", "MODE", "TOPIC"})
+#: What may be stored.
+STORED_COMMANDS = MESSAGE_COMMANDS | EVENT_COMMANDS
 MAX_ID_PART = 2**64 - 1
 _STREAM_ID = re.compile(r"(\d{1,20})-(\d{1,20})")
 
@@ -72,7 +77,9 @@ class ChatMessage:
     `account` the sender's account ("" if not logged in), `tags` its client-only tags
     (`+draft/reply`...). `id` is set by `ChatLog.append`. A multiline message (draft/multiline)
     also has its `lines` as the sender split them, and its `text` is their `joined` value: what
-    search indexes and what a reader that ignores `lines` shows.
+    search indexes and what a reader that ignores `lines` shows. An event (`is_event`: JOIN,
+    TOPIC, a kept TAGMSG...) has its IRC `params` as they went out; its `target` is the
+    conversation it is kept in, and `text` its free text (a reason, a topic), if any.
     """
 
     command: str
@@ -90,6 +97,14 @@ class ChatMessage:
     origin: str = ""
     #: A multiline message's lines (none: a one-line message).
     lines: tuple[MessageLine, ...] = ()
+    #: An event's parameters (none: a message, whose parameters are its target and text).
+    params: tuple[str, ...] = ()
+
+    @property
+    def is_event(self) -> bool:
+        """True for an event (draft/event-playback), False for a message every reader gets (a
+        hand-written entry without a command among them)."""
+        return self.command in EVENT_COMMANDS
 
     @property
     def time_ms(self) -> int:
@@ -103,6 +118,8 @@ class ChatMessage:
                                   "target": self.target, "text": self.text, "tags": dict(self.tags)}
         if self.lines:
             fields["lines"] = [line.to_dict() for line in self.lines]
+        if self.params:
+            fields["params"] = list(self.params)
         if self.origin:
             fields["origin"] = self.origin
         return fields
@@ -122,6 +139,8 @@ class ChatMessage:
             items += ["tags", dumps(dict(self.tags))]
         if self.lines:
             items += ["lines", dumps([line.to_dict() for line in self.lines])]
+        if self.params:
+            items += ["params", dumps(list(self.params))]
         if self.party:
             items += ["party", self.party]
         return items
@@ -149,7 +168,7 @@ class ChatMessage:
                    target=values.get("target", ""), text=text,
                    account=values.get("account", ""),
                    tags={str(k): str(v) for k, v in tags.items()}, id=text_of(entry_id),
-                   party=values.get("party", ""), lines=lines)
+                   party=values.get("party", ""), lines=lines, params=_params(values.get("params")))
 
     @classmethod
     def from_json(cls, raw: str | bytes) -> ChatMessage:
@@ -176,10 +195,27 @@ class ChatMessage:
             raise MalformedChatMessage(str(exc)) from None
         if lines and joined(lines) != text:
             raise MalformedChatMessage("lines: do not make the text")
+        params = data.get("params", [])
+        if not isinstance(params, list) or not all(isinstance(p, str) for p in params):
+            raise MalformedChatMessage("params: not a list of strings")
         return cls(command=data["command"], source=data["from"], target=data["target"],
                    text=text, account=str(data.get("account") or ""),
                    tags={str(k): str(v) for k, v in tags.items()}, id=str(message_id),
-                   origin=str(data.get("origin") or ""), lines=lines)
+                   origin=str(data.get("origin") or ""), lines=lines, params=tuple(params))
+
+
+def _params(raw: str | None) -> tuple[str, ...]:
+    """An event's parameters from their stream field; none when absent or not a JSON list of
+    strings (one bad entry must not break a history query)."""
+    if not raw:
+        return ()
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        return ()
+    if not isinstance(value, list) or not all(isinstance(p, str) for p in value):
+        return ()
+    return tuple(value)
 
 
 @dataclass(frozen=True, slots=True)

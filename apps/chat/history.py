@@ -21,6 +21,9 @@ from apps.chat.settings import ChatSettings
 class History:
     """Names the conversations and reads their streams; every list is oldest first."""
 
+    #: Entries read per round trip while skipping events for a reader that wants messages only.
+    events_page = 200
+
     def __init__(self, redis: Redis, keys: ChatKeys, *, max_limit: int = 100,
                  mapping: Casemapping = CASEMAPPING) -> None:
         if max_limit < 1:
@@ -48,41 +51,45 @@ class History:
         name = ",".join(sorted((party_a, party_b)))
         return Conversation(name, self.keys.conversation_log(name))
 
-    async def latest(self, conversation: Conversation, limit: int,
-                     after: Ref | None = None) -> list[ChatMessage]:
-        """The newest `limit` messages, only those after `after` if given."""
+    async def latest(self, conversation: Conversation, limit: int, after: Ref | None = None, *,
+                     events: bool = False) -> list[ChatMessage]:
+        """The newest `limit` messages, only those after `after` if given; with `events`,
+        the conversation's events among them (draft/event-playback)."""
         limit = self._limit(limit)
         low = "-" if after is None else after.first_after()
         if low is None:
             return []
-        return list(reversed(await self._xrevrange(conversation.key, "+", low, limit)))
+        return list(reversed(await self._read_backward(conversation.key, "+", low, limit, events)))
 
-    async def before(self, conversation: Conversation, ref: Ref, limit: int) -> list[ChatMessage]:
+    async def before(self, conversation: Conversation, ref: Ref, limit: int, *,
+                     events: bool = False) -> list[ChatMessage]:
         """The `limit` messages just before `ref`."""
         limit = self._limit(limit)
         high = ref.last_before()
         if high is None:
             return []
-        return list(reversed(await self._xrevrange(conversation.key, high, "-", limit)))
+        return list(reversed(await self._read_backward(conversation.key, high, "-", limit, events)))
 
-    async def after(self, conversation: Conversation, ref: Ref, limit: int) -> list[ChatMessage]:
+    async def after(self, conversation: Conversation, ref: Ref, limit: int, *,
+                    events: bool = False) -> list[ChatMessage]:
         """The `limit` messages just after `ref`."""
         limit = self._limit(limit)
         low = ref.first_after()
         if low is None:
             return []
-        return await self._xrange(conversation.key, low, "+", limit)
+        return await self._read_forward(conversation.key, low, "+", limit, events)
 
-    async def around(self, conversation: Conversation, ref: Ref, limit: int) -> list[ChatMessage]:
+    async def around(self, conversation: Conversation, ref: Ref, limit: int, *,
+                     events: bool = False) -> list[ChatMessage]:
         """`limit` messages centred on `ref`: (limit - 1) // 2 before it, then the rest from it
         on (the message itself first, when `ref` is a message id that exists)."""
         limit = self._limit(limit)
-        earlier = await self.before(conversation, ref, (limit - 1) // 2) if limit > 1 else []
-        later = await self._xrange(conversation.key, ref.first_at(), "+", limit - len(earlier))
+        earlier = await self.before(conversation, ref, (limit - 1) // 2, events=events) if limit > 1 else []
+        later = await self._read_forward(conversation.key, ref.first_at(), "+", limit - len(earlier), events)
         return earlier + later
 
-    async def between(self, conversation: Conversation, start: Ref, end: Ref,
-                      limit: int) -> list[ChatMessage]:
+    async def between(self, conversation: Conversation, start: Ref, end: Ref, limit: int, *,
+                      events: bool = False) -> list[ChatMessage]:
         """Messages strictly between two references, at most `limit`, counted from `start`:
         if `start` is the later one, these are the last `limit` before it."""
         limit = self._limit(limit)
@@ -92,8 +99,8 @@ class History:
         if low is None or high is None or id_tuple(low) > id_tuple(high):
             return []
         if forward:
-            return await self._xrange(conversation.key, low, high, limit)
-        return list(reversed(await self._xrevrange(conversation.key, high, low, limit)))
+            return await self._read_forward(conversation.key, low, high, limit, events)
+        return list(reversed(await self._read_backward(conversation.key, high, low, limit, events)))
 
     async def message(self, conversation: Conversation, ref: Ref) -> ChatMessage | None:
         """The message `ref` (a message id) names, None if it is not (or no longer) kept."""
@@ -101,8 +108,8 @@ class History:
         return found[0] if found and found[0].id == ref.first_at() else None
 
     async def last_id(self, conversation: Conversation) -> str | None:
-        """The id of the newest message, None for an empty conversation."""
-        newest = await self._xrevrange(conversation.key, "+", "-", 1)
+        """The id of the newest message (events aside), None for a conversation without one."""
+        newest = await self._read_backward(conversation.key, "+", "-", 1, False)
         return newest[0].id if newest else None
 
     async def targets(self, of_party: str, start_ms: int, end_ms: int,
@@ -135,6 +142,14 @@ class History:
                 named.append((message.source.split("!", 1)[0] if sent_by_guest else message.target, ms))
         return named
 
+    async def _read_forward(self, key: str, low: str, high: str, count: int,
+                            events: bool) -> list[ChatMessage]:
+        return await _forward(self._redis, key, low, high, count, events, self.events_page)
+
+    async def _read_backward(self, key: str, high: str, low: str, count: int,
+                             events: bool) -> list[ChatMessage]:
+        return await _backward(self._redis, key, high, low, count, events, self.events_page)
+
     def _limit(self, limit: int) -> int:
         if limit < 1:
             raise ValueError("limit must be at least 1")
@@ -144,6 +159,51 @@ class History:
         entries: Any = await self._redis.xrange(key, low, high, count=count)
         return [ChatMessage.from_stream(entry_id, fields) for entry_id, fields in entries]
 
-    async def _xrevrange(self, key: str, high: str, low: str, count: int) -> list[ChatMessage]:
-        entries: Any = await self._redis.xrevrange(key, high, low, count=count)
-        return [ChatMessage.from_stream(entry_id, fields) for entry_id, fields in entries]
+
+def _after(entry_id: str) -> str | None:
+    return Ref.msgid(entry_id).first_after()
+
+
+def _before(entry_id: str) -> str | None:
+    return Ref.msgid(entry_id).last_before()
+
+
+async def _forward(redis: Redis, key: str, low: str, high: str, count: int, events: bool,
+               page_size: int) -> list[ChatMessage]:
+    """Up to `count` entries from `low` to `high` (ids, inclusive), oldest first. Without
+    `events`, messages only: the read goes on past events until it has `count` messages or
+    reaches `high` (at worst the whole stream, which `chat_history_max` bounds)."""
+    out: list[ChatMessage] = []
+    page = count if events else max(count, page_size)
+    bound: str | None = low
+    while bound is not None:
+        entries: Any = await redis.xrange(key, bound, high, count=page)
+        for entry_id, fields in entries:
+            message = ChatMessage.from_stream(entry_id, fields)
+            if events or not message.is_event:
+                out.append(message)
+                if len(out) == count:
+                    return out
+        if len(entries) < page:
+            break
+        bound = _after(text_of(entries[-1][0]))
+    return out
+
+async def _backward(redis: Redis, key: str, high: str, low: str, count: int, events: bool,
+                page_size: int) -> list[ChatMessage]:
+    """`_forward`'s mirror: up to `count` entries from `high` down to `low`, newest first."""
+    out: list[ChatMessage] = []
+    page = count if events else max(count, page_size)
+    bound: str | None = high
+    while bound is not None:
+        entries: Any = await redis.xrevrange(key, bound, low, count=page)
+        for entry_id, fields in entries:
+            message = ChatMessage.from_stream(entry_id, fields)
+            if events or not message.is_event:
+                out.append(message)
+                if len(out) == count:
+                    return out
+        if len(entries) < page:
+            break
+        bound = _before(text_of(entries[-1][0]))
+    return out

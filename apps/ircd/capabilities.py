@@ -111,6 +111,15 @@ def _multiline(offer: Offer) -> str | None:
     return f"max-bytes={s.multiline_max_bytes},max-lines={s.multiline_max_lines}"
 
 
+#: IRCv3 draft/event-playback: CHATHISTORY also replays the events kept (JOIN, TOPIC...).
+EVENT_PLAYBACK = "draft/event-playback"
+
+
+def _event_playback(offer: Offer) -> str | None:
+    """Offered while the network keeps some events (HISTORY_EVENTS not empty)."""
+    return "" if offer.settings.history_events else None
+
+
 def _chathistory_tokens(settings: IrcdSettings) -> tuple[str, ...]:
     return f"CHATHISTORY={settings.chat_history_limit}", "MSGREFTYPES=msgid,timestamp"
 
@@ -123,6 +132,7 @@ CAPABILITIES: tuple[Capability, ...] = (
     Capability("cap-notify"),
     Capability("draft/account-registration", value=_account_registration),
     Capability("draft/chathistory", isupport=_chathistory_tokens),
+    Capability(EVENT_PLAYBACK, value=_event_playback),
     Capability("draft/pre-away"),
     Capability("draft/message-redaction"),
     Capability("draft/multiline", value=_multiline),

@@ -63,11 +63,17 @@ def away_line(client: Client, now: float) -> Line:
 def record_line(message: ChatMessage, *, batch: str = "") -> Line:
     """A stored chat message as a line: its time is its id's, its id the `msgid` tag; a
     multiline message's lines with it (apps/ircd/render.py sends them as its recipient can
-    read them)."""
+    read them); an event with its own parameters."""
     tags = {"time": server_time(message.time_ms / 1000), "msgid": message.id, **message.tags}
     if message.account:
         tags["account"] = message.account
     if batch:
         tags["batch"] = batch
-    params = [message.target, message.text] if message.command != "TAGMSG" else [message.target]
-    return Line(message.source, message.command, params, tags, lines=message.lines)
+    if message.params:
+        params = list(message.params)
+    else:
+        params = [message.target, message.text] if message.command != "TAGMSG" else [message.target]
+    line = Line(message.source, message.command, params, tags, lines=message.lines)
+    if message.command == "JOIN" and len(params) == 3:  # kept as extended-join gives it
+        return replace(line, needs=("extended-join",), alt=replace(line, params=params[:1]))
+    return line

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from typing import Annotated
+
+from pydantic import Field, field_validator
+from pydantic_settings import NoDecode
 
 from apps.chat import casemap
+from apps.chat.conversations import EVENT_COMMANDS
 from apps.chat.settings import ChatSettings
 
 
@@ -100,7 +104,35 @@ class IrcdSettings(ChatSettings):
     #: Messages of each channel replayed to a device that comes back without draft/chathistory
     #: (those after its account's read marker, or after it left): at most this many; 0: none.
     replay_limit: int = Field(default=100, ge=0, le=1000)
+    #: The events kept in the channels' history for the clients that negotiate
+    #: draft/event-playback (comma-separated, of JOIN, PART, KICK, QUIT, NICK, MODE, TOPIC,
+    #: TAGMSG); empty: none, and the capability is not offered. Each is one more stream entry
+    #: (a QUIT or a NICK one in each channel of its user), counted among a conversation's
+    #: CHAT_HISTORY_MAX entries.
+    history_events: Annotated[frozenset[str], NoDecode] = EVENT_COMMANDS
+    #: The client-only tags that make a TAGMSG kept (when TAGMSG is among HISTORY_EVENTS): a
+    #: reaction is worth replaying, a typing notification is not.
+    history_tagmsg_tags: Annotated[frozenset[str], NoDecode] = frozenset(
+        {"+draft/react", "+react", "+draft/persist", "+persist"})
     #: Seconds between two looks for dead replicas whose users must be cleaned up.
     sweep_interval: float = Field(default=5.0, gt=0)
     #: Redis connections of one replica; more concurrent commands wait for a free one.
     redis_pool_size: int = Field(default=64, ge=2, le=10_000)
+
+    @field_validator("history_events", "history_tagmsg_tags", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        """A set from its comma-separated text (the environment's form)."""
+        if isinstance(value, str):
+            return frozenset(item.strip() for item in value.split(",") if item.strip())
+        return value
+
+    @field_validator("history_events")
+    @classmethod
+    def _known_events(cls, value: frozenset[str]) -> frozenset[str]:
+        upper = frozenset(item.upper() for item in value)
+        unknown = upper - EVENT_COMMANDS
+        if unknown:
+            raise ValueError(f"not events a history keeps: {', '.join(sorted(unknown))} "
+                             f"(known: {', '.join(sorted(EVENT_COMMANDS))})")
+        return upper

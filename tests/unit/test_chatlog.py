@@ -81,11 +81,55 @@ async def test_ids_increase_and_channel_names_fold(log):
     assert texts(await log.latest(log.channel("#fOo"), 10)) == ["#Foo", "#FOO", "#foo"]
 
 
-async def test_only_messages_are_stored(log):
+async def test_only_messages_and_events_are_stored(log):
     with pytest.raises(ValueError, match="not a stored command"):
-        await log.append_channel("#c", ChatMessage("JOIN", "a!b@c", "#c"))
+        await log.append_channel("#c", ChatMessage("WHOIS", "a!b@c", "#c"))
     with pytest.raises(ValueError, match="empty channel"):
         await log.append_channel("", said("x", ""))
+    with pytest.raises(ValueError, match="not an event"):
+        await log.append_events(["#c"], said("x", "#c"))
+
+
+def event(command: str, *params: str, source: str = "bob!b@host") -> ChatMessage:
+    return ChatMessage(command=command, source=source, target="", text=params[-1] if params else "",
+                       params=params)
+
+
+async def test_events_are_kept_in_each_channel_and_read_only_by_who_asks_for_them(log, redis):
+    await log.append_channel("#a", said("before", "#a"))
+    [join] = await log.append_events(["#A"], event("JOIN", "#A", "bob", "Bob B"))
+    quits = await log.append_events(["#a", "#b"], event("QUIT", "gone"))
+    await log.append_channel("#a", said("after", "#a"))
+    assert join.target == "#A" and [q.target for q in quits] == ["#a", "#b"]
+    assert all(q.id for q in quits) and quits[0].id != join.id  # one entry, its own id, in each stream
+    conv = log.channel("#a")
+    assert texts(await log.latest(conv, 10)) == ["before", "after"]
+    every = await log.latest(conv, 10, events=True)
+    assert [m.command for m in every] == ["PRIVMSG", "JOIN", "QUIT", "PRIVMSG"]
+    assert every[1].params == ("#A", "bob", "Bob B") and every[2].text == "gone"
+    assert [m.command for m in await log.latest(log.channel("#b"), 10, events=True)] == ["QUIT"]
+    # Nothing an event holds is searchable: it has no terms.
+    [(_, fields)] = await redis.xrange("canaduck:chat:{#b}:log")
+    assert b"terms" not in fields and json.loads(fields[b"params"]) == ["gone"]
+
+
+async def test_a_reader_without_events_gets_its_count_of_messages_past_many_events(log):
+    log.events_page = 4  # several pages of events to read past
+    first = await log.append_channel("#c", said("old", "#c"))
+    for i in range(11):
+        await log.append_events(["#c"], event("JOIN", "#c", source=f"n{i}!u@h"))
+    last = await log.append_channel("#c", said("new", "#c"))
+    conv = log.channel("#c")
+    assert texts(await log.latest(conv, 2)) == ["old", "new"]
+    assert texts(await log.after(conv, Ref.msgid(first.id), 5)) == ["new"]
+    assert texts(await log.before(conv, Ref.msgid(last.id), 5)) == ["old"]
+    assert texts(await log.between(conv, Ref.time(0), Ref.msgid(last.id), 5)) == ["old"]
+    assert texts(await log.between(conv, Ref.msgid(last.id), Ref.time(0), 5)) == ["old"]
+    assert texts(await log.around(conv, Ref.msgid(last.id), 3)) == ["old", "new"]
+    assert len(await log.latest(conv, 5, events=True)) == 5
+    assert await log.last_id(conv) == last.id
+    await log.append_events(["#c"], event("PART", "#c"))
+    assert await log.last_id(conv) == last.id  # the last message's, not the last event's
 
 
 async def test_latest_before_after_are_oldest_first_and_exclusive(log):
@@ -268,3 +312,11 @@ async def _next_message(pubsub) -> dict:
         if message is not None:
             return message
     raise AssertionError("nothing published")
+
+
+async def test_an_events_bad_params_are_ignored_in_the_stream_and_refused_on_the_bus(log, redis):
+    for params in ("[1, 2", '["ok", 3]', '{"a": 1}'):
+        await redis.xadd("canaduck:chat:{#c}:log", {"command": "JOIN", "from": "a!b@c", "params": params})
+    assert [m.params for m in await log.latest(log.channel("#c"), 5, events=True)] == [(), (), ()]
+    with pytest.raises(MalformedChatMessage, match="params"):
+        ChatMessage.from_json('{"command": "JOIN", "from": "a!b@c", "target": "#c", "params": ["#c", 1]}')

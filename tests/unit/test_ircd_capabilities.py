@@ -358,7 +358,8 @@ async def test_typing_reply_and_react_reach_channel_and_private_targets_across_r
         assert [(client_tags(line), sans_tags(line)) for line in echoes] == \
             [(tags, f":alice!~alice@127.0.0.1 {rest.replace(':psst', 'psst')}") for tags, rest in sent]
         got = await bert.sync_until(lambda line: line.endswith("PRIVMSG bert psst"))
-        relayed = [line for line in got if line.startswith("@") and "Hello!" not in line]
+        relayed = [line for line in got
+                   if line.startswith("@") and "Hello!" not in line and " JOIN " not in line]
         assert [(client_tags(line), sans_tags(line)) for line in relayed] == \
             [(tags, f":alice!~alice@127.0.0.1 {rest.replace(':psst', 'psst')}") for tags, rest in sent]
         assert all("msgid" in tags_of(line) for line in relayed)
@@ -571,14 +572,24 @@ async def test_redact_refusals_are_the_specs_fail_codes(line: str, answer: str):
         await other.close()
 
 
-async def test_a_tagmsg_is_not_history_so_it_cannot_be_redacted():
-    """A TAGMSG is never stored: "UNKNOWN_MSGID" (irctest accepts that answer)."""
+async def test_a_kept_reaction_is_redacted_a_typing_tagmsg_is_not_kept_so_cannot_be():
+    """A TAGMSG with a reaction is kept (draft/event-playback), so its author may redact it,
+    and it leaves the history; a typing notification is never stored: "UNKNOWN_MSGID" (irctest
+    accepts either answer). A JOIN is kept but is no message: UNKNOWN_MSGID too."""
     async with replicas(1) as (one,):
-        alice = await joined(one, "alice", "#r", REDACTING)
+        alice = await joined(one, "alice", "#r", REDACTING + " draft/chathistory draft/event-playback")
+        await alice.send("CHATHISTORY LATEST #r * 10")
+        join_id = tags_of(next(line for line in await alice.sync() if " JOIN " in line))["msgid"]
         await alice.send("@+draft/react=1 TAGMSG #r")
-        msgid = tags_of((await alice.sync())[0])["msgid"]
-        await alice.send(f"REDACT #r {msgid}")
-        assert commands(await alice.sync()) == ["FAIL"]
+        reaction = tags_of((await alice.sync())[0])["msgid"]
+        await alice.send("@+typing=active TAGMSG #r")
+        typing = tags_of((await alice.sync())[0])["msgid"]
+        await alice.send(f"REDACT #r {typing}", f"REDACT #r {join_id}")
+        assert [line.split()[:3] for line in await alice.sync()] == [[":irc.test", "FAIL", "REDACT"]] * 2
+        await alice.send(f"REDACT #r {reaction}")
+        assert commands(await alice.sync()) == ["REDACT"]
+        await alice.send("CHATHISTORY LATEST #r * 10")
+        assert [c for c in commands(await alice.sync()) if c != "BATCH"] == ["JOIN"]
 
 
 async def test_a_private_message_is_redacted_by_its_author_only_across_replicas():

@@ -4,6 +4,7 @@ between two times (apps/ircd/operations/history.py)."""
 from __future__ import annotations
 
 from apps.chat.conversations import ChatMessage, InvalidRef, Ref
+from apps.ircd.capabilities import EVENT_PLAYBACK
 from apps.ircd.client import Client
 from apps.ircd.context import Context
 from apps.ircd.errors import Fail
@@ -55,7 +56,9 @@ async def chathistory(ctx: Context, client: Client, message: Message) -> None:
     second = _ref(params[2]) if sub == "BETWEEN" else None
     if (first is None and not latest_any) or (sub == "BETWEEN" and second is None):
         raise _invalid(sub, "Bad message reference")
-    replay(ctx, client, target, await history.query(ctx, conversation, sub, first, second, limit))
+    found = await history.query(ctx, conversation, sub, first, second, limit,
+                                events=EVENT_PLAYBACK in client.caps)
+    replay(ctx, client, target, found)
 
 
 async def chathistory_targets(ctx: Context, client: Client, params: list[str]) -> None:

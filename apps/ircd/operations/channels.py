@@ -19,7 +19,7 @@ from apps.ircd.errors import (
     UserOnChannel,
 )
 from apps.ircd.lines import away_line, client_line
-from apps.ircd.operations import devices
+from apps.ircd.operations import devices, playback
 from apps.ircd.operations.lookup import (
     ChannelView,
     channel_view,
@@ -63,6 +63,7 @@ async def join(ctx: Context, client: Client, name: str, key: str) -> ChannelView
     plain = client_line(client, "JOIN", [display], now)
     extended = client_line(client, "JOIN", [display, client.account or "*", client.realname], now,
                            needs=("extended-join",), alt=plain)
+    extended = await playback.keep(ctx, display, extended)
     await ctx.delivery.to_channels([cf], extended)
     await devices.sync(ctx, client, extended, joined=cf)
     if client.away:  # away-notify: members learn at once that the newcomer is away
@@ -85,7 +86,9 @@ async def part_all(ctx: Context, client: Client) -> None:
 
 async def leave_channel(ctx: Context, client: Client, cf: str, display: str, reason: str) -> None:
     params = [display, reason] if reason else [display]
-    await ctx.delivery.to_channels([cf], client_line(client, "PART", params, ctx.clock()), leaves=client.uid)
+    # Kept before the leave, which deletes a secret channel's history with its last member.
+    line = await playback.keep(ctx, display, client_line(client, "PART", params, ctx.clock()))
+    await ctx.delivery.to_channels([cf], line, leaves=client.uid)
     await ctx.store.leave(cf, client.uid)
     for device in list(ctx.roster.devices(client.uid)):  # the user's other devices here leave too
         await ctx.roster.left(device, cf)
@@ -109,7 +112,8 @@ async def set_topic(ctx: Context, client: Client, name: str, text: str) -> None:
     now = ctx.clock()
     changed = replace(view.channel, topic=text, topic_by=client.prefix, topic_at=int(now))
     await ctx.store.set_topic(view.cf, changed)
-    await ctx.delivery.to_channels([view.cf], client_line(client, "TOPIC", [view.display, text], now))
+    line = await playback.keep(ctx, view.display, client_line(client, "TOPIC", [view.display, text], now))
+    await ctx.delivery.to_channels([view.cf], line)
 
 
 async def kick(ctx: Context, client: Client, name: str, nick: str, reason: str) -> None:
@@ -121,7 +125,8 @@ async def kick(ctx: Context, client: Client, name: str, nick: str, reason: str) 
     user = await user_named(ctx, nick)
     if await ctx.store.status(view.cf, user.uid) is None:
         raise UserNotInChannel(user.nick, view.display)
-    line = client_line(client, "KICK", [view.display, user.nick, reason], ctx.clock())
+    line = await playback.keep(ctx, view.display,
+                               client_line(client, "KICK", [view.display, user.nick, reason], ctx.clock()))
     await ctx.delivery.to_channels([view.cf], line, leaves=user.uid)
     await ctx.store.leave(view.cf, user.uid)
     for kicked in list(ctx.roster.devices(user.uid)):

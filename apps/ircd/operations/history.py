@@ -31,20 +31,21 @@ async def conversation_for(ctx: Context, client: Client, subcommand: str, target
 
 
 async def query(ctx: Context, conversation: Conversation, subcommand: str, first: Ref | None,
-                second: Ref | None, limit: int) -> list[ChatMessage]:
-    """The messages a query returns, oldest first (`first` None: LATEST *)."""
+                second: Ref | None, limit: int, *, events: bool = False) -> list[ChatMessage]:
+    """The messages a query returns, oldest first (`first` None: LATEST *); with `events`, the
+    events kept among them (draft/event-playback)."""
     chatlog = ctx.chatlog
     if subcommand == "LATEST":
-        return await chatlog.latest(conversation, limit, after=first)
+        return await chatlog.latest(conversation, limit, after=first, events=events)
     assert first is not None
     if subcommand == "BEFORE":
-        return await chatlog.before(conversation, first, limit)
+        return await chatlog.before(conversation, first, limit, events=events)
     if subcommand == "AFTER":
-        return await chatlog.after(conversation, first, limit)
+        return await chatlog.after(conversation, first, limit, events=events)
     if subcommand == "AROUND":
-        return await chatlog.around(conversation, first, limit)
+        return await chatlog.around(conversation, first, limit, events=events)
     assert second is not None
-    return await chatlog.between(conversation, first, second, limit)
+    return await chatlog.between(conversation, first, second, limit, events=events)
 
 
 async def targets(ctx: Context, client: Client, low: int, high: int, limit: int) -> list[tuple[int, str]]:

@@ -11,7 +11,7 @@ from apps.ircd.client import Client
 from apps.ircd.context import Context
 from apps.ircd.errors import ErroneousNickname, Fail, NicknameInUse, NoNicknameGiven
 from apps.ircd.lines import away_line, client_line
-from apps.ircd.operations import devices, monitor
+from apps.ircd.operations import devices, monitor, playback
 from apps.ircd.operations.lookup import channels_of
 from apps.ircd.operations.neighbours import tell_neighbours
 from apps.ircd.protocol import AWAY_LENGTH, REALNAME_LENGTH, casefold, valid_nick
@@ -58,7 +58,9 @@ async def change_nick(ctx: Context, client: Client, wanted: str) -> NickChange:
     line = client_line(client, "NICK", [wanted], ctx.clock(), source=old_prefix, id=ctx.new_id())
     ctx.delivery.seen(line).add(client.device)
     deliver(client, line)
-    await ctx.delivery.to_channels(await channels_of(ctx, client), line)
+    channels = await channels_of(ctx, client)
+    await ctx.delivery.to_channels(channels, line)
+    await playback.keep_in(ctx, sorted(channels), line)
     await devices.sync(ctx, client, line)
     if old_cf != wanted_cf:
         await monitor.tell_offline(ctx, client.uid, old_cf, old_nick)

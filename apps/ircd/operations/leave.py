@@ -13,7 +13,7 @@ from apps.chat.records import User, WhowasEntry
 from apps.ircd.client import Client
 from apps.ircd.context import Context, quietly
 from apps.ircd.lines import user_line
-from apps.ircd.operations import devices, monitor
+from apps.ircd.operations import devices, monitor, playback
 from apps.ircd.protocol import casefold
 
 
@@ -44,6 +44,8 @@ async def leave(ctx: Context, user: User, reason: str, *, client: Client | None 
     ctx.delivery.seen(line).update({user.uid, client.device} if client else {user.uid})
     if channels:
         await ctx.delivery.to_channels(channels, line)
+        # Kept before the leaves, the last of which deletes a secret channel's history.
+        await playback.keep_in(ctx, sorted(channels), line)
     # Before the clean-up: a watcher must hear this offline before a newcomer's online.
     await monitor.tell_offline(ctx, user.uid, nick_cf, user.nick)
     for cf in channels:

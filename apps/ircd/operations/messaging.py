@@ -2,8 +2,9 @@
 
 A channel's PRIVMSG and NOTICE are stored and published in one step by the chat log
 (apps/chat/chatlog.py); the other replicas get them on the channel's live channel, and this one
-delivers to its own members at once. A TAGMSG is not history: it goes out on the gateways'
-own channel events.
+delivers to its own members at once. A TAGMSG goes out on the gateways' own channel events,
+kept in the history first when it carries a tag worth replaying (a reaction: see
+apps/ircd/operations/playback.py).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from apps.ircd.client import Client
 from apps.ircd.context import Context
 from apps.ircd.errors import CannotSendToChannel, NoSuchChannel
 from apps.ircd.lines import line, record_line
+from apps.ircd.operations import playback
 from apps.ircd.operations.lookup import members_at_least, refused_by_list, user_named
 from apps.ircd.protocol import casefold, is_channel
 from apps.ircd.render import deliver, deliver_unlabelled
@@ -78,6 +80,7 @@ async def to_channel(ctx: Context, client: Client, command: str, target: str, te
         return Sent(await _to_rank(ctx, client, command, cf, rank + display, text, tags, rank, lines))
     if command == "TAGMSG":
         sent = line(client.prefix, command, [display], ctx.clock(), tags=_with_account(client, tags, ctx))
+        sent = await playback.keep(ctx, display, sent, party(client.uid, client.account))
         await ctx.delivery.to_channels([cf], sent, exclude=client.device)
         return Sent(sent)
     # The sender's party is kept with the message: it tells its author (a guest is its very
@@ -114,6 +117,8 @@ async def to_nick(ctx: Context, client: Client, command: str, target: str, text:
     client.last_message = ctx.clock()
     if command == "TAGMSG":
         sent = line(client.prefix, command, [user.nick], ctx.clock(), tags=_with_account(client, tags, ctx))
+        parties = party(client.uid, client.account), party(user.uid, user.account)
+        sent = await playback.keep_private(ctx, *parties, sent)
         if user.uid == client.uid:
             deliver_unlabelled(client, sent)
         await ctx.delivery.to_uids({user.uid: user.instance}, sent, exclude=client.device)

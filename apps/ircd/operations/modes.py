@@ -26,7 +26,7 @@ from apps.ircd.errors import (
     UsersDontMatch,
 )
 from apps.ircd.lines import client_line, line
-from apps.ircd.operations import devices
+from apps.ircd.operations import devices, playback
 from apps.ircd.operations.lookup import ChannelView
 from apps.ircd.protocol import casefold, normalize_mask
 
@@ -128,6 +128,7 @@ async def change_channel_modes(ctx: Context, client: Client, view: ChannelView, 
         await ctx.store.set_modes(view.cf, channel)
     if applied:
         line = client_line(client, "MODE", [view.display, *_mode_params(applied)], ctx.clock())
+        line = await playback.keep(ctx, view.display, line)
         await ctx.delivery.to_channels([view.cf], line)
     return applied
 

@@ -66,8 +66,9 @@ def wrote(client: Client, message: ChatMessage) -> bool:
 
 
 async def redact(ctx: Context, client: Client, target: str, msgid: str, reason: str) -> None:
-    """REDACT: FAIL INVALID_TARGET, UNKNOWN_MSGID (not kept: a TAGMSG never is), or
-    REDACT_FORBIDDEN (not the author, nor an operator of the channel)."""
+    """REDACT: FAIL INVALID_TARGET, UNKNOWN_MSGID (not kept, or an event that is no message:
+    a JOIN...; a kept TAGMSG, a reaction, may be), or REDACT_FORBIDDEN (not the author, nor an
+    operator of the channel)."""
     where = await _target(ctx, client, target)
     unknown = _fail("UNKNOWN_MSGID", target, msgid, text="This message does not exist or is too old")
     try:
@@ -75,7 +76,7 @@ async def redact(ctx: Context, client: Client, target: str, msgid: str, reason: 
     except InvalidRef:
         raise unknown from None
     message = await ctx.chatlog.message(where.conversation, ref)
-    if message is None:
+    if message is None or (message.is_event and message.command != "TAGMSG"):
         raise unknown
     if not (wrote(client, message) or where.moderator):
         raise _fail("REDACT_FORBIDDEN", target, msgid, text="You are not authorised to delete this message")

@@ -8,6 +8,7 @@ in the table's order.
 from __future__ import annotations
 
 from apps.chat import modes
+from apps.chat.conversations import EVENT_COMMANDS
 
 
 def _join() -> str:
@@ -42,21 +43,41 @@ return {{'joined', ''}}
 
 def _leave() -> str:
     """PART, KICK, QUIT: leave, and the last one out removes the channel and its lists. Its
-    history (KEYS[1], and KEYS[2] its search index) stays if the channel was open, and goes
-    with it if a closing mode was set (`closes_history` in the table), so that whoever creates
-    the channel again cannot read or search what its members said. KEYS[3] is the channel,
+    history (KEYS[1], and KEYS[2] its search index) stays if the channel was open and holds a
+    message, and goes with it if a closing mode was set (`closes_history` in the table), so
+    that whoever creates the channel again cannot read or search what its members said; a
+    history of events only (JOIN, PART... for draft/event-playback: nobody said anything) goes
+    too, so that joining and leaving channels leaves nothing behind. KEYS[3] is the channel,
     KEYS[4] its members; KEYS[3..] every key of the channel. Returns 0 (was not a member),
     1 (left), 2 (left, the channel is gone), 3 (and its history)."""
     letters = "".join(mode.letter for mode in modes.CLOSING)
     fields = "".join(f" or redis.call('HEXISTS', KEYS[3], '{mode.parameter.field}') == 1"
                      for mode in modes.CLOSING if mode.parameter is not None)
+    events = " or ".join(f"command == '{name}'" for name in sorted(EVENT_COMMANDS))
     return f"""
 if redis.call('HDEL', KEYS[4], ARGV[1]) == 0 then return 0 end
 if redis.call('HLEN', KEYS[4]) > 0 then return 1 end
 local modes = redis.call('HGET', KEYS[3], 'modes') or ''
 local closed = string.find(modes, '[{letters}]'){fields}
 redis.call('DEL', unpack(KEYS, 3))
-if closed then
+-- Whether the history holds a message (an entry that is no event), read a page at a time
+-- until one is found: at worst the whole stream, which its maxlen bounds.
+local function said()
+  local from = '-'
+  while true do
+    local page = redis.call('XRANGE', KEYS[1], from, '+', 'COUNT', 100)
+    for _, entry in ipairs(page) do
+      local command = ''
+      for i = 1, #entry[2], 2 do
+        if entry[2][i] == 'command' then command = entry[2][i + 1] end
+      end
+      if not ({events}) then return true end
+    end
+    if #page < 100 then return false end
+    from = '(' .. page[#page][1]
+  end
+end
+if closed or not said() then
   redis.call('DEL', KEYS[1], KEYS[2])
   return 3
 end
