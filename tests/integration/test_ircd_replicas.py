@@ -51,7 +51,9 @@ def test_clients_on_two_replicas_talk_in_a_channel_and_privately(replicas, admin
     assert got[-1] == ":alice!~alice@127.0.0.1 PRIVMSG #chat :hello across"
     msgid = echo.split("msgid=")[1].split(" ")[0].split(";")[0]
     entries = admin.xrange("canaduck:chat:{#chat}:log")
-    assert [e[0] for e in entries] == [msgid] and entries[0][1]["text"] == "hello across"
+    said = [e for e in entries if e[1]["command"] == "PRIVMSG"]
+    assert [e[0] for e in said] == [msgid] and said[0][1]["text"] == "hello across"
+    assert [e[1]["command"] for e in entries] == ["JOIN", "JOIN", "PRIVMSG"]  # draft/event-playback
     bob.send("PRIVMSG alice :psst", "NICK robert")
     assert alice.until(lambda line: "psst" in line)[-1].endswith(":bob!~bob@127.0.0.1 PRIVMSG alice psst")
     assert alice.until(lambda line: " NICK " in line)[-1] == ":bob!~bob@127.0.0.1 NICK robert"
