@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from irctest import patma
 from irctest.basecontrollers import BaseServerController, DirectoryBasedController, ProcessStopped
 from irctest.runner import NotImplementedByController
 from irctest.specifications import Capabilities, OptionalBehaviors
@@ -283,6 +284,23 @@ class CanaduckController(_GatewaysController):
         OptionalBehaviors.MULTI_JOIN,
         OptionalBehaviors.MULTI_KICK,
     })
+    #: The ISUPPORT tokens the gateway promises (docs/ircd.md), checked by irctest's
+    #: `testValues`; None: present without a value.
+    isupport: dict[str, Any] = {
+        "CASEMAPPING": "ascii",
+        "CHANMODES": "Ibe,k,l,imnst",
+        "CHATHISTORY": "100",
+        "ELIST": "CMNTU",
+        "EXCEPTS": "e",
+        "INVEX": "I",
+        "MONITOR": patma.ANYSTR,
+        "MSGREFTYPES": "msgid,timestamp",
+        "PREFIX": "(ov)@+",
+        "STATUSMSG": "@+",
+        "TARGMAX": patma.ANYSTR,
+        "UTF8ONLY": None,
+        "WHOX": None,
+    }
 
     def start_gateway(self, spec: GatewaySpec, workdir: Path, index: int, prefix: str) -> Gateway:
         chat = _run.chat()
