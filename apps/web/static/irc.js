@@ -78,10 +78,11 @@ function base64(text) {
   return btoa(binary);
 }
 
-/** The capabilities the page uses when the server offers them. */
+/** The capabilities the page uses when the server offers them. Not draft/event-playback: the
+ * page shows joins, parts and reactions as they happen, and a history batch of messages only. */
 export const WANTED_CAPS = ['sasl', 'message-tags', 'server-time', 'echo-message', 'batch',
   'draft/chathistory', 'chathistory', 'away-notify', 'account-tag', 'multi-prefix',
-  'draft/event-playback', 'labeled-response', 'draft/read-marker',
+  'labeled-response', 'draft/read-marker',
   'draft/message-redaction', 'draft/multiline'];
 
 /**
