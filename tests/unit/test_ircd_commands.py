@@ -546,3 +546,30 @@ async def test_links_lists_the_one_server_the_replicas_share(pair: tuple[LineCli
         ":irc.test 365 alice other.server :End of /LINKS list",
         ":irc.test 365 alice nomatch* :End of /LINKS list",
     ]
+
+
+def test_every_command_has_its_help_and_no_help_outlives_its_command():
+    from apps.ircd.help import TOPICS
+    from apps.ircd.registry import COMMANDS
+
+    assert set(TOPICS) == set(COMMANDS)
+    assert all(lines and all(len(line) < 400 for line in lines) for lines in TOPICS.values())
+
+
+async def test_help_tells_what_a_command_does_lists_them_all_and_answers_524_otherwise(
+        pair: tuple[LineClient, LineClient]):
+    alice, _ = pair
+    await alice.send("HELP privmsg")
+    assert await alice.sync() == [
+        ":irc.test 704 alice PRIVMSG :PRIVMSG <target>[,<target>...] <text>",
+        ":irc.test 705 alice PRIVMSG :Sends a message to a channel (@#chan, +#chan: its operators or voiced)"
+        " or a nick.",
+        ":irc.test 706 alice PRIVMSG :End of /HELP",
+    ]
+    await alice.send("HELPOP")
+    listed = await alice.sync()
+    assert commands(listed) == ["704", *["705"] * (len(listed) - 2), "706"]
+    named = " ".join(line.split(" :", 1)[1] for line in listed[1:-1]).split()
+    assert {"JOIN", "WHOWAS", "HELP"} <= set(named)
+    await alice.send("HELP NOSUCHTHING")
+    assert await alice.sync() == [":irc.test 524 alice NOSUCHTHING :No help available on this topic"]

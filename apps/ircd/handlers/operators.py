@@ -1,4 +1,4 @@
-"""Operators and server information: OPER, KILL, WALLOPS, TIME, INFO, LINKS."""
+"""Operators and server information: OPER, KILL, WALLOPS, TIME, INFO, LINKS, HELP."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import time
 from apps.chat import numerics as n
 from apps.ircd.client import Client
 from apps.ircd.context import Context
+from apps.ircd.help import TOPICS, index
 from apps.ircd.isupport import VERSION
 from apps.ircd.operations import operators
 from apps.ircd.protocol import Message, mask_matches
@@ -54,3 +55,19 @@ async def links(ctx: Context, client: Client, message: Message) -> None:
     if mask_matches(mask, ctx.name):
         client.reply(n.RPL_LINKS, ctx.name, ctx.name, f"0 {ctx.settings.server_info}")
     client.reply(n.RPL_ENDOFLINKS, mask, "End of /LINKS list")
+
+
+@command("HELP", "HELPOP")
+async def help_(ctx: Context, client: Client, message: Message) -> None:
+    """`HELP [<subject>]` (Modern's numerics): a command's syntax and what it does, or without a
+    subject the list of commands; 524 for a subject there is no help on."""
+    subject = message.params[0].upper() if message.params else ""
+    lines = list(TOPICS[subject]) if subject in TOPICS else (index() if not subject else None)
+    named = subject or "*"
+    if lines is None:
+        client.reply(n.ERR_HELPNOTFOUND, message.params[0], "No help available on this topic")
+        return
+    client.reply(n.RPL_HELPSTART, named, lines[0])
+    for line in lines[1:]:
+        client.reply(n.RPL_HELPTXT, named, line)
+    client.reply(n.RPL_ENDOFHELP, named, "End of /HELP")
