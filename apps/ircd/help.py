@@ -26,7 +26,6 @@ TOPICS: dict[str, tuple[str, ...]] = {
              "Joins channels (creating a new one, you its operator); JOIN 0 leaves them all."),
     "KICK": ("KICK <channel> <nick>[,<nick>...] [<reason>]", "Puts someone out of a channel (operators)."),
     "KILL": ("KILL <nick> <reason>", "Disconnects a user (IRC operators)."),
-    "LINKS": ("LINKS [[<server>] <mask>]", "Lists the servers of the network: one, whatever the replicas."),
     "LIST": ("LIST [<channel>[,<channel>...]] [<condition>]",
              "Lists channels: C>/C< creation, T>/T< topic age, U>/U< users, or a mask."),
     "LUSERS": ("LUSERS", "Counts the network's users, operators and channels."),

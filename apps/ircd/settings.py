@@ -53,8 +53,6 @@ class IrcdSettings(ChatSettings):
     account_registration_before_connect: bool = True
     server_name: str = Field(default="irc.canaduck.local", pattern=r"^[A-Za-z0-9.-]{1,63}$")
     network_name: str = Field(default="canaduck", pattern=r"^[A-Za-z0-9-]{1,32}$")
-    #: The server's description, in LINKS.
-    server_info: str = Field(default="canaduck chat gateway", min_length=1, max_length=100)
     #: Server password clients must give with PASS before registering; empty: none.
     irc_password: str = Field(default="", repr=False)
     #: Message of the day, lines separated by newlines; empty: 422 (no MOTD).

@@ -210,7 +210,6 @@ class ChatBacking:
         env = {
             "INSTANCE_ID": instance, "LOG_LEVEL": "WARNING",
             "IRC_HOST": "127.0.0.1", "IRC_PORT": str(spec.port), "SERVER_NAME": "My.Little.Server",
-            "SERVER_INFO": "test server",  # irctest's LINKS test expects it
             "FLOOD_LINES": "1000000", "MAX_CONNECTIONS_PER_IP": "100000",
             "IRC_TLS_PORT": str(spec.tls_port or 0),
         }

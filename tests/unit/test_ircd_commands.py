@@ -535,19 +535,6 @@ async def test_labeled_response_ack_single_line_and_batch(pair: tuple[LineClient
     assert await bob.sync() == [":alice!~alice@127.0.0.1 PRIVMSG bob hi"]  # no label for others
 
 
-async def test_links_lists_the_one_server_the_replicas_share(pair: tuple[LineClient, LineClient]):
-    alice, _ = pair
-    await alice.send("LINKS", "LINKS *.test", "LINKS other.server", "LINKS irc.test nomatch*")
-    assert await alice.sync() == [
-        ":irc.test 364 alice irc.test irc.test :0 canaduck chat gateway",
-        ":irc.test 365 alice * :End of /LINKS list",
-        ":irc.test 364 alice irc.test irc.test :0 canaduck chat gateway",
-        ":irc.test 365 alice *.test :End of /LINKS list",
-        ":irc.test 365 alice other.server :End of /LINKS list",
-        ":irc.test 365 alice nomatch* :End of /LINKS list",
-    ]
-
-
 def test_every_command_has_its_help_and_no_help_outlives_its_command():
     from apps.ircd.help import TOPICS
     from apps.ircd.registry import COMMANDS

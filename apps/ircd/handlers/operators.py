@@ -1,4 +1,4 @@
-"""Operators and server information: OPER, KILL, WALLOPS, TIME, INFO, LINKS, HELP."""
+"""Operators and server information: OPER, KILL, WALLOPS, TIME, INFO, HELP."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from apps.ircd.context import Context
 from apps.ircd.help import TOPICS, index
 from apps.ircd.isupport import VERSION
 from apps.ircd.operations import operators
-from apps.ircd.protocol import Message, mask_matches
+from apps.ircd.protocol import Message
 from apps.ircd.registry import command
 
 
@@ -44,17 +44,6 @@ async def info(ctx: Context, client: Client, message: Message) -> None:
                  "Stateless replicas sharing nicks, channels and history through Redis."):
         client.reply(n.RPL_INFO, line)
     client.reply(n.RPL_ENDOFINFO, "End of /INFO list")
-
-
-@command("LINKS")
-async def links(ctx: Context, client: Client, message: Message) -> None:
-    """`LINKS [[<server>] <mask>]`: the network is one server to its clients, whichever replica
-    serves them (they share one name), so it lists that one server, when the mask matches it,
-    at 0 hops. A remote server named is ignored as the mask is: there is no other server."""
-    mask = message.params[-1] if message.params else "*"
-    if mask_matches(mask, ctx.name):
-        client.reply(n.RPL_LINKS, ctx.name, ctx.name, f"0 {ctx.settings.server_info}")
-    client.reply(n.RPL_ENDOFLINKS, mask, "End of /LINKS list")
 
 
 @command("HELP", "HELPOP")
