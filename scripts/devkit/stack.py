@@ -237,22 +237,30 @@ def watch_readiness(settings: StackSettings, instances: list[Instance], started:
                     out: threading.Event) -> None:
     """Wait until every service is ready and Caddy answers, then print the table."""
     deadline = started + settings.ready_timeout
-    pending = {i.name: f"{i.url}/ready" for i in instances}
+    direct = {i.name: f"{i.url}/ready" for i in instances}
     # Ready means a user's request gets through: each routed service (x-canaduck.probe) is
-    # also asked for through Caddy, which finds it in the directory.
+    # also asked for through Caddy, which finds it in the directory. Those requests wait until
+    # every instance is ready (the directory's DNS interface among them): a route's first SRV
+    # lookup failing (no DNS server yet) keeps Caddy on its empty answer for the grace period
+    # (30 s) before it asks again.
     caddy = f"http://127.0.0.1:{settings.http_port}"
-    pending["caddy"] = f"{caddy}/health"
-    pending.update({f"{i.spec.name} via caddy": f"{caddy}{i.spec.probe}" for i in instances if i.spec.probe})
+    through_caddy = {"caddy": f"{caddy}/health"}
+    through_caddy.update({f"{i.spec.name} via caddy": f"{caddy}{i.spec.probe}"
+                          for i in instances if i.spec.probe})
 
     def all_ready_or_stopping() -> bool:
-        for name, url in list(pending.items()):
-            if _ok(url):
-                del pending[name]
-        return not pending or out.is_set()
+        for probes in (direct, through_caddy):
+            for name, url in list(probes.items()):
+                if _ok(url):
+                    del probes[name]
+            if probes:
+                break
+        return not (direct or through_caddy) or out.is_set()
 
     eventually(all_ready_or_stopping, timeout=max(0.0, deadline - time.monotonic()), interval=0.1)
     if out.is_set():
         return
+    pending = [*direct, *through_caddy]
     if pending:
         print(f"canaduck: NOT READY after {settings.ready_timeout:g} s: {', '.join(sorted(pending))}",
               flush=True)

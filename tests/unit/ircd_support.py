@@ -114,9 +114,11 @@ async def running_gateway(server: fakeredis.FakeServer | None = None, *, instanc
 
 
 async def forget_everything(doomed: IrcServer) -> None:
-    """As if killed: the replica's clients are forgotten, none is cleaned up when it stops."""
+    """As if killed: the replica's clients are forgotten, none is cleaned up when it stops
+    (nor waited for: a killed process does not wait for its connections to end)."""
     doomed.clients.clear()
     doomed.roster.connections.clear()
+    doomed.listeners._tasks.clear()
     await doomed.bus.stop()
 
 

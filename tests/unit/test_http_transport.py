@@ -24,6 +24,7 @@ from apps.kit.http import new_http_client
 @pytest.fixture
 async def server() -> AsyncIterator[tuple[str, list[web.Request]]]:
     seen: list[web.Request] = []
+    released = asyncio.Event()  # set at the end: a hung handler then returns, and cleanup is quick
 
     async def echo(request: web.Request) -> web.Response:
         seen.append(request)
@@ -36,7 +37,7 @@ async def server() -> AsyncIterator[tuple[str, list[web.Request]]]:
                             headers={"Content-Encoding": "gzip", "Content-Type": "application/json"})
 
     async def hang(request: web.Request) -> web.Response:
-        await asyncio.sleep(5)
+        await released.wait()  # never answers while the test runs
         return web.Response()
 
     app = web.Application()
@@ -49,6 +50,7 @@ async def server() -> AsyncIterator[tuple[str, list[web.Request]]]:
     await site.start()
     port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
     yield f"http://127.0.0.1:{port}", seen
+    released.set()
     await runner.cleanup()
 
 

@@ -4,10 +4,13 @@ for a name the manifest does not know."""
 from __future__ import annotations
 
 import re
+import threading
+import time
 
 import pytest
 from honcho.manager import Manager
 
+from scripts.devkit import stack
 from scripts.devkit.stack import build, main, parse_args, plan_run, summary
 
 
@@ -45,3 +48,28 @@ def test_names_and_options_mix_in_any_order():
     args = parse_args(["calc", "--scale", "calc=3", "mult", "--fresh"])
     assert args.services == ["calc", "mult"] and args.scale == ["calc=3"] and args.fresh
     assert parse_args([]).services == []
+
+
+def test_nothing_is_asked_through_caddy_before_every_instance_is_ready(monkeypatch, capsys):
+    """A route's first SRV lookup failing (the directory's DNS not up yet) would keep Caddy on
+    its empty answer for the whole grace period: the probes through Caddy wait for the rest."""
+    run = plan_run(parse_args(["ping", "pong"]))
+    caddy = f"http://127.0.0.1:{run.settings.http_port}/"
+    asked: list[str] = []
+    ready: set[str] = set()
+
+    def ok(url: str) -> bool:
+        asked.append(url)
+        if url.startswith(caddy):
+            return True
+        if len([u for u in asked if u == url]) >= 3:  # each instance ready at its third probe
+            ready.add(url)
+        return url in ready
+
+    monkeypatch.setattr(stack, "_ok", ok)
+    stack.watch_readiness(run.settings, run.running, time.monotonic(), threading.Event())
+    first_through_caddy = next(i for i, url in enumerate(asked) if url.startswith(caddy))
+    assert len(ready) == len(run.running)
+    assert max(i for i, url in enumerate(asked) if not url.startswith(caddy)) < first_through_caddy
+    assert {"/health", "/rally"} <= {url.removeprefix(caddy[:-1]) for url in asked[first_through_caddy:]}
+    assert "canaduck: ready in" in capsys.readouterr().out
