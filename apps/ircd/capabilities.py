@@ -130,6 +130,7 @@ CAPABILITIES: tuple[Capability, ...] = (
     Capability("away-notify"),
     Capability("batch"),
     Capability("cap-notify"),
+    Capability("chghost"),
     Capability("draft/account-registration", value=_account_registration),
     Capability("draft/chathistory", isupport=_chathistory_tokens),
     Capability(EVENT_PLAYBACK, value=_event_playback),

@@ -19,6 +19,7 @@ TOPICS: dict[str, tuple[str, ...]] = {
                     "CHATHISTORY BETWEEN <target> <ref> <ref> <limit>",
                     "CHATHISTORY TARGETS <timestamp> <timestamp> <limit>",
                     "Reads the history of a channel you are in or of a private conversation."),
+    "CHGHOST": ("CHGHOST <nick> <user> <host>", "Changes a user's user name and host (IRC operators)."),
     "INFO": ("INFO", "Tells what this server is."),
     "INVITE": ("INVITE <nick> <channel>", "Invites someone to a channel (an operator's right in +i)."),
     "ISON": ("ISON <nick> [<nick>...]", "Tells which of the nicks are online."),

@@ -23,8 +23,18 @@ MAX_INPUT = MAX_TAGS + MAX_LINE
 #: username (USER) keeps: ISUPPORT AWAYLEN, KICKLEN and USERLEN.
 AWAY_LENGTH = KICK_LENGTH = REALNAME_LENGTH = 390
 USER_LENGTH = 10
+#: Characters a host set by CHGHOST may take: a DNS name's longest label, the HOSTLEN most
+#: servers keep.
+HOST_LENGTH = 63
 
 _USER = re.compile(r"[^\x00\r\n @]+")
+#: A user name and a host CHGHOST sets: ASCII letters, digits and a few separators only, so
+#: that the prefix `nick!user@host` stays one token every client splits the same way (no
+#: space, `!`, `@`, no leading `:`) and no mask wildcard (`*`, `?`) hides in it. A user name
+#: may start with `~`, as USER's do ("no ident"); a host may hold `:` and `/` (an IPv6
+#: address, a cloak such as `user/alice`) but starts with a letter or a digit.
+_NEW_USER = re.compile(r"~?[A-Za-z0-9_][A-Za-z0-9_.-]*")
+_NEW_HOST = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:/-]*")
 
 
 def casefold(name: str) -> str:
@@ -39,6 +49,17 @@ def valid_nick(nick: str, max_length: int) -> bool:
 
 def valid_user(user: str) -> bool:
     return bool(_USER.fullmatch(user))
+
+
+def valid_new_user(user: str) -> bool:
+    """A user name an operator may give (CHGHOST): `_NEW_USER`, at most USER_LENGTH
+    characters after its `~`."""
+    return bool(_NEW_USER.fullmatch(user)) and len(user.removeprefix("~")) <= USER_LENGTH
+
+
+def valid_host(host: str) -> bool:
+    """A host an operator may give (CHGHOST): `_NEW_HOST`, at most HOST_LENGTH characters."""
+    return len(host) <= HOST_LENGTH and bool(_NEW_HOST.fullmatch(host))
 
 
 def valid_channel(name: str, max_length: int) -> bool:

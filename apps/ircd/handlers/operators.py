@@ -1,4 +1,4 @@
-"""Operators and server information: OPER, KILL, WALLOPS, TIME, INFO, HELP."""
+"""Operators and server information: OPER, KILL, WALLOPS, CHGHOST, TIME, INFO, HELP."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from apps.ircd.context import Context
 from apps.ircd.help import TOPICS, index
 from apps.ircd.isupport import VERSION
 from apps.ircd.operations import operators
-from apps.ircd.protocol import Message
+from apps.ircd.protocol import Message, format_line
 from apps.ircd.registry import command
 
 
@@ -29,6 +29,16 @@ async def kill(ctx: Context, client: Client, message: Message) -> None:
 @command("WALLOPS", params=1)
 async def wallops(ctx: Context, client: Client, message: Message) -> None:
     await operators.wallops(ctx, client, message.params[0])
+
+
+@command("CHGHOST", params=3)
+async def chghost(ctx: Context, client: Client, message: Message) -> None:
+    """`CHGHOST <nick> <user> <host>`, as InspIRCd's and UnrealIRCd's operators know it; the
+    operator is told it is done in a NOTICE (it may share no channel with the user)."""
+    nick, username, host = message.params[:3]
+    user = await operators.change_host(ctx, client, nick, username, host)
+    client.send(format_line("NOTICE", [client.nick, f"{user.nick} is now {user.prefix}"],
+                            source=ctx.name))
 
 
 @command("TIME")

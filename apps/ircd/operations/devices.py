@@ -5,9 +5,10 @@ A connection logged in to an account that asks for the nick its account's user h
 one more device of that user when it registers (`attachable`, `attach`): it takes the user's
 uid and is put in the user's channels. A change one device makes (NICK, JOIN, AWAY, SETNAME,
 MODE) goes to the others (`sync`): on this replica at once, on the others through their own
-event channels (a `Sync`). When a device goes, its user leaves only with its last one, and not
-even then if it is always-on (`detach`): it stays, away, until a device comes back or it expires
-(apps/ircd/sweeper.py). docs/chat.md "One account, many devices" says it from a user's side.
+event channels (a `Sync`); a change an operator makes to the user (CHGHOST) goes to all its
+devices the same way (`impose`). When a device goes, its user leaves only with its last one,
+and not even then if it is always-on (`detach`): it stays, away, until a device comes back or
+it expires (apps/ircd/sweeper.py). docs/chat.md "One account, many devices" says it from a user's side.
 """
 
 from __future__ import annotations
@@ -160,15 +161,29 @@ async def sync(ctx: Context, client: Client, line: Line | None = None, *, joined
     for device in ctx.roster.devices(client.uid):
         if device is not client:
             await follow(ctx, device, user, line, joined=joined, left=left)
-    if not client.account:  # a guest is one connection
+    if client.account:  # a guest is one connection: no other replica holds a device of it
+        await _to_other_replicas(ctx, user, line, joined=joined, left=left)
+
+
+async def impose(ctx: Context, user: User, line: Line) -> None:
+    """`user` was changed by someone else (an operator's CHGHOST; `user` is its record now):
+    every device of it follows, here and on the other replicas, each shown `line` once."""
+    for device in list(ctx.roster.devices(user.uid)):
+        await follow(ctx, device, user, line)
+    await _to_other_replicas(ctx, user, line)
+
+
+async def _to_other_replicas(ctx: Context, user: User, line: Line | None, *, joined: str = "",
+                             left: str = "") -> None:
+    """A `Sync` with `user`'s record to the other replicas holding a device of it."""
+    others = [instance for instance in await ctx.store.user_instances(user.uid) if instance != ctx.instance]
+    if not others:
         return
-    others = [instance for instance in await ctx.store.user_instances(client.uid) if instance != ctx.instance]
-    if others:
-        fields = user.to_redis()
-        del fields["inst"]
-        event = DirectEvent(ctx.instance, (client.uid,), Sync(fields, joined, left, line)).to_json()
-        for instance in others:
-            await publish(ctx.store.redis, ctx.settings.chat_keys.replica_events(instance), event)
+    fields = user.to_redis()
+    del fields["inst"]  # the devices' own to keep (apps/ircd/store/devices.py)
+    event = DirectEvent(ctx.instance, (user.uid,), Sync(fields, joined, left, line)).to_json()
+    for instance in others:
+        await publish(ctx.store.redis, ctx.settings.chat_keys.replica_events(instance), event)
 
 
 async def on_sync(ctx: Context, uid: str, change: Sync) -> None:

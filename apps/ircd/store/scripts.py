@@ -104,6 +104,14 @@ redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 return 1
 """
 
+# A user's user name and host (CHGHOST), only while its record exists: a user that left since
+# the operator's command read it must not come back as a record of two fields.
+SET_HOST = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], 'user', ARGV[1], 'host', ARGV[2])
+return 1
+"""
+
 # The user count and its high-water mark, for LUSERS.
 COUNT_USERS = """
 local count = redis.call('SCARD', KEYS[1])

@@ -23,6 +23,7 @@ class UserState(StoreBase):
         super().__init__(redis, keys)
         self._release = redis.register_script(scripts.RELEASE_NICK)
         self._count_users = redis.register_script(scripts.COUNT_USERS)
+        self._set_host = redis.register_script(scripts.SET_HOST)
 
     # -- nicks -------------------------------------------------------------------------------------
     async def claim_nick(self, nick_cf: str, uid: str) -> bool:
@@ -59,6 +60,11 @@ class UserState(StoreBase):
         fields = user.to_redis()
         del fields["inst"]
         await self.redis.hset(self.keys.user(user.uid), mapping=fields)  # type: ignore[arg-type]
+
+    async def set_host(self, uid: str, username: str, host: str) -> bool:
+        """A user's new user name and host (CHGHOST), written alone: the other fields are its
+        devices' to write. False if the user is gone."""
+        return bool(await self._set_host(keys=[self.keys.user(uid)], args=[username, host]))
 
     async def log_in(self, user: User) -> None:
         """A registered connection logged in to `user.account` (SASL after registration)."""
