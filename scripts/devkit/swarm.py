@@ -24,7 +24,7 @@ import yaml
 
 from scripts.devkit.manifest import load as load_manifest
 from scripts.devkit.processes import ROOT
-from scripts.devkit.swarmstack import COMPOSE_FILE, STACK_FILE, config_version, images
+from scripts.devkit.swarmstack import COMPOSE_FILE, STACK_FILE, config_version, images, other_builds
 from scripts.devkit.waiting import eventually
 
 #: The label put on the node by a swarm `up` created: `down` leaves only such a swarm.
@@ -145,11 +145,15 @@ class SwarmStack:
     # -- images, deploy, ready -------------------------------------------------------------
 
     def build(self) -> list[str]:
-        """One image per app (the one Dockerfile, build arg APP); the shared layers build once."""
+        """One image per app (the one Dockerfile, build arg APP); the shared layers build once.
+        Then the services built from a folder of their own (the IRC balancer)."""
         built = []
         for app in images(self.compose):
             docker("build", "-q", "--build-arg", f"APP={app}", "-t", self.image(app), ".", timeout=1800)
             built.append(self.image(app))
+        for name, context in other_builds(self.compose).items():
+            docker("build", "-q", "-t", self.image(name), context, timeout=1800)
+            built.append(self.image(name))
         return built
 
     def deploy(self) -> None:
