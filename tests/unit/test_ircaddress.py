@@ -78,5 +78,5 @@ def test_a_nick_still_held_is_answered_with_the_alternate(gateway: IrcServer):
 
 
 def test_reconnect_gives_up_after_its_time():
-    with pytest.raises(TimeoutError, match="within 0.3 s"):
+    with pytest.raises(TimeoutError, match=r"within 0\.3 s"):
         ircaddress.reconnect(1, "nobody", within=0.3)  # port 1: nothing listens
