@@ -338,6 +338,7 @@ REFUSAL_LOG_INTERVAL = 10.0
 
 
 def _refused(peer: str, why: str) -> None:
+    """Log why a connection to the PROXY listener was closed (rate-limited)."""
     global _last_refusal_logged
     now = time.monotonic()
     if now - _last_refusal_logged >= REFUSAL_LOG_INTERVAL:
