@@ -4,9 +4,13 @@ Run through `scripts/compose-smoke` on a machine with Docker and Compose v2. `--
 the stack up while N CPU burners keep the cores busy: the health checks must hold on a loaded
 machine. Then the routes, failover, durability (a joke survives a crashed and a restarted
 Redis container), and calc scaled 1 -> 4 -> 2 -> 1 under a request loop (scale-demo's compose
-scenario, its timeline printed). Prints a table of checks and ends with
-`RESULT compose_routes_ok=<n>/<n> failover_ok=<yes|no> scaling_ok=<yes|no> up_seconds=<n>`.
-Exit status 0 only if every check passed. COMPOSE_PROJECT_NAME and CANADUCK_HTTP_PORT keep it
+scenario, its timeline printed). IRC goes through its one address, the balancer (irc-proxy):
+clients spread over the replicas, over TLS too, known by their own address; ircd scaled to 4
+with the same address; the replica holding a client killed, the client back through the same
+address and heard by another replica's client. Prints a table of checks and ends with
+`RESULT compose_routes_ok=<n>/<n> failover_ok=<yes|no> scaling_ok=<yes|no> irc_ok=<yes|no>
+kill_to_heard_s=<s> up_seconds=<n>`. Exit status 0 only if every check passed.
+COMPOSE_PROJECT_NAME, CANADUCK_HTTP_PORT, CANADUCK_IRC_PORT and CANADUCK_IRC_TLS_PORT keep it
 apart from another stack on the same engine.
 """
 
@@ -22,6 +26,7 @@ from collections.abc import Callable, Iterator
 
 import httpx
 
+from scripts.devkit import ircaddress
 from scripts.devkit.processes import ROOT
 from scripts.devkit.routecheck import Check, rally_advances, route_checks, served_by
 from scripts.devkit.scaling import FIRST_REQUEST_LIMIT_MS, LAST_REQUEST_LIMIT_MS, compose_scenario, report
@@ -29,11 +34,15 @@ from scripts.devkit.waiting import eventually as _eventually
 
 PORT = int(os.environ.get("CANADUCK_HTTP_PORT", "80"))
 BASE = f"http://127.0.0.1:{PORT}"
+IRC_PORT = int(os.environ.get("CANADUCK_IRC_PORT", "6667"))
+IRC_TLS_PORT = int(os.environ.get("CANADUCK_IRC_TLS_PORT", "6697"))
 
 
 def compose(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
     return subprocess.run(["docker", "compose", *args], cwd=ROOT, capture_output=True, text=True,
-                          timeout=timeout, env={**os.environ, "CANADUCK_HTTP_PORT": str(PORT)})
+                          timeout=timeout, env={**os.environ, "CANADUCK_HTTP_PORT": str(PORT),
+                                                "CANADUCK_IRC_PORT": str(IRC_PORT),
+                                                "CANADUCK_IRC_TLS_PORT": str(IRC_TLS_PORT)})
 
 
 def get(client: httpx.Client, path: str) -> httpx.Response:
@@ -84,6 +93,35 @@ def failover_checks(client: httpx.Client) -> list[Check]:
     back = eventually(lambda: get(client, "/directory").status_code == 200, 30)
     checks.append(Check("directory started -> 200 again", back, ""))
     return checks
+
+
+CONTAINERS = ircaddress.Containers(gateways=lambda: compose("ps", "-q", "ircd").stdout.split(),
+                                   balancers=lambda: compose("ps", "-q", "irc-proxy").stdout.split())
+
+
+def irc_checks() -> tuple[list[Check], float]:
+    """IRC through its one address (the balancer), with ircd's two replicas, then scaled to
+    four, one of which is killed under a client; back to two after. The checks and the kill
+    to heard time."""
+    phase(f"IRC through one address (:{IRC_PORT}, TLS :{IRC_TLS_PORT}): two replicas")
+    try:
+        checks = ircaddress.spread_checks(CONTAINERS, IRC_PORT)
+        checks += ircaddress.address_checks(CONTAINERS, IRC_PORT, IRC_TLS_PORT)
+        phase("IRC: ircd scaled to 4 (docker compose up --scale ircd=4), same address")
+        up = compose("up", "-d", "--scale", "ircd=4", "--no-recreate", "--wait", "ircd")
+        checks.append(Check("docker compose up --scale ircd=4", up.returncode == 0,
+                            (up.stderr or up.stdout).strip()[-80:] if up.returncode else ""))
+        # The new replicas are in the balancer's rotation within its 1 s refresh of the directory.
+        time.sleep(3)
+        checks += ircaddress.spread_checks(CONTAINERS, IRC_PORT)
+        phase("IRC: the replica holding a client killed (docker kill)")
+        killed, heard = ircaddress.kill_checks(CONTAINERS, IRC_PORT)
+        checks += killed
+    except (OSError, EOFError, subprocess.TimeoutExpired) as exc:
+        return [Check("IRC through one address", False, f"{exc.__class__.__name__}: {str(exc)[:60]}")], 0.0
+    finally:
+        compose("up", "-d", "--scale", "ircd=2", "--wait", "ircd")
+    return checks, heard
 
 
 def scaling_checks() -> list[Check]:
@@ -153,6 +191,8 @@ def main(argv: list[str] | None = None) -> int:
     routes: list[Check] = []
     failover: list[Check] = []
     scaling: list[Check] = []
+    irc: list[Check] = []
+    heard = 0.0
     up_seconds = 0.0
     try:  # from `up` on: an interrupted or failed run still ends with `down`
         with cpu_burners(args.busy):
@@ -165,6 +205,7 @@ def main(argv: list[str] | None = None) -> int:
             with httpx.Client(base_url=BASE) as client:
                 phase(f"stack up in {up_seconds:.0f} s; checking every public route through Caddy")
                 routes = route_checks(client)
+                irc, heard = irc_checks()
                 failover = failover_checks(client) + durability_checks(client)
             phase("scaling calc 1 -> 4 -> 2 -> 1 under a request loop")
             scaling = scaling_checks()
@@ -183,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
             first_error = (down.stderr or down.stdout).strip().replace("\n", " | ")[-200:]
             print(f"docker compose down -v failed once: {first_error}", file=sys.stderr)
             down = compose("down", "-v", "--remove-orphans", timeout=300)
-        checks += routes + failover + scaling
+        checks += routes + irc + failover + scaling
         detail = (down.stderr or down.stdout).strip().replace("\n", " | ")[-160:] if down.returncode else ""
         checks.append(Check("docker compose down -v", down.returncode == 0,
                             detail or (f"second pass; first: {first_error[:120]}" if first_error else "")))
@@ -196,9 +237,10 @@ def main(argv: list[str] | None = None) -> int:
     routes_ok = sum(c.ok for c in routes)
     failover_ok = bool(failover) and all(c.ok for c in failover)
     scaling_ok = bool(scaling) and all(c.ok for c in scaling)
+    irc_ok = bool(irc) and all(c.ok for c in irc)
     print(f"RESULT compose_routes_ok={routes_ok}/{len(routes)} "
           f"failover_ok={'yes' if failover_ok else 'no'} scaling_ok={'yes' if scaling_ok else 'no'} "
-          f"up_seconds={up_seconds:.0f}")
+          f"irc_ok={'yes' if irc_ok else 'no'} kill_to_heard_s={heard:.1f} up_seconds={up_seconds:.0f}")
     return 0 if all(c.ok for c in checks) else 1
 
 

@@ -14,7 +14,13 @@ from redis.exceptions import RedisError
 from apps.ircd.client import Client, Flusher
 from apps.ircd.context import Context, quietly
 from apps.ircd.dispatch import Dispatcher
-from apps.ircd.transport import StreamTransport, Transport, remember_server_name, stream_limit
+from apps.ircd.transport import (
+    ProxiedStreamTransport,
+    StreamTransport,
+    Transport,
+    remember_server_name,
+    stream_limit,
+)
 
 log = logging.getLogger("canaduck.ircd")
 
@@ -40,6 +46,8 @@ class Listeners:
         await self._listen("irc", host, settings.irc_port)
         if settings.irc_shared_port:
             await self._listen("irc_shared", host, settings.irc_shared_port, shared=True)
+        if settings.irc_proxy_port:
+            await self._listen("irc_proxy", host, settings.irc_proxy_port, proxied=True)
         if context is not None:
             await self._listen("ircs", host, settings.irc_tls_port, context)
             if settings.irc_tls_shared_port:
@@ -47,13 +55,14 @@ class Listeners:
         log.info("IRC on %s", ", ".join(f"{k} {host}:{v}" for k, v in self.ports.items()))
 
     async def _listen(self, name: str, host: str, port: int, context: ssl.SSLContext | None = None,
-                      shared: bool = False) -> None:
+                      shared: bool = False, proxied: bool = False) -> None:
         """Listen on `port` as `name` (in `ports`). A shared port is bound with SO_REUSEPORT,
         which Linux lets only processes of the same user join: another user on the host cannot
-        slip a listener of its own in among the replicas'."""
+        slip a listener of its own in among the replicas'. A proxied one reads a PROXY header
+        first, from a trusted balancer only (ProxiedStreamTransport)."""
         server = await asyncio.get_running_loop().create_server(
-            self._protocol, host, port, ssl=context, reuse_port=shared or None,
-            backlog=self._ctx.settings.irc_listen_backlog)
+            self._proxied_protocol if proxied else self._protocol, host, port, ssl=context,
+            reuse_port=shared or None, backlog=self._ctx.settings.irc_listen_backlog)
         self._servers.append(server)
         self.ports[name] = server.sockets[0].getsockname()[1]
 
@@ -80,6 +89,10 @@ class Listeners:
     def _protocol(self) -> StreamTransport:
         """A new TCP or TLS connection: its transport runs `serve` once connected."""
         return StreamTransport(self.serve, stream_limit())
+
+    def _proxied_protocol(self) -> StreamTransport:
+        """A new connection from the balancer: `serve` runs once its PROXY header is read."""
+        return ProxiedStreamTransport(self.serve, stream_limit(), self._ctx.settings.trusted_proxies)
 
     async def serve(self, transport: Transport) -> None:
         """Run one connection to its end (TCP, TLS or WebSocket)."""

@@ -27,6 +27,11 @@ class IrcdSettings(ChatSettings):
     #: live one). 0: no shared listener. The TLS one is served only with TLS_CERT and TLS_KEY.
     irc_shared_port: int = Field(default=0, ge=0, le=65535)
     irc_tls_shared_port: int = Field(default=0, ge=0, le=65535)
+    #: IRC from a TCP balancer speaking the PROXY protocol v2 (compose's HAProxy, proxy/irc/):
+    #: every connection starts with a header saying who the client is and whether it came
+    #: over TLS (the balancer took the TLS off). Believed only from TRUSTED_PROXIES; any other
+    #: peer is closed at once. Never publish this port: it is the balancer's. 0: no such listener.
+    irc_proxy_port: int = Field(default=0, ge=0, le=65535)
     #: Connections the kernel queues for each listener before the replica accepts them
     #: (capped by net.core.somaxconn). asyncio's default, 100, overflows when the clients of a
     #: dead replica all come back at once: dropped SYNs are retried by the kernel after 1, 3,

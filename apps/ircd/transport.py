@@ -11,14 +11,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import socket
 import ssl
+import time
 import weakref
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, Protocol, cast
 
+from apps.ircd import proxyproto
 from apps.ircd.linebuffer import LineBuffer
 from apps.ircd.protocol import MAX_INPUT
+from apps.kit.clientaddr import IPNetwork, is_trusted, parse_address
+
+log = logging.getLogger("canaduck.ircd")
 
 #: Seconds a closing connection may take to flush its last lines before it is cut.
 CLOSE_GRACE = 2.0
@@ -28,6 +34,9 @@ PEER_CHECK_INTERVAL = 0.5
 #: connection whose peer has gone: reset (CLOSE) or closed its side (CLOSE_WAIT).
 TCP_INFO = getattr(socket, "TCP_INFO", 11)
 TCP_CLOSE, TCP_CLOSE_WAIT = 7, 8
+#: Seconds a connection to the PROXY listener has to send its header: the balancer sends it
+#: at once, so only something else is slower.
+PROXY_HEADER_TIMEOUT = 5.0
 
 
 #: The host name each TLS connection's client asked for (SNI), from the handshake until the
@@ -120,6 +129,10 @@ class StreamTransport(asyncio.Protocol):
         ssl_object = transport.get_extra_info("ssl_object")
         if ssl_object is not None:
             self.server_name = _SERVER_NAMES.pop(ssl_object, "")
+        self._start()
+
+    def _start(self) -> None:
+        """Hand the connection to its task: who the client is is known by now."""
         asyncio.get_running_loop().create_task(self._serve(self))
 
     def data_received(self, data: bytes) -> None:
@@ -235,6 +248,102 @@ class StreamTransport(asyncio.Protocol):
 
     async def wait_closed(self) -> None:
         """Nothing to wait for: the asyncio transport flushes (or is cut) by itself."""
+
+
+class ProxiedStreamTransport(StreamTransport):
+    """IRC over TCP from a TCP balancer that speaks the PROXY protocol (version 2).
+
+    Every connection must start with a PROXY header (apps/ircd/proxyproto.py), which says who
+    the client is (its address: what WHOIS shows and MAX_CONNECTIONS_PER_IP counts) and whether
+    it came over TLS, the balancer having taken the TLS off. The header is believed only from a
+    peer in `trusted` (TRUSTED_PROXIES): a connection from anyone else is closed before a byte
+    is read, as is one whose first bytes are not a header, or that sends none within
+    PROXY_HEADER_TIMEOUT seconds. A LOCAL header (the balancer's health check) is answered by
+    closing the connection. The client's lines start after the header, and the connection is
+    served from then on as any other (TLS included: it is plain TCP from the balancer).
+    """
+
+    def __init__(self, serve: Callable[[StreamTransport], Coroutine[Any, Any, None]], limit: int,
+                 trusted: Sequence[IPNetwork], header_timeout: float | None = None) -> None:
+        super().__init__(serve, limit)
+        self._trusted = trusted
+        self._header_timeout = PROXY_HEADER_TIMEOUT if header_timeout is None else header_timeout
+        self._header: bytearray | None = bytearray()  # None once the header has been read
+        self._timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = cast(asyncio.Transport, transport)
+        peer = transport.get_extra_info("peername") or ("?", 0)
+        self.peer_ip = str(peer[0])
+        if not is_trusted(parse_address(self.peer_ip), self._trusted):
+            _refused(self.peer_ip, "not a trusted proxy (TRUSTED_PROXIES)")
+            self._give_up()
+            return
+        self._timer = asyncio.get_running_loop().call_later(self._header_timeout, self._give_up)
+
+    def data_received(self, data: bytes) -> None:
+        if self._header is None:
+            super().data_received(data)
+            return
+        self._header += data
+        try:
+            header = proxyproto.parse(bytes(self._header))
+        except proxyproto.ProxyError as exc:
+            _refused(self.peer_ip, str(exc))
+            self._give_up()
+            return
+        if header is None:
+            return
+        rest, self._header = bytes(self._header[header.size:]), None
+        self._cancel_timer()
+        if header.local:  # the balancer's health check: it only wanted to see us accept
+            if self._transport is not None:
+                self._transport.close()
+            return
+        if header.client is not None:
+            client = parse_address(header.client)
+            self.peer_ip = str(client) if client is not None else header.client
+        self.secure = header.tls
+        self.server_name = header.server_name
+        self._start()
+        if rest:
+            super().data_received(rest)
+
+    def eof_received(self) -> bool:
+        if self._header is not None:  # gone before its header: nothing to serve
+            return False
+        return super().eof_received()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_timer()
+        super().connection_lost(exc)
+
+    def _give_up(self) -> None:
+        """Close a connection that never became a client (no task was started for it)."""
+        self._header = bytearray()  # anything still arriving is not read as the client's
+        self._cancel_timer()
+        if self._transport is not None:
+            self._transport.abort()
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+
+#: When the last refusal of a PROXY connection was logged: one line per REFUSAL_LOG_INTERVAL
+#: seconds at most, so that a peer knocking in a loop cannot fill the log.
+_last_refusal_logged = -float("inf")
+REFUSAL_LOG_INTERVAL = 10.0
+
+
+def _refused(peer: str, why: str) -> None:
+    """Log why a connection to the PROXY listener was closed (rate-limited)."""
+    global _last_refusal_logged
+    now = time.monotonic()
+    if now - _last_refusal_logged >= REFUSAL_LOG_INTERVAL:
+        _last_refusal_logged = now
+        log.warning("connection from %s to the PROXY listener closed: %s", peer, why)
 
 
 def peer_gone(transport: asyncio.Transport | None) -> bool:

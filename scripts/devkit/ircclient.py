@@ -7,6 +7,7 @@ import base64
 import contextlib
 import itertools
 import socket
+import ssl
 import time
 from collections.abc import Callable
 
@@ -16,8 +17,11 @@ class IrcClient:
 
     _tokens = itertools.count()
 
-    def __init__(self, port: int, *, host: str = "127.0.0.1", timeout: float = 5.0) -> None:
-        self.sock = socket.create_connection((host, port), timeout=timeout)
+    def __init__(self, port: int, *, host: str = "127.0.0.1", timeout: float = 5.0,
+                 tls: ssl.SSLContext | None = None, server_name: str | None = None) -> None:
+        """Connect, over TLS with `tls` (asking for `server_name`, SNI, when given)."""
+        sock = socket.create_connection((host, port), timeout=timeout)
+        self.sock = tls.wrap_socket(sock, server_hostname=server_name) if tls is not None else sock
         self.buffer = b""
 
     def send(self, *lines: str | bytes) -> None:

@@ -224,9 +224,7 @@ def plan(manifest: Manifest, port_base: int, scale: Mapping[str, int] | None = N
         numbered = spec.replicas > 1 or spec.name in scale
         for index in range(1, count + 1):
             name = f"{spec.name}-{index}" if numbered else (spec.instance_id or spec.name)
-            extra = {}
-            for port_name in spec.ports:
-                extra[port_name] = next_port + 1
+            extra = {port_name: next_port + 1 + k for k, port_name in enumerate(spec.ports)}
             instances.append(Instance(spec, name, next_port, extra))
             next_port += 1 + len(extra)
     for spec in manifest.services:

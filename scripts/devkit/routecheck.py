@@ -41,12 +41,24 @@ def returned(client: httpx.Client) -> int:
 
 
 def rally_advances(client: httpx.Client, within: float) -> bool:
-    """True once shots are answered again; with a player absent nothing is returned."""
-    try:
-        before = returned(client)
-    except (httpx.HTTPError, ValueError, KeyError):
-        before = -1
-    return eventually(lambda: before >= 0 and returned(client) >= before + 5, within)
+    """True once five more shots are answered; with a player absent nothing is returned.
+
+    Each player counts its own shots from its start: a player restarted counts from zero, so
+    the total falls by what it had. A total lower than the lowest seen so far becomes the new
+    baseline, so the rally is seen advancing as soon as it does, not only once the newcomer
+    has made up for its predecessor's count (which takes longer the longer the stack ran)."""
+    lowest: list[int] = []
+
+    def advanced() -> bool:
+        try:
+            now = returned(client)
+        except (ValueError, KeyError):  # a scoreboard being rewritten: not yet
+            return False
+        if not lowest or now < lowest[0]:
+            lowest[:] = [now]
+        return now >= lowest[0] + 5
+
+    return eventually(advanced, within)
 
 
 def served_by(client: httpx.Client, path: str, count: int) -> Counter[str]:

@@ -24,7 +24,7 @@ import yaml
 
 from scripts.devkit.manifest import load as load_manifest
 from scripts.devkit.processes import ROOT
-from scripts.devkit.swarmstack import COMPOSE_FILE, STACK_FILE, config_version, images
+from scripts.devkit.swarmstack import COMPOSE_FILE, STACK_FILE, config_version, images, other_builds
 from scripts.devkit.waiting import eventually
 
 #: The label put on the node by a swarm `up` created: `down` leaves only such a swarm.
@@ -81,6 +81,11 @@ def gwbridge_exists() -> bool:
     return bool(docker("network", "ls", "-q", "--filter", f"name=^{GWBRIDGE}$", timeout=60).stdout.strip())
 
 
+def _port(variable: str, default: int) -> int:
+    """A published port: the environment's, else `.env`'s (as compose reads it), else `default`."""
+    return int(os.environ.get(variable) or dotenv(ROOT / ".env").get(variable) or default)
+
+
 @dataclass
 class ServiceState:
     """One service of the stack as the engine and the directory see it."""
@@ -97,8 +102,10 @@ class SwarmStack:
     """One stack on the local engine: CANADUCK_STACK names it, CANADUCK_HTTP_PORT is Caddy's port."""
 
     name: str = field(default_factory=lambda: os.environ.get("CANADUCK_STACK", "canaduck-swarm"))
-    http_port: int = field(default_factory=lambda: int(
-        os.environ.get("CANADUCK_HTTP_PORT") or dotenv(ROOT / ".env").get("CANADUCK_HTTP_PORT") or 80))
+    http_port: int = field(default_factory=lambda: _port("CANADUCK_HTTP_PORT", 80))
+    #: The IRC balancer's ports on the node (CANADUCK_IRC_PORT, CANADUCK_IRC_TLS_PORT).
+    irc_port: int = field(default_factory=lambda: _port("CANADUCK_IRC_PORT", 6667))
+    irc_tls_port: int = field(default_factory=lambda: _port("CANADUCK_IRC_TLS_PORT", 6697))
     ready_timeout: float = 600.0
     compose: dict[str, Any] = field(default_factory=lambda: yaml.safe_load(COMPOSE_FILE.read_text()))
     stack: dict[str, Any] = field(default_factory=lambda: yaml.safe_load(STACK_FILE.read_text()))
@@ -112,7 +119,8 @@ class SwarmStack:
         """What docker-stack.yml's `${...}` read when it is deployed: `.env` (which compose
         reads and `stack deploy` does not: the passwords), then the environment, then ours."""
         return {**dotenv(ROOT / ".env"), **os.environ, "CANADUCK_STACK": self.name,
-                "CANADUCK_HTTP_PORT": str(self.http_port),
+                "CANADUCK_HTTP_PORT": str(self.http_port), "CANADUCK_IRC_PORT": str(self.irc_port),
+                "CANADUCK_IRC_TLS_PORT": str(self.irc_tls_port),
                 "CANADUCK_CONFIG_VERSION": config_version(self.stack)}
 
     def image(self, app: str) -> str:
@@ -145,11 +153,15 @@ class SwarmStack:
     # -- images, deploy, ready -------------------------------------------------------------
 
     def build(self) -> list[str]:
-        """One image per app (the one Dockerfile, build arg APP); the shared layers build once."""
+        """One image per app (the one Dockerfile, build arg APP); the shared layers build once.
+        Then the services built from a folder of their own (the IRC balancer)."""
         built = []
         for app in images(self.compose):
             docker("build", "-q", "--build-arg", f"APP={app}", "-t", self.image(app), ".", timeout=1800)
             built.append(self.image(app))
+        for name, context in other_builds(self.compose).items():
+            docker("build", "-q", "-t", self.image(name), context, timeout=1800)
+            built.append(self.image(name))
         return built
 
     def deploy(self) -> None:

@@ -21,10 +21,14 @@ committed file is not what `render` gives). What changes on the way:
   fail, and restart whatever ends them;
 - Redis is one task with its volume, updated stop-first (one append-only file, one writer),
   kept on a manager node so that its volume stays where it was;
-- Caddy runs on every node (`mode: global`) and publishes its port on the node itself
-  (`mode: host`: the routing mesh needs IPVS); stop-first, since two tasks cannot bind it;
-- a published port without a fixed host port (the IRC gateways': one per replica) gets a
-  free host port per task, `mode: host`;
+- the edge, Caddy and the IRC balancer (a service that is no app and publishes a port), runs
+  on every node (`mode: global`) and publishes its ports on the node itself (`mode: host`: the
+  routing mesh needs IPVS); stop-first, since two tasks cannot bind one port;
+- a service built from a folder of its own (the IRC balancer, `proxy/irc`) runs
+  `${CANADUCK_IMAGE_PREFIX:-canaduck}/<service>:${CANADUCK_TAG:-latest}`, built by `scripts/swarm up`;
+- a published port without a fixed host port (an IRC gateway's own: one per replica) gets a
+  free host port per task, `mode: host`, on every address of the node (Swarm cannot bind
+  one address, as compose's `127.0.0.1::6667` does);
 - files mounted from the checkout (`./redis`, the Caddyfile) become Swarm configs, which
   every node receives; their names carry CANADUCK_CONFIG_VERSION (a digest of the files,
   set by `scripts/swarm`), since a config cannot change once created;
@@ -84,6 +88,25 @@ def images(compose: dict[str, Any]) -> dict[str, str]:
     return {app: IMAGE % app for app in dict.fromkeys(apps) if app}
 
 
+def other_builds(compose: dict[str, Any]) -> dict[str, str]:
+    """Each service built from a folder of its own, not an app -> that folder (its context)."""
+    return {name: str(body["build"]["context"]) for name, body in compose["services"].items()
+            if isinstance(body.get("build"), dict) and not app_of(body)}
+
+
+def image_of(name: str, body: dict[str, Any]) -> str:
+    """The image a service runs in the stack: its app's, its own build's, or compose's image."""
+    app = app_of(body)
+    if app:
+        return IMAGE % app
+    return IMAGE % name if body.get("build") else str(body["image"])
+
+
+def is_edge(body: dict[str, Any]) -> bool:
+    """Caddy and the IRC balancer: no app, and a port published for clients."""
+    return not app_of(body) and bool(body.get("ports"))
+
+
 def _config_name(path: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "-", path.strip("./")).strip("-")
 
@@ -112,13 +135,16 @@ def _mounts(body: dict[str, Any], root: Path) -> tuple[list[str], list[dict[str,
 
 
 def _ports(body: dict[str, Any]) -> list[dict[str, Any]]:
-    """Published ports on the node itself (`mode: host`); a range gets a free port per task."""
+    """Published ports on the node itself (`mode: host`); a range, or no host port
+    (`127.0.0.1::6667`), gets a free port per task. A host address is dropped: Swarm has none."""
     ports = []
     for spec in body.get("ports") or []:
-        published, _, target = str(spec).rpartition(":")
+        # [address:]published:target, where `published` may hold a `${VAR:-default}` (its colon).
+        rest, _, target = str(spec).rpartition(":")
+        published = rest if rest.startswith("${") else rest.rpartition(":")[2]
         entry: dict[str, Any] = {"target": int(target), "protocol": "tcp", "mode": "host"}
         default = re.sub(r"\$\{[A-Za-z0-9_]+:?-?([^}]*)\}", r"\1", published)
-        if not re.fullmatch(r"\d+-\d+", default):  # one fixed host port; a range: one per replica
+        if default and not re.fullmatch(r"\d+-\d+", default):  # one fixed host port
             entry["published"] = published
         ports.append(entry)
     return ports
@@ -127,8 +153,8 @@ def _ports(body: dict[str, Any]) -> list[dict[str, Any]]:
 def _deploy(name: str, body: dict[str, Any]) -> dict[str, Any]:
     replicas = int((body.get("deploy") or {}).get("replicas", 1))
     restart = {"condition": "any", "delay": "2s"}
-    if name == "proxy":
-        # One Caddy per node, each on the node's own port: any node answers.
+    if is_edge(body):
+        # One Caddy (one IRC balancer) per node, each on the node's own port: any node answers.
         order = "stop-first"
         deploy: dict[str, Any] = {"mode": "global"}
     elif app_of(body):
@@ -153,7 +179,7 @@ def render(compose: dict[str, Any], root: Path = ROOT) -> dict[str, Any]:
     for name, declared in compose["services"].items():
         body = copy.deepcopy(declared)
         app = app_of(body)
-        service: dict[str, Any] = {"image": IMAGE % app if app else body["image"]}
+        service: dict[str, Any] = {"image": image_of(name, body)}
         service.update({key: value for key, value in body.items() if key not in DROPPED and key != "image"})
         if app:
             environment = dict(body.get("environment") or {})

@@ -14,12 +14,13 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from scripts.devkit import ircaddress
 from scripts.devkit.processes import free_port
 from scripts.devkit.requestloop import RequestLoop
-from scripts.devkit.routecheck import route_checks
+from scripts.devkit.routecheck import Check, route_checks
 from scripts.devkit.scaling import SUM_ANSWER, SUM_PATH, wait_for_instances
 from scripts.devkit.swarm import SwarmStack, engine_available, swarm_state
-from scripts.devkit.waiting import wait_until
+from scripts.devkit.waiting import eventually, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1200)]
 
@@ -34,7 +35,8 @@ if _NO_ENGINE:
 @pytest.fixture(scope="module")
 def swarm() -> Iterator[SwarmStack]:
     was = swarm_state()
-    stack = SwarmStack(name="canaduck-swarm-test", http_port=free_port())
+    stack = SwarmStack(name="canaduck-swarm-test", http_port=free_port(), irc_port=free_port(),
+                       irc_tls_port=free_port())
     try:
         started = time.monotonic()
         stack.up()
@@ -59,6 +61,27 @@ def test_every_public_route_answers_through_caddy(swarm: SwarmStack):
     failed = [f"{c.name}: {c.detail}" for c in checks if not c.ok]
     assert not failed, failed
     assert len(checks) >= 20
+
+
+def test_irc_has_one_address_on_the_node_and_a_killed_replicas_client_comes_back_through_it(
+        swarm: SwarmStack):
+    # The balancer runs on every node and publishes its ports there (mode: host): the routing
+    # mesh needs IPVS, which this kernel lacks. It finds the replicas in the directory.
+    containers = ircaddress.Containers(gateways=lambda: swarm.containers("ircd"),
+                                       balancers=lambda: swarm.containers("irc-proxy"))
+    spread: list[Check] = []
+
+    def spread_over_both() -> bool:  # the balancer asks the directory once a second
+        spread[:] = ircaddress.spread_checks(containers, swarm.irc_port)
+        return all(check.ok for check in spread)
+
+    eventually(spread_over_both, 60, interval=2.0, ignore=(OSError, EOFError))
+    checks = spread + ircaddress.address_checks(containers, swarm.irc_port, swarm.irc_tls_port)
+    killed, heard = ircaddress.kill_checks(containers, swarm.irc_port)
+    checks += killed
+    print(f"\nIRC on swarm through :{swarm.irc_port}: kill to heard {heard:.1f} s")
+    failed = [f"{c.name}: {c.detail}" for c in checks if not c.ok]
+    assert not failed, failed
 
 
 def test_each_replica_has_its_own_name_and_advertises_its_own_address(swarm: SwarmStack):

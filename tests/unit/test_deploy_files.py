@@ -24,8 +24,10 @@ ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 SERVICES = COMPOSE["services"]
 APP_DIRS = sorted(p.parent for p in (ROOT / "apps").glob("*/app.py") if p.parent.name != "kit")
-# Env vars read by something other than a settings class: Caddy's, and Redis's entrypoint.
-NON_APP_SERVICES = {"redis", "proxy"}
+# Env vars read by something other than a settings class: Caddy's, Redis's entrypoint, and the
+# IRC balancer's (proxy/irc/entrypoint.sh).
+NON_APP_SERVICES = {"redis", "proxy", "irc-proxy"}
+IRC_PROXY = ROOT / "proxy/irc"
 
 
 def app_package(service: dict) -> str | None:
@@ -57,8 +59,9 @@ DOCKERFILE = (ROOT / "Dockerfile").read_text()
 
 
 def test_one_dockerfile_builds_every_app_slim_non_root_with_pinned_wheels_and_a_healthcheck():
+    # The other one is the IRC balancer's, which is no app (below).
     assert sorted(str(p.relative_to(ROOT)) for p in ROOT.rglob("Dockerfile*")
-                  if ".venv" not in p.parts) == ["Dockerfile"]
+                  if ".venv" not in p.parts) == ["Dockerfile", "proxy/irc/Dockerfile"]
     assert DOCKERFILE.count("FROM ") == 1 and "FROM python:3.11-slim\n" in DOCKERFILE
     assert "USER canaduck" in DOCKERFILE and "--only-binary=:all:" in DOCKERFILE
     assert "-c constraints.txt" in DOCKERFILE, "images install the versions the tests ran on"
@@ -140,15 +143,60 @@ def test_every_caddy_upstream_is_a_compose_service():
             assert host in SERVICES, f"{var}: {host} is not a compose service"
 
 
-def test_only_caddy_and_the_irc_gateways_publish_ports_and_nobody_gets_the_docker_socket():
+def test_only_caddy_and_the_irc_balancer_publish_ports_and_nobody_gets_the_docker_socket():
     for name, service in SERVICES.items():
         if name == "ircd":
-            # IRC over TCP: stock Caddy proxies no raw TCP, so each gateway publishes 6667.
-            assert all(str(p).endswith(":6667") for p in service.get("ports", [])), name
+            # Each replica's own IRC port on a free loopback port of the host, for reaching one
+            # on purpose; never its PROXY listener, whose headers it believes.
+            assert service.get("ports") == ["127.0.0.1::6667"], name
+        elif name == "irc-proxy":
+            assert service["ports"] == ["${CANADUCK_IRC_PORT:-6667}:6667",
+                                        "${CANADUCK_IRC_TLS_PORT:-6697}:6697"]
         elif name != "proxy":
             assert not service.get("ports"), f"{name} publishes a port"
         for volume in service.get("volumes", []):
             assert "docker.sock" not in str(volume)
+
+
+def test_the_irc_balancer_follows_the_replicas_proxy_listener_as_the_directory_lists_it():
+    ircd, balancer = SERVICES["ircd"], SERVICES["irc-proxy"]
+    assert balancer["build"] == {"context": "proxy/irc"}
+    env = ircd["environment"]
+    announced = json.loads(env["ADVERTISE_PORTS"])
+    assert announced == {"irc": int(env["IRC_PORT"]), "irc-proxy": int(env["IRC_PROXY_PORT"])}
+    assert ircd["x-canaduck"]["ports"] == {"irc": "IRC_PORT", "irc-proxy": "IRC_PROXY_PORT"}
+    config = (IRC_PROXY / "haproxy.cfg").read_text()
+    assert "_irc-proxy._tcp.ircd.service.canaduck resolvers directory" in config
+    assert "send-proxy-v2-ssl" in config and "proxy-v2-options authority" in config
+    assert balancer["environment"]["DIRECTORY_DNS"] == SERVICES["proxy"]["environment"]["DIRECTORY_DNS"]
+    assert balancer["depends_on"] == {"directory": {"condition": "service_healthy"}}
+    assert balancer.get("init") is True and "canaduck" in balancer["networks"]
+    dockerfile = (IRC_PROXY / "Dockerfile").read_text()
+    assert "FROM python:3.11-slim\n" in dockerfile and "USER haproxy" in dockerfile
+
+
+@pytest.mark.skipif(shutil.which("sh") is None or shutil.which("getent") is None, reason="no sh or getent")
+def test_the_balancers_entrypoint_writes_the_directorys_address_as_its_name_server(tmp_path: Path):
+    # HAProxy itself stubbed: the script's part is the resolvers section and the certificate.
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "haproxy").write_text("#!/bin/sh\necho \"haproxy $*\" >\"$RUN/args\"\n")
+    (fake / "openssl").write_text("#!/bin/sh\nexit 1\n")  # never asked: a certificate is given
+    for tool in fake.iterdir():
+        tool.chmod(0o755)
+    script = (IRC_PROXY / "entrypoint.sh").read_text().replace("run=/run/haproxy", 'run="$RUN"')
+    (tmp_path / "entrypoint.sh").write_text(script)
+    pem = tmp_path / "irc.pem"
+    pem.write_text("certificate and key")
+    env = {"PATH": f"{fake}:/usr/bin:/bin", "RUN": str(tmp_path), "DIRECTORY_DNS": "localhost:8600",
+           "IRC_TLS_PEM": str(pem)}
+    done = subprocess.run(["sh", str(tmp_path / "entrypoint.sh")], env=env, capture_output=True,
+                          text=True, timeout=30)
+    assert done.returncode == 0, done.stderr
+    resolvers = (tmp_path / "resolvers.cfg").read_text()
+    assert "resolvers directory" in resolvers and "nameserver directory 127.0.0.1:8600" in resolvers
+    assert (tmp_path / "args").read_text().split() == [
+        "haproxy", "-W", "-db", "-f", f"{tmp_path}/resolvers.cfg", "-f", "/usr/local/etc/haproxy/haproxy.cfg"]
 
 
 def test_no_image_is_ever_pulled_on_purpose():

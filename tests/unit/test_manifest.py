@@ -130,6 +130,24 @@ services:
     assert env["ADVERTISE_PORTS"] == f'{{"irc": {b.extra_ports["irc"]}}}'
 
 
+def test_several_extra_ports_are_as_many_ports(tmp_path):
+    compose = tmp_path / "services.yaml"
+    compose.write_text("""
+services:
+  ircd:
+    build: {context: ., args: {APP: ircd}}
+    deploy: {replicas: 2}
+    x-canaduck: {ports: {irc: IRC_PORT, irc-proxy: IRC_PROXY_PORT}}
+    environment: {SERVICE_NAME: ircd, IRC_PORT: "6667", IRC_PROXY_PORT: "6670"}
+""")
+    a, b = m.plan(m.load(compose, environ={}), 6000)
+    ports = [a.port, *a.extra_ports.values(), b.port, *b.extra_ports.values()]
+    assert ports == list(range(6001, 6007))  # every one its own, in order
+    env = m.instance_environment(b, [a, b])
+    assert (env["IRC_PORT"], env["IRC_PROXY_PORT"]) == ("6005", "6006")
+    assert env["ADVERTISE_PORTS"] == '{"irc": 6005, "irc-proxy": 6006}'
+
+
 def running(manifest: m.Manifest, *names: str) -> list[str]:
     """The instances `scripts/up <names>` starts, in manifest order."""
     selected = m.select(manifest, names)

@@ -12,6 +12,7 @@ from scripts.devkit.swarmstack import (
     HEALTH_RETRIES,
     STACK_FILE,
     config_version,
+    other_builds,
     render,
     rendered,
 )
@@ -19,7 +20,7 @@ from scripts.devkit.swarmstack import (
 COMPOSE = yaml.safe_load(COMPOSE_FILE.read_text())
 STACK = yaml.safe_load(STACK_FILE.read_text())
 SERVICES = STACK["services"]
-APPS = sorted(name for name, body in COMPOSE["services"].items() if "build" in body)
+APPS = sorted(name for name, body in COMPOSE["services"].items() if (body.get("build") or {}).get("args"))
 
 
 def test_the_committed_stack_file_is_what_the_manifest_gives():
@@ -94,6 +95,17 @@ def test_caddy_runs_on_every_node_and_publishes_its_port_on_the_node():
                                "published": "${CANADUCK_HTTP_PORT:-80}"}]
     assert proxy["deploy"]["update_config"]["order"] == "stop-first"  # two tasks cannot bind it
     assert {"source": "proxy-Caddyfile", "target": "/etc/caddy/Caddyfile"} in proxy["configs"]
+
+
+def test_the_irc_balancer_runs_on_every_node_with_its_own_image_and_fixed_ports():
+    balancer = SERVICES["irc-proxy"]
+    assert balancer["image"] == "${CANADUCK_IMAGE_PREFIX:-canaduck}/irc-proxy:${CANADUCK_TAG:-latest}"
+    assert balancer["deploy"]["mode"] == "global"
+    assert balancer["deploy"]["update_config"]["order"] == "stop-first"
+    assert balancer["ports"] == [
+        {"target": 6667, "protocol": "tcp", "mode": "host", "published": "${CANADUCK_IRC_PORT:-6667}"},
+        {"target": 6697, "protocol": "tcp", "mode": "host", "published": "${CANADUCK_IRC_TLS_PORT:-6697}"}]
+    assert other_builds(COMPOSE) == {"irc-proxy": "proxy/irc"}
 
 
 def test_the_irc_gateways_publish_a_free_host_port_per_task():
