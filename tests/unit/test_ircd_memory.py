@@ -1,12 +1,14 @@
 """What a connection costs the gateway's memory (docs/ircd.md, "Memory per connection"): the
 objects every connection has hold no instance dict, a subscription's confirmation is not kept
-once Redis has answered, and a registered connection in a channel stays within a budget of the
-gateway's own heap."""
+once Redis has answered, a registered connection in a channel stays within a budget of the
+gateway's own heap, and TLS on the loop that would cost ten times uvloop's is warned of."""
 
 from __future__ import annotations
 
 import gc
+import logging
 import tracemalloc
+from pathlib import Path
 
 import pytest
 
@@ -78,3 +80,16 @@ async def test_a_registered_connection_in_a_channel_stays_within_its_budget():
         assert per_connection < BUDGET
         for client in clients:
             await client.close()
+
+
+async def test_tls_on_the_standard_librarys_loop_is_warned_of(certificate: tuple[Path, Path],
+                                                              caplog: pytest.LogCaptureFixture):
+    # The tests run on the standard library's loop: its TLS costs ~300 KiB per connection.
+    cert, key = certificate
+    with caplog.at_level(logging.WARNING, logger="canaduck.ircd"):
+        async with running_gateway(tls_cert=str(cert), tls_key=str(key), irc_tls_port=0):
+            pass
+        async with running_gateway():  # no TLS: nothing to say
+            pass
+    warned = [r.getMessage() for r in caplog.records if "EVENT_LOOP=uvloop" in r.getMessage()]
+    assert len(warned) == 1
