@@ -55,8 +55,6 @@ import os
 import random
 import resource
 import signal
-import ssl
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -74,9 +72,11 @@ from scripts.devkit.ircstack import (
     ChatBacking,
     Gateway,
     GatewaySpec,
+    client_tls_context,
     has_ircd,
     ngircd_binary,
     scratch_dir,
+    self_signed,
     start_ngircd,
     stop_gateways,
 )
@@ -310,24 +310,6 @@ async def _work(plan: Plan, pipe: Connection) -> None:
     for client in clients.values():
         if client.transport is not None:
             client.transport.close()
-
-
-def client_tls_context() -> ssl.SSLContext:
-    """What the load generator's TLS clients use: the run's self-signed certificate is not
-    checked (what is measured is the servers' cost of TLS, not the trust in a name)."""
-    context = ssl.create_default_context()
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE
-    return context
-
-
-def self_signed(workdir: Path) -> tuple[Path, Path]:
-    """A certificate and its key for the run's TLS listeners, made with openssl."""
-    cert, key = workdir / "bench-cert.pem", workdir / "bench-key.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-                    "-subj", "/CN=bench.canaduck", "-keyout", str(key), "-out", str(cert)],
-                   check=True, capture_output=True, timeout=60)
-    return cert, key
 
 
 # -- the conductor -------------------------------------------------------------------------------
