@@ -33,6 +33,10 @@ bucket that holds the 99th percentile).
 their JOINs (a join is done when the client's own JOIN comes back); the rows say `no-names`.
 Without it the clients and their lines are those of every earlier run.
 
+`--tls`: our gateways also listen with TLS (a self-signed certificate made for the run) and
+the clients connect there, so the memory per connection includes what TLS costs; the peers'
+rows are left out (their configs here have no TLS), and the rows say `tls`.
+
 "reconnect" (`--scenarios reconnect`, not in the default run): CLIENTS clients (2,000 unless
 given) in rooms through one address, our REPLICAS replicas (4 unless given) sharing one port;
 the first is SIGKILLed under traffic and its clients come back on their own, with backoff and
@@ -68,9 +72,11 @@ from scripts.devkit.ircstack import (
     ChatBacking,
     Gateway,
     GatewaySpec,
+    client_tls_context,
     has_ircd,
     ngircd_binary,
     scratch_dir,
+    self_signed,
     start_ngircd,
     stop_gateways,
 )
@@ -123,6 +129,8 @@ class Plan:
     #: msg_id -> the port its sender is connected to: a delivery to a client of another port
     #: crossed from one server (or replica) to another.
     origin: dict[int, int] = field(default_factory=dict)
+    #: The clients connect with TLS (the servers' certificate is not checked: it is the run's own).
+    tls: bool = False
 
 
 class Tally:
@@ -240,12 +248,14 @@ async def _work(plan: Plan, pipe: Connection) -> None:
     gate = asyncio.Semaphore(WAVE)
     cpu_start = time.process_time()
 
+    context = client_tls_context() if plan.tls else None
+
     async def register(index: int) -> None:
         async with gate:
             nick, port = plan.nicks[index], plan.ports[index]
             _, client = await loop.create_connection(
                 lambda: BenchClient(nick, tally, port=port, origin=plan.origin,
-                                    no_implicit_names=plan.no_implicit_names), "127.0.0.1", port)
+                                    no_implicit_names=plan.no_implicit_names), "127.0.0.1", port, ssl=context)
             clients[index] = client
             hello = f"NICK {nick}\r\nUSER {nick} 0 * :bench\r\n"
             if plan.no_implicit_names:
@@ -329,7 +339,7 @@ class Row:
 
 
 def plans(count: int, room_size: int, ports: list[int], rate: float, seconds: float, workers: int,
-          prefix: str, *, no_implicit_names: bool = False) -> tuple[list[Plan], int]:
+          prefix: str, *, no_implicit_names: bool = False, tls: bool = False) -> tuple[list[Plan], int]:
     """Split the clients over the workers (client i goes to worker i % workers, and to port
     i % len(ports)), channels of `room_size` consecutive clients, the send schedule; and the
     number of messages."""
@@ -339,7 +349,7 @@ def plans(count: int, room_size: int, ports: list[int], rate: float, seconds: fl
     for index, channel in channel_of.items():
         members.setdefault(channel, []).append(index)
     names = sorted(members, key=lambda c: int(c[6:]))
-    out = [Plan({}, {}, {}, [], {}, no_implicit_names) for _ in range(workers)]
+    out = [Plan({}, {}, {}, [], {}, no_implicit_names, tls=tls) for _ in range(workers)]
     for index, channel in channel_of.items():
         plan = out[index % workers]
         plan.nicks[index] = f"{prefix}{index}"
@@ -433,7 +443,7 @@ def scenario(name: str, server: str, ports: list[int], replicas: list[Replica], 
     pids = [r.pid for r in replicas]
     count = rooms * room_size
     worker_plans, total = plans(count, room_size, ports, rate, args.seconds, args.workers, f"b{name[:1]}",
-                                no_implicit_names=args.no_implicit_names)
+                                no_implicit_names=args.no_implicit_names, tls=args.tls)
     rss_before = sum(rss_kib(p) for p in pids)
     workers = Workers(worker_plans)
     try:
@@ -757,6 +767,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="which servers: canaduck, ngircd, inspircd (two linked; default all three)")
     parser.add_argument("--scenarios", default="rooms,hall",
                         help="which scenarios: rooms, hall, reconnect (default rooms,hall)")
+    parser.add_argument("--tls", action="store_true",
+                        help="rooms and hall: the clients connect to our gateways over TLS (a self-signed "
+                             "certificate made for the run); the peers' rows are left out")
     parser.add_argument("--no-implicit-names", action="store_true",
                         help="clients ask for the IRCv3 no-implicit-names capability: no NAMES reply "
                              "after their JOIN (a server without it sends one anyway)")
@@ -801,6 +814,13 @@ def main(argv: list[str] | None = None) -> int:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 65536)), hard))
     servers = available(args.servers.split(","))
+    if args.tls:
+        if "reconnect" in args.scenarios.split(","):
+            print("bench-irc: --tls is for the rooms and hall scenarios", file=sys.stderr)
+            return 2
+        if set(servers) - {"canaduck"}:
+            print("bench-irc: --tls: ours only (the peers' configs here have no TLS)", file=sys.stderr)
+        servers = [s for s in servers if s == "canaduck"]
     if not servers:
         print("bench-irc: nothing to measure", file=sys.stderr)
         return 2
@@ -847,7 +867,7 @@ def reconnect(servers: list[str], args: argparse.Namespace) -> list[str]:
 def delivery(servers: list[str], wanted: list[str], args: argparse.Namespace) -> list[str]:
     """The rooms and hall scenarios on each server; their tables and RESULT line; the failures."""
     rooms = args.clients // args.room
-    tail = " no-names" if args.no_implicit_names else ""
+    tail = (" no-names" if args.no_implicit_names else "") + (" tls" if args.tls else "")
     scenarios = [s for s in [
         ("rooms", f"rooms {rooms}x{args.room} @{args.rate:g}/s{tail}", rooms, args.room, args.rate),
         ("hall", f"hall 1x{args.hall} @{args.hall_rate:g}/s{tail}", 1, args.hall, args.hall_rate),
@@ -916,8 +936,11 @@ def run_one(server: str, name: str, rooms: int, size: int, rate: float, args: ar
             label = "InspIRCd (2 linked)"
         else:
             backing = ChatBacking().start()
+            cert, key = self_signed(workdir) if args.tls else (None, None)
             for index in range(args.replicas):
-                spec = GatewaySpec(port=free_port(), http_port=free_port())
+                # With TLS the clients go to the TLS port (`Gateway.listen_port`).
+                spec = GatewaySpec(port=free_port(), http_port=free_port(),
+                                   tls_port=free_port() if args.tls else None, tls_cert=cert, tls_key=key)
                 gateways.append(backing.start_ircd(spec, f"ircd-{index + 1}"))
             for gateway in gateways:
                 gateway.wait(30)

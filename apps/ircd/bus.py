@@ -35,7 +35,7 @@ class Bus:
         self._redis = redis
         self._handler = handler
         self._channels: Counter[str] = Counter()
-        self._confirmed: dict[str, asyncio.Event] = {}
+        self._confirmed: dict[str, asyncio.Event] = {}  # subscriptions awaiting Redis's answer
         self._pubsub: Subscriber | None = None
         self._task: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
@@ -59,14 +59,18 @@ class Bus:
         self._channels[channel] += 1
         if self._channels[channel] > 1 or self._pubsub is None:
             return
-        event = self._confirmed.setdefault(channel, asyncio.Event())
-        event.clear()
+        event = self._confirmed[channel] = asyncio.Event()
         try:
             await self._pubsub.subscribe(channel)
             await asyncio.wait_for(event.wait(), self._confirm_timeout)
         except (RedisConnectionError, RedisTimeoutError, OSError, TimeoutError) as exc:
             # The reader resubscribes everything when the link comes back.
             log.warning("subscribe to %s not confirmed (%s)", channel, exc)
+        finally:
+            # Kept only while awaited: every client follows its nick's channel, and an Event
+            # kept for each (with its waiters' deque) was 0.9 KiB of every connection.
+            if self._confirmed.get(channel) is event:
+                del self._confirmed[channel]
 
     async def unfollow(self, channel: str) -> None:
         """Count one less local interest; unsubscribe when none is left."""

@@ -53,8 +53,21 @@ class Flusher:
                 log.exception("write to %s failed", client.uid)
 
 
+#: A client's attributes, as slots: past the 30 keys CPython's shared-key instance dicts hold,
+#: every client had a dict of its own, 1.9 KiB of a registered connection's ~9, where slots take
+#: 0.3 (docs/ircd.md, "Memory per connection").
+_ATTRIBUTES = ("_batches", "_flusher", "_held", "_pending", "_send_queue_bytes", "account", "always_on",
+               "asked_nick", "attach_to", "away", "cap_version", "caps", "channels", "closing", "device",
+               "flood_tat", "host", "killed", "last_message", "last_read", "missed_since_ms", "modes",
+               "monitoring", "multiline", "negotiating", "nick", "nick_cf", "password", "pinged_at",
+               "quit_reason", "realname", "registered", "sasl_buffer", "sasl_mechanism", "server_name",
+               "signon", "signon_monotonic", "transport", "uid", "username")
+
+
 class Client:
     """A connected client, registered or not; `server_name` is the name replies come from."""
+
+    __slots__ = _ATTRIBUTES
 
     def __init__(self, transport: Transport, uid: str, *, server_name: str, flusher: Flusher,
                  send_queue_bytes: int, now: float) -> None:
@@ -83,16 +96,14 @@ class Client:
         self.modes = ""  # user mode letters, in the table's order (apps/chat/modes.py)
         self.caps: set[str] = set()
         self.cap_version = 0
-        self.negotiating = False
-        self.registered = False
+        self.negotiating = self.registered = False
         self.password = ""
         #: The last nick asked for before registration, taken or not: REGISTER * names it.
         self.asked_nick = ""
         self.channels: set[str] = set()  # casefolded, the channels it is in
         self.monitoring: set[str] = set()  # casefolded nicks
         self.signon = self.last_message = now
-        self.sasl_buffer = ""
-        self.sasl_mechanism = ""
+        self.sasl_buffer = self.sasl_mechanism = ""
         self.closing = False
         self.quit_reason = "Client closed connection"
         #: Keep-alive bookkeeping (apps/ircd/keepalive.py): monotonic seconds.

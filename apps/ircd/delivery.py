@@ -55,7 +55,7 @@ class Delivery:
         """Deliver to the local members of channels `cfs`, once per connection, but connection
         `exclude` (the other devices of its user get it: it is what they said)."""
         seen = self.seen(line)
-        rendered: Rendered = {}
+        rendered = Rendered()
         delivered = 0
         for cf in cfs:
             for client in list(self._roster.local.get(cf, ())):
@@ -83,9 +83,10 @@ class Delivery:
 
     async def to_everyone(self, line: Line) -> None:
         """Deliver to every client of every replica (WALLOPS)."""
+        rendered = Rendered()
         for devices in list(self._roster.users.values()):
             for client in devices:
-                deliver(client, line)
+                deliver(client, line, rendered)
         await publish(self._redis, self._keys.broadcast, BroadcastEvent(self.instance, line).to_json())
 
     async def to_uids(self, targets: Mapping[str, str], payload: Line | Numeric | Kill, *,

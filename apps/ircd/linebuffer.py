@@ -15,6 +15,8 @@ class TooLong(Exception):
 class LineBuffer:
     """Bytes received and not read yet; `limit` is the longest line read (CRLF included)."""
 
+    __slots__ = ("_buffer", "_discarding", "_limit", "_start")  # one per connection: no dict
+
     def __init__(self, limit: int) -> None:
         self._limit = limit
         self._buffer = b""

@@ -16,9 +16,23 @@ from apps.ircd.client import Client
 from apps.ircd.multiline import BATCH_TYPE, CONCAT_TAG
 from apps.ircd.protocol import format_line
 
-#: One line's formatted forms (a multiline message's are several), by the tags its recipients
-#: get (see `deliver`).
-Rendered = dict[tuple[str, ...], tuple[str, ...]]
+
+class Rendered(dict[tuple[str, ...], tuple[str, ...]]):
+    """One line's formatted forms (a multiline message's are several), by the tags its
+    recipients get (see `deliver`); and its alternative's (`Line.alt`), made when first needed."""
+
+    __slots__ = ("_alt",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._alt: Rendered | None = None
+
+    def alternative(self) -> Rendered:
+        """The cache of the line's alternative: the same for every recipient of the line."""
+        if self._alt is None:
+            self._alt = Rendered()
+        return self._alt
+
 
 #: What a batch's reference may hold (the batch spec); the rest of a msgid is left out of it.
 _NOT_IN_REF = re.compile(r"[^A-Za-z0-9-]")
@@ -60,7 +74,10 @@ def deliver(client: Client, line: Line, rendered: Rendered | None = None) -> Non
     for cap in line.needs:
         if cap not in caps:
             if line.alt is not None:
-                deliver(client, line.alt)  # rare (extended-join's plain JOIN): not cached
+                # Cached too: a JOIN to a channel of thousands goes to most members as
+                # extended-join's plain JOIN, and a string per recipient held thousands of
+                # copies of it until the next write (docs/ircd.md, "Memory per connection").
+                deliver(client, line.alt, None if rendered is None else rendered.alternative())
             return
     if line.command == "TAGMSG" and "message-tags" not in caps:
         return

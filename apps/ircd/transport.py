@@ -106,6 +106,10 @@ class StreamTransport(asyncio.Protocol):
     #: Unread bytes held before the socket is paused: at least one longest line (tags and all).
     READ_AHEAD = 16 * 1024
 
+    # One per connection: slots, not a dict (docs/ircd.md, "Memory per connection").
+    __slots__ = ("_eof", "_lines", "_lost", "_pause_waiter", "_paused", "_serve", "_transport", "_waiter",
+                 "direct", "peer_ip", "secure", "server_name")
+
     def __init__(self, serve: Callable[[StreamTransport], Coroutine[Any, Any, None]], limit: int) -> None:
         self._serve = serve
         self._lines = LineBuffer(limit)

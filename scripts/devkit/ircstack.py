@@ -13,6 +13,7 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -80,6 +81,24 @@ def port_open(port: int, host: str = "127.0.0.1") -> bool:
             return True
     except OSError:
         return False
+
+
+def client_tls_context() -> ssl.SSLContext:
+    """What a load generator's TLS clients use: the run's self-signed certificate is not
+    checked (what is measured is the servers' cost of TLS, not the trust in a name)."""
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+def self_signed(workdir: Path) -> tuple[Path, Path]:
+    """A certificate and its key for the run's TLS listeners, made with openssl."""
+    cert, key = workdir / "bench-cert.pem", workdir / "bench-key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=bench.canaduck", "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True, timeout=60)
+    return cert, key
 
 
 @dataclass
@@ -238,5 +257,5 @@ class ChatBacking:
         self.server.stop()
 
 
-__all__ = ["ChatBacking", "Gateway", "GatewaySpec", "has_ircd", "ngircd_binary", "port_open",
-           "scratch_dir", "start_ngircd", "stop_gateways"]
+__all__ = ["ChatBacking", "Gateway", "GatewaySpec", "client_tls_context", "has_ircd", "ngircd_binary",
+           "port_open", "scratch_dir", "self_signed", "start_ngircd", "stop_gateways"]

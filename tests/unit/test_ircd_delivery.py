@@ -5,9 +5,12 @@ from __future__ import annotations
 import asyncio
 
 import fakeredis
+import pytest
 
 from apps.chat.events import ChannelEvent, Line
+from apps.ircd import render
 from apps.ircd.client import Client, Flusher
+from apps.ircd.render import Rendered, deliver
 from apps.ircd.server import IrcServer
 from tests.unit.ircd_support import connect, running_gateway
 
@@ -38,6 +41,32 @@ async def test_a_connection_costs_one_task_and_a_message_is_formatted_once_per_t
             assert got[0].startswith("@time=") == bool(i % 2)
         for client in [sender, *members]:
             await client.close()
+
+
+async def test_a_lines_alternative_is_formatted_once_for_all_its_recipients(monkeypatch: pytest.MonkeyPatch):
+    # A JOIN goes as extended-join's JOIN to who negotiated it, as the plain one to the others:
+    # each form formatted once, every recipient holding the same string until the write.
+    made: list[str] = []
+    formatted = render.format_line
+
+    def counting(command: str, params: list[str], **kwargs: object) -> str:
+        made.append(command)
+        return formatted(command, params, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(render, "format_line", counting)
+    plain = Line("a!u@h", "JOIN", ["#hall"])
+    extended = Line("a!u@h", "JOIN", ["#hall", "*", "A"], needs=("extended-join",), alt=plain)
+    clients = [Client(StuckTransport(), f"c{i}", server_name="irc.test", flusher=Flusher(),  # type: ignore[arg-type]
+                      send_queue_bytes=4096, now=0) for i in range(6)]
+    clients[0].caps.add("extended-join")
+    rendered = Rendered()
+    for client in clients:
+        deliver(client, extended, rendered)
+    assert made == ["JOIN", "JOIN"]  # the extended form once, the plain one once
+    pending = [client._pending for client in clients]
+    assert pending[0] == [":a!u@h JOIN #hall * A"]
+    assert all(lines == [":a!u@h JOIN #hall"] for lines in pending[1:])
+    assert len({id(lines[0]) for lines in pending[1:]}) == 1  # one string, not one per client
 
 
 class StuckTransport:
