@@ -89,19 +89,15 @@ class Transport(Protocol):
 
 
 class StreamTransport(asyncio.Protocol):
-    """IRC over TCP or TLS: CRLF (or bare LF) terminated lines.
-
-    An asyncio Protocol rather than a StreamReader/StreamWriter pair: the connection's one
-    task (`serve`, started when the connection is made) takes lines from the bytes received,
-    one at a time, as it handles them (apps/ircd/linebuffer.py). Unread input is bounded:
-    past READ_AHEAD bytes the socket is paused, so a client sending faster than it is served
-    waits in its own kernel buffers, not in the gateway's memory.
-
-    When the connection is lost (a reset, or the gateway aborting it), what is still unread
-    is dropped at once: nothing of a vanished client is handled after it has gone. A clean
-    close by the peer (end of stream) leaves the unread lines to the client, which handles
-    them only while its flood budget lasts.
-    """
+    """IRC over TCP or TLS: CRLF (or bare LF) terminated lines. An asyncio Protocol rather
+    than a StreamReader/StreamWriter pair: the connection's one task (`serve`, started when the
+    connection is made) takes lines from the bytes received, one at a time, as it handles them
+    (apps/ircd/linebuffer.py). Unread input is bounded: past READ_AHEAD bytes the socket is
+    paused, so a client sending faster than it is served waits in its own kernel buffers, not
+    in the gateway's memory. When the connection is lost (a reset, or the gateway aborting
+    it), what is still unread is dropped at once: nothing of a vanished client is handled after
+    it has gone. A clean close by the peer (end of stream) leaves the unread lines to the
+    client, which handles them only while its flood budget lasts."""
 
     #: Unread bytes held before the socket is paused: at least one longest line (tags and all).
     READ_AHEAD = 16 * 1024
@@ -190,14 +186,11 @@ class StreamTransport(asyncio.Protocol):
     def _next_line(self) -> bytes | None:
         try:
             return self._lines.next_line()
-        finally:
-            self._resume_if_drained()
-
-    def _resume_if_drained(self) -> None:
-        if self._paused and len(self._lines) <= self.READ_AHEAD // 2 \
-                and self._transport is not None and not self._eof:
-            self._paused = False
-            self._transport.resume_reading()
+        finally:  # drained to half what pauses it: read again
+            if self._paused and len(self._lines) <= self.READ_AHEAD // 2 \
+                    and self._transport is not None and not self._eof:
+                self._paused = False
+                self._transport.resume_reading()
 
     async def pause(self, seconds: float) -> bool:
         loop = asyncio.get_running_loop()
