@@ -40,7 +40,8 @@ def started(redis_server: RedisServer) -> Iterator[Stack]:
         for name in ("ircd-a", "ircd-b"):
             port = free_port()
             launcher.start("apps.ircd", "ircd", INSTANCE_ID=name, IRC_PORT=str(port), IRC_HOST="127.0.0.1",
-                           SERVER_NAME="irc.test", MAX_CONNECTIONS_PER_IP="1000", USERS_URL=users.url)
+                           SERVER_NAME="irc.test", MAX_CONNECTIONS_PER_IP="1000", USERS_URL=users.url,
+                           IRC_OPERS="boss:oper-secret")
             ports.append(port)
         yield Stack(users, (ports[0], ports[1]))
     finally:
@@ -89,6 +90,30 @@ def test_invite_notify_crosses_replicas(stack: Stack):
     assert carol.until(lambda line: " INVITE " in line)[-1] == invite
     assert dave.until(lambda line: " INVITE " in line)[-1] == invite
     alice.close(), carol.close(), dave.close()
+
+
+def test_chghost_crosses_replicas_and_event_playback_replays_what_happened(stack: Stack):
+    """An operator on one replica changes the host of a user on the other: both hear CHGHOST
+    with the old prefix, the user speaks with the new one, and CHATHISTORY gives a client with
+    draft/event-playback the channel's JOINs and TOPIC as they went out."""
+    alice = in_channel(stack.ports[0], "alice", "#host", "chghost")
+    bob = in_channel(stack.ports[1], "bob", "#host",
+                     "chghost batch server-time message-tags draft/chathistory draft/event-playback")
+    alice.until(lambda line: ":bob!" in line and line.endswith("JOIN #host"))
+    bob.send("OPER boss oper-secret")
+    bob.until(lambda line: " 381 " in line)
+    bob.send("CHGHOST alice guest cloak.example")
+    changed = ":alice!~alice@127.0.0.1 CHGHOST guest cloak.example"
+    assert alice.until(lambda line: " CHGHOST " in line)[-1].endswith(changed)
+    assert bob.until(lambda line: " CHGHOST " in line)[-1].endswith(changed)
+    alice.send("TOPIC #host :after")
+    topic = ":alice!guest@cloak.example TOPIC #host after"
+    assert bob.until(lambda line: " TOPIC " in line)[-1].endswith(topic)
+    bob.send("CHATHISTORY LATEST #host * 10")
+    replayed = [line.split(" ", 1)[1] for line in bob.sync() if "batch=" in line and " BATCH " not in line]
+    assert replayed == [":alice!~alice@127.0.0.1 JOIN #host", ":bob!~bob@127.0.0.1 JOIN #host",
+                        topic]
+    alice.close(), bob.close()
 
 
 def test_typing_reply_and_react_cross_replicas_and_only_the_reply_is_history(stack: Stack):
