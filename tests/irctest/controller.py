@@ -28,6 +28,7 @@ import atexit
 import itertools
 import os
 import shutil
+import socket
 import tempfile
 import threading
 from collections.abc import Callable
@@ -180,6 +181,17 @@ class _GatewaysController(BaseServerController, DirectoryBasedController):
         assert self.current is None
         # irctest hands out ports found on 0.0.0.0; everything here binds loopback only.
         self.hostname, self.port = hostname, port
+        # irctest picked the port and let it go: held until the proxy takes it, so that the
+        # gateways launched meanwhile (their ports picked here too) cannot be given it.
+        with socket.socket() as held:
+            held.bind(("127.0.0.1", port))
+            backends = self._launch_for(password, ssl, websocket_port)
+        self.proxy = ThreadedProxy(("127.0.0.1", port), backends).start()
+
+    def _launch_for(self, password: str | None, ssl: bool,
+                    websocket_port: int | None) -> list[tuple[str, int]]:
+        """The test's gateways (the spare set when it fits), the next test's spare started;
+        the addresses the proxy spreads the test's connections over."""
         for stale in list(_run.live):
             stale.kill_proc()  # a test whose tearDown never came (unittest skips it when setUp fails)
         self.before_test()
@@ -203,8 +215,7 @@ class _GatewaysController(BaseServerController, DirectoryBasedController):
         self.proc = self.current.gateways[0].proc
         if _run.spare is None:
             _run.spare = self.launch()  # the next test's, starting while this one runs
-        backends = [("127.0.0.1", g.listen_port) for g in self.current.gateways]
-        self.proxy = ThreadedProxy(("127.0.0.1", port), backends).start()
+        return [("127.0.0.1", g.listen_port) for g in self.current.gateways]
 
     def listening(self, gateways: GatewaySet, again: Callable[[], GatewaySet]) -> GatewaySet:
         """`gateways` once every one listens, or a set made `again` (on other ports) when one
