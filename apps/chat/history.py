@@ -144,11 +144,11 @@ class History:
 
     async def _read_forward(self, key: str, low: str, high: str, count: int,
                             events: bool) -> list[ChatMessage]:
-        return await _forward(self._redis, key, low, high, count, events, self.events_page)
+        return await _read(self._redis, key, low, high, count, events, self.events_page, False)
 
     async def _read_backward(self, key: str, high: str, low: str, count: int,
                              events: bool) -> list[ChatMessage]:
-        return await _backward(self._redis, key, high, low, count, events, self.events_page)
+        return await _read(self._redis, key, high, low, count, events, self.events_page, True)
 
     def _limit(self, limit: int) -> int:
         if limit < 1:
@@ -160,24 +160,18 @@ class History:
         return [ChatMessage.from_stream(entry_id, fields) for entry_id, fields in entries]
 
 
-def _after(entry_id: str) -> str | None:
-    return Ref.msgid(entry_id).first_after()
-
-
-def _before(entry_id: str) -> str | None:
-    return Ref.msgid(entry_id).last_before()
-
-
-async def _forward(redis: Redis, key: str, low: str, high: str, count: int, events: bool,
-               page_size: int) -> list[ChatMessage]:
-    """Up to `count` entries from `low` to `high` (ids, inclusive), oldest first. Without
-    `events`, messages only: the read goes on past events until it has `count` messages or
-    reaches `high` (at worst the whole stream, which `chat_history_max` bounds)."""
+async def _read(redis: Redis, key: str, start: str, stop: str, count: int, events: bool,
+                page_size: int, backward: bool) -> list[ChatMessage]:
+    """Up to `count` entries from `start` to `stop` (ids, inclusive), oldest first, or newest
+    first when `backward`. Without `events`, messages only: the read goes on past events until
+    it has `count` messages or reaches `stop` (at worst the whole stream, which
+    `chat_history_max` bounds)."""
     out: list[ChatMessage] = []
     page = count if events else max(count, page_size)
-    bound: str | None = low
+    read = redis.xrevrange if backward else redis.xrange
+    bound: str | None = start
     while bound is not None:
-        entries: Any = await redis.xrange(key, bound, high, count=page)
+        entries: Any = await read(key, bound, stop, count=page)
         for entry_id, fields in entries:
             message = ChatMessage.from_stream(entry_id, fields)
             if events or not message.is_event:
@@ -186,24 +180,6 @@ async def _forward(redis: Redis, key: str, low: str, high: str, count: int, even
                     return out
         if len(entries) < page:
             break
-        bound = _after(text_of(entries[-1][0]))
-    return out
-
-async def _backward(redis: Redis, key: str, high: str, low: str, count: int, events: bool,
-                page_size: int) -> list[ChatMessage]:
-    """`_forward`'s mirror: up to `count` entries from `high` down to `low`, newest first."""
-    out: list[ChatMessage] = []
-    page = count if events else max(count, page_size)
-    bound: str | None = high
-    while bound is not None:
-        entries: Any = await redis.xrevrange(key, bound, low, count=page)
-        for entry_id, fields in entries:
-            message = ChatMessage.from_stream(entry_id, fields)
-            if events or not message.is_event:
-                out.append(message)
-                if len(out) == count:
-                    return out
-        if len(entries) < page:
-            break
-        bound = _before(text_of(entries[-1][0]))
+        last = Ref.msgid(text_of(entries[-1][0]))
+        bound = last.last_before() if backward else last.first_after()
     return out
