@@ -87,6 +87,10 @@ from scripts.devkit.stats import histogram_buckets, histogram_quantile, percenti
 SETUP_TIMEOUT = 120.0
 #: Registrations or joins in flight at once, per worker (a thousand clients arrive in waves).
 WAVE = 50
+#: Clients per generator process, below the 20,000 open files a process may have here.
+PER_WORKER = 15000
+#: Our clients per replica in the capacity scenario: under the open files a process may have.
+PER_REPLICA = 18000
 
 
 def rss_kib(pid: int) -> int:
@@ -131,6 +135,9 @@ class Plan:
     origin: dict[int, int] = field(default_factory=dict)
     #: The clients connect with TLS (the servers' certificate is not checked: it is the run's own).
     tls: bool = False
+    #: The address the clients bind: one per worker, so that no (source, destination) pair needs
+    #: more than this machine's ~28,000 ephemeral ports.
+    source: str = "127.0.0.1"
 
 
 class Tally:
@@ -142,6 +149,8 @@ class Tally:
         self.received: dict[int, int] = {}
         self.last_arrival = 0
         self.errors: list[str] = []
+        self.pings = 0  # keep-alive PINGs answered
+        self.closed = 0  # connections the server closed after registering them
 
 
 class BenchClient(asyncio.Protocol):
@@ -167,6 +176,7 @@ class BenchClient(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         if self.registered.done():
+            self.tally.closed += 1
             self.tally.errors.append(f"{self.nick}: connection closed")
 
     def write(self, data: bytes) -> None:
@@ -207,6 +217,7 @@ class BenchClient(asyncio.Protocol):
         if command == b"PING":
             token = line.split(b" ", 1)[1] if b" " in line else b""
             self.write(b"PONG " + token + b"\r\n")
+            self.tally.pings += 1
         elif command == b"001":
             if not self.registered.done():
                 self.registered.set_result(None)
@@ -255,7 +266,8 @@ async def _work(plan: Plan, pipe: Connection) -> None:
             nick, port = plan.nicks[index], plan.ports[index]
             _, client = await loop.create_connection(
                 lambda: BenchClient(nick, tally, port=port, origin=plan.origin,
-                                    no_implicit_names=plan.no_implicit_names), "127.0.0.1", port, ssl=context)
+                                    no_implicit_names=plan.no_implicit_names), "127.0.0.1", port, ssl=context,
+                local_addr=(plan.source, 0))
             clients[index] = client
             hello = f"NICK {nick}\r\nUSER {nick} 0 * :bench\r\n"
             if plan.no_implicit_names:
@@ -301,6 +313,7 @@ async def _work(plan: Plan, pipe: Connection) -> None:
     pipe.send(("done", {"latencies": tally.latencies_ms, "cross": tally.cross_ms, "received": got,
                         "expected": expected,
                         "last_arrival": tally.last_arrival, "errors": tally.errors[:5],
+                        "pings": tally.pings, "closed": tally.closed,
                         "cpu_pct": 100 * cpu / wall}))
     await step("quit")
     for client in clients.values():
@@ -330,8 +343,16 @@ class Row:
     kib_per_conn: float = 0.0
     cpu_pct: float = 0.0
     gen_cpu_pct: float = 0.0
+    register_s: float = 0.0  # every client registered (from the first connection)
+    join_s: float = 0.0  # every client joined (from the first JOIN)
+    pings: int = 0  # keep-alive PINGs the clients answered
+    closed: int = 0  # registered connections the server closed
     errors: list[str] = field(default_factory=list)
     replicas: list[ReplicaRow] = field(default_factory=list)
+
+    @property
+    def registrations_per_s(self) -> float:
+        return self.clients / self.register_s if self.register_s else 0.0
 
     @property
     def lost(self) -> int:
@@ -349,7 +370,8 @@ def plans(count: int, room_size: int, ports: list[int], rate: float, seconds: fl
     for index, channel in channel_of.items():
         members.setdefault(channel, []).append(index)
     names = sorted(members, key=lambda c: int(c[6:]))
-    out = [Plan({}, {}, {}, [], {}, no_implicit_names, tls=tls) for _ in range(workers)]
+    out = [Plan({}, {}, {}, [], {}, no_implicit_names, tls=tls, source=f"127.0.0.{1 + w}")
+           for w in range(workers)]
     for index, channel in channel_of.items():
         plan = out[index % workers]
         plan.nicks[index] = f"{prefix}{index}"
@@ -438,26 +460,44 @@ class ReplicaRow:
     lag_p99_ms: float  # the upper bound of the histogram bucket holding the 99th percentile
 
 
-def scenario(name: str, server: str, ports: list[int], replicas: list[Replica], rooms: int, room_size: int,
-             rate: float, args: argparse.Namespace) -> Row:
+@dataclass
+class Shape:
+    """One delivery scenario as run: its channels and rate, and the processes it takes."""
+
+    kind: str  # rooms, hall, capacity or bighall
+    label: str
+    rooms: int
+    size: int
+    rate: float
+    replicas: int  # ours
+    workers: int  # load generator processes
+
+    @property
+    def clients(self) -> int:
+        return self.rooms * self.size
+
+
+def scenario(shape: Shape, server: str, ports: list[int], replicas: list[Replica],
+             args: argparse.Namespace) -> Row:
     pids = [r.pid for r in replicas]
-    count = rooms * room_size
-    worker_plans, total = plans(count, room_size, ports, rate, args.seconds, args.workers, f"b{name[:1]}",
-                                no_implicit_names=args.no_implicit_names, tls=args.tls)
+    count = shape.clients
+    worker_plans, total = plans(count, shape.size, ports, shape.rate, args.seconds, shape.workers,
+                                f"b{shape.kind[:1]}", no_implicit_names=args.no_implicit_names, tls=args.tls)
     rss_before = sum(rss_kib(p) for p in pids)
     workers = Workers(worker_plans)
     try:
         phase = time.perf_counter()
         workers.step("register", expect="registered")
-        print(f"  {server}: {count} clients registered in {time.perf_counter() - phase:.1f} s",
-              file=sys.stderr)
+        register_s = time.perf_counter() - phase
+        print(f"  {server}: {count} clients registered in {register_s:.1f} s", file=sys.stderr)
         phase = time.perf_counter()
         workers.step("join", expect="joined")
-        print(f"  {server}: joined {rooms} channel(s) in {time.perf_counter() - phase:.1f} s",
-              file=sys.stderr)
+        join_s = time.perf_counter() - phase
+        print(f"  {server}: joined {shape.rooms} channel(s) in {join_s:.1f} s", file=sys.stderr)
         time.sleep(1.0)  # joins settle on every replica before the clock starts
         rss_after = sum(rss_kib(p) for p in pids)
-        row = Row(name, server, count, sent=total, kib_per_conn=(rss_after - rss_before) / count)
+        row = Row(shape.label, server, count, sent=total, kib_per_conn=(rss_after - rss_before) / count,
+                  register_s=register_s, join_s=join_s)
         cpu_before = {p: cpu_seconds(p) for p in pids}
         lag_before = [r.lag_buckets() for r in replicas]
         start_at = time.perf_counter() + 0.5
@@ -476,6 +516,8 @@ def scenario(name: str, server: str, ports: list[int], replicas: list[Replica], 
     row.expected = sum(r["expected"] for r in reports)
     row.received = sum(r["received"] for r in reports)
     row.gen_cpu_pct = sum(r["cpu_pct"] for r in reports)
+    row.pings = sum(r["pings"] for r in reports)
+    row.closed = sum(r["closed"] for r in reports)
     row.errors = [e for r in reports for e in r["errors"]][:5]
     if latencies:
         row.p50 = percentile_or(latencies, 50, float("nan"))
@@ -504,6 +546,16 @@ def _cell(value: float) -> str:
     return "-" if math.isnan(value) else f"{value:.2f}"
 
 
+def setup_table(rows: list[Row]) -> str:
+    """How the clients came in: registrations and joins, keep-alives, connections closed."""
+    lines = [f"{'scenario':<28} {'server':<22} {'clients':>7} {'registered s':>12} {'reg/s':>6} "
+             f"{'joined s':>8} {'PINGs answered':>14} {'closed':>6}"]
+    for r in rows:
+        lines.append(f"{r.scenario:<28} {r.server:<22} {r.clients:>7} {r.register_s:>12.1f} "
+                     f"{r.registrations_per_s:>6.0f} {r.join_s:>8.1f} {r.pings:>14} {r.closed:>6}")
+    return "\n".join(lines)
+
+
 def replica_table(rows: list[Row]) -> str:
     """Each server process's CPU, RSS and event-loop lag p99 (while sending) per scenario."""
     lines = [f"{'scenario':<28} {'replica':<22} {'cpu %':>6} {'RSS MiB':>8} {'loop lag p99 ms':>16}"]
@@ -517,8 +569,6 @@ def replica_table(rows: list[Row]) -> str:
 
 # -- the reconnect scenario ----------------------------------------------------------------------
 
-#: Clients per generator process, below the 20,000 open files a process may have here.
-PER_WORKER = 15000
 
 
 @dataclass
@@ -749,27 +799,32 @@ def reconnect_result(rows: list[ReconnectRow]) -> str:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--clients", type=int, default=None,
-                        help="clients of the rooms scenario (default 1000) and of reconnect (default 2000)")
+                        help="clients of the rooms scenario (default 1000), of capacity (default 100000) "
+                             "and of reconnect (default 2000)")
     parser.add_argument("--room", type=int, default=20,
                         help="rooms and reconnect: members per channel (default 20)")
     parser.add_argument("--rate", type=float, default=200,
                         help="rooms and reconnect: messages/s in all (default 200)")
-    parser.add_argument("--hall", type=int, default=500, help="hall scenario: members (default 500)")
-    parser.add_argument("--hall-rate", type=float, default=10, help="hall scenario: messages/s (default 10)")
+    parser.add_argument("--hall", type=int, default=None,
+                        help="hall and bighall: members (default 500 and 7000)")
+    parser.add_argument("--hall-rate", type=float, default=None,
+                        help="hall and bighall: messages/s (default 10 and 5)")
     parser.add_argument("--seconds", type=float, default=10, help="sending time per scenario (default 10)")
     parser.add_argument("--drain", type=float, default=5, help="seconds to wait for late deliveries")
     parser.add_argument("--replicas", type=int, default=None,
-                        help="our gateway replicas (default 2; reconnect: 4)")
+                        help=f"our gateway replicas (default 2; reconnect: 4; capacity and bighall: one "
+                             f"per {PER_REPLICA} clients, at least 2)")
     parser.add_argument("--workers", type=int, default=2,
-                        help=f"load generator processes (default 2; reconnect: at least one per "
+                        help=f"load generator processes (default 2, and at least one per "
                              f"{PER_WORKER} clients)")
     parser.add_argument("--servers", default="canaduck,ngircd,inspircd",
                         help="which servers: canaduck, ngircd, inspircd (two linked; default all three)")
     parser.add_argument("--scenarios", default="rooms,hall",
-                        help="which scenarios: rooms, hall, reconnect (default rooms,hall)")
+                        help="which scenarios: rooms, hall, capacity, bighall, reconnect "
+                             "(default rooms,hall)")
     parser.add_argument("--tls", action="store_true",
-                        help="rooms and hall: the clients connect to our gateways over TLS (a self-signed "
-                             "certificate made for the run); the peers' rows are left out")
+                        help="delivery scenarios: the clients connect to our gateways over TLS (a "
+                             "self-signed certificate made for the run); the peers' rows are left out")
     parser.add_argument("--no-implicit-names", action="store_true",
                         help="clients ask for the IRCv3 no-implicit-names capability: no NAMES reply "
                              "after their JOIN (a server without it sends one anyway)")
@@ -816,7 +871,7 @@ def main(argv: list[str] | None = None) -> int:
     servers = available(args.servers.split(","))
     if args.tls:
         if "reconnect" in args.scenarios.split(","):
-            print("bench-irc: --tls is for the rooms and hall scenarios", file=sys.stderr)
+            print("bench-irc: --tls is for the delivery scenarios, not reconnect", file=sys.stderr)
             return 2
         if set(servers) - {"canaduck"}:
             print("bench-irc: --tls: ours only (the peers' configs here have no TLS)", file=sys.stderr)
@@ -826,9 +881,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     wanted = args.scenarios.split(",")
     failures: list[str] = []
-    if {"rooms", "hall"} & set(wanted):
-        failures += delivery(servers, wanted, argparse.Namespace(**{
-            **vars(args), "clients": args.clients or 1000, "replicas": args.replicas or 2}))
+    unknown = set(wanted) - {*DELIVERY_KINDS, "reconnect"}
+    if unknown:
+        print(f"bench-irc: unknown scenario(s): {', '.join(sorted(unknown))}", file=sys.stderr)
+        return 2
+    if set(DELIVERY_KINDS) & set(wanted):
+        failures += delivery(servers, wanted, args)
     if "reconnect" in wanted:
         failures += reconnect(servers, argparse.Namespace(**{
             **vars(args), "clients": args.clients or 2000, "replicas": args.replicas or 4}))
@@ -864,24 +922,54 @@ def reconnect(servers: list[str], args: argparse.Namespace) -> list[str]:
     return failures
 
 
-def delivery(servers: list[str], wanted: list[str], args: argparse.Namespace) -> list[str]:
-    """The rooms and hall scenarios on each server; their tables and RESULT line; the failures."""
-    rooms = args.clients // args.room
+#: The scenarios that measure deliveries, in the order they run.
+DELIVERY_KINDS = ("rooms", "hall", "capacity", "bighall")
+
+
+def shapes(wanted: list[str], args: argparse.Namespace) -> list[Shape]:
+    """The delivery scenarios asked for, each with its defaults where a flag was not given."""
     tail = (" no-names" if args.no_implicit_names else "") + (" tls" if args.tls else "")
-    scenarios = [s for s in [
-        ("rooms", f"rooms {rooms}x{args.room} @{args.rate:g}/s{tail}", rooms, args.room, args.rate),
-        ("hall", f"hall 1x{args.hall} @{args.hall_rate:g}/s{tail}", 1, args.hall, args.hall_rate),
-    ] if s[0] in wanted]
+    out = []
+    for kind in (k for k in DELIVERY_KINDS if k in wanted):
+        if kind in ("rooms", "capacity"):
+            clients = args.clients or (1000 if kind == "rooms" else 100_000)
+            rooms, size, rate = max(1, clients // args.room), args.room, args.rate
+            label = f"{kind} {rooms}x{size} @{rate:g}/s{tail}"
+        else:
+            rooms, size = 1, args.hall or (500 if kind == "hall" else 7000)
+            rate = args.hall_rate or (10 if kind == "hall" else 5)
+            label = f"{kind} 1x{size} @{rate:g}/s{tail}"
+        clients = rooms * size
+        big = kind in ("capacity", "bighall")
+        replicas = args.replicas or (max(2, math.ceil(clients / PER_REPLICA)) if big else 2)
+        workers = max(args.workers, math.ceil(clients / PER_WORKER))
+        out.append(Shape(kind, label, rooms, size, rate, replicas, workers))
+    return out
+
+
+def holds(server: str) -> int:
+    """How many clients a peer can take here: one process's open files, twice for InspIRCd's
+    two linked servers; ours is not limited (it adds replicas)."""
+    return {"ngircd": client_limit(), "inspircd": 2 * client_limit()}.get(server, 1 << 62)
+
+
+def delivery(servers: list[str], wanted: list[str], args: argparse.Namespace) -> list[str]:
+    """The delivery scenarios (rooms, hall, capacity, bighall) on each server; their tables and
+    RESULT lines; the failures."""
     rows: list[Row] = []
     failures: list[str] = []
     loads: list[float] = []
-    # Ours and the peer's alternate scenario by scenario, so both see about the same machine.
-    for _, name, rooms, size, rate in scenarios:
+    # Ours and the peers alternate scenario by scenario, so all see about the same machine.
+    for shape in shapes(wanted, args):
         for server in servers:
+            if shape.clients > holds(server):
+                print(f"bench-irc: {shape.kind}: {server} holds at most {holds(server)} clients here "
+                      f"(its open files): no row", file=sys.stderr)
+                continue
             try:
-                rows.append(run_one(server, name, rooms, size, rate, args))
+                rows.append(run_one(server, shape, args))
             except RuntimeError as exc:
-                failures.append(f"{server} {name}: FAILED: {exc}")
+                failures.append(f"{server} {shape.label}: FAILED: {exc}")
                 print(failures[-1], file=sys.stderr, flush=True)
                 continue
             finally:
@@ -889,6 +977,7 @@ def delivery(servers: list[str], wanted: list[str], args: argparse.Namespace) ->
             print(table(rows[-1:]).splitlines()[1], file=sys.stderr, flush=True)
     load = os.getloadavg()
     print(table(rows))
+    print(setup_table(rows))
     print(replica_table(rows))
     for r in rows:
         for error in r.errors:
@@ -897,16 +986,34 @@ def delivery(servers: list[str], wanted: list[str], args: argparse.Namespace) ->
         print(failure)
     print(f"load average (1 min) after each row: {' '.join(f'{x:.2f}' for x in loads)}; at the end: "
           f"{load[0]:.2f} {load[1]:.2f} {load[2]:.2f} on {os.cpu_count()} cores")
-    ours = [r for r in rows if r.server.startswith("canaduck")]
-    peer = [r for r in rows if r.server.startswith("ngIRCd")]
-    linked = [r for r in rows if r.server.startswith("InspIRCd")]
+    for kind, result in (("rooms,hall", delivery_result), ("capacity", capacity_result),
+                         ("bighall", bighall_result)):
+        ran = [r for r in rows if r.scenario.split()[0] in kind.split(",")]
+        if ran:
+            print(result(ran) + (f" failed_scenarios={len(failures)}" if failures else ""))
+    return failures
+
+
+def _by_server(rows: list[Row]) -> tuple[list[Row], list[Row], list[Row]]:
+    """Ours, ngIRCd's and InspIRCd's rows."""
+    def of(name: str) -> list[Row]:
+        return [r for r in rows if r.server.startswith(name)]
+    return of("canaduck"), of("ngIRCd"), of("InspIRCd")
+
+
+def _lag_field(rows: list[Row]) -> list[str]:
+    lags = [x.lag_p99_ms for r in rows for x in r.replicas if not math.isnan(x.lag_p99_ms)]
+    return [f"loop_lag_p99_ms={max(lags):g}"] if lags else []
+
+
+def delivery_result(rows: list[Row]) -> str:
+    """The rooms and hall scenarios' RESULT line: ours, and the peers' beside."""
+    ours, peer, linked = _by_server(rows)
     fields = []
     if ours:
         fields += [f"irc_p50_ms={max(r.p50 for r in ours):.2f}", f"irc_p99_ms={max(r.p99 for r in ours):.2f}",
                    f"deliveries_per_s={ours[0].deliveries_per_s:.0f}", f"lost={sum(r.lost for r in ours)}"]
-        lags = [x.lag_p99_ms for r in ours for x in r.replicas if not math.isnan(x.lag_p99_ms)]
-        if lags:
-            fields.append(f"loop_lag_p99_ms={max(lags):g}")
+        fields += _lag_field(ours)
     if peer:
         fields += [f"ngircd_p99_ms={max(r.p99 for r in peer):.2f}",
                    f"ngircd_lost={sum(r.lost for r in peer)}"]
@@ -916,13 +1023,37 @@ def delivery(servers: list[str], wanted: list[str], args: argparse.Namespace) ->
         fields += [f"inspircd_p99_ms={max(r.p99 for r in linked):.2f}",
                    f"inspircd_cross_p99_ms={max(r.cross_p99 for r in linked):.2f}",
                    f"inspircd_lost={sum(r.lost for r in linked)}"]
-    if failures:
-        fields.append(f"failed_scenarios={len(failures)}")
-    print("RESULT " + " ".join(fields))
-    return failures
+    return "RESULT " + " ".join(fields)
 
 
-def run_one(server: str, name: str, rooms: int, size: int, rate: float, args: argparse.Namespace) -> Row:
+def capacity_result(rows: list[Row]) -> str:
+    """The capacity scenario's RESULT line (the peers' where they could hold the clients)."""
+    fields = []
+    for prefix, found in zip(("", "ngircd_", "inspircd_"), _by_server(rows), strict=True):
+        for r in found:
+            fields += [f"{prefix}capacity_clients={r.clients}", f"{prefix}kib_per_conn={r.kib_per_conn:.1f}",
+                       f"{prefix}capacity_p99_ms={r.p99:.2f}",
+                       f"{prefix}registrations_per_s={r.registrations_per_s:.0f}", f"{prefix}lost={r.lost}",
+                       f"{prefix}pings_answered={r.pings}", f"{prefix}closed={r.closed}"]
+            if not prefix:
+                fields += [f"replicas={len(r.replicas)}", *_lag_field([r])]
+    return "RESULT " + " ".join(fields)
+
+
+def bighall_result(rows: list[Row]) -> str:
+    """The big channel's RESULT line: ours, and the peers' beside."""
+    fields = []
+    for prefix, found in zip(("", "ngircd_", "inspircd_"), _by_server(rows), strict=True):
+        for r in found:
+            fields += [f"{prefix}bighall_members={r.clients}", f"{prefix}bighall_p99_ms={r.p99:.2f}",
+                       f"{prefix}bighall_kib_per_conn={r.kib_per_conn:.1f}",
+                       f"{prefix}bighall_join_s={r.join_s:.1f}", f"{prefix}lost={r.lost}"]
+            if not prefix:
+                fields += _lag_field([r])
+    return "RESULT " + " ".join(fields)
+
+
+def run_one(server: str, shape: Shape, args: argparse.Namespace) -> Row:
     """Fresh servers for each scenario, stopped after it."""
     workdir = scratch_dir("bench-irc")
     backing: ChatBacking | None = None
@@ -937,18 +1068,18 @@ def run_one(server: str, name: str, rooms: int, size: int, rate: float, args: ar
         else:
             backing = ChatBacking().start()
             cert, key = self_signed(workdir) if args.tls else (None, None)
-            for index in range(args.replicas):
+            for index in range(shape.replicas):
                 # With TLS the clients go to the TLS port (`Gateway.listen_port`).
                 spec = GatewaySpec(port=free_port(), http_port=free_port(),
                                    tls_port=free_port() if args.tls else None, tls_cert=cert, tls_key=key)
                 gateways.append(backing.start_ircd(spec, f"ircd-{index + 1}"))
             for gateway in gateways:
                 gateway.wait(30)
-            label = f"canaduck ({args.replicas} replicas)"
+            label = f"canaduck ({shape.replicas} replicas)"
         ports = [g.listen_port for g in gateways]
         replicas = [Replica(g.name, g.proc.pid, f"http://127.0.0.1:{g.spec.http_port}/metrics"
                             if g.spec.http_port else None) for g in gateways]
-        return scenario(name, label, ports, replicas, rooms, size, rate, args)
+        return scenario(shape, label, ports, replicas, args)
     finally:
         stop_gateways(gateways)
         if backing is not None:
