@@ -142,22 +142,27 @@ async def connect(gateway: IrcServer, port_name: str = "irc") -> LineClient:
 
 
 def users_service(accounts: dict[str, str], always_on: dict[str, bool] | None = None) -> httpx.AsyncClient:
-    """The users service's internal routes the gateway calls (SASL's check, an account's
-    lookup, with its always-on choice from `always_on` when it made one), answered from
-    `accounts` (name -> password)."""
+    """The users service's internal routes the gateway calls (SASL's check, the owners of
+    nicks, an account's lookup with its always-on choice from `always_on` when it made one),
+    answered from `accounts` (name -> password)."""
+
+    def owner(name: str) -> str | None:
+        return next((a for a in accounts if a.lower() == name.lower()), None)
 
     def answer(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/internal/accounts/owners":
+            found = {name: owner(name) for name in json.loads(request.content)["names"]}
+            return httpx.Response(200, json={"owners": {n: a for n, a in found.items() if a}})
         if request.url.path == "/internal/verify":
             body = json.loads(request.content)
-            name = next((a for a in accounts if a.lower() == body["account"].lower()), None)
+            name = owner(body["account"])
             if name and accounts[name] == body["password"]:
                 return httpx.Response(200, json={"account": name})
             return httpx.Response(401, json={"error": "invalid credentials"})
-        name = request.url.path.rsplit("/", 1)[1].lower()
-        owner = next((a for a in accounts if a.lower() == name), None)
-        if owner is None:
+        found = owner(request.url.path.rsplit("/", 1)[1])
+        if found is None:
             return httpx.Response(404, json={})
-        return httpx.Response(200, json={"account": owner, "always_on": (always_on or {}).get(owner)})
+        return httpx.Response(200, json={"account": found, "always_on": (always_on or {}).get(found)})
 
     return httpx.AsyncClient(transport=httpx.MockTransport(answer))
 

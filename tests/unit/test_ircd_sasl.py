@@ -3,6 +3,7 @@ service app (on fakeredis) as its peer."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -161,3 +162,22 @@ async def test_a_wrong_password_counts_against_the_irc_clients_address_not_the_g
     assert refused(await chat.sasl("alice", "wrong horse"))
     assert await chat.redis.exists("canaduck:users:{ip:127.0.0.1}:failures")  # the IRC client's
     assert not await chat.redis.exists(f"canaduck:users:{{ip:{GATEWAY}}}:failures")
+
+
+async def test_a_storm_of_guests_is_checked_in_batches_and_an_accounts_nick_stays_reserved(chat: Chat):
+    # Twenty guests register at once, one of them as an account's nick (in another case): the
+    # gateway asks the users service in batches, and that one guest alone is refused.
+    await chat.register("Alice")
+    asked: list[str] = []
+
+    async def record(request: httpx.Request) -> None:
+        asked.append(request.url.path)
+
+    chat.users.event_hooks["request"].append(record)
+    guests = [await connect(chat.gateway) for _ in range(20)]
+    nicks = [f"guest{i}" for i in range(19)] + ["ALICE"]
+    answers = await asyncio.gather(*(g.register(nick) for g, nick in zip(guests, nicks, strict=True)))
+    assert [commands(a)[0] for a in answers] == ["001"] * 19 + ["433"]
+    assert set(asked) == {"/internal/accounts/owners"} and len(asked) < 20
+    for guest in guests:
+        await guest.close()
