@@ -21,6 +21,10 @@ from apps.ircd.store import Store
 
 log = logging.getLogger("canaduck.ircd")
 
+#: What a read or write of the shared state raises when Redis fails or is too slow: the
+#: dispatcher answers it with the command's 400 "try again".
+StateError = RedisError
+
 
 @dataclass(slots=True)
 class Context:

@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 
 import fakeredis
 import pytest
+from redis.exceptions import RedisError
 
 from apps.ircd.lines import server_time
 from apps.ircd.server import IrcServer
@@ -44,6 +45,29 @@ async def test_registration_sends_welcome_isupport_lusers_and_motd(gateway: IrcS
     assert got[:4] == ["001", "002", "003", "004"]
     assert "005" in got and "251" in got and got[-1] == "376"
     await client.close()
+
+
+async def test_a_registration_redis_failed_half_way_is_closed_with_a_reason_and_leaves_nothing(
+        gateway: IrcServer):
+    # Redis fails once the user is half made (in the roster, its record not written): rather
+    # than a user that never gets its welcome, the client is told and closed, and its nick is
+    # free again for the client that reconnects.
+    add_user = gateway.store.add_user
+
+    async def failing(*args: object) -> None:
+        raise RedisError("Timeout reading from redis")
+
+    gateway.store.add_user = failing  # type: ignore[method-assign]
+    client = await connect(gateway)
+    await client.send("NICK alice", "USER alice 0 * :Alice")
+    lines = await client.sync_closed()
+    assert "001" not in commands(lines)
+    assert lines[-1] == "ERROR :Closing link: Server state unavailable, try again later"
+    gateway.store.add_user = add_user  # type: ignore[method-assign]
+    again = await connect(gateway)
+    assert commands(await again.register("alice"))[0] == "001"
+    assert [c.nick for c in gateway.roster.connections] == ["alice"]
+    await again.close()
 
 
 async def test_commands_before_registration_get_451(gateway: IrcServer):

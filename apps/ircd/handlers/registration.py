@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from apps.chat import numerics as n
 from apps.ircd.client import Client
-from apps.ircd.context import Context
+from apps.ircd.context import Context, StateError
 from apps.ircd.errors import AlreadyRegistered, NeedMoreParams, NoOrigin
 from apps.ircd.isupport import VERSION, myinfo, tokens
 from apps.ircd.operations.devices import welcome_back
@@ -44,8 +44,18 @@ async def user(ctx: Context, client: Client, message: Message) -> None:
 
 
 async def finish_registration(ctx: Context, client: Client) -> None:
-    """Register once NICK, USER and capability negotiation are all done, and welcome."""
-    if await register(ctx, client):
+    """Register once NICK, USER and capability negotiation are all done, and welcome. A
+    registration that could not be completed (Redis failed half-way) closes the connection
+    with an ERROR saying so: the client reconnects, and the connection's end removes whatever
+    half of the user was written."""
+    try:
+        done = await register(ctx, client)
+    except StateError:
+        if not client.registered:
+            raise  # nothing was made yet: the command's 400, and the client may try again
+        client.close_link("Server state unavailable", "Server state unavailable, try again later")
+        return
+    if done:
         welcome(ctx, client)
         await lusers(ctx, client)
         motd(ctx, client)
