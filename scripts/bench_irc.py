@@ -150,6 +150,7 @@ class Tally:
         self.last_arrival = 0
         self.errors: list[str] = []
         self.pings = 0  # keep-alive PINGs answered
+        self.retries = 0  # NICKs and JOINs asked again after a 400 "try again"
         self.closed = 0  # connections the server closed after registering them
 
 
@@ -226,8 +227,18 @@ class BenchClient(asyncio.Protocol):
         elif command == b"JOIN" and len(words) > 1 and self.no_implicit_names and \
                 source.startswith(self._source):
             self._joined(words[1].lstrip(b":"))
+        elif command == b"400" and len(words) > 2 and words[2] in (b"NICK", b"JOIN"):
+            # The server could not reach its state (Redis) in time and says to try again: a
+            # person would, after a moment, and so does the benchmark's client (counted).
+            self.tally.retries += 1
+            again = f"{words[2].decode()} {self.nick if words[2] == b'NICK' else self._joining()}\r\n"
+            asyncio.get_running_loop().call_later(random.uniform(0.5, 1.5), self.write, again.encode())
         elif command in (b"ERROR", b"433", b"432", b"465") or (command[:1] in b"45" and command.isdigit()):
             self.tally.errors.append(f"{self.nick}: {line[:120].decode('utf-8', 'replace')}")
+
+    def _joining(self) -> str:
+        """The channel this client was asked to join (the benchmark's clients join one)."""
+        return next((c.decode() for c, done in self.joined.items() if not done.done()), "")
 
     def _joined(self, channel: bytes) -> None:
         done = self.joined.get(channel.lower())
@@ -313,7 +324,7 @@ async def _work(plan: Plan, pipe: Connection) -> None:
     pipe.send(("done", {"latencies": tally.latencies_ms, "cross": tally.cross_ms, "received": got,
                         "expected": expected,
                         "last_arrival": tally.last_arrival, "errors": tally.errors[:5],
-                        "pings": tally.pings, "closed": tally.closed,
+                        "pings": tally.pings, "closed": tally.closed, "retries": tally.retries,
                         "cpu_pct": 100 * cpu / wall}))
     await step("quit")
     for client in clients.values():
@@ -346,6 +357,7 @@ class Row:
     register_s: float = 0.0  # every client registered (from the first connection)
     join_s: float = 0.0  # every client joined (from the first JOIN)
     pings: int = 0  # keep-alive PINGs the clients answered
+    retries: int = 0  # NICKs and JOINs asked again after a 400 "try again"
     closed: int = 0  # registered connections the server closed
     errors: list[str] = field(default_factory=list)
     replicas: list[ReplicaRow] = field(default_factory=list)
@@ -518,6 +530,7 @@ def scenario(shape: Shape, server: str, ports: list[int], replicas: list[Replica
     row.gen_cpu_pct = sum(r["cpu_pct"] for r in reports)
     row.pings = sum(r["pings"] for r in reports)
     row.closed = sum(r["closed"] for r in reports)
+    row.retries = sum(r["retries"] for r in reports)
     row.errors = [e for r in reports for e in r["errors"]][:5]
     if latencies:
         row.p50 = percentile_or(latencies, 50, float("nan"))
@@ -549,10 +562,11 @@ def _cell(value: float) -> str:
 def setup_table(rows: list[Row]) -> str:
     """How the clients came in: registrations and joins, keep-alives, connections closed."""
     lines = [f"{'scenario':<28} {'server':<22} {'clients':>7} {'registered s':>12} {'reg/s':>6} "
-             f"{'joined s':>8} {'PINGs answered':>14} {'closed':>6}"]
+             f"{'joined s':>8} {'PINGs answered':>14} {'closed':>6} {'asked again (400)':>17}"]
     for r in rows:
         lines.append(f"{r.scenario:<28} {r.server:<22} {r.clients:>7} {r.register_s:>12.1f} "
-                     f"{r.registrations_per_s:>6.0f} {r.join_s:>8.1f} {r.pings:>14} {r.closed:>6}")
+                     f"{r.registrations_per_s:>6.0f} {r.join_s:>8.1f} {r.pings:>14} {r.closed:>6} "
+                     f"{r.retries:>17}")
     return "\n".join(lines)
 
 
@@ -1034,7 +1048,8 @@ def capacity_result(rows: list[Row]) -> str:
             fields += [f"{prefix}capacity_clients={r.clients}", f"{prefix}kib_per_conn={r.kib_per_conn:.1f}",
                        f"{prefix}capacity_p99_ms={r.p99:.2f}",
                        f"{prefix}registrations_per_s={r.registrations_per_s:.0f}", f"{prefix}lost={r.lost}",
-                       f"{prefix}pings_answered={r.pings}", f"{prefix}closed={r.closed}"]
+                       f"{prefix}pings_answered={r.pings}", f"{prefix}closed={r.closed}",
+                       f"{prefix}asked_again={r.retries}"]
             if not prefix:
                 fields += [f"replicas={len(r.replicas)}", *_lag_field([r])]
     return "RESULT " + " ".join(fields)
@@ -1051,6 +1066,16 @@ def bighall_result(rows: list[Row]) -> str:
             if not prefix:
                 fields += _lag_field([r])
     return "RESULT " + " ".join(fields)
+
+
+def log_warnings(gateways: list[Gateway], count: int = 3) -> list[str]:
+    """The last warnings and errors of each server's log: why a run failed, kept in its output
+    (the logs go with the run's scratch directory)."""
+    found = []
+    for gateway in gateways:
+        lines = [line for line in gateway.log().splitlines() if "WARNING" in line or "ERROR" in line]
+        found += [f"{gateway.name}: {line[:300]}" for line in lines[-count:]]
+    return found
 
 
 def run_one(server: str, shape: Shape, args: argparse.Namespace) -> Row:
@@ -1079,7 +1104,10 @@ def run_one(server: str, shape: Shape, args: argparse.Namespace) -> Row:
         ports = [g.listen_port for g in gateways]
         replicas = [Replica(g.name, g.proc.pid, f"http://127.0.0.1:{g.spec.http_port}/metrics"
                             if g.spec.http_port else None) for g in gateways]
-        return scenario(shape, label, ports, replicas, args)
+        try:
+            return scenario(shape, label, ports, replicas, args)
+        except RuntimeError as exc:
+            raise RuntimeError(f"{exc}; the servers' logs end with: {log_warnings(gateways)}") from None
     finally:
         stop_gateways(gateways)
         if backing is not None:
