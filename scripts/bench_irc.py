@@ -37,6 +37,14 @@ Without it the clients and their lines are those of every earlier run.
 the clients connect there, so the memory per connection includes what TLS costs; the peers'
 rows are left out (their configs here have no TLS), and the rows say `tls`.
 
+Two more delivery scenarios, sized for scale, not in the default run: "capacity", CLIENTS
+(100,000 unless given) in rooms, on a replica per PER_REPLICA clients and a load generator
+process per PER_WORKER, each binding its own source address (127.0.0.1, .2, ...) so that no
+(source, destination) pair runs out of ephemeral ports; it also says how fast the clients
+registered, how many keep-alive PINGs they answered and how many NICKs and JOINs were asked
+again after a 400 "try again". "bighall": one channel of HALL (7,000 unless given) members at
+HALL_RATE (5 unless given). Each ends with a RESULT line of its own.
+
 "reconnect" (`--scenarios reconnect`, not in the default run): CLIENTS clients (2,000 unless
 given) in rooms through one address, our REPLICAS replicas (4 unless given) sharing one port;
 the first is SIGKILLed under traffic and its clients come back on their own, with backoff and
