@@ -57,6 +57,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import math
 import multiprocessing
 import os
@@ -73,7 +74,8 @@ from typing import Any
 
 import httpx
 
-from scripts.devkit import ircroam
+from scripts.devkit import cpuquota, ircroam
+from scripts.devkit.cpuquota import CpuQuotas
 from scripts.devkit.inspircd import client_limit, inspircd_binary, start_network
 from scripts.devkit.ircroam import RoamPlan, roam_plans
 from scripts.devkit.ircstack import (
@@ -847,6 +849,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--tls", action="store_true",
                         help="delivery scenarios: the clients connect to our gateways over TLS (a "
                              "self-signed certificate made for the run); the peers' rows are left out")
+    parser.add_argument("--quota", type=float, default=0.0,
+                        help="cores of CPU each of our replicas may use (a cgroup v1 cpu group each, as "
+                             "if each had a host of its own; default: no quota)")
+    parser.add_argument("--curve", type=lambda text: [int(n) for n in text.split(",")], default=None,
+                        help="delivery scenarios: ours only, once per replica count given (e.g. 1,2,4), "
+                             "and the scaling efficiency of deliveries/s")
     parser.add_argument("--no-implicit-names", action="store_true",
                         help="clients ask for the IRCv3 no-implicit-names capability: no NAMES reply "
                              "after their JOIN (a server without it sends one anyway)")
@@ -897,6 +905,13 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         if set(servers) - {"canaduck"}:
             print("bench-irc: --tls: ours only (the peers' configs here have no TLS)", file=sys.stderr)
+        servers = [s for s in servers if s == "canaduck"]
+    if args.quota and (why := cpuquota.available()):
+        print(f"bench-irc: --quota: {why}", file=sys.stderr)
+        return 2
+    if args.curve:
+        if set(servers) - {"canaduck"}:
+            print("bench-irc: --curve: ours only (the peers do not add replicas)", file=sys.stderr)
         servers = [s for s in servers if s == "canaduck"]
     if not servers:
         print("bench-irc: nothing to measure", file=sys.stderr)
@@ -965,7 +980,12 @@ def shapes(wanted: list[str], args: argparse.Namespace) -> list[Shape]:
         big = kind in ("capacity", "bighall")
         replicas = args.replicas or (max(2, math.ceil(clients / PER_REPLICA)) if big else 2)
         workers = max(args.workers, math.ceil(clients / PER_WORKER))
-        out.append(Shape(kind, label, rooms, size, rate, replicas, workers))
+        if args.quota:
+            label += f" q{args.quota:g}"
+        for count in args.curve or [replicas]:
+            # A curve's rows differ by their replicas only: the label says how many.
+            curve_label = f"{label} N={count}" if args.curve else label
+            out.append(Shape(kind, curve_label, rooms, size, rate, count, workers))
     return out
 
 
@@ -1008,12 +1028,29 @@ def delivery(servers: list[str], wanted: list[str], args: argparse.Namespace) ->
         print(failure)
     print(f"load average (1 min) after each row: {' '.join(f'{x:.2f}' for x in loads)}; at the end: "
           f"{load[0]:.2f} {load[1]:.2f} {load[2]:.2f} on {os.cpu_count()} cores")
-    for kind, result in (("rooms,hall", delivery_result), ("capacity", capacity_result),
-                         ("bighall", bighall_result)):
-        ran = [r for r in rows if r.scenario.split()[0] in kind.split(",")]
+    results: tuple[tuple[str, Callable[[list[Row]], str]], ...] = (
+        ("rooms,hall", delivery_result), ("capacity", capacity_result), ("bighall", bighall_result))
+    if args.curve:
+        results = tuple((kind, functools.partial(curve_result, quota=args.quota)) for kind in DELIVERY_KINDS)
+    for kinds, result in results:
+        ran = [r for r in rows if r.scenario.split()[0] in kinds.split(",")]
         if ran:
             print(result(ran) + (f" failed_scenarios={len(failures)}" if failures else ""))
     return failures
+
+
+def curve_result(rows: list[Row], quota: float) -> str:
+    """One scenario's rows at N = 1, 2, 4... replicas: deliveries/s at each, and the scaling
+    efficiency (deliveries/s at N over N times those at 1) where N = 1 ran."""
+    by_count = {len(r.replicas): r for r in rows}
+    fields = [f"curve={rows[0].scenario.split()[0]}", f"quota_cores={quota:g}"]
+    fields += [f"deliveries_per_s_{n}={r.deliveries_per_s:.0f}" for n, r in sorted(by_count.items())]
+    if 1 in by_count and by_count[1].deliveries_per_s:
+        one = by_count[1].deliveries_per_s
+        fields += [f"efficiency_{n}={r.deliveries_per_s / (n * one):.2f}" for n, r in sorted(by_count.items())
+                   if n > 1]
+    fields.append(f"lost={sum(r.lost for r in rows)}")
+    return "RESULT " + " ".join(fields)
 
 
 def _by_server(rows: list[Row]) -> tuple[list[Row], list[Row], list[Row]]:
@@ -1087,10 +1124,12 @@ def log_warnings(gateways: list[Gateway], count: int = 3) -> list[str]:
 
 
 def run_one(server: str, shape: Shape, args: argparse.Namespace) -> Row:
-    """Fresh servers for each scenario, stopped after it."""
+    """Fresh servers for each scenario, stopped after it. With `--quota`, each of our replicas
+    is held to that much CPU (a cgroup of its own); Redis and the load generator are not."""
     workdir = scratch_dir("bench-irc")
     backing: ChatBacking | None = None
     gateways: list[Gateway] = []
+    quotas = CpuQuotas(args.quota) if args.quota and server == "canaduck" else None
     try:
         if server == "ngircd":
             gateways.append(start_ngircd(GatewaySpec(port=free_port()), workdir).wait())
@@ -1108,6 +1147,9 @@ def run_one(server: str, shape: Shape, args: argparse.Namespace) -> Row:
                 gateways.append(backing.start_ircd(spec, f"ircd-{index + 1}"))
             for gateway in gateways:
                 gateway.wait(30)
+            if quotas is not None:
+                for gateway in gateways:
+                    quotas.hold(gateway.name, [gateway.proc.pid])
             label = f"canaduck ({shape.replicas} replicas)"
         ports = [g.listen_port for g in gateways]
         replicas = [Replica(g.name, g.proc.pid, f"http://127.0.0.1:{g.spec.http_port}/metrics"
@@ -1117,6 +1159,8 @@ def run_one(server: str, shape: Shape, args: argparse.Namespace) -> Row:
         except RuntimeError as exc:
             raise RuntimeError(f"{exc}; the servers' logs end with: {log_warnings(gateways)}") from None
     finally:
+        if quotas is not None:
+            quotas.release()
         stop_gateways(gateways)
         if backing is not None:
             backing.stop()

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from scripts.bench_irc import Row, capacity_result, parse_args, plans, shapes
+from scripts.bench_irc import ReplicaRow, Row, capacity_result, curve_result, parse_args, plans, shapes
 from scripts.devkit.ircstack import client_tls_context, self_signed
 from tests.unit.ircd_support import running_gateway
 
@@ -56,3 +56,15 @@ def test_the_capacity_result_line_names_the_issues_fields():
     assert line.startswith("RESULT capacity_clients=100000 kib_per_conn=6.2 capacity_p99_ms=12.50 "
                            "registrations_per_s=2000 lost=0 ")
     assert "pings_answered=400" in line and "asked_again=3" in line
+
+
+def test_a_curve_runs_each_scenario_at_each_replica_count_and_says_its_efficiency():
+    args = parse_args(["--scenarios", "rooms", "--curve", "1,2,4", "--quota", "0.25"])
+    assert [(s.replicas, s.label) for s in shapes(["rooms"], args)] == [
+        (n, f"rooms 50x20 @200/s q0.25 N={n}") for n in (1, 2, 4)]
+    rows = [Row("rooms", "canaduck", 1000, deliveries_per_s=rate, expected=10, received=10,
+                replicas=[ReplicaRow(f"ircd-{i}", 25, 80, 1) for i in range(n)])
+            for n, rate in ((1, 1000.0), (2, 1800.0), (4, 3000.0))]
+    assert curve_result(rows, 0.25) == ("RESULT curve=rooms quota_cores=0.25 deliveries_per_s_1=1000 "
+                                        "deliveries_per_s_2=1800 deliveries_per_s_4=3000 efficiency_2=0.90 "
+                                        "efficiency_4=0.75 lost=0")
