@@ -37,6 +37,14 @@ Without it the clients and their lines are those of every earlier run.
 the clients connect there, so the memory per connection includes what TLS costs; the peers'
 rows are left out (their configs here have no TLS), and the rows say `tls`.
 
+Two more delivery scenarios, sized for scale, not in the default run: "capacity", CLIENTS
+(100,000 unless given) in rooms, on a replica per PER_REPLICA clients and a load generator
+process per PER_WORKER, each binding its own source address (127.0.0.1, .2, ...) so that no
+(source, destination) pair runs out of ephemeral ports; it also says how fast the clients
+registered, how many keep-alive PINGs they answered and how many NICKs and JOINs were asked
+again after a 400 "try again". "bighall": one channel of HALL (7,000 unless given) members at
+HALL_RATE (5 unless given). Each ends with a RESULT line of its own.
+
 "reconnect" (`--scenarios reconnect`, not in the default run): CLIENTS clients (2,000 unless
 given) in rooms through one address, our REPLICAS replicas (4 unless given) sharing one port;
 the first is SIGKILLed under traffic and its clients come back on their own, with backoff and
@@ -49,6 +57,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import math
 import multiprocessing
 import os
@@ -65,7 +74,8 @@ from typing import Any
 
 import httpx
 
-from scripts.devkit import ircroam
+from scripts.devkit import cpuquota, ircroam
+from scripts.devkit.cpuquota import CpuQuotas
 from scripts.devkit.inspircd import client_limit, inspircd_binary, start_network
 from scripts.devkit.ircroam import RoamPlan, roam_plans
 from scripts.devkit.ircstack import (
@@ -150,6 +160,7 @@ class Tally:
         self.last_arrival = 0
         self.errors: list[str] = []
         self.pings = 0  # keep-alive PINGs answered
+        self.retries = 0  # NICKs and JOINs asked again after a 400 "try again"
         self.closed = 0  # connections the server closed after registering them
 
 
@@ -226,8 +237,18 @@ class BenchClient(asyncio.Protocol):
         elif command == b"JOIN" and len(words) > 1 and self.no_implicit_names and \
                 source.startswith(self._source):
             self._joined(words[1].lstrip(b":"))
+        elif command == b"400" and len(words) > 2 and words[2] in (b"NICK", b"JOIN"):
+            # The server could not reach its state (Redis) in time and says to try again: a
+            # person would, after a moment, and so does the benchmark's client (counted).
+            self.tally.retries += 1
+            again = f"{words[2].decode()} {self.nick if words[2] == b'NICK' else self._joining()}\r\n"
+            asyncio.get_running_loop().call_later(random.uniform(0.5, 1.5), self.write, again.encode())
         elif command in (b"ERROR", b"433", b"432", b"465") or (command[:1] in b"45" and command.isdigit()):
             self.tally.errors.append(f"{self.nick}: {line[:120].decode('utf-8', 'replace')}")
+
+    def _joining(self) -> str:
+        """The channel this client was asked to join (the benchmark's clients join one)."""
+        return next((c.decode() for c, done in self.joined.items() if not done.done()), "")
 
     def _joined(self, channel: bytes) -> None:
         done = self.joined.get(channel.lower())
@@ -313,7 +334,7 @@ async def _work(plan: Plan, pipe: Connection) -> None:
     pipe.send(("done", {"latencies": tally.latencies_ms, "cross": tally.cross_ms, "received": got,
                         "expected": expected,
                         "last_arrival": tally.last_arrival, "errors": tally.errors[:5],
-                        "pings": tally.pings, "closed": tally.closed,
+                        "pings": tally.pings, "closed": tally.closed, "retries": tally.retries,
                         "cpu_pct": 100 * cpu / wall}))
     await step("quit")
     for client in clients.values():
@@ -346,6 +367,7 @@ class Row:
     register_s: float = 0.0  # every client registered (from the first connection)
     join_s: float = 0.0  # every client joined (from the first JOIN)
     pings: int = 0  # keep-alive PINGs the clients answered
+    retries: int = 0  # NICKs and JOINs asked again after a 400 "try again"
     closed: int = 0  # registered connections the server closed
     errors: list[str] = field(default_factory=list)
     replicas: list[ReplicaRow] = field(default_factory=list)
@@ -518,6 +540,7 @@ def scenario(shape: Shape, server: str, ports: list[int], replicas: list[Replica
     row.gen_cpu_pct = sum(r["cpu_pct"] for r in reports)
     row.pings = sum(r["pings"] for r in reports)
     row.closed = sum(r["closed"] for r in reports)
+    row.retries = sum(r["retries"] for r in reports)
     row.errors = [e for r in reports for e in r["errors"]][:5]
     if latencies:
         row.p50 = percentile_or(latencies, 50, float("nan"))
@@ -549,10 +572,11 @@ def _cell(value: float) -> str:
 def setup_table(rows: list[Row]) -> str:
     """How the clients came in: registrations and joins, keep-alives, connections closed."""
     lines = [f"{'scenario':<28} {'server':<22} {'clients':>7} {'registered s':>12} {'reg/s':>6} "
-             f"{'joined s':>8} {'PINGs answered':>14} {'closed':>6}"]
+             f"{'joined s':>8} {'PINGs answered':>14} {'closed':>6} {'asked again (400)':>17}"]
     for r in rows:
         lines.append(f"{r.scenario:<28} {r.server:<22} {r.clients:>7} {r.register_s:>12.1f} "
-                     f"{r.registrations_per_s:>6.0f} {r.join_s:>8.1f} {r.pings:>14} {r.closed:>6}")
+                     f"{r.registrations_per_s:>6.0f} {r.join_s:>8.1f} {r.pings:>14} {r.closed:>6} "
+                     f"{r.retries:>17}")
     return "\n".join(lines)
 
 
@@ -825,6 +849,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--tls", action="store_true",
                         help="delivery scenarios: the clients connect to our gateways over TLS (a "
                              "self-signed certificate made for the run); the peers' rows are left out")
+    parser.add_argument("--quota", type=float, default=0.0,
+                        help="cores of CPU each of our replicas may use (a cgroup v1 cpu group each, as "
+                             "if each had a host of its own; default: no quota)")
+    parser.add_argument("--curve", type=lambda text: [int(n) for n in text.split(",")], default=None,
+                        help="delivery scenarios: ours only, once per replica count given (e.g. 1,2,4), "
+                             "and the scaling efficiency of deliveries/s")
     parser.add_argument("--no-implicit-names", action="store_true",
                         help="clients ask for the IRCv3 no-implicit-names capability: no NAMES reply "
                              "after their JOIN (a server without it sends one anyway)")
@@ -875,6 +905,13 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         if set(servers) - {"canaduck"}:
             print("bench-irc: --tls: ours only (the peers' configs here have no TLS)", file=sys.stderr)
+        servers = [s for s in servers if s == "canaduck"]
+    if args.quota and (why := cpuquota.available()):
+        print(f"bench-irc: --quota: {why}", file=sys.stderr)
+        return 2
+    if args.curve:
+        if set(servers) - {"canaduck"}:
+            print("bench-irc: --curve: ours only (the peers do not add replicas)", file=sys.stderr)
         servers = [s for s in servers if s == "canaduck"]
     if not servers:
         print("bench-irc: nothing to measure", file=sys.stderr)
@@ -943,7 +980,12 @@ def shapes(wanted: list[str], args: argparse.Namespace) -> list[Shape]:
         big = kind in ("capacity", "bighall")
         replicas = args.replicas or (max(2, math.ceil(clients / PER_REPLICA)) if big else 2)
         workers = max(args.workers, math.ceil(clients / PER_WORKER))
-        out.append(Shape(kind, label, rooms, size, rate, replicas, workers))
+        if args.quota:
+            label += f" q{args.quota:g}"
+        for count in args.curve or [replicas]:
+            # A curve's rows differ by their replicas only: the label says how many.
+            curve_label = f"{label} N={count}" if args.curve else label
+            out.append(Shape(kind, curve_label, rooms, size, rate, count, workers))
     return out
 
 
@@ -986,12 +1028,29 @@ def delivery(servers: list[str], wanted: list[str], args: argparse.Namespace) ->
         print(failure)
     print(f"load average (1 min) after each row: {' '.join(f'{x:.2f}' for x in loads)}; at the end: "
           f"{load[0]:.2f} {load[1]:.2f} {load[2]:.2f} on {os.cpu_count()} cores")
-    for kind, result in (("rooms,hall", delivery_result), ("capacity", capacity_result),
-                         ("bighall", bighall_result)):
-        ran = [r for r in rows if r.scenario.split()[0] in kind.split(",")]
+    results: tuple[tuple[str, Callable[[list[Row]], str]], ...] = (
+        ("rooms,hall", delivery_result), ("capacity", capacity_result), ("bighall", bighall_result))
+    if args.curve:
+        results = tuple((kind, functools.partial(curve_result, quota=args.quota)) for kind in DELIVERY_KINDS)
+    for kinds, result in results:
+        ran = [r for r in rows if r.scenario.split()[0] in kinds.split(",")]
         if ran:
             print(result(ran) + (f" failed_scenarios={len(failures)}" if failures else ""))
     return failures
+
+
+def curve_result(rows: list[Row], quota: float) -> str:
+    """One scenario's rows at N = 1, 2, 4... replicas: deliveries/s at each, and the scaling
+    efficiency (deliveries/s at N over N times those at 1) where N = 1 ran."""
+    by_count = {len(r.replicas): r for r in rows}
+    fields = [f"curve={rows[0].scenario.split()[0]}", f"quota_cores={quota:g}"]
+    fields += [f"deliveries_per_s_{n}={r.deliveries_per_s:.0f}" for n, r in sorted(by_count.items())]
+    if 1 in by_count and by_count[1].deliveries_per_s:
+        one = by_count[1].deliveries_per_s
+        fields += [f"efficiency_{n}={r.deliveries_per_s / (n * one):.2f}" for n, r in sorted(by_count.items())
+                   if n > 1]
+    fields.append(f"lost={sum(r.lost for r in rows)}")
+    return "RESULT " + " ".join(fields)
 
 
 def _by_server(rows: list[Row]) -> tuple[list[Row], list[Row], list[Row]]:
@@ -1034,7 +1093,8 @@ def capacity_result(rows: list[Row]) -> str:
             fields += [f"{prefix}capacity_clients={r.clients}", f"{prefix}kib_per_conn={r.kib_per_conn:.1f}",
                        f"{prefix}capacity_p99_ms={r.p99:.2f}",
                        f"{prefix}registrations_per_s={r.registrations_per_s:.0f}", f"{prefix}lost={r.lost}",
-                       f"{prefix}pings_answered={r.pings}", f"{prefix}closed={r.closed}"]
+                       f"{prefix}pings_answered={r.pings}", f"{prefix}closed={r.closed}",
+                       f"{prefix}asked_again={r.retries}"]
             if not prefix:
                 fields += [f"replicas={len(r.replicas)}", *_lag_field([r])]
     return "RESULT " + " ".join(fields)
@@ -1053,11 +1113,23 @@ def bighall_result(rows: list[Row]) -> str:
     return "RESULT " + " ".join(fields)
 
 
+def log_warnings(gateways: list[Gateway], count: int = 3) -> list[str]:
+    """The last warnings and errors of each server's log: why a run failed, kept in its output
+    (the logs go with the run's scratch directory)."""
+    found = []
+    for gateway in gateways:
+        lines = [line for line in gateway.log().splitlines() if "WARNING" in line or "ERROR" in line]
+        found += [f"{gateway.name}: {line[:300]}" for line in lines[-count:]]
+    return found
+
+
 def run_one(server: str, shape: Shape, args: argparse.Namespace) -> Row:
-    """Fresh servers for each scenario, stopped after it."""
+    """Fresh servers for each scenario, stopped after it. With `--quota`, each of our replicas
+    is held to that much CPU (a cgroup of its own); Redis and the load generator are not."""
     workdir = scratch_dir("bench-irc")
     backing: ChatBacking | None = None
     gateways: list[Gateway] = []
+    quotas = CpuQuotas(args.quota) if args.quota and server == "canaduck" else None
     try:
         if server == "ngircd":
             gateways.append(start_ngircd(GatewaySpec(port=free_port()), workdir).wait())
@@ -1075,12 +1147,20 @@ def run_one(server: str, shape: Shape, args: argparse.Namespace) -> Row:
                 gateways.append(backing.start_ircd(spec, f"ircd-{index + 1}"))
             for gateway in gateways:
                 gateway.wait(30)
+            if quotas is not None:
+                for gateway in gateways:
+                    quotas.hold(gateway.name, [gateway.proc.pid])
             label = f"canaduck ({shape.replicas} replicas)"
         ports = [g.listen_port for g in gateways]
         replicas = [Replica(g.name, g.proc.pid, f"http://127.0.0.1:{g.spec.http_port}/metrics"
                             if g.spec.http_port else None) for g in gateways]
-        return scenario(shape, label, ports, replicas, args)
+        try:
+            return scenario(shape, label, ports, replicas, args)
+        except RuntimeError as exc:
+            raise RuntimeError(f"{exc}; the servers' logs end with: {log_warnings(gateways)}") from None
     finally:
+        if quotas is not None:
+            quotas.release()
         stop_gateways(gateways)
         if backing is not None:
             backing.stop()

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from scripts.bench_irc import ReplicaRow, Row, capacity_result, curve_result, parse_args, plans, shapes
 from scripts.devkit.ircstack import client_tls_context, self_signed
 from tests.unit.ircd_support import running_gateway
 
@@ -27,3 +28,43 @@ async def test_a_client_registers_over_tls_with_the_runs_own_certificate(tmp_pat
         assert writer.get_extra_info("ssl_object") is not None
         assert [c.transport.secure for c in gateway.roster.connections] == [True]
         writer.close()
+
+
+def test_the_capacity_scenario_takes_a_replica_per_18000_clients_and_a_generator_per_15000():
+    args = parse_args(["--scenarios", "capacity,bighall,rooms"])
+    by_kind = {s.kind: s for s in shapes(args.scenarios.split(","), args)}
+    capacity, bighall, rooms = by_kind["capacity"], by_kind["bighall"], by_kind["rooms"]
+    assert (capacity.clients, capacity.size, capacity.rate) == (100_000, 20, 200)
+    assert (capacity.replicas, capacity.workers) == (6, 7)
+    assert (bighall.clients, bighall.rate, bighall.replicas) == (7000, 5, 2)
+    assert (rooms.clients, rooms.replicas, rooms.workers) == (1000, 2, 2)
+    given = parse_args(["--scenarios", "capacity", "--clients", "2000", "--replicas", "3"])
+    [small] = shapes(["capacity"], given)
+    assert (small.clients, small.replicas, small.workers) == (2000, 3, 2)
+
+
+def test_each_generator_process_binds_its_own_source_address():
+    worker_plans, _ = plans(60, 20, [7000, 7001], 10, 1, 3, "b")
+    assert [p.source for p in worker_plans] == ["127.0.0.1", "127.0.0.2", "127.0.0.3"]
+    assert sorted(i for p in worker_plans for i in p.nicks) == list(range(60))
+
+
+def test_the_capacity_result_line_names_the_issues_fields():
+    row = Row("capacity 5000x20 @200/s", "canaduck (6 replicas)", 100_000, sent=2000, expected=38_000,
+              received=38_000, p99=12.5, kib_per_conn=6.25, register_s=50.0, pings=400, retries=3)
+    line = capacity_result([row])
+    assert line.startswith("RESULT capacity_clients=100000 kib_per_conn=6.2 capacity_p99_ms=12.50 "
+                           "registrations_per_s=2000 lost=0 ")
+    assert "pings_answered=400" in line and "asked_again=3" in line
+
+
+def test_a_curve_runs_each_scenario_at_each_replica_count_and_says_its_efficiency():
+    args = parse_args(["--scenarios", "rooms", "--curve", "1,2,4", "--quota", "0.25"])
+    assert [(s.replicas, s.label) for s in shapes(["rooms"], args)] == [
+        (n, f"rooms 50x20 @200/s q0.25 N={n}") for n in (1, 2, 4)]
+    rows = [Row("rooms", "canaduck", 1000, deliveries_per_s=rate, expected=10, received=10,
+                replicas=[ReplicaRow(f"ircd-{i}", 25, 80, 1) for i in range(n)])
+            for n, rate in ((1, 1000.0), (2, 1800.0), (4, 3000.0))]
+    assert curve_result(rows, 0.25) == ("RESULT curve=rooms quota_cores=0.25 deliveries_per_s_1=1000 "
+                                        "deliveries_per_s_2=1800 deliveries_per_s_4=3000 efficiency_2=0.90 "
+                                        "efficiency_4=0.75 lost=0")
