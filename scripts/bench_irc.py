@@ -69,6 +69,7 @@ from scripts.devkit import ircroam
 from scripts.devkit.inspircd import client_limit, inspircd_binary, start_network
 from scripts.devkit.ircroam import RoamPlan, roam_plans
 from scripts.devkit.ircstack import (
+    NGIRCD_LISTEN_BACKLOG,
     ChatBacking,
     Gateway,
     GatewaySpec,
@@ -131,6 +132,9 @@ class Plan:
     origin: dict[int, int] = field(default_factory=dict)
     #: The clients connect with TLS (the servers' certificate is not checked: it is the run's own).
     tls: bool = False
+    #: Registrations in flight at once (joins are WAVE): fewer for a server whose listen
+    #: backlog is shorter than the generator's waves (ngIRCd's is 10).
+    wave: int = WAVE
 
 
 class Tally:
@@ -246,12 +250,13 @@ async def _work(plan: Plan, pipe: Connection) -> None:
     tally = Tally()
     clients: dict[int, BenchClient] = {}
     gate = asyncio.Semaphore(WAVE)
+    arrivals = asyncio.Semaphore(plan.wave)
     cpu_start = time.process_time()
 
     context = client_tls_context() if plan.tls else None
 
     async def register(index: int) -> None:
-        async with gate:
+        async with arrivals:
             nick, port = plan.nicks[index], plan.ports[index]
             _, client = await loop.create_connection(
                 lambda: BenchClient(nick, tally, port=port, origin=plan.origin,
@@ -339,7 +344,8 @@ class Row:
 
 
 def plans(count: int, room_size: int, ports: list[int], rate: float, seconds: float, workers: int,
-          prefix: str, *, no_implicit_names: bool = False, tls: bool = False) -> tuple[list[Plan], int]:
+          prefix: str, *, no_implicit_names: bool = False, tls: bool = False,
+          wave: int = WAVE) -> tuple[list[Plan], int]:
     """Split the clients over the workers (client i goes to worker i % workers, and to port
     i % len(ports)), channels of `room_size` consecutive clients, the send schedule; and the
     number of messages."""
@@ -349,7 +355,7 @@ def plans(count: int, room_size: int, ports: list[int], rate: float, seconds: fl
     for index, channel in channel_of.items():
         members.setdefault(channel, []).append(index)
     names = sorted(members, key=lambda c: int(c[6:]))
-    out = [Plan({}, {}, {}, [], {}, no_implicit_names, tls=tls) for _ in range(workers)]
+    out = [Plan({}, {}, {}, [], {}, no_implicit_names, tls=tls, wave=wave) for _ in range(workers)]
     for index, channel in channel_of.items():
         plan = out[index % workers]
         plan.nicks[index] = f"{prefix}{index}"
@@ -439,17 +445,18 @@ class ReplicaRow:
 
 
 def scenario(name: str, server: str, ports: list[int], replicas: list[Replica], rooms: int, room_size: int,
-             rate: float, args: argparse.Namespace) -> Row:
+             rate: float, args: argparse.Namespace, wave: int = WAVE) -> Row:
     pids = [r.pid for r in replicas]
     count = rooms * room_size
     worker_plans, total = plans(count, room_size, ports, rate, args.seconds, args.workers, f"b{name[:1]}",
-                                no_implicit_names=args.no_implicit_names, tls=args.tls)
+                                no_implicit_names=args.no_implicit_names, tls=args.tls, wave=wave)
     rss_before = sum(rss_kib(p) for p in pids)
     workers = Workers(worker_plans)
     try:
         phase = time.perf_counter()
         workers.step("register", expect="registered")
-        print(f"  {server}: {count} clients registered in {time.perf_counter() - phase:.1f} s",
+        at_once = f" ({wave * args.workers} at a time)" if wave != WAVE else ""
+        print(f"  {server}: {count} clients registered in {time.perf_counter() - phase:.1f} s{at_once}",
               file=sys.stderr)
         phase = time.perf_counter()
         workers.step("join", expect="joined")
@@ -927,10 +934,13 @@ def run_one(server: str, name: str, rooms: int, size: int, rate: float, args: ar
     workdir = scratch_dir("bench-irc")
     backing: ChatBacking | None = None
     gateways: list[Gateway] = []
+    wave = WAVE
     try:
         if server == "ngircd":
             gateways.append(start_ngircd(GatewaySpec(port=free_port()), workdir).wait())
             label = "ngIRCd (1 process)"
+            # No more handshakes at once than its accept queue holds (NGIRCD_LISTEN_BACKLOG).
+            wave = max(1, NGIRCD_LISTEN_BACKLOG // args.workers)
         elif server == "inspircd":
             gateways += start_network(2, workdir)
             label = "InspIRCd (2 linked)"
@@ -948,7 +958,7 @@ def run_one(server: str, name: str, rooms: int, size: int, rate: float, args: ar
         ports = [g.listen_port for g in gateways]
         replicas = [Replica(g.name, g.proc.pid, f"http://127.0.0.1:{g.spec.http_port}/metrics"
                             if g.spec.http_port else None) for g in gateways]
-        return scenario(name, label, ports, replicas, rooms, size, rate, args)
+        return scenario(name, label, ports, replicas, rooms, size, rate, args, wave)
     finally:
         stop_gateways(gateways)
         if backing is not None:
