@@ -79,6 +79,7 @@ from scripts.devkit.cpuquota import CpuQuotas
 from scripts.devkit.inspircd import client_limit, inspircd_binary, start_network
 from scripts.devkit.ircroam import RoamPlan, roam_plans
 from scripts.devkit.ircstack import (
+    NGIRCD_LISTEN_BACKLOG,
     ChatBacking,
     Gateway,
     GatewaySpec,
@@ -148,6 +149,9 @@ class Plan:
     #: The address the clients bind: one per worker, so that no (source, destination) pair needs
     #: more than this machine's ~28,000 ephemeral ports.
     source: str = "127.0.0.1"
+    #: Registrations in flight at once (joins are WAVE): fewer for a server whose listen
+    #: backlog is shorter than the generator's waves (ngIRCd's is 10).
+    wave: int = WAVE
 
 
 class Tally:
@@ -278,12 +282,13 @@ async def _work(plan: Plan, pipe: Connection) -> None:
     tally = Tally()
     clients: dict[int, BenchClient] = {}
     gate = asyncio.Semaphore(WAVE)
+    arrivals = asyncio.Semaphore(plan.wave)
     cpu_start = time.process_time()
 
     context = client_tls_context() if plan.tls else None
 
     async def register(index: int) -> None:
-        async with gate:
+        async with arrivals:
             nick, port = plan.nicks[index], plan.ports[index]
             _, client = await loop.create_connection(
                 lambda: BenchClient(nick, tally, port=port, origin=plan.origin,
@@ -382,7 +387,8 @@ class Row:
 
 
 def plans(count: int, room_size: int, ports: list[int], rate: float, seconds: float, workers: int,
-          prefix: str, *, no_implicit_names: bool = False, tls: bool = False) -> tuple[list[Plan], int]:
+          prefix: str, *, no_implicit_names: bool = False, tls: bool = False,
+          wave: int = WAVE) -> tuple[list[Plan], int]:
     """Split the clients over the workers (client i goes to worker i % workers, and to port
     i % len(ports)), channels of `room_size` consecutive clients, the send schedule; and the
     number of messages."""
@@ -392,7 +398,7 @@ def plans(count: int, room_size: int, ports: list[int], rate: float, seconds: fl
     for index, channel in channel_of.items():
         members.setdefault(channel, []).append(index)
     names = sorted(members, key=lambda c: int(c[6:]))
-    out = [Plan({}, {}, {}, [], {}, no_implicit_names, tls=tls, source=f"127.0.0.{1 + w}")
+    out = [Plan({}, {}, {}, [], {}, no_implicit_names, tls=tls, source=f"127.0.0.{1 + w}", wave=wave)
            for w in range(workers)]
     for index, channel in channel_of.items():
         plan = out[index % workers]
@@ -500,18 +506,20 @@ class Shape:
 
 
 def scenario(shape: Shape, server: str, ports: list[int], replicas: list[Replica],
-             args: argparse.Namespace) -> Row:
+             args: argparse.Namespace, wave: int = WAVE) -> Row:
     pids = [r.pid for r in replicas]
     count = shape.clients
     worker_plans, total = plans(count, shape.size, ports, shape.rate, args.seconds, shape.workers,
-                                f"b{shape.kind[:1]}", no_implicit_names=args.no_implicit_names, tls=args.tls)
+                                f"b{shape.kind[:1]}", no_implicit_names=args.no_implicit_names, tls=args.tls,
+                                wave=wave)
     rss_before = sum(rss_kib(p) for p in pids)
     workers = Workers(worker_plans)
     try:
         phase = time.perf_counter()
         workers.step("register", expect="registered")
         register_s = time.perf_counter() - phase
-        print(f"  {server}: {count} clients registered in {register_s:.1f} s", file=sys.stderr)
+        at_once = f" ({wave * shape.workers} at a time)" if wave != WAVE else ""
+        print(f"  {server}: {count} clients registered in {register_s:.1f} s{at_once}", file=sys.stderr)
         phase = time.perf_counter()
         workers.step("join", expect="joined")
         join_s = time.perf_counter() - phase
@@ -1130,10 +1138,13 @@ def run_one(server: str, shape: Shape, args: argparse.Namespace) -> Row:
     backing: ChatBacking | None = None
     gateways: list[Gateway] = []
     quotas = CpuQuotas(args.quota) if args.quota and server == "canaduck" else None
+    wave = WAVE
     try:
         if server == "ngircd":
             gateways.append(start_ngircd(GatewaySpec(port=free_port()), workdir).wait())
             label = "ngIRCd (1 process)"
+            # No more handshakes at once than its accept queue holds (NGIRCD_LISTEN_BACKLOG).
+            wave = max(1, NGIRCD_LISTEN_BACKLOG // shape.workers)
         elif server == "inspircd":
             gateways += start_network(2, workdir)
             label = "InspIRCd (2 linked)"
@@ -1155,7 +1166,7 @@ def run_one(server: str, shape: Shape, args: argparse.Namespace) -> Row:
         replicas = [Replica(g.name, g.proc.pid, f"http://127.0.0.1:{g.spec.http_port}/metrics"
                             if g.spec.http_port else None) for g in gateways]
         try:
-            return scenario(shape, label, ports, replicas, args)
+            return scenario(shape, label, ports, replicas, args, wave)
         except RuntimeError as exc:
             raise RuntimeError(f"{exc}; the servers' logs end with: {log_warnings(gateways)}") from None
     finally:

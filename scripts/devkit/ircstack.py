@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import resource
 import shutil
 import signal
 import socket
@@ -37,6 +38,15 @@ end
 return n
 """
 
+#: ngIRCd's listen backlog: `listen(sock, 10)` in its conn.c, in every release up to 28; no
+#: setting changes it. Past 10 handshakes waiting for its accept() the kernel drops the next
+#: ones, and a client whose last handshake packet was dropped believes itself connected and
+#: waits on TCP's retransmission timers (minutes at worst) for the server to see it.
+NGIRCD_LISTEN_BACKLOG = 10
+#: The descriptors ngIRCd keeps for itself (stdio, log, epoll, listener, the one accept() takes
+#: before refusing): its MaxConnections is its open-files limit less these.
+NGIRCD_OWN_FILES = 20
+
 NGIRCD_CONFIG = """\
 [Global]
     Name = My.Little.Server
@@ -48,6 +58,7 @@ NGIRCD_CONFIG = """\
     {password_field}
 [Limits]
     MaxNickLength = 32
+    MaxConnections = {max_connections}
     MaxConnectionsIP = 0
     MaxJoins = 0
     PingTimeout = 600
@@ -162,6 +173,15 @@ def stop_gateways(gateways: list[Gateway], timeout: float = 3.0) -> None:
         gateway.stop(timeout)
 
 
+def ngircd_max_connections() -> int:
+    """What ngIRCd's MaxConnections is set to: the open files it inherits from this process,
+    less its own. Past it a client is told `ERROR :Connection limit reached`; without it an
+    accept() past the limit fails with EMFILE and the client waits unanswered. 0 (no limit)
+    when the open files are unlimited."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    return 0 if soft == resource.RLIM_INFINITY else max(1, soft - NGIRCD_OWN_FILES)
+
+
 def start_ngircd(spec: GatewaySpec, workdir: Path) -> Gateway:
     binary = ngircd_binary()
     if binary is None:
@@ -170,7 +190,8 @@ def start_ngircd(spec: GatewaySpec, workdir: Path) -> Gateway:
         raise RuntimeError("TLS is not in the generated ngIRCd config")
     conf = workdir / f"ngircd-{spec.port}.conf"
     password_field = f"Password = {spec.password}" if spec.password else ""
-    conf.write_text(NGIRCD_CONFIG.format(port=spec.port, password_field=password_field))
+    conf.write_text(NGIRCD_CONFIG.format(port=spec.port, password_field=password_field,
+                                         max_connections=ngircd_max_connections()))
     log = workdir / f"ngircd-{spec.port}.log"
     with open(log, "ab") as out:
         proc = subprocess.Popen([binary, "--nodaemon", "--config", str(conf)], stdout=out,
@@ -257,5 +278,6 @@ class ChatBacking:
         self.server.stop()
 
 
-__all__ = ["ChatBacking", "Gateway", "GatewaySpec", "client_tls_context", "has_ircd", "ngircd_binary",
+__all__ = ["NGIRCD_LISTEN_BACKLOG", "ChatBacking", "Gateway", "GatewaySpec", "client_tls_context", "has_ircd",
+           "ngircd_binary", "ngircd_max_connections",
            "port_open", "scratch_dir", "self_signed", "start_ngircd", "stop_gateways"]
