@@ -1,15 +1,17 @@
-"""The TLS parts of `scripts/bench-irc --tls` (scripts/devkit/ircstack.py): the run's own
-certificate, and a load generator's client registering with it over TLS."""
+"""scripts/bench-irc's parts that need no run: the TLS parts of `--tls` (scripts/devkit/ircstack.py:
+the run's own certificate, a load generator's client registering with it over TLS), and the
+scenarios' shapes, plans and RESULT lines (scripts/devkit/ircbench.py)."""
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import shutil
 from pathlib import Path
 
 import pytest
 
-from scripts.bench_irc import ReplicaRow, Row, capacity_result, curve_result, parse_args, plans, shapes
+from scripts.devkit.ircbench import ReplicaRow, Row, capacity_result, curve_result, plans, shapes
 from scripts.devkit.ircstack import client_tls_context, self_signed
 from tests.unit.ircd_support import running_gateway
 
@@ -28,6 +30,16 @@ async def test_a_client_registers_over_tls_with_the_runs_own_certificate(tmp_pat
         assert writer.get_extra_info("ssl_object") is not None
         assert [c.transport.secure for c in gateway.roster.connections] == [True]
         writer.close()
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    """The flags the shapes read, with the entry point's defaults."""
+    given = dict(zip((a.lstrip("-").replace("-", "_") for a in argv[::2]), argv[1::2], strict=True))
+    return argparse.Namespace(
+        scenarios=given.get("scenarios", "rooms,hall"), clients=int(given.get("clients", 0)) or None,
+        room=20, rate=200.0, hall=None, hall_rate=None, replicas=int(given.get("replicas", 0)) or None,
+        workers=2, no_implicit_names=False, tls=False, quota=float(given.get("quota", 0)),
+        curve=[int(n) for n in given["curve"].split(",")] if "curve" in given else None)
 
 
 def test_the_capacity_scenario_takes_a_replica_per_18000_clients_and_a_generator_per_15000():
