@@ -172,6 +172,7 @@ class BenchClient(asyncio.Protocol):
         self.buffer = b""
         self.registered = asyncio.get_running_loop().create_future()
         self.joined: dict[bytes, asyncio.Future[None]] = {}
+        self.echoed = False  # its own JOIN came back (the benchmark's clients join one channel)
         self.closed = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -227,15 +228,22 @@ class BenchClient(asyncio.Protocol):
                 self.registered.set_result(None)
         elif command == b"366" and len(words) > 2 and not self.no_implicit_names:
             self._joined(words[2])
-        elif command == b"JOIN" and len(words) > 1 and self.no_implicit_names and \
-                source.startswith(self._source):
-            self._joined(words[1].lstrip(b":"))
+        elif command == b"JOIN" and len(words) > 1 and source.startswith(self._source):
+            if self.no_implicit_names:
+                self._joined(words[1].lstrip(b":"))
+            else:
+                self.echoed = True
         elif command == b"400" and len(words) > 2 and words[2] in (b"NICK", b"JOIN"):
             # The server could not reach its state (Redis) in time and says to try again: a
-            # person would, after a moment, and so does the benchmark's client (counted).
+            # person would, after a moment, and so does the benchmark's client (counted). A JOIN
+            # whose echo came back is done, only its NAMES failed: those are asked again.
             self.tally.retries += 1
-            again = f"{words[2].decode()} {self.nick if words[2] == b'NICK' else self._joining()}\r\n"
-            asyncio.get_running_loop().call_later(random.uniform(0.5, 1.5), self.write, again.encode())
+            if words[2] == b"NICK":
+                again = f"NICK {self.nick}"
+            else:
+                again = f"{'NAMES' if self.echoed else 'JOIN'} {self._joining()}"
+            pause = random.uniform(0.5, 1.5)
+            asyncio.get_running_loop().call_later(pause, self.write, f"{again}\r\n".encode())
         elif command in (b"ERROR", b"433", b"432", b"465") or (command[:1] in b"45" and command.isdigit()):
             self.tally.errors.append(f"{self.nick}: {line[:120].decode('utf-8', 'replace')}")
 

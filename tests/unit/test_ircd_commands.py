@@ -70,6 +70,29 @@ async def test_a_registration_redis_failed_half_way_is_closed_with_a_reason_and_
     await again.close()
 
 
+async def test_a_join_redis_failed_before_anyone_was_told_is_undone_and_can_be_asked_again(
+        pair: tuple[LineClient, LineClient], gateway: IrcServer):
+    alice, bob = pair
+    await bob.send("JOIN #room")
+    await bob.sync()
+    channel = gateway.store.channel
+
+    async def failing(*args: object) -> None:
+        raise RedisError("Timeout reading from redis")
+
+    gateway.store.channel = failing  # type: ignore[method-assign]
+    await alice.send("JOIN #room")
+    assert commands(await alice.sync()) == ["400"]
+    gateway.store.channel = channel  # type: ignore[method-assign]
+    assert "JOIN" not in commands(await bob.sync())  # bob was never told
+    await bob.send("NAMES #room")
+    assert "alice" not in (await bob.sync())[0]
+    await alice.send("JOIN #room")  # asked again, it is a join like any other
+    got = commands(await alice.sync())
+    assert got[0] == "JOIN" and "366" in got
+    assert "JOIN" in commands(await bob.sync())
+
+
 async def test_commands_before_registration_get_451(gateway: IrcServer):
     client = await connect(gateway)
     await client.send("JOIN #x")

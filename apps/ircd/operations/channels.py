@@ -8,7 +8,7 @@ from apps.chat.events import Line
 from apps.chat.modes import OPERATOR
 from apps.chat.records import Channel, User
 from apps.ircd.client import Client
-from apps.ircd.context import Context
+from apps.ircd.context import Context, StateError, quietly
 from apps.ircd.errors import (
     CannotJoin,
     ChanOpPrivsNeeded,
@@ -57,13 +57,21 @@ async def join(ctx: Context, client: Client, name: str, key: str) -> ChannelView
         await ctx.roster.joined(client, cf)  # subscribed already: no wait
     finally:
         await ctx.roster.unexpect(cf)
-    channel = await ctx.store.channel(cf) or Channel(name)
-    display = channel.name or name
-    now = ctx.clock()
-    plain = client_line(client, "JOIN", [display], now)
-    extended = client_line(client, "JOIN", [display, client.account or "*", client.realname], now,
-                           needs=("extended-join",), alt=plain)
-    extended = await playback.keep(ctx, display, extended)
+    try:
+        channel = await ctx.store.channel(cf) or Channel(name)
+        display = channel.name or name
+        now = ctx.clock()
+        plain = client_line(client, "JOIN", [display], now)
+        extended = client_line(client, "JOIN", [display, client.account or "*", client.realname], now,
+                               needs=("extended-join",), alt=plain)
+        extended = await playback.keep(ctx, display, extended)
+    except StateError:
+        # Nobody has been told yet, the client included: the membership is undone, so that its
+        # 400 means "not in the channel" and a JOIN again works (a JOIN of a channel the client
+        # is in is ignored, and would never be answered).
+        await quietly(ctx.store.leave(cf, client.uid))
+        await ctx.roster.left(client, cf)
+        raise
     await ctx.delivery.to_channels([cf], extended)
     await devices.sync(ctx, client, extended, joined=cf)
     if client.away:  # away-notify: members learn at once that the newcomer is away
