@@ -9,6 +9,7 @@ dropped link every current channel is subscribed again.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 from collections import Counter
@@ -57,7 +58,15 @@ class Bus:
     async def follow(self, channel: str) -> None:
         """Count one more local interest in `channel`; subscribe on the first one."""
         self._channels[channel] += 1
-        if self._channels[channel] > 1 or self._pubsub is None:
+        if self._pubsub is None:
+            return
+        if self._channels[channel] > 1:
+            # Another follower's subscription may still be unconfirmed: this one waits for it
+            # too, or what is published meanwhile could be missed after its JOIN's reply.
+            pending = self._confirmed.get(channel)
+            if pending is not None:
+                with contextlib.suppress(TimeoutError):  # the first follower logs it
+                    await asyncio.wait_for(pending.wait(), self._confirm_timeout)
             return
         event = self._confirmed[channel] = asyncio.Event()
         try:
