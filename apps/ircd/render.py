@@ -101,6 +101,8 @@ def forms(client: Client, line: Line, rendered: Rendered | None = None) -> tuple
     return cached
 
 
+_NONE: frozenset[str] = frozenset()
+
 #: The capabilities `forms` looks at for any line (`tags_for`, `reads_multiline`, TAGMSG).
 _FORM_CAPS = frozenset({"server-time", "account-tag", "batch", "message-tags", BATCH_TYPE})
 
@@ -134,7 +136,10 @@ class Fanout:
     def forms(self, client: Client) -> tuple[str, ...]:
         """What `forms(client, line)` gives, from the cache once one client of its kind had it."""
         umode = self._line.umode
-        kind: object = self._telling.intersection(client.caps)
+        caps = client.caps
+        # Most clients share none of the telling capabilities (a plain client): told apart
+        # without making a set for each of them.
+        kind: object = _NONE if self._telling.isdisjoint(caps) else self._telling.intersection(caps)
         if umode:
             kind = (kind, umode in client.modes)
         cached = self._by_kind.get(kind)
