@@ -58,7 +58,7 @@ class Delivery:
         # Who got it is remembered only where a client could get it twice: with an id, across
         # calls; without, across this call's channels. One channel without an id (a JOIN, a
         # message) remembers nobody: a JOIN storm runs this loop for every member of the
-        # channel, for every joiner (docs/ircd.md, "The hall of 7,000").
+        # channel, for every joiner (docs/ircd.md, "CPU of a join wave").
         seen = self.seen(line) if line.id else set[str]() if len(cfs) > 1 else None
         fanout = Fanout(line)
         delivered = 0

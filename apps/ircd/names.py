@@ -45,7 +45,7 @@ class Roll:
         userhost-in-names, nick!user@host), space separated, each text at most `room` bytes
         (or one entry, if longer). Made once per set of arguments for all the NAMES the read
         serves: in a storm of joins to a channel of thousands, each joiner's reply built member
-        by member was a fifth of a replica's CPU (docs/ircd.md, "The hall of 7,000")."""
+        by member was 14 % of a replica's CPU (docs/ircd.md, "CPU of a join wave")."""
         key = (every, hostmasks, room)
         found = self._texts.get(key)
         if found is None:

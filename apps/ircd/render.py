@@ -123,7 +123,7 @@ class Fanout:
     capabilities that tell them apart, `telling_caps`, and the user mode it needs), so that each
     further recipient costs a set intersection and a dict lookup. A JOIN to a channel of
     thousands goes to every member: the tag and capability checks of `forms`, repeated for
-    each, were most of a delivery's cost (docs/ircd.md, "The hall of 7,000")."""
+    each, were half of a delivery's cost (docs/ircd.md, "CPU of a join wave")."""
 
     __slots__ = ("_by_kind", "_line", "_rendered", "_telling")
 
