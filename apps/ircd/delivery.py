@@ -18,7 +18,7 @@ from redis.asyncio import Redis
 from apps.chat.events import BroadcastEvent, ChannelEvent, DirectEvent, Kill, Line, Numeric
 from apps.chat.keys import ChatKeys
 from apps.ircd.client import Client
-from apps.ircd.render import Rendered, deliver
+from apps.ircd.render import Fanout, deliver
 from apps.ircd.roster import Roster
 from apps.kit.pubsub import publish, publish_on
 
@@ -54,15 +54,24 @@ class Delivery:
     def local(self, cfs: Iterable[str], line: Line, *, exclude: str = "") -> None:
         """Deliver to the local members of channels `cfs`, once per connection, but connection
         `exclude` (the other devices of its user get it: it is what they said)."""
-        seen = self.seen(line)
-        rendered = Rendered()
+        cfs = list(cfs)
+        # Who got it is remembered only where a client could get it twice: with an id, across
+        # calls; without, across this call's channels. One channel without an id (a JOIN, a
+        # message) remembers nobody: a JOIN storm runs this loop for every member of the
+        # channel, for every joiner (docs/ircd.md, "CPU of a join wave").
+        seen = self.seen(line) if line.id else set[str]() if len(cfs) > 1 else None
+        fanout = Fanout(line)
         delivered = 0
         for cf in cfs:
             for client in list(self._roster.local.get(cf, ())):
-                if client.device == exclude or client.device in seen:
+                device = client.device
+                if device == exclude:
                     continue
-                seen.add(client.device)
-                deliver(client, line, rendered)
+                if seen is not None:
+                    if device in seen:
+                        continue
+                    seen.add(device)
+                fanout.deliver(client)
                 delivered += 1
         self._counts["messages"] += delivered
 
@@ -83,10 +92,10 @@ class Delivery:
 
     async def to_everyone(self, line: Line) -> None:
         """Deliver to every client of every replica (WALLOPS)."""
-        rendered = Rendered()
+        fanout = Fanout(line)
         for devices in list(self._roster.users.values()):
             for client in devices:
-                deliver(client, line, rendered)
+                fanout.deliver(client)
         await publish(self._redis, self._keys.broadcast, BroadcastEvent(self.instance, line).to_json())
 
     async def to_uids(self, targets: Mapping[str, str], payload: Line | Numeric | Kill, *,

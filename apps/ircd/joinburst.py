@@ -36,23 +36,11 @@ async def names_reply(ctx: Context, client: Client, cf: str, display: str, chann
     """353 lines (as many as 512 bytes need) and, unless `end` is False, 366 for one channel.
     The members come from a read shared with the other NAMES of the channel waiting for one
     (apps/ircd/names.py, docs/ircd.md "NAMES")."""
-    members = await visible_members(ctx, client, cf, channel)
-    if members is not None:
-        every, hostmasks = "multi-prefix" in client.caps, "userhost-in-names" in client.caps
+    roll = await visible_members(ctx, client, cf, channel)
+    if roll is not None:
         symbol = "@" if channel.hidden else "="
         room = MAX_LINE - len(f":{ctx.name} 353 {client.nick} {symbol} {display} :") - 2
-        line: list[str] = []
-        size = 0  # bytes of " ".join(line)
-        for member in members:
-            user = member.user
-            entry = member.status.symbols(every) + (user.prefix if hostmasks else user.nick)
-            grown = size + len(entry.encode()) + (1 if line else 0)
-            if line and grown > room:
-                client.reply(n.RPL_NAMREPLY, symbol, display, " ".join(line))
-                line, grown = [], len(entry.encode())
-            line.append(entry)
-            size = grown
-        if line:
-            client.reply(n.RPL_NAMREPLY, symbol, display, " ".join(line))
+        for text in roll.texts("multi-prefix" in client.caps, "userhost-in-names" in client.caps, room):
+            client.reply(n.RPL_NAMREPLY, symbol, display, text)
     if end:
         client.reply(n.RPL_ENDOFNAMES, display, "End of /NAMES list")

@@ -68,30 +68,89 @@ def reads_multiline(client: Client) -> bool:
 def deliver(client: Client, line: Line, rendered: Rendered | None = None) -> None:
     """Send `line` to `client` as it should see it. `rendered` caches the formatted line of one
     line sent to many clients, by the tags they get (pass the same dict for each of them)."""
+    for text in forms(client, line, rendered):
+        client.send(text)
+
+
+def forms(client: Client, line: Line, rendered: Rendered | None = None) -> tuple[str, ...]:
+    """The lines `client` gets for `line` (none if it does not get it): what `deliver` sends.
+    They depend on the client's capabilities among `telling_caps(line)` and, for a line with a
+    `umode`, its user modes; nothing else of the client."""
     caps = client.caps
     if line.umode and line.umode not in client.modes:
-        return
+        return ()
     for cap in line.needs:
         if cap not in caps:
             if line.alt is not None:
                 # Cached too: a JOIN to a channel of thousands goes to most members as
                 # extended-join's plain JOIN, and a string per recipient held thousands of
                 # copies of it until the next write (docs/ircd.md, "Memory per connection").
-                deliver(client, line.alt, None if rendered is None else rendered.alternative())
-            return
+                return forms(client, line.alt, None if rendered is None else rendered.alternative())
+            return ()
     if line.command == "TAGMSG" and "message-tags" not in caps:
-        return
+        return ()
     tags = tags_for(client, line.tags)
     batched = bool(line.lines) and reads_multiline(client)
     if rendered is None:
-        formatted = _format(line, tags, batched)
-    else:
-        # Tag names hold no space: the marks cannot be taken for a tag.
-        key = (*tags, " batch" if batched else " lines") if line.lines else tuple(tags)
-        cached = rendered.get(key)
-        formatted = rendered[key] = _format(line, tags, batched) if cached is None else cached
-    for text in formatted:
-        client.send(text)
+        return _format(line, tags, batched)
+    # Tag names hold no space: the marks cannot be taken for a tag.
+    key = (*tags, " batch" if batched else " lines") if line.lines else tuple(tags)
+    cached = rendered.get(key)
+    if cached is None:
+        cached = rendered[key] = _format(line, tags, batched)
+    return cached
+
+
+_NONE: frozenset[str] = frozenset()
+
+#: The capabilities `forms` looks at for any line (`tags_for`, `reads_multiline`, TAGMSG).
+_FORM_CAPS = frozenset({"server-time", "account-tag", "batch", "message-tags", BATCH_TYPE})
+
+
+def telling_caps(line: Line) -> frozenset[str]:
+    """The capabilities that decide which form of `line` (and of its alternatives) a client
+    gets: two clients with the same of these get the same lines."""
+    caps = set(_FORM_CAPS)
+    while True:
+        caps.update(line.needs)
+        if line.alt is None:
+            return frozenset(caps)
+        line = line.alt
+
+
+class Fanout:
+    """One line for many clients: its forms worked out once per kind of recipient (the
+    capabilities that tell them apart, `telling_caps`, and the user mode it needs), so that each
+    further recipient costs a set intersection and a dict lookup. A JOIN to a channel of
+    thousands goes to every member: the tag and capability checks of `forms`, repeated for
+    each, were half of a delivery's cost (docs/ircd.md, "CPU of a join wave")."""
+
+    __slots__ = ("_by_kind", "_line", "_rendered", "_telling")
+
+    def __init__(self, line: Line) -> None:
+        self._line = line
+        self._telling = telling_caps(line)
+        self._rendered = Rendered()
+        self._by_kind: dict[object, tuple[str, ...]] = {}
+
+    def forms(self, client: Client) -> tuple[str, ...]:
+        """What `forms(client, line)` gives, from the cache once one client of its kind had it."""
+        umode = self._line.umode
+        caps = client.caps
+        # Most clients share none of the telling capabilities (a plain client): told apart
+        # without making a set for each of them.
+        kind: object = _NONE if self._telling.isdisjoint(caps) else self._telling.intersection(caps)
+        if umode:
+            kind = (kind, umode in client.modes)
+        cached = self._by_kind.get(kind)
+        if cached is None:
+            cached = self._by_kind[kind] = forms(client, self._line, self._rendered)
+        return cached
+
+    def deliver(self, client: Client) -> None:
+        """Send the line to `client` as it should see it."""
+        for text in self.forms(client):
+            client.send(text)
 
 
 def _format(line: Line, tags: dict[str, str], batched: bool) -> tuple[str, ...]:

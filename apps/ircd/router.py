@@ -18,7 +18,7 @@ from apps.chat.events import BroadcastEvent, ChannelEvent, DirectEvent, Malforme
 from apps.chat.keys import ChatKeys
 from apps.ircd.delivery import Delivery
 from apps.ircd.lines import record_line
-from apps.ircd.render import Rendered, deliver
+from apps.ircd.render import Fanout, deliver
 from apps.ircd.roster import Feed, Roster
 from apps.kit.tasks import Background
 
@@ -97,10 +97,10 @@ class Router:
 
     def _on_broadcast(self, event: BroadcastEvent) -> None:
         if event.origin != self._instance:
-            rendered = Rendered()
+            fanout = Fanout(event.line)
             for devices in list(self._roster.users.values()):
                 for client in devices:
-                    deliver(client, event.line, rendered)
+                    fanout.deliver(client)
 
     async def _on_channel_event(self, event: ChannelEvent) -> None:
         if event.origin == self._instance:

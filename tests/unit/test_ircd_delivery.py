@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 
 import fakeredis
 import pytest
 
+from apps.chat.conversations import MessageLine
 from apps.chat.events import ChannelEvent, Line
 from apps.ircd import render
 from apps.ircd.client import Client, Flusher
-from apps.ircd.render import Rendered, deliver
+from apps.ircd.render import Fanout, Rendered, deliver
 from apps.ircd.server import IrcServer
 from tests.unit.ircd_support import connect, running_gateway
 
@@ -67,6 +69,35 @@ async def test_a_lines_alternative_is_formatted_once_for_all_its_recipients(monk
     assert pending[0] == [":a!u@h JOIN #hall * A"]
     assert all(lines == [":a!u@h JOIN #hall"] for lines in pending[1:])
     assert len({id(lines[0]) for lines in pending[1:]}) == 1  # one string, not one per client
+
+
+def test_a_fanout_gives_every_client_what_it_would_get_alone():
+    # Its forms are cached by kind of recipient: each kind must get exactly what `forms`
+    # works out for one client of it, whatever else it negotiated.
+    tags = {"time": "2026-01-01T00:00:00.000Z", "msgid": "m1", "account": "acc", "+draft/reply": "x"}
+    plain = Line("a!u@h", "JOIN", ["#hall"], tags)
+    lines = [
+        Line("a!u@h", "JOIN", ["#hall", "acc", "A"], tags, needs=("extended-join",), alt=plain),
+        Line("a!u@h", "TAGMSG", ["#hall"], tags),
+        Line("a!u@h", "AWAY", ["gone"], tags, needs=("away-notify",)),
+        Line("a!u@h", "WALLOPS", ["hi"], tags, umode="w"),
+        Line("a!u@h", "PRIVMSG", ["#hall", "one\ntwo"], tags,
+             lines=(MessageLine("one"), MessageLine("two"))),
+    ]
+    caps = ["extended-join", "server-time", "account-tag", "message-tags", "batch", "draft/multiline",
+            "away-notify", "no-implicit-names"]
+    clients = []
+    for n, chosen in enumerate(itertools.chain.from_iterable(
+            itertools.combinations(caps, k) for k in range(len(caps) + 1))):
+        client = Client(StuckTransport(), f"c{n}", server_name="irc.test", flusher=Flusher(),  # type: ignore[arg-type]
+                        send_queue_bytes=4096, now=0)
+        client.caps.update(chosen)
+        client.modes = "w" if n % 2 else ""
+        clients.append(client)
+    for line in lines:
+        fanout = Fanout(line)
+        for client in clients:
+            assert fanout.forms(client) == render.forms(client, line), (line.command, client.caps)
 
 
 class StuckTransport:

@@ -85,8 +85,9 @@ def viewer(uid: str) -> Client:
 
 
 async def members_seen(gateway: IrcServer, uid: str, channel: Channel) -> list[Member] | None:
-    """What `visible_members` gives a client of `uid` (None: nothing)."""
-    return await queries.visible_members(gateway.ctx, viewer(uid), "#big", channel)
+    """The members `visible_members` gives a client of `uid` (None: nothing)."""
+    roll = await queries.visible_members(gateway.ctx, viewer(uid), "#big", channel)
+    return None if roll is None else roll.members
 
 
 # -- the store -------------------------------------------------------------------------------------
@@ -280,6 +281,18 @@ async def test_a_failed_read_fails_its_names_and_the_next_one_reads_again(gatewa
         await reads.members("#big")
     monkeypatch.setattr(store, "member_statuses", member_statuses)
     assert len((await reads.members("#big")).members) == 3
+
+
+def test_a_rolls_texts_fill_each_line_and_are_made_once_for_every_names_it_serves():
+    members = [Member(User(f"u{i}", f"nick{i:02}", "user", "host"), Status("ov" if i == 0 else ""))
+               for i in range(30)]
+    roll = names.Roll(members, frozenset(m.user.uid for m in members))
+    texts = roll.texts(False, False, 40)
+    assert texts[0] == "@nick00 nick01 nick02 nick03 nick04"  # 35 bytes: one more is 42
+    assert " ".join(texts).split() == ["@nick00", *(f"nick{i:02}" for i in range(1, 30))]
+    assert all(len(text) <= 40 for text in texts)
+    assert roll.texts(False, False, 40) is texts  # the next joiner's reply: no new work
+    assert roll.texts(True, True, 400)[0].startswith("@+nick00!user@host nick01!user@host")
 
 
 # -- no-implicit-names (https://ircv3.net/specs/extensions/no-implicit-names) -----------------------

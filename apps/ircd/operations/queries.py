@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from apps.chat.records import Channel, Status, User, WhowasEntry
 from apps.ircd.client import Client
 from apps.ircd.context import Context
-from apps.ircd.names import Member
+from apps.ircd.names import Roll
 from apps.ircd.operations.lookup import channels_of, user_named
 from apps.ircd.protocol import casefold, is_channel, mask_matches
 from apps.ircd.store import Counts
@@ -29,17 +29,19 @@ async def channel_named(ctx: Context, name: str) -> tuple[str, Channel] | None:
     return None if channel is None else (cf, channel)
 
 
-async def visible_members(ctx: Context, client: Client, cf: str, channel: Channel) -> list[Member] | None:
+async def visible_members(ctx: Context, client: Client, cf: str, channel: Channel) -> Roll | None:
     """A channel's members as `client` may see them (NAMES); None for a secret channel it is
     not in. Each member's `user` holds only what NAMES shows (nick, user, host) and its modes;
-    the read is shared with the other NAMES of the channel waiting for one (apps/ircd/names.py)."""
+    the read is shared with the other NAMES of the channel waiting for one (apps/ircd/names.py),
+    and so, for its members, is the roll returned."""
     roll = await ctx.names.members(cf)
     inside = client.uid in roll.uids
     if not inside and channel.hidden:
         return None
     if inside:
-        return roll.members
-    return [member for member in roll.members if not member.user.invisible or member.user.uid == client.uid]
+        return roll
+    seen = [member for member in roll.members if not member.user.invisible or member.user.uid == client.uid]
+    return Roll(seen, frozenset(member.user.uid for member in seen))
 
 
 @dataclass(frozen=True, slots=True)
