@@ -61,7 +61,7 @@ NOTHING: frozenset[str] = frozenset()
 
 #: Each distinct set of capabilities clients negotiated, made once: most clients of a network
 #: run the same few clients, which ask for the same capabilities, and a set of twenty names is
-#: 1.3 KiB. Bounded, as clients choose what they ask for: past the bound a set is not kept here.
+#: 2.2 KiB. Bounded, as clients choose what they ask for: past the bound a set is not kept here.
 _CAPS: dict[frozenset[str], frozenset[str]] = {NOTHING: NOTHING}
 _MAX_CAPS = 1024
 
