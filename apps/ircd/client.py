@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Iterable
 from contextvars import ContextVar
 
 from apps.chat.modes import with_user_mode
@@ -53,6 +54,29 @@ class Flusher:
                 log.exception("write to %s failed", client.uid)
 
 
+#: What a client holds when it has nothing of a kind: its capabilities before any, its watched
+#: nicks before a MONITOR +. One empty frozenset for every client, where an empty set of its
+#: own is 216 bytes (docs/ircd.md, "Memory per connection").
+NOTHING: frozenset[str] = frozenset()
+
+#: Each distinct set of capabilities clients negotiated, made once: most clients of a network
+#: run the same few clients, which ask for the same capabilities, and a set of twenty names is
+#: 2.2 KiB. Bounded, as clients choose what they ask for: past the bound a set is not kept here.
+_CAPS: dict[frozenset[str], frozenset[str]] = {NOTHING: NOTHING}
+_MAX_CAPS = 1024
+
+
+def shared_caps(names: Iterable[str]) -> frozenset[str]:
+    """The frozenset of `names`, the same object for every client that negotiated them."""
+    caps = frozenset(names)
+    found = _CAPS.get(caps)
+    if found is not None:
+        return found
+    if len(_CAPS) < _MAX_CAPS:
+        _CAPS[caps] = caps
+    return caps
+
+
 #: A client's attributes, as slots: past the 30 keys CPython's shared-key instance dicts hold,
 #: every client had a dict of its own, 1.9 KiB of a registered connection's ~9, where slots take
 #: 0.3 (docs/ircd.md, "Memory per connection").
@@ -94,14 +118,14 @@ class Client:
         self.killed = False
         self.away = ""
         self.modes = ""  # user mode letters, in the table's order (apps/chat/modes.py)
-        self.caps: set[str] = set()
+        self.caps = NOTHING  # shared with the clients that negotiated the same (`shared_caps`)
         self.cap_version = 0
         self.negotiating = self.registered = False
         self.password = ""
         #: The last nick asked for before registration, taken or not: REGISTER * names it.
         self.asked_nick = ""
         self.channels: set[str] = set()  # casefolded, the channels it is in
-        self.monitoring: set[str] = set()  # casefolded nicks
+        self.monitoring: frozenset[str] | set[str] = NOTHING  # casefolded; a set from the first (MONITOR +)
         self.signon = self.last_message = now
         self.sasl_buffer = self.sasl_mechanism = ""
         self.closing = False

@@ -38,6 +38,8 @@ class Listeners:
         self._servers: list[asyncio.AbstractServer] = []
         self._tasks: set[asyncio.Task[None]] = set()
         self.ports: dict[str, int] = {}
+        #: `serve` bound once, for every connection's transport to hold, not a bound method each.
+        self._serve = self.serve
 
     async def start(self) -> None:
         settings = self._ctx.settings
@@ -94,11 +96,11 @@ class Listeners:
 
     def _protocol(self) -> StreamTransport:
         """A new TCP or TLS connection: its transport runs `serve` once connected."""
-        return StreamTransport(self.serve, stream_limit())
+        return StreamTransport(self._serve, stream_limit())
 
     def _proxied_protocol(self) -> StreamTransport:
         """A new connection from the balancer: `serve` runs once its PROXY header is read."""
-        return ProxiedStreamTransport(self.serve, stream_limit(), self._ctx.settings.trusted_proxies)
+        return ProxiedStreamTransport(self._serve, stream_limit(), self._ctx.settings.trusted_proxies)
 
     async def serve(self, transport: Transport) -> None:
         """Run one connection to its end (TCP, TLS or WebSocket)."""
@@ -114,7 +116,13 @@ class Listeners:
                 return
             ctx.roster.connections.add(client)
             try:
-                await self._live(client)
+                # The dispatcher's loop awaited here, not in a coroutine of its own: one frame
+                # less held for the life of every connection (docs/ircd.md, "Memory per
+                # connection").
+                try:
+                    await self._dispatcher.run(client)
+                finally:
+                    await self._end(client)
             finally:
                 ctx.roster.connections.discard(client)
                 if counted:
@@ -126,20 +134,17 @@ class Listeners:
             if task is not None:
                 self._tasks.discard(task)  # type: ignore[arg-type]
 
-    async def _live(self, client: Client) -> None:
-        """The connection's lines, then the clean-up (channels, nick), and only then its last
+    async def _end(self, client: Client) -> None:
+        """After the connection's lines, the clean-up (channels, nick), and only then its last
         lines and the close: a client that sees its connection end can reconnect with the
         same nick at once."""
         try:
-            await self._dispatcher.run(client)
-        finally:
-            try:
-                await self._leave(client)
-            except Exception:
-                log.exception("cleanup of %s failed", client.uid)
-            client.flush()
-            client.transport.close()
-            await client.transport.wait_closed()
+            await self._leave(client)
+        except Exception:
+            log.exception("cleanup of %s failed", client.uid)
+        client.flush()
+        client.transport.close()
+        await client.transport.wait_closed()
 
     async def _count_in(self, transport: Transport) -> bool | None:
         """Count a new connection against its address's limit: True if counted, False if

@@ -60,7 +60,7 @@ async def test_a_lines_alternative_is_formatted_once_for_all_its_recipients(monk
     extended = Line("a!u@h", "JOIN", ["#hall", "*", "A"], needs=("extended-join",), alt=plain)
     clients = [Client(StuckTransport(), f"c{i}", server_name="irc.test", flusher=Flusher(),  # type: ignore[arg-type]
                       send_queue_bytes=4096, now=0) for i in range(6)]
-    clients[0].caps.add("extended-join")
+    clients[0].caps = frozenset({"extended-join"})
     rendered = Rendered()
     for client in clients:
         deliver(client, extended, rendered)

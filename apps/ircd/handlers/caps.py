@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from apps.chat import numerics as n
 from apps.ircd.capabilities import Offer, offered, requestable
-from apps.ircd.client import Client
+from apps.ircd.client import Client, shared_caps
 from apps.ircd.context import Context
 from apps.ircd.errors import InvalidCapCommand, SaslAborted, SaslAlready, SaslFailed, SaslTooLong
 from apps.ircd.handlers.registration import finish_registration
@@ -37,7 +37,7 @@ async def cap(ctx: Context, client: Client, message: Message) -> None:
         version = message.params[1] if len(message.params) > 1 else ""
         if version.isdigit() and int(version) >= 302:
             client.cap_version = 302
-            client.caps.add("cap-notify")
+            client.caps = shared_caps(client.caps | {"cap-notify"})
         values = client.cap_version >= 302
         caps = offered(offer_for(ctx, client))
         items = [f"{k}={v}" if v and values else k for k, v in sorted(caps.items())]
@@ -64,8 +64,10 @@ def _request(ctx: Context, client: Client, wanted: list[str]) -> None:
             any(name == "cap-notify" and not on and client.cap_version >= 302 for name, on in changes):
         _cap(ctx, client, "NAK", " ".join(wanted))
         return
+    caps = set(client.caps)
     for name, on in changes:
-        (client.caps.add if on else client.caps.discard)(name)
+        (caps.add if on else caps.discard)(name)
+    client.caps = shared_caps(caps)
     _cap(ctx, client, "ACK", " ".join(wanted))
 
 

@@ -33,7 +33,10 @@ async def watch(ctx: Context, client: Client, nicks: list[str]) -> Watched:
             return Watched(added, nicks[i:])
         if not valid_nick(nick, WATCHABLE_NICK):
             continue
-        client.monitoring.add(cf)
+        if isinstance(client.monitoring, set):
+            client.monitoring.add(cf)
+        else:  # its first: most clients never watch anyone, and hold no set
+            client.monitoring = {cf}
         await ctx.store.watch(cf, ctx.instance, client.uid)
         added.append(nick)
     return Watched(added, [])
@@ -42,7 +45,7 @@ async def watch(ctx: Context, client: Client, nicks: list[str]) -> Watched:
 async def unwatch(ctx: Context, client: Client, nicks: list[str] | None = None) -> None:
     """Stop watching `nicks` (every one when None)."""
     for cf in list(client.monitoring) if nicks is None else [casefold(nick) for nick in nicks]:
-        if cf in client.monitoring:
+        if isinstance(client.monitoring, set) and cf in client.monitoring:
             client.monitoring.discard(cf)
             await ctx.store.unwatch(cf, ctx.instance, client.uid)
 
