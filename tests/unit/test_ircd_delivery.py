@@ -11,7 +11,7 @@ import pytest
 from apps.chat.conversations import MessageLine
 from apps.chat.events import ChannelEvent, Line
 from apps.ircd import render
-from apps.ircd.client import Client, Flusher
+from apps.ircd.client import Client, Flusher, shared_caps
 from apps.ircd.render import Fanout, Rendered, deliver
 from apps.ircd.server import IrcServer
 from tests.unit.ircd_support import connect, running_gateway
@@ -91,7 +91,7 @@ def test_a_fanout_gives_every_client_what_it_would_get_alone():
             itertools.combinations(caps, k) for k in range(len(caps) + 1))):
         client = Client(StuckTransport(), f"c{n}", server_name="irc.test", flusher=Flusher(),  # type: ignore[arg-type]
                         send_queue_bytes=4096, now=0)
-        client.caps.update(chosen)
+        client.caps = shared_caps(chosen)
         client.modes = "w" if n % 2 else ""
         clients.append(client)
     for line in lines:
