@@ -59,7 +59,7 @@ class Delivery:
         # calls; without, across this call's channels. One channel without an id (a JOIN, a
         # message) remembers nobody: a JOIN storm runs this loop for every member of the
         # channel, for every joiner (docs/ircd.md, "CPU of a join wave").
-        seen = self.seen(line) if line.id else set[str]() if len(cfs) > 1 else None
+        seen = self.seen(line) if line.id or len(cfs) > 1 else None
         fanout = Fanout(line)
         delivered = 0
         for cf in cfs:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 
 from apps.chat.events import Line
-from apps.ircd.client import Client
+from apps.ircd.client import NOTHING, Client
 from apps.ircd.multiline import BATCH_TYPE, CONCAT_TAG
 from apps.ircd.protocol import format_line
 
@@ -101,8 +101,6 @@ def forms(client: Client, line: Line, rendered: Rendered | None = None) -> tuple
     return cached
 
 
-_NONE: frozenset[str] = frozenset()
-
 #: The capabilities `forms` looks at for any line (`tags_for`, `reads_multiline`, TAGMSG).
 _FORM_CAPS = frozenset({"server-time", "account-tag", "batch", "message-tags", BATCH_TYPE})
 
@@ -139,7 +137,7 @@ class Fanout:
         caps = client.caps
         # Most clients share none of the telling capabilities (a plain client): told apart
         # without making a set for each of them.
-        kind: object = _NONE if self._telling.isdisjoint(caps) else self._telling.intersection(caps)
+        kind: object = NOTHING if self._telling.isdisjoint(caps) else self._telling.intersection(caps)
         if umode:
             kind = (kind, umode in client.modes)
         cached = self._by_kind.get(kind)
