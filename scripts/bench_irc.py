@@ -692,6 +692,25 @@ def reconnect_result(rows: list[ReconnectRow]) -> str:
     return "RESULT " + " ".join(fields)
 
 
+def cores(text: str) -> float:
+    """`--quota`: a positive number of cores (0: none)."""
+    value = float(text)
+    if not 0 <= value <= (os.cpu_count() or 1):
+        raise argparse.ArgumentTypeError(f"{text}: between 0 and this machine's {os.cpu_count()} cores")
+    return value
+
+
+def replica_counts(text: str) -> list[int]:
+    """`--curve`: replica counts, comma separated, each at least 1."""
+    try:
+        counts = [int(n) for n in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text}: replica counts, such as 1,2,4") from None
+    if not counts or min(counts) < 1:
+        raise argparse.ArgumentTypeError(f"{text}: every replica count at least 1")
+    return counts
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--clients", type=int, default=None,
@@ -721,10 +740,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--tls", action="store_true",
                         help="delivery scenarios: the clients connect to our gateways over TLS (a "
                              "self-signed certificate made for the run); the peers' rows are left out")
-    parser.add_argument("--quota", type=float, default=0.0,
-                        help="cores of CPU each of our replicas may use (a cgroup v1 cpu group each, as "
-                             "if each had a host of its own; default: no quota)")
-    parser.add_argument("--curve", type=lambda text: [int(n) for n in text.split(",")], default=None,
+    parser.add_argument("--quota", type=cores, default=0.0,
+                        help="delivery scenarios: cores of CPU each of our replicas may use (a cgroup v1 "
+                             "cpu group each, as if each had a host of its own; default: no quota)")
+    parser.add_argument("--curve", type=replica_counts, default=None,
                         help="delivery scenarios: ours only, once per replica count given (e.g. 1,2,4), "
                              "and the scaling efficiency of deliveries/s")
     parser.add_argument("--no-implicit-names", action="store_true",
@@ -778,6 +797,9 @@ def main(argv: list[str] | None = None) -> int:
         if set(servers) - {"canaduck"}:
             print("bench-irc: --tls: ours only (the peers' configs here have no TLS)", file=sys.stderr)
         servers = [s for s in servers if s == "canaduck"]
+    if (args.quota or args.curve) and "reconnect" in args.scenarios.split(","):
+        print("bench-irc: --quota and --curve are for the delivery scenarios, not reconnect", file=sys.stderr)
+        return 2
     if args.quota and (why := cpuquota.available()):
         print(f"bench-irc: --quota: {why}", file=sys.stderr)
         return 2

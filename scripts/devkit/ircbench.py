@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import math
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from scripts.devkit.inspircd import client_limit
@@ -46,7 +47,19 @@ class Plan:
 
 
 @dataclass
+class ReplicaRow:
+    """A replica's share of a scenario's sending phase."""
+
+    name: str
+    cpu_pct: float
+    rss_mib: float
+    lag_p99_ms: float  # the upper bound of the histogram bucket holding the 99th percentile
+
+
+@dataclass
 class Row:
+    """One delivery scenario's figures on one server (ours: all its replicas)."""
+
     scenario: str
     server: str
     clients: int
@@ -110,16 +123,6 @@ def plans(count: int, room_size: int, ports: list[int], rate: float, seconds: fl
                 expected = out[member % workers].expected
                 expected[msg_id] = expected.get(msg_id, 0) + 1
     return out, total
-
-
-@dataclass
-class ReplicaRow:
-    """A replica's share of a scenario's sending phase."""
-
-    name: str
-    cpu_pct: float
-    rss_mib: float
-    lag_p99_ms: float  # the upper bound of the histogram bucket holding the 99th percentile
 
 
 @dataclass
@@ -260,30 +263,30 @@ def delivery_result(rows: list[Row]) -> str:
     return "RESULT " + " ".join(fields)
 
 
-def capacity_result(rows: list[Row]) -> str:
-    """The capacity scenario's RESULT line (the peers' where they could hold the clients)."""
-    fields = []
+def _per_server(rows: list[Row], fields: Callable[[Row], list[str]], ours: Callable[[Row], list[str]]) -> str:
+    """A RESULT line of one row per server: `fields` of each row, named as they are for ours
+    and with `ngircd_` or `inspircd_` before them for the peers', and `ours` after our row's."""
+    out = []
     for prefix, found in zip(("", "ngircd_", "inspircd_"), _by_server(rows), strict=True):
         for r in found:
-            fields += [f"{prefix}capacity_clients={r.clients}", f"{prefix}kib_per_conn={r.kib_per_conn:.1f}",
-                       f"{prefix}capacity_p99_ms={r.p99:.2f}",
-                       f"{prefix}registrations_per_s={r.registrations_per_s:.0f}", f"{prefix}lost={r.lost}",
-                       f"{prefix}pings_answered={r.pings}", f"{prefix}closed={r.closed}",
-                       f"{prefix}asked_again={r.retries}"]
+            out += [prefix + field for field in fields(r)]
             if not prefix:
-                fields += [f"replicas={len(r.replicas)}", *_lag_field([r])]
-    return "RESULT " + " ".join(fields)
+                out += ours(r)
+    return "RESULT " + " ".join(out)
+
+
+def capacity_result(rows: list[Row]) -> str:
+    """The capacity scenario's RESULT line (the peers' where they could hold the clients)."""
+    return _per_server(rows, lambda r: [
+        f"capacity_clients={r.clients}", f"kib_per_conn={r.kib_per_conn:.1f}", f"capacity_p99_ms={r.p99:.2f}",
+        f"registrations_per_s={r.registrations_per_s:.0f}", f"lost={r.lost}", f"pings_answered={r.pings}",
+        f"closed={r.closed}", f"asked_again={r.retries}",
+    ], lambda r: [f"replicas={len(r.replicas)}", *_lag_field([r])])
 
 
 def bighall_result(rows: list[Row]) -> str:
     """The big channel's RESULT line: ours, and the peers' beside."""
-    fields = []
-    for prefix, found in zip(("", "ngircd_", "inspircd_"), _by_server(rows), strict=True):
-        for r in found:
-            fields += [f"{prefix}bighall_members={r.clients}", f"{prefix}bighall_p99_ms={r.p99:.2f}",
-                       f"{prefix}bighall_kib_per_conn={r.kib_per_conn:.1f}",
-                       f"{prefix}bighall_join_s={r.join_s:.1f}", f"{prefix}lost={r.lost}"]
-            if not prefix:
-                fields += _lag_field([r])
-    return "RESULT " + " ".join(fields)
-
+    return _per_server(rows, lambda r: [
+        f"bighall_members={r.clients}", f"bighall_p99_ms={r.p99:.2f}",
+        f"bighall_kib_per_conn={r.kib_per_conn:.1f}", f"bighall_join_s={r.join_s:.1f}", f"lost={r.lost}",
+    ], lambda r: _lag_field([r]))

@@ -11,7 +11,15 @@ from pathlib import Path
 
 import pytest
 
-from scripts.devkit.ircbench import ReplicaRow, Row, capacity_result, curve_result, plans, shapes
+from scripts.devkit.ircbench import (
+    ReplicaRow,
+    Row,
+    bighall_result,
+    capacity_result,
+    curve_result,
+    plans,
+    shapes,
+)
 from scripts.devkit.ircstack import client_tls_context, self_signed
 from tests.unit.ircd_support import running_gateway
 
@@ -80,3 +88,14 @@ def test_a_curve_runs_each_scenario_at_each_replica_count_and_says_its_efficienc
     assert curve_result(rows, 0.25) == ("RESULT curve=rooms quota_cores=0.25 deliveries_per_s_1=1000 "
                                         "deliveries_per_s_2=1800 deliveries_per_s_4=3000 efficiency_2=0.90 "
                                         "efficiency_4=0.75 lost=0")
+
+
+def test_the_bighall_result_line_puts_the_peers_figures_beside_ours():
+    ours = Row("bighall 1x7000 @5/s", "canaduck (2 replicas)", 7000, expected=10, received=10, p99=104.15,
+               kib_per_conn=8.3, join_s=53.0, replicas=[ReplicaRow("ircd-1", 23, 100, 250)])
+    peer = Row("bighall 1x7000 @5/s", "ngIRCd (1 process)", 7000, expected=10, received=9, p99=108.71,
+               kib_per_conn=6.8, join_s=255.8)
+    assert bighall_result([ours, peer]) == (
+        "RESULT bighall_members=7000 bighall_p99_ms=104.15 bighall_kib_per_conn=8.3 bighall_join_s=53.0 "
+        "lost=0 loop_lag_p99_ms=250 ngircd_bighall_members=7000 ngircd_bighall_p99_ms=108.71 "
+        "ngircd_bighall_kib_per_conn=6.8 ngircd_bighall_join_s=255.8 ngircd_lost=1")
