@@ -746,6 +746,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--curve", type=replica_counts, default=None,
                         help="delivery scenarios: ours only, once per replica count given (e.g. 1,2,4), "
                              "and the scaling efficiency of deliveries/s")
+    parser.add_argument("--scaled-load", action="store_true",
+                        help="with --curve, rooms and capacity: N replicas get N times the clients and "
+                             "the messages, each its own share as N hosts would")
     parser.add_argument("--no-implicit-names", action="store_true",
                         help="clients ask for the IRCv3 no-implicit-names capability: no NAMES reply "
                              "after their JOIN (a server without it sends one anyway)")
@@ -802,6 +805,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.quota and (why := cpuquota.available()):
         print(f"bench-irc: --quota: {why}", file=sys.stderr)
+        return 2
+    if args.scaled_load and (not args.curve or set(args.scenarios.split(",")) - {"rooms", "capacity"}):
+        print("bench-irc: --scaled-load is for --curve with rooms or capacity (a hall's load grows "
+              "with its members squared)", file=sys.stderr)
         return 2
     if args.curve:
         if set(servers) - {"canaduck"}:
@@ -889,7 +896,8 @@ def delivery(servers: list[str], wanted: list[str], args: argparse.Namespace) ->
     results: tuple[tuple[str, Callable[[list[Row]], str]], ...] = (
         ("rooms,hall", delivery_result), ("capacity", capacity_result), ("bighall", bighall_result))
     if args.curve:
-        results = tuple((kind, functools.partial(curve_result, quota=args.quota)) for kind in DELIVERY_KINDS)
+        curve = functools.partial(curve_result, quota=args.quota, scaled=args.scaled_load)
+        results = tuple((kind, curve) for kind in DELIVERY_KINDS)
     for kinds, result in results:
         ran = [r for r in rows if r.scenario.split()[0] in kinds.split(",")]
         if ran:

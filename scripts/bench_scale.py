@@ -16,6 +16,10 @@ Cluster, and a cluster primary killed under load (scripts/cluster-failover's mea
 group per process, scripts/devkit/cpuquota.py), as if each had a host of its own: N replicas
 then get N times the CPU, and the scaling efficiency, throughput at N over N times throughput
 at 1, says what the design does with it (the table's `eff.` column). Local runner only.
+`--scaled-load` offers each N a load scaled to it, `--concurrency` requests in flight per
+replica (N times as many in all), as N hosts would each get their share: with a fixed number
+in flight, four replicas each wake up for a quarter of what one did, and pay their per-turn
+costs four times as often.
 
 `--swarm` runs on Docker Swarm (`scripts/swarm`'s stack, deployed for the run and removed
 after, its own stack name and port); the default is the local runner (`scripts/up --scale`).
@@ -97,6 +101,7 @@ class Row:
     cpu: dict[str, float] = field(default_factory=dict)  # group -> share of one core
     per_replica: dict[str, list[float]] = field(default_factory=dict)
     load: str = ""
+    concurrency: int = 0
 
 
 def measure(target: Target, replicas: int, route: str, path: Callable[[], str], seconds: float,
@@ -109,7 +114,7 @@ def measure(target: Target, replicas: int, route: str, path: Callable[[], str], 
                              requests=10**9, concurrency=concurrency, max_seconds=seconds))
     used = {name: cpu_seconds(pids) - before[name] for name, pids in processes.items()}
     used["loadgen"] = time.process_time() - own
-    row = Row(replicas, route, result, load=load_average())
+    row = Row(replicas, route, result, load=load_average(), concurrency=concurrency)
     for group in GROUPS:
         shares = [used[name] / result.elapsed * 100 for name in sorted(used)
                   if name == group or name.startswith(f"{group}-")]
@@ -159,6 +164,12 @@ def warm(port: int, replicas: int) -> None:
             httpx.get(f"{base}/fullinfo?city={city}", timeout=10)
 
 
+def offered(args: argparse.Namespace, replicas: int) -> int:
+    """Requests in flight at `replicas` replicas: the same at every N, or N times
+    `--concurrency` with `--scaled-load`."""
+    return args.concurrency * replicas if args.scaled_load else args.concurrency
+
+
 def bench_replicas(args: argparse.Namespace) -> list[Row]:
     rows: list[Row] = []
     cities = itertools.cycle(CITIES)
@@ -167,9 +178,10 @@ def bench_replicas(args: argparse.Namespace) -> list[Row]:
         warm(target.port, n)
         paths: list[tuple[str, Callable[[], str]]] = [
             ("/sum", lambda: SUM_PATH), ("/fullinfo", lambda: f"/fullinfo?city={next(cities)}")]
+        concurrency = offered(args, n)
         for route, path in paths:
-            phase(f"{route}: {n} calc and {n} aggregator replicas, c={args.concurrency}, {args.seconds:g} s")
-            rows.append(measure(target, n, route, path, args.seconds, args.concurrency))
+            phase(f"{route}: {n} calc and {n} aggregator replicas, c={concurrency}, {args.seconds:g} s")
+            rows.append(measure(target, n, route, path, args.seconds, concurrency))
 
     if args.swarm:
         stack = SwarmStack(name="canaduck-bench", http_port=free_port())
@@ -238,15 +250,15 @@ def efficiency(rows: list[Row], route: str, n: int) -> float:
 
 
 def table(rows: list[Row]) -> str:
-    head = (f"{'route':<10} {'N':>2} {'req/s':>7} {'vs N=1':>6} {'eff.':>5} {'p50 ms':>7} {'p99 ms':>7} "
-            f"{'failed':>6}  "
+    head = (f"{'route':<10} {'N':>2} {'c':>4} {'req/s':>7} {'vs N=1':>6} {'eff.':>5} {'p50 ms':>7} "
+            f"{'p99 ms':>7} {'failed':>6}  "
             + " ".join(f"{g:>10}" for g in GROUPS) + "  load avg")
     lines = ["CPU: % of one core during the route, all replicas of the group together", head]
     first = {row.route: row.result.rps for row in rows if row.replicas == min(r.replicas for r in rows)}
     for row in rows:
         r = row.result
         ratio = r.rps / first[row.route] if first.get(row.route) else float("nan")
-        lines.append(f"{row.route:<10} {row.replicas:>2} {r.rps:>7.0f} {ratio:>6.2f} "
+        lines.append(f"{row.route:<10} {row.replicas:>2} {row.concurrency:>4} {r.rps:>7.0f} {ratio:>6.2f} "
                      f"{efficiency(rows, row.route, row.replicas):>5.2f} "
                      f"{r.percentile_ms(50):>7.1f} {r.percentile_ms(99):>7.1f} {r.failures:>6}  "
                      + " ".join(f"{row.cpu[g]:>10.0f}" for g in GROUPS) + f"  {row.load}")
@@ -264,7 +276,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-build", action="store_true", help="Swarm: use the images already built")
     parser.add_argument("--replicas", type=int, nargs="+", default=[1, 2, 4])
     parser.add_argument("--seconds", type=float, default=10.0, help="load per route and N")
-    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--concurrency", type=int, default=16,
+                        help="requests in flight (per replica with --scaled-load)")
+    parser.add_argument("--scaled-load", action="store_true",
+                        help="offer N replicas N times --concurrency, as N hosts would each get their share")
     parser.add_argument("--relay-messages", type=int, default=20000, help="per sender, broker relay")
     parser.add_argument("--quota", type=float, default=0.0,
                         help="cores of CPU each calc and aggregator replica may use (default: no quota)")
@@ -283,7 +298,7 @@ def main(argv: list[str] | None = None) -> int:
     print()
     held = f", each replica held to {args.quota:g} core(s)" if args.quota else ""
     print(f"{'swarm' if args.swarm else 'local runner'}: calc and aggregator at 1, 2 and 4 replicas{held}; "
-          f"c={args.concurrency}, {args.seconds:g} s per route")
+          f"c={args.concurrency}{' per replica' if args.scaled_load else ''}, {args.seconds:g} s per route")
     print(table(rows))
     print()
     for name, figure in relay:
@@ -299,7 +314,7 @@ def main(argv: list[str] | None = None) -> int:
 
     quota = ""
     if args.quota:
-        quota = f" quota_cores={args.quota:g}" + "".join(
+        quota = f" quota_cores={args.quota:g} scaled_load={'yes' if args.scaled_load else 'no'}" + "".join(
             f" {route.strip('/')}_efficiency_{n}={efficiency(rows, route, n):.2f}"
             for route in ("/sum", "/fullinfo") for n in (2, 4))
     print(f"RESULT sum_rps_1={rps(1)} sum_rps_2={rps(2)} sum_rps_4={rps(4)} p99_ms_1={p99(1)} "

@@ -186,28 +186,30 @@ DELIVERY_KINDS = ("rooms", "hall", "capacity", "bighall")
 
 
 def shapes(wanted: list[str], args: argparse.Namespace) -> list[Shape]:
-    """The delivery scenarios asked for, each with its defaults where a flag was not given."""
+    """The delivery scenarios asked for, each with its defaults where a flag was not given.
+
+    With `--curve`, one per replica count; with `--scaled-load` too, N replicas get N times the
+    rooms and the messages, each its own share as N hosts would (rooms and capacity only)."""
     tail = (" no-names" if args.no_implicit_names else "") + (" tls" if args.tls else "")
+    held = f" q{args.quota:g}" if args.quota else ""
+    scaled = bool(getattr(args, "scaled_load", False))
     out = []
     for kind in (k for k in DELIVERY_KINDS if k in wanted):
         if kind in ("rooms", "capacity"):
             clients = args.clients or (1000 if kind == "rooms" else 100_000)
             rooms, size, rate = max(1, clients // args.room), args.room, args.rate
-            label = f"{kind} {rooms}x{size} @{rate:g}/s{tail}"
         else:
             rooms, size = 1, args.hall or (500 if kind == "hall" else 7000)
             rate = args.hall_rate or (10 if kind == "hall" else 5)
-            label = f"{kind} 1x{size} @{rate:g}/s{tail}"
-        clients = rooms * size
         big = kind in ("capacity", "bighall")
-        replicas = args.replicas or (max(2, math.ceil(clients / PER_REPLICA)) if big else 2)
-        workers = max(args.workers, math.ceil(clients / PER_WORKER))
-        if args.quota:
-            label += f" q{args.quota:g}"
+        replicas = args.replicas or (max(2, math.ceil(rooms * size / PER_REPLICA)) if big else 2)
         for count in args.curve or [replicas]:
-            # A curve's rows differ by their replicas only: the label says how many.
-            curve_label = f"{label} N={count}" if args.curve else label
-            out.append(Shape(kind, curve_label, rooms, size, rate, count, workers))
+            times = count if scaled else 1
+            label = f"{kind} {rooms * times}x{size} @{rate * times:g}/s{tail}{held}"
+            # A curve's rows differ by their replicas (and load) only: the label says how many.
+            label += f" N={count}" if args.curve else ""
+            workers = max(args.workers, math.ceil(rooms * times * size / PER_WORKER))
+            out.append(Shape(kind, label, rooms * times, size, rate * times, count, workers))
     return out
 
 
@@ -217,11 +219,12 @@ def holds(server: str) -> int:
     return {"ngircd": client_limit(), "inspircd": 2 * client_limit()}.get(server, 1 << 62)
 
 
-def curve_result(rows: list[Row], quota: float) -> str:
+def curve_result(rows: list[Row], quota: float, scaled: bool = False) -> str:
     """One scenario's rows at N = 1, 2, 4... replicas: deliveries/s at each, and the scaling
     efficiency (deliveries/s at N over N times those at 1) where N = 1 ran."""
     by_count = {len(r.replicas): r for r in rows}
     fields = [f"curve={rows[0].scenario.split()[0]}", f"quota_cores={quota:g}"]
+    fields += ["scaled_load=yes"] if scaled else []
     fields += [f"deliveries_per_s_{n}={r.deliveries_per_s:.0f}" for n, r in sorted(by_count.items())]
     if 1 in by_count and by_count[1].deliveries_per_s:
         one = by_count[1].deliveries_per_s

@@ -7,6 +7,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -22,6 +24,8 @@ from scripts.devkit.ircbench import (
 )
 from scripts.devkit.ircstack import client_tls_context, self_signed
 from tests.unit.ircd_support import running_gateway
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 async def test_a_client_registers_over_tls_with_the_runs_own_certificate(tmp_path: Path):
@@ -47,7 +51,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         scenarios=given.get("scenarios", "rooms,hall"), clients=int(given.get("clients", 0)) or None,
         room=20, rate=200.0, hall=None, hall_rate=None, replicas=int(given.get("replicas", 0)) or None,
         workers=2, no_implicit_names=False, tls=False, quota=float(given.get("quota", 0)),
-        curve=[int(n) for n in given["curve"].split(",")] if "curve" in given else None)
+        curve=[int(n) for n in given["curve"].split(",")] if "curve" in given else None,
+        scaled_load="scaled_load" in given)
 
 
 def test_the_capacity_scenario_takes_a_replica_per_18000_clients_and_a_generator_per_15000():
@@ -88,6 +93,25 @@ def test_a_curve_runs_each_scenario_at_each_replica_count_and_says_its_efficienc
     assert curve_result(rows, 0.25) == ("RESULT curve=rooms quota_cores=0.25 deliveries_per_s_1=1000 "
                                         "deliveries_per_s_2=1800 deliveries_per_s_4=3000 efficiency_2=0.90 "
                                         "efficiency_4=0.75 lost=0")
+
+
+def test_a_scaled_curve_offers_n_replicas_n_times_the_rooms_and_the_messages():
+    args = parse_args(["--scenarios", "rooms", "--clients", "1000", "--curve", "1,2,4", "--quota", "0.25",
+                       "--scaled-load", "yes"])
+    assert [(s.replicas, s.clients, s.rate, s.label) for s in shapes(["rooms"], args)] == [
+        (1, 1000, 200, "rooms 50x20 @200/s q0.25 N=1"), (2, 2000, 400, "rooms 100x20 @400/s q0.25 N=2"),
+        (4, 4000, 800, "rooms 200x20 @800/s q0.25 N=4")]
+    rows = [Row("rooms", "canaduck", 1000, deliveries_per_s=1000.0, expected=10, received=10,
+                replicas=[ReplicaRow("ircd-1", 25, 80, 1)])]
+    assert "quota_cores=0.25 scaled_load=yes deliveries_per_s_1=1000" in curve_result(rows, 0.25, scaled=True)
+
+
+@pytest.mark.parametrize("flags", [["--scenarios", "rooms"], ["--scenarios", "hall", "--curve", "1,2"]])
+def test_a_scaled_load_is_refused_without_a_curve_and_for_a_hall(flags: list[str]):
+    done = subprocess.run([sys.executable, "-m", "scripts.bench_irc", "--servers", "canaduck", *flags,
+                           "--scaled-load"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2, done.stderr
+    assert "--scaled-load is for --curve with rooms or capacity" in done.stderr
 
 
 def test_the_bighall_result_line_puts_the_peers_figures_beside_ours():
