@@ -20,6 +20,7 @@ from apps.ircd.operations import queries
 from apps.ircd.protocol import MAX_LINE
 from apps.ircd.server import IrcServer
 from apps.ircd.store import Store
+from apps.ircd.store import users as users_store
 from tests.unit.ircd_support import commands, connect, running_gateway
 
 #: Members of the large channel: several slices of the small chunk the tests set, not a multiple.
@@ -92,7 +93,12 @@ async def members_seen(gateway: IrcServer, uid: str, channel: Channel) -> list[M
 
 # -- the store -------------------------------------------------------------------------------------
 
-async def test_names_users_reads_only_what_names_needs_and_none_for_a_user_gone(gateway: IrcServer):
+@pytest.mark.parametrize("cluster", [False, True], ids=["one script", "a cluster's pipeline"])
+async def test_names_users_reads_only_what_names_needs_and_none_for_a_user_gone(
+        gateway: IrcServer, cluster: bool, monkeypatch: pytest.MonkeyPatch):
+    # One Redis reads a slice in one script; a cluster, whose script keys must share a slot,
+    # in a pipeline of HMGETs: the same answer either way.
+    monkeypatch.setattr(users_store, "is_cluster", lambda redis: cluster)
     store = gateway.store
     users = await seed(store, "#big", "#Big", 3)
     found = await store.names_users(["u000", "nobody", "u002"])

@@ -12,6 +12,7 @@ from apps.chat.modes import USER_MODES
 from apps.chat.records import NAMES_FIELDS, User, WhowasEntry
 from apps.ircd.store import scripts
 from apps.ircd.store.base import StoreBase, text
+from apps.kit.pubsub import is_cluster
 
 
 class UserState(StoreBase):
@@ -24,6 +25,7 @@ class UserState(StoreBase):
         self._release = redis.register_script(scripts.RELEASE_NICK)
         self._count_users = redis.register_script(scripts.COUNT_USERS)
         self._set_host = redis.register_script(scripts.SET_HOST)
+        self._names_users = redis.register_script(scripts.NAMES_USERS)
 
     # -- nicks -------------------------------------------------------------------------------------
     async def claim_nick(self, nick_cf: str, uid: str) -> bool:
@@ -97,10 +99,14 @@ class UserState(StoreBase):
         never holds every member's whole record at once."""
         if not uids:
             return []
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for uid in uids:
-                pipe.hmget(self.keys.user(uid), NAMES_FIELDS)
-            found = await pipe.execute()
+        keys = [self.keys.user(uid) for uid in uids]
+        if is_cluster(self.redis):  # a script's keys must share a slot there: one HMGET each
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for key in keys:
+                    pipe.hmget(key, NAMES_FIELDS)
+                found = await pipe.execute()
+        else:
+            found = await self._names_users(keys=keys, args=NAMES_FIELDS)
         return [User.from_names_fields(uid, values) for uid, values in zip(uids, found, strict=True)]
 
     async def user_by_nick(self, nick_cf: str) -> User | None:
