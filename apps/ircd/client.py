@@ -35,19 +35,42 @@ LABELLING: ContextVar[Client | None] = ContextVar("labelling", default=None)
 
 class Flusher:
     """Writes the pending lines of every client that has some, once per turn of the event loop:
-    one write per client per turn, one callback for them all."""
+    one write per client per turn, one callback for them all.
 
-    def __init__(self) -> None:
+    Lines that can wait (`later`: others' JOINs, PARTs and QUITs in a big channel) are written
+    `delay` seconds after the first of them, with whatever the client got meanwhile, unless a
+    line that cannot wait takes them along first. A wave of thousands joining one channel sends
+    each member a JOIN per joiner: written a turn at a time, the writes (and, on the machine,
+    the readers' wake-ups) were most of the wave's CPU (docs/ircd.md, "CPU of a join wave")."""
+
+    def __init__(self, delay: float = 0.1) -> None:
         self._dirty: list[Client] = []
+        self._waiting: list[Client] = []
+        self._delay = delay
 
     def soon(self, client: Client) -> None:
+        """Write `client`'s pending lines at the end of this turn."""
         if not self._dirty:
             asyncio.get_running_loop().call_soon(self._flush)
         self._dirty.append(client)
 
+    def later(self, client: Client) -> None:
+        """Write `client`'s pending lines `delay` seconds from now (sooner if `soon` comes)."""
+        if not self._waiting:
+            asyncio.get_running_loop().call_later(self._delay, self._flush_waiting)
+        self._waiting.append(client)
+
+    def _flush_waiting(self) -> None:
+        waiting, self._waiting = self._waiting, []
+        self._write(waiting)
+
     def _flush(self) -> None:
         dirty, self._dirty = self._dirty, []
-        for client in dirty:
+        self._write(dirty)
+
+    @staticmethod
+    def _write(clients: list[Client]) -> None:
+        for client in clients:
             try:
                 client.flush()
             except Exception:  # one broken socket must not keep the others' lines
@@ -80,7 +103,8 @@ def shared_caps(names: Iterable[str]) -> frozenset[str]:
 #: A client's attributes, as slots: past the 30 keys CPython's shared-key instance dicts hold,
 #: every client had a dict of its own, 1.9 KiB of a registered connection's ~9, where slots take
 #: 0.3 (docs/ircd.md, "Memory per connection").
-_ATTRIBUTES = ("_batches", "_flusher", "_held", "_pending", "_send_queue_bytes", "account", "always_on",
+_ATTRIBUTES = ("_batches", "_can_wait", "_flusher", "_held", "_pending", "_send_queue_bytes", "account",
+               "always_on",
                "asked_nick", "attach_to", "away", "cap_version", "caps", "channels", "closing", "device",
                "flood_tat", "host", "killed", "last_message", "last_read", "missed_since_ms", "modes",
                "monitoring", "multiline", "negotiating", "nick", "nick_cf", "password", "pinged_at",
@@ -138,6 +162,7 @@ class Client:
         #: draft/multiline: the client's batches, from its first BATCH on (apps/ircd/multiline.py).
         self.multiline: ClientBatches | None = None
         self._pending: list[str] | None = None  # lines sent since the last flush
+        self._can_wait = False  # every pending line can wait for the flusher's `later`
         self._held: list[str] | None = None  # a labelled command's replies
         self._batches = 0
 
@@ -161,22 +186,26 @@ class Client:
                     always_on=self.always_on)
 
     # -- output --------------------------------------------------------------------------------
-    def send(self, line: str) -> None:
-        """Queue one line; a client that stops reading is cut off past SEND_QUEUE_BYTES."""
+    def send(self, line: str, *, can_wait: bool = False) -> None:
+        """Queue one line, written at the end of this turn or, one that `can_wait`, within the
+        flusher's delay; a client that stops reading is cut off past SEND_QUEUE_BYTES."""
         if self.closing and not line.startswith("ERROR"):
             return
         if self._held is not None and LABELLING.get() is self:
             self._held.append(line)
             return
         if self._pending is None:
-            self._pending = [line]
-            self._flusher.soon(self)
+            self._pending, self._can_wait = [line], can_wait
+            (self._flusher.later if can_wait else self._flusher.soon)(self)
         else:
             self._pending.append(line)
+            if self._can_wait and not can_wait:  # it takes the lines that could wait along
+                self._can_wait = False
+                self._flusher.soon(self)
 
     def flush(self) -> None:
         """Hand the pending lines to the transport (the flusher calls it once per turn)."""
-        lines, self._pending = self._pending, None
+        lines, self._pending, self._can_wait = self._pending, None, False
         if not lines:
             return
         transport = self.transport
@@ -191,8 +220,7 @@ class Client:
         self.send(format_line(numeric, [self.nick, *params], source=self.server_name))
 
     def reply_away(self, nick: str, away: str) -> None:
-        """301 RPL_AWAY: `nick` is away; draft/pre-away's `*` as a text to a client that did not
-        negotiate it."""
+        """301 RPL_AWAY: `nick` is away (draft/pre-away's `*` as a text to one without it)."""
         if away == UNSPECIFIED_AWAY and "draft/pre-away" not in self.caps:
             away = UNSPECIFIED_AWAY_TEXT
         self.reply(RPL_AWAY, nick, away)
@@ -202,10 +230,8 @@ class Client:
         self.send(format_line("FAIL", [command, code, *context], source=self.server_name))
 
     def unknown_error(self, command: str, code: str, description: str) -> None:
-        """A failure no standard numeric names but the catch-all 400 ERR_UNKNOWNERROR: to a
-        client that negotiated `standard-replies`, which asks for "arbitrary standard replies"
-        instead of vendor-specific answers, `FAIL <command> <code>` (a machine-readable code);
-        to the others, the 400 as before."""
+        """A failure only the catch-all 400 ERR_UNKNOWNERROR names: `FAIL <command> <code>` to
+        a client that negotiated `standard-replies` (machine-readable), the 400 to others."""
         if "standard-replies" in self.caps:
             self.fail(command, code, description)
         else:
@@ -235,16 +261,14 @@ class Client:
 
     # -- end -------------------------------------------------------------------------------------
     def close(self) -> None:
-        """Stop reading: the connection's task then frees its state (channels, nick), and
-        only after that sends what is queued and closes the socket, so a client that sees its
-        connection end can reconnect with the same nick at once."""
+        """Stop reading: the connection's task frees its state (channels, nick), then sends
+        what is queued and closes, so that a client can reconnect with the same nick at once."""
         if not self.closing:
             self.closing = True
             self.transport.stop_reading()
 
     def close_link(self, reason: str, shown: str = "") -> None:
-        """Close with an ERROR line: `reason` is its QUIT's, `shown` what the ERROR says (the
-        reason, unless told otherwise)."""
+        """Close with an ERROR line: `reason` is its QUIT's, `shown` the ERROR's (or `reason`)."""
         self.quit_reason = reason
         self.send(f"ERROR :Closing link: {shown or reason}")
         self.close()

@@ -25,13 +25,19 @@ from apps.kit.pubsub import publish, publish_on
 #: Line ids remembered per replica, with who got each (see `Delivery.seen`).
 SEEN_IDS = 2048
 
+#: The lines that say someone came or went: in a big channel the others' can wait a moment.
+PRESENCE = frozenset({"JOIN", "PART", "QUIT"})
+
 
 class Delivery:
     """Delivers lines locally and publishes them for the other replicas."""
 
     def __init__(self, redis: Redis, keys: ChatKeys, instance: str, roster: Roster, counts: Counter[str],
-                 new_id: Callable[[], str]) -> None:
+                 new_id: Callable[[], str], *, wait_from: int = 200) -> None:
+        """`wait_from`: in a channel with at least this many members here, others' JOINs,
+        PARTs and QUITs can wait for the flusher's delay (`Flusher.later`)."""
         self._redis = redis
+        self._wait_from = wait_from
         self._keys = keys
         self.instance = instance
         self._roster = roster
@@ -62,8 +68,14 @@ class Delivery:
         seen = self.seen(line) if line.id or len(cfs) > 1 else None
         fanout = Fanout(line)
         delivered = 0
+        # Others' comings and goings in a big channel can wait a moment (`Flusher.later`); the
+        # one who came or went gets its own at once.
+        presence = line.command in PRESENCE
+        own = line.source.partition("!")[0]
         for cf in cfs:
-            for client in list(self._roster.local.get(cf, ())):
+            members = list(self._roster.local.get(cf, ()))
+            can_wait = presence and len(members) >= self._wait_from
+            for client in members:
                 device = client.device
                 if device == exclude:
                     continue
@@ -71,7 +83,7 @@ class Delivery:
                     if device in seen:
                         continue
                     seen.add(device)
-                fanout.deliver(client)
+                fanout.deliver(client, can_wait=can_wait and client.nick != own)
                 delivered += 1
         self._counts["messages"] += delivered
 

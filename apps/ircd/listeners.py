@@ -34,7 +34,7 @@ class Listeners:
         self._ctx = ctx
         self._dispatcher = dispatcher
         self._leave = leave
-        self._flusher = Flusher()
+        self._flusher = Flusher(ctx.settings.presence_delay)
         self._servers: list[asyncio.AbstractServer] = []
         self._tasks: set[asyncio.Task[None]] = set()
         self.ports: dict[str, int] = {}

@@ -145,10 +145,10 @@ class Fanout:
             cached = self._by_kind[kind] = forms(client, self._line, self._rendered)
         return cached
 
-    def deliver(self, client: Client) -> None:
-        """Send the line to `client` as it should see it."""
+    def deliver(self, client: Client, *, can_wait: bool = False) -> None:
+        """Send the line to `client` as it should see it (`Client.send`'s `can_wait`)."""
         for text in self.forms(client):
-            client.send(text)
+            client.send(text, can_wait=can_wait)
 
 
 def _format(line: Line, tags: dict[str, str], batched: bool) -> tuple[str, ...]:

@@ -52,7 +52,8 @@ class IrcServer:
         self.chatlog = ChatLog.from_settings(redis, settings)
         self.bus = Bus(redis, self._on_bus, self.counts)
         self.roster = Roster(self.bus, keys, self.chatlog)
-        delivery = Delivery(redis, keys, settings.instance_id, self.roster, self.counts, new_id)
+        delivery = Delivery(redis, keys, settings.instance_id, self.roster, self.counts, new_id,
+                            wait_from=settings.presence_wait_members)
         self._router = Router(keys, settings.instance_id, self.roster, delivery, self.counts)
         self.accounts = Accounts(settings, Directory(redis, settings.keys, settings.directory_ttl))
         self.ctx = Context(settings=settings, store=self.store, chatlog=self.chatlog,

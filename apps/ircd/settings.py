@@ -94,6 +94,13 @@ class IrcdSettings(ChatSettings):
     #: process keeps the memory its peak took: fewer, less memory when many large channels are
     #: joined at once, and their joins answered more slowly.
     names_at_once: int = Field(default=8, ge=1)
+    #: In a channel with at least this many members on a replica, the JOIN, PART and QUIT lines
+    #: of others are written to those members within PRESENCE_DELAY seconds, several in one
+    #: write, rather than at the end of the event loop's turn (a line that cannot wait takes
+    #: them along): a wave of thousands joining one channel costs far fewer writes (docs/ircd.md,
+    #: "CPU of a join wave").
+    presence_wait_members: int = Field(default=200, ge=1)
+    presence_delay: float = Field(default=0.1, ge=0, le=2)
     #: One account, many devices (docs/chat.md): a connection logged in to an account that
     #: asks for the nick its account's user holds becomes one more device of that user.
     multi_device: bool = True

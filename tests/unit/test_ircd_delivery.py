@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+from collections import Counter
+from types import SimpleNamespace
 
 import fakeredis
 import pytest
@@ -12,6 +14,7 @@ from apps.chat.conversations import MessageLine
 from apps.chat.events import ChannelEvent, Line
 from apps.ircd import render
 from apps.ircd.client import Client, Flusher, shared_caps
+from apps.ircd.delivery import Delivery
 from apps.ircd.render import Fanout, Rendered, deliver
 from apps.ircd.server import IrcServer
 from tests.unit.ircd_support import connect, running_gateway
@@ -205,3 +208,67 @@ async def test_a_payload_that_is_no_event_of_this_version_is_counted_and_dropped
         got = await client.sync_until(lambda line: "from v2" in line)
         assert ":x!y@z PRIVMSG #c :from v2" in got
         await client.close()
+
+
+async def test_lines_that_can_wait_go_out_after_the_delay_unless_one_that_cannot_takes_them_along():
+    transport = StuckTransport()
+    client = Client(transport, "c1", server_name="irc.test", flusher=Flusher(0.05),  # type: ignore[arg-type]
+                    send_queue_bytes=4096, now=0)
+    client.send("JOIN 1", can_wait=True)
+    await asyncio.sleep(0)
+    assert transport.sent == []  # not at the end of the turn
+    await asyncio.sleep(0.1)
+    assert transport.sent == ["JOIN 1"]
+    client.send("JOIN 2", can_wait=True)
+    client.send("PRIVMSG")
+    client.send("JOIN 3", can_wait=True)
+    await asyncio.sleep(0)
+    assert transport.sent == ["JOIN 1", "JOIN 2", "PRIVMSG", "JOIN 3"]  # in one write, in order
+    await asyncio.sleep(0.1)
+    assert transport.sent == ["JOIN 1", "JOIN 2", "PRIVMSG", "JOIN 3"]  # and not again
+
+
+@pytest.mark.parametrize("members", [2, 3])
+async def test_in_a_big_channel_others_comings_and_goings_wait_and_the_ones_own_does_not(members: int):
+    # From `wait_from` members here, a JOIN, PART or QUIT can wait for the flusher's delay,
+    # but not for whoever came or went; in a smaller channel nothing waits; a message never.
+    clients = [Client(StuckTransport(), f"c{i}", server_name="irc.test", flusher=Flusher(60),  # type: ignore[arg-type]
+                      send_queue_bytes=4096, now=0) for i in range(members)]
+    for i, client in enumerate(clients):
+        client.nick = f"n{i}"
+    roster = SimpleNamespace(local={"#hall": set(clients)})
+    delivery = Delivery(None, None, "ircd-test", roster, Counter(), lambda: "id",  # type: ignore[arg-type]
+                        wait_from=3)
+    delivery.local(["#hall"], Line("n0!u@h", "JOIN", ["#hall"]))
+    await asyncio.sleep(0)
+    big = members >= 3
+    assert clients[0].transport.sent == [":n0!u@h JOIN #hall"]  # type: ignore[attr-defined]
+    assert all(c.transport.sent == ([] if big else [":n0!u@h JOIN #hall"])  # type: ignore[attr-defined]
+               for c in clients[1:])
+    delivery.local(["#hall"], Line("n0!u@h", "PRIVMSG", ["#hall", "hi"]))
+    await asyncio.sleep(0)
+    for c in clients[1:]:
+        assert c.transport.sent == [":n0!u@h JOIN #hall", ":n0!u@h PRIVMSG #hall hi"]  # type: ignore[attr-defined]
+
+
+async def test_a_big_channels_joins_that_wait_still_all_arrive():
+    async def line_with(member: object, *words: str) -> str:
+        # Read without a PING: its PONG would take the waiting lines along.
+        while True:
+            raw = await asyncio.wait_for(member.reader.readline(), 3)  # type: ignore[attr-defined]
+            if all(word in raw.decode() for word in words):
+                return raw.decode().rstrip()
+
+    async with running_gateway(presence_wait_members=2, presence_delay=0.05) as gateway:
+        members = [await connect(gateway) for _ in range(4)]
+        for i, member in enumerate(members):
+            await member.register(f"m{i}")
+            await member.send("JOIN #hall")
+            await line_with(member, " 366 ")
+        for member in members[:3]:
+            assert await line_with(member, "JOIN #hall", ":m3!")
+        await members[3].send("PART #hall")
+        for member in members[:3]:
+            assert await line_with(member, "PART #hall", ":m3!")
+        for member in members:
+            await member.close()
