@@ -104,10 +104,9 @@ def shared_caps(names: Iterable[str]) -> frozenset[str]:
 #: every client had a dict of its own, 1.9 KiB of a registered connection's ~9, where slots take
 #: 0.3 (docs/ircd.md, "Memory per connection").
 _ATTRIBUTES = ("_batches", "_can_wait", "_flusher", "_held", "_pending", "_send_queue_bytes", "account",
-               "always_on",
-               "asked_nick", "attach_to", "away", "cap_version", "caps", "channels", "closing", "device",
-               "flood_tat", "host", "killed", "last_message", "last_read", "missed_since_ms", "modes",
-               "monitoring", "multiline", "negotiating", "nick", "nick_cf", "password", "pinged_at",
+               "always_on", "asked_nick", "attach_to", "away", "cap_version", "caps", "channels", "closing",
+               "device", "flood_tat", "host", "killed", "last_message", "last_read", "missed_since_ms",
+               "modes", "monitoring", "multiline", "negotiating", "nick", "nick_cf", "password", "pinged_at",
                "quit_reason", "realname", "registered", "sasl_buffer", "sasl_mechanism", "server_name",
                "signon", "signon_monotonic", "transport", "uid", "username")
 
