@@ -171,12 +171,13 @@ async def test_invite_notify_on_an_invite_only_channel_goes_to_its_operators_onl
 # -- standard-replies (ircv3.net/specs/extensions/standard-replies) ---------------------------
 
 async def failing_store(gateway: IrcServer, error: Exception) -> None:
-    """Make the store's channel look-up fail as Redis away (or a bug) would."""
+    """Make the store's channel look-ups fail as Redis away (or a bug) would."""
 
     async def broken(*args: object) -> None:
         raise error
 
     gateway.store.channel_and_status = broken  # type: ignore[method-assign]
+    gateway.store.channel_status_masks = broken  # type: ignore[method-assign]
 
 
 @pytest.mark.parametrize(("error", "code", "text"), [

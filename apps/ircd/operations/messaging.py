@@ -64,7 +64,7 @@ async def to_channel(ctx: Context, client: Client, command: str, target: str, te
                      tags: dict[str, str], *, rank: str = "", lines: tuple[MessageLine, ...] = ()) -> Sent:
     """A message to a channel, or (`rank` "@" or "+", STATUSMSG) to its members of that rank."""
     cf = casefold(target)
-    channel, status = await ctx.store.channel_and_status(cf, client.uid)
+    channel, status, lists = await ctx.store.channel_status_masks(cf, client.uid, "b" + exempted_by("b"))
     if channel is None:
         raise NoSuchChannel(target)
     display = channel.name or target
@@ -73,7 +73,7 @@ async def to_channel(ctx: Context, client: Client, command: str, target: str, te
         raise CannotSendToChannel(display, "Cannot send to channel (no external messages)")
     if channel.has("m") and not voiced:
         raise CannotSendToChannel(display, "Cannot send to channel (+m)")
-    if not voiced and refused_by_list(await ctx.store.masks(cf, "b" + exempted_by("b")), "b", client.prefix):
+    if not voiced and refused_by_list(lists, "b", client.prefix):
         raise CannotSendToChannel(display, "Cannot send to channel (+b)")
     client.last_message = ctx.clock()
     if rank:

@@ -24,6 +24,12 @@ class Joined(enum.Enum):
     ALREADY = "already"  # a member already
 
 
+def _entries(letters: str, found: list[Any]) -> dict[str, list[ListEntry]]:
+    """The lists named by `letters`, from their hashes as HGETALL gave them."""
+    return {letter: [ListEntry.from_redis(mask, how) for mask, how in raw.items()]
+            for letter, raw in zip(letters, found, strict=True)}
+
+
 def _list_key(keys: ChatKeys, cf: str, letter: str) -> str:
     mask_list = CHANNEL_MODE[letter].mask_list
     assert mask_list is not None, letter
@@ -82,12 +88,22 @@ class ChannelState(StoreBase):
 
     async def channel_and_status(self, cf: str, uid: str) -> tuple[Channel | None, Status | None]:
         """A channel and `uid`'s status in it (None: not a member), in one round trip."""
+        channel, status, _ = await self.channel_status_masks(cf, uid, "")
+        return channel, status
+
+    async def channel_status_masks(self, cf: str, uid: str, letters: str) -> tuple[
+            Channel | None, Status | None, dict[str, list[ListEntry]]]:
+        """A channel, `uid`'s status in it (None: not a member) and the channel's lists named
+        by `letters` (as `masks`), in one round trip: a message to a channel needs all three."""
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.hgetall(self.keys.channel(cf))
             pipe.hget(self.keys.channel_members(cf), uid)
-            raw, status = await pipe.execute()
+            for letter in letters:
+                pipe.hgetall(_list_key(self.keys, cf, letter))
+            raw, status, *lists = await pipe.execute()
         return (Channel.from_redis(raw) if raw else None,
-                Status.from_redis(status) if status is not None else None)
+                Status.from_redis(status) if status is not None else None,
+                _entries(letters, lists))
 
     async def set_modes(self, cf: str, channel: Channel) -> None:
         """Write a channel's modes and their parameters (an unset parameter is deleted)."""
@@ -133,8 +149,7 @@ class ChannelState(StoreBase):
             for letter in letters:
                 pipe.hgetall(_list_key(self.keys, cf, letter))
             found = await pipe.execute()
-        return {letter: [ListEntry.from_redis(mask, how) for mask, how in raw.items()]
-                for letter, raw in zip(letters, found, strict=True)}
+        return _entries(letters, found)
 
     async def add_mask(self, cf: str, letter: str, entry: ListEntry, most: int) -> int:
         """Add to list `letter`: 1 added, 0 already there, -1 the list holds `most` already."""
