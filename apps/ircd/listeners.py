@@ -152,16 +152,15 @@ class Listeners:
         into connections closed without a word), None if refused (and closed)."""
         ctx = self._ctx
         try:
-            count = await ctx.store.connect_ip(transport.peer_ip, ctx.instance, 1)
+            count = await ctx.store.connect_ip(transport.peer_ip, ctx.instance, 1, unregistered=True)
         except (RedisError, OSError) as exc:
             log.warning("connection from %s not counted: %s", transport.peer_ip, exc)
             return False
         if count > ctx.settings.max_connections_per_ip:
-            await quietly(ctx.store.connect_ip(transport.peer_ip, ctx.instance, -1))
+            await quietly(ctx.store.connect_ip(transport.peer_ip, ctx.instance, -1, unregistered=True))
             transport.send(["ERROR :Closing link: too many connections from your address"])
             transport.close()
             await transport.wait_closed()
             return None
         ctx.counts["connections"] += 1
-        await quietly(ctx.store.unregistered(ctx.instance, 1))
         return True

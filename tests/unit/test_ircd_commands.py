@@ -47,6 +47,25 @@ async def test_registration_sends_welcome_isupport_lusers_and_motd(gateway: IrcS
     await client.close()
 
 
+async def test_lusers_counts_who_has_not_registered_who_has_and_the_peak(gateway: IrcServer):
+    # A connection is counted unregistered as it comes in (with its address, in one round
+    # trip) and out of it as it registers (with its user record, in one round trip).
+    waiting = await connect(gateway)
+    alice, bob = await connect(gateway), await connect(gateway)
+    await alice.register("alice")
+    await bob.register("bob")
+    await bob.close()
+    for _ in range(20):
+        await alice.send("LUSERS")
+        replies = {line.split()[1]: line for line in await alice.sync()}
+        if replies["265"].split()[3:5] == ["1", "2"]:
+            break
+    assert replies["253"].split()[3] == "1"  # the one still waiting to register
+    assert replies["265"].split()[3:5] == ["1", "2"]  # one user now, two at most
+    await waiting.close()
+    await alice.close()
+
+
 async def test_a_registration_redis_failed_half_way_is_closed_with_a_reason_and_leaves_nothing(
         gateway: IrcServer):
     # Redis fails once the user is half made (in the roster, its record not written): rather

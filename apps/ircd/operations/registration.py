@@ -10,7 +10,7 @@ import binascii
 from apps.ircd.accounts import Refusal
 from apps.ircd.capabilities import before_connect
 from apps.ircd.client import Client
-from apps.ircd.context import Context, quietly
+from apps.ircd.context import Context
 from apps.ircd.errors import Fail, NicknameInUse, PasswordMismatch, SaslFailed
 from apps.ircd.operations import devices, monitor
 from apps.ircd.operations.identity import may_use
@@ -48,8 +48,7 @@ async def register(ctx: Context, client: Client) -> bool:
         client.always_on = await ctx.accounts.always_on(client.account, ctx.settings.always_on)
     client.registered = True
     ctx.roster.add(client)
-    await quietly(ctx.store.unregistered(ctx.instance, -1))
-    await ctx.store.add_user(client.to_user(ctx.instance), client.device)
+    await ctx.store.add_user(client.to_user(ctx.instance), client.device)  # and unregistered -1
     await ctx.roster.follow_nick(client, client.nick)
     await monitor.tell_online(ctx, client.uid, client.nick_cf, client.prefix)
     return True

@@ -69,8 +69,10 @@ class NetworkState(StoreBase):
         await self.redis.hdel(self.keys.network("unregistered"), instance)
 
     # -- connections per address -------------------------------------------------------------------
-    async def connect_ip(self, ip: str, instance: str, delta: int) -> int:
-        """Count a connection from `ip` in (+1) or out (-1); the connections from it now.
+    async def connect_ip(self, ip: str, instance: str, delta: int, *, unregistered: bool = False) -> int:
+        """Count a connection from `ip` in (+1) or out (-1); the connections from it now. With
+        `unregistered`, count it in (or out) of the connections not registered yet too, in the
+        same round trip: a new connection is both.
 
         One field per replica, so a replica's count can be told apart (and cleared) by it.
         """
@@ -78,7 +80,9 @@ class NetworkState(StoreBase):
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.hincrby(key, instance, delta)
             pipe.hvals(key)
-            mine, values = await pipe.execute()
+            if unregistered:
+                pipe.hincrby(self.keys.network("unregistered"), instance, delta)
+            mine, values, *_ = await pipe.execute()
         if int(mine) <= 0:
             await self.redis.hdel(key, instance)
         return sum(max(0, int(v)) for v in values)

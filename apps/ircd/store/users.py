@@ -23,7 +23,6 @@ class UserState(StoreBase):
     def __init__(self, redis: Redis, keys: ChatKeys) -> None:
         super().__init__(redis, keys)
         self._release = redis.register_script(scripts.RELEASE_NICK)
-        self._count_users = redis.register_script(scripts.COUNT_USERS)
         self._set_host = redis.register_script(scripts.SET_HOST)
         self._names_users = redis.register_script(scripts.NAMES_USERS)
 
@@ -43,7 +42,8 @@ class UserState(StoreBase):
     # -- users ----------------------------------------------------------------------------------
     async def add_user(self, user: User, device: str = "") -> None:
         """A connection registered as a new user: its record, its one device (`device`, else
-        the user's own uid), and the indexes listing it."""
+        the user's own uid), the indexes listing it, the network's peak of users and one
+        connection fewer not registered yet on its replica (`unregistered`): one round trip."""
         device = device or user.uid
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.hset(self.keys.user(user.uid), mapping=user.to_redis())  # type: ignore[arg-type]
@@ -53,8 +53,11 @@ class UserState(StoreBase):
             pipe.sadd(self.keys.replica_users(user.instance), user.uid)
             if user.account:
                 pipe.sadd(self._connections_of(user.account), user.uid)
+            pipe.hincrby(self.keys.network("unregistered"), user.instance, -1)
+            # EVAL, not the script's EVALSHA: redis-py asks SCRIPT EXISTS before every pipeline
+            # holding a Script, a round trip more; Redis keeps the compiled script by its hash.
+            pipe.eval(scripts.COUNT_USERS, 2, self._users, self.keys.network("most"))
             await pipe.execute()
-        await self._count_users(keys=[self._users, self.keys.network("most")])
 
     async def update_user(self, user: User) -> None:
         """A user's record, changed by one of its devices. Its replicas (`inst`) are not
