@@ -71,18 +71,18 @@ async def test_a_registration_redis_failed_half_way_is_closed_with_a_reason_and_
     # Redis fails once the user is half made (in the roster, its record not written): rather
     # than a user that never gets its welcome, the client is told and closed, and its nick is
     # free again for the client that reconnects.
-    add_user = gateway.store.add_user
+    register_user = gateway.store.register_user
 
     async def failing(*args: object) -> None:
         raise RedisError("Timeout reading from redis")
 
-    gateway.store.add_user = failing  # type: ignore[method-assign]
+    gateway.store.register_user = failing  # type: ignore[method-assign]
     client = await connect(gateway)
     await client.send("NICK alice", "USER alice 0 * :Alice")
     lines = await client.sync_closed()
     assert "001" not in commands(lines)
     assert lines[-1] == "ERROR :Closing link: Server state unavailable, try again later"
-    gateway.store.add_user = add_user  # type: ignore[method-assign]
+    gateway.store.register_user = register_user  # type: ignore[method-assign]
     again = await connect(gateway)
     assert commands(await again.register("alice"))[0] == "001"
     assert [c.nick for c in gateway.roster.connections] == ["alice"]

@@ -14,6 +14,7 @@ from apps.ircd.operations.queries import network_counts
 from apps.ircd.operations.registration import register
 from apps.ircd.protocol import USER_LENGTH, Message, format_line, valid_user
 from apps.ircd.registry import command
+from apps.ircd.store import Counts
 
 
 @command("PASS", params=1, registered=False)
@@ -49,15 +50,15 @@ async def finish_registration(ctx: Context, client: Client) -> None:
     with an ERROR saying so: the client reconnects, and the connection's end removes whatever
     half of the user was written."""
     try:
-        done = await register(ctx, client)
+        registered = await register(ctx, client)
     except StateError:
         if not client.registered:
             raise  # nothing was made yet: the command's 400, and the client may try again
         client.close_link("Server state unavailable", "Server state unavailable, try again later")
         return
-    if done:
+    if registered is not None:
         welcome(ctx, client)
-        await lusers(ctx, client)
+        tell_counts(client, registered.counts)
         motd(ctx, client)
         if client.uid != client.device:  # a device of a user that was there: its channels
             await welcome_back(ctx, client)
@@ -75,7 +76,11 @@ def welcome(ctx: Context, client: Client) -> None:
 
 async def lusers(ctx: Context, client: Client) -> None:
     """Network-wide counts from Redis."""
-    counts = await network_counts(ctx)
+    tell_counts(client, await network_counts(ctx))
+
+
+def tell_counts(client: Client, counts: Counts) -> None:
+    """LUSERS' replies: 251 to 266."""
     users, invisible, most = counts.users, counts.invisible, counts.most
     # Every replica presents itself as the one server of the network, so its "local" clients
     # are the network's: a client sees the same counts whichever replica it reached.

@@ -75,9 +75,14 @@ async def watchers(ctx: Context, uid: str, nick_cf: str) -> dict[str, str]:
     return found
 
 
-async def tell_online(ctx: Context, uid: str, nick_cf: str, prefix: str) -> None:
-    """Tell the watchers of `nick_cf` that it came online as `prefix` (730)."""
-    targets = await watchers(ctx, uid, nick_cf)
+async def tell_online(ctx: Context, uid: str, nick_cf: str, prefix: str,
+                      found: dict[str, str] | None = None) -> None:
+    """Tell the watchers of `nick_cf` that it came online as `prefix` (730); `found`: its
+    watchers, when they were read already (a registration reads them with its record)."""
+    if found is None:
+        targets = await watchers(ctx, uid, nick_cf)
+    else:
+        targets = {watcher: replica for watcher, replica in found.items() if watcher != uid}
     if targets:
         await ctx.delivery.to_uids(targets, Numeric(n.RPL_MONONLINE, [prefix]))
 

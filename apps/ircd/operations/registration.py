@@ -15,6 +15,7 @@ from apps.ircd.errors import Fail, NicknameInUse, PasswordMismatch, SaslFailed
 from apps.ircd.operations import devices, monitor
 from apps.ircd.operations.identity import may_use
 from apps.ircd.protocol import casefold, valid_nick
+from apps.ircd.store import Registered
 
 #: REGISTER's standard reply for each refusal of the users service, and its text.
 REFUSALS: dict[Refusal, tuple[str, str]] = {
@@ -26,20 +27,21 @@ REFUSALS: dict[Refusal, tuple[str, str]] = {
 }
 
 
-async def register(ctx: Context, client: Client) -> bool:
-    """Register the client if it is ready (nick, user, negotiation over): True if it did now.
+async def register(ctx: Context, client: Client) -> Registered | None:
+    """Register the client if it is ready (nick, user, negotiation over): what its welcome
+    needs if it did now, else None.
     A client logged in to an account that asked for the nick its account's user holds becomes
     a device of that user (apps/ircd/operations/devices.py). NicknameInUse if its nick is an
     account's it is not logged in to, or its account's user has all the devices it may (the
     nick is given back); PasswordMismatch (closing) without the server's password."""
     if client.registered or not client.nick_cf or not client.username or client.negotiating:
-        return False
+        return None
     if ctx.settings.irc_password and client.password != ctx.settings.irc_password:
         raise PasswordMismatch(closes=True)
     user = await devices.attachable(ctx, client) if client.attach_to else None
     if user is not None:
         await devices.attach(ctx, client, user)
-        return True
+        return Registered({}, await ctx.store.counts())
     if not await may_use(ctx, client, client.nick):
         await ctx.store.release_nick(client.nick_cf, client.uid)
         nick, client.nick, client.nick_cf = client.nick, "*", ""
@@ -48,10 +50,11 @@ async def register(ctx: Context, client: Client) -> bool:
         client.always_on = await ctx.accounts.always_on(client.account, ctx.settings.always_on)
     client.registered = True
     ctx.roster.add(client)
-    await ctx.store.add_user(client.to_user(ctx.instance), client.device)  # and unregistered -1
+    # One round trip: the record (and unregistered -1), its nick's watchers, LUSERS' counts.
+    registered = await ctx.store.register_user(client.to_user(ctx.instance), client.device, client.nick_cf)
     await ctx.roster.follow_nick(client, client.nick)
-    await monitor.tell_online(ctx, client.uid, client.nick_cf, client.prefix)
-    return True
+    await monitor.tell_online(ctx, client.uid, client.nick_cf, client.prefix, registered.watchers)
+    return registered
 
 
 async def log_in(ctx: Context, client: Client, payload: str) -> str:

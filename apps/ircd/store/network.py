@@ -3,7 +3,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
+
+from redis.asyncio.client import Pipeline
 
 from apps.chat.modes import USER_MODE
 from apps.ircd.store.base import StoreBase, text
@@ -19,6 +23,10 @@ class Counts:
     opers: int
     unregistered: int
     channels: int
+
+
+#: How many commands `NetworkState.queue_counts` queues.
+COUNTS_READS = 6
 
 
 class NetworkState(StoreBase):
@@ -37,15 +45,25 @@ class NetworkState(StoreBase):
 
     async def counts(self) -> Counts:
         """Network-wide counts for LUSERS, in one round trip."""
-        network = self.keys.network
         async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.scard(network("users"))
-            pipe.get(network("most"))
-            pipe.scard(network("invisible"))
-            pipe.scard(network("opers"))
-            pipe.hvals(network("unregistered"))
-            pipe.scard(network("chans"))
-            users, most, invisible, opers, unregistered, channels = await pipe.execute()
+            self.queue_counts(pipe)
+            return self.counts_from(await pipe.execute())
+
+    def queue_counts(self, pipe: Pipeline) -> None:
+        """Queue on `pipe` the reads `counts_from` makes a Counts of (a registration reads them
+        with its user's record)."""
+        network = self.keys.network
+        pipe.scard(network("users"))
+        pipe.get(network("most"))
+        pipe.scard(network("invisible"))
+        pipe.scard(network("opers"))
+        pipe.hvals(network("unregistered"))
+        pipe.scard(network("chans"))
+
+    @staticmethod
+    def counts_from(replies: Sequence[Any]) -> Counts:
+        """The Counts of the replies to `queue_counts`."""
+        users, most, invisible, opers, unregistered, channels = replies
         return Counts(users=int(users), most=max(int(most or 0), int(users)), invisible=int(invisible),
                       opers=int(opers), unregistered=sum(max(0, int(v)) for v in unregistered),
                       channels=int(channels))

@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 
 from apps.chat.casemap import casefold
 from apps.chat.keys import ChatKeys
 from apps.chat.modes import USER_MODES
-from apps.chat.records import NAMES_FIELDS, User, WhowasEntry
+from apps.chat.records import NAMES_FIELDS, User
 from apps.ircd.store import scripts
 from apps.ircd.store.base import StoreBase, text
 from apps.kit.pubsub import is_cluster
@@ -44,20 +45,24 @@ class UserState(StoreBase):
         """A connection registered as a new user: its record, its one device (`device`, else
         the user's own uid), the indexes listing it, the network's peak of users and one
         connection fewer not registered yet on its replica (`unregistered`): one round trip."""
-        device = device or user.uid
         async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.hset(self.keys.user(user.uid), mapping=user.to_redis())  # type: ignore[arg-type]
-            pipe.delete(self.keys.user_devices(user.uid))
-            pipe.hset(self.keys.user_devices(user.uid), device, user.instance)
-            pipe.sadd(self._users, user.uid)
-            pipe.sadd(self.keys.replica_users(user.instance), user.uid)
-            if user.account:
-                pipe.sadd(self._connections_of(user.account), user.uid)
-            pipe.hincrby(self.keys.network("unregistered"), user.instance, -1)
-            # EVAL, not the script's EVALSHA: redis-py asks SCRIPT EXISTS before every pipeline
-            # holding a Script, a round trip more; Redis keeps the compiled script by its hash.
-            pipe.eval(scripts.COUNT_USERS, 2, self._users, self.keys.network("most"))
+            self.queue_add_user(pipe, user, device)
             await pipe.execute()
+
+    def queue_add_user(self, pipe: Pipeline, user: User, device: str = "") -> None:
+        """Queue on `pipe` what `add_user` writes."""
+        device = device or user.uid
+        pipe.hset(self.keys.user(user.uid), mapping=user.to_redis())  # type: ignore[arg-type]
+        pipe.delete(self.keys.user_devices(user.uid))
+        pipe.hset(self.keys.user_devices(user.uid), device, user.instance)
+        pipe.sadd(self._users, user.uid)
+        pipe.sadd(self.keys.replica_users(user.instance), user.uid)
+        if user.account:
+            pipe.sadd(self._connections_of(user.account), user.uid)
+        pipe.hincrby(self.keys.network("unregistered"), user.instance, -1)
+        # EVAL, not the script's EVALSHA: redis-py asks SCRIPT EXISTS before every pipeline
+        # holding a Script, a round trip more; Redis keeps the compiled script by its hash.
+        pipe.eval(scripts.COUNT_USERS, 2, self._users, self.keys.network("most"))
 
     async def update_user(self, user: User) -> None:
         """A user's record, changed by one of its devices. Its replicas (`inst`) are not
@@ -148,30 +153,3 @@ class UserState(StoreBase):
 
     def _connections_of(self, account: str) -> str:
         return self.keys.account_connections(casefold(account))
-
-    # -- WHOWAS and MONITOR ---------------------------------------------------------------------
-    async def remember(self, nick_cf: str, entry: WhowasEntry, keep: int) -> None:
-        """Note who used a nick, keeping the last `keep`."""
-        key = self.keys.whowas(nick_cf)
-        async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.lpush(key, entry.to_json())
-            pipe.ltrim(key, 0, keep - 1)
-            await pipe.execute()
-
-    async def whowas(self, nick_cf: str, count: int) -> list[WhowasEntry]:
-        return [WhowasEntry.from_json(raw) for raw in await self.redis.lrange(self.keys.whowas(nick_cf), 0,
-                                                                              count - 1)]
-
-    async def watch(self, nick_cf: str, instance: str, uid: str) -> None:
-        await self.redis.sadd(self.keys.monitor(nick_cf), f"{instance} {uid}")
-
-    async def unwatch(self, nick_cf: str, instance: str, uid: str) -> None:
-        await self.redis.srem(self.keys.monitor(nick_cf), f"{instance} {uid}")
-
-    async def watchers(self, nick_cf: str) -> dict[str, str]:
-        """Who MONITORs a nick: uid -> the replica holding it."""
-        found: dict[str, str] = {}
-        for watcher in await self.redis.smembers(self.keys.monitor(nick_cf)):
-            instance, _, uid = text(watcher).partition(" ")
-            found[uid] = instance
-        return found
