@@ -71,7 +71,7 @@ class Delivery:
         # Others' comings and goings in a big channel can wait a moment (`Flusher.later`); the
         # one who came or went gets its own at once.
         presence = line.command in PRESENCE
-        own = line.source.partition("!")[0]
+        own = line.source.partition("!")[0] if presence else ""
         for cf in cfs:
             members = list(self._roster.local.get(cf, ()))
             can_wait = presence and len(members) >= self._wait_from

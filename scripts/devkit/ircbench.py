@@ -192,7 +192,7 @@ def shapes(wanted: list[str], args: argparse.Namespace) -> list[Shape]:
     rooms and the messages, each its own share as N hosts would (rooms and capacity only)."""
     tail = (" no-names" if args.no_implicit_names else "") + (" tls" if args.tls else "")
     held = f" q{args.quota:g}" if args.quota else ""
-    scaled = bool(getattr(args, "scaled_load", False))
+    scaled: bool = args.scaled_load
     out = []
     for kind in (k for k in DELIVERY_KINDS if k in wanted):
         if kind in ("rooms", "capacity"):

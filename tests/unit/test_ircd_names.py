@@ -12,6 +12,7 @@ from typing import Any, cast
 
 import pytest
 
+from apps.chat.casemap import casefold
 from apps.chat.records import Channel, Status, User
 from apps.ircd import names
 from apps.ircd.client import Client
@@ -54,7 +55,7 @@ async def seed(store: Store, cf: str, name: str, count: int, *, modes: str = "nt
     """A channel of `count` users written straight into Redis, as other replicas would have."""
     users = [member(i) for i in range(count)]
     for user in users:
-        await store.add_user(user)
+        await store.register_user(user, "", casefold(user.nick))
     await store.redis.hset(store.keys.channel(cf), mapping=Channel(name, 1.0, modes=modes).to_redis())  # type: ignore[arg-type]
     await store.redis.hset(store.keys.channel_members(cf),
                            mapping={user.uid: status_of(i).to_redis()  # type: ignore[misc]
@@ -243,7 +244,7 @@ async def test_a_read_starts_after_the_call_so_a_joiner_finds_itself(gateway: Ir
     first = asyncio.ensure_future(reads.members("#big"))
     await asyncio.sleep(0)  # the first read is under way
     await store.redis.hset(store.keys.channel_members("#big"), "u999", "")
-    await store.add_user(member(999))
+    await store.register_user(member(999), "", "nick999")
     second = await reads.members("#big")
     assert "u999" in second.uids and len(second.members) == 4
     assert len((await first).members) in (3, 4)

@@ -70,19 +70,18 @@ async def presence(ctx: Context, nicks: list[str]) -> Presence:
 
 async def watchers(ctx: Context, uid: str, nick_cf: str) -> dict[str, str]:
     """The clients MONITORing `nick_cf` but `uid` itself: uid -> replica."""
-    found = await ctx.store.watchers(nick_cf)
-    found.pop(uid, None)
-    return found
+    return _others(await ctx.store.watchers(nick_cf), uid)
+
+
+def _others(found: dict[str, str], uid: str) -> dict[str, str]:
+    return {watcher: replica for watcher, replica in found.items() if watcher != uid}
 
 
 async def tell_online(ctx: Context, uid: str, nick_cf: str, prefix: str,
                       found: dict[str, str] | None = None) -> None:
     """Tell the watchers of `nick_cf` that it came online as `prefix` (730); `found`: its
     watchers, when they were read already (a registration reads them with its record)."""
-    if found is None:
-        targets = await watchers(ctx, uid, nick_cf)
-    else:
-        targets = {watcher: replica for watcher, replica in found.items() if watcher != uid}
+    targets = await watchers(ctx, uid, nick_cf) if found is None else _others(found, uid)
     if targets:
         await ctx.delivery.to_uids(targets, Numeric(n.RPL_MONONLINE, [prefix]))
 

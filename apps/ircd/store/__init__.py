@@ -38,9 +38,9 @@ class Store(UserState, WatchState, DeviceState, ChannelState, NetworkState, Mark
         super().__init__(redis, keys or ChatKeys())
 
     async def register_user(self, user: User, device: str, nick_cf: str) -> Registered:
-        """`add_user`, and in the same round trip the watchers of its nick (`nick_cf`) and
-        LUSERS' counts: a storm of registrations goes as fast as the fewest round trips each
-        (docs/ircd.md, "100,000 clients")."""
+        """A new user (`queue_add_user`), and in the same round trip the watchers of its nick
+        (`nick_cf`) and LUSERS' counts: a storm of registrations goes as fast as the fewest
+        round trips each (docs/ircd.md, "100,000 clients")."""
         async with self.redis.pipeline(transaction=False) as pipe:
             self.queue_add_user(pipe, user, device)
             self.queue_watchers(pipe, nick_cf)

@@ -41,16 +41,11 @@ class UserState(StoreBase):
         return text(value) if value is not None else None
 
     # -- users ----------------------------------------------------------------------------------
-    async def add_user(self, user: User, device: str = "") -> None:
-        """A connection registered as a new user: its record, its one device (`device`, else
-        the user's own uid), the indexes listing it, the network's peak of users and one
-        connection fewer not registered yet on its replica (`unregistered`): one round trip."""
-        async with self.redis.pipeline(transaction=False) as pipe:
-            self.queue_add_user(pipe, user, device)
-            await pipe.execute()
-
     def queue_add_user(self, pipe: Pipeline, user: User, device: str = "") -> None:
-        """Queue on `pipe` what `add_user` writes."""
+        """Queue on `pipe` what a connection registered as a new user writes: its record, its
+        one device (`device`, else the user's own uid), the indexes listing it, the network's
+        peak of users and one connection fewer not registered yet on its replica
+        (`unregistered`). `Store.register_user` sends it with what the welcome reads."""
         device = device or user.uid
         pipe.hset(self.keys.user(user.uid), mapping=user.to_redis())  # type: ignore[arg-type]
         pipe.delete(self.keys.user_devices(user.uid))
