@@ -7,7 +7,7 @@ import time
 from collections.abc import Sequence
 from typing import Any, cast
 
-from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
@@ -20,6 +20,8 @@ from redis.exceptions import (
 )
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from apps.kit.redispool import FairBlockingPool
 
 #: Commands the directory relies on; a server lacking them cannot expire a killed instance.
 REQUIRED_COMMANDS = ("HPEXPIRE", "HPTTL")
@@ -39,9 +41,10 @@ def connect(url: str, *, client_name: str, timeout: float = 2.0, username: str =
     milliseconds instead of hanging. `username` and `password`, if given, are used as they
     are (REDIS_URL then carries none: the settings refuse both).
 
-    `pool_size` bounds the connections with a blocking pool: a command past it waits (up to
-    `timeout`) for a free connection instead of failing, as redis-py's default pool (100
-    connections, then an error) would under a burst of many concurrent clients.
+    `pool_size` bounds the connections with a blocking pool: a command past it waits its turn
+    (up to `timeout`) for a free connection instead of failing, as redis-py's default pool
+    (100 connections, then an error) would under a burst of many concurrent clients. Waiters
+    are served in order (apps/kit/redispool.py).
 
     `cluster` (REDIS_CLUSTER) opens redis-py's asyncio RedisCluster instead, found through the
     node of `url`: it routes each command to the node owning its key's slot and follows
@@ -73,7 +76,7 @@ def connect(url: str, *, client_name: str, timeout: float = 2.0, username: str =
         return cast(Redis, RedisCluster.from_url(url, max_connections=pool_size or 100, **options))
     if pool_size is None:
         return Redis.from_url(url, **options)
-    pool = BlockingConnectionPool.from_url(url, max_connections=pool_size, timeout=timeout, **options)
+    pool = FairBlockingPool.from_url(url, max_connections=pool_size, timeout=timeout, **options)
     return Redis(connection_pool=pool)
 
 
