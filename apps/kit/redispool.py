@@ -77,7 +77,12 @@ class FairBlockingPool(ConnectionPool):
             raise
 
     async def release(self, connection: AbstractConnection) -> None:
-        """Hand the connection to the first waiter, or put it back among the free ones."""
+        """Hand the connection to the first waiter, or put it back among the free ones.
+
+        redis-py's own release also dispatches an after-release event (it re-authenticates
+        connections for streaming credential providers) and counts pool metrics for its
+        OpenTelemetry recorder; neither is used here (a fixed user and password, `/metrics`
+        of our own), and both cost every command."""
         if connection.should_reconnect():
             await connection.disconnect()
         while self._waiters:

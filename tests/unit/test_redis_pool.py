@@ -33,9 +33,6 @@ class FakeConnection:
     def should_reconnect(self) -> bool:
         return False
 
-    async def re_auth(self) -> None:
-        """Asked by redis-py's own pools after a release (the order test's comparison)."""
-
 
 @pytest.fixture(autouse=True)
 def _connects() -> None:
