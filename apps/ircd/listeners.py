@@ -14,6 +14,7 @@ from redis.exceptions import RedisError
 from apps.ircd.client import Client, Flusher
 from apps.ircd.context import Context, quietly
 from apps.ircd.dispatch import Dispatcher
+from apps.ircd.retry import UntilDone
 from apps.ircd.transport import (
     ProxiedStreamTransport,
     StreamTransport,
@@ -34,6 +35,8 @@ class Listeners:
         self._ctx = ctx
         self._dispatcher = dispatcher
         self._leave = leave
+        #: What a connection leaves behind is undone however busy Redis is (apps/ircd/retry.py).
+        self._until_done = UntilDone(ctx.settings)
         self._flusher = Flusher(ctx.settings.presence_delay)
         self._servers: list[asyncio.AbstractServer] = []
         self._tasks: set[asyncio.Task[None]] = set()
@@ -85,6 +88,7 @@ class Listeners:
 
     async def stop(self) -> None:
         """Close the listeners and say goodbye to every client (its task frees its state)."""
+        self._until_done.stop()
         for server in self._servers:
             server.close()
         for client in list(self._ctx.roster.connections):
@@ -126,7 +130,9 @@ class Listeners:
             finally:
                 ctx.roster.connections.discard(client)
                 if counted:
-                    await quietly(ctx.store.connect_ip(transport.peer_ip, ctx.instance, -1))
+                    ip = transport.peer_ip
+                    await self._until_done.run(f"uncounting a connection from {ip}",
+                                               lambda: ctx.store.connect_ip(ip, ctx.instance, -1))
         except Exception:
             log.exception("connection from %s failed", transport.peer_ip)
             transport.close()
@@ -139,7 +145,7 @@ class Listeners:
         lines and the close: a client that sees its connection end can reconnect with the
         same nick at once."""
         try:
-            await self._leave(client)
+            await self._until_done.run(f"cleanup of {client.uid}", lambda: self._leave(client))
         except Exception:
             log.exception("cleanup of %s failed", client.uid)
         client.flush()

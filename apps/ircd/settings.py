@@ -83,6 +83,11 @@ class IrcdSettings(ChatSettings):
     ping_timeout: float = Field(default=60.0, gt=0)
     #: Seconds a client has to register before it is disconnected.
     registration_timeout: float = Field(default=60.0, gt=0)
+    #: A connection's clean-up that Redis failed is tried again after this many seconds,
+    #: twice that the next time, up to CLEANUP_RETRY_CAP (each wait jittered): left undone it
+    #: would leave a ghost holding a nick on a live replica, which no sweep clears.
+    cleanup_retry: float = Field(default=0.5, gt=0)
+    cleanup_retry_cap: float = Field(default=30.0, gt=0)
     #: IRCv3 draft/multiline: the most bytes of text (a line feed between two lines counts one)
     #: and lines one multiline message may hold; past either the batch is refused. 0 bytes: the
     #: capability is not offered. Each line counts against flood control like any line.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import fakeredis
@@ -87,6 +88,62 @@ async def test_a_registration_redis_failed_half_way_is_closed_with_a_reason_and_
     assert commands(await again.register("alice"))[0] == "001"
     assert [c.nick for c in gateway.roster.connections] == ["alice"]
     await again.close()
+
+
+async def test_a_clean_up_redis_failed_is_tried_again_until_the_user_is_gone():
+    # Thousands of connections ending at once find no pooled connection to Redis free within
+    # REDIS_TIMEOUT: given up, each would leave a ghost holding its nick and its channels on
+    # a live replica, which no sweep clears.
+    async with running_gateway(cleanup_retry=0.01, cleanup_retry_cap=0.02) as gateway:
+        alice, bob = await connect(gateway), await connect(gateway)
+        await alice.register("alice"), await bob.register("bob")
+        await alice.send("JOIN #room"), await bob.send("JOIN #room")
+        await alice.sync(), await bob.sync()
+        release_nick, failures = gateway.store.release_nick, []
+
+        async def failing_thrice(nick_cf: str, uid: str) -> None:
+            if len(failures) < 3:
+                failures.append(nick_cf)
+                raise RedisError("No connection available.")
+            await release_nick(nick_cf, uid)
+
+        gateway.store.release_nick = failing_thrice  # type: ignore[method-assign]
+        await alice.send("QUIT :bye")
+        await alice.sync_closed()  # closed once its state is freed: after the three failures
+        assert any(" QUIT " in line for line in await bob.sync_until(lambda line: " QUIT " in line))
+        assert failures == ["alice"] * 3
+        again = await connect(gateway)
+        assert commands(await again.register("alice"))[0] == "001"  # the nick is free
+        await bob.send("NAMES #room")
+        names = next(line for line in await bob.sync() if " 353 " in line)
+        assert names.split("#room", 1)[1].replace(":", "").split() == ["bob"]  # alice's ghost is not in it
+        await again.close(), await bob.close()
+
+
+async def test_an_address_whose_uncounting_failed_is_uncounted_later_not_held_at_its_limit():
+    async with running_gateway(cleanup_retry=0.01, cleanup_retry_cap=0.02,
+                               max_connections_per_ip=1) as gateway:
+        connect_ip, failed = gateway.store.connect_ip, []
+
+        async def failing_once(ip: str, instance: str, delta: int, **kwargs: bool) -> int:
+            if delta < 0 and not failed:
+                failed.append(ip)
+                raise RedisError("No connection available.")
+            return await connect_ip(ip, instance, delta, **kwargs)
+
+        gateway.store.connect_ip = failing_once  # type: ignore[method-assign]
+        first = await connect(gateway)
+        await first.register("first")
+        await first.send("QUIT")
+        await first.sync_closed()
+        for _ in range(50):
+            if failed and not gateway.roster.connections:
+                break
+            await asyncio.sleep(0.02)
+        await asyncio.sleep(0.1)
+        second = await connect(gateway)  # the only connection its address may have
+        assert commands(await second.register("second"))[0] == "001"
+        await second.close()
 
 
 async def test_a_join_redis_failed_before_anyone_was_told_is_undone_and_can_be_asked_again(
