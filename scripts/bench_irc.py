@@ -67,6 +67,7 @@ import resource
 import signal
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
@@ -112,6 +113,7 @@ from scripts.devkit.ircstack import (
     start_ngircd,
     stop_gateways,
 )
+from scripts.devkit.loopback import connect_from
 from scripts.devkit.processes import free_port
 from scripts.devkit.stats import histogram_buckets, histogram_quantile, percentile_or
 
@@ -156,6 +158,7 @@ class Tally:
         self.pings = 0  # keep-alive PINGs answered
         self.retries = 0  # NICKs and JOINs asked again after a 400 "try again"
         self.closed = 0  # connections the server closed after registering them
+        self.turned_away = 0  # connections closed before registering (the door), tried again
 
 
 #: Lines that are only others' JOINs (any number of them, and nothing else): in a big channel's
@@ -190,6 +193,8 @@ class BenchClient(asyncio.Protocol):
         if self.registered.done():
             self.tally.closed += 1
             self.tally.errors.append(f"{self.nick}: connection closed")
+        else:
+            self.registered.set_exception(ConnectionError("closed before registering"))
 
     def write(self, data: bytes) -> None:
         assert self.transport is not None
@@ -297,18 +302,31 @@ async def _work(plan: Plan, pipe: Connection) -> None:
     context = client_tls_context() if plan.tls else None
 
     async def register(index: int) -> None:
-        async with arrivals:
-            nick, port = plan.nicks[index], plan.ports[index]
-            _, client = await loop.create_connection(
-                lambda: BenchClient(nick, tally, port=port, origin=plan.origin,
-                                    no_implicit_names=plan.no_implicit_names), "127.0.0.1", port, ssl=context,
-                local_addr=(plan.source, 0))
-            clients[index] = client
-            hello = f"NICK {nick}\r\nUSER {nick} 0 * :bench\r\n"
-            if plan.no_implicit_names:
-                hello = f"CAP REQ :no-implicit-names\r\n{hello}CAP END\r\n"
-            client.write(hello.encode())
-            await client.wait(client.registered, "registering")
+        # A connection closed before it registers (a replica too busy to take it) is tried
+        # again after a backoff, as a real client does, until SETUP_TIMEOUT.
+        nick, port = plan.nicks[index], plan.ports[index]
+        backoff = ircroam.Backoff(1.0, 10.0, random.Random(index))
+        deadline = time.perf_counter() + SETUP_TIMEOUT
+        while True:
+            async with arrivals:
+                _, client = await connect_from(
+                    lambda: BenchClient(nick, tally, port=port, origin=plan.origin,
+                                        no_implicit_names=plan.no_implicit_names), plan.source, port,
+                    ssl=context)
+                clients[index] = client
+                hello = f"NICK {nick}\r\nUSER {nick} 0 * :bench\r\n"
+                if plan.no_implicit_names:
+                    hello = f"CAP REQ :no-implicit-names\r\n{hello}CAP END\r\n"
+                client.write(hello.encode())
+                try:
+                    await client.wait(client.registered, "registering")
+                    return
+                except ConnectionError:
+                    if time.perf_counter() > deadline:
+                        raise RuntimeError(f"{nick} registering: closed; the servers said: "
+                                           f"{tally.errors[:3]}") from None
+                    tally.turned_away += 1
+            await asyncio.sleep(backoff.delay())
 
     async def join(index: int) -> None:
         async with gate:
@@ -349,7 +367,7 @@ async def _work(plan: Plan, pipe: Connection) -> None:
                         "expected": expected,
                         "last_arrival": tally.last_arrival, "errors": tally.errors[:5],
                         "pings": tally.pings, "closed": tally.closed, "retries": tally.retries,
-                        "cpu_pct": 100 * cpu / wall}))
+                        "turned_away": tally.turned_away, "cpu_pct": 100 * cpu / wall}))
     await step("quit")
     for client in clients.values():
         if not client.closed:
@@ -465,6 +483,7 @@ def scenario(shape: Shape, server: str, ports: list[int], replicas: list[Replica
     row.pings = sum(r["pings"] for r in reports)
     row.closed = sum(r["closed"] for r in reports)
     row.retries = sum(r["retries"] for r in reports)
+    row.turned_away = sum(r["turned_away"] for r in reports)
     row.errors = [e for r in reports for e in r["errors"]][:5]
     if latencies:
         row.p50 = percentile_or(latencies, 50, float("nan"))
@@ -498,6 +517,8 @@ class ReconnectRow:
     history_failures: int = 0
     retries: int = 0
     redrops: int = 0
+    turned_away_first: int = 0
+    turned_away_back: int = 0
     recovered: int = 0
     skipped: int = 0
     unacked: int = 0
@@ -512,8 +533,13 @@ class ReconnectRow:
     survivor_cpu_pct: float = 0.0
     listen_overflows: int = 0
     gen_cpu_pct: float = 0.0
+    gen_lag_p99_ms: float = math.nan  # the generators' own event-loop lag during the storm
     load: float = 0.0
     errors: list[str] = field(default_factory=list)
+    closings: Counter[str] = field(default_factory=Counter)  # the servers' ERROR lines, by text
+    gave_up: Counter[str] = field(default_factory=Counter)  # attempts timed out, by step
+    #: p50 and p99 seconds of each step of the attempts that succeeded (connect, register, join)
+    step_quantiles: list[tuple[float, float]] = field(default_factory=list)
 
 
 def listen_overflows() -> int:
@@ -552,8 +578,9 @@ def reconnect_scenario(label: str, count: int, addresses: Callable[[int], list[i
         os.killpg(victim.pid, signal.SIGKILL)
         kill_at = time.perf_counter()
         print(f"  {label}: {victim.name} killed", file=sys.stderr)
-        workers.step("killed", kill_at, expect="back", timeout=args.back_timeout + 60)
+        back = workers.step("killed", kill_at, expect="back", timeout=args.back_timeout + 60)
         storm = time.perf_counter() - kill_at
+        row.gen_lag_p99_ms = 1000 * percentile_or([x for b in back for x in b["lags"]], 99, math.nan)
         row.listen_overflows = listen_overflows() - overflows
         row.survivor_cpu_pct = 100 * sum(cpu_seconds(p) - c for p, c in cpu_before.items()) / storm
         lag_back = [r.lag_buckets() for r in survivors]
@@ -583,7 +610,8 @@ def worst_lag(before: list[dict[float, float]], after: list[dict[float, float]])
 def add_counts(row: ReconnectRow, counted: list[dict[str, Any]]) -> None:
     """The workers' counts, added up into `row`."""
     for key in ("expected", "lost", "lost_dropped", "lost_away", "history_failures", "retries", "recovered",
-                "dropped", "unacked", "attempts", "alternate_nicks", "quits", "double_quits", "redrops"):
+                "dropped", "unacked", "attempts", "alternate_nicks", "quits", "double_quits", "redrops",
+                "turned_away_first", "turned_away_back"):
         setattr(row, key, sum(c[key] for c in counted))
     back = [x for c in counted for x in c["back_s"]]
     filled = [x for c in counted for x in c["filled_s"]]
@@ -598,6 +626,12 @@ def add_counts(row: ReconnectRow, counted: list[dict[str, Any]]) -> None:
         row.quit_span = f"{min(firsts):.1f}-{max(lasts):.1f} s"
     row.live_p99 = percentile_or([x for c in counted for x in c["latencies"]], 99, math.nan)
     row.errors = [e for c in counted for e in c["errors"] + c["lost_samples"]][:8]
+    for c in counted:
+        row.closings.update(c["closings"])
+        row.gave_up.update(c["gave_up"])
+    steps = [s for c in counted for s in c["attempt_steps"]]
+    row.step_quantiles = [(percentile_or(column, 50, math.nan), percentile_or(column, 99, math.nan))
+                          for column in zip(*steps, strict=True)] if steps else []
 
 
 def reconnect_table(rows: list[ReconnectRow]) -> str:
@@ -610,6 +644,11 @@ def reconnect_table(rows: list[ReconnectRow]) -> str:
         ("half back (s)", lambda r: _num(r.back_p50_s)),
         ("all gaps filled (s)", lambda r: _num(r.filled_s, r.away)),
         ("reconnect attempts", lambda r: r.attempts),
+        ("  turned away before registering", lambda r: r.turned_away_back),
+        ("  given up (timeout) connecting/registering/joining",
+         lambda r: "/".join(str(r.gave_up[step]) for step in ircroam.ATTEMPT_STEPS)),
+        ("  p50/p99 s to connect, register, join", lambda r: ", ".join(
+            f"{p50:.1f}/{p99:.1f}" for p50, p99 in r.step_quantiles) or "-"),
         ("NICK, JOIN, history asked again (400)", lambda r: r.retries),
         ("back, then dropped again before filled", lambda r: r.redrops),
         ("took an alternate nick (433)", lambda r: r.alternate_nicks),
@@ -629,7 +668,9 @@ def reconnect_table(rows: list[ReconnectRow]) -> str:
         ("  after, to the end", lambda r: _bound(r.after_lag_p99_ms)),
         ("survivors' cpu % (storm)", lambda r: f"{r.survivor_cpu_pct:.0f}"),
         ("listen queue overflows", lambda r: r.listen_overflows),
+        ("first arrivals turned away, tried again", lambda r: r.turned_away_first),
         ("gen cpu %", lambda r: f"{r.gen_cpu_pct:.0f}"),
+        ("gen loop lag p99 ms (storm)", lambda r: _num(r.gen_lag_p99_ms)),
         ("load average (1 min)", lambda r: f"{r.load:.2f}"),
     ]
     width = max(28, *(len(r.server) + 2 for r in rows))
@@ -861,6 +902,8 @@ def reconnect(servers: list[str], args: argparse.Namespace) -> list[str]:
     if rows:
         print(reconnect_table(rows))
     for r in rows:
+        for reason, count in r.closings.most_common():
+            print(f"  {r.server} reconnect: ERROR :{reason} (x{count})")
         for error in r.errors:
             print(f"  {r.server} reconnect: {error}")
     for failure in failures:

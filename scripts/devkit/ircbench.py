@@ -79,6 +79,7 @@ class Row:
     pings: int = 0  # keep-alive PINGs the clients answered
     retries: int = 0  # NICKs and JOINs asked again after a 400 "try again"
     closed: int = 0  # registered connections the server closed
+    turned_away: int = 0  # connections closed before registering (the door), tried again
     errors: list[str] = field(default_factory=list)
     replicas: list[ReplicaRow] = field(default_factory=list)
 
@@ -162,11 +163,12 @@ def _cell(value: float) -> str:
 def setup_table(rows: list[Row]) -> str:
     """How the clients came in: registrations and joins, keep-alives, connections closed."""
     lines = [f"{'scenario':<28} {'server':<22} {'clients':>7} {'registered s':>12} {'reg/s':>6} "
-             f"{'joined s':>8} {'PINGs answered':>14} {'closed':>6} {'asked again (400)':>17}"]
+             f"{'joined s':>8} {'PINGs answered':>14} {'closed':>6} {'asked again (400)':>17} "
+             f"{'turned away':>11}"]
     for r in rows:
         lines.append(f"{r.scenario:<28} {r.server:<22} {r.clients:>7} {r.register_s:>12.1f} "
                      f"{r.registrations_per_s:>6.0f} {r.join_s:>8.1f} {r.pings:>14} {r.closed:>6} "
-                     f"{r.retries:>17}")
+                     f"{r.retries:>17} {r.turned_away:>11}")
     return "\n".join(lines)
 
 
@@ -283,7 +285,7 @@ def capacity_result(rows: list[Row]) -> str:
     return _per_server(rows, lambda r: [
         f"capacity_clients={r.clients}", f"kib_per_conn={r.kib_per_conn:.1f}", f"capacity_p99_ms={r.p99:.2f}",
         f"registrations_per_s={r.registrations_per_s:.0f}", f"lost={r.lost}", f"pings_answered={r.pings}",
-        f"closed={r.closed}", f"asked_again={r.retries}",
+        f"closed={r.closed}", f"asked_again={r.retries}", f"turned_away={r.turned_away}",
     ], lambda r: [f"replicas={len(r.replicas)}", *_lag_field([r])])
 
 

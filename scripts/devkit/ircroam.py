@@ -26,12 +26,16 @@ One `Worker` per process drives its share of the clients step by step for the co
 from __future__ import annotations
 
 import asyncio
+import itertools
 import random
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from typing import Any
+
+from scripts.devkit.loopback import connect_from
 
 #: What a reconnecting client asks for, where the server offers it.
 WANTED_CAPS = ("message-tags", "server-time", "batch", "echo-message", "draft/chathistory")
@@ -40,6 +44,8 @@ WANTED_CAPS = ("message-tags", "server-time", "batch", "echo-message", "draft/ch
 WAVE = 50
 #: Seconds a client may take to first register or join.
 SETUP_TIMEOUT = 180.0
+#: An attempt's steps, in order (`Roamer.steps` holds the time each one started).
+ATTEMPT_STEPS = ("connecting", "registering", "joining")
 #: Clients per source address: each (source, destination) pair has ~28,000 ephemeral ports.
 PER_SOURCE = 20000
 
@@ -91,9 +97,19 @@ class Tally:
     history_failures: int = 0  # CHATHISTORY refused (FAIL): a gap left unfilled
     retries: int = 0  # commands asked again after a `400 ... try again`
     redrops: int = 0  # back in its channel, then dropped again before its gap was filled
+    #: Connections the server closed before registering them (a replica too busy to take
+    #: one more: the door), when first arriving and when coming back after the kill.
+    turned_away_first: int = 0
+    turned_away_back: int = 0
     first_quit: float = 0.0
     last_quit: float = 0.0
     errors: list[str] = field(default_factory=list)
+    #: Each attempt back that succeeded: seconds to connect, to register, to join.
+    attempt_steps: list[tuple[float, ...]] = field(default_factory=list)
+    #: Attempts back given up after RoamPlan.attempt_timeout, by the step they were at.
+    gave_up: Counter[str] = field(default_factory=Counter)
+    #: The servers' ERROR lines (why they closed a connection), by their text.
+    closings: Counter[str] = field(default_factory=Counter)
 
     def error(self, text: str) -> None:
         if len(self.errors) < 20:
@@ -187,6 +203,7 @@ class Roamer:
         self.attempts = 0
         self.alternate_nicks = 0
         self.quitting = False
+        self.steps: list[float] = []  # the current attempt's: started, connected, registered, joined
         self._port_index = 0
         self._quits_seen: set[bytes] = set()
 
@@ -204,14 +221,16 @@ class Roamer:
 
     # -- connecting --------------------------------------------------------------------------
 
-    async def connect(self) -> None:
-        """Connect to the current address and register (an alternate nick if needed)."""
+    async def connect(self, steps: list[float] | None = None) -> None:
+        """Connect to the current address and register (an alternate nick if needed); the
+        time the connection was made is added to `steps`."""
         loop = asyncio.get_running_loop()
         self.caps, self._offered = set(), []
         self.registered = loop.create_future()
         self.joined = None
-        _, link = await loop.create_connection(lambda: Link(self), "127.0.0.1", self.ports[self._port_index],
-                                               local_addr=(self.source, 0))
+        _, link = await connect_from(lambda: Link(self), self.source, self.ports[self._port_index])
+        if steps is not None:
+            steps.append(time.perf_counter())
         self.link = link
         link.write(f"CAP LS 302\r\nNICK {self.nick}\r\nUSER {self.base_nick} 0 * :bench\r\n".encode())
         await self.registered
@@ -235,6 +254,8 @@ class Roamer:
                 await asyncio.wait_for(self._connect_and_join(), self.plan.attempt_timeout)
                 return
             except (OSError, TimeoutError, ConnectionError) as exc:
+                if isinstance(exc, TimeoutError):
+                    self.tally.gave_up[ATTEMPT_STEPS[len(self.steps) - 1]] += 1
                 if self.link is not None:
                     self.link.close()
                     self.link = None
@@ -242,12 +263,22 @@ class Roamer:
                     self.tally.error(f"{self.nick}: attempt {self.attempts}: {type(exc).__name__} {exc}")
 
     async def _connect_and_join(self) -> None:
-        await self.connect()
+        """One attempt, each step's time noted in `steps` (where a timeout leaves it)."""
+        steps = self.steps = [time.perf_counter()]
+        await self.connect(steps)
+        steps.append(time.perf_counter())
         await self.join()
+        steps.append(time.perf_counter())
+        self.tally.attempt_steps.append(tuple(b - a for a, b in itertools.pairwise(steps)))
 
     def lost(self, link: Link) -> None:
         """A connection ended: a drop if it was this roamer's live one."""
         error = ConnectionError("connection closed")
+        if link is self.link and self.registered is not None and not self.registered.done():
+            if self.dropped_at:
+                self.tally.turned_away_back += 1
+            else:
+                self.tally.turned_away_first += 1
         for future in (self.registered, self.joined):
             if future is not None and not future.done():
                 future.set_exception(error)
@@ -337,6 +368,8 @@ class Roamer:
         elif command in (b"ERROR", b"FAIL") or (command.isdigit() and command[:1] in b"45"
                                                 and command not in (b"433", b"422")):
             self.tally.error(f"{self.nick}: {line[:160].decode('utf-8', 'replace')}")
+            if command == b"ERROR":
+                self.tally.closings[line.partition(b" :")[2][:100].decode("utf-8", "replace")] += 1
             if command == b"400" and len(words) > 2:
                 self._try_again(words[2])
             if command == b"FAIL" and self.back_at and not self.filled_at:
@@ -474,13 +507,23 @@ class Worker:
         gate = asyncio.Semaphore(WAVE)
 
         async def arrive(roamer: Roamer, what: str) -> None:
-            async with gate:
-                try:
-                    await asyncio.wait_for(roamer.connect() if what == "register" else roamer.join(),
-                                           SETUP_TIMEOUT)
-                except (TimeoutError, ConnectionError) as exc:
-                    raise RuntimeError(f"{roamer.nick} {what}: {type(exc).__name__}; the servers said: "
+            # A connection closed before it registers (a replica too busy to take it) is tried
+            # again after a backoff, as a real client does, until SETUP_TIMEOUT.
+            backoff = Backoff(self.plan.backoff_base, self.plan.backoff_cap, roamer.rng)
+            deadline = time.perf_counter() + SETUP_TIMEOUT
+            while True:
+                async with gate:
+                    try:
+                        await asyncio.wait_for(roamer.connect() if what == "register" else roamer.join(),
+                                               deadline - time.perf_counter())
+                        return
+                    except (TimeoutError, ConnectionError) as exc:
+                        failure = exc
+                if what != "register" or not isinstance(failure, ConnectionError) \
+                        or time.perf_counter() > deadline:
+                    raise RuntimeError(f"{roamer.nick} {what}: {type(failure).__name__}; the servers said: "
                                        f"{self.tally.errors[:3]}") from None
+                await asyncio.sleep(backoff.delay())
 
         for what in ("register", "join"):
             await self.step(what)
@@ -532,12 +575,15 @@ class Worker:
     async def until_back(self, kill_at: float, settle: float = 2.0) -> dict[str, Any]:
         """Wait until every dropped client is back with its gap filled (at least `settle`
         seconds after the kill, for the drops to be seen; at most the plan's `back_timeout`)."""
+        lags = []  # this process's own event-loop lag meanwhile: a generator that lags times late
         while time.perf_counter() < kill_at + self.plan.back_timeout:
             if time.perf_counter() > kill_at + settle and not any(r.away for r in self.roamers.values()):
                 break
+            asked = time.perf_counter()
             await asyncio.sleep(0.1)
+            lags.append(time.perf_counter() - asked - 0.1)
         dropped = [r for r in self.roamers.values() if r.dropped_at]
-        return {"dropped": len(dropped), "away": sum(r.away for r in dropped)}
+        return {"dropped": len(dropped), "away": sum(r.away for r in dropped), "lags": lags}
 
     @staticmethod
     def _missing(roamer: Roamer, missing: set[int], due_at: dict[int, float], kill_at: float) -> str:
@@ -578,6 +624,7 @@ class Worker:
             "expected": expected, "lost": lost, "lost_dropped": lost_dropped, "lost_away": lost_away,
             "recovered": recovered, "history_failures": tally.history_failures, "retries": tally.retries,
             "redrops": tally.redrops,
+            "turned_away_first": tally.turned_away_first, "turned_away_back": tally.turned_away_back,
             "dropped": len(dropped),
             "back_s": [r.back_at - kill_at for r in dropped if r.back_at],
             "filled_s": [r.filled_at - kill_at for r in dropped if r.filled_at],
@@ -587,5 +634,7 @@ class Worker:
             "latencies": tally.latencies_ms, "quits": tally.quits, "double_quits": tally.double_quits,
             "first_quit_s": tally.first_quit - kill_at if tally.quits else None,
             "last_quit_s": tally.last_quit - kill_at if tally.quits else None,
-            "errors": tally.errors[:5], "lost_samples": samples[False] + samples[True],
+            "errors": tally.errors[:5], "closings": dict(tally.closings), "gave_up": dict(tally.gave_up),
+            "attempt_steps": tally.attempt_steps,
+            "lost_samples": samples[False] + samples[True],
         }
