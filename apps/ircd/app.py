@@ -38,7 +38,7 @@ def create_app(settings: IrcdSettings | None = None, redis: Redis | None = None)
                         cluster=settings.redis_cluster)
     app = create_service_app(settings, import_name=__name__, redis=redis)
     rt = app.runtime
-    server = IrcServer(settings, rt.redis)
+    server = IrcServer(settings, rt.redis, loop_lag=app.extensions["kit.loop_lag"].sustained_lag)
     app.extensions["irc"] = server
     rates = Rates(server)
 
@@ -66,6 +66,8 @@ def create_app(settings: IrcdSettings | None = None, redis: Redis | None = None)
     app.metrics.expose_counts("canaduck_irc", "IRC gateway events by kind", lambda: server.counts)
     Gauge("canaduck_irc_connections", "Clients connected to this replica", registry=app.metrics.registry,
           ).set_function(lambda: server.roster.registered)
+    Gauge("canaduck_irc_registrations_waiting", "Commands of unregistered connections waiting for their turn",
+          registry=app.metrics.registry).set_function(lambda: server.registration_turns.waiting)
     Gauge("canaduck_irc_messages_per_second", "Lines delivered to clients per second (last second)",
           registry=app.metrics.registry).set_function(lambda: rates.messages_per_second)
     app.register_blueprint(routes)

@@ -15,6 +15,7 @@ import time
 from redis.exceptions import RedisError
 
 from apps.chat import numerics as n
+from apps.ircd.admission import RegistrationTurns
 from apps.ircd.client import Client
 from apps.ircd.context import Context
 from apps.ircd.errors import ChatError
@@ -35,10 +36,12 @@ KEEPALIVES = frozenset({"PING", "PONG"})
 class Dispatcher:
     """Reads a connection's lines and runs their commands."""
 
-    def __init__(self, ctx: Context, flood: FloodControl, commands: CommandTable) -> None:
+    def __init__(self, ctx: Context, flood: FloodControl, commands: CommandTable,
+                 turns: RegistrationTurns) -> None:
         self._ctx = ctx
         self._flood = flood
         self._commands = commands
+        self._turns = turns
 
     async def run(self, client: Client) -> None:
         """Serve the connection's input until it ends (or the client is closed)."""
@@ -54,12 +57,22 @@ class Dispatcher:
             if raw is None:
                 return
             client.last_read = time.monotonic()
-            if not await self.handle(client, raw):
+            if not await (self.handle(client, raw) if client.registered else self._registering(client, raw)):
                 return
             # One line per turn: a connection with a backlog (lines that arrived together, or a
             # flood) lets every other connection of the replica take its turn before its next
             # line, however cheap its lines are.
             await asyncio.sleep(0)
+
+    async def _registering(self, client: Client, raw: bytes) -> bool:
+        """A line of a connection not yet registered, in its turn (apps/ircd/admission.py).
+        A connection whose peer has gone by then is done with: it is nobody yet, and nobody
+        would read what its registration says."""
+        await self._turns.enter(client.signon_monotonic)
+        try:
+            return not client.transport.ended and await self.handle(client, raw)
+        finally:
+            self._turns.leave()
 
     async def handle(self, client: Client, raw: bytes) -> bool:
         """Parse and run one line; errors become numerics, never a dropped connection. False

@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable
 
 from redis.exceptions import RedisError
 
+from apps.ircd.admission import Door
 from apps.ircd.client import Client, Flusher
 from apps.ircd.context import Context, quietly
 from apps.ircd.dispatch import Dispatcher
@@ -27,14 +28,15 @@ log = logging.getLogger("canaduck.ircd")
 
 
 class Listeners:
-    """Opens the listeners and serves each connection: `dispatcher` runs its lines, then
-    `leave` undoes what it leaves behind (apps/ircd/operations/leave.py)."""
+    """Opens the listeners and serves each connection that `door` lets in: `dispatcher` runs
+    its lines, then `leave` undoes what it leaves behind (apps/ircd/operations/leave.py)."""
 
     def __init__(self, ctx: Context, dispatcher: Dispatcher,
-                 leave: Callable[[Client], Awaitable[None]]) -> None:
+                 leave: Callable[[Client], Awaitable[None]], door: Door) -> None:
         self._ctx = ctx
         self._dispatcher = dispatcher
         self._leave = leave
+        self._door = door
         #: What a connection leaves behind is undone however busy Redis is (apps/ircd/retry.py).
         self._until_done = UntilDone(ctx.settings)
         self._flusher = Flusher(ctx.settings.presence_delay)
@@ -109,6 +111,9 @@ class Listeners:
     async def serve(self, transport: Transport) -> None:
         """Run one connection to its end (TCP, TLS or WebSocket)."""
         ctx = self._ctx
+        if not self._door.admits():
+            await _refuse(transport, "server busy, try again later")
+            return
         client = Client(transport, ctx.new_id(), server_name=ctx.name, flusher=self._flusher,
                         send_queue_bytes=ctx.settings.send_queue_bytes, now=ctx.clock())
         task = asyncio.current_task()
@@ -164,9 +169,14 @@ class Listeners:
             return False
         if count > ctx.settings.max_connections_per_ip:
             await quietly(ctx.store.connect_ip(transport.peer_ip, ctx.instance, -1, unregistered=True))
-            transport.send(["ERROR :Closing link: too many connections from your address"])
-            transport.close()
-            await transport.wait_closed()
+            await _refuse(transport, "too many connections from your address")
             return None
         ctx.counts["connections"] += 1
         return True
+
+
+async def _refuse(transport: Transport, reason: str) -> None:
+    """Tell a connection why it is not served, then close it."""
+    transport.send([f"ERROR :Closing link: {reason}"])
+    transport.close()
+    await transport.wait_closed()

@@ -18,6 +18,7 @@ from redis.asyncio import Redis
 from apps.chat.access import HistoryAccess
 from apps.chat.chatlog import ChatLog
 from apps.ircd.accounts import Accounts
+from apps.ircd.admission import Door, RegistrationTurns, connection_limit
 from apps.ircd.bus import Bus
 from apps.ircd.client import Client
 from apps.ircd.commands import COMMANDS
@@ -44,7 +45,8 @@ class IrcServer:
     """One replica of the IRC gateway."""
 
     def __init__(self, settings: IrcdSettings, redis: Redis, *, clock: Callable[[], float] = time.time,
-                 new_id: Callable[[], str] = lambda: secrets.token_hex(8)) -> None:
+                 new_id: Callable[[], str] = lambda: secrets.token_hex(8),
+                 loop_lag: Callable[[], float] = lambda: 0.0) -> None:
         keys = settings.chat_keys
         self.settings = settings
         self.counts: Counter[str] = Counter()
@@ -63,8 +65,13 @@ class IrcServer:
                            names=MemberReads(self.store, settings.names_at_once))
         self._router.on_sync = partial(devices.on_sync, self.ctx)
         flood = FloodControl(settings, RateLimiter(redis), keys, self.counts)
-        dispatcher = Dispatcher(self.ctx, flood, COMMANDS)
-        self.listeners = Listeners(self.ctx, dispatcher, partial(disconnect, self.ctx))
+        #: Registrations served a few at a time, oldest connection first (apps/ircd/admission.py).
+        self.registration_turns = RegistrationTurns(settings.irc_registrations_at_once)
+        dispatcher = Dispatcher(self.ctx, flood, COMMANDS, self.registration_turns)
+        door = Door(settings, max_connections=connection_limit(settings),
+                    connections=lambda: len(self.roster.connections), loop_lag=loop_lag,
+                    turns=self.registration_turns, counts=self.counts)
+        self.listeners = Listeners(self.ctx, dispatcher, partial(disconnect, self.ctx), door)
         self._keepalive = Keepalive(settings, self.roster)
 
     async def start(self) -> None:

@@ -37,6 +37,21 @@ class IrcdSettings(ChatSettings):
     #: dead replica all come back at once: dropped SYNs are retried by the kernel after 1, 3,
     #: 7... seconds, which is what a reconnect storm then waits for.
     irc_listen_backlog: int = Field(default=4096, ge=1, le=65535)
+    #: Seconds of event-loop lag past which a new connection is told to come back later
+    #: (ERROR, then closed) instead of joining the work the loop is already late with: a
+    #: dead replica's clients all arriving at once are spread over their backoff rather than
+    #: all served too slowly to finish. 0: every connection is let in.
+    irc_admission_lag: float = Field(default=0.1, ge=0)
+    #: Commands of connections not yet registered that run at once; the others wait for their
+    #: turn, oldest connection first (apps/ircd/admission.py).
+    irc_registrations_at_once: int = Field(default=512, ge=1)
+    #: Commands waiting for a registration turn past which a new connection is told to come
+    #: back later, as past IRC_ADMISSION_LAG. 0: no limit.
+    irc_registrations_waiting: int = Field(default=1000, ge=0)
+    #: Connections this replica holds at most; past them a new one is told to come back later.
+    #: 0: the process's open-file limit less IRC_FILES_KEPT, kept for the replica's own needs.
+    irc_max_connections: int = Field(default=0, ge=0)
+    irc_files_kept: int = Field(default=512, ge=0)
     tls_cert: str = ""
     tls_key: str = ""
     #: IRCv3 STS (a policy that clients connect only over TLS), offered only with TLS served:

@@ -25,6 +25,8 @@ class LoopLagMonitor:
         self._interval = interval
         self._clock = clock
         self._task = Background("loop-lag")
+        self._last = self._before_last = 0.0
+        self._due = float("inf")
 
     async def start(self) -> None:
         if self._interval > 0:
@@ -32,13 +34,22 @@ class LoopLagMonitor:
 
     async def stop(self) -> None:
         await self._task.stop()
+        self._due = float("inf")
 
     async def _run(self) -> None:
         while True:
-            asked = self._clock.now()
+            self._due = self._clock.now() + self._interval
             await self._clock.sleep(self._interval)
-            self.observe(self._clock.now() - asked - self._interval)
+            self.observe(self._clock.now() - self._due)
 
     def observe(self, lag: float) -> None:
         """Record one wake-up `lag` seconds late (never negative: early is on time)."""
-        self._histogram.observe(max(lag, 0.0))
+        self._before_last, self._last = self._last, max(lag, 0.0)
+        self._histogram.observe(self._last)
+
+    def sustained_lag(self) -> float:
+        """The lag the loop has kept: its last measure, bounded by the one before it or by how
+        overdue the next one is already, whichever is later. One late wake-up (a garbage
+        collection, one big write) does not show here; a loop that stays late shows one
+        measure later, or sooner if the next wake-up is overdue. 0 when nothing is measured."""
+        return min(self._last, max(self._before_last, self._clock.now() - self._due))

@@ -98,13 +98,15 @@ def commands(lines: list[str]) -> list[str]:
 
 @contextlib.asynccontextmanager
 async def running_gateway(server: fakeredis.FakeServer | None = None, *, instance: str = "ircd-test",
-                          clock: Clock | None = None, **overrides: object) -> AsyncIterator[IrcServer]:
-    """A gateway listening on a free loopback port, on fakeredis (shared when `server` given)."""
+                          clock: Clock | None = None, loop_lag: Callable[[], float] = lambda: 0.0,
+                          **overrides: object) -> AsyncIterator[IrcServer]:
+    """A gateway listening on a free loopback port, on fakeredis (shared when `server` given);
+    `loop_lag` is what its door reads as the event loop's lag (apps/ircd/listeners.py)."""
     fake = server or fakeredis.FakeServer()
     redis = fakeredis.FakeAsyncRedis(server=fake)
     settings = IrcdSettings(instance_id=instance, irc_host="127.0.0.1", irc_port=0,
                             server_name="irc.test", **overrides)  # type: ignore[arg-type]
-    gateway = IrcServer(settings, redis, clock=clock or Clock())
+    gateway = IrcServer(settings, redis, clock=clock or Clock(), loop_lag=loop_lag)
     await gateway.start()
     try:
         yield gateway

@@ -54,3 +54,29 @@ async def test_an_interval_of_zero_measures_nothing():
     await asyncio.sleep(0.02)
     await monitor.stop()
     assert count_at_most(h, 1) == 0
+
+
+async def test_one_late_wake_up_is_not_sustained_lag_two_in_a_row_are():
+    clock = ManualClock()
+    monitor = LoopLagMonitor(histogram(), 0.1, clock)
+    await monitor.start()
+    await clock.advance(0.1)
+    await clock.advance(0.6)  # 0.5 s late once: a collection, one big write
+    assert monitor.sustained_lag() == 0
+    await clock.advance(0.1)  # on time again
+    assert monitor.sustained_lag() == 0
+    await clock.advance(0.4)  # late...
+    await clock.advance(0.4)  # ...and late again: the loop stays late
+    assert abs(monitor.sustained_lag() - 0.3) < 1e-9
+    await monitor.stop()
+
+
+async def test_a_late_wake_up_followed_by_an_overdue_one_shows_before_it_runs():
+    clock = ManualClock()
+    monitor = LoopLagMonitor(histogram(), 0.1, clock)
+    await monitor.start()
+    await clock.advance(0.1)
+    await clock.advance(0.5)  # 0.4 s late
+    clock.jump(0.35)  # the next wake-up was due 0.1 s after the last: 0.25 s overdue, not run yet
+    assert abs(monitor.sustained_lag() - 0.25) < 1e-9
+    await monitor.stop()
