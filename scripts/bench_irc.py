@@ -305,7 +305,7 @@ async def _work(plan: Plan, pipe: Connection) -> None:
         # A connection closed before it registers (a replica too busy to take it) is tried
         # again after a backoff, as a real client does, until SETUP_TIMEOUT.
         nick, port = plan.nicks[index], plan.ports[index]
-        backoff = ircroam.Backoff(1.0, 10.0, random.Random(index))
+        backoff = ircroam.Backoff(ircroam.BACKOFF_BASE, ircroam.BACKOFF_CAP, random.Random(index))
         deadline = time.perf_counter() + SETUP_TIMEOUT
         while True:
             async with arrivals:
@@ -816,10 +816,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                             "directory's 10 s TTL)")
     group.add_argument("--back-timeout", type=float, default=180,
                        help="seconds after the kill to wait for every client at most (default 180)")
-    group.add_argument("--backoff-base", type=float, default=1.0,
-                       help="a reconnecting client's first wait is up to this, doubling (default 1 s)")
-    group.add_argument("--backoff-cap", type=float, default=10.0,
-                       help="and never more than this (default 10 s)")
+    group.add_argument("--backoff-base", type=float, default=ircroam.BACKOFF_BASE,
+                       help="a reconnecting client's first wait is up to this, doubling "
+                            "(default %(default)s s)")
+    group.add_argument("--backoff-cap", type=float, default=ircroam.BACKOFF_CAP,
+                       help="and never more than this (default %(default)s s)")
     return parser.parse_args(argv)
 
 

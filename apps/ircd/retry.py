@@ -6,8 +6,10 @@ its channels on a live replica, which no sweep clears, and its address counted a
 MAX_CONNECTIONS_PER_IP for good. So each is tried again after a jittered wait that doubles
 (CLEANUP_RETRY up to CLEANUP_RETRY_CAP), and they do not all come back together.
 
-A step whose reply timed out after Redis ran it may run twice: its QUIT seen twice, an
-address counted one short. That is better than a ghost that holds its nick for good.
+A step runs again whole, so what it had done before it failed is done twice: its QUIT seen
+twice (even after a newcomer took the freed nick), or, when a reply timed out after Redis ran
+the command, an address counted one short. That is better than a ghost that holds its nick
+for good.
 """
 
 from __future__ import annotations

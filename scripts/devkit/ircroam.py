@@ -44,6 +44,9 @@ WANTED_CAPS = ("message-tags", "server-time", "batch", "echo-message", "draft/ch
 WAVE = 50
 #: Seconds a client may take to first register or join.
 SETUP_TIMEOUT = 180.0
+#: A reconnecting client's first wait is up to BACKOFF_BASE seconds, doubling each attempt,
+#: never past BACKOFF_CAP (`Backoff`).
+BACKOFF_BASE, BACKOFF_CAP = 1.0, 10.0
 #: An attempt's steps, in order (`Roamer.steps` holds the time each one started).
 ATTEMPT_STEPS = ("connecting", "registering", "joining")
 #: Clients per source address: each (source, destination) pair has ~28,000 ephemeral ports.
@@ -62,8 +65,8 @@ class RoamPlan:
     sources: dict[int, str]
     #: Every message of the run, as (msg_id, offset in s, sender index, channel).
     schedule: list[tuple[int, float, int, str]]
-    backoff_base: float = 1.0
-    backoff_cap: float = 10.0
+    backoff_base: float = BACKOFF_BASE
+    backoff_cap: float = BACKOFF_CAP
     attempt_timeout: float = 30.0
     #: Seconds after the kill the conductor waits at most for every dropped client.
     back_timeout: float = 300.0

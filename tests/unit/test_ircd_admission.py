@@ -9,6 +9,7 @@ import resource
 import pytest
 
 from apps.ircd.admission import RegistrationTurns, connection_limit
+from apps.ircd.server import IrcServer
 from apps.ircd.settings import IrcdSettings
 from tests.unit.ircd_support import commands, connect, running_gateway
 
@@ -55,29 +56,46 @@ async def test_a_waiter_that_gave_up_is_passed_over_and_a_turn_handed_to_one_giv
     turns.leave()
 
 
+class HeldClaim:
+    """The gateway's nick claims, recorded; the claim of `nick` holds its command (and so its
+    registration turn) until `release()`."""
+
+    def __init__(self, gateway: IrcServer, nick: str = "first") -> None:
+        self.claimed: list[str] = []
+        self._holding, self._released = asyncio.Event(), asyncio.Event()
+        claim_nick = gateway.store.claim_nick
+
+        async def claim(nick_cf: str, uid: str) -> bool:
+            self.claimed.append(nick_cf)
+            if nick_cf == nick:
+                self._holding.set()
+                await self._released.wait()
+            return await claim_nick(nick_cf, uid)
+
+        gateway.store.claim_nick = claim  # type: ignore[method-assign]
+
+    async def holding(self) -> None:
+        """Until the held claim has started."""
+        await asyncio.wait_for(self._holding.wait(), 3)
+
+    def release(self) -> None:
+        self._released.set()
+
+
 async def test_registrations_wait_their_turn_while_registered_clients_are_served():
     async with running_gateway(irc_registrations_at_once=1) as gateway:
         bob = await connect(gateway)
         await bob.register("bob")
-        held, release = asyncio.Event(), asyncio.Event()
-        claim_nick = gateway.store.claim_nick
-
-        async def slow_claim(nick_cf: str, uid: str) -> bool:
-            if nick_cf == "first":
-                held.set()
-                await release.wait()
-            return await claim_nick(nick_cf, uid)
-
-        gateway.store.claim_nick = slow_claim  # type: ignore[method-assign]
+        claims = HeldClaim(gateway)
         first, second = await connect(gateway), await connect(gateway)
         await first.send("NICK first", "USER first 0 * :First")
-        await asyncio.wait_for(held.wait(), 3)
+        await claims.holding()
         await second.send("NICK second", "USER second 0 * :Second")
         with pytest.raises(TimeoutError):  # its turn has not come: not even its PING is answered
             await second.sync(timeout=0.3)
         await bob.send("PING :still-here")
         assert commands(await bob.sync()) == ["PONG"]  # a registered client is not held up
-        release.set()
+        claims.release()
         assert "001" in commands(await first.sync())
         assert "001" in commands(await second.sync())
         for client in (bob, first, second):
@@ -86,29 +104,18 @@ async def test_registrations_wait_their_turn_while_registered_clients_are_served
 
 async def test_a_connection_gone_before_its_turn_costs_no_work():
     async with running_gateway(irc_registrations_at_once=1) as gateway:
-        held, release = asyncio.Event(), asyncio.Event()
-        claim_nick = gateway.store.claim_nick
-        claimed: list[str] = []
-
-        async def slow_claim(nick_cf: str, uid: str) -> bool:
-            claimed.append(nick_cf)
-            if nick_cf == "first":
-                held.set()
-                await release.wait()
-            return await claim_nick(nick_cf, uid)
-
-        gateway.store.claim_nick = slow_claim  # type: ignore[method-assign]
+        claims = HeldClaim(gateway)
         first, quitter = await connect(gateway), await connect(gateway)
         await first.send("NICK first", "USER first 0 * :First")
-        await asyncio.wait_for(held.wait(), 3)
+        await claims.holding()
         await quitter.send("NICK quitter", "USER quitter 0 * :Quitter")
         await asyncio.sleep(0.1)
         await quitter.close()  # gives up while waiting
         await asyncio.sleep(0.1)
-        release.set()
+        claims.release()
         assert "001" in commands(await first.sync())
         await asyncio.sleep(0.1)
-        assert claimed == ["first"]  # the quitter's NICK was never run
+        assert claims.claimed == ["first"]  # the quitter's NICK was never run
         await first.close()
 
 
@@ -134,19 +141,10 @@ async def test_an_admission_lag_of_zero_lets_every_connection_in():
 
 async def test_while_too_many_commands_wait_for_a_registration_turn_a_new_connection_is_turned_away():
     async with running_gateway(irc_registrations_at_once=1, irc_registrations_waiting=1) as gateway:
-        held, release = asyncio.Event(), asyncio.Event()
-        claim_nick = gateway.store.claim_nick
-
-        async def slow_claim(nick_cf: str, uid: str) -> bool:
-            if nick_cf == "first":
-                held.set()
-                await release.wait()
-            return await claim_nick(nick_cf, uid)
-
-        gateway.store.claim_nick = slow_claim  # type: ignore[method-assign]
+        claims = HeldClaim(gateway)
         first, second, third = await connect(gateway), await connect(gateway), await connect(gateway)
         await first.send("NICK first", "USER first 0 * :First")
-        await asyncio.wait_for(held.wait(), 3)
+        await claims.holding()
         await second.send("NICK second", "USER second 0 * :Second")
         await third.send("NICK third", "USER third 0 * :Third")  # two commands wait
         for _ in range(50):
@@ -155,7 +153,7 @@ async def test_while_too_many_commands_wait_for_a_registration_turn_a_new_connec
             await asyncio.sleep(0.01)
         turned = await connect(gateway)
         assert await turned.sync_closed() == ["ERROR :Closing link: server busy, try again later"]
-        release.set()
+        claims.release()
         for client in (first, second, third):
             assert "001" in commands(await client.sync())
         again = await connect(gateway)  # nothing waits now: in
