@@ -92,6 +92,10 @@ class KitSettings(BaseSettings):
     # Seconds between two measures of the event loop's lag (canaduck_event_loop_lag_seconds
     # on /metrics; apps/kit/looplag.py); 0 measures nothing.
     loop_lag_interval: float = Field(default=0.1, ge=0)
+    # Objects the process may allocate (less those freed) before the garbage collector looks
+    # at the young ones: CPython's 700 unless a service measured better (apps/kit/serve.py
+    # `collect_less_often`).
+    gc_young_threshold: int = Field(default=700, ge=1)
     version: str = "0.1.0"
 
     @model_validator(mode="after")
