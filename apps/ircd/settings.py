@@ -16,9 +16,9 @@ class IrcdSettings(ChatSettings):
     """Kit settings plus the IRC listeners, the server's identity and its limits."""
 
     service_name: str = "ircd"
-    #: 70 times CPython's: a wave of 7,000 joins to one channel ran one full collection on
-    #: each replica where it ran 32 (2.6-2.8 s of a replica's time, pauses up to 215 ms;
-    #: docs/ircd.md, "CPU of a join wave").
+    #: About 70 times CPython's 700: a wave of 7,000 joins to one channel ran one full
+    #: collection on each replica where it ran 32 (2.6-2.8 s of a replica's time, pauses up
+    #: to 215 ms; docs/ircd.md, "CPU of a join wave").
     gc_young_threshold: int = Field(default=50_000, ge=1)
     #: Address the IRC listeners bind; empty: the same as HOST.
     irc_host: str = ""
