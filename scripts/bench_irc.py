@@ -37,6 +37,12 @@ Without it the clients and their lines are those of every earlier run.
 the clients connect there, so the memory per connection includes what TLS costs; the peers'
 rows are left out (their configs here have no TLS), and the rows say `tls`.
 
+`--window K`: a closed loop, ours only. The clients ask for IRCv3 echo-message, and at most K
+messages a replica await their echo at once (shared out between the load generator's
+processes); the next goes when one comes back (or is refused), whatever its due time, so that
+a replica is never short of work nor offered more than it carries. `--rate` and `--seconds`
+then say only how many messages there are; the rows say `wK`.
+
 Two more delivery scenarios, sized for scale, not in the default run: "capacity", CLIENTS
 (100,000 unless given) in rooms, on a replica per PER_REPLICA clients and a load generator
 process per PER_WORKER, each binding its own source address (127.0.0.1, .2, ...) so that no
@@ -171,12 +177,15 @@ class BenchClient(asyncio.Protocol):
     """One IRC connection of the load generator: lines split by hand, bench messages timed."""
 
     def __init__(self, nick: str, tally: Tally, *, port: int = 0, origin: dict[int, int] | None = None,
-                 no_implicit_names: bool = False) -> None:
+                 no_implicit_names: bool = False, echoed: Callable[[], None] | None = None) -> None:
         self.nick = nick
         self.tally = tally
         self.port = port
         self.origin = origin or {}
         self.no_implicit_names = no_implicit_names
+        #: A closed loop's: called when one of its own messages comes back (echo-message), or
+        #: is refused, so that the next may go.
+        self.echoed_message = echoed
         self._source = f":{nick}!".encode()
         self.transport: asyncio.Transport | None = None
         self.buffer = b""
@@ -214,6 +223,9 @@ class BenchClient(asyncio.Protocol):
             # The hot path: ":src PRIVMSG #chan :bench <id> <sent ns>" (tags or not).
             cut = line.find(b" :bench ")
             if cut > 0 and b" PRIVMSG " in line:
+                if self.echoed_message is not None and line.startswith(self._source):
+                    self.echoed_message()  # its own message back: not a delivery
+                    continue
                 parts = line[cut + 8:].split()
                 if len(parts) == 2:
                     msg_id = int(parts[0])
@@ -263,6 +275,9 @@ class BenchClient(asyncio.Protocol):
             asyncio.get_running_loop().call_later(pause, self.write, f"{again}\r\n".encode())
         elif command in (b"ERROR", b"433", b"432", b"465") or (command[:1] in b"45" and command.isdigit()):
             self.tally.errors.append(f"{self.nick}: {line[:120].decode('utf-8', 'replace')}")
+            refused = command == b"404" or (command == b"400" and words[2:3] == [b"PRIVMSG"])
+            if refused and self.echoed_message is not None:
+                self.echoed_message()  # no echo will come: its place in the window is free
 
     def _joining(self) -> str:
         """The channel this client was asked to join (the benchmark's clients join one)."""
@@ -300,6 +315,10 @@ async def _work(plan: Plan, pipe: Connection) -> None:
     cpu_start = time.process_time()
 
     context = client_tls_context() if plan.tls else None
+    # A closed loop: a message takes a place in the window, and its echo gives it back.
+    window = asyncio.Semaphore(plan.window) if plan.window else None
+    wanted = ["no-implicit-names"] if plan.no_implicit_names else []
+    wanted += ["echo-message"] if window is not None else []
 
     async def register(index: int) -> None:
         # A connection closed before it registers (a replica too busy to take it) is tried
@@ -311,12 +330,13 @@ async def _work(plan: Plan, pipe: Connection) -> None:
             async with arrivals:
                 _, client = await connect_from(
                     lambda: BenchClient(nick, tally, port=port, origin=plan.origin,
-                                        no_implicit_names=plan.no_implicit_names), plan.source, port,
-                    ssl=context)
+                                        no_implicit_names=plan.no_implicit_names,
+                                        echoed=window.release if window is not None else None),
+                    plan.source, port, ssl=context)
                 clients[index] = client
                 hello = f"NICK {nick}\r\nUSER {nick} 0 * :bench\r\n"
-                if plan.no_implicit_names:
-                    hello = f"CAP REQ :no-implicit-names\r\n{hello}CAP END\r\n"
+                if wanted:
+                    hello = f"CAP REQ :{' '.join(wanted)}\r\n{hello}CAP END\r\n"
                 client.write(hello.encode())
                 try:
                     await client.wait(client.registered, "registering")
@@ -352,9 +372,12 @@ async def _work(plan: Plan, pipe: Connection) -> None:
     cpu_start = time.process_time()
     wall_start = time.perf_counter()
     for msg_id, offset, sender, channel in plan.sends:
-        delay = start_at + offset - time.perf_counter()
+        # Open loop: each message at its due time. Closed: from the start, as the window allows.
+        delay = start_at + (0 if window else offset) - time.perf_counter()
         if delay > 0:
             await asyncio.sleep(delay)
+        if window is not None:
+            await window.acquire()
         clients[sender].write(f"PRIVMSG {channel} :bench {msg_id} {time.perf_counter_ns()}\r\n".encode())
     expected = sum(plan.expected.values())
     end = max(time.perf_counter(), start_at + (plan.sends[-1][1] if plan.sends else 0)) + drain
@@ -445,7 +468,7 @@ def scenario(shape: Shape, server: str, ports: list[int], replicas: list[Replica
     count = shape.clients
     worker_plans, total = plans(count, shape.size, ports, shape.rate, args.seconds, shape.workers,
                                 f"b{shape.kind[:1]}", no_implicit_names=args.no_implicit_names, tls=args.tls,
-                                wave=wave)
+                                wave=wave, window=shape.window)
     rss_before = sum(rss_kib(p) for p in pids)
     workers = Workers(worker_plans)
     try:
@@ -802,6 +825,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--scaled-load", action="store_true",
                         help="with --curve, rooms and capacity: N replicas get N times the clients and "
                              "the messages, each its own share as N hosts would")
+    parser.add_argument("--window", type=int, default=0,
+                        help="delivery scenarios, ours only: a closed loop, at most this many messages "
+                             "per replica awaiting their echo (IRCv3 echo-message) at once, the next "
+                             "sent when one comes back; --rate and --seconds then give only how many "
+                             "(default 0: each message at its due time)")
     parser.add_argument("--no-implicit-names", action="store_true",
                         help="clients ask for the IRCv3 no-implicit-names capability: no NAMES reply "
                              "after their JOIN (a server without it sends one anyway)")
@@ -847,6 +875,16 @@ def main(argv: list[str] | None = None) -> int:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 65536)), hard))
     servers = available(args.servers.split(","))
+    if args.window < 0:
+        print("bench-irc: --window: a number of messages, 0 or more", file=sys.stderr)
+        return 2
+    if args.window:
+        if "reconnect" in args.scenarios.split(","):
+            print("bench-irc: --window is for the delivery scenarios, not reconnect", file=sys.stderr)
+            return 2
+        if set(servers) - {"canaduck"}:
+            print("bench-irc: --window: ours only (a closed loop needs echo-message)", file=sys.stderr)
+        servers = [s for s in servers if s == "canaduck"]
     if args.tls:
         if "reconnect" in args.scenarios.split(","):
             print("bench-irc: --tls is for the delivery scenarios, not reconnect", file=sys.stderr)

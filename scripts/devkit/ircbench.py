@@ -44,6 +44,10 @@ class Plan:
     #: Registrations in flight at once (joins are WAVE): fewer for a server whose listen
     #: backlog is shorter than the generator's waves (ngIRCd's is 10).
     wave: int = WAVE
+    #: 0: the messages go at their due times (an open loop). Else a closed loop: at most this
+    #: many of the worker's messages await their echo (IRCv3 echo-message) at once, and the next
+    #: goes as soon as one comes back, whatever its due time.
+    window: int = 0
 
 
 @dataclass
@@ -94,17 +98,20 @@ class Row:
 
 def plans(count: int, room_size: int, ports: list[int], rate: float, seconds: float, workers: int,
           prefix: str, *, no_implicit_names: bool = False, tls: bool = False,
-          wave: int = WAVE) -> tuple[list[Plan], int]:
+          wave: int = WAVE, window: int = 0) -> tuple[list[Plan], int]:
     """Split the clients over the workers (client i goes to worker i % workers, and to port
     i % len(ports)), channels of `room_size` consecutive clients, the send schedule; and the
-    number of messages."""
+    number of messages. A `window` (a closed loop: messages awaiting their echo at once, in
+    all) is shared out between the workers."""
     rooms = max(1, count // room_size)
     channel_of = {i: f"#bench{i // room_size}" for i in range(rooms * room_size)}
     members: dict[str, list[int]] = {}
     for index, channel in channel_of.items():
         members.setdefault(channel, []).append(index)
     names = sorted(members, key=lambda c: int(c[6:]))
-    out = [Plan({}, {}, {}, [], {}, no_implicit_names, tls=tls, source=f"127.0.0.{1 + w}", wave=wave)
+    share = math.ceil(window / workers)
+    out = [Plan({}, {}, {}, [], {}, no_implicit_names, tls=tls, source=f"127.0.0.{1 + w}", wave=wave,
+                window=share)
            for w in range(workers)]
     for index, channel in channel_of.items():
         plan = out[index % workers]
@@ -137,6 +144,7 @@ class Shape:
     rate: float
     replicas: int  # ours
     workers: int  # load generator processes
+    window: int = 0  # a closed loop: messages awaiting their echo at once, in all (0: open loop)
 
     @property
     def clients(self) -> int:
@@ -191,8 +199,10 @@ def shapes(wanted: list[str], args: argparse.Namespace) -> list[Shape]:
     """The delivery scenarios asked for, each with its defaults where a flag was not given.
 
     With `--curve`, one per replica count; with `--scaled-load` too, N replicas get N times the
-    rooms and the messages, each its own share as N hosts would (rooms and capacity only)."""
+    rooms and the messages, each its own share as N hosts would (rooms and capacity only).
+    With `--window K`, a closed loop: K messages a replica await their echo at once."""
     tail = (" no-names" if args.no_implicit_names else "") + (" tls" if args.tls else "")
+    tail += f" w{args.window}" if args.window else ""
     held = f" q{args.quota:g}" if args.quota else ""
     scaled: bool = args.scaled_load
     out = []
@@ -211,7 +221,8 @@ def shapes(wanted: list[str], args: argparse.Namespace) -> list[Shape]:
             # A curve's rows differ by their replicas (and load) only: the label says how many.
             label += f" N={count}" if args.curve else ""
             workers = max(args.workers, math.ceil(rooms * times * size / PER_WORKER))
-            out.append(Shape(kind, label, rooms * times, size, rate * times, count, workers))
+            out.append(Shape(kind, label, rooms * times, size, rate * times, count, workers,
+                             window=args.window * count))
     return out
 
 

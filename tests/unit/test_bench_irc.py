@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from scripts.bench_irc import BenchClient, Tally
 from scripts.devkit.ircbench import (
     ReplicaRow,
     Row,
@@ -52,7 +53,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         room=20, rate=200.0, hall=None, hall_rate=None, replicas=int(given.get("replicas", 0)) or None,
         workers=2, no_implicit_names=False, tls=False, quota=float(given.get("quota", 0)),
         curve=[int(n) for n in given["curve"].split(",")] if "curve" in given else None,
-        scaled_load="scaled_load" in given)
+        scaled_load="scaled_load" in given, window=0)
 
 
 def test_the_capacity_scenario_takes_a_replica_per_18000_clients_and_a_generator_per_15000():
@@ -123,3 +124,39 @@ def test_the_bighall_result_line_puts_the_peers_figures_beside_ours():
         "RESULT bighall_members=7000 bighall_p99_ms=104.15 bighall_kib_per_conn=8.3 bighall_join_s=53.0 "
         "lost=0 loop_lag_p99_ms=250 ngircd_bighall_members=7000 ngircd_bighall_p99_ms=108.71 "
         "ngircd_bighall_kib_per_conn=6.8 ngircd_bighall_join_s=255.8 ngircd_lost=1")
+
+
+def test_a_closed_loops_window_is_per_replica_and_shared_out_between_the_workers():
+    args = parse_args(["--scenarios", "rooms", "--curve", "1,4", "--quota", "0.15", "--scaled-load", "yes"])
+    args.window = 8
+    assert [(s.window, s.label) for s in shapes(["rooms"], args)] == [
+        (8, "rooms 50x20 @200/s w8 q0.15 N=1"), (32, "rooms 200x20 @800/s w8 q0.15 N=4")]
+    worker_plans, _ = plans(60, 20, [7000], 10, 1, 3, "b", window=10)
+    assert [p.window for p in worker_plans] == [4, 4, 4]
+    assert [p.window for p in plans(60, 20, [7000], 10, 1, 3, "b")[0]] == [0, 0, 0]
+
+
+async def test_a_closed_loops_client_gives_its_place_back_on_its_echo_or_a_refusal():
+    given_back: list[str] = []
+    client = BenchClient("bc1", Tally(), echoed=lambda: given_back.append("back"))
+    client.data_received(b":bc1!~bc1@127.0.0.1 PRIVMSG #bench0 :bench 7 100\r\n"
+                         b":bc2!~bc2@127.0.0.1 PRIVMSG #bench0 :bench 8 100\r\n")
+    assert given_back == ["back"]  # its own message back
+    assert client.tally.received == {8: 1}  # the other's is a delivery, its echo is not
+    client.data_received(b":srv 404 bc1 #bench0 :Cannot send to channel\r\n"
+                         b":srv 400 bc1 PRIVMSG :Server state unavailable, try again\r\n"
+                         b":srv 400 bc1 NICK :Server state unavailable, try again\r\n")
+    assert given_back == ["back"] * 3  # the refused PRIVMSGs; not the NICK
+    open_loop = BenchClient("bc1", Tally())
+    open_loop.data_received(b":bc1!~bc1@127.0.0.1 PRIVMSG #bench0 :bench 7 100\r\n")
+    assert open_loop.tally.received == {7: 1}  # no echo asked for: nothing is told apart
+
+
+@pytest.mark.parametrize(("flags", "said"), [
+    (["--scenarios", "reconnect", "--window", "8"], "--window is for the delivery scenarios"),
+    (["--scenarios", "rooms", "--window", "-1"], "--window: a number of messages, 0 or more")])
+def test_a_window_is_refused_where_it_means_nothing(flags: list[str], said: str):
+    done = subprocess.run([sys.executable, "-m", "scripts.bench_irc", "--servers", "canaduck", *flags],
+                          cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2, done.stderr
+    assert said in done.stderr
