@@ -25,10 +25,13 @@ from typing import Any, Protocol
 from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 from redis.asyncio.cluster import ClusterNode, ClusterPipeline, RedisCluster
+from redis.asyncio.connection import Connection
 from redis.crc import key_slot
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from apps.kit.linksub import LinkSubscriber
 
 log = logging.getLogger("canaduck.pubsub")
 
@@ -100,7 +103,8 @@ class Subscriber(Protocol):
 
 
 def open_pubsub(redis: Redis, *, ignore_subscribe_messages: bool = False) -> Subscriber:
-    """A subscriber on `redis`: redis-py's own on one server, a ShardedSubscriber on a cluster.
+    """A subscriber on `redis`: a LinkSubscriber on one server over plain TCP (apps/kit/linksub.py),
+    redis-py's own PubSub over anything else, a ShardedSubscriber on a cluster.
 
     Either one raises ConnectionError when its link drops (on a cluster: a node's link, or a
     channel moved to another node by a failover); the caller then closes it and subscribes
@@ -108,6 +112,9 @@ def open_pubsub(redis: Redis, *, ignore_subscribe_messages: bool = False) -> Sub
     """
     if is_cluster(redis):
         return ShardedSubscriber(redis, ignore_subscribe_messages=ignore_subscribe_messages)  # type: ignore[arg-type]
+    pool = redis.connection_pool
+    if pool.connection_class is Connection:  # plain TCP (not TLS, a Unix socket or a double)
+        return LinkSubscriber(pool.connection_kwargs, ignore_subscribe_messages=ignore_subscribe_messages)
     pubsub: PubSub = redis.pubsub(ignore_subscribe_messages=ignore_subscribe_messages)
     return pubsub  # type: ignore[return-value]
 

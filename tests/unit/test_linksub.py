@@ -1,0 +1,115 @@
+"""The kit's subscriber (apps/kit/linksub.py) against a stand-in server on loopback: its login, its
+health check, and a link that is lost or never made. Against the real server:
+tests/integration/test_linksub_server.py."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+import hiredis
+import pytest
+from redis.exceptions import ConnectionError as RedisConnectionError
+
+from apps.kit.linksub import LinkSubscriber, pack
+from scripts.devkit.processes import free_port
+
+
+class StandIn:
+    """A server that answers the login (+OK), and PING only while `answers_ping`."""
+
+    def __init__(self) -> None:
+        self.commands: list[list[bytes]] = []
+        self.answers_ping = True
+        self.port = 0
+
+    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        parser = hiredis.Reader()
+        with contextlib.suppress(ConnectionError):
+            while data := await reader.read(4096):
+                parser.feed(data)
+                while (command := parser.gets()) is not False:
+                    self.commands.append(command)
+                    name = command[0].upper()
+                    if name in (b"AUTH", b"CLIENT"):
+                        writer.write(b"+OK\r\n")
+                    elif name == b"SUBSCRIBE":
+                        for n, channel in enumerate(command[1:], 1):
+                            writer.write(b"*3\r\n$9\r\nsubscribe\r\n$%d\r\n%s\r\n:%d\r\n"
+                                         % (len(channel), channel, n))
+                    elif name == b"PING" and self.answers_ping:
+                        writer.write(b"*2\r\n$4\r\npong\r\n$0\r\n\r\n")
+        writer.close()
+
+
+@pytest.fixture
+async def stand_in() -> AsyncIterator[StandIn]:
+    server = StandIn()
+    listener = await asyncio.start_server(server.serve, "127.0.0.1", 0)
+    server.port = listener.sockets[0].getsockname()[1]
+    yield server
+    listener.close()
+
+
+def options(port: int, **more: Any) -> dict[str, Any]:
+    return {"host": "127.0.0.1", "port": port, "username": "ircd", "password": "secret",
+            "client_name": "ircd/test", "socket_connect_timeout": 2.0, **more}
+
+
+def test_a_command_is_packed_as_resp():
+    assert pack("SUBSCRIBE", "a", b"\xc3\xa9") == b"*3\r\n$9\r\nSUBSCRIBE\r\n$1\r\na\r\n$2\r\n\xc3\xa9\r\n"
+
+
+async def test_it_logs_in_names_itself_then_subscribes(stand_in: StandIn):
+    subscriber = LinkSubscriber(options(stand_in.port))
+    try:
+        await subscriber.subscribe("x")
+        message = await asyncio.wait_for(subscriber.get_message(timeout=None), 2)
+        assert message == {"type": "subscribe", "pattern": None, "channel": b"x", "data": 1}
+        assert stand_in.commands == [[b"AUTH", b"ircd", b"secret"], [b"CLIENT", b"SETNAME", b"ircd/test"],
+                                     [b"SUBSCRIBE", b"x"]]
+    finally:
+        await subscriber.aclose()
+
+
+async def test_a_link_answering_its_pings_stays_up(stand_in: StandIn):
+    subscriber = LinkSubscriber(options(stand_in.port, health_check_interval=0.05),
+                                ignore_subscribe_messages=True)
+    try:
+        await subscriber.subscribe("x")
+        await asyncio.sleep(0.4)
+        assert await subscriber.get_message(timeout=0) is None  # the confirmation; no error
+        assert await subscriber.get_message(timeout=0) is None
+        assert stand_in.commands.count([b"PING"]) >= 3
+    finally:
+        await subscriber.aclose()
+
+
+async def test_a_silent_link_is_given_up_after_a_ping_goes_unanswered(stand_in: StandIn):
+    stand_in.answers_ping = False
+    subscriber = LinkSubscriber(options(stand_in.port, health_check_interval=0.05),
+                                ignore_subscribe_messages=True)
+    try:
+        await subscriber.subscribe("x")
+        with pytest.raises(RedisConnectionError):
+            await asyncio.wait_for(subscriber.get_message(timeout=None), 2)
+        assert [b"PING"] in stand_in.commands
+    finally:
+        await subscriber.aclose()
+
+
+async def test_no_server_is_a_connection_error():
+    subscriber = LinkSubscriber(options(free_port()))
+    with pytest.raises(RedisConnectionError):
+        await subscriber.subscribe("x")
+    await subscriber.aclose()
+
+
+async def test_a_closed_subscriber_subscribes_no_more(stand_in: StandIn):
+    subscriber = LinkSubscriber(options(stand_in.port))
+    await subscriber.aclose()
+    with pytest.raises(RedisConnectionError):
+        await subscriber.subscribe("x")
+    assert stand_in.commands == []
