@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from scripts.bench_irc import BenchClient, Tally
+from scripts.devkit.benchclient import BenchClient, Tally
 from scripts.devkit.ircbench import (
     ReplicaRow,
     Row,
