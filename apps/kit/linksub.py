@@ -31,6 +31,12 @@ from redis.exceptions import AuthenticationError, ResponseError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+#: Messages read and not yet taken past which the link stops reading (and reads again once
+#: half of them are taken): Redis then keeps what is published meanwhile, up to its own limit
+#: for a subscriber (`client-output-buffer-limit pubsub`), as it would for redis-py's PubSub,
+#: rather than this process holding without bound what a stalled reader does not take.
+MAX_QUEUED = 10_000
+
 #: The pub/sub messages' kinds; any other reply answers one of our commands (`pong` in RESP2).
 _PUSH_KINDS = {b"message", b"pmessage", b"subscribe", b"unsubscribe", b"psubscribe", b"punsubscribe"}
 
@@ -49,7 +55,8 @@ class LinkSubscriber(asyncio.Protocol):
     (`subscribe`, `unsubscribe`, `get_message`, `listen`, `aclose`, `subscribed`). `options`
     are the client's connection options (its pool's `connection_kwargs`)."""
 
-    def __init__(self, options: dict[str, Any], *, ignore_subscribe_messages: bool = False) -> None:
+    def __init__(self, options: dict[str, Any], *, ignore_subscribe_messages: bool = False,
+                 max_queued: int = MAX_QUEUED) -> None:
         self._host = str(options.get("host", "localhost"))
         self._port = int(options.get("port", 6379))
         self._username: str | None = options.get("username")
@@ -60,6 +67,8 @@ class LinkSubscriber(asyncio.Protocol):
         encoding = options.get("encoding", "utf-8") if options.get("decode_responses") else None
         self._parser = hiredis.Reader(encoding=encoding, errors=options.get("encoding_errors", "strict"))
         self._ignore = ignore_subscribe_messages
+        self._max_queued = max_queued
+        self._paused = False
         self._messages: asyncio.Queue[dict[str, Any] | BaseException] = asyncio.Queue()
         #: A future for each command awaiting its answer (AUTH, CLIENT SETNAME), None for the
         #: health check's PING, whose answer only needs to come.
@@ -109,6 +118,9 @@ class LinkSubscriber(asyncio.Protocol):
             if isinstance(item, BaseException):
                 self._messages.put_nowait(item)  # every later read fails the same way
                 raise item
+            if self._paused and self._messages.qsize() <= self._max_queued // 2 and self._transport:
+                self._paused = False
+                self._transport.resume_reading()
             if item["type"] != "message" and item["type"] != "pmessage" and (
                     self._ignore or ignore_subscribe_messages):
                 if timeout is None:
@@ -213,6 +225,9 @@ class LinkSubscriber(asyncio.Protocol):
                 answer = self._answers.popleft()
                 if answer is not None and not answer.done():
                     answer.set_result(reply)
+        if not self._paused and self._messages.qsize() >= self._max_queued and self._transport:
+            self._paused = True
+            self._transport.pause_reading()
 
     @staticmethod
     def _message(reply: list[Any]) -> dict[str, Any]:

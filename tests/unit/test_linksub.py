@@ -24,8 +24,13 @@ class StandIn:
         self.commands: list[list[bytes]] = []
         self.answers_ping = True
         self.port = 0
+        self.published = 0  # messages sent on "x" right after it is subscribed
+        self.links: list[asyncio.StreamWriter] = []
+        self.handlers: list[asyncio.Task[None]] = []
 
     async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.links.append(writer)
+        self.handlers.append(asyncio.current_task())  # type: ignore[arg-type]
         parser = hiredis.Reader()
         with contextlib.suppress(ConnectionError):
             while data := await reader.read(4096):
@@ -39,6 +44,8 @@ class StandIn:
                         for n, channel in enumerate(command[1:], 1):
                             writer.write(b"*3\r\n$9\r\nsubscribe\r\n$%d\r\n%s\r\n:%d\r\n"
                                          % (len(channel), channel, n))
+                        for i in range(self.published):
+                            writer.write(pack("message", "x", str(i)))
                     elif name == b"PING" and self.answers_ping:
                         writer.write(b"*2\r\n$4\r\npong\r\n$0\r\n\r\n")
         writer.close()
@@ -51,6 +58,10 @@ async def stand_in() -> AsyncIterator[StandIn]:
     server.port = listener.sockets[0].getsockname()[1]
     yield server
     listener.close()
+    for link in server.links:
+        link.close()
+    await asyncio.gather(*server.handlers, return_exceptions=True)
+    await listener.wait_closed()
 
 
 def options(port: int, **more: Any) -> dict[str, Any]:
@@ -96,6 +107,23 @@ async def test_a_silent_link_is_given_up_after_a_ping_goes_unanswered(stand_in: 
         with pytest.raises(RedisConnectionError):
             await asyncio.wait_for(subscriber.get_message(timeout=None), 2)
         assert [b"PING"] in stand_in.commands
+    finally:
+        await subscriber.aclose()
+
+
+async def test_a_reader_that_falls_behind_stops_the_link_reading_and_loses_nothing(stand_in: StandIn):
+    # Past `max_queued` messages not taken, the link stops reading (Redis keeps the rest, up to
+    # its limit for a subscriber) and reads again as they are taken.
+    stand_in.published = 50_000  # about 1.5 MB: more than one read
+    subscriber = LinkSubscriber(options(stand_in.port), ignore_subscribe_messages=True, max_queued=100)
+    try:
+        await subscriber.subscribe("x")
+        await asyncio.sleep(0.2)
+        assert subscriber._transport is not None and not subscriber._transport.is_reading()
+        assert subscriber._messages.qsize() < 50_000  # what one read brought, past the 100
+        got = [await asyncio.wait_for(subscriber.get_message(timeout=None), 2) for _ in range(50_000)]
+        assert [m["data"] for m in got if m] == [str(i).encode() for i in range(50_000)]
+        assert subscriber._transport.is_reading()
     finally:
         await subscriber.aclose()
 
