@@ -731,19 +731,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.window < 0:
         print("bench-irc: --window: a number of messages, 0 or more", file=sys.stderr)
         return 2
-    if args.window:
+    for flag, given, reason in (("--window", args.window, "a closed loop needs echo-message"),
+                                ("--tls", args.tls, "the peers' configs here have no TLS")):
+        if not given:
+            continue
         if "reconnect" in args.scenarios.split(","):
-            print("bench-irc: --window is for the delivery scenarios, not reconnect", file=sys.stderr)
+            print(f"bench-irc: {flag} is for the delivery scenarios, not reconnect", file=sys.stderr)
             return 2
         if set(servers) - {"canaduck"}:
-            print("bench-irc: --window: ours only (a closed loop needs echo-message)", file=sys.stderr)
-        servers = [s for s in servers if s == "canaduck"]
-    if args.tls:
-        if "reconnect" in args.scenarios.split(","):
-            print("bench-irc: --tls is for the delivery scenarios, not reconnect", file=sys.stderr)
-            return 2
-        if set(servers) - {"canaduck"}:
-            print("bench-irc: --tls: ours only (the peers' configs here have no TLS)", file=sys.stderr)
+            print(f"bench-irc: {flag}: ours only ({reason})", file=sys.stderr)
         servers = [s for s in servers if s == "canaduck"]
     if (args.quota or args.curve) and "reconnect" in args.scenarios.split(","):
         print("bench-irc: --quota and --curve are for the delivery scenarios, not reconnect", file=sys.stderr)

@@ -50,53 +50,18 @@ def pack(*args: str | bytes) -> bytes:
     return b"".join(parts)
 
 
-class LinkSubscriber(asyncio.Protocol):
-    """What `open_pubsub` returns for a plain TCP link: redis-py's PubSub as the services use it
-    (`subscribe`, `unsubscribe`, `get_message`, `listen`, `aclose`, `subscribed`). `options`
-    are the client's connection options (its pool's `connection_kwargs`)."""
+class QueuedMessages:
+    """`get_message` and `listen` as redis-py's PubSub has them, over a queue that a reader of
+    the link fills with messages, or with the error that ended the link (raised to whoever
+    reads next, and to every read after). `_taken` is told of every message taken."""
 
-    def __init__(self, options: dict[str, Any], *, ignore_subscribe_messages: bool = False,
-                 max_queued: int = MAX_QUEUED) -> None:
-        self._host = str(options.get("host", "localhost"))
-        self._port = int(options.get("port", 6379))
-        self._username: str | None = options.get("username")
-        self._password: str | None = options.get("password")
-        self._client_name: str | None = options.get("client_name")
-        self._connect_timeout: float | None = options.get("socket_connect_timeout")
-        self._health_interval = float(options.get("health_check_interval") or 0)
-        encoding = options.get("encoding", "utf-8") if options.get("decode_responses") else None
-        self._parser = hiredis.Reader(encoding=encoding, errors=options.get("encoding_errors", "strict"))
+    def __init__(self, *, ignore_subscribe_messages: bool = False) -> None:
         self._ignore = ignore_subscribe_messages
-        self._max_queued = max_queued
-        self._paused = False
         self._messages: asyncio.Queue[dict[str, Any] | BaseException] = asyncio.Queue()
-        #: A future for each command awaiting its answer (AUTH, CLIENT SETNAME), None for the
-        #: health check's PING, whose answer only needs to come.
-        self._answers: deque[asyncio.Future[Any] | None] = deque()
-        self._channels: set[str] = set()
-        self._transport: asyncio.Transport | None = None
-        self._connecting: asyncio.Task[None] | None = None
-        self._health: asyncio.TimerHandle | None = None
-        self._heard = True  # a byte came since the last health check
         self._closed = False
 
-    # -- the PubSub the services know ------------------------------------------------------------
-    @property
-    def subscribed(self) -> bool:
-        return bool(self._channels)
-
-    async def subscribe(self, *channels: str) -> None:
-        """SUBSCRIBE, on a link opened (and logged in) first if there is none yet."""
-        await self._connected()
-        self._channels.update(channels)
-        self._send(pack("SUBSCRIBE", *channels))
-
-    async def unsubscribe(self, *channels: str) -> None:
-        """UNSUBSCRIBE from `channels` (all, if none is named)."""
-        if self._transport is None:
-            return
-        self._channels.difference_update(channels or set(self._channels))
-        self._send(pack("UNSUBSCRIBE", *channels))
+    def _taken(self) -> None:
+        """A message left the queue."""
 
     async def get_message(self, ignore_subscribe_messages: bool = False,
                           timeout: float | None = 0.0) -> dict[str, Any] | None:
@@ -118,11 +83,8 @@ class LinkSubscriber(asyncio.Protocol):
             if isinstance(item, BaseException):
                 self._messages.put_nowait(item)  # every later read fails the same way
                 raise item
-            if self._paused and self._messages.qsize() <= self._max_queued // 2 and self._transport:
-                self._paused = False
-                self._transport.resume_reading()
-            if item["type"] != "message" and item["type"] != "pmessage" and (
-                    self._ignore or ignore_subscribe_messages):
+            self._taken()
+            if item["type"] not in ("message", "pmessage") and (self._ignore or ignore_subscribe_messages):
                 if timeout is None:
                     continue
                 return None
@@ -133,6 +95,58 @@ class LinkSubscriber(asyncio.Protocol):
             message = await self.get_message(timeout=None)
             if message is not None:
                 yield message
+
+
+class LinkSubscriber(QueuedMessages, asyncio.Protocol):
+    """What `open_pubsub` returns for a plain TCP link: redis-py's PubSub as the services use it
+    (`subscribe`, `unsubscribe`, `get_message`, `listen`, `aclose`, `subscribed`). `options`
+    are the client's connection options (its pool's `connection_kwargs`)."""
+
+    def __init__(self, options: dict[str, Any], *, ignore_subscribe_messages: bool = False,
+                 max_queued: int = MAX_QUEUED) -> None:
+        super().__init__(ignore_subscribe_messages=ignore_subscribe_messages)
+        self._host = str(options.get("host", "localhost"))
+        self._port = int(options.get("port", 6379))
+        self._username: str | None = options.get("username")
+        self._password: str | None = options.get("password")
+        self._client_name: str | None = options.get("client_name")
+        self._connect_timeout: float | None = options.get("socket_connect_timeout")
+        self._health_interval = float(options.get("health_check_interval") or 0)
+        encoding = options.get("encoding", "utf-8") if options.get("decode_responses") else None
+        self._parser = hiredis.Reader(encoding=encoding, errors=options.get("encoding_errors", "strict"))
+        self._max_queued = max_queued
+        self._paused = False
+        #: A future for each command awaiting its answer (AUTH, CLIENT SETNAME), None for the
+        #: health check's PING, whose answer only needs to come.
+        self._answers: deque[asyncio.Future[Any] | None] = deque()
+        self._channels: set[str] = set()
+        self._transport: asyncio.Transport | None = None
+        self._connecting: asyncio.Task[None] | None = None
+        self._health: asyncio.TimerHandle | None = None
+        self._heard = True  # a byte came since the last health check
+
+    # -- the PubSub the services know ------------------------------------------------------------
+    @property
+    def subscribed(self) -> bool:
+        return bool(self._channels)
+
+    async def subscribe(self, *channels: str) -> None:
+        """SUBSCRIBE, on a link opened (and logged in) first if there is none yet."""
+        await self._connected()
+        self._channels.update(channels)
+        self._send(pack("SUBSCRIBE", *channels))
+
+    async def unsubscribe(self, *channels: str) -> None:
+        """UNSUBSCRIBE from `channels` (all, if none is named)."""
+        if self._transport is None:
+            return
+        self._channels.difference_update(channels or set(self._channels))
+        self._send(pack("UNSUBSCRIBE", *channels))
+
+    def _taken(self) -> None:
+        if self._paused and self._messages.qsize() <= self._max_queued // 2 and self._transport:
+            self._paused = False
+            self._transport.resume_reading()
 
     async def aclose(self) -> None:
         self._closed = True

@@ -31,7 +31,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from apps.kit.linksub import LinkSubscriber
+from apps.kit.linksub import LinkSubscriber, QueuedMessages
 
 log = logging.getLogger("canaduck.pubsub")
 
@@ -119,7 +119,7 @@ def open_pubsub(redis: Redis, *, ignore_subscribe_messages: bool = False) -> Sub
     return pubsub  # type: ignore[return-value]
 
 
-class ShardedSubscriber:
+class ShardedSubscriber(QueuedMessages):
     """SSUBSCRIBE on a cluster: one connection per node owning a subscribed channel, read by
     one task each into one queue, so messages from every node come out of `get_message`.
 
@@ -128,14 +128,12 @@ class ShardedSubscriber:
     """
 
     def __init__(self, cluster: RedisCluster, *, ignore_subscribe_messages: bool = False) -> None:
+        super().__init__(ignore_subscribe_messages=ignore_subscribe_messages)
         self._cluster = cluster
-        self._ignore = ignore_subscribe_messages
         self._nodes: dict[str, PubSub] = {}
         self._readers: dict[str, asyncio.Task[None]] = {}
         self._where: dict[str, str] = {}  # channel -> node name
         self._leaving: set[str] = set()
-        self._queue: asyncio.Queue[dict[str, Any] | BaseException] = asyncio.Queue()
-        self._closed = False
 
     @property
     def subscribed(self) -> bool:
@@ -198,35 +196,11 @@ class ShardedSubscriber:
                     raise RedisConnectionError(f"shard channel {channel} moved off {name}")
                 if kind == "unsubscribe":
                     self._leaving.discard(channel)
-                await self._queue.put({**message, "type": kind})
+                await self._messages.put({**message, "type": kind})
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # handed to the reader of get_message, which reconnects
-            await self._queue.put(exc)
-
-    async def get_message(self, ignore_subscribe_messages: bool = False,
-                          timeout: float | None = 0.0) -> dict[str, Any] | None:
-        while True:
-            try:
-                if timeout is None:
-                    item = await self._queue.get()
-                else:
-                    item = await asyncio.wait_for(self._queue.get(), timeout)
-            except TimeoutError:
-                return None
-            if isinstance(item, BaseException):
-                raise item
-            if item["type"] != "message" and (self._ignore or ignore_subscribe_messages):
-                if timeout is None:
-                    continue
-                return None
-            return item
-
-    async def listen(self) -> AsyncIterator[dict[str, Any]]:
-        while not self._closed:
-            message = await self.get_message(timeout=None)
-            if message is not None:
-                yield message
+            await self._messages.put(exc)
 
     async def aclose(self) -> None:
         self._closed = True
