@@ -14,8 +14,8 @@ with the number of replicas.
 The link speaks RESP2, where a subscribed connection gets nothing but its subscriptions'
 messages, the replies to PING, and an error for a subscription refused (the link is then given
 up, as for a lost one). Its login and name are the client's own (`AUTH`,
-`CLIENT SETNAME`), its health check redis-py's: a PING after `health_check_interval` seconds
-without a byte, and the link is given up if the next interval passes without one either.
+`CLIENT SETNAME`), its health check redis-py's interval: a PING every `health_check_interval`
+seconds, and the link is given up when a whole interval after one passes without a byte.
 """
 
 from __future__ import annotations
@@ -124,6 +124,7 @@ class LinkSubscriber(QueuedMessages, asyncio.Protocol):
         self._connecting: asyncio.Task[None] | None = None
         self._health: asyncio.TimerHandle | None = None
         self._heard = True  # a byte came since the last health check
+        self._gave_up = ""  # why this side ended the link, if it did
 
     # -- the PubSub the services know ------------------------------------------------------------
     @property
@@ -209,7 +210,8 @@ class LinkSubscriber(QueuedMessages, asyncio.Protocol):
         if self._closed or self._transport is None:
             return
         if not self._heard:
-            self._transport.abort()  # a whole interval since our PING, and not a byte
+            self._gave_up = f"no answer to PING in {self._health_interval:g} s"
+            self._transport.abort()
             return
         self._heard = False
         self._answers.append(None)
@@ -253,8 +255,7 @@ class LinkSubscriber(QueuedMessages, asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         if self._health is not None:
             self._health.cancel()
-        lost = RedisConnectionError(f"pub/sub link lost: {exc}" if exc
-                                    else "pub/sub link closed by the server")
+        lost = RedisConnectionError(f"pub/sub link lost: {exc or self._gave_up or 'closed by the server'}")
         for answer in self._answers:
             if answer is not None and not answer.done():
                 answer.set_exception(lost)

@@ -104,7 +104,7 @@ async def test_a_silent_link_is_given_up_after_a_ping_goes_unanswered(stand_in: 
                                 ignore_subscribe_messages=True)
     try:
         await subscriber.subscribe("x")
-        with pytest.raises(RedisConnectionError):
+        with pytest.raises(RedisConnectionError, match=r"no answer to PING in 0\.05 s"):
             await asyncio.wait_for(subscriber.get_message(timeout=None), 2)
         assert [b"PING"] in stand_in.commands
     finally:
