@@ -3,11 +3,11 @@ plain TCP (`apps.kit.pubsub.open_pubsub` picks it; redis-py's own PubSub elsewhe
 socket, a test double, and a cluster's nodes).
 
 redis-py's PubSub reads each message through its connection's layers (a retry wrapper, a
-timeout, the parser's call, a push handler) from a task woken for each one: about 30 us of CPU
-a message when messages come one at a time, as a gateway's do. Here the event loop hands the
-bytes to `data_received`, hiredis (the parser redis-py uses) cuts them into messages and they
-wait in a queue: 7 us a message, measured the same way (docs/cluster.md, "The chat under
-quotas"). A gateway replica reads every message of every channel it has members in, so this
+timeout, the parser's call, a push handler): 32-39 us of CPU a message, read with
+`get_message`, when messages come one at a time, as a gateway's do. Here the event loop hands
+the bytes to `data_received`, hiredis (the parser redis-py uses) cuts them into messages and
+they wait in a queue: 14-17 us a message, measured the same way (docs/cluster.md, "The chat
+under quotas"). A gateway replica reads every message of every channel it has members in, so this
 cost is paid once per replica a message reaches: it is the part of the chat's work that grows
 with the number of replicas.
 
