@@ -792,12 +792,7 @@ def test_replies_are_sent_and_shown(stack, chat):
         terminal.send(f"PRIVMSG {channel} :who has the ducks?")
         wait_until(lambda: log_texts(driver) == ["who has the ducks?"], timeout=15)
         question = msgids(driver)[0]
-        from selenium.common.exceptions import StaleElementReferenceException
-
-        # The line may be drawn again (history merged in) between finding it and the click.
-        wait_until(lambda: driver.find_element(
-            "css selector", f'#log li[data-msgid="{question}"] button.reply').click() is None,
-            timeout=10, ignore=(StaleElementReferenceException,))
+        press_on_line(driver, question, "reply")
         assert f"Replying to {tess}: who has the ducks?" in driver.find_element("id", "reply-bar").text
         say(driver, "I do")
         terminal.wait_for(lambda line: f"+draft/reply={question}" in line and line.endswith(" :I do"))
@@ -809,6 +804,16 @@ def test_replies_are_sent_and_shown(stack, chat):
         assert console_errors(driver) == []
     finally:
         terminal.close()
+
+
+def press_on_line(driver: Any, msgid: str, button: str) -> None:
+    """Click the `button` (its class) of the message `msgid`'s line. The line may be drawn again
+    (history merged in) between finding it and the click: it is then found again."""
+    from selenium.common.exceptions import StaleElementReferenceException
+
+    wait_until(lambda: driver.find_element(
+        "css selector", f'#log li[data-msgid="{msgid}"] button.{button}').click() is None,
+        timeout=10, ignore=(StaleElementReferenceException,))
 
 
 def reactions(driver: Any) -> list[str]:
@@ -833,7 +838,7 @@ def test_reactions_are_sent_and_shown(stack, chat):
         terminal.send(f"PRIVMSG {channel} :ducks for everyone")
         wait_until(lambda: log_texts(driver) == ["ducks for everyone"], timeout=15)
         msgid = msgids(driver)[0]
-        driver.find_element("css selector", f'#log li[data-msgid="{msgid}"] button.react').click()
+        press_on_line(driver, msgid, "react")
         terminal.wait_for(lambda line: "+draft/react=👍" in line and f"+draft/reply={msgid}" in line
                           and f"TAGMSG {channel}" in line)
         wait_until(lambda: reactions(driver) == ["👍 1"], timeout=10)
@@ -843,7 +848,7 @@ def test_reactions_are_sent_and_shown(stack, chat):
         terminal.send(f"@+draft/unreact=🦆;+draft/reply={msgid} TAGMSG {channel}")
         wait_until(lambda: reactions(driver) == ["👍 2"], timeout=15)
         # Pressed, the page's own reaction is taken back.
-        driver.find_element("css selector", f'#log li[data-msgid="{msgid}"] button.react').click()
+        press_on_line(driver, msgid, "react")
         terminal.wait_for(lambda line: "+draft/unreact=👍" in line and f"+draft/reply={msgid}" in line)
         wait_until(lambda: reactions(driver) == ["👍 1"], timeout=10)
         assert console_errors(driver) == []
