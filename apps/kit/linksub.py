@@ -207,8 +207,8 @@ class LinkSubscriber(QueuedMessages, asyncio.Protocol):
         self._transport.write(data)
 
     def _check_health(self) -> None:
-        if self._closed or self._transport is None:
-            return
+        if self._closed or self._transport is None or self._transport.is_closing():
+            return  # closing: connection_lost tells the reader
         if not self._heard:
             self._gave_up = f"no answer to PING in {self._health_interval:g} s"
             self._transport.abort()

@@ -128,6 +128,20 @@ async def test_a_reader_that_falls_behind_stops_the_link_reading_and_loses_nothi
         await subscriber.aclose()
 
 
+async def test_a_health_check_due_as_the_link_closes_does_nothing(stand_in: StandIn):
+    subscriber = LinkSubscriber(options(stand_in.port))
+    try:
+        await subscriber.subscribe("x")
+        assert subscriber._transport is not None
+        subscriber._transport.close()
+        subscriber._check_health()  # raised "link is closed" in the timer's callback before
+        with pytest.raises(RedisConnectionError):
+            await asyncio.wait_for(subscriber.get_message(ignore_subscribe_messages=True, timeout=None), 2)
+        assert [b"PING"] not in stand_in.commands
+    finally:
+        await subscriber.aclose()
+
+
 async def test_no_server_is_a_connection_error():
     subscriber = LinkSubscriber(options(free_port()))
     with pytest.raises(RedisConnectionError):
