@@ -85,8 +85,8 @@ class BenchClient(asyncio.Protocol):
             # The hot path: ":src PRIVMSG #chan :bench <id> <sent ns>" (tags or not).
             cut = line.find(b" :bench ")
             if cut > 0 and b" PRIVMSG " in line:
-                if self.echoed_message is not None and line.startswith(self._source):
-                    self.echoed_message()  # its own message back: not a delivery
+                if self.echoed_message is not None and self._source in line[:line.find(b" PRIVMSG ")]:
+                    self.echoed_message()  # its own message back (tags or not): not a delivery
                     continue
                 parts = line[cut + 8:].split()
                 if len(parts) == 2:

@@ -142,11 +142,13 @@ async def test_a_closed_loops_client_gives_its_place_back_on_its_echo_or_a_refus
     client.data_received(b":bc1!~bc1@127.0.0.1 PRIVMSG #bench0 :bench 7 100\r\n"
                          b":bc2!~bc2@127.0.0.1 PRIVMSG #bench0 :bench 8 100\r\n")
     assert given_back == ["back"]  # its own message back
+    client.data_received(b"@msgid=1-0;time=x :bc1!~bc1@127.0.0.1 PRIVMSG #bench0 :bench 9 100\r\n")
+    assert given_back == ["back"] * 2  # tagged, it is still its own
     assert client.tally.received == {8: 1}  # the other's is a delivery, its echo is not
     client.data_received(b":srv 404 bc1 #bench0 :Cannot send to channel\r\n"
                          b":srv 400 bc1 PRIVMSG :Server state unavailable, try again\r\n"
                          b":srv 400 bc1 NICK :Server state unavailable, try again\r\n")
-    assert given_back == ["back"] * 3  # the refused PRIVMSGs; not the NICK
+    assert given_back == ["back"] * 4  # the refused PRIVMSGs; not the NICK
     open_loop = BenchClient("bc1", Tally())
     open_loop.data_received(b":bc1!~bc1@127.0.0.1 PRIVMSG #bench0 :bench 7 100\r\n")
     assert open_loop.tally.received == {7: 1}  # no echo asked for: nothing is told apart
