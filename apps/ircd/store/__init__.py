@@ -18,7 +18,7 @@ from apps.chat.records import User
 from apps.ircd.store.channels import ChannelState, Joined
 from apps.ircd.store.devices import DeviceState
 from apps.ircd.store.markers import MarkerState
-from apps.ircd.store.network import COUNTS_READS, Counts, NetworkState
+from apps.ircd.store.network import Counts, NetworkState
 from apps.ircd.store.users import UserState
 from apps.ircd.store.watch import WatchState
 
@@ -38,16 +38,16 @@ class Store(UserState, WatchState, DeviceState, ChannelState, NetworkState, Mark
         super().__init__(redis, keys or ChatKeys())
 
     async def register_user(self, user: User, device: str, nick_cf: str) -> Registered:
-        """A new user (`queue_add_user`), and in the same round trip the watchers of its nick
-        (`nick_cf`) and LUSERS' counts: a storm of registrations goes as fast as the fewest
-        round trips each (docs/ircd.md, "100,000 clients")."""
+        """A new user (`queue_add_user`, `queue_count_new_user`), and in the same round trip
+        the watchers of its nick (`nick_cf`) and LUSERS' counts: a storm of registrations goes
+        as fast as the fewest round trips, and the fewest commands, each (docs/ircd.md,
+        "Registrations per second")."""
         async with self.redis.pipeline(transaction=False) as pipe:
             self.queue_add_user(pipe, user, device)
             self.queue_watchers(pipe, nick_cf)
-            self.queue_counts(pipe)
-            replies = await pipe.execute()
-        return Registered(self.watchers_from(replies[-COUNTS_READS - 1]),
-                          self.counts_from(replies[-COUNTS_READS:]))
+            self.queue_count_new_user(pipe, user.uid, user.instance)
+            *_, watchers, counts = await pipe.execute()
+        return Registered(self.watchers_from(watchers), self.counts_from(counts))
 
 
 __all__ = ["Counts", "Joined", "Registered", "Store"]

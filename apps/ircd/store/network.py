@@ -10,6 +10,7 @@ from typing import Any
 from redis.asyncio.client import Pipeline
 
 from apps.chat.modes import USER_MODE
+from apps.ircd.store import scripts
 from apps.ircd.store.base import StoreBase, text
 
 
@@ -23,10 +24,6 @@ class Counts:
     opers: int
     unregistered: int
     channels: int
-
-
-#: How many commands `NetworkState.queue_counts` queues.
-COUNTS_READS = 6
 
 
 class NetworkState(StoreBase):
@@ -50,19 +47,26 @@ class NetworkState(StoreBase):
             return self.counts_from(await pipe.execute())
 
     def queue_counts(self, pipe: Pipeline) -> None:
-        """Queue on `pipe` the reads `counts_from` makes a Counts of (a registration reads them
-        with its user's record)."""
+        """Queue on `pipe` the reads `counts_from` makes a Counts of."""
+        for command, key in self._count_keys():
+            getattr(pipe, command)(key)
+
+    def queue_count_new_user(self, pipe: Pipeline, uid: str, instance: str) -> None:
+        """Queue on `pipe` the count of a new user network-wide (`scripts.COUNT_NEW_USER`: in
+        the users, one fewer not registered on `instance`, the high-water mark), whose reply
+        `counts_from` makes the counts after it of."""
+        keys = [key for _, key in self._count_keys()]
+        pipe.eval(scripts.COUNT_NEW_USER, len(keys), *keys, uid, instance)
+
+    def _count_keys(self) -> list[tuple[str, str]]:
+        """LUSERS' keys in `counts_from`'s order, each with the command that reads it."""
         network = self.keys.network
-        pipe.scard(network("users"))
-        pipe.get(network("most"))
-        pipe.scard(network("invisible"))
-        pipe.scard(network("opers"))
-        pipe.hvals(network("unregistered"))
-        pipe.scard(network("chans"))
+        return [("scard", network("users")), ("get", network("most")), ("scard", network("invisible")),
+                ("scard", network("opers")), ("hvals", network("unregistered")), ("scard", network("chans"))]
 
     @staticmethod
     def counts_from(replies: Sequence[Any]) -> Counts:
-        """The Counts of the replies to `queue_counts`."""
+        """The Counts of the replies to `queue_counts`, or of `queue_count_new_user`'s reply."""
         users, most, invisible, opers, unregistered, channels = replies
         return Counts(users=int(users), most=max(int(most or 0), int(users)), invisible=int(invisible),
                       opers=int(opers), unregistered=sum(max(0, int(v)) for v in unregistered),
@@ -94,13 +98,9 @@ class NetworkState(StoreBase):
 
         One field per replica, so a replica's count can be told apart (and cleared) by it.
         """
-        key = self.keys.address(ip)
         async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.hincrby(key, instance, delta)
-            pipe.hvals(key)
+            pipe.eval(scripts.COUNT_ADDRESS, 1, self.keys.address(ip), instance, delta)
             if unregistered:
                 pipe.hincrby(self.keys.network("unregistered"), instance, delta)
-            mine, values, *_ = await pipe.execute()
-        if int(mine) <= 0:
-            await self.redis.hdel(key, instance)
-        return sum(max(0, int(v)) for v in values)
+            count, *_ = await pipe.execute()
+        return int(count)

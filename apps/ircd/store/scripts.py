@@ -112,12 +112,41 @@ redis.call('HSET', KEYS[1], 'user', ARGV[1], 'host', ARGV[2])
 return 1
 """
 
-# The user count and its high-water mark, for LUSERS.
-COUNT_USERS = """
-local count = redis.call('SCARD', KEYS[1])
+#: A new user's record and its one device, in its own slot: a registration's writes as one
+#: command, where a pipeline of them cost redis-py's per-command work each (docs/ircd.md,
+#: "Registrations per second"). KEYS: the record, its devices. ARGV: the device, its replica,
+#: then the record's fields and values.
+ADD_USER = """
+redis.call('HSET', KEYS[1], unpack(ARGV, 3))
+redis.call('DEL', KEYS[2])
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+"""
+
+#: A new user counted network-wide, and LUSERS' counts after it, in one command: it joins the
+#: users, its replica has one connection fewer not registered yet, the high-water mark follows.
+#: KEYS: users, most, invisible, opers, unregistered, channels (`NetworkState.counts`' keys).
+#: ARGV: the uid, its replica. Returns what `NetworkState.counts_from` reads.
+COUNT_NEW_USER = """
+redis.call('SADD', KEYS[1], ARGV[1])
+redis.call('HINCRBY', KEYS[5], ARGV[2], -1)
+local users = redis.call('SCARD', KEYS[1])
 local most = tonumber(redis.call('GET', KEYS[2]) or '0')
-if count > most then redis.call('SET', KEYS[2], count); most = count end
-return {count, most}
+if users > most then redis.call('SET', KEYS[2], users); most = users end
+return {users, most, redis.call('SCARD', KEYS[3]), redis.call('SCARD', KEYS[4]),
+        redis.call('HVALS', KEYS[5]), redis.call('SCARD', KEYS[6])}
+"""
+
+#: A connection from an address counted in (ARGV[2] = 1) or out (-1) on replica ARGV[1], in
+#: the address's hash (KEYS[1]: replica -> connections), a field that falls to 0 removed;
+#: returns the connections from the address now, on every replica.
+COUNT_ADDRESS = """
+local mine = redis.call('HINCRBY', KEYS[1], ARGV[1], ARGV[2])
+if mine <= 0 then redis.call('HDEL', KEYS[1], ARGV[1]) end
+local total = 0
+for _, count in ipairs(redis.call('HVALS', KEYS[1])) do
+  if tonumber(count) > 0 then total = total + tonumber(count) end
+end
+return total
 """
 
 # NAMES's fields (ARGV) of each user (KEYS): one reply for a slice of a big channel, where a

@@ -42,22 +42,19 @@ class UserState(StoreBase):
 
     # -- users ----------------------------------------------------------------------------------
     def queue_add_user(self, pipe: Pipeline, user: User, device: str = "") -> None:
-        """Queue on `pipe` what a connection registered as a new user writes: its record, its
-        one device (`device`, else the user's own uid), the indexes listing it, the network's
-        peak of users and one connection fewer not registered yet on its replica
-        (`unregistered`). `Store.register_user` sends it with what the welcome reads."""
-        device = device or user.uid
-        pipe.hset(self.keys.user(user.uid), mapping=user.to_redis())  # type: ignore[arg-type]
-        pipe.delete(self.keys.user_devices(user.uid))
-        pipe.hset(self.keys.user_devices(user.uid), device, user.instance)
-        pipe.sadd(self._users, user.uid)
+        """Queue on `pipe` what a connection registered as a new user writes in its own slot and
+        in its indexes: its record, its one device (`device`, else the user's own uid), its
+        replica's users, its account's connections. Counting it network-wide is
+        `queue_count_new_user`; `Store.register_user` sends both with what the welcome reads.
+        Each part is one command: EVAL, not the script's EVALSHA, as redis-py asks SCRIPT
+        EXISTS before every pipeline holding a Script (a round trip more), while Redis keeps
+        the compiled script by its hash."""
+        fields = [part for pair in user.to_redis().items() for part in pair]
+        pipe.eval(scripts.ADD_USER, 2, self.keys.user(user.uid), self.keys.user_devices(user.uid),
+                  device or user.uid, user.instance, *fields)
         pipe.sadd(self.keys.replica_users(user.instance), user.uid)
         if user.account:
             pipe.sadd(self._connections_of(user.account), user.uid)
-        pipe.hincrby(self.keys.network("unregistered"), user.instance, -1)
-        # EVAL, not the script's EVALSHA: redis-py asks SCRIPT EXISTS before every pipeline
-        # holding a Script, a round trip more; Redis keeps the compiled script by its hash.
-        pipe.eval(scripts.COUNT_USERS, 2, self._users, self.keys.network("most"))
 
     async def update_user(self, user: User) -> None:
         """A user's record, changed by one of its devices. Its replicas (`inst`) are not
