@@ -1,5 +1,7 @@
-"""The users service, as the gateway asks it: who owns a nick, SASL PLAIN's checks, and IRCv3
-REGISTER's new accounts.
+"""The users service, as the gateway asks it: SASL PLAIN's checks, IRCv3 REGISTER's new
+accounts and an account's always-on choice. Who owns a nick is not asked: the users service
+publishes every account's name in Redis, and the gateway reads it as it claims the nick
+(apps/ircd/store/users.py `claim_nick`).
 
 It is found as the messages service finds it: at USERS_URL when that is set, else a live
 instance in the directory (apps/kit/http.py `Peers`, through a short-lived cache). SASL is
@@ -10,16 +12,13 @@ every call to the users service. CAP LS reads that answer: it never looks up the
 
 from __future__ import annotations
 
-import asyncio
 import enum
-import itertools
 import logging
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
 
-from apps.chat.casemap import casefold, is_valid_nick
+from apps.chat.casemap import casefold
 from apps.ircd.settings import IrcdSettings
 from apps.kit.dircache import DirectoryCache
 from apps.kit.directory import Directory
@@ -29,8 +28,6 @@ log = logging.getLogger("canaduck.ircd.accounts")
 
 #: Seconds a directory lookup of the users service is reused.
 LOOKUP_TTL = 1.0
-#: Most nicks asked in one owners lookup: the users service's limit (apps/users/app.py OWNERS_MAX).
-OWNERS_BATCH = 256
 
 
 class Refusal(enum.Enum):
@@ -41,47 +38,6 @@ class Refusal(enum.Enum):
     WEAK_PASSWORD = "weak password"  # shorter than the users service's minimum
     BAD_PASSWORD = "bad password"  # too long, blank, a control character
     UNAVAILABLE = "unavailable"  # the users service could not be asked, or failed
-
-
-class Batched:
-    """Who owns each nick, asked of `ask` a batch at a time: a lookup goes out on the next turn
-    of the event loop with every other one made meanwhile, and while a batch is out the lookups
-    made meanwhile wait for the next. A registration storm then costs the users service one
-    request per batch rather than one per client, and a lone lookup waits for nothing.
-
-    `ask` answers {nick: account} for the nicks that are accounts', or None when the users
-    service cannot say (every lookup of that batch answers None)."""
-
-    def __init__(self, ask: Callable[[list[str]], Awaitable[dict[str, str] | None]], limit: int) -> None:
-        self._ask = ask
-        self._limit = limit
-        self._waiting: dict[str, list[asyncio.Future[str | None]]] = {}
-        self._sender: asyncio.Task[None] | None = None
-
-    async def owner_of(self, nick: str) -> str | None:
-        """The account named `nick`, None if none (or if the users service cannot say)."""
-        answer: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
-        self._waiting.setdefault(nick, []).append(answer)
-        if self._sender is None:
-            self._sender = asyncio.create_task(self._send())
-        return await answer
-
-    async def _send(self) -> None:
-        try:
-            while self._waiting:
-                nicks = list(itertools.islice(self._waiting, self._limit))
-                batch = {nick: self._waiting.pop(nick) for nick in nicks}
-                try:
-                    owners = await self._ask(list(batch))
-                except Exception:  # the callers are told "cannot say", as for a failed request
-                    log.exception("owners lookup failed")
-                    owners = None
-                for nick, answers in batch.items():
-                    for answer in answers:
-                        if not answer.done():  # a caller gone (its client closed) is skipped
-                            answer.set_result(None if owners is None else owners.get(nick))
-        finally:
-            self._sender = None
 
 
 class Accounts:
@@ -95,36 +51,11 @@ class Accounts:
         #: Whether a users service could be found at the last look (always with USERS_URL).
         self.available = bool(settings.users_url)
         self.http: Any = None  # an httpx.AsyncClient
-        self._owners = Batched(self._ask_owners, OWNERS_BATCH)
 
     async def refresh(self) -> None:
         """Look for a users service now, in the directory itself (`available`)."""
         self._lookups.invalidate("users")
         await self._base_url()
-
-    async def owner_of(self, nick: str) -> str | None:
-        """The account named `nick`, if any; None too when the users service cannot be asked
-        (the chat stays up without it, and says so in the log). Batched with the lookups made
-        at the same time (`Batched`)."""
-        if not is_valid_nick(nick):  # no account's, and it must not reach a batch of others
-            return None
-        return await self._owners.owner_of(nick)
-
-    async def _ask_owners(self, nicks: list[str]) -> dict[str, str] | None:
-        base = await self._base_url()
-        if base is None or self.http is None:
-            return None
-        try:
-            response = await self.http.post(f"{base}/internal/accounts/owners", json={"names": nicks},
-                                            timeout=self._timeout)
-            owners = response.json().get("owners") if response.status_code == 200 else None
-        except (httpx.HTTPError, ValueError, AttributeError) as exc:
-            log.warning("users service unreachable for %d nick(s): %s", len(nicks), exc)
-            return None
-        if not isinstance(owners, dict):
-            log.warning("users service answered the owners lookup with %s", response.status_code)
-            return None
-        return {str(nick): str(account) for nick, account in owners.items()}
 
     async def always_on(self, account: str, default: bool) -> bool:
         """Whether `account`'s user stays when its last device goes: the account's choice

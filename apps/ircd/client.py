@@ -106,9 +106,10 @@ def shared_caps(names: Iterable[str]) -> frozenset[str]:
 _ATTRIBUTES = ("_batches", "_can_wait", "_flusher", "_held", "_pending", "_send_queue_bytes", "account",
                "always_on", "asked_nick", "attach_to", "away", "cap_version", "caps", "channels", "closing",
                "device", "flood_tat", "host", "killed", "last_message", "last_read", "missed_since_ms",
-               "modes", "monitoring", "multiline", "negotiating", "nick", "nick_cf", "password", "pinged_at",
-               "quit_reason", "realname", "registered", "sasl_buffer", "sasl_mechanism", "server_name",
-               "signon", "signon_monotonic", "transport", "uid", "username")
+               "modes", "monitoring", "multiline", "negotiating", "nick", "nick_cf", "nick_reserved",
+               "password", "pinged_at", "quit_reason", "realname", "registered", "sasl_buffer",
+               "sasl_mechanism", "server_name", "signon", "signon_monotonic", "transport", "uid",
+               "username")
 
 
 class Client:
@@ -125,8 +126,8 @@ class Client:
         self.server_name = server_name
         self._flusher = flusher
         self._send_queue_bytes = send_queue_bytes
-        self.nick = "*"
-        self.nick_cf = ""
+        self.nick, self.nick_cf = "*", ""
+        self.nick_reserved = False  # its nick was an account's when taken: checked as it registers
         self.username = ""
         self.realname = ""
         self.host = transport.peer_ip

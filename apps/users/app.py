@@ -2,16 +2,17 @@
 
 Public through Caddy, under `/api/users/` (the web page): register, login, logout, me,
 password. Internal, under `/internal/` and never routed by Caddy (the ircd): register (IRCv3
-REGISTER, the same rules as the public route), verify (SASL PLAIN), account lookup (who owns a
-nick), session check. An account name is a nick, and the
-nick is reserved for the account: names compare folded with the chat's casemapping.
+REGISTER, the same rules as the public route), verify (SASL PLAIN), account lookup, session
+check. An account name is a nick, and the nick is reserved for the account: names compare
+folded with the chat's casemapping. Whether a nick is an account's the gateway reads in Redis
+itself, as it claims the nick: its ACL user may ask whether an account exists (EXISTS), and
+nothing else of it (redis/README.md).
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, replace
-from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 from quart import Blueprint, Response, jsonify, request
@@ -105,28 +106,6 @@ class SaslCredentials(Credentials):
 
 class Verified(BaseModel):
     account: str
-
-
-#: Most names one owners lookup may ask for (the ircd batches at most this many).
-OWNERS_MAX = 256
-
-
-class OwnersQuery(BaseModel):
-    """Nicks whose accounts are wanted, as the ircd batches them while registrations pour in."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    # Any string is taken (one that is not a nick is no account's, and is left out of the
-    # answer), so that one odd name cannot fail the lookups batched with it; the bound only
-    # keeps the body small.
-    names: list[Annotated[str, Field(max_length=256)]] = Field(min_length=1, max_length=OWNERS_MAX)
-
-
-class Owners(BaseModel):
-    """Each name asked for that is an account's (any case), with the account's name as
-    registered; the others are left out."""
-
-    owners: dict[str, str]
 
 
 class Rules(BaseModel):
@@ -436,16 +415,6 @@ async def lookup(name: str) -> Response:
     if account is None:
         return error(404, "no such account", account=name)
     return jsonify(_account_json(account))
-
-
-@internal.post("/accounts/owners")
-@validate_request(OwnersQuery)
-@documented(ok=Owners, errors=[400])
-async def owners(data: OwnersQuery) -> Response:
-    """Which of `names` are accounts' (reserved nicks), in one Redis round trip: what the ircd
-    asks while registrations pour in, rather than one lookup per client. A name that is not a
-    nick is no account's, so it is simply left out."""
-    return jsonify({"owners": await _store().owners([n for n in data.names if is_valid_nick(n)])})
 
 
 @internal.post("/sessions/check")

@@ -40,6 +40,25 @@ def refused(call: Callable[[], Any]) -> None:
     assert "permission" in str(error.value).lower(), error.value
 
 
+def test_the_ircd_asks_whether_an_account_exists_and_nothing_else_of_it(redis_server, admin):
+    # The gateway reads whether a nick is an account's (reserved) as it claims it. With its
+    # login, one must not read the account (its password hash), write it, or free its name.
+    ircd = as_user(redis_server, "ircd")
+    account = "canaduck:users:{alice}:account"
+    admin.hset(account, mapping={"name": "Alice", "password": "$argon2id$"})
+    assert ircd.exists(account) == 1 and ircd.exists("canaduck:users:{bob}:account") == 0
+    assert ircd.eval("return redis.call('EXISTS', ARGV[1])", 0, account) == 1  # as the claim asks
+    refused(lambda: ircd.hget(account, "password"))
+    refused(lambda: ircd.hgetall(account))
+    refused(lambda: ircd.eval("return redis.call('HGET', ARGV[1], 'password')", 0, account))
+    refused(lambda: ircd.hset(account, "password", "mine"))
+    refused(lambda: ircd.delete(account))
+    refused(lambda: ircd.exists("canaduck:users:{alice}:sessions"))
+    refused(lambda: ircd.hset("canaduck:users:{bob}:account", "name", "bob"))
+    assert admin.hget(account, "password") == "$argon2id$"
+    assert not admin.exists("canaduck:users:{bob}:account")
+
+
 def test_a_service_touching_another_services_key_gets_noperm(redis_server, admin):
     calc = as_user(redis_server, "calc")
     with pytest.raises(redis.exceptions.NoPermissionError):

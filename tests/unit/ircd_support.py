@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Callable
 import fakeredis
 import httpx
 
+from apps.chat.casemap import casefold
 from apps.ircd.server import IrcServer
 from apps.ircd.settings import IrcdSettings
 
@@ -143,18 +144,27 @@ async def connect(gateway: IrcServer, port_name: str = "irc") -> LineClient:
     return LineClient(reader, writer)
 
 
+async def serve_accounts(gateway: IrcServer, accounts: dict[str, str],
+                         always_on: dict[str, bool] | None = None) -> IrcServer:
+    """`gateway` with `accounts` (name -> password): each one's record in Redis as the users
+    service keeps it (its nick reserved: the gateway asks whether it exists), and the users
+    service's routes the gateway calls answered from them (`users_service`)."""
+    for name in accounts:
+        await gateway.store.redis.hset(gateway.store.keys.account(casefold(name)),
+                                       mapping={"name": name, "password": "(a hash)", "created": "0"})
+    gateway.accounts.http = users_service(accounts, always_on)
+    return gateway
+
+
 def users_service(accounts: dict[str, str], always_on: dict[str, bool] | None = None) -> httpx.AsyncClient:
-    """The users service's internal routes the gateway calls (SASL's check, the owners of
-    nicks, an account's lookup with its always-on choice from `always_on` when it made one),
-    answered from `accounts` (name -> password)."""
+    """The users service's internal routes the gateway calls (SASL's check, an account's
+    lookup with its always-on choice from `always_on` when it made one), answered from
+    `accounts` (name -> password)."""
 
     def owner(name: str) -> str | None:
         return next((a for a in accounts if a.lower() == name.lower()), None)
 
     def answer(request: httpx.Request) -> httpx.Response:
-        if request.url.path == "/internal/accounts/owners":
-            found = {name: owner(name) for name in json.loads(request.content)["names"]}
-            return httpx.Response(200, json={"owners": {n: a for n, a in found.items() if a}})
         if request.url.path == "/internal/verify":
             body = json.loads(request.content)
             name = owner(body["account"])

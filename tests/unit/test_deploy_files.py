@@ -261,7 +261,8 @@ def test_the_redis_entrypoint_changes_nothing_but_the_passwords(tmp_path: Path):
     assert result.returncode == 0, result.stderr
     assert acl == (ROOT / "redis/users.acl").read_text().replace(">dev-only-", ">real-")
     services = ACL_USERS - {"default", "inspector", "directory"}  # the directory may also SREM
-    assert acl.count(" (~canaduck:services +sadd +smembers)\n") == len(services)
+    assert acl.count(" (~canaduck:services +sadd +smembers)") == len(services)
+    assert acl.count(" (%R~canaduck:users:*:account +exists)\n") == 1  # the ircd's second selector
 
 
 def test_the_redis_entrypoint_refuses_a_password_with_whitespace(tmp_path: Path):

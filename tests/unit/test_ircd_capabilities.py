@@ -17,7 +17,7 @@ from redis.exceptions import RedisError
 from apps.ircd.capabilities import Offer, offered
 from apps.ircd.server import IrcServer
 from apps.ircd.settings import IrcdSettings
-from tests.unit.ircd_support import LineClient, commands, connect, plain, running_gateway, users_service
+from tests.unit.ircd_support import LineClient, commands, connect, plain, running_gateway, serve_accounts
 
 #: Accounts whose names no test takes as a nick (an account's name is reserved for it).
 ACCOUNTS = {"Bob": "sesame"}
@@ -32,7 +32,7 @@ async def replicas(count: int = 2, **overrides: object) -> AsyncIterator[list[Ir
         for i in range(count):
             gateway = await stack.enter_async_context(
                 running_gateway(shared, instance=f"ircd-{i}", users_url="http://users", **overrides))
-            gateway.accounts.http = users_service(ACCOUNTS)
+            await serve_accounts(gateway, ACCOUNTS)
             gateways.append(gateway)
         yield gateways
 

@@ -78,7 +78,7 @@ async def test_both_devices_of_a_user_on_two_replicas_take_the_new_host():
     shared = fakeredis.FakeServer()
     async with (running_gateway(shared, instance="one", users_url="http://users", irc_opers=OPERS) as one,
                 running_gateway(shared, instance="two", users_url="http://users", irc_opers=OPERS) as two):
-        with_users(one), with_users(two)
+        await with_users(one), await with_users(two)
         laptop, _ = await device(one, caps="chghost")
         phone, _ = await device(two, caps="chghost")
         await laptop.send("JOIN #room")

@@ -19,8 +19,8 @@ from tests.unit.ircd_support import (
     forget_everything,
     plain,
     running_gateway,
+    serve_accounts,
     sweep_dead,
-    users_service,
 )
 
 
@@ -499,7 +499,7 @@ async def test_state_is_freed_when_clients_leave(gateway: IrcServer):
 
 async def test_sasl_plain_logs_in_and_reserves_the_accounts_nick():
     async with running_gateway(users_url="http://users") as gateway:
-        gateway.accounts.http = users_service({"Alice": "sesame"})
+        await serve_accounts(gateway, {"Alice": "sesame"})
         client = await connect(gateway)
         await client.send("CAP LS 302")
         assert "sasl=PLAIN" in (await client.sync())[0]
@@ -530,7 +530,7 @@ async def test_a_refused_change_of_case_keeps_the_nick_held():
         guest, other = await connect(gateway), await connect(gateway)
         await guest.register("bob")
         await other.register("other")
-        gateway.accounts.http = users_service({"Bob": "sesame"})
+        await serve_accounts(gateway, {"Bob": "sesame"})
         await guest.send("NICK BOB")
         assert commands(await guest.sync()) == ["433"]
         await other.send("WHOIS bob")
@@ -584,14 +584,14 @@ async def test_a_swept_user_leaves_as_any_user_does_watchers_and_account_include
 
     shared = fakeredis.FakeServer()
     async with running_gateway(shared, instance="alive", users_url="http://users") as alive:
-        alive.accounts.http = users_service({"Victim": "sesame"})
+        await serve_accounts(alive, {"Victim": "sesame"})
         watcher = await connect(alive)
         await watcher.register("watcher")
         await watcher.send("MONITOR + victim")
         assert commands(await watcher.sync()) == ["731"]
         async with running_gateway(shared, instance="doomed", users_url="http://users",
                                    always_on=False) as doomed:
-            doomed.accounts.http = users_service({"Victim": "sesame"})
+            await serve_accounts(doomed, {"Victim": "sesame"})
             victim = await connect(doomed)
             await victim.send("CAP REQ :sasl", "AUTHENTICATE PLAIN",
                               f"AUTHENTICATE {plain('victim', 'sesame')}", "NICK victim",

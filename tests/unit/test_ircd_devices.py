@@ -18,8 +18,8 @@ from tests.unit.ircd_support import (
     forget_everything,
     plain,
     running_gateway,
+    serve_accounts,
     sweep_dead,
-    users_service,
 )
 
 ACCOUNTS = {"Alice": "sesame", "Dave": "hunter22"}
@@ -36,14 +36,13 @@ async def device(gateway: IrcServer, nick: str = "alice", account: str = "alice"
     return client, await client.sync()
 
 
-def with_users(gateway: IrcServer, always_on: dict[str, bool] | None = None) -> IrcServer:
-    gateway.accounts.http = users_service(ACCOUNTS, always_on)
-    return gateway
+async def with_users(gateway: IrcServer, always_on: dict[str, bool] | None = None) -> IrcServer:
+    return await serve_accounts(gateway, ACCOUNTS, always_on)
 
 
 async def test_a_second_device_shares_the_nick_the_channels_and_what_is_said():
     async with running_gateway(users_url="http://users") as gateway:
-        with_users(gateway)
+        await with_users(gateway)
         laptop, _ = await device(gateway)
         await laptop.send("JOIN #room")
         bob = await connect(gateway)
@@ -86,7 +85,7 @@ async def test_a_second_device_shares_the_nick_the_channels_and_what_is_said():
 
 async def test_the_user_leaves_with_its_last_device_only():
     async with running_gateway(users_url="http://users", always_on=False) as gateway:
-        with_users(gateway)
+        await with_users(gateway)
         laptop, _ = await device(gateway)
         phone, _ = await device(gateway)
         await laptop.send("JOIN #room")
@@ -112,7 +111,7 @@ async def test_the_user_leaves_with_its_last_device_only():
 async def test_an_always_on_user_stays_away_and_its_device_comes_back_to_what_it_missed():
     clock = Clock(time.time())  # the history's ids are Redis's time: the real one
     async with running_gateway(users_url="http://users", clock=clock) as gateway:
-        with_users(gateway)
+        await with_users(gateway)
         laptop, _ = await device(gateway)
         await laptop.send("JOIN #room")
         await laptop.sync()
@@ -139,7 +138,7 @@ async def test_an_always_on_user_stays_away_and_its_device_comes_back_to_what_it
 
 async def test_a_device_not_logged_in_to_the_account_gets_433_and_the_user_keeps_its_nick():
     async with running_gateway(users_url="http://users") as gateway:
-        with_users(gateway)
+        await with_users(gateway)
         alice, _ = await device(gateway)
         thief = await connect(gateway)
         await thief.send("CAP LS 302", "NICK alice", "USER t 0 * :T", "CAP END")
@@ -158,7 +157,7 @@ async def test_a_device_not_logged_in_to_the_account_gets_433_and_the_user_keeps
 
 async def test_a_user_has_at_most_its_device_limit():
     async with running_gateway(users_url="http://users", device_limit=2) as gateway:
-        with_users(gateway)
+        await with_users(gateway)
         first, _ = await device(gateway)
         second, answer = await device(gateway)
         assert "001" in commands(answer)
@@ -174,7 +173,7 @@ async def test_devices_on_two_replicas_follow_each_other():
     shared = fakeredis.FakeServer()
     async with (running_gateway(shared, instance="one", users_url="http://users") as one,
                 running_gateway(shared, instance="two", users_url="http://users") as two):
-        with_users(one), with_users(two)
+        await with_users(one), await with_users(two)
         laptop, _ = await device(one)
         phone, welcome = await device(two)
         assert "001" in commands(welcome)
@@ -223,14 +222,14 @@ async def test_a_dead_replicas_always_on_user_stays_and_expires_later():
     clock = Clock()
     async with running_gateway(shared, instance="alive", users_url="http://users", clock=clock,
                                always_on_expire=3600) as alive:
-        with_users(alive, always_on={"Dave": False})
+        await with_users(alive, always_on={"Dave": False})
         watcher = await connect(alive)
         await watcher.register("watcher", caps="away-notify")
         await watcher.send("JOIN #room")
         await watcher.sync()
         async with running_gateway(shared, instance="doomed", users_url="http://users",
                                    clock=clock) as doomed:
-            with_users(doomed, always_on={"Dave": False})
+            await with_users(doomed, always_on={"Dave": False})
             alice, _ = await device(doomed)
             dave, _ = await device(doomed, nick="dave", account="dave", password="hunter22")
             await alice.send("JOIN #room")
@@ -254,7 +253,7 @@ async def test_a_dead_replicas_always_on_user_stays_and_expires_later():
 
 async def test_kill_ends_an_always_on_user_with_or_without_devices():
     async with running_gateway(users_url="http://users", irc_opers="root:pw") as gateway:
-        with_users(gateway)
+        await with_users(gateway)
         oper = await connect(gateway)
         await oper.register("oper")
         await oper.send("OPER root pw")

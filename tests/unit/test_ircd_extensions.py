@@ -16,7 +16,7 @@ from tests.unit.ircd_support import (
     connect,
     plain,
     running_gateway,
-    users_service,
+    serve_accounts,
 )
 
 
@@ -311,7 +311,7 @@ async def test_list_filters_by_mask_count_and_age():
 async def test_sasl_payload_split_in_400_byte_lines_and_an_endless_one_fails_with_904():
     long_password = "bar" * 200
     async with running_gateway(users_url="http://users") as gateway:
-        gateway.accounts.http = users_service({"foo": long_password})
+        await serve_accounts(gateway, {"foo": long_password})
         client = await connect(gateway)
         blob = plain("foo", long_password)
         assert len(blob) > 800  # three lines: 400, 400 and the rest
@@ -330,7 +330,7 @@ async def test_sasl_payload_split_in_400_byte_lines_and_an_endless_one_fails_wit
 
 async def test_a_logged_in_clients_events_carry_its_account():
     async with running_gateway(users_url="http://users") as gateway:
-        gateway.accounts.http = users_service({"jilles": "sesame"})
+        await serve_accounts(gateway, {"jilles": "sesame"})
         bob, jilles = await connect(gateway), await connect(gateway)
         await bob.register("bob", caps="account-tag")
         await jilles.send("CAP REQ sasl", "AUTHENTICATE PLAIN", f"AUTHENTICATE {plain('jilles', 'sesame')}",

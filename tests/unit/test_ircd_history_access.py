@@ -12,7 +12,7 @@ from __future__ import annotations
 import pytest
 
 from apps.ircd.server import IrcServer
-from tests.unit.ircd_support import LineClient, commands, connect, plain, running_gateway, users_service
+from tests.unit.ircd_support import LineClient, commands, connect, plain, running_gateway, serve_accounts
 
 CAPS = "batch server-time message-tags draft/chathistory"
 EVER = "timestamp=2000-01-01T00:00:00.000Z timestamp=2100-01-01T00:00:00.000Z"
@@ -59,7 +59,7 @@ async def test_a_guests_private_messages_are_not_handed_to_the_next_holder_of_it
 
 async def test_an_accounts_correspondent_who_was_a_guest_is_listed_by_its_nick():
     async with running_gateway(users_url="http://users") as gateway:
-        gateway.accounts.http = users_service({"Carol": "sesame"})
+        await serve_accounts(gateway, {"Carol": "sesame"})
         carol = await connect(gateway)
         await carol.send("CAP LS 302", f"CAP REQ :sasl {CAPS}", "AUTHENTICATE PLAIN",
                          f"AUTHENTICATE {plain('carol', 'sesame')}", "NICK carol", "USER c 0 * :C", "CAP END")
@@ -108,7 +108,7 @@ async def test_an_open_channels_history_stays_for_whoever_joins_it_again():
 
 async def test_an_account_reads_a_channel_one_of_its_connections_is_in():
     async with running_gateway(users_url="http://users") as gateway:
-        gateway.accounts.http = users_service({"Erin": "sesame"})
+        await serve_accounts(gateway, {"Erin": "sesame"})
         phone, laptop = await connect(gateway), await connect(gateway)
         for client, nick in ((phone, "erin"), (laptop, "erin_")):
             await client.send("CAP LS 302", f"CAP REQ :sasl {CAPS}", "AUTHENTICATE PLAIN",

@@ -1,76 +1,59 @@
-"""Who owns a nick, batched: a storm of registrations asks the users service once per batch,
-a lone lookup goes at once, and a failure answers "cannot say" to its batch only."""
+"""Whether a nick is an account's: the gateway reads it as it claims the nick, in one step on
+the nick's slot, where the users service keeps its accounts, without asking the service."""
 
 from __future__ import annotations
 
-import asyncio
+import fakeredis
 
-from apps.ircd.accounts import Batched
+from apps.chat.keys import ChatKeys
+from apps.ircd.store import Store
+from apps.users.accounts import AccountStore
+from tests.unit.ircd_support import commands, connect, plain, running_gateway, serve_accounts
 
-
-class UsersService:
-    """A stand-in for the users service's owners route: the batches it was asked."""
-
-    def __init__(self, accounts: dict[str, str]) -> None:
-        self.accounts = accounts
-        self.batches: list[list[str]] = []
-        self.release = asyncio.Event()
-        self.release.set()
-        self.fail = False
-
-    async def ask(self, nicks: list[str]) -> dict[str, str] | None:
-        self.batches.append(nicks)
-        await self.release.wait()
-        if self.fail:
-            raise OSError("connection refused")
-        return {n: self.accounts[n.lower()] for n in nicks if n.lower() in self.accounts}
+KEYS = ChatKeys()
 
 
-async def test_lookups_made_together_go_in_one_request():
-    users = UsersService({"alice": "Alice"})
-    owners = Batched(users.ask, 256)
-    answers = await asyncio.gather(*(owners.owner_of(n) for n in ["ALICE", "bob", "carol", "alice"]))
-    assert answers == ["Alice", None, None, "Alice"]
-    assert users.batches == [["ALICE", "bob", "carol", "alice"]]
+async def test_a_claim_reads_whether_the_nick_is_an_accounts_claimed_or_not():
+    redis = fakeredis.FakeAsyncRedis()
+    accounts, store = AccountStore(redis, KEYS, 60), Store(redis)
+    assert await accounts.create("Alice", "hash") is not None
+    claim = await store.claim_nick("alice", "u1")
+    assert (claim.claimed, claim.owned) == (True, True)
+    claim = await store.claim_nick("alice", "u2")  # held now: not claimed, still told
+    assert (claim.claimed, claim.owned) == (False, True)
+    assert await store.uid_of("alice") == "u1"
+    claim = await store.claim_nick("bob", "u2")
+    assert (claim.claimed, claim.owned) == (True, False)
+    assert await store.is_account("alice") and not await store.is_account("bob")
+    await redis.aclose()
 
 
-async def test_lookups_made_while_a_batch_is_out_wait_for_the_next_and_batches_are_bounded():
-    users = UsersService({"n3": "N3"})
-    owners = Batched(users.ask, 2)
-    users.release.clear()
-    first = asyncio.ensure_future(owners.owner_of("n0"))
-    await asyncio.sleep(0)
-    await asyncio.sleep(0)
-    assert users.batches == [["n0"]]  # a lone lookup went at once
-    later = [asyncio.ensure_future(owners.owner_of(f"n{i}")) for i in range(1, 6)]
-    users.release.set()
-    assert await first is None and await asyncio.gather(*later) == [None, None, "N3", None, None]
-    assert users.batches == [["n0"], ["n1", "n2"], ["n3", "n4"], ["n5"]]
+async def test_a_guest_cannot_register_or_change_to_an_accounts_nick_and_its_owner_can():
+    async with running_gateway(users_url="http://users") as gateway:
+        await serve_accounts(gateway, {"Alice": "sesame"})
+        guest = await connect(gateway)
+        assert commands(await guest.register("ALICE"))[0] == "433"
+        assert await gateway.store.uid_of("alice") is None  # the claim was given back
+        await guest.send("NICK guest", "USER g 0 * :G")
+        assert commands(await guest.sync())[0] == "001"
+        await guest.send("NICK alice")
+        assert commands(await guest.sync()) == ["433"]
+        assert await gateway.store.uid_of("alice") is None
+        owner = await connect(gateway)
+        await owner.send("CAP REQ sasl", "AUTHENTICATE PLAIN", f"AUTHENTICATE {plain('Alice', 'sesame')}",
+                         "NICK alice", "USER a 0 * :A", "CAP END")
+        assert "001" in commands(await owner.sync())
+        await guest.close()
+        await owner.close()
 
 
-async def test_the_same_nick_asked_twice_in_a_batch_is_asked_once():
-    users = UsersService({"alice": "Alice"})
-    owners = Batched(users.ask, 256)
-    assert await asyncio.gather(owners.owner_of("alice"), owners.owner_of("alice")) == ["Alice", "Alice"]
-    assert users.batches == [["alice"]]
-
-
-async def test_a_failed_batch_cannot_say_and_the_next_one_asks_again():
-    users = UsersService({"alice": "Alice"})
-    owners = Batched(users.ask, 256)
-    users.fail = True
-    assert await owners.owner_of("alice") is None
-    users.fail = False
-    assert await owners.owner_of("alice") == "Alice"
-
-
-async def test_a_caller_gone_does_not_stop_its_batch():
-    users = UsersService({"alice": "Alice", "bob": "Bob"})
-    owners = Batched(users.ask, 256)
-    users.release.clear()
-    gone = asyncio.ensure_future(owners.owner_of("alice"))
-    stays = asyncio.ensure_future(owners.owner_of("bob"))
-    await asyncio.sleep(0)
-    gone.cancel()
-    users.release.set()
-    assert await stays == "Bob" and gone.cancelled()
+async def test_an_account_made_while_a_guest_holds_its_nick_keeps_the_guest_from_changing_its_case():
+    async with running_gateway(users_url="http://users") as gateway:
+        guest = await connect(gateway)
+        assert commands(await guest.register("dave"))[0] == "001"
+        holder = await gateway.store.uid_of("dave")
+        await serve_accounts(gateway, {"Dave": "sesame"})  # made on the web page meanwhile
+        await guest.send("NICK Dave")
+        assert commands(await guest.sync()) == ["433"]
+        assert await gateway.store.uid_of("dave") == holder  # still its nick, in its old case
+        await guest.close()

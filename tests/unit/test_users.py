@@ -81,24 +81,6 @@ async def test_lookup_tells_who_owns_a_nick(client):
     assert bad.status_code == 400 and (await bad.get_json())["parameter"] == "account"
 
 
-async def test_owners_tells_which_of_many_nicks_are_accounts_in_one_request(client):
-    await register(client, "Alice")
-    await register(client, "Bob")
-    names = ["ALICE", "carol", "bob", "1nope", "x" * 200, "alice"]
-    answer = await client.post("/internal/accounts/owners", json={"names": names})
-    assert answer.status_code == 200
-    assert await answer.get_json() == {"owners": {"ALICE": "Alice", "bob": "Bob", "alice": "Alice"}}
-
-
-@pytest.mark.parametrize("body", [
-    {}, {"names": []}, {"names": "alice"}, {"names": [1]}, {"names": ["a"], "extra": 1},
-    {"names": ["a"] * 257}, {"names": ["a" * 257]},
-])
-async def test_owners_refuses_a_malformed_query_with_400(client, body):
-    answer = await client.post("/internal/accounts/owners", json=body)
-    assert answer.status_code == 400 and "error" in await answer.get_json()
-
-
 async def test_login_me_logout(client):
     await register(client)
     response = await login(client, "alice")

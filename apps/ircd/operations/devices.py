@@ -51,7 +51,9 @@ async def attachable(ctx: Context, client: Client) -> User | None:
     if (user is not None and client.account and casefold(user.account) == casefold(client.account)
             and casefold(user.nick) == client.nick_cf):
         return user
-    if await ctx.store.claim_nick(client.nick_cf, client.uid):
+    claim = await ctx.store.claim_nick(client.nick_cf, client.uid)
+    if claim.claimed:
+        client.nick_reserved = claim.owned
         return None
     raise _refused(client)
 

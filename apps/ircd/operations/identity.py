@@ -36,18 +36,23 @@ async def change_nick(ctx: Context, client: Client, wanted: str) -> NickChange:
     store = ctx.store
     wanted_cf = casefold(wanted)
     client.attach_to = ""
-    if wanted_cf != client.nick_cf and not await store.claim_nick(wanted_cf, client.uid):
-        holder = await store.uid_of(wanted_cf)
-        if client.registered or holder is None or not await devices.may_attach(ctx, client, holder):
-            raise NicknameInUse(wanted)
-    if client.registered and not await may_use(ctx, client, wanted):
-        if wanted_cf != client.nick_cf:  # a change of case only: the nick is still ours
+    if wanted_cf != client.nick_cf:
+        claim = await store.claim_nick(wanted_cf, client.uid)  # whether it is reserved, with it
+        owned = claim.owned
+        if not claim.claimed:
+            holder = await store.uid_of(wanted_cf)
+            if client.registered or holder is None or not await devices.may_attach(ctx, client, holder):
+                raise NicknameInUse(wanted)
+    else:  # a change of case only: the nick is still ours
+        owned = await store.is_account(wanted_cf)
+    if client.registered and not may_use(client, wanted_cf, owned):
+        if wanted_cf != client.nick_cf:
             await store.release_nick(wanted_cf, client.uid)
         raise NicknameInUse(wanted, reserved=True)
     old_nick, old_cf, old_prefix = client.nick, client.nick_cf, client.prefix
     if old_cf and old_cf != wanted_cf:
         await store.release_nick(old_cf, client.uid)
-    client.nick, client.nick_cf = wanted, wanted_cf
+    client.nick, client.nick_cf, client.nick_reserved = wanted, wanted_cf, owned
     if not client.registered:
         return NickChange.CHOSEN
     before = client.to_user(ctx.instance)
@@ -68,11 +73,10 @@ async def change_nick(ctx: Context, client: Client, wanted: str) -> NickChange:
     return NickChange.CHANGED
 
 
-async def may_use(ctx: Context, client: Client, nick: str) -> bool:
-    """False if `nick` is an account's name and the client is not logged in to it (allowed
-    when the users service cannot say)."""
-    owner = await ctx.accounts.owner_of(nick)
-    return owner is None or casefold(owner) == casefold(client.account)
+def may_use(client: Client, nick_cf: str, reserved: bool) -> bool:
+    """False if nick `nick_cf` is not the client's to use: it is an account's (`reserved`: an
+    account has that name), and the client is not logged in to that account."""
+    return not reserved or casefold(client.account) == nick_cf
 
 
 async def set_away(ctx: Context, client: Client, text: str) -> str:

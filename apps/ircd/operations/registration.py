@@ -42,7 +42,7 @@ async def register(ctx: Context, client: Client) -> Registered | None:
     if user is not None:
         await devices.attach(ctx, client, user)
         return Registered({}, await ctx.store.counts())
-    if not await may_use(ctx, client, client.nick):
+    if not may_use(client, client.nick_cf, client.nick_reserved):
         await ctx.store.release_nick(client.nick_cf, client.uid)
         nick, client.nick, client.nick_cf = client.nick, "*", ""
         raise NicknameInUse(nick, reserved=True)

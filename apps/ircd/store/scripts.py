@@ -158,6 +158,17 @@ for i, key in ipairs(KEYS) do out[i] = redis.call('HMGET', key, unpack(ARGV)) en
 return out
 """
 
+#: Claim a free nick, and whether it is an account's, in one step on its slot. KEYS[1]: the
+#: nick. ARGV: the uid, then the key of the account of that name (`ChatKeys.account`). That key
+#: is passed as an argument, not declared: EVAL asks write permission on every declared key,
+#: and the gateway may only ask whether it exists (redis/README.md); it shares the nick's hash
+#: tag, so a cluster has it on the declared key's node. Returns {1 if claimed (0: someone holds
+#: it), 1 if an account has that name}.
+CLAIM_NICK = """
+local claimed = redis.call('SET', KEYS[1], ARGV[1], 'NX') and 1 or 0
+return {claimed, redis.call('EXISTS', ARGV[2])}
+"""
+
 # Release a nick only if it is still ours (another connection may have taken it since).
 RELEASE_NICK = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end

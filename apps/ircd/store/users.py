@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
@@ -16,6 +17,15 @@ from apps.ircd.store.base import StoreBase, text
 from apps.kit.pubsub import is_cluster
 
 
+@dataclass(frozen=True, slots=True)
+class NickClaim:
+    """A nick asked for: whether it was free (and is the asker's now), and whether it is an
+    account's (reserved for it), read in the same step."""
+
+    claimed: bool
+    owned: bool
+
+
 class UserState(StoreBase):
     """Nicks (one holder each, network-wide), the user records of registered connections and
     the indexes that find them: by replica (for the sweeper), by account (for the history
@@ -24,13 +34,22 @@ class UserState(StoreBase):
     def __init__(self, redis: Redis, keys: ChatKeys) -> None:
         super().__init__(redis, keys)
         self._release = redis.register_script(scripts.RELEASE_NICK)
+        self._claim = redis.register_script(scripts.CLAIM_NICK)
         self._set_host = redis.register_script(scripts.SET_HOST)
         self._names_users = redis.register_script(scripts.NAMES_USERS)
 
     # -- nicks -------------------------------------------------------------------------------------
-    async def claim_nick(self, nick_cf: str, uid: str) -> bool:
-        """Take a free nick for `uid`; False if someone holds it."""
-        return bool(await self.redis.set(self.keys.nick(nick_cf), uid, nx=True))
+    async def claim_nick(self, nick_cf: str, uid: str) -> NickClaim:
+        """Take a free nick for `uid` (not if someone holds it), and read whether it is an
+        account's: the users service's account of that name, which the gateway may only ask
+        the existence of."""
+        claimed, owned = await self._claim(keys=[self.keys.nick(nick_cf)],
+                                           args=[uid, self.keys.account(nick_cf)])
+        return NickClaim(bool(claimed), bool(owned))
+
+    async def is_account(self, nick_cf: str) -> bool:
+        """Whether a nick is an account's name (reserved for it)."""
+        return bool(await self.redis.exists(self.keys.account(nick_cf)))
 
     async def release_nick(self, nick_cf: str, uid: str) -> None:
         """Free a nick, if `uid` still holds it."""
