@@ -74,15 +74,6 @@ class AccountStore:
         return Account(_text(stored), int(_text(created or "0")),
                        None if always_on is None else _text(always_on) == "1")
 
-    async def owners(self, names: list[str]) -> dict[str, str]:
-        """Of `names`, those that are accounts (any case), each with its account's name as
-        registered."""
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for name in names:
-                pipe.hget(self._key(name), "name")
-            stored = await pipe.execute()
-        return {name: _text(found) for name, found in zip(names, stored, strict=True) if found is not None}
-
     async def set_always_on(self, name: str, always_on: bool) -> None:
         """The account's choice of always-on (an existing account's)."""
         await self._redis.hset(self._key(name), "always_on", "1" if always_on else "0")
