@@ -1,7 +1,7 @@
 """The users service, as the gateway asks it: SASL PLAIN's checks, IRCv3 REGISTER's new
-accounts and an account's always-on choice. Who owns a nick is not asked: the users service
-publishes every account's name in Redis, and the gateway reads it as it claims the nick
-(apps/ircd/store/users.py `claim_nick`).
+accounts and an account's always-on choice. Whether a nick is an account's is not asked:
+the gateway reads in Redis whether the users service holds an account of that name, as it
+claims the nick (apps/ircd/store/users.py `claim_nick`).
 
 It is found as the messages service finds it: at USERS_URL when that is set, else a live
 instance in the directory (apps/kit/http.py `Peers`, through a short-lived cache). SASL is
