@@ -9,7 +9,7 @@ never from each other.
 """
 
 from scripts.devkit.localstack import LocalStack
-from scripts.devkit.processes import ROOT, free_port, free_port_block, scratch_dir, stop_process
+from scripts.devkit.processes import ROOT, free_port, free_port_block, free_ports, scratch_dir, stop_process
 from scripts.devkit.redis_cluster import ValkeyCluster, running_cluster
 from scripts.devkit.redis_server import ADMIN_PASSWORD, ADMIN_USER, RedisServer, running_server
 from scripts.devkit.services import ServiceLauncher, ServiceProcess, start_at
@@ -18,7 +18,7 @@ from scripts.devkit.waiting import NotMet, eventually, wait_until, wait_until_as
 
 __all__ = [
     "ADMIN_PASSWORD", "ADMIN_USER", "ROOT", "LocalStack", "NotMet", "RedisServer", "ServiceLauncher",
-    "ServiceProcess", "ValkeyCluster", "eventually", "free_port", "free_port_block", "percentile",
-    "running_cluster", "running_server", "scratch_dir", "start_at", "stop_process", "wait_until",
-    "wait_until_async",
+    "ServiceProcess", "ValkeyCluster", "eventually", "free_port", "free_port_block", "free_ports",
+    "percentile", "running_cluster", "running_server", "scratch_dir", "start_at", "stop_process",
+    "wait_until", "wait_until_async",
 ]

@@ -44,6 +44,17 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def free_ports(count: int) -> list[int]:
+    """`count` different TCP ports nobody listens on right now, on 127.0.0.1. Held open
+    together while chosen: two calls of `free_port` may give the same port, freed by the first
+    (a replica's IRC port and its HTTP port were once one, and it could not start)."""
+    with contextlib.ExitStack() as held:
+        socks = [held.enter_context(socket.socket()) for _ in range(count)]
+        for sock in socks:
+            sock.bind(("127.0.0.1", 0))
+        return [int(sock.getsockname()[1]) for sock in socks]
+
+
 #: Where port blocks are looked for: below Linux's ephemeral range (32768-60999), whose ports
 #: a busy machine fills with TIME-WAIT connections (thousands during a benchmark), and above
 #: the ports people pick by hand.

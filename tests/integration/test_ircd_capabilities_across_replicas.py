@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 import redis
-from scripts.devkit import RedisServer, ServiceLauncher, ServiceProcess, free_port
+from scripts.devkit import RedisServer, ServiceLauncher, ServiceProcess, free_ports
 from scripts.devkit.ircclient import IrcClient
 
 FAST = {"ARGON2_TIME_COST": "1", "ARGON2_MEMORY_KIB": "1024"}
@@ -38,9 +38,10 @@ def started(redis_server: RedisServer) -> Iterator[Stack]:
         users = launcher.start("apps.users", "users", **FAST)
         ports = []
         for name in ("ircd-a", "ircd-b"):
-            port = free_port()
-            launcher.start("apps.ircd", "ircd", INSTANCE_ID=name, IRC_PORT=str(port), IRC_HOST="127.0.0.1",
-                           SERVER_NAME="irc.test", MAX_CONNECTIONS_PER_IP="1000", USERS_URL=users.url,
+            port, http_port = free_ports(2)
+            launcher.start("apps.ircd", "ircd", port=http_port, INSTANCE_ID=name, IRC_PORT=str(port),
+                           IRC_HOST="127.0.0.1", SERVER_NAME="irc.test", MAX_CONNECTIONS_PER_IP="1000",
+                           USERS_URL=users.url,
                            IRC_OPERS="boss:oper-secret")
             ports.append(port)
         yield Stack(users, (ports[0], ports[1]))

@@ -7,14 +7,14 @@ from collections.abc import Iterator
 import pytest
 
 import redis
-from scripts.devkit import RedisServer, ServiceLauncher, ServiceProcess, free_port, wait_until
+from scripts.devkit import RedisServer, ServiceLauncher, ServiceProcess, free_ports, wait_until
 from scripts.devkit.ircclient import IrcClient
 
 
 def start_replica(launcher: ServiceLauncher, name: str) -> tuple[ServiceProcess, int]:
-    port = free_port()
-    svc = launcher.start("apps.ircd", "ircd", INSTANCE_ID=name, IRC_PORT=str(port), IRC_HOST="127.0.0.1",
-                         SERVER_NAME="irc.test", MAX_CONNECTIONS_PER_IP="1000")
+    port, http_port = free_ports(2)
+    svc = launcher.start("apps.ircd", "ircd", port=http_port, INSTANCE_ID=name, IRC_PORT=str(port),
+                         IRC_HOST="127.0.0.1", SERVER_NAME="irc.test", MAX_CONNECTIONS_PER_IP="1000")
     return svc, port
 
 

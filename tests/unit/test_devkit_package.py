@@ -57,3 +57,14 @@ def test_the_readme_has_one_line_for_every_devkit_module_and_no_other():
 def test_every_devkit_module_says_its_job(module):
     docstring = ast.get_docstring(ast.parse((DEVKIT / f"{module}.py").read_text()))
     assert docstring and len(docstring.split()) >= 8, f"scripts/devkit/{module}.py: say what it is for"
+
+
+def test_free_ports_are_all_different_and_free():
+    import socket
+
+    from scripts.devkit import free_ports
+
+    ports = free_ports(64)
+    assert len(set(ports)) == 64
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", ports[0]))  # nobody holds it
