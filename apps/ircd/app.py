@@ -35,6 +35,7 @@ def create_app(settings: IrcdSettings | None = None, redis: Redis | None = None)
         redis = connect(settings.redis_url, client_name=f"{settings.service_name}/{settings.instance_id}",
                         timeout=settings.redis_timeout, username=settings.redis_username,
                         password=settings.redis_password, pool_size=settings.redis_pool_size,
+                        batch_size=settings.redis_batch_size,
                         cluster=settings.redis_cluster)
     app = create_service_app(settings, import_name=__name__, redis=redis)
     rt = app.runtime

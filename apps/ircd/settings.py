@@ -118,11 +118,9 @@ class IrcdSettings(ChatSettings):
     #: process keeps the memory its peak took: fewer, less memory when many large channels are
     #: joined at once, and their joins answered more slowly.
     names_at_once: int = Field(default=8, ge=1)
-    #: In a channel with at least this many members on a replica, the JOIN, PART and QUIT lines
-    #: of others are written to those members within PRESENCE_DELAY seconds, several in one
-    #: write, rather than at the end of the event loop's turn (a line that cannot wait takes
-    #: them along): a wave of thousands joining one channel costs far fewer writes (docs/ircd.md,
-    #: "CPU of a join wave").
+    #: In a channel with at least this many members on a replica, others' JOIN, PART and QUIT
+    #: lines go to those members within PRESENCE_DELAY seconds, several in one write (a line
+    #: that cannot wait takes them along): a join wave costs far fewer writes (docs/ircd.md).
     presence_wait_members: int = Field(default=200, ge=1)
     presence_delay: float = Field(default=0.1, ge=0, le=2)
     #: One account, many devices (docs/chat.md): a connection logged in to an account that
@@ -140,11 +138,10 @@ class IrcdSettings(ChatSettings):
     #: Messages of each channel replayed to a device that comes back without draft/chathistory
     #: (those after its account's read marker, or after it left): at most this many; 0: none.
     replay_limit: int = Field(default=100, ge=0, le=1000)
-    #: The events kept in the channels' history for the clients that negotiate
-    #: draft/event-playback (comma-separated, of JOIN, PART, KICK, QUIT, NICK, MODE, TOPIC,
-    #: TAGMSG); empty: none, and the capability is not offered. Each is one more stream entry
-    #: (a QUIT or a NICK one in each channel of its user), counted among a conversation's
-    #: CHAT_HISTORY_MAX entries.
+    #: The events kept in the channels' history for clients of draft/event-playback (comma-
+    #: separated, of JOIN, PART, KICK, QUIT, NICK, MODE, TOPIC, TAGMSG; empty: none, and the
+    #: capability is not offered). Each is one more stream entry (a QUIT or a NICK in each
+    #: channel of its user), counted among a conversation's CHAT_HISTORY_MAX entries.
     history_events: Annotated[frozenset[str], NoDecode] = EVENT_COMMANDS
     #: The client-only tags that make a TAGMSG kept (when TAGMSG is among HISTORY_EVENTS): a
     #: reaction is worth replaying, a typing notification is not.
@@ -152,8 +149,10 @@ class IrcdSettings(ChatSettings):
         {"+draft/react", "+react", "+draft/persist", "+persist"})
     #: Seconds between two looks for dead replicas whose users must be cleaned up.
     sweep_interval: float = Field(default=5.0, gt=0)
-    #: Redis connections of one replica; more concurrent commands wait for a free one.
+    #: Redis connections of one replica (more concurrent commands wait for a free one), and the
+    #: commands of one event-loop turn sent as one pipeline, at most (apps/kit/autopipeline.py).
     redis_pool_size: int = Field(default=64, ge=2, le=10_000)
+    redis_batch_size: int = Field(default=256, ge=1, le=100_000)
 
     @field_validator("history_events", "history_tagmsg_tags", mode="before")
     @classmethod

@@ -21,6 +21,7 @@ from redis.exceptions import (
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from apps.kit.autopipeline import AutoPipelinedRedis
 from apps.kit.redispool import FairBlockingPool
 
 #: Commands the directory relies on; a server lacking them cannot expire a killed instance.
@@ -32,7 +33,8 @@ class StartupError(RuntimeError):
 
 
 def connect(url: str, *, client_name: str, timeout: float = 2.0, username: str = "",
-            password: str = "", pool_size: int | None = None, cluster: bool = False) -> Redis:
+            password: str = "", pool_size: int | None = None, batch_size: int = 256,
+            cluster: bool = False) -> Redis:
     """Open a pooled client with short timeouts and a few quick retries on dropped links.
 
     A command that times out is not retried: the server may have run it, and retries would
@@ -44,7 +46,9 @@ def connect(url: str, *, client_name: str, timeout: float = 2.0, username: str =
     `pool_size` bounds the connections with a blocking pool: a command past it waits its turn
     (up to `timeout`) for a free connection instead of failing, as redis-py's default pool
     (100 connections, then an error) would under a burst of many concurrent clients. Waiters
-    are served in order (apps/kit/redispool.py).
+    are served in order (apps/kit/redispool.py). Such a client, shared by many concurrent
+    clients, sends the commands of one event-loop turn as one pipeline of at most `batch_size`
+    (apps/kit/autopipeline.py).
 
     `cluster` (REDIS_CLUSTER) opens redis-py's asyncio RedisCluster instead, found through the
     node of `url`: it routes each command to the node owning its key's slot and follows
@@ -77,7 +81,7 @@ def connect(url: str, *, client_name: str, timeout: float = 2.0, username: str =
     if pool_size is None:
         return Redis.from_url(url, **options)
     pool = FairBlockingPool.from_url(url, max_connections=pool_size, timeout=timeout, **options)
-    return Redis(connection_pool=pool)
+    return AutoPipelinedRedis(connection_pool=pool, batch_size=batch_size)
 
 
 async def wait_until_reachable(client: Redis, timeout: float) -> None:
