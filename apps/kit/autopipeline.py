@@ -12,7 +12,8 @@ alone. A turn with one command sends it as before. What it saves: docs/ircd.md,
 "Registrations per second".
 
 Not batched: transactions (MULTI/EXEC keep their connection), and blocking commands (BLPOP,
-XREAD BLOCK...), which would hold every reply behind them in the pipeline.
+XREAD BLOCK...), which would hold every reply behind them in the pipeline. A cluster keeps
+redis-py's cluster client (`apps/kit/redisconn.py`): a batch would have to be split by node.
 """
 
 from __future__ import annotations
