@@ -61,6 +61,8 @@ class AutoPipelinedRedis(Redis):
         super().__init__(*args, **kwargs)
         self.batch_size = batch_size
         self._batch: _Batch | None = None
+        #: The batches on their way: the loop keeps only weak references to its tasks.
+        self._sending: set[asyncio.Task[None]] = set()
 
     async def execute_command(self, *args: Any, **options: Any) -> Any:
         if self.single_connection_client or blocks(args):
@@ -89,7 +91,9 @@ class AutoPipelinedRedis(Redis):
     def _send(self, batch: _Batch) -> None:
         if self._batch is batch:
             self._batch = None
-            asyncio.get_running_loop().create_task(self._run(batch))
+            task = asyncio.get_running_loop().create_task(self._run(batch))
+            self._sending.add(task)
+            task.add_done_callback(self._sending.discard)
 
     async def _run(self, batch: _Batch) -> None:
         try:
