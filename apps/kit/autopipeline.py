@@ -19,6 +19,7 @@ redis-py's cluster client (`apps/kit/redisconn.py`): a batch would have to be sp
 from __future__ import annotations
 
 import asyncio
+import copy
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -109,10 +110,11 @@ class AutoPipelinedRedis(Redis):
             for *_, future in batch.callers:
                 future.cancel()
             raise
-        except Exception as exc:  # each caller gets the error its command met
+        except Exception as exc:  # each caller gets the error its command met, a copy of its own:
+            # one object raised in many tasks would gather all their frames in its traceback
             for *_, future in batch.callers:
                 if not future.done():
-                    future.set_exception(exc)
+                    future.set_exception(copy.copy(exc))
             return
         for start, count, single, future in batch.callers:
             if future.done():

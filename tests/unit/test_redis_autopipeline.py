@@ -116,6 +116,7 @@ async def test_a_lost_connection_fails_every_caller_of_the_batch(server: FakeSer
     server.connected = False
     results = await asyncio.gather(redis.get("a"), redis.get("b"), return_exceptions=True)
     assert all(isinstance(r, RedisConnectionError) for r in results)
+    assert results[0] is not results[1] and str(results[0]) == str(results[1])  # a copy each
     server.connected = True
     assert await asyncio.gather(redis.set("a", "1"), redis.get("a")) == [True, "1"]
 
