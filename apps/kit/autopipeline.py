@@ -9,7 +9,7 @@ in one turn (single commands, and pipelines without a transaction) are queued an
 end of the turn as one pipeline on one connection: one write, one read of the replies, one
 wake-up; each caller gets its own reply, or its own error, as if it had sent its command
 alone. A turn with one command sends it as before. What it saves: docs/ircd.md,
-"Registrations per second".
+"One round trip for a turn's commands".
 
 Not batched: transactions (MULTI/EXEC keep their connection), and blocking commands (BLPOP,
 XREAD BLOCK...), which would hold every reply behind them in the pipeline. A cluster keeps
