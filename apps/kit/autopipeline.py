@@ -136,7 +136,9 @@ class BatchedPipeline(Pipeline):
 
     async def execute(self, raise_on_error: bool = True) -> list[Any]:
         stack = self.command_stack
-        if self.watching or self.explicit_transaction:
+        if self.watching or self.explicit_transaction or self.scripts:
+            # redis-py's own path: WATCH holds a connection, and scripts called on the
+            # pipeline (`script(..., client=pipe)`) are loaded before it runs
             return await super().execute(raise_on_error)
         if not stack:
             return []

@@ -12,7 +12,7 @@ from fakeredis.aioredis import FakeRedis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 
-from apps.kit.autopipeline import AutoPipelinedRedis, blocks
+from apps.kit.autopipeline import AutoPipelinedRedis, BatchedPipeline, blocks
 
 
 class CountingClient(AutoPipelinedRedis):
@@ -82,8 +82,18 @@ async def test_a_pipeline_without_a_transaction_joins_the_turn_and_keeps_its_err
 
 async def test_a_transaction_keeps_its_own_connection_and_stays_atomic(redis: CountingClient) -> None:
     async with redis.pipeline(transaction=True) as pipe:
+        assert not isinstance(pipe, BatchedPipeline)
         pipe.incr("n").incr("n")
         assert await pipe.execute() == [1, 2]
+
+
+async def test_a_script_called_on_a_pipeline_is_loaded_before_the_pipeline_runs(
+        redis: CountingClient) -> None:
+    script = redis.register_script("return redis.call('INCRBY', KEYS[1], ARGV[1])")
+    async with redis.pipeline(transaction=False) as pipe:
+        await script(keys=["n"], args=[2], client=pipe)
+        pipe.get("n")
+        assert await pipe.execute() == [2, "2"]  # not NOSCRIPT: the server had never seen it
 
 
 async def test_a_blocking_command_waits_alone_and_holds_up_no_other(redis: CountingClient) -> None:
