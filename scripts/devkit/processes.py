@@ -39,9 +39,7 @@ def scratch_dir(kind: str) -> Path:
 
 def free_port() -> int:
     """A TCP port nobody listens on right now, on 127.0.0.1."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    return free_ports(1)[0]
 
 
 def free_ports(count: int) -> list[int]:
