@@ -128,16 +128,15 @@ class Listeners:
                 # The dispatcher's loop awaited here, not in a coroutine of its own: one frame
                 # less held for the life of every connection (docs/ircd.md, "Memory per
                 # connection").
-                try:
-                    await self._dispatcher.run(client)
-                finally:
-                    await self._end(client)
+                await self._dispatcher.run(client)
             finally:
-                ctx.roster.connections.discard(client)
-                if counted:
-                    ip = transport.peer_ip
-                    await self._until_done.run(f"uncounting a connection from {ip}",
-                                               lambda: ctx.store.connect_ip(ip, ctx.instance, -1))
+                # Shielded: a WebSocket's handler is cancelled as its socket closes, at times
+                # again while the clean-up runs, and a clean-up cut short leaves its user as it
+                # was (its nick held, an always-on user never away, its address still counted).
+                ending = asyncio.ensure_future(self._end(client, counted))
+                self._tasks.add(ending)
+                ending.add_done_callback(self._tasks.discard)
+                await asyncio.shield(ending)
         except Exception:
             log.exception("connection from %s failed", transport.peer_ip)
             transport.close()
@@ -145,17 +144,28 @@ class Listeners:
             if task is not None:
                 self._tasks.discard(task)  # type: ignore[arg-type]
 
-    async def _end(self, client: Client) -> None:
+    async def _end(self, client: Client, counted: bool) -> None:
         """After the connection's lines, the clean-up (channels, nick), and only then its last
         lines and the close: a client that sees its connection end can reconnect with the
-        same nick at once."""
+        same nick at once. Then its address is counted one connection fewer."""
+        ctx = self._ctx
         try:
             await self._until_done.run(f"cleanup of {client.uid}", lambda: self._leave(client))
         except Exception:
             log.exception("cleanup of %s failed", client.uid)
-        client.flush()
-        client.transport.close()
-        await client.transport.wait_closed()
+        try:
+            client.flush()
+            client.transport.close()
+            await client.transport.wait_closed()
+        finally:
+            ctx.roster.connections.discard(client)
+            if counted:
+                ip = client.transport.peer_ip
+                try:
+                    await self._until_done.run(f"uncounting a connection from {ip}",
+                                               lambda: ctx.store.connect_ip(ip, ctx.instance, -1))
+                except Exception:  # the replica stopping: its addresses are the sweep's
+                    log.exception("uncounting a connection from %s failed", ip)
 
     async def _count_in(self, transport: Transport) -> bool | None:
         """Count a new connection against its address's limit: True if counted, False if

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 
 import fakeredis
 
@@ -294,3 +295,50 @@ async def test_a_dead_replica_is_swept_by_one_survivor_only():
                  if " QUIT " in line]
         assert quits == [":victim!~victim@127.0.0.1 QUIT :*.net *.split"]
         await watcher.close(), await victim.close()
+
+
+def answered_later(answer: Callable[..., Awaitable[object]]) -> Callable[..., Awaitable[object]]:
+    """`answer`, whose reply comes in a later turn of the loop, as a real Redis's does."""
+
+    async def call(*args: object, **kwargs: object) -> object:
+        await asyncio.sleep(0.01)
+        return await answer(*args, **kwargs)
+
+    return call
+
+
+async def test_a_connection_cancelled_again_during_its_clean_up_still_leaves_its_user_away():
+    # A WebSocket's handler is cancelled as its socket closes, at times again while the
+    # clean-up runs: cut short, it left the always-on user neither away nor gone.
+    async with running_gateway(users_url="http://users") as gateway:
+        await with_users(gateway)
+        laptop, _ = await device(gateway)
+        await laptop.send("JOIN #room")
+        await laptop.sync()
+        bob = await connect(gateway)
+        await bob.register("bob", caps="away-notify")
+        await bob.send("JOIN #room")
+        await bob.sync()
+        store = gateway.store
+        for name in ("detach", "release_nick", "connect_ip"):  # answered in a later turn, as Redis is
+            setattr(store, name, answered_later(getattr(store, name)))
+        listeners = gateway.listeners
+        served = {task for task in listeners._tasks if task.get_coro().__name__ == "serve"}  # type: ignore[union-attr]
+        for _ in range(50):  # every turn until the connections' tasks are done
+            for task in served:
+                task.cancel()
+            if all(task.done() for task in served) and not listeners._tasks:
+                break
+            await asyncio.sleep(0)
+        while listeners._tasks:  # what the cancellations could not stop
+            await asyncio.sleep(0.01)
+        assert gateway.roster.registered == 0
+        assert not await gateway.store.redis.exists(gateway.store.keys.address("127.0.0.1"))  # uncounted
+        fresh = await connect(gateway)
+        await fresh.register("carol")
+        await fresh.send("WHOIS alice", "WHOIS bob")
+        lines = await fresh.sync()
+        assert ":irc.test 301 carol alice Disconnected" in lines  # kept, away: always-on
+        assert any(" 401 carol bob " in line for line in lines)  # gone, nick freed
+        await fresh.close()
+        await laptop.close(), await bob.close()
