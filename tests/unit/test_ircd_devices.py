@@ -109,17 +109,23 @@ async def test_the_user_leaves_with_its_last_device_only():
         await bob.close()
 
 
+async def alice_and_bob_in_a_room(gateway: IrcServer) -> tuple[LineClient, LineClient]:
+    """Alice's device (always-on by default) and Bob (told of AWAY) in #room."""
+    await with_users(gateway)
+    laptop, _ = await device(gateway)
+    await laptop.send("JOIN #room")
+    await laptop.sync()
+    bob = await connect(gateway)
+    await bob.register("bob", caps="away-notify")
+    await bob.send("JOIN #room")
+    await bob.sync()
+    return laptop, bob
+
+
 async def test_an_always_on_user_stays_away_and_its_device_comes_back_to_what_it_missed():
     clock = Clock(time.time())  # the history's ids are Redis's time: the real one
     async with running_gateway(users_url="http://users", clock=clock) as gateway:
-        await with_users(gateway)
-        laptop, _ = await device(gateway)
-        await laptop.send("JOIN #room")
-        await laptop.sync()
-        bob = await connect(gateway)
-        await bob.register("bob", caps="away-notify")
-        await bob.send("JOIN #room")
-        await bob.sync()
+        laptop, bob = await alice_and_bob_in_a_room(gateway)
         await laptop.send("QUIT")
         await laptop.sync_closed()
         assert await bob.sync() == [":alice!~alice@127.0.0.1 AWAY Disconnected"]  # no QUIT
@@ -311,14 +317,7 @@ async def test_a_connection_cancelled_again_during_its_clean_up_still_leaves_its
     # A WebSocket's handler is cancelled as its socket closes, at times again while the
     # clean-up runs: cut short, it left the always-on user neither away nor gone.
     async with running_gateway(users_url="http://users") as gateway:
-        await with_users(gateway)
-        laptop, _ = await device(gateway)
-        await laptop.send("JOIN #room")
-        await laptop.sync()
-        bob = await connect(gateway)
-        await bob.register("bob", caps="away-notify")
-        await bob.send("JOIN #room")
-        await bob.sync()
+        laptop, bob = await alice_and_bob_in_a_room(gateway)
         store = gateway.store
         for name in ("detach", "release_nick", "connect_ip"):  # answered in a later turn, as Redis is
             setattr(store, name, answered_later(getattr(store, name)))
