@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
+from collections import Counter
 from collections.abc import Awaitable, Callable
 
 from redis.exceptions import RedisError
@@ -42,6 +43,7 @@ class Listeners:
         self._flusher = Flusher(ctx.settings.presence_delay)
         self._servers: list[asyncio.AbstractServer] = []
         self._tasks: set[asyncio.Task[None]] = set()
+        self._addresses = AddressCounts(ctx, self._until_done)
         self.ports: dict[str, int] = {}
         #: `serve` bound once, for every connection's transport to hold, not a bound method each.
         self._serve = self.serve
@@ -120,7 +122,7 @@ class Listeners:
         if task is not None:
             self._tasks.add(task)  # type: ignore[arg-type]
         try:
-            counted = await self._count_in(transport)
+            counted = await self._addresses.count_in(transport)
             if counted is None:
                 return
             ctx.roster.connections.add(client)
@@ -159,30 +161,57 @@ class Listeners:
             await client.transport.wait_closed()
         finally:
             ctx.roster.connections.discard(client)
-            if counted:
-                ip = client.transport.peer_ip
-                try:
-                    await self._until_done.run(f"uncounting a connection from {ip}",
-                                               lambda: ctx.store.connect_ip(ip, ctx.instance, -1))
-                except Exception:  # the replica stopping: its addresses are the sweep's
-                    log.exception("uncounting a connection from %s failed", ip)
+            await self._addresses.count_out(client.transport.peer_ip, counted)
 
-    async def _count_in(self, transport: Transport) -> bool | None:
-        """Count a new connection against its address's limit: True if counted, False if
-        Redis could not count it (the client is served anyway: a slow Redis must not turn
-        into connections closed without a word), None if refused (and closed)."""
+
+class AddressCounts:
+    """The limit of connections per address (MAX_CONNECTIONS_PER_IP), counted across replicas
+    in Redis. While Redis cannot count a connection (down, slow, or its pool drained on
+    purpose) the client is still served, uncounted: a slow Redis must not turn into connections
+    closed without a word. But this replica then holds the address's uncounted connections to
+    the limit itself, so an outage does not lift it."""
+
+    def __init__(self, ctx: Context, until_done: UntilDone) -> None:
+        self._ctx = ctx
+        self._until_done = until_done
+        #: This replica's connections Redis could not count, per address; empty while it counts.
+        self._uncounted: Counter[str] = Counter()
+
+    async def count_in(self, transport: Transport) -> bool | None:
+        """Count a new connection against its address's limit: True if Redis counted it, False
+        if it could not (the replica did), None if refused (and closed)."""
         ctx = self._ctx
+        ip, limit = transport.peer_ip, ctx.settings.max_connections_per_ip
         try:
-            count = await ctx.store.connect_ip(transport.peer_ip, ctx.instance, 1, unregistered=True)
+            count = await ctx.store.connect_ip(ip, ctx.instance, 1, unregistered=True)
         except (RedisError, OSError) as exc:
-            log.warning("connection from %s not counted: %s", transport.peer_ip, exc)
+            if self._uncounted[ip] >= limit:
+                await _refuse(transport, "too many connections from your address")
+                return None
+            log.warning("connection from %s not counted: %s", ip, exc)
+            self._uncounted[ip] += 1
             return False
-        if count > ctx.settings.max_connections_per_ip:
-            await quietly(ctx.store.connect_ip(transport.peer_ip, ctx.instance, -1, unregistered=True))
+        if count > limit:
+            await quietly(ctx.store.connect_ip(ip, ctx.instance, -1, unregistered=True))
             await _refuse(transport, "too many connections from your address")
             return None
         ctx.counts["connections"] += 1
         return True
+
+    async def count_out(self, ip: str, counted: bool) -> None:
+        """A connection from `ip` has ended: one fewer where `count_in` counted it."""
+        if not counted:
+            if (left := self._uncounted[ip] - 1) > 0:
+                self._uncounted[ip] = left
+            else:
+                del self._uncounted[ip]
+            return
+        ctx = self._ctx
+        try:
+            await self._until_done.run(f"uncounting a connection from {ip}",
+                                       lambda: ctx.store.connect_ip(ip, ctx.instance, -1))
+        except Exception:  # the replica stopping: its addresses are the sweep's
+            log.exception("uncounting a connection from %s failed", ip)
 
 
 async def _refuse(transport: Transport, reason: str) -> None:

@@ -436,6 +436,30 @@ async def test_connections_per_ip_are_capped_across_replicas():
         await first.close(), await second.close(), await third.close()
 
 
+async def test_an_address_redis_cannot_count_is_still_held_to_its_limit_by_the_replica():
+    # The attack: drain Redis's pool (or wait for an outage), then open connection after
+    # connection from one address, none of them counted.
+    async with running_gateway(max_connections_per_ip=2) as gateway:
+        async def unavailable(ip: str, instance: str, delta: int, **kwargs: bool) -> int:
+            raise RedisError("No connection available.")
+
+        gateway.store.connect_ip = unavailable  # type: ignore[method-assign]
+        first, second = await connect(gateway), await connect(gateway)
+        assert commands(await first.register("first"))[0] == "001"  # still served, uncounted
+        assert commands(await second.register("second"))[0] == "001"
+        third = await connect(gateway)
+        assert any("too many connections" in line for line in await third.sync_closed())
+        await first.send("QUIT")
+        await first.sync_closed()
+        for _ in range(50):  # its clean-up runs after the close its client sees
+            if len(gateway.roster.connections) == 1:
+                break
+            await asyncio.sleep(0.02)
+        again = await connect(gateway)  # one left of the two: room for another
+        assert commands(await again.register("again"))[0] == "001"
+        await second.close(), await again.close()
+
+
 BAD_INPUT = [
     (b"PRIVMSG bob :" + b"x" * 600, ["417"]),
     (b"@+t=" + b"y" * 5000 + b" PRIVMSG bob :x", ["417"]),
