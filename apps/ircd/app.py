@@ -10,7 +10,6 @@ import asyncio
 import contextlib
 import time
 
-from prometheus_client import Gauge
 from quart import Blueprint, Response, current_app, jsonify, websocket
 from redis.asyncio import Redis
 
@@ -65,12 +64,14 @@ def create_app(settings: IrcdSettings | None = None, redis: Redis | None = None)
         await server.stop()
 
     app.metrics.expose_counts("canaduck_irc", "IRC gateway events by kind", lambda: server.counts)
-    Gauge("canaduck_irc_connections", "Clients connected to this replica", registry=app.metrics.registry,
-          ).set_function(lambda: server.roster.registered)
-    Gauge("canaduck_irc_registrations_waiting", "Commands of unregistered connections waiting for their turn",
-          registry=app.metrics.registry).set_function(lambda: server.registration_turns.waiting)
-    Gauge("canaduck_irc_messages_per_second", "Lines delivered to clients per second (last second)",
-          registry=app.metrics.registry).set_function(lambda: rates.messages_per_second)
+    app.metrics.expose_gauge("canaduck_irc_connections", "Clients connected to this replica",
+                             lambda: server.roster.registered)
+    app.metrics.expose_gauge("canaduck_irc_registrations_waiting",
+                             "Commands of unregistered connections waiting for their turn",
+                             lambda: server.registration_turns.waiting)
+    app.metrics.expose_gauge("canaduck_irc_messages_per_second",
+                             "Lines delivered to clients per second (last second)",
+                             lambda: rates.messages_per_second)
     app.register_blueprint(routes)
     return app
 

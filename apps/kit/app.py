@@ -34,6 +34,7 @@ from apps.kit.looplag import LoopLagMonitor
 from apps.kit.metrics import CONTENT_TYPE, Metrics
 from apps.kit.openapi import documented
 from apps.kit.params import InvalidParameter
+from apps.kit.redispool import FairBlockingPool
 from apps.kit.reporter import StatsReporter
 from apps.kit.settings import KitSettings
 
@@ -142,6 +143,10 @@ def create_app(settings: KitSettings, *, import_name: str, redis: Redis | None =
     app.quiet_paths = set(_PROBE_PATHS)
     app.metrics.expose_counts("canaduck_pubsub", "Pub/sub messages by outcome",
                               lambda: app.runtime.broker.counts)
+    pool = getattr(app.runtime.redis, "connection_pool", None)
+    if isinstance(pool, FairBlockingPool):  # a bounded pool (REDIS_POOL_SIZE): its line, live
+        app.metrics.expose_gauge("canaduck_redis_commands_waiting",
+                                 "Commands waiting for a connection of the Redis pool", lambda: pool.waiting)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     # Quart's way to wrap the app in ASGI middleware (Hypercorn and the test client both go through it).
     app.asgi_app = cast(Any, RequestLimits(  # type: ignore[method-assign]

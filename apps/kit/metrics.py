@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -41,6 +41,10 @@ class Metrics:
     def expose_counts(self, name: str, doc: str, source: Callable[[], Mapping[str, int]]) -> None:
         """Publish a live mapping of counts (e.g. a client's `counts`) as one labelled counter."""
         self.registry.register(_CountsCollector(name, doc, source))
+
+    def expose_gauge(self, name: str, doc: str, read: Callable[[], float]) -> None:
+        """Publish a live value, read at each scrape (e.g. how many wait for something now)."""
+        Gauge(name, doc, registry=self.registry).set_function(read)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -8,7 +8,10 @@ from typing import Any
 import pytest
 from redis.exceptions import ConnectionError as RedisConnectionError
 
+from apps.kit.app import create_app
+from apps.kit.autopipeline import AutoPipelinedRedis
 from apps.kit.redispool import FairBlockingPool
+from apps.kit.settings import KitSettings
 
 
 class FakeConnection:
@@ -108,3 +111,19 @@ async def test_a_connection_that_fails_to_connect_goes_back_to_the_pool() -> Non
     FakeConnection.fail_connect = False
     connection = await asyncio.wait_for(pool.get_connection(), 1)  # not lost to the failure
     assert connection.connected
+
+
+async def test_a_service_on_a_bounded_pool_shows_its_line_on_metrics() -> None:
+    pool = make_pool(1)
+    app = create_app(KitSettings(service_name="ircd", instance_id="ircd-1", port=5101),
+                     import_name=__name__, redis=AutoPipelinedRedis(connection_pool=pool))
+    held = await pool.get_connection()
+    waiters = [asyncio.create_task(pool.get_connection()) for _ in range(3)]
+    await turns()
+    metrics = await (await app.test_client().get("/metrics")).get_data(as_text=True)
+    assert "canaduck_redis_commands_waiting 3.0" in metrics
+    for waiter in waiters:
+        await pool.release(held)
+        held = await waiter
+    metrics = await (await app.test_client().get("/metrics")).get_data(as_text=True)
+    assert "canaduck_redis_commands_waiting 0.0" in metrics
