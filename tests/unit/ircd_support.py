@@ -8,6 +8,7 @@ import contextlib
 import itertools
 import json
 from collections.abc import AsyncIterator, Callable
+from typing import TypedDict, Unpack
 
 import fakeredis
 import httpx
@@ -27,6 +28,54 @@ class Clock:
         return self.now
 
 
+class GatewaySettings(TypedDict, total=False):
+    """The gateway's settings (IrcdSettings) that tests set, a list as its environment's
+    comma-separated text. Spelt out because the settings ignore a name they do not know: a
+    test with a misspelt one would run on the default."""
+
+    account_registration_before_connect: bool
+    always_on: bool
+    always_on_expire: float
+    cleanup_retry: float
+    cleanup_retry_cap: float
+    device_limit: int
+    flood_lines: int
+    flood_window: float
+    history_events: str
+    irc_admission_lag: float
+    irc_max_connections: int
+    irc_opers: str
+    irc_password: str
+    irc_proxy_port: int
+    irc_registrations_at_once: int
+    irc_registrations_waiting: int
+    irc_shared_port: int
+    irc_tls_port: int
+    max_channels_per_user: int
+    max_connections_per_ip: int
+    max_list_entries: int
+    ping_interval: float
+    ping_timeout: float
+    presence_delay: float
+    presence_wait_members: int
+    registration_timeout: float
+    sts: bool
+    sts_duration: int
+    sts_hostnames: str
+    sts_port: int
+    sts_preload: bool
+    tls_cert: str
+    tls_key: str
+    trusted_proxies: str
+
+
+class GatewayOptions(GatewaySettings, total=False):
+    """`running_gateway`'s settings: the users service's address too, which the helpers
+    that serve one set themselves."""
+
+    users_url: str
+
+
 class LineClient:
     """A raw IRC client: send lines, read lines until a PONG syncs (as irctest does)."""
 
@@ -44,7 +93,7 @@ class LineClient:
         """Every line received until the answer to a PING of ours."""
         token = f"sync{next(self._sync)}"
         await self.send(f"PING {token}")
-        lines = []
+        lines: list[str] = []
         while True:
             raw = await asyncio.wait_for(self.reader.readline(), timeout)
             if not raw:
@@ -100,13 +149,13 @@ def commands(lines: list[str]) -> list[str]:
 @contextlib.asynccontextmanager
 async def running_gateway(server: fakeredis.FakeServer | None = None, *, instance: str = "ircd-test",
                           clock: Clock | None = None, loop_lag: Callable[[], float] = lambda: 0.0,
-                          **overrides: object) -> AsyncIterator[IrcServer]:
+                          **overrides: Unpack[GatewayOptions]) -> AsyncIterator[IrcServer]:
     """A gateway listening on a free loopback port, on fakeredis (shared when `server` given);
     `loop_lag` is what its door reads as the event loop's lag (apps/ircd/listeners.py)."""
     fake = server or fakeredis.FakeServer()
     redis = fakeredis.FakeAsyncRedis(server=fake)
     settings = IrcdSettings(instance_id=instance, irc_host="127.0.0.1", irc_port=0,
-                            server_name="irc.test", **overrides)  # type: ignore[arg-type]
+                            server_name="irc.test", **overrides)
     gateway = IrcServer(settings, redis, clock=clock or Clock(), loop_lag=loop_lag)
     await gateway.start()
     try:

@@ -11,10 +11,11 @@ import pytest
 from apps.ircd.admission import RegistrationTurns, connection_limit
 from apps.ircd.server import IrcServer
 from apps.ircd.settings import IrcdSettings
+from apps.ircd.store.users import NickClaim
 from tests.unit.ircd_support import commands, connect, running_gateway
 
 
-async def test_a_free_turn_is_taken_at_once_and_a_turn_given_back_goes_to_the_oldest_connection():
+async def test_a_free_turn_is_taken_at_once_and_a_turn_given_back_goes_to_the_oldest_connection() -> None:
     turns = RegistrationTurns(1)
     await turns.enter(since=50.0)  # free: no wait
     order: list[str] = []
@@ -65,7 +66,7 @@ class HeldClaim:
         self._holding, self._released = asyncio.Event(), asyncio.Event()
         claim_nick = gateway.store.claim_nick
 
-        async def claim(nick_cf: str, uid: str) -> bool:
+        async def claim(nick_cf: str, uid: str) -> NickClaim:
             self.claimed.append(nick_cf)
             if nick_cf == nick:
                 self._holding.set()

@@ -9,6 +9,7 @@ import contextlib
 import ssl
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import NoReturn, Unpack
 
 import fakeredis
 import pytest
@@ -17,14 +18,22 @@ from redis.exceptions import RedisError
 from apps.ircd.capabilities import Offer, offered
 from apps.ircd.server import IrcServer
 from apps.ircd.settings import IrcdSettings
-from tests.unit.ircd_support import LineClient, commands, connect, plain, running_gateway, serve_accounts
+from tests.unit.ircd_support import (
+    GatewaySettings,
+    LineClient,
+    commands,
+    connect,
+    plain,
+    running_gateway,
+    serve_accounts,
+)
 
 #: Accounts whose names no test takes as a nick (an account's name is reserved for it).
 ACCOUNTS = {"Bob": "sesame"}
 
 
 @contextlib.asynccontextmanager
-async def replicas(count: int = 2, **overrides: object) -> AsyncIterator[list[IrcServer]]:
+async def replicas(count: int = 2, **overrides: Unpack[GatewaySettings]) -> AsyncIterator[list[IrcServer]]:
     """`count` gateways on one fakeredis, each asking the same (mock) users service."""
     shared = fakeredis.FakeServer()
     async with contextlib.AsyncExitStack() as stack:
@@ -173,7 +182,7 @@ async def test_invite_notify_on_an_invite_only_channel_goes_to_its_operators_onl
 async def failing_store(gateway: IrcServer, error: Exception) -> None:
     """Make the store's channel look-ups fail as Redis away (or a bug) would."""
 
-    async def broken(*args: object) -> None:
+    async def broken(*args: object, **kwargs: object) -> NoReturn:
         raise error
 
     gateway.store.channel_and_status = broken  # type: ignore[method-assign]
@@ -265,7 +274,8 @@ async def test_away_star_is_kept_for_pre_away_clients_and_put_in_words_for_the_o
 
 # -- sts (ircv3.net/specs/extensions/sts) -----------------------------------------------------
 
-STS = {"sts": True, "sts_port": 6697, "sts_duration": 2592000, "sts_preload": True, "irc_tls_port": 0}
+STS: GatewaySettings = {"sts": True, "sts_port": 6697, "sts_duration": 2592000, "sts_preload": True,
+                        "irc_tls_port": 0}
 
 
 async def tls_cap_ls(gateway: IrcServer, cert: Path, server_name: str) -> dict[str, str]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from typing import NoReturn
 
 import fakeredis
 import pytest
@@ -74,7 +75,7 @@ async def test_a_registration_redis_failed_half_way_is_closed_with_a_reason_and_
     # free again for the client that reconnects.
     register_user = gateway.store.register_user
 
-    async def failing(*args: object) -> None:
+    async def failing(*args: object, **kwargs: object) -> NoReturn:
         raise RedisError("Timeout reading from redis")
 
     gateway.store.register_user = failing  # type: ignore[method-assign]
@@ -153,7 +154,7 @@ async def test_a_join_redis_failed_before_anyone_was_told_is_undone_and_can_be_a
     await bob.sync()
     channel = gateway.store.channel
 
-    async def failing(*args: object) -> None:
+    async def failing(*args: object, **kwargs: object) -> NoReturn:
         raise RedisError("Timeout reading from redis")
 
     gateway.store.channel = failing  # type: ignore[method-assign]
@@ -260,7 +261,8 @@ async def test_channel_key_limit_and_invite_only(gateway: IrcServer, pair: tuple
     alice, bob = pair
     await alice.send("JOIN #k", "MODE #k +k secret")
     await alice.sync()
-    assert (await gateway.store.channel("#k")).modes == "knt"  # the JOIN and leave scripts read them
+    channel = await gateway.store.channel("#k")
+    assert channel is not None and channel.modes == "knt"  # the JOIN and leave scripts read them
     await bob.send("JOIN #k", "JOIN #k wrong", "JOIN #k secret")
     assert commands(await bob.sync()) == ["475", "475", "JOIN", "353", "366"]
     await alice.send("JOIN #l", "MODE #l +l 1", "JOIN #i", "MODE #i +i")

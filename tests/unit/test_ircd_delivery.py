@@ -68,7 +68,7 @@ async def test_a_lines_alternative_is_formatted_once_for_all_its_recipients(monk
     for client in clients:
         deliver(client, extended, rendered)
     assert made == ["JOIN", "JOIN"]  # the extended form once, the plain one once
-    pending = [client._pending for client in clients]
+    pending = [client._pending or [] for client in clients]
     assert pending[0] == [":a!u@h JOIN #hall * A"]
     assert all(lines == [":a!u@h JOIN #hall"] for lines in pending[1:])
     assert len({id(lines[0]) for lines in pending[1:]}) == 1  # one string, not one per client

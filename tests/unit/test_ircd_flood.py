@@ -45,7 +45,8 @@ async def test_a_backlog_of_cheap_lines_does_not_hold_up_another_connection():
         # backlog (thousands of lines arrive in one read).
         assert handled < 100, f"{handled} of the flood's lines went before the watcher's PING"
         await wait_for(lambda: gateway.counts["commands"] - before >= flood // 2, timeout=60)
-        await flooder.close(), await watcher.close()
+        await flooder.close()
+        await watcher.close()
 
 
 async def test_keepalives_and_unregistered_lines_count_against_the_flood_budget():
@@ -60,10 +61,11 @@ async def test_keepalives_and_unregistered_lines_count_against_the_flood_budget(
         lines = await registered.sync(timeout=10)
         assert commands(lines).count("PONG") == 10  # slowed down, nothing dropped
         assert gateway.counts["throttled"] > throttled
-        await flooder.close(), await registered.close()
+        await flooder.close()
+        await registered.close()
 
 
-async def test_a_flooder_that_resets_is_gone_at_once_with_its_backlog():
+async def test_a_flooder_that_resets_is_gone_at_once_with_its_backlog() -> None:
     async with running_gateway(flood_lines=10, flood_window=1.0) as gateway:
         watcher = await connect(gateway)
         await watcher.register("watcher")
@@ -98,7 +100,8 @@ async def test_a_flooder_that_resets_is_gone_at_once_with_its_backlog():
         assert "001" in commands(await newcomer.register("flooder"))
         seen = await watcher.sync()
         assert not [line for line in seen if "PRIVMSG #room :flood" in line]
-        await newcomer.close(), await watcher.close()
+        await newcomer.close()
+        await watcher.close()
 
 
 async def test_what_a_client_sent_before_a_clean_close_is_handled_within_its_budget():

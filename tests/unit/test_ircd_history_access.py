@@ -54,7 +54,8 @@ async def test_a_guests_private_messages_are_not_handed_to_the_next_holder_of_it
         assert not [line for line in got if "CHATHISTORY TARGETS" in line]
         await bob.send("CHATHISTORY LATEST alice * 10")  # bob asks after the new alice: a new talk
         assert privmsgs(await bob.sync()) == []
-        await mallory.close(), await bob.close()
+        await mallory.close()
+        await bob.close()
 
 
 async def test_an_accounts_correspondent_who_was_a_guest_is_listed_by_its_nick():
@@ -72,7 +73,8 @@ async def test_an_accounts_correspondent_who_was_a_guest_is_listed_by_its_nick()
         got = await carol.sync()
         assert any(line.split(" ")[-2:-1] == ["dave"] for line in got if "CHATHISTORY TARGETS" in line)
         assert privmsgs(got) == ["hello from a guest"]
-        await carol.close(), await dave.close()
+        await carol.close()
+        await dave.close()
 
 
 @pytest.mark.parametrize("closing", ["+s", "+i", "+k sesame"])
@@ -90,7 +92,8 @@ async def test_a_closed_channels_history_goes_with_it_when_it_empties(closing: s
         mallory = await guest(gateway, "mallory")
         await mallory.send("JOIN #hush", "CHATHISTORY LATEST #hush * 10")
         assert privmsgs(await mallory.sync()) == []
-        await alice.close(), await mallory.close()
+        await alice.close()
+        await mallory.close()
 
 
 async def test_an_open_channels_history_stays_for_whoever_joins_it_again():
@@ -103,7 +106,8 @@ async def test_an_open_channels_history_stays_for_whoever_joins_it_again():
         assert "FAIL" in commands(await bob.sync())
         await bob.send("JOIN #open", "CHATHISTORY LATEST #open * 10")
         assert privmsgs(await bob.sync()) == ["for the record"]
-        await alice.close(), await bob.close()
+        await alice.close()
+        await bob.close()
 
 
 async def test_an_account_reads_a_channel_one_of_its_connections_is_in():

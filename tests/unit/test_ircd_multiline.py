@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
+from typing import Unpack
 
 import fakeredis
 import pytest
@@ -17,7 +18,7 @@ from apps.ircd.errors import Fail
 from apps.ircd.multiline import ClientBatches, Limits
 from apps.ircd.server import IrcServer
 from apps.ircd.settings import IrcdSettings
-from tests.unit.ircd_support import LineClient, commands, connect, running_gateway
+from tests.unit.ircd_support import GatewaySettings, LineClient, commands, connect, running_gateway
 from tests.unit.test_ircd_flood import wait_for
 
 BASE = "message-tags batch echo-message server-time labeled-response"
@@ -191,7 +192,7 @@ Three = tuple[IrcServer, LineClient, LineClient, LineClient]
 
 
 @contextlib.asynccontextmanager
-async def channel_of_three(**overrides: object) -> AsyncIterator[Three]:
+async def channel_of_three(**overrides: Unpack[GatewaySettings]) -> AsyncIterator[Three]:
     """alice and bob with draft/multiline, carol without, all in #test."""
     async with running_gateway(**overrides) as gateway:
         clients = []

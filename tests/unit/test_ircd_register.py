@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
+from typing import Unpack
 
 import fakeredis
 import httpx
@@ -13,19 +14,19 @@ import pytest
 from apps.ircd.server import IrcServer
 from apps.users.app import create_app
 from apps.users.settings import UsersSettings
-from tests.unit.ircd_support import LineClient, commands, connect, running_gateway
+from tests.unit.ircd_support import GatewaySettings, LineClient, commands, connect, running_gateway
 from tests.unit.test_ircd_commands import plain
-from tests.unit.test_ircd_sasl import FAST, logged_in
+from tests.unit.test_ircd_sasl import FAST, asgi, logged_in
 
 CAP = "draft/account-registration"
 
 
 @contextlib.asynccontextmanager
-async def chat(**overrides: object) -> AsyncIterator[tuple[IrcServer, httpx.AsyncClient]]:
+async def chat(**overrides: Unpack[GatewaySettings]) -> AsyncIterator[tuple[IrcServer, httpx.AsyncClient]]:
     """A gateway whose users service is the real app, in process; `overrides`: the gateway's."""
     redis = fakeredis.FakeAsyncRedis()
     users = httpx.AsyncClient(transport=httpx.ASGITransport(
-        app=create_app(UsersSettings(instance_id="users-1", **FAST), redis=redis)), base_url="http://users")
+        app=asgi(create_app(UsersSettings(instance_id="users-1", **FAST), redis=redis))), base_url="http://users")
     async with running_gateway(users_url="http://users", **overrides) as gateway:
         gateway.accounts.http = users
         yield gateway, users
@@ -182,7 +183,8 @@ async def test_a_users_service_that_cannot_be_reached_is_temporarily_unavailable
 async def test_the_internal_route_keeps_the_public_rules_and_tells_a_weak_password():
     redis = fakeredis.FakeAsyncRedis()
     app = create_app(UsersSettings(instance_id="users-1", **FAST), redis=redis)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://users") as users:
+    transport = httpx.ASGITransport(app=asgi(app))
+    async with httpx.AsyncClient(transport=transport, base_url="http://users") as users:
         async def post(route: str, account: str, password: str) -> httpx.Response:
             return await users.post(route, json={"account": account, "password": password})
 

@@ -5,20 +5,39 @@ from __future__ import annotations
 
 import asyncio
 import base64
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
+from typing import Any, TypedDict, cast
 
 import fakeredis
 import httpx
 import pytest
 
 from apps.ircd.server import IrcServer
+from apps.kit.app import ServiceApp
 from apps.kit.directory import Directory, Entry
 from apps.users.app import create_app
 from apps.users.settings import UsersSettings
 from tests.unit.ircd_support import commands, connect, plain, running_gateway, serve_accounts
 
-FAST = {"argon2_time_cost": 1, "argon2_memory_kib": 64, "argon2_parallelism": 1}
+
+class Argon2Cost(TypedDict):
+    argon2_time_cost: int
+    argon2_memory_kib: int
+    argon2_parallelism: int
+
+
+FAST: Argon2Cost = {"argon2_time_cost": 1, "argon2_memory_kib": 64, "argon2_parallelism": 1}
+
+#: An ASGI app as httpx types one: its scope and messages as plain mappings.
+AsgiApp = Callable[[MutableMapping[str, Any], Callable[[], Awaitable[MutableMapping[str, Any]]],
+                    Callable[[MutableMapping[str, Any]], Awaitable[None]]], Awaitable[None]]
+
+
+def asgi(app: ServiceApp) -> AsgiApp:
+    """`app` as httpx's ASGITransport takes it: Quart types the same scope and messages as
+    TypedDicts, which a plain mapping is not."""
+    return cast(AsgiApp, app)
 
 
 @dataclass
@@ -56,7 +75,7 @@ async def chat() -> AsyncIterator[Chat]:
     redis = fakeredis.FakeAsyncRedis(server=shared)
     users_app = create_app(UsersSettings(instance_id="users-1", failed_login_burst=3, **FAST), redis=redis)
     # The gateway calls from an address of its own (as in compose), the IRC clients from loopback.
-    users = httpx.AsyncClient(transport=httpx.ASGITransport(app=users_app, client=(GATEWAY, 40000)),
+    users = httpx.AsyncClient(transport=httpx.ASGITransport(app=asgi(users_app), client=(GATEWAY, 40000)),
                               base_url="http://users")
     async with running_gateway(shared, users_url="http://users") as gateway:
         gateway.accounts.http = users
