@@ -136,7 +136,7 @@ def test_a_closed_loops_window_is_per_replica_and_shared_out_between_the_workers
     assert [p.window for p in plans(60, 20, [7000], 10, 1, 3, "b")[0]] == [0, 0, 0]
 
 
-async def test_a_closed_loops_client_gives_its_place_back_on_its_echo_or_a_refusal():
+async def test_a_closed_loops_client_gives_its_place_back_on_its_echo_or_a_refusal() -> None:
     given_back: list[str] = []
     client = BenchClient("bc1", Tally(), echoed=lambda: given_back.append("back"))
     client.data_received(b":bc1!~bc1@127.0.0.1 PRIVMSG #bench0 :bench 7 100\r\n"

@@ -9,9 +9,9 @@ from scripts.devkit import wait_until_async
 KEYS = Keys()
 
 
-async def test_send_goes_to_the_broker_channel_and_deliver_to_the_inbox(redis):
+async def test_send_goes_to_the_broker_channel_and_deliver_to_the_inbox(redis) -> None:
     ping = BrokerClient(redis, KEYS, "ping")
-    heard: list[tuple[str, Envelope]] = []
+    heard: list[Envelope] = []
 
     async def on_envelope(envelope: Envelope) -> None:
         heard.append(envelope)
@@ -27,7 +27,7 @@ async def test_send_goes_to_the_broker_channel_and_deliver_to_the_inbox(redis):
     await subscription.stop()
 
 
-async def test_malformed_messages_are_counted_and_the_subscription_goes_on(redis):
+async def test_malformed_messages_are_counted_and_the_subscription_goes_on(redis) -> None:
     client = BrokerClient(redis, KEYS, "pong")
     heard: list[Envelope] = []
 

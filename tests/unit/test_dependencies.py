@@ -33,7 +33,7 @@ PINS = dict(line.split("==") for line in (ROOT / "constraints.txt").read_text().
 
 def third_party_imports(folder: str) -> set[str]:
     """Top-level modules imported under `folder` that are neither stdlib nor ours."""
-    found = set()
+    found: set[str] = set()
     for path in (ROOT / folder).rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text(), str(path))):
             if isinstance(node, ast.Import):

@@ -74,7 +74,7 @@ def test_one_dockerfile_builds_every_app_slim_non_root_with_pinned_wheels_and_a_
 
 def packages_imported(folder: Path) -> set[str]:
     """The apps/ packages `folder`'s modules import (`apps.kit.app` -> "kit")."""
-    names = set()
+    names: set[str] = set()
     for path in folder.rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
             modules = ([alias.name for alias in node.names] if isinstance(node, ast.Import)

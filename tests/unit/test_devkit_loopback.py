@@ -11,7 +11,7 @@ import pytest
 from scripts.devkit.loopback import IP_BIND_ADDRESS_NO_PORT, connect_from
 
 
-async def test_a_connection_comes_from_the_source_asked_its_port_chosen_by_connect():
+async def test_a_connection_comes_from_the_source_asked_its_port_chosen_by_connect() -> None:
     accepted: list[tuple[str, int]] = []
 
     async def on_client(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

@@ -9,7 +9,7 @@ import struct
 import pytest
 from dnslib import EDNS0, RCODE, DNSRecord
 
-from apps.directory.dns import DnsServer, HostResolver, pack_for_udp
+from apps.directory.dns import DnsServer, HostResolver, Resolve, pack_for_udp
 from apps.directory.routing import build_table, parse_url
 from apps.kit.directory import Entry
 from scripts.devkit.clock import ManualClock
@@ -22,9 +22,13 @@ def entry(service: str, instance: str, url: str, started_at: float = 1.0,
     return service, instance, e.to_json()
 
 
-def directory(*entries: tuple[str, str, str]) -> dict[str, dict[str, str]]:
+#: Service -> its hash, whose fields and values are bytes or str as Redis gives them.
+Hashes = dict[str, dict[bytes | str, bytes | str]]
+
+
+def directory(*entries: tuple[str, str, str]) -> Hashes:
     """The directory as `Directory.hashes` reads it: service -> its hash."""
-    hashes: dict[str, dict[str, str]] = {}
+    hashes: Hashes = {}
     for service, instance, raw in entries:
         hashes.setdefault(service, {})[instance] = raw
     return hashes
@@ -34,8 +38,8 @@ async def no_lookup(host: str, version: int) -> list[str]:
     raise AssertionError(f"unexpected lookup of {host}")
 
 
-def server(hashes: dict[str, dict[str, str]], resolve=no_lookup) -> DnsServer:
-    async def read() -> dict[str, dict[str, str]]:
+def server(hashes: Hashes, resolve: Resolve = no_lookup) -> DnsServer:
+    async def read() -> Hashes:
         return hashes
 
     return DnsServer(read, "canaduck", refresh=0.05, resolve=resolve)
@@ -115,7 +119,7 @@ async def test_a_host_name_target_is_resolved_by_this_host_when_asked_for():
 
 
 #: What the owner of a hash (a buggy or hostile calc) can write in it, and by hand.
-HOSTILE = {
+HOSTILE: Hashes = {
     "calc": {
         "huge": json.dumps({"service": "calc", "instance": "huge", "url": "http://127.0.0.1:1",
                             "meta": {"x": "y" * 100_000}}),
@@ -150,7 +154,7 @@ async def test_hostile_entries_are_skipped_one_by_one_and_the_rest_still_routes(
     assert reasons["calc/liar"] == "entry is not this field's (mult/liar)"
     assert reasons["calc/someone"] == "entry is not this field's (calc/someone-else)"
     assert reasons["Bad Name/x"] == "bad service or instance name"
-    reply = await ask(server(hashes), "calc.service.canaduck")  # type: ignore[arg-type]
+    reply = await ask(server(hashes), "calc.service.canaduck")
     assert sorted(r.rdata.port for r in reply.rr) == [5020, 5021, 5022]
 
 
@@ -199,7 +203,7 @@ async def test_too_many_instances_for_udp_drop_extras_then_truncate():
     assert big.header.tc == 0 and len(big.rr) == 60
 
 
-async def test_udp_and_tcp_over_real_sockets():
+async def test_udp_and_tcp_over_real_sockets() -> None:
     dns = server(CALC)
     await dns.reload()
     host, port = await dns.start("127.0.0.1", 0)
@@ -228,11 +232,11 @@ async def test_udp_and_tcp_over_real_sockets():
         await dns.stop()
 
 
-async def test_the_snapshot_follows_events_and_survives_redis_errors():
-    hashes: dict[str, dict[str, str]] = {}
+async def test_the_snapshot_follows_events_and_survives_redis_errors() -> None:
+    hashes: Hashes = {}
     failing = False
 
-    async def read() -> dict[str, dict[str, str]]:
+    async def read() -> Hashes:
         if failing:
             raise ConnectionError("redis away")
         return dict(hashes)

@@ -16,13 +16,13 @@ def histogram() -> Histogram:
 
 
 def count_at_most(h: Histogram, bound: float) -> float:
-    return next(s.value for s in h.collect()[0].samples
+    return next(s.value for s in next(iter(h.collect())).samples
                 if s.name == "lag_bucket" and float(s.labels["le"]) == bound)
 
 
 def total(h: Histogram) -> float:
     """The lag recorded, all wake-ups together (seconds)."""
-    return next(s.value for s in h.collect()[0].samples if s.name == "lag_sum")
+    return next(s.value for s in next(iter(h.collect())).samples if s.name == "lag_sum")
 
 
 async def test_a_wake_up_later_than_asked_is_recorded_as_lag():

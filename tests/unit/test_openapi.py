@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 from pydantic import TypeAdapter
 
@@ -11,6 +13,7 @@ from apps.broker.app import create_app as create_broker
 from apps.calc.app import create_app as create_calc
 from apps.directory.app import create_app as create_directory
 from apps.jokes.app import create_app as create_jokes
+from apps.kit.app import ServiceApp
 from apps.kit.openapi import ErrorBody
 from apps.messages.app import create_app as create_messages
 from apps.mult.app import create_app as create_mult
@@ -20,10 +23,11 @@ from apps.weather.app import create_app as create_weather
 from apps.weather.report import Report
 
 #: Every service with a JSON API (the web front serves HTML pages and an event stream).
-FACTORIES = {"aggregator": create_aggregator, "broker": create_broker, "calc": create_calc,
-             "directory": create_directory, "jokes": create_jokes, "messages": create_messages,
-             "mult": create_mult, "ping": create_player, "users": create_users,
-             "weather": create_weather}
+FACTORIES: dict[str, Callable[..., ServiceApp]] = {
+    "aggregator": create_aggregator, "broker": create_broker, "calc": create_calc,
+    "directory": create_directory, "jokes": create_jokes, "messages": create_messages,
+    "mult": create_mult, "ping": create_player, "users": create_users, "weather": create_weather,
+}
 HISTORY = {"limit": False, "before": False, "after": False}
 SEARCH = {"q": True, "limit": False, "before": False}
 #: Routes and the query parameters they must list (name: required).

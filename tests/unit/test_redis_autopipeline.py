@@ -4,7 +4,7 @@ reply or error (apps/kit/autopipeline.py)."""
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from fakeredis import FakeServer
@@ -45,7 +45,7 @@ def redis(server: FakeServer) -> CountingClient:
 async def test_one_turns_commands_go_in_one_round_trip_each_with_its_reply(redis: CountingClient) -> None:
     replies = await asyncio.gather(*(redis.incr("counter") for _ in range(50)),
                                    redis.set("name", "duck"), redis.get("name"))
-    assert sorted(replies[:50]) == list(range(1, 51))
+    assert sorted(cast(list[int], replies[:50])) == list(range(1, 51))  # INCR's replies
     assert replies[50:] == [True, "duck"]
     assert redis.taken == 1
 
@@ -68,7 +68,11 @@ async def test_a_pipeline_without_a_transaction_joins_the_turn_and_keeps_its_err
         redis: CountingClient) -> None:
     await redis.set("text", "x")
     async with redis.pipeline(transaction=False) as pipe:
-        pipe.incr("n").incr("text").get("text")
+        # One by one: redis-py types a command of an asyncio pipeline as awaitable, not as the
+        # pipeline it returns for chaining.
+        pipe.incr("n")
+        pipe.incr("text")
+        pipe.get("text")
         lenient = asyncio.ensure_future(pipe.execute(raise_on_error=False))
         single = asyncio.ensure_future(redis.incr("n"))
         replies = await lenient
@@ -83,7 +87,8 @@ async def test_a_pipeline_without_a_transaction_joins_the_turn_and_keeps_its_err
 async def test_a_transaction_keeps_its_own_connection_and_stays_atomic(redis: CountingClient) -> None:
     async with redis.pipeline(transaction=True) as pipe:
         assert not isinstance(pipe, BatchedPipeline)
-        pipe.incr("n").incr("n")
+        pipe.incr("n")
+        pipe.incr("n")
         assert await pipe.execute() == [1, 2]
 
 
@@ -103,7 +108,8 @@ async def test_a_blocking_command_waits_alone_and_holds_up_no_other(redis: Count
     assert await asyncio.wait_for(others, 1) == [True, "v"]
     assert not popped.done()
     await redis.rpush("queue", "job")
-    assert tuple(await asyncio.wait_for(popped, 2)) == ("queue", "job")
+    reply = await asyncio.wait_for(popped, 2)
+    assert reply is not None and tuple(reply) == ("queue", "job")
 
 
 @pytest.mark.parametrize("args, expected", [

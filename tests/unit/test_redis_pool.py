@@ -54,7 +54,7 @@ async def turns(count: int = 3) -> None:
 async def test_takes_free_connections_and_reuses_them() -> None:
     pool = make_pool(2)
     first, second = await pool.get_connection(), await pool.get_connection()
-    assert first is not second and first.connected
+    assert first is not second and isinstance(first, FakeConnection) and first.connected
     await pool.release(first)
     assert await pool.get_connection() is first
 
@@ -110,7 +110,7 @@ async def test_a_connection_that_fails_to_connect_goes_back_to_the_pool() -> Non
         await pool.get_connection()
     FakeConnection.fail_connect = False
     connection = await asyncio.wait_for(pool.get_connection(), 1)  # not lost to the failure
-    assert connection.connected
+    assert isinstance(connection, FakeConnection) and connection.connected
 
 
 async def test_a_service_on_a_bounded_pool_shows_its_line_on_metrics() -> None:

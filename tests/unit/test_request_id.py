@@ -62,7 +62,7 @@ def test_an_envelope_without_a_request_id_is_valid_and_a_bad_one_is_refused():
         Envelope.parse(json.dumps({**base, "request_id": "has spaces\n"}))
 
 
-async def test_an_envelope_is_handled_as_part_of_its_request(redis):
+async def test_an_envelope_is_handled_as_part_of_its_request(redis) -> None:
     pong = BrokerClient(redis, KEYS, "pong")
     seen: list[str] = []
 

@@ -50,7 +50,7 @@ def test_names_and_options_mix_in_any_order():
     assert parse_args([]).services == []
 
 
-def test_nothing_is_asked_through_caddy_before_every_instance_is_ready(monkeypatch, capsys):
+def test_nothing_is_asked_through_caddy_before_every_instance_is_ready(monkeypatch, capsys) -> None:
     """A route's first SRV lookup failing (the directory's DNS not up yet) would keep Caddy on
     its empty answer for the whole grace period: the probes through Caddy wait for the rest."""
     run = plan_run(parse_args(["ping", "pong"]))
