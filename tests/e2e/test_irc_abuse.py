@@ -33,7 +33,11 @@ def talk(sender: IrcClient, receiver: IrcClient, channel: str, rounds: int) -> l
         text = f"tick {i} {secrets.token_hex(2)}"
         started = time.monotonic()
         sender.send(f"PRIVMSG {channel} :{text}")
-        receiver.until(lambda line, text=text: line.endswith(text), timeout=15)
+
+        def arrived(line: str, text: str = text) -> bool:
+            return line.endswith(text)
+
+        receiver.until(arrived, timeout=15)
         delays.append(time.monotonic() - started)
     return delays
 

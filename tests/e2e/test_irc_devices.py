@@ -9,6 +9,7 @@ import os
 import secrets
 import signal
 import time
+from typing import cast
 
 import httpx
 
@@ -28,9 +29,10 @@ def account(stack, prefix: str) -> tuple[str, str]:
 
 
 def devices_of(inspector: redis.Redis, nick: str) -> dict[bytes, bytes]:
-    uid = inspector.get(f"canaduck:irc:nick:{{{nick.lower()}}}")
+    # The inspector leaves replies undecoded: bytes, never str.
+    uid = cast(bytes | None, inspector.get(f"canaduck:irc:nick:{{{nick.lower()}}}"))
     assert uid is not None, f"{nick} left the network"
-    return inspector.hgetall(f"canaduck:irc:user:{{{uid.decode()}}}:devices")
+    return cast(dict[bytes, bytes], inspector.hgetall(f"canaduck:irc:user:{{{uid.decode()}}}:devices"))
 
 
 def test_an_accounts_devices_and_always_on_user_outlive_a_killed_replica(stack):

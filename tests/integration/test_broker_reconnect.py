@@ -10,7 +10,7 @@ from scripts.devkit import wait_until_async
 KEYS = Keys()
 
 
-async def test_resubscribes_by_itself_after_redis_restarts(redis_server, admin):
+async def test_resubscribes_by_itself_after_redis_restarts(redis_server, admin) -> None:
     client = connect(redis_server.url("calc"), client_name="test")
     broker = BrokerClient(client, KEYS, "calc")
     heard: list[bytes] = []

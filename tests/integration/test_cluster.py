@@ -104,7 +104,7 @@ async def test_the_directory_spread_over_slots_each_hash_written_by_its_own_serv
             await client.aclose()
 
 
-async def test_a_subscription_follows_a_failover_of_its_primary(cluster):
+async def test_a_subscription_follows_a_failover_of_its_primary(cluster) -> None:
     client = as_user(cluster, "calc")
     broker = BrokerClient(client, KEYS, "calc")
     heard: list[bytes] = []

@@ -8,6 +8,7 @@ import base64
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import cast
 
 import httpx
 import pytest
@@ -35,7 +36,7 @@ class Stack:
 def started(redis_server: RedisServer) -> Iterator[Stack]:
     launcher = ServiceLauncher(redis_server)
     try:
-        users = launcher.start("apps.users", "users", **FAST)
+        users = launcher.launch("apps.users", "users", env=FAST)
         ports = []
         for name in ("ircd-a", "ircd-b"):
             port, http_port = free_ports(2)
@@ -77,7 +78,8 @@ def test_account_notify_crosses_replicas(stack: Stack):
     bob.send(f"AUTHENTICATE {plain('Jilles', PASSWORD)}")
     assert bob.until(lambda line: " ACCOUNT " in line)[-1] == ":bob!~bob@127.0.0.1 ACCOUNT Jilles"
     assert alice.until(lambda line: " ACCOUNT " in line)[-1] == ":bob!~bob@127.0.0.1 ACCOUNT Jilles"
-    alice.close(), bob.close()
+    alice.close()
+    bob.close()
 
 
 def test_invite_notify_crosses_replicas(stack: Stack):
@@ -90,7 +92,9 @@ def test_invite_notify_crosses_replicas(stack: Stack):
     invite = ":alice!~alice@127.0.0.1 INVITE dave #in"
     assert carol.until(lambda line: " INVITE " in line)[-1] == invite
     assert dave.until(lambda line: " INVITE " in line)[-1] == invite
-    alice.close(), carol.close(), dave.close()
+    alice.close()
+    carol.close()
+    dave.close()
 
 
 def test_chghost_crosses_replicas_and_event_playback_replays_what_happened(stack: Stack):
@@ -114,7 +118,8 @@ def test_chghost_crosses_replicas_and_event_playback_replays_what_happened(stack
     replayed = [line.split(" ", 1)[1] for line in bob.sync() if "batch=" in line and " BATCH " not in line]
     assert replayed == [":alice!~alice@127.0.0.1 JOIN #host", ":bob!~bob@127.0.0.1 JOIN #host",
                         topic]
-    alice.close(), bob.close()
+    alice.close()
+    bob.close()
 
 
 def test_typing_reply_and_react_cross_replicas_and_only_the_reply_is_history(stack: Stack):
@@ -139,7 +144,8 @@ def test_typing_reply_and_react_cross_replicas_and_only_the_reply_is_history(sta
     said = ":alice!~alice@127.0.0.1 PRIVMSG #tags "
     assert [line.split(" ", 1)[1] for line in history] == [said + "Hello!", said + ":Hello to you!"]
     assert f"+draft/reply={parent}" in history[1]
-    alice.close(), bob.close()
+    alice.close()
+    bob.close()
 
 
 def test_a_read_marker_reaches_the_accounts_connection_on_the_other_replica(stack: Stack, admin: redis.Redis):
@@ -153,7 +159,8 @@ def test_a_read_marker_reaches_the_accounts_connection_on_the_other_replica(stac
         ":irc.test MARKREAD #rm timestamp=2026-01-04T14:33:26.123Z")
     ms = int(datetime(2026, 1, 4, 14, 33, 26, 123000, tzinfo=UTC).timestamp() * 1000)
     assert admin.hgetall("canaduck:chat:{jilles}:read") == {"#rm": str(ms)}
-    first.close(), second.close()
+    first.close()
+    second.close()
 
 
 def test_a_guests_read_markers_expire_under_the_gateways_acl_user(stack: Stack, admin: redis.Redis):
@@ -180,12 +187,14 @@ def test_a_redaction_crosses_replicas_and_leaves_history_under_the_gateways_acl_
     assert bob.until(lambda line: " REDACT " in line)[-1].endswith(redacted)
     assert alice.until(lambda line: " REDACT " in line)[-1].endswith(redacted)
     assert said_in(admin, "#red") == []
-    alice.close(), bob.close()
+    alice.close()
+    bob.close()
 
 
 def said_in(admin: redis.Redis, channel: str) -> list[tuple[str, dict[str, str]]]:
     """The messages of a channel's stream, its events (JOIN...: draft/event-playback) left out."""
-    entries = admin.xrange(f"canaduck:chat:{{{channel}}}:log")
+    # `admin` decodes replies, and a stream's entries all have fields.
+    entries = cast(list[tuple[str, dict[str, str]]], admin.xrange(f"canaduck:chat:{{{channel}}}:log"))
     return [(entry_id, fields) for entry_id, fields in entries if fields["command"] in ("PRIVMSG", "NOTICE")]
 
 
@@ -234,4 +243,6 @@ def test_a_multiline_message_crosses_replicas_as_one_message_and_is_history_once
     heard = carol.until(lambda line: line.endswith(" carol two"))
     private = [line for line in heard if " PRIVMSG carol " in line]
     assert [line.split(" carol ", 1)[1] for line in private] == ["one", "two"]
-    alice.close(), bob.close(), carol.close()
+    alice.close()
+    bob.close()
+    carol.close()

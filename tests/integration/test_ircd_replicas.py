@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import cast
 
 import pytest
 
@@ -50,7 +51,8 @@ def test_clients_on_two_replicas_talk_in_a_channel_and_privately(replicas, admin
     got = bob.until(lambda line: "hello across" in line)
     assert got[-1] == ":alice!~alice@127.0.0.1 PRIVMSG #chat :hello across"
     msgid = echo.split("msgid=")[1].split(" ")[0].split(";")[0]
-    entries = admin.xrange("canaduck:chat:{#chat}:log")
+    # `admin` decodes replies, and a stream's entries all have fields.
+    entries = cast(list[tuple[str, dict[str, str]]], admin.xrange("canaduck:chat:{#chat}:log"))
     said = [e for e in entries if e[1]["command"] == "PRIVMSG"]
     assert [e[0] for e in said] == [msgid] and said[0][1]["text"] == "hello across"
     assert [e[1]["command"] for e in entries] == ["JOIN", "JOIN", "PRIVMSG"]  # draft/event-playback
@@ -65,7 +67,8 @@ def test_clients_on_two_replicas_talk_in_a_channel_and_privately(replicas, admin
     assert any(" 319 robert alice :@#chat" in line or " 319 robert alice @#chat" in line for line in got)
     bob.send("QUIT :bye")
     alice.until(lambda line: " QUIT " in line)
-    alice.close(), bob.close()
+    alice.close()
+    bob.close()
 
 
 def test_a_client_reconnecting_to_the_other_replica_finds_its_channel_and_history(replicas):
@@ -89,7 +92,8 @@ def test_a_client_reconnecting_to_the_other_replica_finds_its_channel_and_histor
     again.send("CHATHISTORY LATEST #log * 10")
     history = [line for line in again.sync() if "PRIVMSG" in line]
     assert [line.rsplit(" ", 2)[-1] for line in history] == ["0", "1", "2"]
-    again.close(), keeper.close()
+    again.close()
+    keeper.close()
 
 
 def test_a_replica_subscribes_only_to_channels_with_local_members(replicas, admin: redis.Redis):
@@ -112,7 +116,8 @@ def test_a_replica_subscribes_only_to_channels_with_local_members(replicas, admi
     bob.sync()
     wait_until(lambda: subscribers() == 1)
     assert svc_a.get("/metrics").text.count("canaduck_irc_connections") >= 1
-    alice.close(), bob.close()
+    alice.close()
+    bob.close()
 
 
 def test_a_burst_of_clients_all_register_and_join(replicas):

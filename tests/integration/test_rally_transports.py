@@ -29,7 +29,11 @@ class Court:
         for name in ("ping", "pong"):
             self.players[name] = self.start_player(name, wait=False)
         for name, svc in self.players.items():
-            wait_until(lambda svc=svc: svc.ready() or svc.proc.poll() is not None, timeout=20)
+
+            def settled(svc: ServiceProcess = svc) -> bool:
+                return svc.ready() or svc.proc.poll() is not None
+
+            wait_until(settled, timeout=20)
             assert svc.proc.poll() is None, f"{name} exited:\n{svc.log()}"
         return self
 
@@ -43,8 +47,8 @@ class Court:
                    PEER_URL=f"http://127.0.0.1:{self.ports[peer]}", SCOREBOARD_INTERVAL="0.1")
         if wait:
             return start_at(self.launcher, "apps.player", name, port, **env)
-        svc = self.launcher.start("apps.player", name, wait=False, PORT=str(port),
-                                  INSTANCE_ID=f"{name}-{port}", **env)
+        svc = self.launcher.launch("apps.player", name, wait=False,
+                                   env=dict(env, PORT=str(port), INSTANCE_ID=f"{name}-{port}"))
         svc.port = port
         return svc
 

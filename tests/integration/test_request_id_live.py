@@ -50,7 +50,7 @@ def test_a_request_without_an_id_gets_one_and_passes_it_on(launcher):
     wait_until(lambda: logged_with(weather, request_id), timeout=5)
 
 
-def test_a_message_posted_to_the_broker_carries_the_request_id_to_the_inbox(launcher, admin):
+def test_a_message_posted_to_the_broker_carries_the_request_id_to_the_inbox(launcher, admin) -> None:
     launcher.start("apps.broker", "broker")
     inbox = admin.pubsub(ignore_subscribe_messages=True)
     inbox.subscribe("canaduck:inbox:sink")

@@ -40,7 +40,7 @@ def test_a_new_instance_is_listed_within_a_second(launcher, dns_port):
     assert time.monotonic() - ready < 2.0  # the registration event triggers a read at once
 
 
-def test_sigterm_leaves_the_dns_answer_then_drains_then_exits(launcher, dns_port):
+def test_sigterm_leaves_the_dns_answer_then_drains_then_exits(launcher, dns_port) -> None:
     svc = launcher.start("apps.calc", "calc", DRAIN_SECONDS="1.5")
     wait_until(lambda: srv_ports(dns_port, "calc") == [svc.port], timeout=2)
     outcome: dict[str, float] = {}

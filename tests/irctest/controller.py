@@ -29,6 +29,7 @@ import itertools
 import os
 import shutil
 import socket
+import subprocess
 import tempfile
 import threading
 from collections.abc import Callable
@@ -129,6 +130,10 @@ class _GatewaysController(BaseServerController, DirectoryBasedController):
     """GATEWAYS fresh gateways per test behind the proxy on irctest's port."""
 
     _port_wait_interval = 0.01
+    # irctest's base classes set these; declared here for the type checker, which runs
+    # where irctest is not installed.
+    proc: subprocess.Popen | None
+    port_open: bool
     #: Whether the server kind listens for IRC over WebSocket (irctest's websocket tests).
     websocket = False
     sync_sleep_time = SYNC_SLEEP
