@@ -46,9 +46,9 @@ class IrcdSettings(ChatSettings):
     #: dead replica's clients all arriving at once are spread over their backoff rather than
     #: all served too slowly to finish. 0: every connection is let in.
     irc_admission_lag: float = Field(default=0.1, ge=0)
-    #: Commands of connections not yet registered that run at once; the others wait for their
-    #: turn, oldest connection first (apps/ircd/admission.py).
-    irc_registrations_at_once: int = Field(default=512, ge=1)
+    #: Commands of connections not yet registered that run at once (so a storm's turns of the
+    #: loop stay short); the others wait their turn, oldest first (apps/ircd/admission.py).
+    irc_registrations_at_once: int = Field(default=64, ge=1)
     #: Commands waiting for a registration turn past which a new connection is told to come
     #: back later, as past IRC_ADMISSION_LAG. 0: no limit.
     irc_registrations_waiting: int = Field(default=1000, ge=0)
