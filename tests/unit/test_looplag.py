@@ -8,7 +8,9 @@ import time
 from prometheus_client import CollectorRegistry, Histogram
 
 from apps.kit.looplag import LoopLagMonitor
+from apps.kit.metrics import Metrics
 from scripts.devkit.clock import ManualClock
+from scripts.devkit.stats import histogram_buckets, histogram_quantile
 
 
 def histogram() -> Histogram:
@@ -80,3 +82,12 @@ async def test_a_late_wake_up_followed_by_an_overdue_one_shows_before_it_runs():
     clock.jump(0.35)  # the next wake-up was due 0.1 s after the last: 0.25 s overdue, not run yet
     assert abs(monitor.sustained_lag() - 0.25) < 1e-9
     await monitor.stop()
+
+
+def test_a_lag_just_past_the_gateways_target_reads_close_to_it_not_two_and_a_half_times_it():
+    metrics = Metrics("ircd")
+    before = histogram_buckets(metrics.render().decode(), "canaduck_event_loop_lag_seconds")
+    for lag in [0.001] * 980 + [0.12] * 20:  # 2 % of the wake-ups 120 ms late
+        metrics.loop_lag.observe(lag)
+    after = histogram_buckets(metrics.render().decode(), "canaduck_event_loop_lag_seconds")
+    assert histogram_quantile(before, after, 0.99) == 0.15
