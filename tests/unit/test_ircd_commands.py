@@ -438,7 +438,7 @@ async def test_connections_per_ip_are_capped_across_replicas():
         await first.close(), await second.close(), await third.close()
 
 
-async def test_an_address_redis_cannot_count_is_still_held_to_its_limit_by_the_replica():
+async def test_an_address_redis_cannot_count_is_still_held_to_its_limit_by_the_replica() -> None:
     # The attack: drain Redis's pool (or wait for an outage), then open connection after
     # connection from one address, none of them counted.
     async with running_gateway(max_connections_per_ip=2) as gateway:
@@ -459,7 +459,8 @@ async def test_an_address_redis_cannot_count_is_still_held_to_its_limit_by_the_r
             await asyncio.sleep(0.02)
         again = await connect(gateway)  # one left of the two: room for another
         assert commands(await again.register("again"))[0] == "001"
-        await second.close(), await again.close()
+        await second.close()
+        await again.close()
 
 
 BAD_INPUT = [

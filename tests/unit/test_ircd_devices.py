@@ -313,7 +313,7 @@ def answered_later(answer: Callable[..., Awaitable[object]]) -> Callable[..., Aw
     return call
 
 
-async def test_a_connection_cancelled_again_during_its_clean_up_still_leaves_its_user_away():
+async def test_a_connection_cancelled_again_during_its_clean_up_still_leaves_its_user_away() -> None:
     # A WebSocket's handler is cancelled as its socket closes, at times again while the
     # clean-up runs: cut short, it left the always-on user neither away nor gone.
     async with running_gateway(users_url="http://users") as gateway:
@@ -340,4 +340,5 @@ async def test_a_connection_cancelled_again_during_its_clean_up_still_leaves_its
         assert ":irc.test 301 carol alice Disconnected" in lines  # kept, away: always-on
         assert any(" 401 carol bob " in line for line in lines)  # gone, nick freed
         await fresh.close()
-        await laptop.close(), await bob.close()
+        await laptop.close()
+        await bob.close()
