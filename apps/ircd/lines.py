@@ -3,8 +3,10 @@ client, from a source, or a stored chat message."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 from datetime import UTC, datetime
+from functools import lru_cache
 
 from apps.chat.conversations import ChatMessage
 from apps.chat.events import Line
@@ -13,7 +15,21 @@ from apps.ircd.client import UNSPECIFIED_AWAY, UNSPECIFIED_AWAY_TEXT, Client
 
 def server_time(seconds: float) -> str:
     """IRCv3 server-time: ISO 8601 UTC with milliseconds."""
-    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    fraction, whole = math.modf(seconds)  # rounded to microseconds as datetime rounds it
+    return server_time_ms(int(whole) * 1000 + round(fraction * 1_000_000) // 1000)
+
+
+def server_time_ms(ms: int) -> str:
+    """`server_time` of a time in unix milliseconds (a stored message's)."""
+    whole, part = divmod(ms, 1000)
+    return f"{_second(whole)}.{part:03d}Z"
+
+
+@lru_cache(maxsize=256)
+def _second(whole: int) -> str:
+    # Every line carries its time, and a replica makes most of them within the same second:
+    # formatting the date anew was half of a received message's line (docs/cluster.md).
+    return datetime.fromtimestamp(whole, UTC).strftime("%Y-%m-%dT%H:%M:%S")
 
 
 def parse_server_time(value: str) -> int | None:
@@ -64,7 +80,7 @@ def record_line(message: ChatMessage, *, batch: str = "") -> Line:
     """A stored chat message as a line: its time is its id's, its id the `msgid` tag; a
     multiline message's lines with it (apps/ircd/render.py sends them as its recipient can
     read them); an event with its own parameters."""
-    tags = {"time": server_time(message.time_ms / 1000), "msgid": message.id, **message.tags}
+    tags = {"time": server_time_ms(message.time_ms), "msgid": message.id, **message.tags}
     if message.account:
         tags["account"] = message.account
     if batch:

@@ -8,7 +8,7 @@ from apps.ircd.capabilities import EVENT_PLAYBACK
 from apps.ircd.client import Client
 from apps.ircd.context import Context
 from apps.ircd.errors import Fail
-from apps.ircd.lines import parse_server_time, record_line, server_time
+from apps.ircd.lines import parse_server_time, record_line, server_time_ms
 from apps.ircd.operations import history
 from apps.ircd.protocol import Message, format_line
 from apps.ircd.registry import command
@@ -78,7 +78,7 @@ async def chathistory_targets(ctx: Context, client: Client, params: list[str]) -
     if batch:
         client.send(format_line("BATCH", [f"+{batch}", "draft/chathistory-targets"], source=ctx.name))
     for ms, name in await history.targets(ctx, client, low, high, limit):
-        client.send(format_line("CHATHISTORY", ["TARGETS", name, server_time(ms / 1000)], source=ctx.name,
+        client.send(format_line("CHATHISTORY", ["TARGETS", name, server_time_ms(ms)], source=ctx.name,
                                 tags={"batch": batch} if batch else None))
     if batch:
         client.send(format_line("BATCH", [f"-{batch}"], source=ctx.name))

@@ -12,7 +12,7 @@ from apps.chat.casemap import casefold
 from apps.chat.conversations import is_guest, party
 from apps.ircd.client import Client
 from apps.ircd.context import Context
-from apps.ircd.lines import line, server_time
+from apps.ircd.lines import line, server_time_ms
 from apps.ircd.protocol import format_line
 
 #: The capability whose clients are told of markers they did not ask about.
@@ -21,7 +21,7 @@ CAP = "draft/read-marker"
 
 def marker_param(ms: int | None) -> str:
     """MARKREAD's timestamp parameter: `timestamp=...`, or `*` when there is no marker."""
-    return "*" if ms is None else "timestamp=" + server_time(ms / 1000)
+    return "*" if ms is None else "timestamp=" + server_time_ms(ms)
 
 
 def _party(client: Client) -> str:

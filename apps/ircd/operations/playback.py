@@ -20,7 +20,7 @@ from dataclasses import replace
 from apps.chat.conversations import ChatMessage
 from apps.chat.events import Line
 from apps.ircd.context import Context
-from apps.ircd.lines import server_time
+from apps.ircd.lines import server_time_ms
 
 #: The commands whose last parameter is free text (a reason, a topic): kept as the record's text.
 _TEXT_LAST = frozenset({"PART", "KICK", "QUIT", "TOPIC"})
@@ -72,6 +72,6 @@ async def keep_private(ctx: Context, sender: str, recipient: str, line: Line) ->
 
 def with_id(line: Line, msgid: str, time_ms: int) -> Line:
     """`line` (and its `alt`) tagged with a history entry's id and time."""
-    tags = {**line.tags, "time": server_time(time_ms / 1000), "msgid": msgid}
+    tags = {**line.tags, "time": server_time_ms(time_ms), "msgid": msgid}
     alt = None if line.alt is None else with_id(line.alt, msgid, time_ms)
     return replace(line, tags=tags, alt=alt)
