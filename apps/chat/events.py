@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from apps.chat.conversations import MessageLine, lines_from
+from apps.chat.conversations import MessageLine, lines_from, loads
 
 VERSION = 1
 
@@ -213,7 +213,7 @@ def _dumps(value: Any) -> str:
 
 def _load(raw: bytes | str) -> Mapping[str, Any]:
     try:
-        data = json.loads(raw)
+        data = loads(raw)
     except ValueError as exc:
         raise MalformedEvent(f"not JSON: {exc}") from None
     data = _object(data, "event")

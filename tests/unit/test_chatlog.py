@@ -293,6 +293,10 @@ async def test_a_hand_written_entry_does_not_break_reads(log, redis):
     (b"{nope", "not JSON"), (b"[]", "not a JSON object"), (b'{"command":"PRIVMSG"}', "from"),
     (b'{"command":"PRIVMSG","from":"a","target":"#c","tags":[]}', "tags"),
     (b'{"command":"PRIVMSG","from":"a","target":"#c","id":"x"}', "id"),
+    # What json.loads would take, and no reply could carry: a lone surrogate, and NaN.
+    (b'{"command":"PRIVMSG","from":"a","target":"#c","text":"\\ud800"}', "not JSON"),
+    (b'{"command":"PRIVMSG","from":"a","target":"#c","time":NaN}', "not JSON"),
+    (b'{"command":"PRIVMSG","from":"a","target":"#c","text":"\xff"}', "not JSON"),
 ])
 def test_malformed_live_payloads_are_refused_by_name(raw, problem):
     with pytest.raises(MalformedChatMessage, match=problem):
