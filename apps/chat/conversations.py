@@ -206,6 +206,12 @@ class ChatMessage:
                    origin=str(data.get("origin") or ""), lines=lines, params=tuple(params))
 
 
+def published_by(instance: str) -> bytes:
+    """How a live payload appended by gateway replica `instance` ends, `origin` being its last
+    field (`ChatMessage.record`): the replica passes over its own messages without parsing them."""
+    return f',"origin":{dumps(instance)}}}'.encode()
+
+
 def _params(raw: str | None) -> tuple[str, ...]:
     """An event's parameters from their stream field; none when absent or not a JSON list of
     strings (one bad entry must not break a history query)."""

@@ -13,7 +13,7 @@ import logging
 from collections import Counter
 from collections.abc import Awaitable, Callable
 
-from apps.chat.conversations import ChatMessage, MalformedChatMessage
+from apps.chat.conversations import ChatMessage, MalformedChatMessage, published_by
 from apps.chat.events import BroadcastEvent, ChannelEvent, DirectEvent, MalformedEvent, Sync
 from apps.chat.keys import ChatKeys
 from apps.ircd.delivery import Delivery
@@ -31,6 +31,7 @@ class Router:
     def __init__(self, keys: ChatKeys, instance: str, roster: Roster, delivery: Delivery,
                  counts: Counter[str]) -> None:
         self._instance = instance
+        self._own_payloads = published_by(instance)
         self._own_channel = keys.replica_events(instance)
         self._broadcast = keys.broadcast
         self._roster = roster
@@ -64,7 +65,10 @@ class Router:
     async def __call__(self, channel: str, data: bytes) -> None:
         try:
             if channel in self._roster.live:
-                self._on_chat_message(channel, ChatMessage.from_json(data))
+                # A replica reads back every message it sent, delivered here when sent: passed
+                # over without parsing it (docs/cluster.md, "What N replicas pay").
+                if not data.endswith(self._own_payloads):
+                    self._on_chat_message(channel, ChatMessage.from_json(data))
             elif channel == self._own_channel:
                 self._on_direct(DirectEvent.from_json(data))
             elif channel == self._broadcast:

@@ -8,7 +8,15 @@ import json
 import pytest
 
 from apps.chat.chatlog import ChatLog
-from apps.chat.conversations import ChatMessage, InvalidRef, MalformedChatMessage, Ref, is_guest, party
+from apps.chat.conversations import (
+    ChatMessage,
+    InvalidRef,
+    MalformedChatMessage,
+    Ref,
+    is_guest,
+    party,
+    published_by,
+)
 from apps.chat.keys import ChatKeys
 from apps.chat.settings import ChatSettings
 
@@ -61,6 +69,20 @@ async def test_append_publishes_the_record_with_its_id_on_the_live_channel(log, 
     assert payload["id"] == stored.id and payload["time"] == stored.time_ms
     assert payload["text"] == "héllo ☃" and payload["target"] == "#CHAN"
     assert ChatMessage.from_json(message["data"]) == stored
+    await pubsub.aclose()
+
+
+async def test_a_live_payload_ends_as_published_by_says_for_its_replica_only(log, redis):
+    # Each replica passes over its own messages by this ending alone (apps/ircd/router.py).
+    pubsub = redis.pubsub(ignore_subscribe_messages=True)
+    await pubsub.subscribe("canaduck:chat:{#c}:live")
+    await log.append_channel("#c", said("hi", "#c", origin="ircd-1"))
+    await log.append_channel("#c", said("hi", "#c", origin="ircd-10"))
+    await log.append_channel("#c", said("hi", "#c"))
+    payloads = [(await _next_message(pubsub))["data"] for _ in range(3)]
+    assert [payload.endswith(published_by("ircd-1")) for payload in payloads] == [True, False, False]
+    assert payloads[1].endswith(published_by("ircd-10"))
+    assert ChatMessage.from_json(payloads[0]).origin == "ircd-1"
     await pubsub.aclose()
 
 

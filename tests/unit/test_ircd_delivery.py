@@ -5,17 +5,21 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections import Counter
+from dataclasses import replace
 from types import SimpleNamespace
 
 import fakeredis
 import pytest
 
-from apps.chat.conversations import MessageLine
+from apps.chat.conversations import ChatMessage, MessageLine, published_by
 from apps.chat.events import ChannelEvent, Line
+from apps.chat.keys import ChatKeys
 from apps.ircd import render
 from apps.ircd.client import Client, Flusher, shared_caps
 from apps.ircd.delivery import Delivery
 from apps.ircd.render import Fanout, Rendered, deliver
+from apps.ircd.roster import Feed, LiveFeed
+from apps.ircd.router import Router
 from apps.ircd.server import IrcServer
 from tests.unit.ircd_support import connect, running_gateway
 
@@ -272,3 +276,24 @@ async def test_a_big_channels_joins_that_wait_still_all_arrive():
             assert await line_with(member, "PART #hall", ":m3!")
         for member in members:
             await member.close()
+
+
+async def test_a_replica_passes_over_its_own_messages_unparsed_and_delivers_the_others() -> None:
+    # Its own message came back from the bus after its members had it: by the payload's ending
+    # alone (even one that would not parse), where another replica's is parsed and delivered.
+    member = Client(StuckTransport(), "c1", server_name="irc.test", flusher=Flusher(),  # type: ignore[arg-type]
+                    send_queue_bytes=4096, now=0)
+    live = "canaduck:chat:{#c}:live"
+    roster = SimpleNamespace(local={"#c": {member}}, live={live: LiveFeed(Feed.CHANNEL, "#c")})
+    counts: Counter[str] = Counter()
+    delivery = Delivery(None, None, "ircd-1", roster, counts, lambda: "id")  # type: ignore[arg-type]
+    router = Router(ChatKeys(), "ircd-1", roster, delivery, counts)  # type: ignore[arg-type]
+    await router(live, b'{"not parsed":' + published_by("ircd-1"))
+    assert counts["malformed"] == 0
+    await router(live, b'{"not parsed":' + published_by("ircd-2"))
+    assert counts["malformed"] == 1
+    said = ChatMessage("PRIVMSG", "a!u@h", "#c", "hi", id="1000-0")
+    await router(live, replace(said, origin="ircd-1").to_json().encode())
+    await router(live, replace(said, origin="ircd-2").to_json().encode())
+    await asyncio.sleep(0)
+    assert member.transport.sent == [":a!u@h PRIVMSG #c hi"]  # type: ignore[attr-defined]
