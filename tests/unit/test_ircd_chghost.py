@@ -8,7 +8,7 @@ import fakeredis
 
 from apps.ircd.server import IrcServer
 from tests.unit.ircd_support import LineClient, commands, connect, running_gateway
-from tests.unit.test_ircd_capabilities import cap_ls, joined, replicas
+from tests.unit.test_ircd_capabilities import cap_ls, joined, replicas, sasl_after_registration
 from tests.unit.test_ircd_devices import device, with_users
 
 OPERS = "root:pw"
@@ -145,3 +145,44 @@ async def test_chghost_refusals_and_a_client_cannot_change_its_own_host():
         await mallory.send("WHOIS mallory")
         assert ":irc.test 311 mallory mallory ~xyyyyyyyyy 2001:db8::1 * :Real mallory" in await mallory.sync()
         await mallory.close(), await oper.close()
+
+
+async def test_what_a_device_saves_before_chghost_reaches_it_does_not_put_the_old_host_back() -> None:
+    # CHGHOST writes the record's user and host, then tells the user's devices. A device that
+    # saves a change of its own in between (AWAY, SETNAME, a user mode, NICK, a log-in) knows
+    # only the old ones: writing its whole record put them back, for every replica to show.
+    async with replicas(1) as (one,):
+        target = await connect(one)
+        await target.register("target", caps="sasl setname")
+        [uid] = [client.uid for client in one.roster.connections if client.nick == "target"]
+        assert await one.store.set_host(uid, "ident", "cloak/target")  # its Sync not heard yet
+        for command in ("AWAY :lunch", "SETNAME :Tar Get", "MODE target +i", "NICK target2"):
+            await target.send(command)
+            await target.sync()
+        assert any(" 900 " in line for line in await sasl_after_registration(target, "Bob"))
+        record = await one.store.redis.hgetall(one.store.keys.user(uid))
+        assert (record[b"user"], record[b"host"]) == (b"ident", b"cloak/target")
+        assert (record[b"away"], record[b"real"], record[b"nick"], record[b"account"]) == (
+            b"lunch", b"Tar Get", b"target2", b"Bob")
+        assert b"i" in record[b"modes"]
+        await target.close()
+
+
+async def test_after_chghost_a_user_still_sees_its_own_real_address_and_others_see_the_new_host() -> None:
+    # 378 (to oneself only) and WHOX's `i` name where one connects from; CHGHOST changes what
+    # others see (the host), not that.
+    async with replicas(1, irc_opers=OPERS) as (one,):
+        oper = await operator(one)
+        target = await connect(one)
+        await target.register("target")
+        await oper.send("CHGHOST target ident cloak/target")
+        await oper.sync()
+        await target.send("WHOIS target", "WHO target %tnih,7")
+        replies = await target.sync()
+        assert any(" 378 target target :is connecting from *@127.0.0.1 127.0.0.1" in line for line in replies)
+        assert any(line.endswith(" 354 target 7 127.0.0.1 cloak/target target") for line in replies)
+        await oper.send("WHO target %tnih,7")
+        seen = await oper.sync()
+        assert any(line.endswith(" 354 oper 7 cloak/target cloak/target target") for line in seen)
+        await oper.close()
+        await target.close()

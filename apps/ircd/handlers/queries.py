@@ -38,7 +38,10 @@ def _who_line(ctx: Context, client: Client, row: queries.WhoRow, whox: tuple[str
         client.reply(n.RPL_WHOREPLY, channel, user.username, user.host, ctx.name, user.nick, flags,
                      f"0 {user.realname}")
         return
-    values = {"t": whox[1], "c": channel, "u": user.username, "i": user.host, "h": user.host,
+    # The address (`i`) is the connection's own for who asks about itself (a CHGHOST does not
+    # change it); another user's is its host, which is public anyway.
+    address = client.transport.peer_ip if user.uid == client.uid else user.host
+    values = {"t": whox[1], "c": channel, "u": user.username, "i": address, "h": user.host,
               "s": ctx.name, "n": user.nick, "f": flags, "d": "0", "l": str(row.idle),
               "a": user.account or "0", "o": "n/a", "r": user.realname}
     client.reply(n.RPL_WHOSPCRPL, *(values[field] for field in whox[0]))
@@ -78,7 +81,8 @@ async def whois(ctx: Context, client: Client, message: Message) -> None:
     if user.secure:
         client.reply(n.RPL_WHOISSECURE, nick, "is using a secure connection")
     if user.uid == client.uid:
-        client.reply(n.RPL_WHOISHOST, nick, f"is connecting from *@{user.host} {user.host}")
+        address = client.transport.peer_ip  # where it connects from, whatever its host shows
+        client.reply(n.RPL_WHOISHOST, nick, f"is connecting from *@{address} {address}")
     if found.idle is not None:
         client.reply(n.RPL_WHOISIDLE, nick, str(found.idle), str(user.signon), "seconds idle, signon time")
     client.reply(n.RPL_ENDOFWHOIS, nick, "End of /WHOIS list")

@@ -77,7 +77,7 @@ async def attach(ctx: Context, client: Client, user: User) -> None:
     if user.detached and user.away == ctx.settings.always_on_away:
         # Back from always-on's absence: the away message it was given for it goes.
         client.away = ""
-        await store.update_user(client.to_user(ctx.instance))
+        await store.update_user(client.to_user(ctx.instance), "away")
         await tell_neighbours(ctx, client, away_line(client, ctx.clock()))
         await sync(ctx, client)
 
@@ -146,7 +146,7 @@ async def keep(ctx: Context, user: User) -> None:
     now = ctx.clock()
     if not user.away:
         user.away = ctx.settings.always_on_away
-        await ctx.store.update_user(user)
+        await ctx.store.update_user(user, "away")
         line = user_line(user.prefix, user.account, "AWAY", [user.away], now, needs=("away-notify",))
         channels = await ctx.store.user_channels(user.uid)
         if channels:

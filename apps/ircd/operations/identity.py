@@ -56,7 +56,7 @@ async def change_nick(ctx: Context, client: Client, wanted: str) -> NickChange:
     if not client.registered:
         return NickChange.CHOSEN
     before = client.to_user(ctx.instance)
-    await store.update_user(before)
+    await store.update_user(before, "nick")
     await ctx.roster.rename(client.uid, old_nick, wanted)
     await store.remember(old_cf, WhowasEntry.of(replace(before, nick=old_nick), ctx.name, ctx.clock()),
                          ctx.settings.whowas_length)
@@ -85,7 +85,7 @@ async def set_away(ctx: Context, client: Client, text: str) -> str:
     client.away = text.encode()[:AWAY_LENGTH].decode("utf-8", "ignore")
     if not client.registered:
         return client.away
-    await ctx.store.update_user(client.to_user(ctx.instance))
+    await ctx.store.update_user(client.to_user(ctx.instance), "away")
     await tell_neighbours(ctx, client, away_line(client, ctx.clock()))
     await devices.sync(ctx, client)
     return client.away
@@ -97,7 +97,7 @@ async def set_realname(ctx: Context, client: Client, text: str) -> None:
     if not text or len(text.encode()) > REALNAME_LENGTH:
         raise Fail("SETNAME", "INVALID_REALNAME", (), "Realname is empty or too long")
     client.realname = text
-    await ctx.store.update_user(client.to_user(ctx.instance))
+    await ctx.store.update_user(client.to_user(ctx.instance), "real")
     line = client_line(client, "SETNAME", [text], ctx.clock(), needs=("setname",), id=ctx.new_id())
     deliver(client, line)
     await tell_neighbours(ctx, client, line)

@@ -73,7 +73,7 @@ async def change_user_modes(ctx: Context, client: Client, target: str, letters: 
         applied += ("+" if adding else "-") + letter
         await ctx.store.count_user_mode(letter, client.uid, adding)
     if applied:
-        await ctx.store.update_user(client.to_user(ctx.instance))
+        await ctx.store.update_user(client.to_user(ctx.instance), "modes")
         await devices.sync(ctx, client, line(client.prefix, "MODE", [client.nick, applied], ctx.clock(),
                                              id=ctx.new_id()))
     return UserModeChange(applied, unknown)

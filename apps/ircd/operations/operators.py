@@ -34,7 +34,7 @@ async def oper(ctx: Context, client: Client, name: str, password: str) -> None:
     if not client.oper:
         client.set_mode("o", True)
         await ctx.store.count_user_mode("o", client.uid, True)
-        await ctx.store.update_user(client.to_user(ctx.instance))
+        await ctx.store.update_user(client.to_user(ctx.instance), "modes")
         client.send(format_line("MODE", [client.nick, "+o"], source=client.prefix))
         await devices.sync(ctx, client, line(client.prefix, "MODE", [client.nick, "+o"], ctx.clock(),
                                              id=ctx.new_id()))

@@ -75,12 +75,13 @@ class UserState(StoreBase):
         if user.account:
             pipe.sadd(self._connections_of(user.account), user.uid)
 
-    async def update_user(self, user: User) -> None:
-        """A user's record, changed by one of its devices. Its replicas (`inst`) are not
-        written here: they follow the devices (`attach`, `detach`)."""
-        fields = user.to_redis()
-        del fields["inst"]
-        await self.redis.hset(self.keys.user(user.uid), mapping=fields)  # type: ignore[arg-type]
+    async def update_user(self, user: User, *fields: str) -> None:
+        """`fields` of a user's record (its hash's names: `nick`, `away`, `real`, `modes`),
+        changed by one of its devices: only those, so that what another device or CHGHOST
+        (`set_host`) wrote meanwhile stays, where the device's whole record would put back the
+        fields it has not heard of yet."""
+        record = user.to_redis()
+        await self.redis.hset(self.keys.user(user.uid), mapping={name: record[name] for name in fields})
 
     async def set_host(self, uid: str, username: str, host: str) -> bool:
         """A user's new user name and host (CHGHOST), written alone: the other fields are its
@@ -88,11 +89,12 @@ class UserState(StoreBase):
         return bool(await self._set_host(keys=[self.keys.user(uid)], args=[username, host]))
 
     async def log_in(self, user: User) -> None:
-        """A registered connection logged in to `user.account` (SASL after registration)."""
-        fields = user.to_redis()
-        del fields["inst"]  # kept by the devices' scripts
+        """A registered connection logged in to `user.account` (SASL after registration): its
+        account and whether it is always-on written, nothing else (`update_user`)."""
+        record = user.to_redis()
+        changed = {name: record[name] for name in ("account", "always_on")}
         async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.hset(self.keys.user(user.uid), mapping=fields)  # type: ignore[arg-type]
+            pipe.hset(self.keys.user(user.uid), mapping=changed)  # type: ignore[arg-type]
             pipe.sadd(self._connections_of(user.account), user.uid)
             await pipe.execute()
 
