@@ -3,10 +3,11 @@ the history, and the users service."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from redis.exceptions import RedisError
 
@@ -44,6 +45,8 @@ class Context:
     created: str  # when this replica started, as 003 says it
     #: the channels' members as NAMES reads them, one read shared by the NAMES waiting for it
     names: MemberReads
+    #: held while a WHO with a mask reads the whole network (apps/ircd/operations/queries.py)
+    network_scan: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     @property
     def name(self) -> str:

@@ -72,6 +72,13 @@ class TooManyTargets(ChatError):
 
 
 @dataclass(eq=False)
+class TryAgain(ChatError):
+    """A command this replica runs one at a time, already running (RFC 2812's 263)."""
+
+    command: str
+
+
+@dataclass(eq=False)
 class NeedMoreParams(ChatError):
     command: str
     text: str = "Not enough parameters"

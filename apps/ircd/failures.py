@@ -36,6 +36,8 @@ def reply_to(client: Client, error: e.ChatError) -> None:
             client.reply(n.ERR_TOOMANYCHANNELS, channel, "You have joined too many channels")
         case e.TooManyTargets(targets):
             client.reply(n.ERR_TOOMANYTARGETS, targets, "Too many targets")
+        case e.TryAgain(command):
+            client.reply(n.RPL_TRYAGAIN, command, "Please wait a while and try again.")
         case e.NeedMoreParams(command, text):
             client.reply(n.ERR_NEEDMOREPARAMS, command, text)
         case e.NoNicknameGiven():

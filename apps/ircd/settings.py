@@ -16,9 +16,8 @@ class IrcdSettings(ChatSettings):
     """Kit settings plus the IRC listeners, the server's identity and its limits."""
 
     service_name: str = "ircd"
-    #: About 70 times CPython's 700: a wave of 7,000 joins to one channel ran one full
-    #: collection on each replica where it ran 32 (2.6-2.8 s of a replica's time, pauses up
-    #: to 215 ms; docs/ircd.md, "CPU of a join wave").
+    #: About 70 times CPython's 700: a wave of 7,000 joins to one channel ran one full collection
+    #: a replica where it ran 32, pauses up to 215 ms (docs/ircd.md, "CPU of a join wave").
     gc_young_threshold: int = Field(default=50_000, ge=1)
     #: Address the IRC listeners bind; empty: the same as HOST.
     irc_host: str = ""
@@ -31,15 +30,13 @@ class IrcdSettings(ChatSettings):
     #: live one). 0: no shared listener. The TLS one is served only with TLS_CERT and TLS_KEY.
     irc_shared_port: int = Field(default=0, ge=0, le=65535)
     irc_tls_shared_port: int = Field(default=0, ge=0, le=65535)
-    #: IRC from a TCP balancer speaking the PROXY protocol v2 (compose's HAProxy, proxy/irc/):
-    #: every connection starts with a header saying who the client is and whether it came
-    #: over TLS (the balancer took the TLS off). Believed only from TRUSTED_PROXIES; any other
-    #: peer is closed at once. Never publish this port: it is the balancer's. 0: no such listener.
+    #: IRC from a TCP balancer speaking the PROXY protocol v2 (compose's HAProxy, proxy/irc/): a
+    #: header says who the client is and whether it came over TLS. Believed only from
+    #: TRUSTED_PROXIES, any other peer closed at once. Never publish it. 0: no such listener.
     irc_proxy_port: int = Field(default=0, ge=0, le=65535)
-    #: Connections the kernel queues for each listener before the replica accepts them
-    #: (capped by net.core.somaxconn). asyncio's default, 100, overflows when the clients of a
-    #: dead replica all come back at once: dropped SYNs are retried by the kernel after 1, 3,
-    #: 7... seconds, which is what a reconnect storm then waits for.
+    #: Connections the kernel queues for each listener before the replica accepts them (capped
+    #: by net.core.somaxconn). asyncio's 100 overflows when a dead replica's clients all come
+    #: back: dropped SYNs are retried after 1, 3, 7... s, which a reconnect storm then waits for.
     irc_listen_backlog: int = Field(default=4096, ge=1, le=65535)
     #: Seconds of event-loop lag past which a new connection is told to come back later
     #: (ERROR, then closed) instead of joining the work the loop is already late with: a
@@ -113,6 +110,10 @@ class IrcdSettings(ChatSettings):
     multiline_max_bytes: int = Field(default=4096, ge=0, le=1024 * 1024)
     multiline_max_lines: int = Field(default=100, ge=1, le=10_000)
     whowas_length: int = Field(default=10, ge=1)
+    #: WHO with a mask and LIST read the whole network, SCAN_SLICE records at a time, one such
+    #: command at a time on a replica (another: 263); WHO answers WHO_LIMIT users at most.
+    who_limit: int = Field(default=500, ge=1)
+    scan_slice: int = Field(default=1000, ge=1)
     #: Channels whose members one replica reads at once for NAMES (apps/ircd/names.py), the
     #: others waiting their turn. Each read holds its channel's members while it runs, and the
     #: process keeps the memory its peak took: fewer, less memory when many large channels are

@@ -143,3 +143,23 @@ def test_a_burst_of_clients_all_register_and_join(replicas):
 
     failed = [seen for seen in asyncio.run(burst()) if b" 366 " not in seen or b" 001 " not in seen]
     assert failed == []
+
+
+@pytest.mark.cluster
+def test_who_with_a_mask_and_list_read_the_whole_network_with_the_gateways_own_credentials(replicas):
+    # The scans go through SSCAN, which the gateway's ACL user must be allowed (redis/users.acl).
+    (_, port_a), (_, port_b) = replicas
+    alice, bob = IrcClient(port_a), IrcClient(port_b)
+    alice.register("alice")
+    bob.register("bob")
+    alice.send("JOIN #here")
+    alice.sync()
+    bob.send("JOIN #there")
+    bob.sync()
+    bob.send("WHO *", "LIST")
+    replies = bob.sync()
+    assert sorted(line.split()[7] for line in replies if " 352 " in line) == ["alice", "bob"]
+    assert [line.split()[3] for line in replies if " 322 " in line] == ["#here", "#there"]
+    assert " 400 " not in " ".join(replies)
+    alice.close()
+    bob.close()

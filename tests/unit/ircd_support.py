@@ -59,6 +59,7 @@ class GatewaySettings(TypedDict, total=False):
     presence_delay: float
     presence_wait_members: int
     registration_timeout: float
+    scan_slice: int
     sts: bool
     sts_duration: int
     sts_hostnames: str
@@ -67,6 +68,7 @@ class GatewaySettings(TypedDict, total=False):
     tls_cert: str
     tls_key: str
     trusted_proxies: str
+    who_limit: int
 
 
 class GatewayOptions(GatewaySettings, total=False):

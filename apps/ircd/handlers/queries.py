@@ -51,8 +51,11 @@ def _who_line(ctx: Context, client: Client, row: queries.WhoRow, whox: tuple[str
 async def who(ctx: Context, client: Client, message: Message) -> None:
     mask = message.params[0] if message.params and message.params[0] else "*"
     whox = _whox_request(message)
-    for row in await queries.who(ctx, client, mask):
+    answer = await queries.who(ctx, client, mask)
+    for row in answer.rows:
         _who_line(ctx, client, row, whox)
+    if answer.truncated:  # ircu's and ratbox's numeric for it
+        client.reply(n.ERR_TOOMANYMATCHES, "WHO", "Output too large, truncated")
     client.reply(n.RPL_ENDOFWHO, mask, "End of /WHO list")
 
 

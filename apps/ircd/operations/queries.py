@@ -6,11 +6,14 @@ members only; an invisible user (+i) is seen by those who share a channel with i
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import aclosing, asynccontextmanager
 from dataclasses import dataclass
 
 from apps.chat.records import Channel, Status, User, WhowasEntry
 from apps.ircd.client import Client
 from apps.ircd.context import Context
+from apps.ircd.errors import TryAgain
 from apps.ircd.names import Roll
 from apps.ircd.operations.lookup import channels_of, user_named
 from apps.ircd.protocol import casefold, is_channel, mask_matches
@@ -52,31 +55,68 @@ class WhoRow:
     idle: int  # seconds, for a client of this replica (others: 0, unknown)
 
 
-async def who(ctx: Context, client: Client, mask: str) -> list[WhoRow]:
-    """WHO: a channel's members, a nick, or the users whose nick or hostmask match a mask."""
+@dataclass(frozen=True, slots=True)
+class WhoAnswer:
+    rows: list[WhoRow]
+    truncated: bool = False  # a mask matched more than WHO_LIMIT users: the first ones
+
+
+async def who(ctx: Context, client: Client, mask: str) -> WhoAnswer:
+    """WHO: a channel's members, a nick, or the users whose nick or hostmask match a mask
+    (TryAgain while another such WHO runs on this replica)."""
     store = ctx.store
     if is_channel(mask):
         cf = casefold(mask)
         channel = await store.channel(cf)
         if channel is None:
-            return []
+            return WhoAnswer([])
         members = await store.members(cf)
         if client.uid not in members and channel.hidden:
-            return []
+            return WhoAnswer([])
         users = await store.users(members)
-        return [_row(ctx, channel.name or mask, users[uid], status) for uid, status in members.items()
-                if uid in users]
+        shown = channel.name or mask
+        return WhoAnswer([_row(ctx, shown, users[uid], status)
+                          for uid, status in members.items() if uid in users])
     if "*" not in mask and "?" not in mask:
         user = await store.user_by_nick(casefold(mask))
-        return [] if user is None else [_row(ctx, "*", user, Status())]
+        return WhoAnswer([] if user is None else [_row(ctx, "*", user, Status())])
+    async with network_scan(ctx, "WHO"):
+        return await _who_network(ctx, client, mask)
+
+
+@asynccontextmanager
+async def network_scan(ctx: Context, command: str) -> AsyncIterator[None]:
+    """Held while `command` reads the whole network (every user, every channel): one at a time
+    on a replica, another meanwhile refused (TryAgain, 263), so that no client can keep a
+    replica and Redis reading every record over and over (docs/security.md)."""
+    if ctx.network_scan.locked():
+        raise TryAgain(command)
+    async with ctx.network_scan:
+        yield
+
+
+async def _who_network(ctx: Context, client: Client, mask: str) -> WhoAnswer:
+    """The users of the whole network `mask` matches, at most WHO_LIMIT of them; an invisible
+    one only if it shares a channel with `client`. (One the scan gives twice is told twice:
+    rare, and remembering every user seen would hold the whole network again.)"""
     shared = await channels_of(ctx, client)
-    rows = []
-    for uid, user in (await store.users(await store.all_uids())).items():
-        if user.invisible and uid != client.uid and not shared & await store.user_channels(uid):
-            continue
-        if mask == "*" or mask_matches(mask, user.nick) or mask_matches(mask, user.prefix):
-            rows.append(_row(ctx, "*", user, Status()))
-    return rows
+    rows: list[WhoRow] = []
+    async with aclosing(ctx.store.users_in_slices(ctx.settings.scan_slice)) as slices:
+        async for users in slices:
+            matching = [user for user in users
+                        if mask == "*" or mask_matches(mask, user.nick) or mask_matches(mask, user.prefix)]
+            invisible = [user.uid for user in matching if user.invisible and user.uid != client.uid]
+            unseen = set(invisible)
+            if invisible and shared:
+                met = await ctx.store.channel_sets(invisible)
+                unseen = {uid for uid, channels in zip(invisible, met, strict=True) if not shared & channels}
+            for user in matching:
+                if user.uid in unseen:
+                    continue
+                rows.append(_row(ctx, "*", user, Status()))
+                if len(rows) == ctx.settings.who_limit:
+                    return WhoAnswer(rows, truncated=True)
+    return WhoAnswer(rows)
 
 
 def _row(ctx: Context, channel: str, user: User, status: Status) -> WhoRow:
@@ -125,15 +165,25 @@ async def users_named(ctx: Context, nicks: list[str]) -> list[User]:
 
 
 async def channels_listed(ctx: Context, client: Client, wanted: ListFilter) -> list[tuple[Channel, int]]:
-    """LIST: the channels `wanted` accepts, with their member counts; a secret channel only
-    for its members."""
-    cfs = wanted.exact_names()
-    if cfs is None:
-        cfs = await ctx.store.channel_names()
+    """LIST: the channels `wanted` accepts, with their member counts, by name; a secret
+    channel only for its members. Without names to look up, every channel of the network is
+    read as WHO with a mask reads every user (`network_scan`)."""
     now = ctx.clock()
-    return [(channel, count) for channel, count in await ctx.store.channel_summaries(cfs)
-            if not (channel.hidden and casefold(channel.name) not in client.channels)
-            and wanted.accepts(channel, count, now)]
+
+    def shown(summaries: list[tuple[Channel, int]]) -> list[tuple[Channel, int]]:
+        return [(channel, count) for channel, count in summaries
+                if not (channel.hidden and casefold(channel.name) not in client.channels)
+                and wanted.accepts(channel, count, now)]
+
+    cfs = wanted.exact_names()
+    if cfs is not None:
+        return shown(await ctx.store.channel_summaries(cfs))
+    listed: list[tuple[Channel, int]] = []
+    scan = ctx.store.channel_summaries_in_slices(ctx.settings.scan_slice)
+    async with network_scan(ctx, "LIST"), aclosing(scan) as slices:
+        async for summaries in slices:
+            listed += shown(summaries)
+    return sorted(listed, key=lambda summary: casefold(summary[0].name))
 
 
 @dataclass(frozen=True, slots=True)
