@@ -1,7 +1,8 @@
 """The gateway's shared state in Redis, one part per subject: who is who (users.py), who was
 and who watches whom (watch.py: WHOWAS, MONITOR), a user's devices (devices.py), channels
-(channels.py), the network as a whole (network.py) and read markers (markers.py); the scripts
-that make a change one step are in scripts.py, and every key is spelled in apps/chat/keys.py.
+(channels.py), the network as a whole (network.py), all of it a slice at a time (scans.py)
+and read markers (markers.py); the scripts that make a change one step are in scripts.py, and
+every key is spelled in apps/chat/keys.py.
 
 Every key of one channel (or one user) carries the same cluster hash tag (`{#chan}`,
 `{uid}`), so the scripts that change several of them run on one node.
@@ -15,11 +16,11 @@ from redis.asyncio import Redis
 
 from apps.chat.keys import ChatKeys
 from apps.chat.records import User
-from apps.ircd.store.channels import ChannelState, Joined
+from apps.ircd.store.channels import Joined
 from apps.ircd.store.devices import DeviceState
 from apps.ircd.store.markers import MarkerState
 from apps.ircd.store.network import Counts, NetworkState
-from apps.ircd.store.users import UserState
+from apps.ircd.store.scans import ScanState
 from apps.ircd.store.watch import WatchState
 
 
@@ -31,7 +32,7 @@ class Registered:
     counts: Counts  # LUSERS', the new user counted
 
 
-class Store(UserState, WatchState, DeviceState, ChannelState, NetworkState, MarkerState):
+class Store(ScanState, WatchState, DeviceState, NetworkState, MarkerState):
     """Typed access to the gateway's state: one object for every part."""
 
     def __init__(self, redis: Redis, keys: ChatKeys | None = None) -> None:

@@ -4,7 +4,7 @@ step each (apps/ircd/store/scripts.py)."""
 from __future__ import annotations
 
 import enum
-from collections.abc import AsyncGenerator, Iterable
+from collections.abc import Iterable
 from typing import Any
 
 from redis.asyncio import Redis
@@ -161,17 +161,6 @@ class ChannelState(StoreBase):
 
     async def invite(self, cf: str, uid: str) -> None:
         await self.redis.sadd(self.keys.channel_invites(cf), uid)
-
-    async def channel_summaries_in_slices(self, size: int) -> AsyncGenerator[list[tuple[Channel, int]], None]:
-        """Every channel and its member count, about `size` channels at a time (SSCAN, then
-        `channel_summaries`), as `users_in_slices` reads users; one may come twice."""
-        cursor = 0
-        while True:
-            cursor, cfs = await self.redis.sscan(self.keys.network("chans"), cursor, count=size)
-            if cfs:
-                yield await self.channel_summaries(text(cf) for cf in cfs)
-            if not cursor:
-                return
 
     async def channel_summaries(self, cfs: Iterable[str]) -> list[tuple[Channel, int]]:
         """Each channel and its member count, in one round trip (gone ones left out)."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from redis.asyncio import Redis
@@ -149,28 +149,6 @@ class UserState(StoreBase):
                 if mode.counted_in:
                     pipe.srem(self.keys.network(mode.counted_in), uid)
             await pipe.execute()
-
-    async def users_in_slices(self, size: int) -> AsyncGenerator[list[User], None]:
-        """Every registered user, about `size` at a time (SSCAN, then their records in one
-        round trip): a look at the whole network never holds every record at once, and the
-        event loop serves the replica's clients between slices. A user may come twice, as
-        SSCAN may give an element twice."""
-        cursor = 0
-        while True:
-            cursor, uids = await self.redis.sscan(self._users, cursor, count=size)
-            found = await self.users(text(uid) for uid in uids)
-            if found:
-                yield list(found.values())
-            if not cursor:
-                return
-
-    async def channel_sets(self, uids: Sequence[str]) -> list[set[str]]:
-        """The channels (casefolded) of each of `uids`, in one round trip."""
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for uid in uids:
-                pipe.smembers(self.keys.user_channels(uid))
-            found = await pipe.execute()
-        return [{text(cf) for cf in members} for members in found]
 
     async def replica_uids(self, instance: str) -> list[str]:
         """The connections registered through one replica."""
