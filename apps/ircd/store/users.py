@@ -37,6 +37,7 @@ class UserState(StoreBase):
         self._claim = redis.register_script(scripts.CLAIM_NICK)
         self._set_host = redis.register_script(scripts.SET_HOST)
         self._names_users = redis.register_script(scripts.NAMES_USERS)
+        self._whole_users = redis.register_script(scripts.USERS)
 
     # -- nicks -------------------------------------------------------------------------------------
     async def claim_nick(self, nick_cf: str, uid: str) -> NickClaim:
@@ -103,14 +104,22 @@ class UserState(StoreBase):
         return User.from_redis(raw) if raw else None
 
     async def users(self, uids: Iterable[str]) -> dict[str, User]:
-        """The records of `uids` still registered, in one round trip."""
+        """The records of `uids` still registered, in one round trip: one script (`USERS`),
+        as redis-py's work for each command of a pipeline cost more than the records' own
+        reading (docs/ircd.md, "NAMES"); on a cluster, whose scripts keep to one slot, a
+        pipeline."""
         uids = list(uids)
         if not uids:
             return {}
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for uid in uids:
-                pipe.hgetall(self.keys.user(uid))
-            found = await pipe.execute()
+        keys = [self.keys.user(uid) for uid in uids]
+        if is_cluster(self.redis):
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for key in keys:
+                    pipe.hgetall(key)
+                found = await pipe.execute()
+        else:
+            flats = await self._whole_users(keys=keys)
+            found = [dict(zip(flat[::2], flat[1::2], strict=True)) for flat in flats]
         return {uid: User.from_redis(raw) for uid, raw in zip(uids, found, strict=True) if raw}
 
     async def names_users(self, uids: Sequence[str]) -> list[User | None]:
