@@ -45,7 +45,7 @@ class Context:
     created: str  # when this replica started, as 003 says it
     #: the channels' members as NAMES reads them, one read shared by the NAMES waiting for it
     names: MemberReads
-    #: held while a WHO with a mask reads the whole network (apps/ircd/operations/queries.py)
+    #: held while a WHO with a mask or a LIST reads the whole network (operations/queries.py)
     network_scan: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     @property

@@ -63,7 +63,7 @@ class WhoAnswer:
 
 async def who(ctx: Context, client: Client, mask: str) -> WhoAnswer:
     """WHO: a channel's members, a nick, or the users whose nick or hostmask match a mask
-    (TryAgain while another such WHO runs on this replica)."""
+    (TryAgain while this replica reads the whole network for another: `network_scan`)."""
     store = ctx.store
     if is_channel(mask):
         cf = casefold(mask)
@@ -178,12 +178,12 @@ async def channels_listed(ctx: Context, client: Client, wanted: ListFilter) -> l
     cfs = wanted.exact_names()
     if cfs is not None:
         return shown(await ctx.store.channel_summaries(cfs))
-    listed: list[tuple[Channel, int]] = []
+    listed: dict[str, tuple[Channel, int]] = {}  # by name: a channel SSCAN gives twice is listed once
     scan = ctx.store.channel_summaries_in_slices(ctx.settings.scan_slice)
     async with network_scan(ctx, "LIST"), aclosing(scan) as slices:
         async for summaries in slices:
-            listed += shown(summaries)
-    return sorted(listed, key=lambda summary: casefold(summary[0].name))
+            listed.update((casefold(channel.name), (channel, count)) for channel, count in shown(summaries))
+    return [listed[cf] for cf in sorted(listed)]
 
 
 @dataclass(frozen=True, slots=True)
