@@ -3,11 +3,10 @@ the history, and the users service."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from redis.exceptions import RedisError
 
@@ -17,6 +16,7 @@ from apps.ircd.accounts import Accounts
 from apps.ircd.delivery import Delivery
 from apps.ircd.names import MemberReads
 from apps.ircd.roster import Roster
+from apps.ircd.scanturns import ScanTurns
 from apps.ircd.settings import IrcdSettings
 from apps.ircd.store import Store
 
@@ -45,8 +45,8 @@ class Context:
     created: str  # when this replica started, as 003 says it
     #: the channels' members as NAMES reads them, one read shared by the NAMES waiting for it
     names: MemberReads
-    #: held while a WHO with a mask or a LIST reads the whole network (operations/queries.py)
-    network_scan: asyncio.Lock = field(default_factory=asyncio.Lock)
+    #: the turns of WHO with a mask and LIST, which read the whole network
+    network_scans: ScanTurns
 
     @property
     def name(self) -> str:

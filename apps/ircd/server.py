@@ -34,6 +34,7 @@ from apps.ircd.operations import devices
 from apps.ircd.operations.leave import disconnect
 from apps.ircd.roster import Roster
 from apps.ircd.router import Router
+from apps.ircd.scanturns import ScanTurns
 from apps.ircd.settings import IrcdSettings
 from apps.ircd.store import Store
 from apps.ircd.transport import Transport
@@ -62,7 +63,8 @@ class IrcServer:
                            history_access=HistoryAccess(redis, keys), roster=self.roster, delivery=delivery,
                            clock=clock, new_id=new_id, counts=self.counts, accounts=self.accounts,
                            created=server_time(clock()),
-                           names=MemberReads(self.store, settings.names_at_once))
+                           names=MemberReads(self.store, settings.names_at_once),
+                           network_scans=ScanTurns())
         self._router.on_sync = partial(devices.on_sync, self.ctx)
         flood = FloodControl(settings, RateLimiter(redis), keys, self.counts)
         #: Registrations served a few at a time, oldest connection first (apps/ircd/admission.py).

@@ -5,7 +5,13 @@ one client cannot make a replica read every record over and over."""
 
 from __future__ import annotations
 
-from tests.unit.ircd_support import LineClient, commands, connect, running_gateway
+import asyncio
+
+import pytest
+
+from apps.ircd.errors import TryAgain
+from apps.ircd.scanturns import ScanTurns
+from tests.unit.ircd_support import Clock, LineClient, commands, connect, running_gateway
 
 
 async def registered(gateway: object, nick: str, *commands_first: str) -> LineClient:
@@ -55,7 +61,7 @@ async def test_a_mask_matching_more_than_who_limit_answers_that_many_then_416() 
 async def test_a_second_mask_while_one_reads_the_network_is_told_to_try_again() -> None:
     async with running_gateway() as gateway:
         bob = await registered(gateway, "bob")
-        async with gateway.ctx.network_scan:  # another client's WHO * is reading
+        async with gateway.ctx.network_scans.turn("WHO"):  # another client's WHO * is reading
             await bob.send("WHO *", "WHO bob", "WHO #none")
             replies = await bob.sync()
         assert any(line.endswith(" 263 bob WHO :Please wait a while and try again.") for line in replies)
@@ -87,9 +93,26 @@ async def test_list_reads_every_slice_in_order_and_hides_a_secret_channel_from_o
 async def test_a_list_of_everything_while_a_scan_runs_is_told_to_try_again_a_named_one_is_not() -> None:
     async with running_gateway() as gateway:
         bob = await registered(gateway, "bob", "JOIN #c")
-        async with gateway.ctx.network_scan:
+        async with gateway.ctx.network_scans.turn("WHO"):
             await bob.send("LIST", "LIST #c")
             replies = await bob.sync()
         assert any(line.endswith(" 263 bob LIST :Please wait a while and try again.") for line in replies)
         assert listed(replies) == ["#c"]
         await bob.close()
+
+
+async def test_after_a_scan_the_next_waits_as_long_as_it_took_and_one_meanwhile_is_refused() -> None:
+    # Scans back to back take at most half of a replica's time; a client's WHO and LIST sent
+    # together both run, the second after the first one's rest.
+    clock = Clock(100.0)
+    turns = ScanTurns(clock)
+    async with turns.turn("WHO"):
+        clock.now += 0.2  # this scan took 0.2 s
+    loop = asyncio.get_running_loop()
+    asked = loop.time()
+    async with turns.turn("LIST"):
+        waited = loop.time() - asked
+        with pytest.raises(TryAgain):
+            async with turns.turn("WHO"):
+                pass
+    assert waited >= 0.19

@@ -6,14 +6,12 @@ members only; an invisible user (+i) is seen by those who share a channel with i
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import aclosing, asynccontextmanager
+from contextlib import aclosing
 from dataclasses import dataclass
 
 from apps.chat.records import Channel, Status, User, WhowasEntry
 from apps.ircd.client import Client
 from apps.ircd.context import Context
-from apps.ircd.errors import TryAgain
 from apps.ircd.names import Roll
 from apps.ircd.operations.lookup import channels_of, user_named
 from apps.ircd.protocol import casefold, is_channel, mask_matches
@@ -63,7 +61,8 @@ class WhoAnswer:
 
 async def who(ctx: Context, client: Client, mask: str) -> WhoAnswer:
     """WHO: a channel's members, a nick, or the users whose nick or hostmask match a mask
-    (TryAgain while this replica reads the whole network for another: `network_scan`)."""
+    (TryAgain while this replica reads the whole network for another, or rests from it:
+    apps/ircd/scanturns.py)."""
     store = ctx.store
     if is_channel(mask):
         cf = casefold(mask)
@@ -80,19 +79,8 @@ async def who(ctx: Context, client: Client, mask: str) -> WhoAnswer:
     if "*" not in mask and "?" not in mask:
         user = await store.user_by_nick(casefold(mask))
         return WhoAnswer([] if user is None else [_row(ctx, "*", user, Status())])
-    async with network_scan(ctx, "WHO"):
+    async with ctx.network_scans.turn("WHO"):
         return await _who_network(ctx, client, mask)
-
-
-@asynccontextmanager
-async def network_scan(ctx: Context, command: str) -> AsyncIterator[None]:
-    """Held while `command` reads the whole network (every user, every channel): one at a time
-    on a replica, another meanwhile refused (TryAgain, 263), so that no client can keep a
-    replica and Redis reading every record over and over (docs/security.md)."""
-    if ctx.network_scan.locked():
-        raise TryAgain(command)
-    async with ctx.network_scan:
-        yield
 
 
 async def _who_network(ctx: Context, client: Client, mask: str) -> WhoAnswer:
@@ -167,7 +155,7 @@ async def users_named(ctx: Context, nicks: list[str]) -> list[User]:
 async def channels_listed(ctx: Context, client: Client, wanted: ListFilter) -> list[tuple[Channel, int]]:
     """LIST: the channels `wanted` accepts, with their member counts, by name; a secret
     channel only for its members. Without names to look up, every channel of the network is
-    read as WHO with a mask reads every user (`network_scan`)."""
+    read as WHO with a mask reads every user (apps/ircd/scanturns.py)."""
     now = ctx.clock()
 
     def shown(summaries: list[tuple[Channel, int]]) -> list[tuple[Channel, int]]:
@@ -180,7 +168,7 @@ async def channels_listed(ctx: Context, client: Client, wanted: ListFilter) -> l
         return shown(await ctx.store.channel_summaries(cfs))
     listed: dict[str, tuple[Channel, int]] = {}  # by name: a channel SSCAN gives twice is listed once
     scan = ctx.store.channel_summaries_in_slices(ctx.settings.scan_slice)
-    async with network_scan(ctx, "LIST"), aclosing(scan) as slices:
+    async with ctx.network_scans.turn("LIST"), aclosing(scan) as slices:
         async for summaries in slices:
             listed.update((casefold(channel.name), (channel, count)) for channel, count in shown(summaries))
     return [listed[cf] for cf in sorted(listed)]
