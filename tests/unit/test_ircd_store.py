@@ -72,3 +72,14 @@ async def test_a_registration_writes_its_user_and_reads_the_counts_after_it():
     assert (await store.register_user(bob, "", "bob")).counts.most == 7
     assert await redis.hgetall(store.keys.user_devices("u2")) == {b"u2": b"ircd-1"}
     await redis.aclose()
+
+
+async def test_users_read_whole_records_in_one_script_and_leave_out_the_gone_ones() -> None:
+    redis = fakeredis.FakeAsyncRedis()
+    store = Store(redis)
+    alice = User(uid="u1", nick="alice", username="~a", host="h", realname="Alice A", account="alice",
+                 away="out", modes="i", instance="ircd-1", signon=5, secure=True)
+    await redis.hset(store.keys.user("u1"), mapping=alice.to_redis())  # type: ignore[arg-type]
+    assert await store.users(["u1", "gone"]) == {"u1": alice}
+    assert await store.users([]) == {}
+    await redis.aclose()
