@@ -2,8 +2,9 @@
 
 A slice is about `size` members of the network's set (SSCAN), then their records in one round
 trip: a look at the whole network never holds every record at once, and the event loop serves
-the replica's clients between slices. SSCAN may give a member twice; the callers tell it twice
-rather than remember every member seen.
+the replica's clients between slices. SSCAN may give a member twice: WHO tells such a user
+twice rather than remember every user seen, LIST (which holds every channel it lists anyway)
+lists such a channel once.
 """
 
 from __future__ import annotations

@@ -152,17 +152,17 @@ return total
 # NAMES's fields (ARGV) of each user (KEYS): one reply for a slice of a big channel, where a
 # pipeline of HMGETs cost the gateway 13.7 us a member in redis-py's per-command work and this
 # costs 1.4 (docs/ircd.md, "CPU of a join wave"). A user gone reads as nils, as HMGET's would.
-#: Whole records of users (WHO, the network's scans): HGETALL of each of KEYS, in one step.
+NAMES_USERS = """
+local out = {}
+for i, key in ipairs(KEYS) do out[i] = redis.call('HMGET', key, unpack(ARGV)) end
+return out
+"""
+
+#: Whole records of users (WHO, the network's scans) the same way: HGETALL of each of KEYS.
 #: Returns, for each key, its fields and values in turn (none for a key that is gone).
 USERS = """
 local out = {}
 for i, key in ipairs(KEYS) do out[i] = redis.call('HGETALL', key) end
-return out
-"""
-
-NAMES_USERS = """
-local out = {}
-for i, key in ipairs(KEYS) do out[i] = redis.call('HMGET', key, unpack(ARGV)) end
 return out
 """
 
