@@ -48,12 +48,17 @@ async def test_a_mask_reads_every_slice_and_hides_the_invisible_it_does_not_shar
 
 async def test_a_mask_matching_more_than_who_limit_answers_that_many_then_416() -> None:
     async with running_gateway(who_limit=3, scan_slice=2) as gateway:
-        clients = [await registered(gateway, f"user{i}") for i in range(5)]
-        await clients[0].send("WHO user*")
-        replies = await clients[0].sync()
+        clients = [await registered(gateway, nick) for nick in ("a1", "a2", "a3", "a4", "b1", "b2", "b3")]
+        asker = clients[0]
+        await asker.send("WHO a*")
+        replies = await asker.sync()
         assert len(who_nicks(replies)) == 3
         assert commands(replies)[-2:] == ["416", "315"]
-        assert any(line.endswith(" 416 user0 WHO :Output too large, truncated") for line in replies)
+        assert any(line.endswith(" 416 a1 WHO :Output too large, truncated") for line in replies)
+        await asker.send("WHO b*")  # exactly as many as it may answer: all, and nothing said cut
+        replies = await asker.sync()
+        assert sorted(who_nicks(replies)) == ["b1", "b2", "b3"]
+        assert "416" not in commands(replies)
         for client in clients:
             await client.close()
 

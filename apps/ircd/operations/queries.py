@@ -101,9 +101,9 @@ async def _who_network(ctx: Context, client: Client, mask: str) -> WhoAnswer:
             for user in matching:
                 if user.uid in unseen:
                     continue
-                rows.append(_row(ctx, "*", user, Status()))
-                if len(rows) == ctx.settings.who_limit:
+                if len(rows) == ctx.settings.who_limit:  # one more than it answers: cut
                     return WhoAnswer(rows, truncated=True)
+                rows.append(_row(ctx, "*", user, Status()))
     return WhoAnswer(rows)
 
 
