@@ -145,9 +145,9 @@ class IrcdSettings(ChatSettings):
     #: channel of its user), counted among a conversation's CHAT_HISTORY_MAX entries.
     history_events: Annotated[frozenset[str], NoDecode] = EVENT_COMMANDS
     #: The client-only tags that make a TAGMSG kept (when TAGMSG is among HISTORY_EVENTS): a
-    #: reaction is worth replaying, a typing notification is not.
+    #: reaction, or one taken back, is worth replaying, a typing notification is not.
     history_tagmsg_tags: Annotated[frozenset[str], NoDecode] = frozenset(
-        {"+draft/react", "+react", "+draft/persist", "+persist"})
+        {"+draft/react", "+react", "+draft/unreact", "+unreact", "+draft/persist", "+persist"})
     #: Seconds between two looks for dead replicas whose users must be cleaned up.
     sweep_interval: float = Field(default=5.0, gt=0)
     #: Redis connections of one replica (more concurrent commands wait for a free one), and the

@@ -5,7 +5,7 @@ gets it from CHATHISTORY, and the settings that choose it."""
 from __future__ import annotations
 
 from tests.unit.ircd_support import LineClient, commands, connect
-from tests.unit.test_ircd_capabilities import cap_ls, joined, replicas, tags_of
+from tests.unit.test_ircd_capabilities import cap_ls, joined, replicas, said, tags_of
 
 PLAYBACK = "batch server-time message-tags draft/chathistory draft/event-playback"
 HISTORY_ONLY = "batch server-time message-tags draft/chathistory"
@@ -103,6 +103,21 @@ async def test_a_kept_private_tagmsg_is_the_senders_and_recipients_with_the_capa
         assert await history(alice, "bert") == [":alice!~alice@127.0.0.1 TAGMSG bert",
                                                 ":alice!~alice@127.0.0.1 PRIVMSG bert hi"]
         assert await history(bert, "alice") == [":alice!~alice@127.0.0.1 PRIVMSG bert hi"]
+
+
+async def test_a_reaction_taken_back_is_kept_too_so_a_replay_ends_where_the_reactions_stand():
+    """The web page draws a message's reactions from its history: without the +draft/unreact,
+    a reaction taken back would come back with every reload."""
+    async with replicas(1) as (one,):
+        alice = await joined(one, "alice", "#u", PLAYBACK + " echo-message")
+        msgid = await said(alice, "#u", "ducks")
+        await alice.send(f"@+draft/react=🦆;+draft/reply={msgid} TAGMSG #u",
+                         f"@+draft/unreact=🦆;+draft/reply={msgid} TAGMSG #u")
+        await alice.sync()
+        await alice.send("CHATHISTORY LATEST #u * 10")
+        kept = [tags_of(line) for line in await alice.sync() if " TAGMSG " in line]
+        assert [{k: v for k, v in tags.items() if k.startswith("+")} for tags in kept] == [
+            {"+draft/react": "🦆", "+draft/reply": msgid}, {"+draft/unreact": "🦆", "+draft/reply": msgid}]
 
 
 async def test_only_the_events_history_events_names_are_kept():
