@@ -202,8 +202,9 @@ def log_texts(driver: Any) -> list[str]:
 
 
 def msgids(driver: Any) -> list[str]:
+    """The msgids of the messages drawn (the events among them, JOINs..., left out)."""
     return driver.execute_script(
-        "return [...document.querySelectorAll('#log li[data-msgid]')].map((e) => e.dataset.msgid)")
+        "return [...document.querySelectorAll('#log li[data-msgid]:not(.info)')].map((e) => e.dataset.msgid)")
 
 
 def members(driver: Any) -> dict[str, str]:
@@ -823,7 +824,7 @@ def reactions(driver: Any) -> list[str]:
         ".filter((t) => t.includes(' '))")
 
 
-def test_reactions_are_sent_and_shown(stack, chat):
+def test_reactions_are_sent_and_shown_and_drawn_again_from_the_history(stack, chat):
     driver, ports, url = chat
     channel = f"#{unique('react')}"
     uma, vic = unique("uma"), unique("vic")
@@ -851,6 +852,13 @@ def test_reactions_are_sent_and_shown(stack, chat):
         press_on_line(driver, msgid, "react")
         terminal.wait_for(lambda line: "+draft/unreact=👍" in line and f"+draft/reply={msgid}" in line)
         wait_until(lambda: reactions(driver) == ["👍 1"], timeout=10)
+        # A reload draws them from the history (draft/event-playback), as they stand, and who
+        # joined before the message.
+        driver.refresh()
+        wait_online(driver)
+        wait_until(lambda: log_texts(driver) == ["ducks for everyone"], timeout=20)
+        wait_until(lambda: reactions(driver) == ["👍 1"], timeout=10)
+        assert infos(driver)[:2] == [f"{vic} joined", f"{uma} joined"]
         assert console_errors(driver) == []
     finally:
         terminal.close()

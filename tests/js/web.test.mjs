@@ -55,6 +55,39 @@ test('messages without an id (notices of the page itself) stay where they came',
   assert.deepEqual(b.messages.map((m) => m.text), ['10-0', '15-0', 'x joined', 'x joined']);
 });
 
+test('a history page draws the events seen live once: by id, or by text and time for a QUIT', () => {
+  const b = new Buffer('#c');
+  const event = (id, time, text) => ({ id, time, nick: 'x', text, kind: 'info' });
+  b.add(event('30-0', 30, 'x joined')); // live, with the id the history gives it
+  b.add(event(null, 40000, 'x quit (bye)')); // live: one QUIT for all channels, no id
+  b.add(event('30-0', 30, 'x joined')); // a page replaying both
+  b.add(event('40100-0', 40100, 'x quit (bye)'));
+  b.add(event('90000-0', 90000, 'x quit (bye)')); // another QUIT, later: a line of its own
+  assert.deepEqual(b.messages.map((m) => [m.id, m.text]),
+    [['30-0', 'x joined'], ['40100-0', 'x quit (bye)'], ['90000-0', 'x quit (bye)']]);
+  assert.equal(b.newestId, '90000-0');
+});
+
+test('reactions: each counted once, in time order whatever order they come in, waiting for their message', () => {
+  const b = new Buffer('#c');
+  const r = (id, time, nick, emoji, add = true) => ({ id, time, nick, emoji, add });
+  const shown = () => Object.fromEntries([...b.messages[0].reactions].map(([e, who]) => [e, [...who.values()].sort()]));
+  // The newest page first: a removal, and a reaction to a message of an older page.
+  assert.equal(b.react('10-0', r('30-0', 30, 'Ann', '🦆', false)), false);
+  assert.equal(b.react('10-0', r('25-0', 25, 'bob', '👍')), false);
+  b.add(msg(10)); // the older page brings the message, then its older reactions
+  b.react('10-0', r('20-0', 20, 'ann', '🦆'));
+  b.react('10-0', r('25-0', 25, 'bob', '👍')); // again (pages overlapping, a reload): once
+  b.react('10-0', r('26-0', 26, 'Cy', '👍'));
+  assert.deepEqual(shown(), { '👍': ['Cy', 'bob'] }); // ann's duck taken back after it was given
+  assert.equal(b.pendingReactions.size, 0);
+  // Made here now, with a clock behind the server's: still the last word.
+  const t = b.reactionTime('10-0', 5);
+  assert.equal(t, 31);
+  b.react('10-0', r(null, t, 'cy', '👍', false));
+  assert.deepEqual(shown(), { '👍': ['bob'] });
+});
+
 test('names fold ASCII letters only', () => {
   assert.equal(fold('#CanaDuck[]'), '#canaduck[]');
   assert.equal(new Buffer('bob').kind, 'query');

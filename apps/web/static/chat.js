@@ -45,7 +45,7 @@ const state = {
   irc: null,
   buffers: new Map(), // folded name -> Buffer
   current: null,
-  batches: new Map(), // ref -> {type, target, messages, start, outer, lines}
+  batches: new Map(), // ref -> {type, target, messages, reactions, count, start, outer, lines}
   names: new Map(), // channel -> members being listed (353 until 366)
   channelList: [],
   typing: new TypingSender((target, value) => {
@@ -265,9 +265,31 @@ function markerFrom(msg) { // MARKREAD <target> timestamp=<time> | *
   if (b.markRead(time) || current) { renderBuffers(); if (current) renderLog(); }
 }
 
-function info(b, text) {
-  b.add({ id: null, time: Date.now(), nick: '', text, kind: 'info' });
+/** A line of the page's own in conversation `b`; for an IRC event, `msg` gives its msgid and
+ * server time, by which its copy in a history page is known. */
+function info(b, text, msg = null) {
+  b.add(infoItem(text, msg));
   changed(b);
+}
+
+function infoItem(text, msg) {
+  const time = msg?.tags.time ? Date.parse(msg.tags.time) : Date.now();
+  return { id: msg?.tags.msgid ?? null, time, nick: msg?.nick ?? '', text, kind: 'info' };
+}
+
+/** What the conversation says of a channel event (draft/event-playback keeps these). */
+function eventText(msg) {
+  const p = msg.params;
+  switch (msg.command) {
+    case 'JOIN': return `${msg.nick} joined`;
+    case 'PART': return `${msg.nick} left`;
+    case 'KICK': return `${p[1]} was kicked by ${msg.nick}`;
+    case 'QUIT': return `${msg.nick} quit (${p[0] ?? ''})`;
+    case 'NICK': return `${msg.nick} is now known as ${p[0]}`;
+    case 'TOPIC': return `${msg.nick} set the topic: ${p[1] ?? ''}`;
+    case 'MODE': return `${msg.nick} set mode ${p.slice(1).join(' ')}`;
+    default: return null;
+  }
 }
 
 // --- replies (the +draft/reply client tag) ----------------------------------------------------
@@ -323,17 +345,17 @@ function react(m, emoji, add) {
   if (!state.current) return;
   state.irc?.send('TAGMSG', [state.current], { [add ? '+draft/react' : '+draft/unreact']: emoji, '+draft/reply': m.id });
   const b = buffer(state.current, false);
-  if (b) reacted(b, m.id, state.irc.nick, emoji, add); // whether or not the server echoes it
+  if (!b) return; // counted whether or not the server echoes it
+  if (b.react(m.id, { id: null, time: b.reactionTime(m.id, Date.now()), nick: state.irc.nick, emoji, add })) changed(b, { older: true });
 }
 
-function reacted(b, id, nick, emoji, add) {
-  const m = b.messages.find((x) => x.id === id);
-  if (!m || !emoji || emoji.length > 32) return;
-  m.reactions ??= new Map();
-  const who = m.reactions.get(emoji) ?? new Map(); // folded nick -> nick
-  if (add) who.set(fold(nick), nick); else who.delete(fold(nick));
-  if (who.size) m.reactions.set(emoji, who); else m.reactions.delete(emoji);
-  changed(b, { older: true });
+/** A TAGMSG's reaction ({id, time, nick, emoji, add}), or null when it carries none. */
+function reactionOf(msg) {
+  const emoji = msg.tags['+draft/react'] ?? msg.tags['+draft/unreact'];
+  const parent = msg.tags['+draft/reply'] ?? msg.tags['+reply'];
+  if (typeof emoji !== 'string' || !emoji || emoji.length > 32 || typeof parent !== 'string') return null;
+  return { parent, id: msg.tags.msgid ?? null, time: msg.tags.time ? Date.parse(msg.tags.time) : Date.now(),
+           nick: msg.nick, emoji, add: '+draft/react' in msg.tags };
 }
 
 // --- deleting messages (draft/message-redaction) ----------------------------------------------
@@ -393,7 +415,7 @@ function channelMode(msg) {
     }
   }
   renderMembers();
-  changed(b, { older: true });
+  info(b, eventText(msg), msg);
 }
 
 // --- history ---------------------------------------------------------------------------------
@@ -440,9 +462,23 @@ async function httpHistory(b, subcommand, args) {
   mergeHistory(b, fresh, subcommand, records.length);
 }
 
-function mergeHistory(b, messages, subcommand, count) {
+/** An entry of a history page that is not a message (draft/event-playback): a reaction is
+ * counted on its message, a channel event is a line of the conversation; none is acted on (a
+ * TOPIC replayed is not the topic now). */
+function historyEvent(batch, msg) {
+  if (msg.command === 'TAGMSG') {
+    const reaction = reactionOf(msg);
+    if (reaction) batch.reactions.push(reaction);
+    return;
+  }
+  const text = eventText(msg);
+  if (text) batch.messages.push(infoItem(text, msg));
+}
+
+function mergeHistory(b, messages, subcommand, count, reactions = []) {
   let added = 0;
   for (const m of messages) if (b.add(m)) added += 1;
+  for (const { parent, ...reaction } of reactions) b.react(parent, reaction); // their messages first
   if ((subcommand === 'BEFORE' || subcommand === 'LATEST') && count < HISTORY_PAGE) b.complete = true;
   b.loadingOlder = false;
   changed(b, { older: subcommand === 'BEFORE' });
@@ -554,19 +590,24 @@ function multilineDone(done) {
 function onMessage(msg) {
   const irc = state.irc;
   const batch = msg.tags.batch ? state.batches.get(msg.tags.batch) : null;
+  if (batch?.type === 'chathistory') {
+    // The page's entries, whatever they are (a multiline message one: its BATCH start).
+    if (msg.command !== 'BATCH' || msg.params[0]?.startsWith('+')) batch.count += 1;
+    if (!['PRIVMSG', 'NOTICE', 'BATCH'].includes(msg.command)) { historyEvent(batch, msg); return; }
+  }
   switch (msg.command) {
     case 'BATCH': {
       const ref = msg.params[0].slice(1);
       if (msg.params[0].startsWith('+')) {
-        state.batches.set(ref, { type: msg.params[1], target: msg.params[2], messages: [], lines: [],
-                                 start: msg, outer: msg.tags.batch ?? null });
+        state.batches.set(ref, { type: msg.params[1], target: msg.params[2], messages: [], reactions: [],
+                                 count: 0, lines: [], start: msg, outer: msg.tags.batch ?? null });
       } else {
         const done = state.batches.get(ref);
         state.batches.delete(ref);
         if (done && done.type === 'draft/multiline' && done.target) multilineDone(done);
         if (done && done.type === 'chathistory' && done.target) {
           const b = buffer(done.target);
-          mergeHistory(b, done.messages, b.requests.shift() ?? 'LATEST', done.messages.length);
+          mergeHistory(b, done.messages, b.requests.shift() ?? 'LATEST', done.count, done.reactions);
         }
       }
       return;
@@ -590,11 +631,11 @@ function onMessage(msg) {
       return;
     }
     case 'TAGMSG': {
-      const emoji = msg.tags['+draft/react'] ?? msg.tags['+draft/unreact'];
-      const parent = msg.tags['+draft/reply'] ?? msg.tags['+reply'];
-      if (typeof emoji === 'string' && typeof parent === 'string' && !batch) {
+      const reaction = reactionOf(msg);
+      if (reaction && !batch) {
         const b = buffer(conversationOf(msg), false);
-        if (b) reacted(b, parent, msg.nick, emoji, '+draft/react' in msg.tags);
+        const { parent, ...rest } = reaction;
+        if (b?.react(parent, rest)) changed(b, { older: true });
       }
       const typing = msg.tags['+typing'] ?? msg.tags['+draft/typing'];
       if (!typing || batch || mine({ nick: msg.nick, account: msg.tags.account })) return; // not our own devices'
@@ -618,7 +659,7 @@ function onMessage(msg) {
         renderHeader();
       } else {
         b.members.set(fold(msg.nick), { nick: msg.nick, prefix: '', away: false });
-        info(b, `${msg.nick} joined`);
+        info(b, eventText(msg), msg);
         renderMembers();
       }
       return;
@@ -640,21 +681,23 @@ function onMessage(msg) {
       } else {
         b.members.delete(fold(who));
         stopTyping(b, who);
-        info(b, msg.command === 'KICK' ? `${who} was kicked by ${msg.nick}` : `${who} left`);
+        info(b, eventText(msg), msg);
         renderMembers();
       }
       return;
     }
     case 'QUIT':
       for (const b of state.buffers.values()) {
-        if (b.members.delete(fold(msg.nick))) { stopTyping(b, msg.nick); info(b, `${msg.nick} quit (${msg.params[0] ?? ''})`); }
+        if (b.members.delete(fold(msg.nick))) { stopTyping(b, msg.nick); info(b, eventText(msg), msg); }
       }
       renderMembers();
       return;
     case 'NICK':
       for (const b of state.buffers.values()) {
         const m = b.members.get(fold(msg.nick));
-        if (m) { b.members.delete(fold(msg.nick)); m.nick = msg.params[0]; b.members.set(fold(m.nick), m); }
+        if (!m) continue;
+        b.members.delete(fold(msg.nick)); m.nick = msg.params[0]; b.members.set(fold(m.nick), m);
+        if (b.kind === 'channel') info(b, eventText(msg), msg);
       }
       renderMembers();
       return;
@@ -668,7 +711,7 @@ function onMessage(msg) {
     case 'TOPIC': {
       const b = buffer(msg.params[0]);
       b.topic = msg.params[1] ?? '';
-      info(b, `${msg.nick} set the topic: ${b.topic}`);
+      info(b, eventText(msg), msg);
       renderHeader();
       return;
     }

@@ -7,6 +7,11 @@ import { compareIds } from './irc.js';
 export const fold = (name) => name.replace(/[A-Z]/g, (c) => c.toLowerCase());
 
 const STREAM_ID = /^\d+-\d+$/;
+// A live QUIT or NICK goes out once for all its user's channels, without the id that each
+// channel's history gives it: its copy in a history page is known by its text, this close.
+const SAME_EVENT_MS = 10000;
+// Reactions to messages not held yet (a history page newer than theirs): kept for this many.
+const PENDING_REACTIONS = 500;
 
 /** True if message `a` goes before `b`: by server time, then by stream id. */
 export function before(a, b) {
@@ -30,6 +35,7 @@ export class Buffer {
     this.joined = this.kind === 'query';
     this.loadingOlder = false;
     this.requests = []; // CHATHISTORY subcommands sent, answered in order (one batch each)
+    this.pendingReactions = new Map(); // msgid -> reactions to it, until it is held
   }
 
   get oldestId() { return this.messages.find((m) => m.id)?.id ?? null; }
@@ -63,15 +69,59 @@ export class Buffer {
     return true;
   }
 
-  /** Insert a message in order; false if it was already there (same msgid). */
+  /** Insert a message in order; false if it was already there (same msgid, or an event seen
+   * live without one). Reactions that waited for it are counted on it. */
   add(message) {
     if (message.id) {
       if (this.ids.has(message.id)) return false;
       this.ids.add(message.id);
+      const live = message.kind === 'info' && this.messages.find((m) => m.kind === 'info' && !m.id
+        && m.text === message.text && Math.abs(m.time - message.time) < SAME_EVENT_MS);
+      if (live) { live.id = message.id; return false; }
     }
     let i = this.messages.length;
     while (i > 0 && before(message, this.messages[i - 1])) i -= 1;
     this.messages.splice(i, 0, message);
+    const waiting = message.id ? this.pendingReactions.get(message.id) : null;
+    if (waiting) {
+      this.pendingReactions.delete(message.id);
+      for (const reaction of waiting) this.react(message.id, reaction);
+    }
     return true;
+  }
+
+  /** A reaction ({id, time, nick, emoji, add}: a +draft/react or +draft/unreact) to message
+   * `parent`, live or from a history page, in whatever order they come: each is counted once
+   * (by its id), and the message's `reactions` (emoji -> folded nick -> nick) are what they
+   * leave in time order. False when the message is not held yet: the reaction waits for it. */
+  react(parent, reaction) {
+    const m = this.messages.find((x) => x.id === parent);
+    if (!m) {
+      const waiting = this.pendingReactions.get(parent) ?? [];
+      if (!waiting.length && this.pendingReactions.size >= PENDING_REACTIONS) {
+        this.pendingReactions.delete(this.pendingReactions.keys().next().value); // the oldest
+      }
+      if (!reaction.id || !waiting.some((r) => r.id === reaction.id)) waiting.push(reaction);
+      this.pendingReactions.set(parent, waiting);
+      return false;
+    }
+    m.reactionLog ??= [];
+    if (reaction.id && m.reactionLog.some((r) => r.id === reaction.id)) return true;
+    m.reactionLog.push(reaction);
+    m.reactionLog.sort((a, b) => a.time - b.time); // stable: same time, in the order they came
+    m.reactions = new Map();
+    for (const { nick, emoji, add } of m.reactionLog) {
+      const who = m.reactions.get(emoji) ?? new Map();
+      if (add) who.set(fold(nick), nick); else who.delete(fold(nick));
+      if (who.size) m.reactions.set(emoji, who); else m.reactions.delete(emoji);
+    }
+    return true;
+  }
+
+  /** The time for a reaction made here now: after every one counted on message `parent`, so
+   * that it is the last word whatever this clock says against the server's. */
+  reactionTime(parent, now) {
+    const log = this.messages.find((x) => x.id === parent)?.reactionLog ?? [];
+    return Math.max(now, ...log.map((r) => r.time + 1));
   }
 }

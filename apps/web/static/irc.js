@@ -78,11 +78,12 @@ function base64(text) {
   return btoa(binary);
 }
 
-/** The capabilities the page uses when the server offers them. Not draft/event-playback: the
- * page shows joins, parts and reactions as they happen, and a history batch of messages only. */
+/** The capabilities the page uses when the server offers them. With draft/event-playback a
+ * history page holds the channel's joins, parts, topics... and reactions too, so that a reload
+ * draws what was seen live. */
 export const WANTED_CAPS = ['sasl', 'message-tags', 'server-time', 'echo-message', 'batch',
-  'draft/chathistory', 'chathistory', 'away-notify', 'account-tag', 'multi-prefix',
-  'labeled-response', 'draft/read-marker',
+  'draft/chathistory', 'chathistory', 'draft/event-playback', 'away-notify', 'account-tag',
+  'multi-prefix', 'labeled-response', 'draft/read-marker',
   'draft/message-redaction', 'draft/multiline'];
 
 /**
