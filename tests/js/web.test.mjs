@@ -68,24 +68,28 @@ test('a history page draws the events seen live once: by id, or by text and time
   assert.equal(b.newestId, '90000-0');
 });
 
-test('reactions: each counted once, in time order whatever order they come in, waiting for their message', () => {
+test('reactions: for each nick and emoji the latest word, whatever order they come in, waiting for their message', () => {
   const b = new Buffer('#c');
-  const r = (id, time, nick, emoji, add = true) => ({ id, time, nick, emoji, add });
+  const r = (time, nick, emoji, add = true) => ({ time, nick, emoji, add });
   const shown = () => Object.fromEntries([...b.messages[0].reactions].map(([e, who]) => [e, [...who.values()].sort()]));
-  // The newest page first: a removal, and a reaction to a message of an older page.
-  assert.equal(b.react('10-0', r('30-0', 30, 'Ann', '🦆', false)), false);
-  assert.equal(b.react('10-0', r('25-0', 25, 'bob', '👍')), false);
+  // The newest page first: a removal, and a reaction, to a message of an older page.
+  assert.equal(b.react('10-0', r(30, 'Ann', '🦆', false)), false);
+  assert.equal(b.react('10-0', r(25, 'bob', '👍')), false);
   b.add(msg(10)); // the older page brings the message, then its older reactions
-  b.react('10-0', r('20-0', 20, 'ann', '🦆'));
-  b.react('10-0', r('25-0', 25, 'bob', '👍')); // again (pages overlapping, a reload): once
-  b.react('10-0', r('26-0', 26, 'Cy', '👍'));
+  b.react('10-0', r(20, 'ann', '🦆'));
+  b.react('10-0', r(25, 'bob', '👍')); // again (pages overlapping, a reload): once
+  b.react('10-0', r(26, 'Cy', '👍'));
   assert.deepEqual(shown(), { '👍': ['Cy', 'bob'] }); // ann's duck taken back after it was given
   assert.equal(b.pendingReactions.size, 0);
   // Made here now, with a clock behind the server's: still the last word.
   const t = b.reactionTime('10-0', 5);
   assert.equal(t, 31);
-  b.react('10-0', r(null, t, 'cy', '👍', false));
+  b.react('10-0', r(t, 'cy', '👍', false));
   assert.deepEqual(shown(), { '👍': ['bob'] });
+  // Reactions to messages never loaded are kept for a bounded number of them.
+  for (let i = 0; i < 600; i += 1) b.react(`${100 + i}-0`, r(100 + i, 'spam', '🦆'));
+  assert.equal(b.pendingReactions.size, 500);
+  assert.equal(b.pendingReactions.has('100-0'), false);
 });
 
 test('names fold ASCII letters only', () => {

@@ -346,16 +346,16 @@ function react(m, emoji, add) {
   state.irc?.send('TAGMSG', [state.current], { [add ? '+draft/react' : '+draft/unreact']: emoji, '+draft/reply': m.id });
   const b = buffer(state.current, false);
   if (!b) return; // counted whether or not the server echoes it
-  if (b.react(m.id, { id: null, time: b.reactionTime(m.id, Date.now()), nick: state.irc.nick, emoji, add })) changed(b, { older: true });
+  if (b.react(m.id, { time: b.reactionTime(m.id, Date.now()), nick: state.irc.nick, emoji, add })) changed(b, { older: true });
 }
 
-/** A TAGMSG's reaction ({id, time, nick, emoji, add}), or null when it carries none. */
+/** A TAGMSG's reaction ({parent, time, nick, emoji, add}), or null when it carries none. */
 function reactionOf(msg) {
   const emoji = msg.tags['+draft/react'] ?? msg.tags['+draft/unreact'];
   const parent = msg.tags['+draft/reply'] ?? msg.tags['+reply'];
   if (typeof emoji !== 'string' || !emoji || emoji.length > 32 || typeof parent !== 'string') return null;
-  return { parent, id: msg.tags.msgid ?? null, time: msg.tags.time ? Date.parse(msg.tags.time) : Date.now(),
-           nick: msg.nick, emoji, add: '+draft/react' in msg.tags };
+  return { parent, time: msg.tags.time ? Date.parse(msg.tags.time) : Date.now(), nick: msg.nick, emoji,
+           add: '+draft/react' in msg.tags };
 }
 
 // --- deleting messages (draft/message-redaction) ----------------------------------------------

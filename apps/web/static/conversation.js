@@ -85,43 +85,52 @@ export class Buffer {
     const waiting = message.id ? this.pendingReactions.get(message.id) : null;
     if (waiting) {
       this.pendingReactions.delete(message.id);
-      for (const reaction of waiting) this.react(message.id, reaction);
+      message.reactionWords = waiting;
+      countReactions(message);
     }
     return true;
   }
 
-  /** A reaction ({id, time, nick, emoji, add}: a +draft/react or +draft/unreact) to message
-   * `parent`, live or from a history page, in whatever order they come: each is counted once
-   * (by its id), and the message's `reactions` (emoji -> folded nick -> nick) are what they
-   * leave in time order. False when the message is not held yet: the reaction waits for it. */
+  /** A reaction ({time, nick, emoji, add}: a +draft/react or +draft/unreact) to message
+   * `parent`, live or from a history page, in whatever order they come: for each nick and
+   * emoji the latest word stands (so one replayed twice counts once), and the message's
+   * `reactions` (emoji -> folded nick -> nick) are what those words leave. False when the
+   * message is not held yet: the reaction waits for it. */
   react(parent, reaction) {
     const m = this.messages.find((x) => x.id === parent);
-    if (!m) {
-      const waiting = this.pendingReactions.get(parent) ?? [];
-      if (!waiting.length && this.pendingReactions.size >= PENDING_REACTIONS) {
-        this.pendingReactions.delete(this.pendingReactions.keys().next().value); // the oldest
+    let words = m?.reactionWords ?? this.pendingReactions.get(parent);
+    if (!words) {
+      words = new Map();
+      if (m) m.reactionWords = words;
+      else {
+        if (this.pendingReactions.size >= PENDING_REACTIONS) {
+          this.pendingReactions.delete(this.pendingReactions.keys().next().value); // the oldest
+        }
+        this.pendingReactions.set(parent, words);
       }
-      if (!reaction.id || !waiting.some((r) => r.id === reaction.id)) waiting.push(reaction);
-      this.pendingReactions.set(parent, waiting);
-      return false;
     }
-    m.reactionLog ??= [];
-    if (reaction.id && m.reactionLog.some((r) => r.id === reaction.id)) return true;
-    m.reactionLog.push(reaction);
-    m.reactionLog.sort((a, b) => a.time - b.time); // stable: same time, in the order they came
-    m.reactions = new Map();
-    for (const { nick, emoji, add } of m.reactionLog) {
-      const who = m.reactions.get(emoji) ?? new Map();
-      if (add) who.set(fold(nick), nick); else who.delete(fold(nick));
-      if (who.size) m.reactions.set(emoji, who); else m.reactions.delete(emoji);
-    }
-    return true;
+    const key = `${fold(reaction.nick)} ${reaction.emoji}`;
+    if ((words.get(key)?.time ?? -Infinity) > reaction.time) return Boolean(m); // a newer word stands
+    words.set(key, reaction);
+    if (m) countReactions(m);
+    return Boolean(m);
   }
 
   /** The time for a reaction made here now: after every one counted on message `parent`, so
    * that it is the last word whatever this clock says against the server's. */
   reactionTime(parent, now) {
-    const log = this.messages.find((x) => x.id === parent)?.reactionLog ?? [];
-    return Math.max(now, ...log.map((r) => r.time + 1));
+    const words = this.messages.find((x) => x.id === parent)?.reactionWords ?? new Map();
+    return Math.max(now, ...[...words.values()].map((r) => r.time + 1));
+  }
+}
+
+/** A message's `reactions` from its words: who gives each emoji now. */
+function countReactions(m) {
+  m.reactions = new Map();
+  for (const { nick, emoji, add } of m.reactionWords.values()) {
+    if (!add) continue;
+    const who = m.reactions.get(emoji) ?? new Map();
+    who.set(fold(nick), nick);
+    m.reactions.set(emoji, who);
   }
 }
