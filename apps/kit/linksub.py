@@ -120,6 +120,8 @@ class LinkSubscriber(QueuedMessages, asyncio.Protocol):
         #: health check's PING, whose answer only needs to come.
         self._answers: deque[asyncio.Future[Any] | None] = deque()
         self._channels: set[str] = set()
+        #: Commands of this turn of the event loop, written together at its end (`_flush`).
+        self._outgoing: list[bytes] = []
         self._transport: asyncio.Transport | None = None
         self._connecting: asyncio.Task[None] | None = None
         self._health: asyncio.TimerHandle | None = None
@@ -202,9 +204,19 @@ class LinkSubscriber(QueuedMessages, asyncio.Protocol):
         return answer
 
     def _send(self, data: bytes) -> None:
+        """Queue a command for the end of this turn. A wave of registrations subscribes each
+        client's nick: one write a command was a system call each on both ends of the link,
+        where one write a turn carries them all."""
         if self._transport is None or self._transport.is_closing():
             raise RedisConnectionError("the subscriber's link is closed")
-        self._transport.write(data)
+        if not self._outgoing:
+            asyncio.get_running_loop().call_soon(self._flush)
+        self._outgoing.append(data)
+
+    def _flush(self) -> None:
+        data, self._outgoing = b"".join(self._outgoing), []
+        if self._transport is not None and not self._transport.is_closing():
+            self._transport.write(data)  # lost with the link otherwise: its reader subscribes again
 
     def _check_health(self) -> None:
         if self._closed or self._transport is None or self._transport.is_closing():

@@ -85,6 +85,29 @@ async def test_it_logs_in_names_itself_then_subscribes(stand_in: StandIn):
         await subscriber.aclose()
 
 
+async def test_the_commands_of_one_turn_go_out_in_one_write(stand_in: StandIn):
+    subscriber = LinkSubscriber(options(stand_in.port))
+    try:
+        await subscriber.subscribe("a")
+        await asyncio.sleep(0)  # the turn ends: its SUBSCRIBE goes
+        transport = subscriber._transport
+        assert transport is not None
+        writes: list[bytes] = []
+        write = transport.write
+        transport.write = lambda data: (writes.append(bytes(data)), write(data))[1]  # type: ignore[method-assign]
+        for channel in ("b", "c", "d"):
+            await subscriber.subscribe(channel)  # connected already: no await gives the turn away
+        await subscriber.unsubscribe("a")
+        assert writes == []
+        await asyncio.sleep(0)
+        assert writes == [pack("SUBSCRIBE", "b") + pack("SUBSCRIBE", "c") + pack("SUBSCRIBE", "d")
+                          + pack("UNSUBSCRIBE", "a")]
+        confirmed = [await asyncio.wait_for(subscriber.get_message(timeout=None), 2) for _ in range(4)]
+        assert [m["channel"] for m in confirmed] == [b"a", b"b", b"c", b"d"]
+    finally:
+        await subscriber.aclose()
+
+
 async def test_a_link_answering_its_pings_stays_up(stand_in: StandIn):
     subscriber = LinkSubscriber(options(stand_in.port, health_check_interval=0.05),
                                 ignore_subscribe_messages=True)
