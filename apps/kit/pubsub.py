@@ -32,6 +32,7 @@ from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from apps.kit.linksub import LinkSubscriber, QueuedMessages
+from apps.kit.respack import link_class
 
 log = logging.getLogger("canaduck.pubsub")
 
@@ -113,7 +114,7 @@ def open_pubsub(redis: Redis, *, ignore_subscribe_messages: bool = False) -> Sub
     if is_cluster(redis):
         return ShardedSubscriber(redis, ignore_subscribe_messages=ignore_subscribe_messages)  # type: ignore[arg-type]
     pool = redis.connection_pool
-    if pool.connection_class is Connection:  # plain TCP (not TLS, a Unix socket or a double)
+    if link_class(pool.connection_class) is Connection:  # plain TCP (not TLS, a Unix socket or a double)
         return LinkSubscriber(pool.connection_kwargs, ignore_subscribe_messages=ignore_subscribe_messages)
     pubsub: PubSub = redis.pubsub(ignore_subscribe_messages=ignore_subscribe_messages)
     return pubsub  # type: ignore[return-value]

@@ -23,6 +23,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from apps.kit.autopipeline import AutoPipelinedRedis
 from apps.kit.redispool import FairBlockingPool
+from apps.kit.respack import with_hiredis_packing
 
 #: Commands the directory relies on; a server lacking them cannot expire a killed instance.
 REQUIRED_COMMANDS = ("HPEXPIRE", "HPTTL")
@@ -79,9 +80,15 @@ def connect(url: str, *, client_name: str, timeout: float = 2.0, username: str =
         options["retry"] = Retry(ExponentialWithJitterBackoff(base=0.05, cap=0.5), retries=3)
         return cast(Redis, RedisCluster.from_url(url, max_connections=pool_size or 100, **options))
     if pool_size is None:
-        return Redis.from_url(url, **options)
-    pool = FairBlockingPool.from_url(url, max_connections=pool_size, timeout=timeout, **options)
-    return AutoPipelinedRedis(connection_pool=pool, batch_size=batch_size)
+        client = Redis.from_url(url, **options)
+        pool = client.connection_pool
+    else:
+        pool = FairBlockingPool.from_url(url, max_connections=pool_size, timeout=timeout, **options)
+        client = AutoPipelinedRedis(connection_pool=pool, batch_size=batch_size)
+    # The URL chose the kind of link (TCP, TLS, a Unix socket); its connections, made as they
+    # are needed, pack their commands in C (apps/kit/respack.py).
+    pool.connection_class = with_hiredis_packing(pool.connection_class)
+    return client
 
 
 async def wait_until_reachable(client: Redis, timeout: float) -> None:
