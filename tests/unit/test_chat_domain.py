@@ -89,6 +89,17 @@ def test_events_round_trip_through_json():
     assert json.loads(channel.to_json())["v"] == 1
 
 
+def test_an_event_is_written_as_compact_json_with_its_text_as_it_is():
+    """Replicas of two versions share the bus during a rolling upgrade: an event is the JSON
+    the json module wrote before (compact, non-ASCII kept, control characters escaped)."""
+    line = Line("zoë!b@c", "QUIT", ["Quit: 😀 \"bye\"\\ \x01"], {"time": "t"}, id="q1")
+    event = ChannelEvent("ircd-1", "#café", line)
+    written = event.to_json()
+    assert written == json.dumps(json.loads(written), ensure_ascii=False, separators=(",", ":"))
+    assert "#café" in written and "😀" in written and "\\u0001" in written
+    assert ChannelEvent.from_json(written.encode()) == event
+
+
 @pytest.mark.parametrize("raw", [
     b"not json", b"[]", b'{"v": 2, "origin": "x", "channel": "#c", "line": {"command": "JOIN"}}',
     b'{"origin": "x", "channel": "#c", "line": {"command": "JOIN"}}',
