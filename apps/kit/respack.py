@@ -2,9 +2,11 @@
 
 redis-py's sync client packs with hiredis when it is installed (`HiredisRespSerializer`); its
 asyncio connections always pack in Python: 5.2 us a command of the gateway's (an EVALSHA or an
-HSET of a user's fields) against 0.9, and 9-12 % of a gateway's CPU in a wave of
+HSET of a user's fields) against 0.9, and about 12 % of a gateway's CPU in a wave of
 registrations (docs/ircd.md, "Registrations per second"). `with_hiredis_packing` gives a pool's
-connections hiredis's packer; what goes on the wire is byte for byte the same.
+connections hiredis's packer; what goes on the wire is byte for byte the same. A cluster's
+client (redis-py's RedisCluster) makes its nodes' connections itself, of its own class: they
+still pack in Python.
 """
 
 from __future__ import annotations
