@@ -15,7 +15,10 @@ from typing import Any
 
 import hiredis
 from redis.asyncio.connection import AbstractConnection
-from redis.exceptions import DataError
+from redis.connection import HiredisRespSerializer
+
+#: redis-py's own hiredis packer (its sync client's): what the fast path leaves to it.
+_REDIS_PY_PACKER = HiredisRespSerializer()
 
 
 class HiredisPacking(AbstractConnection):
@@ -24,17 +27,18 @@ class HiredisPacking(AbstractConnection):
 
     def pack_command(self, *args: Any) -> list[bytes]:
         encoder = self.encoder
-        if encoder.encoding.lower() not in ("utf-8", "utf8") or encoder.encoding_errors != "strict":
+        if encoder.encoding != "utf-8" or encoder.encoding_errors != "strict":
             return super().pack_command(*args)
-        # As redis-py does: a command name of several words ("CONFIG GET") is several arguments.
-        if isinstance(args[0], str):
-            args = (*args[0].encode().split(), *args[1:])
-        elif b" " in args[0]:
-            args = (*args[0].split(), *args[1:])
-        try:
-            return [hiredis.pack_command(args)]
-        except TypeError as exc:  # None, a bool, a dict...: redis-py's own error for them
-            raise DataError(f"Invalid input in command {args[0]!r}: {exc}") from exc
+        name = args[0]
+        if isinstance(name, str) and " " not in name:  # a name of one word: packed as it is
+            try:
+                return [hiredis.pack_command(args)]
+            except TypeError:
+                pass  # a bytearray, or what redis-py refuses: its packer says which
+        # redis-py's: a name of several words ("CONFIG GET") is several arguments, a bytearray
+        # is bytes, and anything else it cannot send is its DataError.
+        packed: list[bytes] = _REDIS_PY_PACKER.pack(*args)
+        return packed
 
 
 _PACKED: dict[type[AbstractConnection], type[AbstractConnection]] = {}

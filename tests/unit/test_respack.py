@@ -19,7 +19,7 @@ COMMANDS: list[tuple[Any, ...]] = [
     ("HSET", "{u}:user:1", "nick", "Zoë", "real", "", "away", "gone\r\nQUIT"),
     ("ZADD", "k", 1.5, "m", 0.1, "n", -0.0, "o", float("inf"), "p"),
     ("EXPIRE", "k", 2**70), ("X", -3, 1e20, 1 / 3),
-    ("PUBLISH", "c", b"\x00\xff raw", memoryview(b"view")),
+    ("PUBLISH", "c", b"\x00\xff raw", memoryview(b"view")), ("SET", "k", bytearray(b"mutable")),
     ("CONFIG GET", "maxmemory"), (b"CLIENT SETNAME", b"ircd/1"),
     ("EVALSHA", "a" * 40, 2, "k1", "k2", "x" * 70_000),
 ]
@@ -39,7 +39,7 @@ def test_a_command_is_packed_as_redis_py_packs_it(args: tuple[Any, ...]):
 
 @pytest.mark.parametrize("bad", [None, True, {"a": 1}, ["x"]], ids=repr)
 def test_what_cannot_be_sent_is_a_data_error_as_redis_pys(bad: Any):
-    with pytest.raises(DataError, match="SET"):
+    with pytest.raises(DataError):
         with_hiredis_packing(Connection)().pack_command("SET", "k", bad)
 
 
