@@ -675,6 +675,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--curve", type=replica_counts, default=None,
                         help="delivery scenarios: ours only, once per replica count given (e.g. 1,2,4), "
                              "and the scaling efficiency of deliveries/s")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="with --curve: run it this many times, every other round in reverse order "
+                             "(1,2,4 then 4,2,1...), and give each replica count's median (default 1)")
     parser.add_argument("--scaled-load", action="store_true",
                         help="with --curve, rooms and capacity: N replicas get N times the clients and "
                              "the messages, each its own share as N hosts would")
@@ -746,6 +749,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.quota and (why := cpuquota.available()):
         print(f"bench-irc: --quota: {why}", file=sys.stderr)
+        return 2
+    if args.rounds < 1 or (args.rounds > 1 and not args.curve):
+        print("bench-irc: --rounds: a number of rounds, 1 or more, for --curve", file=sys.stderr)
         return 2
     if args.scaled_load and (not args.curve or set(args.scenarios.split(",")) - {"rooms", "capacity"}):
         print("bench-irc: --scaled-load is for --curve with rooms or capacity (a hall's load grows "

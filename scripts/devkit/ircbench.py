@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import math
 import random
+import statistics
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -198,8 +199,9 @@ DELIVERY_KINDS = ("rooms", "hall", "capacity", "bighall")
 def shapes(wanted: list[str], args: argparse.Namespace) -> list[Shape]:
     """The delivery scenarios asked for, each with its defaults where a flag was not given.
 
-    With `--curve`, one per replica count; with `--scaled-load` too, N replicas get N times the
-    rooms and the messages, each its own share as N hosts would (rooms and capacity only).
+    With `--curve`, one per replica count (and per round, `curve_order`); with `--scaled-load`
+    too, N replicas get N times the rooms and the messages, each its own share as N hosts would
+    (rooms and capacity only).
     With `--window K`, a closed loop: K messages a replica await their echo at once."""
     tail = (" no-names" if args.no_implicit_names else "") + (" tls" if args.tls else "")
     tail += f" w{args.window}" if args.window else ""
@@ -215,7 +217,7 @@ def shapes(wanted: list[str], args: argparse.Namespace) -> list[Shape]:
             rate = args.hall_rate or (10 if kind == "hall" else 5)
         big = kind in ("capacity", "bighall")
         replicas = args.replicas or (max(2, math.ceil(rooms * size / PER_REPLICA)) if big else 2)
-        for count in args.curve or [replicas]:
+        for count in curve_order(args.curve, args.rounds) if args.curve else [replicas]:
             times = count if scaled else 1
             label = f"{kind} {rooms * times}x{size} @{rate * times:g}/s{tail}{held}"
             # A curve's rows differ by their replicas (and load) only: the label says how many.
@@ -226,6 +228,13 @@ def shapes(wanted: list[str], args: argparse.Namespace) -> list[Shape]:
     return out
 
 
+def curve_order(counts: list[int], rounds: int = 1) -> list[int]:
+    """The replica counts of a curve for `rounds` rounds, every other round in reverse order
+    (1, 2, 4, 4, 2, 1, 1, 2, 4...): a machine whose speed drifts during the runs then favours
+    no count, and each count's runs are spread over the whole series."""
+    return [n for r in range(rounds) for n in (counts if r % 2 == 0 else counts[::-1])]
+
+
 def holds(server: str) -> int:
     """How many clients a peer can take here: one process's open files, twice for InspIRCd's
     two linked servers; ours is not limited (it adds replicas)."""
@@ -234,15 +243,28 @@ def holds(server: str) -> int:
 
 def curve_result(rows: list[Row], quota: float, scaled: bool = False) -> str:
     """One scenario's rows at N = 1, 2, 4... replicas: deliveries/s at each, and the scaling
-    efficiency (deliveries/s at N over N times those at 1) where N = 1 ran."""
-    by_count = {len(r.replicas): r for r in rows}
+    efficiency (deliveries/s at N over N times those at 1) where N = 1 ran. Over several rounds
+    (`--rounds`), each count's figure is the median of its runs, the efficiency that of the
+    medians, and `efficiency_<n>_runs` gives each round's own (its k-th run of N against its
+    k-th run of 1)."""
+    by_count: dict[int, list[float]] = {}
+    for r in rows:
+        by_count.setdefault(len(r.replicas), []).append(r.deliveries_per_s)
+    medians = {n: statistics.median(runs) for n, runs in sorted(by_count.items())}
     fields = [f"curve={rows[0].scenario.split()[0]}", f"quota_cores={quota:g}"]
     fields += ["scaled_load=yes"] if scaled else []
-    fields += [f"deliveries_per_s_{n}={r.deliveries_per_s:.0f}" for n, r in sorted(by_count.items())]
-    if 1 in by_count and by_count[1].deliveries_per_s:
-        one = by_count[1].deliveries_per_s
-        fields += [f"efficiency_{n}={r.deliveries_per_s / (n * one):.2f}" for n, r in sorted(by_count.items())
-                   if n > 1]
+    rounds = max(len(runs) for runs in by_count.values())
+    fields += [f"rounds={rounds}"] if rounds > 1 else []
+    fields += [f"deliveries_per_s_{n}={rate:.0f}" for n, rate in medians.items()]
+    if medians.get(1):
+        fields += [f"efficiency_{n}={rate / (n * medians[1]):.2f}" for n, rate in medians.items() if n > 1]
+        if rounds > 1:
+            ones = by_count[1]
+            for n, runs in sorted(by_count.items()):
+                if n > 1:
+                    # A run that failed has no row: the rounds after it pair as they can.
+                    each = [rate / (n * one) for rate, one in zip(runs, ones, strict=False) if one]
+                    fields.append(f"efficiency_{n}_runs=" + ",".join(f"{e:.2f}" for e in each))
     fields.append(f"lost={sum(r.lost for r in rows)}")
     return "RESULT " + " ".join(fields)
 

@@ -19,6 +19,7 @@ from scripts.devkit.ircbench import (
     Row,
     bighall_result,
     capacity_result,
+    curve_order,
     curve_result,
     plans,
     shapes,
@@ -53,7 +54,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         room=20, rate=200.0, hall=None, hall_rate=None, replicas=int(given.get("replicas", 0)) or None,
         workers=2, no_implicit_names=False, tls=False, quota=float(given.get("quota", 0)),
         curve=[int(n) for n in given["curve"].split(",")] if "curve" in given else None,
-        scaled_load="scaled_load" in given, window=0)
+        rounds=int(given.get("rounds", 1)), scaled_load="scaled_load" in given, window=0)
 
 
 def test_the_capacity_scenario_takes_a_replica_per_18000_clients_and_a_generator_per_15000():
@@ -94,6 +95,33 @@ def test_a_curve_runs_each_scenario_at_each_replica_count_and_says_its_efficienc
     assert curve_result(rows, 0.25) == ("RESULT curve=rooms quota_cores=0.25 deliveries_per_s_1=1000 "
                                         "deliveries_per_s_2=1800 deliveries_per_s_4=3000 efficiency_2=0.90 "
                                         "efficiency_4=0.75 lost=0")
+
+
+def test_a_curve_over_rounds_goes_back_and_forth_so_that_a_drifting_machine_favours_no_count():
+    assert curve_order([1, 2, 4], 3) == [1, 2, 4, 4, 2, 1, 1, 2, 4]
+    assert curve_order([1, 4]) == [1, 4]
+    args = parse_args(["--scenarios", "rooms", "--curve", "1,4", "--rounds", "2", "--quota", "0.25"])
+    assert [s.replicas for s in shapes(["rooms"], args)] == [1, 4, 4, 1]
+
+
+def test_a_curve_over_rounds_gives_each_counts_median_and_each_rounds_own_efficiency():
+    def row(n: int, rate: float) -> Row:
+        return Row("rooms", "canaduck", 1000, deliveries_per_s=rate, expected=10, received=10,
+                   replicas=[ReplicaRow(f"ircd-{i}", 25, 80, 1) for i in range(n)])
+    # Three rounds, in the order they ran (1, 4, then 4, 1, then 1, 4).
+    rows = [row(1, 1000.0), row(4, 3600.0), row(4, 2800.0), row(1, 800.0), row(1, 1100.0), row(4, 4000.0)]
+    assert curve_result(rows, 0.15) == (
+        "RESULT curve=rooms quota_cores=0.15 rounds=3 deliveries_per_s_1=1000 deliveries_per_s_4=3600 "
+        "efficiency_4=0.90 efficiency_4_runs=0.90,0.88,0.91 lost=0")
+
+
+@pytest.mark.parametrize("flags", [["--rounds", "2"], ["--curve", "1,2", "--rounds", "0"]])
+def test_rounds_are_refused_without_a_curve_or_below_one(flags: list[str]):
+    done = subprocess.run([sys.executable, "-m", "scripts.bench_irc", "--servers", "canaduck",
+                           "--scenarios", "rooms", *flags],
+                          cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2, done.stderr
+    assert "--rounds: a number of rounds, 1 or more, for --curve" in done.stderr
 
 
 def test_a_scaled_curve_offers_n_replicas_n_times_the_rooms_and_the_messages():
