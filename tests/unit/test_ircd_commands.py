@@ -121,6 +121,70 @@ async def test_a_clean_up_redis_failed_is_tried_again_until_the_user_is_gone():
         await again.close(), await bob.close()
 
 
+async def names_in(client: LineClient, channel: str) -> list[str]:
+    """The nicks NAMES gives for `channel`, as `client` asks."""
+    await client.send(f"NAMES {channel}")
+    names = next(line for line in await client.sync() if " 353 " in line)
+    return names.split(channel, 1)[1].replace(":", "").replace("@", "").split()
+
+
+async def test_a_user_in_many_channels_leaves_them_all_at_once():
+    # Each channel is left on its own keys: twenty channels one after the other were twenty
+    # times the round trips of one, for every user that quits or is swept.
+    channels = [f"#c{i}" for i in range(5)]
+    async with running_gateway() as gateway:
+        alice, bob = await connect(gateway), await connect(gateway)
+        await alice.register("alice"), await bob.register("bob")
+        await alice.send(f"JOIN {','.join(channels)}"), await bob.send(f"JOIN {','.join(channels)}")
+        await alice.sync(), await bob.sync()
+        leave, at_once, most = gateway.store.leave, [0], [0]
+
+        async def counted(cf: str, uid: str) -> bool:
+            at_once[0] += 1
+            most[0] = max(most[0], at_once[0])
+            try:
+                await asyncio.sleep(0.01)
+                return await leave(cf, uid)
+            finally:
+                at_once[0] -= 1
+
+        gateway.store.leave = counted  # type: ignore[method-assign]
+        await alice.send("QUIT :bye")
+        await alice.sync_closed()
+        assert most[0] == len(channels)
+        for channel in channels:
+            assert await names_in(bob, channel) == ["bob"]
+        assert gateway.roster.local.keys() == set(channels)  # bob's, and alice is in none of them
+        assert all(c.nick == "bob" for members in gateway.roster.local.values() for c in members)
+        await bob.close()
+
+
+async def test_a_channel_redis_did_not_take_is_left_on_the_next_try_and_the_others_at_once():
+    channels = ["#a", "#b", "#c"]
+    async with running_gateway(cleanup_retry=0.01, cleanup_retry_cap=0.02) as gateway:
+        alice, bob = await connect(gateway), await connect(gateway)
+        await alice.register("alice"), await bob.register("bob")
+        await alice.send("JOIN #a,#b,#c"), await bob.send("JOIN #a,#b,#c")
+        await alice.sync(), await bob.sync()
+        leave, tried = gateway.store.leave, []
+
+        async def failing_once_on_b(cf: str, uid: str) -> bool:
+            tried.append(cf)
+            if cf == "#b" and tried.count("#b") == 1:
+                raise RedisError("No connection available.")
+            return await leave(cf, uid)
+
+        gateway.store.leave = failing_once_on_b  # type: ignore[method-assign]
+        await alice.send("QUIT :bye")
+        await alice.sync_closed()  # closed once its state is freed: after the second try
+        assert sorted(tried) == ["#a", "#b", "#b", "#c"]  # the channels left were not asked again
+        for channel in channels:
+            assert await names_in(bob, channel) == ["bob"]
+        again = await connect(gateway)
+        assert commands(await again.register("alice"))[0] == "001"
+        await again.close(), await bob.close()
+
+
 async def test_an_address_whose_uncounting_failed_is_uncounted_later_not_held_at_its_limit():
     async with running_gateway(cleanup_retry=0.01, cleanup_retry_cap=0.02,
                                max_connections_per_ip=1) as gateway:

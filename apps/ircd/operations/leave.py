@@ -9,6 +9,8 @@ the account's connections).
 
 from __future__ import annotations
 
+import asyncio
+
 from apps.chat.records import User, WhowasEntry
 from apps.ircd.client import Client
 from apps.ircd.context import Context, quietly
@@ -48,12 +50,26 @@ async def leave(ctx: Context, user: User, reason: str, *, client: Client | None 
         await playback.keep_in(ctx, sorted(channels), line)
     # Before the clean-up: a watcher must hear this offline before a newcomer's online.
     await monitor.tell_offline(ctx, user.uid, nick_cf, user.nick)
-    for cf in channels:
-        await store.leave(cf, user.uid)
-        if client is not None:
-            await ctx.roster.left(client, cf)
+    await _leave_all(ctx, user, sorted(channels), client)
     entry = WhowasEntry.of(user, ctx.name, ctx.clock())
     await store.remember(nick_cf, entry, ctx.settings.whowas_length)
     await store.delete_user(user)
     if client is not None:
         await ctx.roster.unfollow_nick(client, user.nick)
+
+
+async def _leave_all(ctx: Context, user: User, channels: list[str], client: Client | None) -> None:
+    """`user` leaves `channels`, all at once: each is left on its own keys, so a user in twenty
+    channels takes the round trips of one, not of twenty one after the other. A channel Redis
+    did not take is raised once the others are left, for the caller to try again (a
+    connection's clean-up does, apps/ircd/retry.py); those left are out of the client's."""
+    leaving = (ctx.store.leave(cf, user.uid) for cf in channels)
+    outcomes = await asyncio.gather(*leaving, return_exceptions=True)
+    failed: BaseException | None = None
+    for cf, outcome in zip(channels, outcomes, strict=True):
+        if isinstance(outcome, BaseException):
+            failed = failed or outcome
+        elif client is not None:
+            await ctx.roster.left(client, cf)
+    if failed is not None:
+        raise failed
