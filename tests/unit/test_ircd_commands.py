@@ -159,41 +159,6 @@ async def test_a_user_in_many_channels_leaves_them_all_at_once():
         await bob.close()
 
 
-async def test_a_leaving_users_independent_steps_share_their_round_trips():
-    # The nick's release with the read of the user's channels, and its WHOWAS entry with the
-    # deletion of its record: neither of a pair reads what the other writes.
-    async with running_gateway() as gateway:
-        alice, bob = await connect(gateway), await connect(gateway)
-        await alice.register("alice"), await bob.register("bob")
-        await alice.send("JOIN #room"), await bob.send("JOIN #room")
-        await alice.sync(), await bob.sync()
-        store, running, overlapped = gateway.store, set(), []
-
-        def probed(name: str) -> None:
-            step = getattr(store, name)
-
-            async def run(*args: object) -> object:
-                running.add(name)
-                await asyncio.sleep(0.01)
-                overlapped.append(frozenset(running))
-                try:
-                    return await step(*args)
-                finally:
-                    running.discard(name)
-            setattr(store, name, run)
-
-        for name in ("release_nick", "user_channels", "remember", "delete_user"):
-            probed(name)
-        await alice.send("QUIT :bye")
-        await alice.sync_closed()
-        assert frozenset({"release_nick", "user_channels"}) in overlapped
-        assert frozenset({"remember", "delete_user"}) in overlapped
-        await bob.send("WHOWAS alice")
-        assert " 314 bob alice " in " ".join(await bob.sync())
-        assert await store.uid_of("alice") is None and await names_in(bob, "#room") == ["bob"]
-        await bob.close()
-
-
 async def test_a_channel_redis_did_not_take_is_left_on_the_next_try_and_the_others_at_once():
     channels = ["#a", "#b", "#c"]
     async with running_gateway(cleanup_retry=0.01, cleanup_retry_cap=0.02) as gateway:

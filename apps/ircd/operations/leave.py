@@ -39,10 +39,9 @@ async def leave(ctx: Context, user: User, reason: str, *, client: Client | None 
     is one of this replica's (None: a user of a dead replica, swept)."""
     store, nick_cf = ctx.store, casefold(user.nick)
     # The nick is free before anyone sees the QUIT: a client that reconnects as soon as it
-    # sees its old link quit (the web page logging out and in) gets its nick back. Its
-    # channels are read in the same round trip.
-    _, held = await asyncio.gather(store.release_nick(nick_cf, user.uid), store.user_channels(user.uid))
-    channels = held | (client.channels if client else set())
+    # sees its old link quit (the web page logging out and in) gets its nick back.
+    await store.release_nick(nick_cf, user.uid)
+    channels = await store.user_channels(user.uid) | (client.channels if client else set())
     line = user_line(user.prefix, user.account, "QUIT", [reason], ctx.clock(), id=ctx.new_id())
     ctx.delivery.seen(line).update({user.uid, client.device} if client else {user.uid})
     if channels:
@@ -53,8 +52,8 @@ async def leave(ctx: Context, user: User, reason: str, *, client: Client | None 
     await monitor.tell_offline(ctx, user.uid, nick_cf, user.nick)
     await _leave_all(ctx, user, sorted(channels), client)
     entry = WhowasEntry.of(user, ctx.name, ctx.clock())
-    # Keys neither reads: one round trip for both.
-    await asyncio.gather(store.remember(nick_cf, entry, ctx.settings.whowas_length), store.delete_user(user))
+    await store.remember(nick_cf, entry, ctx.settings.whowas_length)
+    await store.delete_user(user)
     if client is not None:
         await ctx.roster.unfollow_nick(client, user.nick)
 
