@@ -12,28 +12,13 @@ from apps.chat.conversations import EVENT_COMMANDS
 from apps.chat.settings import ChatSettings
 
 
-class IrcdSettings(ChatSettings):
-    """Kit settings plus the IRC listeners, the server's identity and its limits."""
+class LoadSettings(ChatSettings):
+    """How a replica holds up under load: its garbage collector, its accept queue and door,
+    the work of many connections it runs at once, its Redis connections."""
 
-    service_name: str = "ircd"
     #: About 70 times CPython's 700: a wave of 7,000 joins to one channel ran one full collection
     #: a replica where it ran 32, pauses up to 215 ms (docs/ircd.md, "CPU of a join wave").
     gc_young_threshold: int = Field(default=50_000, ge=1)
-    #: Address the IRC listeners bind; empty: the same as HOST.
-    irc_host: str = ""
-    irc_port: int = Field(default=6667, ge=0, le=65535)
-    #: IRC over TLS, served only when both TLS_CERT and TLS_KEY are set.
-    irc_tls_port: int = Field(default=6697, ge=0, le=65535)
-    #: One address for every replica on this host: when set, each replica also listens on
-    #: these ports with SO_REUSEPORT, and the kernel hands each new connection to one of the
-    #: live listeners (a dead replica's listener is gone, so a reconnecting client lands on a
-    #: live one). 0: no shared listener. The TLS one is served only with TLS_CERT and TLS_KEY.
-    irc_shared_port: int = Field(default=0, ge=0, le=65535)
-    irc_tls_shared_port: int = Field(default=0, ge=0, le=65535)
-    #: IRC from a TCP balancer speaking the PROXY protocol v2 (compose's HAProxy, proxy/irc/): a
-    #: header says who the client is and whether it came over TLS. Believed only from
-    #: TRUSTED_PROXIES, any other peer closed at once. Never publish it. 0: no such listener.
-    irc_proxy_port: int = Field(default=0, ge=0, le=65535)
     #: Connections the kernel queues for each listener before the replica accepts them (capped
     #: by net.core.somaxconn). asyncio's 100 overflows when a dead replica's clients all come
     #: back: dropped SYNs are retried after 1, 3, 7... s, which a reconnect storm then waits for.
@@ -53,6 +38,42 @@ class IrcdSettings(ChatSettings):
     #: 0: the process's open-file limit less IRC_FILES_KEPT, kept for the replica's own needs.
     irc_max_connections: int = Field(default=0, ge=0)
     irc_files_kept: int = Field(default=512, ge=0)
+    #: Channels whose members one replica reads at once for NAMES (apps/ircd/names.py), the
+    #: others waiting their turn. Each read holds its channel's members while it runs, and the
+    #: process keeps the memory its peak took: fewer, less memory when many large channels are
+    #: joined at once, and their joins answered more slowly.
+    names_at_once: int = Field(default=8, ge=1)
+    #: In a channel with at least this many members on a replica, others' JOIN, PART and QUIT
+    #: lines go to those members within PRESENCE_DELAY seconds, several in one write (a line
+    #: that cannot wait takes them along): a join wave costs far fewer writes (docs/ircd.md).
+    presence_wait_members: int = Field(default=200, ge=1)
+    presence_delay: float = Field(default=0.1, ge=0, le=2)
+    #: Redis connections of one replica (more concurrent commands wait for a free one), and the
+    #: commands of one event-loop turn sent as one pipeline, at most (apps/kit/autopipeline.py).
+    redis_pool_size: int = Field(default=64, ge=2, le=10_000)
+    redis_batch_size: int = Field(default=256, ge=1, le=100_000)
+
+
+class IrcdSettings(LoadSettings):
+    """Kit settings plus the IRC listeners, the server's identity and its limits (those under
+    load in `LoadSettings`)."""
+
+    service_name: str = "ircd"
+    #: Address the IRC listeners bind; empty: the same as HOST.
+    irc_host: str = ""
+    irc_port: int = Field(default=6667, ge=0, le=65535)
+    #: IRC over TLS, served only when both TLS_CERT and TLS_KEY are set.
+    irc_tls_port: int = Field(default=6697, ge=0, le=65535)
+    #: One address for every replica on this host: when set, each replica also listens on
+    #: these ports with SO_REUSEPORT, and the kernel hands each new connection to one of the
+    #: live listeners (a dead replica's listener is gone, so a reconnecting client lands on a
+    #: live one). 0: no shared listener. The TLS one is served only with TLS_CERT and TLS_KEY.
+    irc_shared_port: int = Field(default=0, ge=0, le=65535)
+    irc_tls_shared_port: int = Field(default=0, ge=0, le=65535)
+    #: IRC from a TCP balancer speaking the PROXY protocol v2 (compose's HAProxy, proxy/irc/): a
+    #: header says who the client is and whether it came over TLS. Believed only from
+    #: TRUSTED_PROXIES, any other peer closed at once. Never publish it. 0: no such listener.
+    irc_proxy_port: int = Field(default=0, ge=0, le=65535)
     tls_cert: str = ""
     tls_key: str = ""
     #: IRCv3 STS (a policy that clients connect only over TLS), offered only with TLS served:
@@ -114,16 +135,6 @@ class IrcdSettings(ChatSettings):
     #: command at a time on a replica (another: 263); WHO answers WHO_LIMIT users at most.
     who_limit: int = Field(default=500, ge=1)
     scan_slice: int = Field(default=1000, ge=1)
-    #: Channels whose members one replica reads at once for NAMES (apps/ircd/names.py), the
-    #: others waiting their turn. Each read holds its channel's members while it runs, and the
-    #: process keeps the memory its peak took: fewer, less memory when many large channels are
-    #: joined at once, and their joins answered more slowly.
-    names_at_once: int = Field(default=8, ge=1)
-    #: In a channel with at least this many members on a replica, others' JOIN, PART and QUIT
-    #: lines go to those members within PRESENCE_DELAY seconds, several in one write (a line
-    #: that cannot wait takes them along): a join wave costs far fewer writes (docs/ircd.md).
-    presence_wait_members: int = Field(default=200, ge=1)
-    presence_delay: float = Field(default=0.1, ge=0, le=2)
     #: One account, many devices (docs/chat.md): a connection logged in to an account that
     #: asks for the nick its account's user holds becomes one more device of that user.
     multi_device: bool = True
@@ -150,11 +161,6 @@ class IrcdSettings(ChatSettings):
         {"+draft/react", "+react", "+draft/unreact", "+unreact", "+draft/persist", "+persist"})
     #: Seconds between two looks for dead replicas whose users must be cleaned up.
     sweep_interval: float = Field(default=5.0, gt=0)
-    #: Redis connections of one replica (more concurrent commands wait for a free one), and the
-    #: commands of one event-loop turn sent as one pipeline, at most (apps/kit/autopipeline.py).
-    redis_pool_size: int = Field(default=64, ge=2, le=10_000)
-    redis_batch_size: int = Field(default=256, ge=1, le=100_000)
-
     @field_validator("history_events", "history_tagmsg_tags", mode="before")
     @classmethod
     def _comma_separated(cls, value: object) -> object:
