@@ -40,6 +40,7 @@ class Listeners:
         self._door = door
         #: What a connection leaves behind is undone however busy Redis is (apps/ircd/retry.py).
         self._until_done = UntilDone(ctx.settings)
+        self._cleanups = asyncio.Semaphore(ctx.settings.irc_cleanups_at_once)
         self._flusher = Flusher(ctx.settings.presence_delay)
         self._servers: list[asyncio.AbstractServer] = []
         self._tasks: set[asyncio.Task[None]] = set()
@@ -152,7 +153,8 @@ class Listeners:
         same nick at once. Then its address is counted one connection fewer."""
         ctx = self._ctx
         try:
-            await self._until_done.run(f"cleanup of {client.uid}", lambda: self._leave(client))
+            async with self._cleanups:
+                await self._until_done.run(f"cleanup of {client.uid}", lambda: self._leave(client))
         except Exception:
             log.exception("cleanup of %s failed", client.uid)
         try:

@@ -34,6 +34,10 @@ class LoadSettings(ChatSettings):
     #: Commands waiting for a registration turn past which a new connection is told to come
     #: back later, as past IRC_ADMISSION_LAG. 0: no limit.
     irc_registrations_waiting: int = Field(default=1000, ge=0)
+    #: Connections' clean-ups (apps/ircd/operations/leave.py) that run at once; the others
+    #: wait, each with its connection still open. Thousands of connections ending together
+    #: each held their clean-up's whole chain of Redis calls alive at once.
+    irc_cleanups_at_once: int = Field(default=64, ge=1)
     #: Connections this replica holds at most; past them a new one is told to come back later.
     #: 0: the process's open-file limit less IRC_FILES_KEPT, kept for the replica's own needs.
     irc_max_connections: int = Field(default=0, ge=0)

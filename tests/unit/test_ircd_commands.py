@@ -185,6 +185,33 @@ async def test_a_channel_redis_did_not_take_is_left_on_the_next_try_and_the_othe
         await again.close(), await bob.close()
 
 
+async def test_connections_ending_together_are_cleaned_up_a_few_at_a_time():
+    # Thousands of connections ending at once each held its clean-up's chain of Redis calls
+    # alive at once: the garbage collector walked them all, again and again (docs/ircd.md).
+    async with running_gateway(irc_cleanups_at_once=2) as gateway:
+        clients = [await connect(gateway) for _ in range(6)]
+        for i, client in enumerate(clients):
+            await client.register(f"user{i}")
+        release_nick, at_once, most = gateway.store.release_nick, [0], [0]
+
+        async def counted(nick_cf: str, uid: str) -> None:
+            at_once[0] += 1
+            most[0] = max(most[0], at_once[0])
+            try:
+                await asyncio.sleep(0.01)
+                await release_nick(nick_cf, uid)
+            finally:
+                at_once[0] -= 1
+
+        gateway.store.release_nick = counted  # type: ignore[method-assign]
+        for client in clients:
+            await client.send("QUIT")
+        for client in clients:
+            await client.sync_closed()
+        assert most[0] == 2
+        assert [await gateway.store.uid_of(f"user{i}") for i in range(6)] == [None] * 6
+
+
 async def test_an_address_whose_uncounting_failed_is_uncounted_later_not_held_at_its_limit():
     async with running_gateway(cleanup_retry=0.01, cleanup_retry_cap=0.02,
                                max_connections_per_ip=1) as gateway:
