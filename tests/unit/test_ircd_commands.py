@@ -91,15 +91,22 @@ async def test_a_registration_redis_failed_half_way_is_closed_with_a_reason_and_
     await again.close()
 
 
+async def alice_and_bob_in(gateway: IrcServer, channels: str) -> tuple[LineClient, LineClient]:
+    """alice and bob, registered, both in `channels` (comma-separated)."""
+    alice, bob = await connect(gateway), await connect(gateway)
+    for client, nick in ((alice, "alice"), (bob, "bob")):
+        await client.register(nick)
+        await client.send(f"JOIN {channels}")
+        await client.sync()
+    return alice, bob
+
+
 async def test_a_clean_up_redis_failed_is_tried_again_until_the_user_is_gone():
     # Thousands of connections ending at once find no pooled connection to Redis free within
     # REDIS_TIMEOUT: given up, each would leave a ghost holding its nick and its channels on
     # a live replica, which no sweep clears.
     async with running_gateway(cleanup_retry=0.01, cleanup_retry_cap=0.02) as gateway:
-        alice, bob = await connect(gateway), await connect(gateway)
-        await alice.register("alice"), await bob.register("bob")
-        await alice.send("JOIN #room"), await bob.send("JOIN #room")
-        await alice.sync(), await bob.sync()
+        alice, bob = await alice_and_bob_in(gateway, "#room")
         release_nick, failures = gateway.store.release_nick, []
 
         async def failing_thrice(nick_cf: str, uid: str) -> None:
@@ -121,6 +128,26 @@ async def test_a_clean_up_redis_failed_is_tried_again_until_the_user_is_gone():
         await again.close(), await bob.close()
 
 
+class AtOnce:
+    """Counts how many calls of `owner`'s async method `name` run at once (the `most`): each
+    call, put in its place, waits a moment before it runs, so that calls made together overlap."""
+
+    def __init__(self, owner: object, name: str) -> None:
+        self.running = self.most = 0
+        step = getattr(owner, name)
+
+        async def counted(*args: object) -> object:
+            self.running += 1
+            self.most = max(self.most, self.running)
+            try:
+                await asyncio.sleep(0.01)
+                return await step(*args)
+            finally:
+                self.running -= 1
+
+        setattr(owner, name, counted)
+
+
 async def names_in(client: LineClient, channel: str) -> list[str]:
     """The nicks NAMES gives for `channel`, as `client` asks."""
     await client.send(f"NAMES {channel}")
@@ -133,25 +160,11 @@ async def test_a_user_in_many_channels_leaves_them_all_at_once():
     # times the round trips of one, for every user that quits or is swept.
     channels = [f"#c{i}" for i in range(5)]
     async with running_gateway() as gateway:
-        alice, bob = await connect(gateway), await connect(gateway)
-        await alice.register("alice"), await bob.register("bob")
-        await alice.send(f"JOIN {','.join(channels)}"), await bob.send(f"JOIN {','.join(channels)}")
-        await alice.sync(), await bob.sync()
-        leave, at_once, most = gateway.store.leave, [0], [0]
-
-        async def counted(cf: str, uid: str) -> bool:
-            at_once[0] += 1
-            most[0] = max(most[0], at_once[0])
-            try:
-                await asyncio.sleep(0.01)
-                return await leave(cf, uid)
-            finally:
-                at_once[0] -= 1
-
-        gateway.store.leave = counted  # type: ignore[method-assign]
+        alice, bob = await alice_and_bob_in(gateway, ",".join(channels))
+        leaves = AtOnce(gateway.store, "leave")
         await alice.send("QUIT :bye")
         await alice.sync_closed()
-        assert most[0] == len(channels)
+        assert leaves.most == len(channels)
         for channel in channels:
             assert await names_in(bob, channel) == ["bob"]
         assert gateway.roster.local.keys() == set(channels)  # bob's, and alice is in none of them
@@ -162,10 +175,7 @@ async def test_a_user_in_many_channels_leaves_them_all_at_once():
 async def test_a_channel_redis_did_not_take_is_left_on_the_next_try_and_the_others_at_once():
     channels = ["#a", "#b", "#c"]
     async with running_gateway(cleanup_retry=0.01, cleanup_retry_cap=0.02) as gateway:
-        alice, bob = await connect(gateway), await connect(gateway)
-        await alice.register("alice"), await bob.register("bob")
-        await alice.send("JOIN #a,#b,#c"), await bob.send("JOIN #a,#b,#c")
-        await alice.sync(), await bob.sync()
+        alice, bob = await alice_and_bob_in(gateway, ",".join(channels))
         leave, tried = gateway.store.leave, []
 
         async def failing_once_on_b(cf: str, uid: str) -> bool:
@@ -192,23 +202,12 @@ async def test_connections_ending_together_are_cleaned_up_a_few_at_a_time():
         clients = [await connect(gateway) for _ in range(6)]
         for i, client in enumerate(clients):
             await client.register(f"user{i}")
-        release_nick, at_once, most = gateway.store.release_nick, [0], [0]
-
-        async def counted(nick_cf: str, uid: str) -> None:
-            at_once[0] += 1
-            most[0] = max(most[0], at_once[0])
-            try:
-                await asyncio.sleep(0.01)
-                await release_nick(nick_cf, uid)
-            finally:
-                at_once[0] -= 1
-
-        gateway.store.release_nick = counted  # type: ignore[method-assign]
+        releases = AtOnce(gateway.store, "release_nick")
         for client in clients:
             await client.send("QUIT")
         for client in clients:
             await client.sync_closed()
-        assert most[0] == 2
+        assert releases.most == 2
         assert [await gateway.store.uid_of(f"user{i}") for i in range(6)] == [None] * 6
 
 
