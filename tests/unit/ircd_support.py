@@ -43,6 +43,7 @@ class GatewaySettings(TypedDict, total=False):
     flood_window: float
     history_events: str
     irc_admission_lag: float
+    irc_cleanups_at_once: int
     irc_max_connections: int
     irc_opers: str
     irc_password: str
@@ -135,6 +136,26 @@ class LineClient:
         self.writer.close()
         with contextlib.suppress(Exception):
             await self.writer.wait_closed()
+
+
+class AtOnce:
+    """Counts how many calls of `owner`'s async method `name` run at once (the `most`): each
+    call, put in its place, waits a moment before it runs, so that calls made together overlap."""
+
+    def __init__(self, owner: object, name: str) -> None:
+        self.running = self.most = 0
+        step = getattr(owner, name)
+
+        async def counted(*args: object) -> object:
+            self.running += 1
+            self.most = max(self.most, self.running)
+            try:
+                await asyncio.sleep(0.01)
+                return await step(*args)
+            finally:
+                self.running -= 1
+
+        setattr(owner, name, counted)
 
 
 def commands(lines: list[str]) -> list[str]:

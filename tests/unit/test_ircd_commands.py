@@ -13,6 +13,7 @@ from redis.exceptions import RedisError
 from apps.ircd.lines import server_time
 from apps.ircd.server import IrcServer
 from tests.unit.ircd_support import (
+    AtOnce,
     Clock,
     LineClient,
     commands,
@@ -126,26 +127,6 @@ async def test_a_clean_up_redis_failed_is_tried_again_until_the_user_is_gone():
         names = next(line for line in await bob.sync() if " 353 " in line)
         assert names.split("#room", 1)[1].replace(":", "").split() == ["bob"]  # alice's ghost is not in it
         await again.close(), await bob.close()
-
-
-class AtOnce:
-    """Counts how many calls of `owner`'s async method `name` run at once (the `most`): each
-    call, put in its place, waits a moment before it runs, so that calls made together overlap."""
-
-    def __init__(self, owner: object, name: str) -> None:
-        self.running = self.most = 0
-        step = getattr(owner, name)
-
-        async def counted(*args: object) -> object:
-            self.running += 1
-            self.most = max(self.most, self.running)
-            try:
-                await asyncio.sleep(0.01)
-                return await step(*args)
-            finally:
-                self.running -= 1
-
-        setattr(owner, name, counted)
 
 
 async def names_in(client: LineClient, channel: str) -> list[str]:

@@ -22,7 +22,7 @@ from apps.ircd.protocol import MAX_LINE
 from apps.ircd.server import IrcServer
 from apps.ircd.store import Store
 from apps.ircd.store import users as users_store
-from tests.unit.ircd_support import commands, connect, running_gateway
+from tests.unit.ircd_support import AtOnce, commands, connect, running_gateway
 
 #: Members of the large channel: several slices of the small chunk the tests set, not a multiple.
 LARGE = 123
@@ -250,27 +250,14 @@ async def test_a_read_starts_after_the_call_so_a_joiner_finds_itself(gateway: Ir
     assert len((await first).members) in (3, 4)
 
 
-async def test_reads_of_different_channels_are_bounded(gateway: IrcServer, monkeypatch: pytest.MonkeyPatch):
+async def test_reads_of_different_channels_are_bounded(gateway: IrcServer):
     store = gateway.store
     for i in range(5):
         await seed(store, f"#c{i}", f"#C{i}", 3)
-    active = most = 0
-    member_statuses = store.member_statuses
-
-    async def tracked(cf: str) -> dict[bytes, bytes]:
-        nonlocal active, most
-        active += 1
-        most = max(most, active)
-        try:
-            await asyncio.sleep(0.05)
-            return await member_statuses(cf)
-        finally:
-            active -= 1
-
-    monkeypatch.setattr(store, "member_statuses", tracked)
+    statuses = AtOnce(store, "member_statuses")
     reads = MemberReads(store, 2)
     rolls = await asyncio.gather(*(reads.members(f"#c{i}") for i in range(5)))
-    assert most == 2 and all(len(roll.members) == 3 for roll in rolls)
+    assert statuses.most == 2 and all(len(roll.members) == 3 for roll in rolls)
 
 
 async def test_a_failed_read_fails_its_names_and_the_next_one_reads_again(gateway: IrcServer,
