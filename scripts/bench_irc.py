@@ -629,6 +629,11 @@ def cores(text: str) -> float:
     return value
 
 
+def cpu_list(cpus: set[int]) -> str:
+    """CPU numbers as `--pin` prints them: 1, or 2+3."""
+    return "+".join(str(cpu) for cpu in sorted(cpus))
+
+
 def replica_counts(text: str) -> list[int]:
     """`--curve`: replica counts, comma separated, each at least 1."""
     try:
@@ -678,6 +683,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=1,
                         help="with --curve: run it this many times, every other round in reverse order "
                              "(1,2,4 then 4,2,1...), and give each replica count's median (default 1)")
+    parser.add_argument("--pin", action="store_true",
+                        help="with --curve and --quota: our replicas on the machine's last CPU(s), as "
+                             "many as their quotas add up to at the largest count, Redis and the load "
+                             "generator on the others, the same at every count (no replica then shares a "
+                             "core with its load generator, as none would on N hosts)")
     parser.add_argument("--scaled-load", action="store_true",
                         help="with --curve, rooms and capacity: N replicas get N times the clients and "
                              "the messages, each its own share as N hosts would")
@@ -753,6 +763,20 @@ def main(argv: list[str] | None = None) -> int:
     if args.rounds < 1 or (args.rounds > 1 and not args.curve):
         print("bench-irc: --rounds: a number of rounds, 1 or more, for --curve", file=sys.stderr)
         return 2
+    if args.pin:
+        if not (args.curve and args.quota):
+            print("bench-irc: --pin is for --curve with --quota", file=sys.stderr)
+            return 2
+        try:
+            args.replica_cpus, others = cpuquota.cpu_layout(max(args.curve) * args.quota,
+                                                            os.sched_getaffinity(0))
+        except ValueError as exc:
+            print(f"bench-irc: --pin: {exc}", file=sys.stderr)
+            return 2
+        # Redis and the load generator's processes are started from here and keep this.
+        os.sched_setaffinity(0, others)
+        print(f"bench-irc: --pin: our replicas on CPU {cpu_list(args.replica_cpus)}, Redis and the "
+              f"load generator on CPU {cpu_list(others)}", file=sys.stderr)
     if args.scaled_load and (not args.curve or set(args.scenarios.split(",")) - {"rooms", "capacity"}):
         print("bench-irc: --scaled-load is for --curve with rooms or capacity (a hall's load grows "
               "with its members squared)", file=sys.stderr)
@@ -845,7 +869,8 @@ def delivery(servers: list[str], wanted: list[str], args: argparse.Namespace) ->
     results: tuple[tuple[str, Callable[[list[Row]], str]], ...] = (
         ("rooms,hall", delivery_result), ("capacity", capacity_result), ("bighall", bighall_result))
     if args.curve:
-        curve = functools.partial(curve_result, quota=args.quota, scaled=args.scaled_load)
+        curve = functools.partial(curve_result, quota=args.quota, scaled=args.scaled_load,
+                                  replica_cpus=cpu_list(args.replica_cpus) if args.pin else "")
         results = tuple((kind, curve) for kind in DELIVERY_KINDS)
     for kinds, result in results:
         ran = [r for r in rows if r.scenario.split()[0] in kinds.split(",")]
@@ -894,6 +919,8 @@ def run_one(server: str, shape: Shape, args: argparse.Namespace) -> Row:
             if quotas is not None:
                 for gateway in gateways:
                     quotas.hold(gateway.name, [gateway.proc.pid])
+                    if args.pin:
+                        cpuquota.pin(gateway.proc.pid, args.replica_cpus)
             label = f"canaduck ({shape.replicas} replicas)"
         ports = [g.listen_port for g in gateways]
         replicas = [Replica(g.name, g.proc.pid, f"http://127.0.0.1:{g.spec.http_port}/metrics"

@@ -8,11 +8,17 @@ replicas get N times the CPU, and what does not scale shows.
 
 Needs root and the cgroup v1 `cpu` controller mounted at /sys/fs/cgroup/cpu (`available()`
 says why not otherwise). Groups are made under `canaduck-quota/` and removed by `release()`.
+
+A quota bounds a replica's CPU time, not where it runs: on a shared machine the scheduler may
+run a lone replica on the core of the load generator it talks to, which none of N hosts
+would do, and less often when there are four of them. `cpu_layout()` and `pin()` keep the
+replicas on CPUs of their own and the rest off them, the same way at every N.
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 from collections.abc import Iterable
 from pathlib import Path
@@ -28,6 +34,23 @@ def available(root: Path = CPU_ROOT) -> str | None:
     if not os.access(root, os.W_OK):
         return f"{root} is not writable (run as root)"
     return None
+
+
+def cpu_layout(replica_cores: float, cpus: Iterable[int]) -> tuple[set[int], set[int]]:
+    """The CPUs for the replicas and those for everything else: the last of `cpus`, as many as
+    the replicas' quotas add up to (at least one), and the others (at least one)."""
+    ordered = sorted(cpus)
+    if len(ordered) < 2:
+        raise ValueError(f"{len(ordered)} CPU: one is needed for the replicas and one for the rest")
+    count = min(len(ordered) - 1, max(1, math.ceil(replica_cores)))
+    return set(ordered[-count:]), set(ordered[:-count])
+
+
+def pin(pid: int, cpus: set[int], proc: Path = Path("/proc")) -> None:
+    """Hold every thread of process `pid` to `cpus` (threads started later inherit it)."""
+    for task in (proc / str(pid) / "task").iterdir():
+        with contextlib.suppress(ProcessLookupError):
+            os.sched_setaffinity(int(task.name), cpus)
 
 
 class CpuQuotas:

@@ -241,18 +241,19 @@ def holds(server: str) -> int:
     return {"ngircd": client_limit(), "inspircd": 2 * client_limit()}.get(server, 1 << 62)
 
 
-def curve_result(rows: list[Row], quota: float, scaled: bool = False) -> str:
+def curve_result(rows: list[Row], quota: float, scaled: bool = False, replica_cpus: str = "") -> str:
     """One scenario's rows at N = 1, 2, 4... replicas: deliveries/s at each, and the scaling
     efficiency (deliveries/s at N over N times those at 1) where N = 1 ran. Over several rounds
     (`--rounds`), each count's figure is the median of its runs, the efficiency that of the
     medians, and `efficiency_<n>_runs` gives each round's own (its k-th run of N against its
-    k-th run of 1)."""
+    k-th run of 1). `replica_cpus`: the CPUs the replicas were pinned to (`--pin`), if they were."""
     by_count: dict[int, list[float]] = {}
     for r in rows:
         by_count.setdefault(len(r.replicas), []).append(r.deliveries_per_s)
     medians = {n: statistics.median(runs) for n, runs in sorted(by_count.items())}
     fields = [f"curve={rows[0].scenario.split()[0]}", f"quota_cores={quota:g}"]
     fields += ["scaled_load=yes"] if scaled else []
+    fields += [f"replica_cpus={replica_cpus}"] if replica_cpus else []
     rounds = max(len(runs) for runs in by_count.values())
     fields += [f"rounds={rounds}"] if rounds > 1 else []
     fields += [f"deliveries_per_s_{n}={rate:.0f}" for n, rate in medians.items()]

@@ -124,6 +124,24 @@ def test_rounds_are_refused_without_a_curve_or_below_one(flags: list[str]):
     assert "--rounds: a number of rounds, 1 or more, for --curve" in done.stderr
 
 
+def test_a_pinned_curve_names_the_replicas_cpus_in_its_result():
+    rows = [Row("rooms", "canaduck", 1000, deliveries_per_s=rate, expected=10, received=10,
+                replicas=[ReplicaRow(f"ircd-{i}", 15, 80, 1) for i in range(n)])
+            for n, rate in ((1, 1000.0), (4, 3600.0))]
+    assert curve_result(rows, 0.15, scaled=True, replica_cpus="1") == (
+        "RESULT curve=rooms quota_cores=0.15 scaled_load=yes replica_cpus=1 deliveries_per_s_1=1000 "
+        "deliveries_per_s_4=3600 efficiency_4=0.90 lost=0")
+
+
+@pytest.mark.parametrize("flags", [["--pin"], ["--curve", "1,2", "--pin"], ["--quota", "0.15", "--pin"]])
+def test_pinning_is_refused_without_a_curve_under_quotas(flags: list[str]):
+    done = subprocess.run([sys.executable, "-m", "scripts.bench_irc", "--servers", "canaduck",
+                           "--scenarios", "rooms", *flags],
+                          cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2, done.stderr
+    assert "--pin is for --curve with --quota" in done.stderr
+
+
 def test_a_scaled_curve_offers_n_replicas_n_times_the_rooms_and_the_messages():
     args = parse_args(["--scenarios", "rooms", "--clients", "1000", "--curve", "1,2,4", "--quota", "0.25",
                        "--scaled-load", "yes"])
