@@ -83,7 +83,7 @@ import httpx
 
 from scripts.devkit import cpuquota, ircroam
 from scripts.devkit.benchclient import SETUP_TIMEOUT, BenchClient, Tally
-from scripts.devkit.cpuquota import CpuQuotas
+from scripts.devkit.cpuquota import CpuQuotas, cpu_list
 from scripts.devkit.inspircd import client_limit, inspircd_binary, start_network
 from scripts.devkit.ircbench import (
     DELIVERY_KINDS,
@@ -627,11 +627,6 @@ def cores(text: str) -> float:
     if not 0 <= value <= (os.cpu_count() or 1):
         raise argparse.ArgumentTypeError(f"{text}: between 0 and this machine's {os.cpu_count()} cores")
     return value
-
-
-def cpu_list(cpus: set[int]) -> str:
-    """CPU numbers as `--pin` prints them: 1, or 2+3."""
-    return "+".join(str(cpu) for cpu in sorted(cpus))
 
 
 def replica_counts(text: str) -> list[int]:

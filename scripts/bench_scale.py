@@ -19,7 +19,9 @@ at 1, says what the design does with it (the table's `eff.` column). Local runne
 `--scaled-load` offers each N a load scaled to it, `--concurrency` requests in flight per
 replica (N times as many in all), as N hosts would each get their share: with a fixed number
 in flight, four replicas each wake up for a quarter of what one did, and pay their per-turn
-costs four times as often.
+costs four times as often. `--pin` (with `--quota`) keeps the replicas on CPUs of their own
+and Caddy, Redis, the other services and the load generator on the others, the same at every
+N (`cpuquota.cpu_layout`).
 
 `--swarm` runs on Docker Swarm (`scripts/swarm`'s stack, deployed for the run and removed
 after, its own stack name and port); the default is the local runner (`scripts/up --scale`).
@@ -48,7 +50,7 @@ from pathlib import Path
 import httpx
 
 from scripts.devkit.broker_relay import broker_alone
-from scripts.devkit.cpuquota import CpuQuotas, available
+from scripts.devkit.cpuquota import CpuQuotas, available, cpu_layout, cpu_list, pin
 from scripts.devkit.failover import run_failover
 from scripts.devkit.loadgen import Result, run
 from scripts.devkit.localstack import LocalStack
@@ -207,6 +209,8 @@ def bench_replicas(args: argparse.Namespace) -> list[Row]:
                     for name, pids in local_processes(local).items():
                         if name.split("-")[0] in SCALED:
                             quotas.hold(name, pids)
+                            for pid in pids if args.pin else ():
+                                pin(pid, args.replica_cpus)
                 routes(Target(local.http_port, functools.partial(local_processes, local)), n)
             finally:
                 if quotas is not None:
@@ -283,7 +287,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--relay-messages", type=int, default=20000, help="per sender, broker relay")
     parser.add_argument("--quota", type=float, default=0.0,
                         help="cores of CPU each calc and aggregator replica may use (default: no quota)")
+    parser.add_argument("--pin", action="store_true",
+                        help="with --quota: the replicas on the machine's last CPU(s), as many as their "
+                             "quotas add up to at the largest N, everything else on the others")
     args = parser.parse_args(argv)
+    if args.pin and (not args.quota or args.swarm):
+        print("scripts/bench-scale --pin: with --quota, on the local runner", file=sys.stderr)
+        return 2
     if args.quota and (args.swarm or (reason := available())):
         why = "local runner only (on Swarm: deploy.resources.limits.cpus)" if args.swarm else reason
         print(f"scripts/bench-scale --quota: {why}", file=sys.stderr)
@@ -291,6 +301,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.swarm and (reason := engine_available()):
         print(f"scripts/bench-scale --swarm: {reason}", file=sys.stderr)
         return 2
+    if args.pin:
+        try:
+            args.replica_cpus, others = cpu_layout(max(args.replicas) * args.quota, os.sched_getaffinity(0))
+        except ValueError as exc:
+            print(f"scripts/bench-scale --pin: {exc}", file=sys.stderr)
+            return 2
+        # The stack's processes and the load generator are started from here and keep this.
+        os.sched_setaffinity(0, others)
+        phase(f"--pin: the replicas on CPU {cpu_list(args.replica_cpus)}, the rest on CPU {cpu_list(others)}")
     phase(f"load average {load_average()} on {os.cpu_count()} cores")
     rows = bench_replicas(args)
     relay = broker_relay(args)
@@ -317,6 +336,7 @@ def main(argv: list[str] | None = None) -> int:
         quota = f" quota_cores={args.quota:g} scaled_load={'yes' if args.scaled_load else 'no'}" + "".join(
             f" {route.strip('/')}_efficiency_{n}={efficiency(rows, route, n):.2f}"
             for route in ("/sum", "/fullinfo") for n in (2, 4))
+        quota += f" replica_cpus={cpu_list(args.replica_cpus)}" if args.pin else ""
     print(f"RESULT sum_rps_1={rps(1)} sum_rps_2={rps(2)} sum_rps_4={rps(4)} p99_ms_1={p99(1)} "
           f"p99_ms_4={p99(4)} failover_unavailable_s={failover}{quota}")
     return 0

@@ -46,6 +46,11 @@ def cpu_layout(replica_cores: float, cpus: Iterable[int]) -> tuple[set[int], set
     return set(ordered[-count:]), set(ordered[:-count])
 
 
+def cpu_list(cpus: Iterable[int]) -> str:
+    """CPU numbers as the benchmarks print them: 1, or 2+3."""
+    return "+".join(str(cpu) for cpu in sorted(cpus))
+
+
 def pin(pid: int, cpus: set[int], proc: Path = Path("/proc")) -> None:
     """Hold every thread of process `pid` to `cpus` (threads started later inherit it)."""
     for task in (proc / str(pid) / "task").iterdir():

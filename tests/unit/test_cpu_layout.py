@@ -6,10 +6,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
-from scripts.devkit.cpuquota import cpu_layout, pin
+from scripts.devkit.cpuquota import cpu_layout, cpu_list, pin
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.parametrize(("cores", "cpus", "replicas", "others"), [
@@ -21,6 +24,10 @@ from scripts.devkit.cpuquota import cpu_layout, pin
 ])
 def test_the_replicas_get_the_last_cpus_their_quotas_add_up_to(cores, cpus, replicas, others):
     assert cpu_layout(cores, cpus) == (replicas, others)
+
+
+def test_the_benchmarks_name_the_cpus_as_one_word():
+    assert (cpu_list({1}), cpu_list({3, 2})) == ("1", "2+3")
 
 
 def test_one_cpu_cannot_keep_the_replicas_apart():
@@ -46,3 +53,11 @@ def test_every_thread_of_a_pinned_process_stays_on_its_cpus():
     finally:
         child.kill()
         child.wait()
+
+
+@pytest.mark.parametrize("flags", [["--pin"], ["--pin", "--quota", "0.15", "--swarm"]])
+def test_bench_scale_refuses_to_pin_replicas_without_quotas_on_the_local_runner(flags: list[str]):
+    done = subprocess.run([sys.executable, "-m", "scripts.bench_scale", *flags],
+                          cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2, done.stderr
+    assert "--pin: with --quota, on the local runner" in done.stderr
