@@ -301,9 +301,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.swarm and (reason := engine_available()):
         print(f"scripts/bench-scale --swarm: {reason}", file=sys.stderr)
         return 2
+    everywhere = os.sched_getaffinity(0)
     if args.pin:
         try:
-            args.replica_cpus, others = cpu_layout(max(args.replicas) * args.quota, os.sched_getaffinity(0))
+            # One route is loaded at a time: N replicas of one service are busy at once.
+            args.replica_cpus, others = cpu_layout(max(args.replicas) * args.quota, everywhere)
         except ValueError as exc:
             print(f"scripts/bench-scale --pin: {exc}", file=sys.stderr)
             return 2
@@ -312,6 +314,7 @@ def main(argv: list[str] | None = None) -> int:
         phase(f"--pin: the replicas on CPU {cpu_list(args.replica_cpus)}, the rest on CPU {cpu_list(others)}")
     phase(f"load average {load_average()} on {os.cpu_count()} cores")
     rows = bench_replicas(args)
+    os.sched_setaffinity(0, everywhere)  # the relay and the failover below are not about replicas
     relay = broker_relay(args)
     failover = failover_unavailable()
     print()
