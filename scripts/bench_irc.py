@@ -763,13 +763,10 @@ def main(argv: list[str] | None = None) -> int:
             print("bench-irc: --pin is for --curve with --quota", file=sys.stderr)
             return 2
         try:
-            args.replica_cpus, others = cpuquota.cpu_layout(max(args.curve) * args.quota,
-                                                            os.sched_getaffinity(0))
+            args.replica_cpus, others = cpuquota.step_aside(max(args.curve) * args.quota)
         except ValueError as exc:
             print(f"bench-irc: --pin: {exc}", file=sys.stderr)
             return 2
-        # Redis and the load generator's processes are started from here and keep this.
-        os.sched_setaffinity(0, others)
         print(f"bench-irc: --pin: our replicas on CPU {cpu_list(args.replica_cpus)}, Redis and the "
               f"load generator on CPU {cpu_list(others)}", file=sys.stderr)
     if args.scaled_load and (not args.curve or set(args.scenarios.split(",")) - {"rooms", "capacity"}):

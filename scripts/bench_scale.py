@@ -40,6 +40,7 @@ import functools
 import itertools
 import os
 import re
+import statistics
 import subprocess
 import sys
 import time
@@ -50,7 +51,8 @@ from pathlib import Path
 import httpx
 
 from scripts.devkit.broker_relay import broker_alone
-from scripts.devkit.cpuquota import CpuQuotas, available, cpu_layout, cpu_list, pin
+from scripts.devkit.cpuquota import CpuQuotas, available, cpu_list, pin, step_aside
+from scripts.devkit.curves import curve_order, each_round
 from scripts.devkit.failover import run_failover
 from scripts.devkit.loadgen import Result, run
 from scripts.devkit.localstack import LocalStack
@@ -191,7 +193,7 @@ def bench_replicas(args: argparse.Namespace) -> list[Row]:
         try:
             stack.up(build=not args.no_build)
             target = Target(stack.http_port, lambda: swarm_processes(stack))
-            for n in args.replicas:
+            for n in curve_order(args.replicas, args.rounds):
                 for service in SCALED:
                     stack.scale_to(service, n, wait=False)
                 stack.wait_ready()
@@ -200,7 +202,7 @@ def bench_replicas(args: argparse.Namespace) -> list[Row]:
             phase("swarm: removing the stack")
             stack.down()
     else:
-        for n in args.replicas:
+        for n in curve_order(args.replicas, args.rounds):
             phase(f"local runner: scripts/up --scale calc={n},aggregator={n}")
             local = LocalStack(CANADUCK_SCALE=",".join(f"{s}={n}" for s in SCALED)).start(timeout=180)
             quotas = CpuQuotas(args.quota) if args.quota else None
@@ -247,10 +249,26 @@ def failover_unavailable() -> str:
 
 # -- report ---------------------------------------------------------------------------------------
 
+def runs(rows: list[Row], route: str) -> dict[int, list[float]]:
+    """Each replica count's req/s on `route`, one per round, in the order they ran."""
+    found: dict[int, list[float]] = {}
+    for row in rows:
+        if row.route == route:
+            found.setdefault(row.replicas, []).append(row.result.rps)
+    return found
+
+
 def efficiency(rows: list[Row], route: str, n: int) -> float:
-    """Throughput at `n` replicas over `n` times throughput at 1 (nan where not measured)."""
-    rps = {row.replicas: row.result.rps for row in rows if row.route == route}
+    """Throughput at `n` replicas over `n` times throughput at 1, each the median of its
+    rounds (nan where not measured)."""
+    rps = {count: statistics.median(each) for count, each in runs(rows, route).items()}
     return rps[n] / (n * rps[1]) if n in rps and rps.get(1) else float("nan")
+
+
+def efficiency_runs(rows: list[Row], route: str, n: int) -> list[float]:
+    """Each round's own efficiency at `n` (`curves.each_round`)."""
+    by_count = runs(rows, route)
+    return each_round(by_count.get(n, []), by_count.get(1, []), n)
 
 
 def table(rows: list[Row]) -> str:
@@ -258,12 +276,16 @@ def table(rows: list[Row]) -> str:
             f"{'p99 ms':>7} {'failed':>6}  "
             + " ".join(f"{g:>10}" for g in GROUPS) + "  load avg")
     lines = ["CPU: % of one core during the route, all replicas of the group together", head]
-    first = {row.route: row.result.rps for row in rows if row.replicas == min(r.replicas for r in rows)}
+    fewest = min(r.replicas for r in rows)
+    first = {route: statistics.median(each[fewest]) for route in {row.route for row in rows}
+             if fewest in (each := runs(rows, route))}
     for row in rows:
         r = row.result
+        # Against the median of the fewest replicas' rounds; the efficiency column, this run's own.
         ratio = r.rps / first[row.route] if first.get(row.route) else float("nan")
+        own = ratio / row.replicas if fewest == 1 else float("nan")
         lines.append(f"{row.route:<10} {row.replicas:>2} {row.concurrency:>4} {r.rps:>7.0f} {ratio:>6.2f} "
-                     f"{efficiency(rows, row.route, row.replicas):>5.2f} "
+                     f"{own:>5.2f} "
                      f"{r.percentile_ms(50):>7.1f} {r.percentile_ms(99):>7.1f} {r.failures:>6}  "
                      + " ".join(f"{row.cpu[g]:>10.0f}" for g in GROUPS) + f"  {row.load}")
     lines.append("")
@@ -287,10 +309,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--relay-messages", type=int, default=20000, help="per sender, broker relay")
     parser.add_argument("--quota", type=float, default=0.0,
                         help="cores of CPU each calc and aggregator replica may use (default: no quota)")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="run the curve this many times, every other round in reverse order (1 2 4, "
+                             "then 4 2 1...); each N's req/s is the median of its rounds (default 1)")
     parser.add_argument("--pin", action="store_true",
                         help="with --quota: the replicas on the machine's last CPU(s), as many as their "
                              "quotas add up to at the largest N, everything else on the others")
     args = parser.parse_args(argv)
+    if args.rounds < 1:
+        print("scripts/bench-scale --rounds: a number of rounds, 1 or more", file=sys.stderr)
+        return 2
     if args.pin and (not args.quota or args.swarm):
         print("scripts/bench-scale --pin: with --quota, on the local runner", file=sys.stderr)
         return 2
@@ -305,12 +333,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.pin:
         try:
             # One route is loaded at a time: N replicas of one service are busy at once.
-            args.replica_cpus, others = cpu_layout(max(args.replicas) * args.quota, everywhere)
+            args.replica_cpus, others = step_aside(max(args.replicas) * args.quota)
         except ValueError as exc:
             print(f"scripts/bench-scale --pin: {exc}", file=sys.stderr)
             return 2
-        # The stack's processes and the load generator are started from here and keep this.
-        os.sched_setaffinity(0, others)
         phase(f"--pin: the replicas on CPU {cpu_list(args.replica_cpus)}, the rest on CPU {cpu_list(others)}")
     phase(f"load average {load_average()} on {os.cpu_count()} cores")
     rows = bench_replicas(args)
@@ -326,13 +352,18 @@ def main(argv: list[str] | None = None) -> int:
     for name, figure in relay:
         print(f"broker relay, {name}: {figure}")
     print(f"cluster failover, writes unavailable: {failover} s")
-    sums = {row.replicas: row.result for row in rows if row.route == "/sum"}
+    sums: dict[int, list[Result]] = {}
+    for row in rows:
+        if row.route == "/sum":
+            sums.setdefault(row.replicas, []).append(row.result)
 
     def rps(n: int) -> str:
-        return f"{sums[n].rps:.0f}" if n in sums else "not_measured"
+        return f"{statistics.median(r.rps for r in sums[n]):.0f}" if n in sums else "not_measured"
 
     def p99(n: int) -> str:
-        return f"{sums[n].percentile_ms(99):.1f}" if n in sums else "not_measured"
+        if n not in sums:
+            return "not_measured"
+        return f"{statistics.median(r.percentile_ms(99) for r in sums[n]):.1f}"
 
     quota = ""
     if args.quota:
@@ -340,6 +371,11 @@ def main(argv: list[str] | None = None) -> int:
             f" {route.strip('/')}_efficiency_{n}={efficiency(rows, route, n):.2f}"
             for route in ("/sum", "/fullinfo") for n in (2, 4))
         quota += f" replica_cpus={cpu_list(args.replica_cpus)}" if args.pin else ""
+        if args.rounds > 1:
+            quota += f" rounds={args.rounds}" + "".join(
+                f" {route.strip('/')}_efficiency_{n}_runs=" + ",".join(
+                    f"{e:.2f}" for e in efficiency_runs(rows, route, n))
+                for route in ("/sum", "/fullinfo") for n in (2, 4))
     print(f"RESULT sum_rps_1={rps(1)} sum_rps_2={rps(2)} sum_rps_4={rps(4)} p99_ms_1={p99(1)} "
           f"p99_ms_4={p99(4)} failover_unavailable_s={failover}{quota}")
     return 0

@@ -46,6 +46,15 @@ def cpu_layout(replica_cores: float, cpus: Iterable[int]) -> tuple[set[int], set
     return set(ordered[-count:]), set(ordered[:-count])
 
 
+def step_aside(replica_cores: float) -> tuple[set[int], set[int]]:
+    """`cpu_layout()` over the CPUs this process may use, then this process held to the others:
+    what it starts from now on (Redis, a load generator, a stack's other processes) runs there.
+    The replicas' CPUs and the others; ValueError with one CPU."""
+    replicas, others = cpu_layout(replica_cores, os.sched_getaffinity(0))
+    os.sched_setaffinity(0, others)
+    return replicas, others
+
+
 def cpu_list(cpus: Iterable[int]) -> str:
     """CPU numbers as the benchmarks print them: 1, or 2+3."""
     return "+".join(str(cpu) for cpu in sorted(cpus))

@@ -11,6 +11,7 @@ import statistics
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from scripts.devkit.curves import curve_order, each_round
 from scripts.devkit.inspircd import client_limit
 
 #: Registrations or joins in flight at once, per worker (a thousand clients arrive in waves).
@@ -228,13 +229,6 @@ def shapes(wanted: list[str], args: argparse.Namespace) -> list[Shape]:
     return out
 
 
-def curve_order(counts: list[int], rounds: int = 1) -> list[int]:
-    """The replica counts of a curve for `rounds` rounds, every other round in reverse order
-    (1, 2, 4, 4, 2, 1, 1, 2, 4...): a machine whose speed drifts during the runs then favours
-    no count, and each count's runs are spread over the whole series."""
-    return [n for r in range(rounds) for n in (counts if r % 2 == 0 else counts[::-1])]
-
-
 def holds(server: str) -> int:
     """How many clients a peer can take here: one process's open files, twice for InspIRCd's
     two linked servers; ours is not limited (it adds replicas)."""
@@ -263,8 +257,7 @@ def curve_result(rows: list[Row], quota: float, scaled: bool = False, replica_cp
             ones = by_count[1]
             for n, runs in sorted(by_count.items()):
                 if n > 1:
-                    # A run that failed has no row: the rounds after it pair as they can.
-                    each = [rate / (n * one) for rate, one in zip(runs, ones, strict=False) if one]
+                    each = each_round(runs, ones, n)
                     fields.append(f"efficiency_{n}_runs=" + ",".join(f"{e:.2f}" for e in each))
     fields.append(f"lost={sum(r.lost for r in rows)}")
     return "RESULT " + " ".join(fields)

@@ -14,12 +14,12 @@ from pathlib import Path
 import pytest
 
 from scripts.devkit.benchclient import BenchClient, Tally
+from scripts.devkit.curves import curve_order
 from scripts.devkit.ircbench import (
     ReplicaRow,
     Row,
     bighall_result,
     capacity_result,
-    curve_order,
     curve_result,
     plans,
     shapes,

@@ -6,13 +6,10 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-from scripts.devkit.cpuquota import cpu_layout, cpu_list, pin
-
-ROOT = Path(__file__).resolve().parents[2]
+from scripts.devkit.cpuquota import cpu_layout, cpu_list, pin, step_aside
 
 
 @pytest.mark.parametrize(("cores", "cpus", "replicas", "others"), [
@@ -35,6 +32,21 @@ def test_one_cpu_cannot_keep_the_replicas_apart():
         cpu_layout(0.6, [0])
 
 
+def test_stepping_aside_holds_this_process_and_what_it_starts_to_the_other_cpus():
+    everywhere = os.sched_getaffinity(0)
+    if len(everywhere) < 2:
+        pytest.skip("one CPU: nothing to pin apart")
+    try:
+        replicas, others = step_aside(0.6)
+        assert replicas == {max(everywhere)} and others == everywhere - replicas
+        assert os.sched_getaffinity(0) == others
+        child = subprocess.run([sys.executable, "-c", "import os; print(sorted(os.sched_getaffinity(0)))"],
+                               capture_output=True, text=True, check=True)
+        assert child.stdout.strip() == str(sorted(others))
+    finally:
+        os.sched_setaffinity(0, everywhere)
+
+
 def test_every_thread_of_a_pinned_process_stays_on_its_cpus():
     cpus = sorted(os.sched_getaffinity(0))
     if len(cpus) < 2:
@@ -54,10 +66,3 @@ def test_every_thread_of_a_pinned_process_stays_on_its_cpus():
         child.kill()
         child.wait()
 
-
-@pytest.mark.parametrize("flags", [["--pin"], ["--pin", "--quota", "0.15", "--swarm"]])
-def test_bench_scale_refuses_to_pin_replicas_without_quotas_on_the_local_runner(flags: list[str]):
-    done = subprocess.run([sys.executable, "-m", "scripts.bench_scale", *flags],
-                          cwd=ROOT, capture_output=True, text=True, timeout=60)
-    assert done.returncode == 2, done.stderr
-    assert "--pin: with --quota, on the local runner" in done.stderr
