@@ -1,5 +1,6 @@
-"""scripts/bench-scale's parts that need no stack: a curve over several rounds (each N's
-median, each round's own efficiency, the table) and the flags it refuses."""
+"""scripts/bench-scale's parts that need no stack (scripts/devkit/scalebench.py): a curve over
+several rounds (each N's median, each round's own efficiency, the table) and the flags it
+refuses."""
 
 from __future__ import annotations
 
@@ -9,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from scripts.bench_scale import GROUPS, Row, efficiency, efficiency_runs, table
 from scripts.devkit.loadgen import Result
+from scripts.devkit.scalebench import GROUPS, Row, efficiency, efficiency_runs, table
 
 ROOT = Path(__file__).resolve().parents[2]
 
