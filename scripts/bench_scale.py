@@ -317,7 +317,7 @@ def main(argv: list[str] | None = None) -> int:
             quota += f" rounds={args.rounds}" + "".join(
                 f" {route.strip('/')}_efficiency_{n}_runs=" + ",".join(
                     f"{e:.2f}" for e in efficiency_runs(rows, route, n))
-                for route in ("/sum", "/fullinfo") for n in (2, 4))
+                for route in ("/sum", "/fullinfo") for n in (2, 4) if efficiency_runs(rows, route, n))
     print(f"RESULT sum_rps_1={rps(1)} sum_rps_2={rps(2)} sum_rps_4={rps(4)} p99_ms_1={p99(1)} "
           f"p99_ms_4={p99(4)} failover_unavailable_s={failover}{quota}")
     return 0
