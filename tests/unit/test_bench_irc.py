@@ -115,13 +115,23 @@ def test_a_curve_over_rounds_gives_each_counts_median_and_each_rounds_own_effici
         "efficiency_4=0.90 efficiency_4_runs=0.90,0.88,0.91 lost=0")
 
 
-@pytest.mark.parametrize("flags", [["--rounds", "2"], ["--curve", "1,2", "--rounds", "0"]])
-def test_rounds_are_refused_without_a_curve_or_below_one(flags: list[str]):
+ROUNDS_REFUSED = "--rounds: a number of rounds, 1 or more, for --curve"
+PIN_REFUSED = "--pin is for --curve with --quota"
+
+
+@pytest.mark.parametrize(("flags", "says"), [
+    (["--rounds", "2"], ROUNDS_REFUSED),
+    (["--curve", "1,2", "--rounds", "0"], ROUNDS_REFUSED),
+    (["--pin"], PIN_REFUSED),
+    (["--curve", "1,2", "--pin"], PIN_REFUSED),
+    (["--quota", "0.15", "--pin"], PIN_REFUSED),
+])
+def test_rounds_and_pinning_are_refused_outside_a_curve(flags: list[str], says: str):
     done = subprocess.run([sys.executable, "-m", "scripts.bench_irc", "--servers", "canaduck",
                            "--scenarios", "rooms", *flags],
                           cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert done.returncode == 2, done.stderr
-    assert "--rounds: a number of rounds, 1 or more, for --curve" in done.stderr
+    assert says in done.stderr
 
 
 def test_a_pinned_curve_names_the_replicas_cpus_in_its_result():
@@ -131,15 +141,6 @@ def test_a_pinned_curve_names_the_replicas_cpus_in_its_result():
     assert curve_result(rows, 0.15, scaled=True, replica_cpus="1") == (
         "RESULT curve=rooms quota_cores=0.15 scaled_load=yes replica_cpus=1 deliveries_per_s_1=1000 "
         "deliveries_per_s_4=3600 efficiency_4=0.90 lost=0")
-
-
-@pytest.mark.parametrize("flags", [["--pin"], ["--curve", "1,2", "--pin"], ["--quota", "0.15", "--pin"]])
-def test_pinning_is_refused_without_a_curve_under_quotas(flags: list[str]):
-    done = subprocess.run([sys.executable, "-m", "scripts.bench_irc", "--servers", "canaduck",
-                           "--scenarios", "rooms", *flags],
-                          cwd=ROOT, capture_output=True, text=True, timeout=60)
-    assert done.returncode == 2, done.stderr
-    assert "--pin is for --curve with --quota" in done.stderr
 
 
 def test_a_scaled_curve_offers_n_replicas_n_times_the_rooms_and_the_messages():
