@@ -42,7 +42,8 @@ def cpu_layout(replica_cores: float, cpus: Iterable[int]) -> tuple[set[int], set
     ordered = sorted(cpus)
     if len(ordered) < 2:
         raise ValueError(f"{len(ordered)} CPU: one is needed for the replicas and one for the rest")
-    count = min(len(ordered) - 1, max(1, math.ceil(replica_cores)))
+    # Rounded first: 100 replicas at 0.07 core make 7.000000000000001 in floating point, not 8 CPUs.
+    count = min(len(ordered) - 1, max(1, math.ceil(round(replica_cores, 9))))
     return set(ordered[-count:]), set(ordered[:-count])
 
 

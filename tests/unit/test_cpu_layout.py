@@ -18,6 +18,7 @@ from scripts.devkit.cpuquota import cpu_layout, cpu_list, pin, step_aside
     (1.2, [0, 1, 2, 3], {2, 3}, {0, 1}),
     (7.5, [0, 1, 2, 3], {1, 2, 3}, {0}),  # never every CPU: the load generator needs one
     (0.3, [4, 2, 6], {6}, {2, 4}),      # the CPUs this process may use, in any order
+    (100 * 0.07, list(range(16)), set(range(9, 16)), set(range(9))),  # 7.000000000000001: 7 CPUs
 ])
 def test_the_replicas_get_the_last_cpus_their_quotas_add_up_to(cores, cpus, replicas, others):
     assert cpu_layout(cores, cpus) == (replicas, others)
