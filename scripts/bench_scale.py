@@ -21,13 +21,16 @@ replica (N times as many in all), as N hosts would each get their share: with a 
 in flight, four replicas each wake up for a quarter of what one did, and pay their per-turn
 costs four times as often. `--pin` (with `--quota`) keeps the replicas on CPUs of their own
 and Caddy, Redis, the other services and the load generator on the others, the same at every
-N (`cpuquota.cpu_layout`).
+N (`cpuquota.cpu_layout`). `--rounds R` runs the curve R times, back and forth (1 2 4, then 4 2
+1...): each N's req/s and p99 are the medians of its rounds, the efficiencies those of the medians.
 
 `--swarm` runs on Docker Swarm (`scripts/swarm`'s stack, deployed for the run and removed
 after, its own stack name and port); the default is the local runner (`scripts/up --scale`).
 Last line: `RESULT sum_rps_1=.. sum_rps_2=.. sum_rps_4=.. p99_ms_1=.. p99_ms_4=..
 failover_unavailable_s=..`, and with `--quota`, `quota_cores=.. sum_efficiency_2=..
-sum_efficiency_4=.. fullinfo_efficiency_2=.. fullinfo_efficiency_4=..` (p99 of /sum; the
+sum_efficiency_4=.. fullinfo_efficiency_2=.. fullinfo_efficiency_4=..`, then `replica_cpus=..`
+with `--pin` and, over several rounds, `rounds=..` and each round's own
+`sum_efficiency_4_runs=..` and the like (p99 of /sum; the
 failover figure: seconds from the kill of the primary serving the slot of the directory's
 index to the first read that succeeds again).
 """

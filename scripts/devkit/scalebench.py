@@ -50,6 +50,8 @@ def efficiency_runs(rows: list[Row], route: str, n: int) -> list[float]:
 
 
 def table(rows: list[Row]) -> str:
+    """Each run's line in the order they ran: req/s against the median of the fewest replicas'
+    rounds, and (where N = 1 ran) that run's own efficiency; the CPU of each group."""
     head = (f"{'route':<10} {'N':>2} {'c':>4} {'req/s':>7} {'vs N=1':>6} {'eff.':>5} {'p50 ms':>7} "
             f"{'p99 ms':>7} {'failed':>6}  "
             + " ".join(f"{g:>10}" for g in GROUPS) + "  load avg")
