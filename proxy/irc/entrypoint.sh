@@ -65,13 +65,18 @@ write_resolvers "$current"
 
 haproxy -W -db -f "$run/resolvers.cfg" -f "$conf/haproxy.cfg" &
 pid=$!
-trap 'kill -TERM "$pid" 2>/dev/null' TERM INT
+# Told to stop: HAProxy is told at once, and the loop below ends without another poll or lookup.
+# A stop waits for HAProxy alone, so the container is gone well within the engine's grace
+# period (10 s) and is never killed (a poll of 5 s plus a slow lookup did not fit in it).
+stopping=
+trap 'stopping=yes; kill -TERM "$pid" 2>/dev/null' TERM INT
 
-while kill -0 "$pid" 2>/dev/null; do
+while [ -z "$stopping" ] && kill -0 "$pid" 2>/dev/null; do
 	sleep 5 &
 	wait $! || true
+	[ -z "$stopping" ] || break
 	found=$(address)
-	if [ -n "$found" ] && [ "$found" != "$current" ]; then
+	if [ -z "$stopping" ] && [ -n "$found" ] && [ "$found" != "$current" ]; then
 		echo "entrypoint: $host moved from $current to $found: reloading" >&2
 		current=$found
 		write_resolvers "$current"

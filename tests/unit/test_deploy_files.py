@@ -9,9 +9,11 @@ import inspect
 import json
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -19,6 +21,7 @@ import yaml
 from pydantic_settings import BaseSettings
 
 from apps.kit.settings import KitSettings
+from scripts.devkit.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
@@ -175,12 +178,11 @@ def test_the_irc_balancer_follows_the_replicas_proxy_listener_as_the_directory_l
     assert "FROM python:3.11-slim\n" in dockerfile and "USER haproxy" in dockerfile
 
 
-@pytest.mark.skipif(shutil.which("sh") is None or shutil.which("getent") is None, reason="no sh or getent")
-def test_the_balancers_entrypoint_writes_the_directorys_address_as_its_name_server(tmp_path: Path):
-    # HAProxy itself stubbed: the script's part is the resolvers section and the certificate.
+def balancers_entrypoint(tmp_path: Path, haproxy: str) -> tuple[list[str], dict[str, str]]:
+    """proxy/irc/entrypoint.sh runnable here, HAProxy stubbed by the shell script `haproxy`."""
     fake = tmp_path / "bin"
     fake.mkdir()
-    (fake / "haproxy").write_text("#!/bin/sh\necho \"haproxy $*\" >\"$RUN/args\"\n")
+    (fake / "haproxy").write_text(f"#!/bin/sh\necho \"haproxy $*\" >\"$RUN/args\"\n{haproxy}")
     (fake / "openssl").write_text("#!/bin/sh\nexit 1\n")  # never asked: a certificate is given
     for tool in fake.iterdir():
         tool.chmod(0o755)
@@ -190,13 +192,44 @@ def test_the_balancers_entrypoint_writes_the_directorys_address_as_its_name_serv
     pem.write_text("certificate and key")
     env = {"PATH": f"{fake}:/usr/bin:/bin", "RUN": str(tmp_path), "DIRECTORY_DNS": "localhost:8600",
            "IRC_TLS_PEM": str(pem)}
-    done = subprocess.run(["sh", str(tmp_path / "entrypoint.sh")], env=env, capture_output=True,
-                          text=True, timeout=30)
+    return ["sh", str(tmp_path / "entrypoint.sh")], env
+
+
+needs_sh = pytest.mark.skipif(shutil.which("sh") is None or shutil.which("getent") is None,
+                              reason="no sh or getent")
+
+
+@needs_sh
+def test_the_balancers_entrypoint_writes_the_directorys_address_as_its_name_server(tmp_path: Path):
+    # HAProxy itself stubbed: the script's part is the resolvers section and the certificate.
+    command, env = balancers_entrypoint(tmp_path, haproxy="")
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=30)
     assert done.returncode == 0, done.stderr
     resolvers = (tmp_path / "resolvers.cfg").read_text()
     assert "resolvers directory" in resolvers and "nameserver directory 127.0.0.1:8600" in resolvers
     assert (tmp_path / "args").read_text().split() == [
         "haproxy", "-W", "-db", "-f", f"{tmp_path}/resolvers.cfg", "-f", "/usr/local/etc/haproxy/haproxy.cfg"]
+
+
+@needs_sh
+def test_the_balancer_stops_when_haproxy_does_not_a_poll_later(tmp_path: Path):
+    # The engine kills a container still there 10 s after SIGTERM. The entrypoint used to go
+    # round its 5 s poll once more (and a lookup) when HAProxy took a moment to exit: killed
+    # in a loaded `docker compose down`. Now it ends when HAProxy ends.
+    command, env = balancers_entrypoint(
+        tmp_path, haproxy="trap 'sleep 0.5; echo stopped >\"$RUN/haproxy-stopped\"; exit 143' TERM\n"
+                          "while :; do sleep 0.1; done\n")
+    entrypoint = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_until(lambda: (tmp_path / "args").exists(), timeout=10)
+        time.sleep(0.3)  # into its poll
+        entrypoint.send_signal(signal.SIGTERM)
+        status = entrypoint.wait(timeout=4)  # the poll is 5 s: less than one
+    finally:
+        entrypoint.kill()
+        entrypoint.wait()
+    assert (tmp_path / "haproxy-stopped").read_text() == "stopped\n"
+    assert status == 143  # HAProxy's own status, passed on
 
 
 def test_no_image_is_ever_pulled_on_purpose():
