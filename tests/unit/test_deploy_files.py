@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import ast
+import contextlib
 import http.server
 import importlib
 import inspect
 import json
+import os
 import re
 import shutil
 import signal
@@ -219,14 +221,16 @@ def test_the_balancer_stops_when_haproxy_does_not_a_poll_later(tmp_path: Path):
     command, env = balancers_entrypoint(
         tmp_path, haproxy="trap 'sleep 0.5; echo stopped >\"$RUN/haproxy-stopped\"; exit 143' TERM\n"
                           "while :; do sleep 0.1; done\n")
-    entrypoint = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True)
+    # A session of its own: the stubbed HAProxy is killed with it if the test fails.
+    entrypoint = subprocess.Popen(command, env=env, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         wait_until(lambda: (tmp_path / "args").exists(), timeout=10)
-        time.sleep(0.3)  # into its poll
+        time.sleep(0.3)  # past the trap, into its poll
         entrypoint.send_signal(signal.SIGTERM)
         status = entrypoint.wait(timeout=4)  # the poll is 5 s: less than one
     finally:
-        entrypoint.kill()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(entrypoint.pid, signal.SIGKILL)
         entrypoint.wait()
     assert (tmp_path / "haproxy-stopped").read_text() == "stopped\n"
     assert status == 143  # HAProxy's own status, passed on
